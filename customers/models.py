@@ -1,0 +1,96 @@
+"""Who buys: customers, tax rates and subscriptions (with their current billing period on the row)."""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from billing_project.money import CURRENCY_CHOICES
+
+
+class TaxRate(models.Model):
+    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=200)
+    percentage = models.DecimalField(
+        max_digits=7, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="e.g. 20 for 20%",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.percentage.normalize()}%)"
+
+
+class Customer(models.Model):
+    external_id = models.CharField(max_length=255, unique=True, help_text="Your system's id for this customer.")
+    name = models.CharField(max_length=255)
+    email = models.EmailField(blank=True)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    tax_rates = models.ManyToManyField(TaxRate, blank=True, related_name="customers")
+    net_payment_terms = models.PositiveIntegerField(default=0, help_text="Days after issue until an invoice is due.")
+    invoice_grace_days = models.PositiveIntegerField(
+        default=0, help_text="Days a new invoice stays a draft before it is finalized (0 = at once)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(m2m_fields=[tax_rates])
+
+    class Meta:
+        ordering = ["external_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.external_id})"
+
+
+class Subscription(models.Model):
+    """A customer on a plan. ``current_period_*`` always hold the period being served now (half-open, UTC).
+
+    ``plan_version`` is the version billing the current period: the pinned one, else the plan's published
+    version in effect at the period's start (customers.services.subscription_version_for).
+    """
+
+    class Billing(models.TextChoices):
+        CALENDAR = "calendar", "Calendar (1st of the month)"
+        ANNIVERSARY = "anniversary", "Anniversary (from the start date)"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    plan = models.ForeignKey("catalog.Plan", on_delete=models.PROTECT, related_name="subscriptions")
+    pinned_version = models.ForeignKey(
+        "catalog.PlanVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="pinned_subscriptions",
+        help_text="Grandfathered: bill every period with this version.",
+    )
+    plan_version = models.ForeignKey(
+        "catalog.PlanVersion", on_delete=models.PROTECT, related_name="subscriptions",
+        help_text="The version billing the current period.",
+    )
+    billing = models.CharField(max_length=12, choices=Billing.choices, default=Billing.CALENDAR)
+    start_at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField()
+    cancel_at_period_end = models.BooleanField(default=False)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "current_period_end"], name="subscription_due_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="subscription_period_order", condition=models.Q(current_period_start__lt=models.F("current_period_end"))
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer.external_id} on {self.plan.key} (#{self.pk})"

@@ -1,0 +1,30 @@
+from datetime import UTC, datetime
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from invoicing.services import billing_run_execute
+
+
+def parse_now(value: str | None) -> datetime:
+    if not value:
+        return timezone.now()
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise CommandError(f"--now: cannot parse {value!r}; use ISO 8601, e.g. 2026-02-01T00:00:00Z")
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+class Command(BaseCommand):
+    help = "Run all scheduled billing work due at or before --now (default: the current time), idempotently."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--now", default=None, help="ISO 8601 instant, e.g. 2026-02-01T00:00:00Z")
+        parser.add_argument("--customer", default=None, help="Limit the work to one customer's external id")
+
+    def handle(self, *args, now=None, customer=None, **options):
+        summary = billing_run_execute(now=parse_now(now), customer_external_id=customer)
+        self.stdout.write(f"run_billing {summary.line()}")

@@ -1,0 +1,169 @@
+"""Invoices, their lines, payments, credit notes and gapless number sequences.
+
+Stored amounts are ``Decimal(19, 4)`` already quantized to the currency's minor unit (half-up, once per
+line); the invoice's currency is on the invoice. At most one invoice exists per subscription and billing
+boundary (``invoice_unique_subscription_boundary``): re-running a job never bills twice.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from billing_project.money import CURRENCY_CHOICES
+
+MONEY = {"max_digits": 19, "decimal_places": 4}
+QTY = {"max_digits": 28, "decimal_places": 12}
+
+
+class NumberSequence(models.Model):
+    """A gapless counter (``invoice``, ``credit_note``): locked FOR UPDATE when a number is taken."""
+
+    name = models.CharField(max_length=50, unique=True)
+    prefix = models.CharField(max_length=20)
+    last_value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.prefix}{self.last_value:06d}"
+
+
+class InvoiceQuerySet(models.QuerySet):
+    def finalized(self):
+        return self.exclude(status__in=[Invoice.Status.DRAFT])
+
+    def drafts(self):
+        return self.filter(status=Invoice.Status.DRAFT)
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        FINALIZED = "finalized", "Finalized"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+        UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+
+    class Kind(models.TextChoices):
+        SUBSCRIPTION = "subscription", "Subscription"
+        CREDIT_PURCHASE = "credit_purchase", "Credit purchase"
+        ONE_OFF = "one_off", "One-off"
+
+    number = models.CharField(max_length=40, null=True, blank=True, unique=True)
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.DRAFT)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SUBSCRIPTION)
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(
+        "customers.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="invoices"
+    )
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    billing_boundary_at = models.DateTimeField(
+        null=True, blank=True, help_text="The period boundary this invoice bills (subscription start or a period end)."
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    finalize_after = models.DateTimeField(null=True, blank=True, help_text="Drafts are finalized by the first run at or after this instant.")
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    subtotal = models.DecimalField(**MONEY, default=0)
+    tax = models.DecimalField(**MONEY, default=0)
+    total = models.DecimalField(**MONEY, default=0)
+    credits_applied = models.DecimalField(**MONEY, default=0, help_text="Wallet credits applied, in money.")
+    credit_notes_total = models.DecimalField(**MONEY, default=0)
+    amount_paid = models.DecimalField(**MONEY, default=0)
+    amount_due = models.DecimalField(**MONEY, default=0)
+    tax_breakdown = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = InvoiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "billing_boundary_at"], name="invoice_unique_subscription_boundary",
+                condition=Q(subscription__isnull=False, billing_boundary_at__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "finalize_after"], name="invoice_status_finalize_idx"),
+            models.Index(fields=["customer", "status"], name="invoice_customer_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"Draft #{self.pk}"
+
+
+class InvoiceLine(models.Model):
+    class Kind(models.TextChoices):
+        FIXED = "fixed", "Fixed fee"
+        USAGE = "usage", "Usage"
+        PRORATION = "proration", "Prorated fixed fee"
+        CREDIT_PURCHASE = "credit_purchase", "Credit purchase"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    description = models.CharField(max_length=500)
+    price = models.ForeignKey("catalog.Price", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    plan_version = models.ForeignKey("catalog.PlanVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    meter = models.ForeignKey("metering.Meter", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(**QTY, default=0)
+    unit_amount = models.DecimalField(**QTY, null=True, blank=True)
+    amount = models.DecimalField(**MONEY, default=0)
+    tax = models.DecimalField(**MONEY, default=0)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="Why this amount: tier breakdown, proration, plan version.")
+
+    class Meta:
+        ordering = ["invoice", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class Payment(models.Model):
+    class Method(models.TextChoices):
+        OFFLINE = "offline", "Offline (bank transfer, cheque...)"
+        WALLET = "wallet", "Wallet credits"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    method = models.CharField(max_length=10, choices=Method.choices, default=Method.OFFLINE)
+    reference = models.CharField(max_length=200, blank=True)
+    paid_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-paid_at", "-id"]
+        constraints = [models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0))]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} on {self.invoice}"
+
+
+class CreditNote(models.Model):
+    class RefundTo(models.TextChoices):
+        INVOICE = "invoice", "Reduce what the invoice owes"
+        WALLET = "wallet", "Refund to the customer's wallet"
+
+    number = models.CharField(max_length=40, unique=True)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    reason = models.CharField(max_length=500)
+    refund_to = models.CharField(max_length=8, choices=RefundTo.choices, default=RefundTo.INVOICE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(name="creditnote_amount_positive", condition=Q(amount__gt=0))]
+
+    def __str__(self) -> str:
+        return self.number

@@ -1,0 +1,28 @@
+"""Shared fixtures. Tests run on a real PostgreSQL (DATABASE_URL, or the embedded server)."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+
+@pytest.fixture
+def api_key(db):
+    from billing_project.auth import api_key_create
+
+    key, raw = api_key_create(name="tests")
+    return raw
+
+
+@pytest.fixture
+def api(api_key) -> APIClient:
+    """An API client authenticated with an all-scopes key; JSON by default."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    client.default_format = "json"
+    return client
+
+
+@pytest.fixture
+def anon_api() -> APIClient:
+    return APIClient()

@@ -1,0 +1,162 @@
+"""Prepaid credits: wallets, grants (lots) and the append-only credit ledger.
+
+Invariants (kept by database constraints and by wallets.services, the only writer):
+- a wallet's ``balance`` always equals the sum of its ledger's ``credits``;
+- no grant's ``remaining`` goes below zero or above its ``credits``;
+- ledger rows are never updated or deleted (the admin shows them read-only);
+- each ledger row has an idempotency key unique per wallet, so a replayed operation books nothing twice.
+Credits are a plain decimal unit (they may be non-monetary); ``conversion_rate`` is currency per credit.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+from billing_project.money import CURRENCY_CHOICES
+
+CREDITS = {"max_digits": 28, "decimal_places": 12}
+
+
+class Wallet(models.Model):
+    class AppliesTo(models.TextChoices):
+        ALL = "all", "All invoice lines"
+        USAGE = "usage", "Usage lines only"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CLOSED = "closed", "Closed"
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="wallets")
+    name = models.CharField(max_length=200, default="Credits")
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    conversion_rate = models.DecimalField(
+        **CREDITS, default=1, validators=[MinValueValidator(0)], help_text="Currency units per credit (1 credit = X)."
+    )
+    applies_to = models.CharField(max_length=5, choices=AppliesTo.choices, default=AppliesTo.ALL)
+    low_balance_threshold = models.DecimalField(**CREDITS, null=True, blank=True, validators=[MinValueValidator(0)])
+    auto_top_up_credits = models.DecimalField(**CREDITS, null=True, blank=True, validators=[MinValueValidator(0)])
+    balance = models.DecimalField(**CREDITS, default=0, help_text="Cached sum of the ledger (updated with it).")
+    below_threshold = models.BooleanField(default=False, help_text="Set while the balance is under the threshold.")
+    status = models.CharField(max_length=6, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["customer", "created_at", "id"]
+        constraints = [models.CheckConstraint(name="wallet_balance_non_negative", condition=Q(balance__gte=0))]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.customer.external_id}, {self.currency})"
+
+
+class CreditGrant(models.Model):
+    """A lot of credits. Consumed by priority, then soonest expiry, then oldest (wallets.credits)."""
+
+    class Kind(models.TextChoices):
+        SIGNUP = "signup", "Signup"
+        PROMOTIONAL = "promotional", "Promotional"
+        PAID = "paid", "Paid"
+        PLAN = "plan", "Plan (recurring)"
+        ROLLOVER = "rollover", "Rollover"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CONSUMED = "consumed", "Used up"
+        EXPIRED = "expired", "Expired"
+        ROLLED_OVER = "rolled_over", "Rolled over"
+        VOIDED = "voided", "Voided"
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="grants")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    name = models.CharField(max_length=200, blank=True)
+    credits = models.DecimalField(**CREDITS, validators=[MinValueValidator(0)])
+    remaining = models.DecimalField(**CREDITS)
+    priority = models.PositiveIntegerField(default=10)
+    effective_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    # Where plan credits came from: the subscription, its plan grant and the period they were granted for.
+    subscription = models.ForeignKey(
+        "customers.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_grants"
+    )
+    plan_credit_grant = models.ForeignKey(
+        "catalog.PlanCreditGrant", null=True, blank=True, on_delete=models.PROTECT, related_name="wallet_grants"
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    rollover_cap = models.DecimalField(**CREDITS, null=True, blank=True)
+    forfeit_on_end = models.BooleanField(default=False)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="rollovers")
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["wallet", "priority", "expires_at", "created_at", "id"]
+        constraints = [
+            models.CheckConstraint(name="creditgrant_remaining_non_negative", condition=Q(remaining__gte=0)),
+            models.CheckConstraint(name="creditgrant_remaining_le_credits", condition=Q(remaining__lte=F("credits"))),
+            models.UniqueConstraint(
+                fields=["wallet", "idempotency_key"], name="creditgrant_unique_idempotency_key",
+                condition=Q(idempotency_key__isnull=False),
+            ),
+        ]
+        indexes = [models.Index(fields=["wallet", "status"], name="creditgrant_wallet_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} grant of {self.credits} ({self.remaining} left)"
+
+
+class LedgerEntry(models.Model):
+    """One change of a wallet's balance. Append-only: never updated or deleted.
+
+    ``credits`` is signed (grants positive, consumption/expiry/void negative); ``balance_after`` is the
+    wallet's balance right after this row. ``reference`` names what caused it (``invoice:42``, a grant...).
+    """
+
+    class Type(models.TextChoices):
+        GRANT = "grant", "Grant"
+        CONSUME = "consume", "Consume"
+        EXPIRE = "expire", "Expire"
+        ROLLOVER = "rollover", "Rollover"
+        VOID = "void", "Void"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="ledger")
+    grant = models.ForeignKey(CreditGrant, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger")
+    type = models.CharField(max_length=10, choices=Type.choices)
+    credits = models.DecimalField(**CREDITS)
+    balance_after = models.DecimalField(**CREDITS)
+    reference = models.CharField(max_length=200, blank=True)
+    invoice_id = models.BigIntegerField(null=True, blank=True, db_index=True, help_text="Invoice paid or credited, if any.")
+    description = models.CharField(max_length=300, blank=True)
+    idempotency_key = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        ordering = ["wallet", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["wallet", "idempotency_key"], name="ledgerentry_unique_idempotency_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.credits} (balance {self.balance_after})"
+
+
+class LowBalanceAlert(models.Model):
+    """Raised once per crossing of a wallet's low-balance threshold."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="alerts")
+    balance = models.DecimalField(**CREDITS)
+    threshold = models.DecimalField(**CREDITS)
+    created_at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    top_up_grant = models.ForeignKey(CreditGrant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Low balance on {self.wallet}: {self.balance} < {self.threshold}"
