@@ -31,3 +31,16 @@ def subscription_start(
     # TODO(invoicing): first period's start work: plan credits, the in-advance invoice (prorated when partial),
     # then catch up every boundary between start_at and now (start may be in the past).
     return subscription
+
+
+@transaction.atomic(durable=True)
+def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -> Subscription:
+    """Cancel at ``period_end`` (stays active until its period ends) or ``now`` (ends at once).
+
+    Canceling an ended subscription is a Conflict (409). Ending now bills what the ended part owes.
+    """
+    from customers.services import subscription_cancel as cancel_row
+
+    subscription = cancel_row(subscription=subscription, at=at, now=now)
+    # TODO(invoicing): when ending now, invoice the part of the period that ran (usage in arrears) and close credits.
+    return subscription
