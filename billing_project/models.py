@@ -17,7 +17,9 @@ class ApiKey(models.Model):
     ALL_SCOPES = (Scope.INGEST, Scope.READ, Scope.WRITE)
 
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, db_index=True, help_text="The first characters of the key, to recognise it.")
+    prefix = models.CharField(
+        max_length=16, db_index=True, help_text="The first characters of the key, to recognise it."
+    )
     hashed_key = models.CharField(max_length=64, unique=True, editable=False)
     scopes = ArrayField(models.CharField(max_length=16, choices=Scope.choices), default=list)
     created_at = models.DateTimeField(auto_now_add=True)

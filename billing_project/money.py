@@ -23,7 +23,16 @@ CURRENCY_CHOICES = (
     ("KWD", "Kuwaiti Dinar"),
 )
 
-CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CHF": "CHF ", "CAD": "CA$", "AUD": "A$", "INR": "₹"}
+CURRENCY_SYMBOLS = {
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "JPY": "¥",
+    "CHF": "CHF ",
+    "CAD": "CA$",
+    "AUD": "A$",
+    "INR": "₹",
+}
 
 
 def currency_allowed(code: str) -> bool:

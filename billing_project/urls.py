@@ -1,13 +1,8 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .views import healthz
-
-admin.site.site_header = f"{settings.PRODUCT_NAME} billing back office"
-admin.site.site_title = f"{settings.PRODUCT_NAME} billing"
-admin.site.index_title = "Billing back office"
 
 api_v1 = [
     path("", include("catalog.api.urls")),

@@ -21,7 +21,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default=os.environ.get("DEMO_ADDR", "127.0.0.1:8000"))
-        parser.add_argument("--no-serve", action="store_true", help="Prepare everything but do not start the server")
+        parser.add_argument(
+            "--no-serve", action="store_true", help="Prepare everything but do not start the server"
+        )
 
     def handle(self, *args, addr: str, no_serve: bool, **options):
         self.stdout.write("1/4 migrating the database…")
@@ -33,7 +35,9 @@ class Command(BaseCommand):
             loader(stdout=self.stdout)
         self.stdout.write("3/4 creating the finance login and an API key…")
         user_model = get_user_model()
-        user, created = user_model.objects.get_or_create(username=DEMO_USER, defaults={"email": "finance@example.com"})
+        user, created = user_model.objects.get_or_create(
+            username=DEMO_USER, defaults={"email": "finance@example.com"}
+        )
         if created or not user.check_password(DEMO_PASSWORD):
             user.set_password(DEMO_PASSWORD)
         user.is_staff = True

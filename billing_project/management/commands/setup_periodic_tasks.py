@@ -5,8 +5,12 @@ from django.db import transaction
 
 SCHEDULES = [
     # (name, task, crontab kwargs, description)
-    ("Billing run (hourly)", "invoicing.billing_run_execute", {"minute": "5"},
-     "Period ends and starts, plan credits, rollover, expiry, draft finalization, alerts and top-ups."),
+    (
+        "Billing run (hourly)",
+        "invoicing.billing_run_execute",
+        {"minute": "5"},
+        "Period ends and starts, plan credits, rollover, expiry, draft finalization, alerts and top-ups.",
+    ),
 ]
 
 
@@ -27,8 +31,12 @@ class Command(BaseCommand):
                     self.stdout.write(f"kept   {name}")
                     continue
                 schedule, _ = CrontabSchedule.objects.get_or_create(
-                    minute=cron.get("minute", "*"), hour=cron.get("hour", "*"), day_of_week="*",
-                    day_of_month="*", month_of_year="*", timezone="UTC",
+                    minute=cron.get("minute", "*"),
+                    hour=cron.get("hour", "*"),
+                    day_of_week="*",
+                    day_of_month="*",
+                    month_of_year="*",
+                    timezone="UTC",
                 )
                 PeriodicTask.objects.create(name=name, task=task, crontab=schedule, description=description)
                 self.stdout.write(f"created {name}")

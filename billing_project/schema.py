@@ -1,0 +1,33 @@
+"""OpenAPI: the Bearer key scheme and, on every operation, the API key scope it needs."""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "billing_project.auth.ApiKeyAuthentication"
+    name = "bearer"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "API key: `Authorization: Bearer <key>`"}
+
+
+class AutoSchema(BaseAutoSchema):
+    def _scope(self) -> str:
+        scope = getattr(self.view, "required_scope", None)
+        if scope:
+            return scope
+        return "read" if self.method in ("GET", "HEAD", "OPTIONS") else "write"
+
+    def get_description(self):
+        base = super().get_description() or ""
+        note = f"Requires an API key with the `{self._scope()}` scope."
+        return f"{base}\n\n{note}".strip()
+
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        if operation is not None:
+            operation["x-required-scope"] = self._scope()
+        return operation
