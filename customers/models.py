@@ -9,6 +9,16 @@ from simple_history.models import HistoricalRecords
 from billing_project.money import CURRENCY_CHOICES
 
 
+def history_user(request=None, **kwargs):
+    """The admin user behind a change, for simple-history; ``None`` for API calls.
+
+    An API request's user is its API key (not a ``User``), which a history row cannot reference; the key is
+    recorded by the API audit trail instead.
+    """
+    user = getattr(request, "user", None)
+    return user if getattr(user, "_meta", None) is not None and user.is_authenticated else None
+
+
 class TaxRate(models.Model):
     code = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=200)
@@ -16,7 +26,7 @@ class TaxRate(models.Model):
         max_digits=7, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(100)],
         help_text="e.g. 20 for 20%",
     )
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["code"]
@@ -36,7 +46,7 @@ class Customer(models.Model):
         default=0, help_text="Days a new invoice stays a draft before it is finalized (0 = at once)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords(m2m_fields=[tax_rates])
+    history = HistoricalRecords(m2m_fields=[tax_rates], get_user=history_user)
 
     class Meta:
         ordering = ["external_id"]
@@ -79,7 +89,7 @@ class Subscription(models.Model):
     canceled_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["-created_at", "-id"]

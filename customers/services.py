@@ -1,21 +1,115 @@
-"""Customer and subscription writes. Helpers here run inside the caller's transaction.
+"""Customer and subscription writes.
 
-The work done when a period starts or ends (invoices, plan credits, rollover) is orchestrated at the top,
-in ``invoicing.services.boundary``; this module only keeps the subscription row right.
+Entry points called by the API (``customer_create``, ``customer_update``, ``tax_rate_create``) are durable
+transactions. The subscription helpers (``subscription_create``, ``subscription_cancel``,
+``subscription_advance``) run inside the caller's transaction: the work done when a period starts or ends
+(invoices, plan credits, rollover) is orchestrated at the top, in ``invoicing.services.boundary``, and
+this module only keeps the subscription row right.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from billing_project.errors import ValidationFailed
+from billing_project.errors import Conflict, ValidationFailed
+from billing_project.money import currency_allowed
 from catalog.models import Plan, PlanVersion
 
 from . import periods
-from .models import Customer, Subscription
+from .models import Customer, Subscription, TaxRate
 from .selectors import subscription_version_for
+
+CANCEL_AT_PERIOD_END = "period_end"
+CANCEL_NOW = "now"
+CANCEL_CHOICES = (CANCEL_AT_PERIOD_END, CANCEL_NOW)
+
+CUSTOMER_UPDATABLE = ("name", "email", "currency", "tax_rates", "net_payment_terms", "invoice_grace_days")
+
+
+def _check_currency(currency: str) -> None:
+    if not currency_allowed(currency):
+        raise ValidationFailed(f"Currency '{currency}' is not one this installation accepts.", field="currency")
+
+
+def _tax_rates_by_code(codes: Iterable[str]) -> list[TaxRate]:
+    codes = list(dict.fromkeys(codes))
+    found = {rate.code: rate for rate in TaxRate.objects.filter(code__in=codes)}
+    missing = [code for code in codes if code not in found]
+    if missing:
+        raise ValidationFailed(f"Unknown tax rate(s): {', '.join(missing)}.", field="tax_rates")
+    return [found[code] for code in codes]
+
+
+@transaction.atomic(durable=True)
+def customer_create(
+    *,
+    external_id: str,
+    name: str,
+    currency: str,
+    email: str = "",
+    tax_rates: Iterable[str] = (),
+    net_payment_terms: int = 0,
+    invoice_grace_days: int = 0,
+) -> Customer:
+    """Create a customer. ``tax_rates`` are tax-rate codes.
+
+    400 (ValidationFailed) for a currency outside ``settings.CURRENCIES``, an unknown tax-rate code or a
+    duplicate ``external_id`` (the database's unique constraint decides, not a pre-check).
+    """
+    _check_currency(currency)
+    rates = _tax_rates_by_code(tax_rates)
+    customer = Customer(
+        external_id=external_id, name=name, email=email, currency=currency,
+        net_payment_terms=net_payment_terms, invoice_grace_days=invoice_grace_days,
+    )
+    try:
+        with transaction.atomic():
+            customer.save()
+    except IntegrityError:
+        raise ValidationFailed(f"A customer with external id '{external_id}' already exists.", field="external_id") from None
+    customer.tax_rates.set(rates)
+    return customer
+
+
+@transaction.atomic(durable=True)
+def customer_update(*, customer: Customer, data: dict[str, Any]) -> Customer:
+    """PATCH semantics: only the keys present in ``data`` change (``external_id`` is the address, never changed).
+
+    Rule (the design is silent): the currency may change only while the customer has no active subscription,
+    because every active subscription bills in its plan's currency, which must match the customer's (409).
+    """
+    unknown = sorted(set(data) - set(CUSTOMER_UPDATABLE))
+    if unknown:
+        raise ValidationFailed(f"'{unknown[0]}' cannot be changed.", field=unknown[0])
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if "currency" in data and data["currency"] != customer.currency:
+        _check_currency(data["currency"])
+        if customer.subscriptions.filter(status=Subscription.Status.ACTIVE).exists():
+            raise Conflict("The currency cannot change while the customer has active subscriptions.", field="currency")
+    rates = _tax_rates_by_code(data["tax_rates"]) if "tax_rates" in data else None
+    for field in CUSTOMER_UPDATABLE:
+        if field in data and field != "tax_rates":
+            setattr(customer, field, data[field])
+    customer.save()
+    if rates is not None:
+        customer.tax_rates.set(rates)
+    return customer
+
+
+@transaction.atomic(durable=True)
+def tax_rate_create(*, code: str, name: str, percentage) -> TaxRate:
+    """Create a tax rate (``percentage`` a Decimal in [0, 100]); a duplicate code is a 400 on ``code``."""
+    rate = TaxRate(code=code, name=name, percentage=percentage)
+    try:
+        with transaction.atomic():
+            rate.save()
+    except IntegrityError:
+        raise ValidationFailed(f"A tax rate with code '{code}' already exists.", field="code") from None
+    return rate
 
 
 @transaction.atomic(savepoint=False)
@@ -51,3 +145,87 @@ def subscription_create(
     subscription.plan_version = version
     subscription.save()
     return subscription
+
+
+def _lock(subscription: Subscription) -> Subscription:
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("customer", "plan", "plan_version", "pinned_version")
+        .get(pk=subscription.pk)
+    )
+
+
+@transaction.atomic(savepoint=False)
+def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -> Subscription:
+    """Cancel at ``"period_end"`` or ``"now"``. Call inside a transaction; returns the locked, updated row.
+
+    The row is re-read ``FOR UPDATE`` and its state re-checked after locking, so of two concurrent cancels
+    one wins and the other sees the new state.
+
+    * ``period_end``: stays ``active`` with ``cancel_at_period_end`` true and ``canceled_at = now``; the period
+      boundary (``subscription_advance``) ends it.
+    * ``now``: ``ended`` with ``ended_at = now`` (``canceled_at = now`` unless already set).
+
+    Conflict (409): the subscription already ended; or ``period_end`` asked again when it is already set to
+    end at its period's end (rule chosen: a second identical request is refused, not silently accepted;
+    ``now`` after ``period_end`` is allowed and ends it at once).
+    """
+    if at not in CANCEL_CHOICES:
+        raise ValidationFailed(f"'at' must be one of {', '.join(CANCEL_CHOICES)}.", field="at")
+    locked = _lock(subscription)
+    if locked.status == Subscription.Status.ENDED:
+        raise Conflict("This subscription has already ended.", code="subscription_ended")
+    if at == CANCEL_AT_PERIOD_END:
+        if locked.cancel_at_period_end:
+            raise Conflict("This subscription is already set to end at its period's end.", code="already_canceling")
+        locked.cancel_at_period_end = True
+        locked.canceled_at = now
+        locked.save(update_fields=["cancel_at_period_end", "canceled_at"])
+        return locked
+    locked.status = Subscription.Status.ENDED
+    locked.ended_at = now
+    if locked.canceled_at is None:
+        locked.canceled_at = now
+    locked.save(update_fields=["status", "ended_at", "canceled_at"])
+    return locked
+
+
+@transaction.atomic(savepoint=False)
+def subscription_advance(*, subscription: Subscription, now: datetime) -> Subscription:
+    """Move an active subscription past its current period's end. Call inside a transaction.
+
+    Called by the period boundary (``invoicing.services.boundary``) once the ended period's work is done.
+    Returns the locked, updated row (re-read ``FOR UPDATE``; state re-checked after locking).
+
+    * ``cancel_at_period_end``: the subscription ends; ``ended_at`` is the period's end (not ``now``: a late
+      billing run must not stretch the subscription).
+    * otherwise ``current_period_*`` becomes the next period of the schedule (``periods.next_period``, from
+      the original anchor) and ``plan_version`` the version for that period's start (pinned, else the one in
+      effect then).
+
+    One period per call: a caller catching up several boundaries calls it once per boundary.
+    Conflict (409): already ended, or the period has not ended by ``now``.
+    """
+    locked = _lock(subscription)
+    if locked.status == Subscription.Status.ENDED:
+        raise Conflict("This subscription has already ended.", code="subscription_ended")
+    if locked.current_period_end > now:
+        raise Conflict(
+            f"The current period runs until {locked.current_period_end.isoformat()}; nothing to advance.",
+            code="period_not_ended",
+        )
+    if locked.cancel_at_period_end:
+        locked.status = Subscription.Status.ENDED
+        locked.ended_at = locked.current_period_end
+        locked.save(update_fields=["status", "ended_at"])
+        return locked
+    current = periods.Period(locked.current_period_start, locked.current_period_end)
+    following = periods.next_period(locked.billing, locked.start_at, locked.plan.interval, current)
+    version = subscription_version_for(subscription=locked, period_start=following.start)
+    if version is None:  # only if a version were withdrawn; never bill a period with no price sheet
+        raise Conflict("The plan has no published version in effect for the next period.", code="no_version")
+    locked.current_period_start = following.start
+    locked.current_period_end = following.end
+    locked.plan_version = version
+    locked.save(update_fields=["current_period_start", "current_period_end", "plan_version"])
+    return locked

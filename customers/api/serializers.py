@@ -1,0 +1,106 @@
+"""Shapes of API.md's customer, tax-rate and subscription objects. Decimals travel as strings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from customers.models import Subscription
+
+
+@extend_schema_field({"type": "string", "example": "20"})
+class PlainDecimalField(serializers.DecimalField):
+    """A decimal rendered as its shortest exact string (``20.0000`` -> ``"20"``, ``7.5000`` -> ``"7.5"``)."""
+
+    def to_representation(self, value):
+        if value is None:
+            return None
+        value = Decimal(value).normalize()
+        return format(value.quantize(Decimal(1)) if value == value.to_integral() else value, "f")
+
+
+class TaxRateInputSerializer(serializers.Serializer):
+    code = serializers.SlugField(max_length=50)
+    name = serializers.CharField(max_length=200)
+    percentage = serializers.DecimalField(max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100))
+
+
+class TaxRateOutputSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    percentage = PlainDecimalField(max_digits=7, decimal_places=4)
+
+
+class CustomerCreateInputSerializer(serializers.Serializer):
+    external_id = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=255)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    currency = serializers.CharField(max_length=3)
+    tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
+    net_payment_terms = serializers.IntegerField(min_value=0, required=False, default=0)
+    invoice_grace_days = serializers.IntegerField(min_value=0, required=False, default=0)
+
+    def validate_currency(self, value: str) -> str:
+        value = value.upper()
+        if value not in settings.CURRENCIES:
+            raise serializers.ValidationError(f"'{value}' is not an accepted currency ({', '.join(settings.CURRENCIES)}).")
+        return value
+
+
+class CustomerUpdateInputSerializer(CustomerCreateInputSerializer):
+    """PATCH: every field optional, no defaults; ``external_id`` is the address and cannot change."""
+
+    external_id = None
+    name = serializers.CharField(max_length=255, required=False)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    currency = serializers.CharField(max_length=3, required=False)
+    tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+    net_payment_terms = serializers.IntegerField(min_value=0, required=False)
+    invoice_grace_days = serializers.IntegerField(min_value=0, required=False)
+
+
+class CustomerOutputSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    name = serializers.CharField()
+    email = serializers.CharField()
+    currency = serializers.CharField()
+    tax_rates = serializers.SerializerMethodField()
+    net_payment_terms = serializers.IntegerField()
+    invoice_grace_days = serializers.IntegerField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_tax_rates(self, obj) -> list[str]:
+        return sorted(rate.code for rate in obj.tax_rates.all())
+
+
+class SubscriptionCreateInputSerializer(serializers.Serializer):
+    customer = serializers.CharField(max_length=255, help_text="The customer's external id.")
+    plan = serializers.CharField(max_length=100, help_text="The plan's key.")
+    start_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                         help_text="Default now; may be in the past.")
+    billing = serializers.ChoiceField(choices=Subscription.Billing.values, default=Subscription.Billing.CALENDAR)
+    pinned_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
+                                              help_text="A version number of the plan (grandfathered), or null.")
+
+
+class SubscriptionCancelInputSerializer(serializers.Serializer):
+    at = serializers.ChoiceField(choices=["period_end", "now"])
+
+
+class SubscriptionOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    customer = serializers.CharField(source="customer.external_id")
+    plan = serializers.CharField(source="plan.key")
+    plan_version = serializers.IntegerField(source="plan_version.number")
+    pinned_version = serializers.IntegerField(source="pinned_version.number", allow_null=True, default=None)
+    status = serializers.ChoiceField(choices=Subscription.Status.values)
+    cancel_at_period_end = serializers.BooleanField()
+    billing = serializers.ChoiceField(choices=Subscription.Billing.values)
+    start_at = serializers.DateTimeField()
+    canceled_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    current_period_start = serializers.DateTimeField()
+    current_period_end = serializers.DateTimeField()

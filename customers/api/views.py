@@ -1,0 +1,166 @@
+"""Customer, tax-rate and subscription endpoints (API.md "Customers and subscriptions"). Thin: they call services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing_project.api import Pagination
+from billing_project.errors import ValidationFailed
+from catalog.models import Plan, PlanVersion
+from customers import selectors, services
+from customers.models import Customer
+
+from . import serializers as s
+
+
+def request_now() -> datetime:
+    """The instant a request acts at (services take ``now``; views read the clock here, once)."""
+    return timezone.now()
+
+
+def _paginated(name: str, item: type[serializers.Serializer]):
+    return inline_serializer(
+        name=name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item(many=True),
+        },
+    )
+
+
+def _page(request, view, queryset, output):
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(output(page, many=True).data)
+
+
+def _customer_field(external_id: str) -> Customer:
+    customer = selectors.customer_list().filter(external_id=external_id).first()
+    if customer is None:
+        raise ValidationFailed(f"Unknown customer '{external_id}'.", field="customer")
+    return customer
+
+
+class CustomerListCreateApi(APIView):
+    InputSerializer = s.CustomerCreateInputSerializer
+    OutputSerializer = s.CustomerOutputSerializer
+
+    @extend_schema(operation_id="customers_list", responses=_paginated("PaginatedCustomerList", OutputSerializer),
+                   parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)])
+    def get(self, request):
+        return _page(request, self, selectors.customer_list(), self.OutputSerializer)
+
+    @extend_schema(operation_id="customers_create", request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = services.customer_create(**data.validated_data)
+        customer = selectors.customer_get(external_id=customer.external_id)
+        return Response(self.OutputSerializer(customer).data, status=status.HTTP_201_CREATED)
+
+
+class CustomerDetailApi(APIView):
+    InputSerializer = s.CustomerUpdateInputSerializer
+    OutputSerializer = s.CustomerOutputSerializer
+
+    @extend_schema(operation_id="customers_retrieve", responses=OutputSerializer)
+    def get(self, request, external_id: str):
+        return Response(self.OutputSerializer(selectors.customer_get(external_id=external_id)).data)
+
+    @extend_schema(operation_id="customers_update", request=InputSerializer, responses=OutputSerializer)
+    def patch(self, request, external_id: str):
+        customer = selectors.customer_get(external_id=external_id)
+        if "external_id" in request.data and request.data["external_id"] != external_id:
+            raise ValidationFailed("The external id addresses the customer and cannot change.", field="external_id")
+        data = self.InputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.customer_update(customer=customer, data=dict(data.validated_data))
+        return Response(self.OutputSerializer(selectors.customer_get(external_id=external_id)).data)
+
+
+class TaxRateListCreateApi(APIView):
+    InputSerializer = s.TaxRateInputSerializer
+    OutputSerializer = s.TaxRateOutputSerializer
+
+    @extend_schema(operation_id="tax_rates_list", responses=_paginated("PaginatedTaxRateList", OutputSerializer),
+                   parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)])
+    def get(self, request):
+        return _page(request, self, selectors.tax_rate_list(), self.OutputSerializer)
+
+    @extend_schema(operation_id="tax_rates_create", request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rate = services.tax_rate_create(**data.validated_data)
+        return Response(self.OutputSerializer(rate).data, status=status.HTTP_201_CREATED)
+
+
+class SubscriptionListCreateApi(APIView):
+    InputSerializer = s.SubscriptionCreateInputSerializer
+    OutputSerializer = s.SubscriptionOutputSerializer
+
+    @extend_schema(
+        operation_id="subscriptions_list",
+        parameters=[OpenApiParameter("customer", str, description="A customer's external id."),
+                    OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+        responses=_paginated("PaginatedSubscriptionList", OutputSerializer),
+    )
+    def get(self, request):
+        external_id = request.query_params.get("customer")
+        customer = _customer_field(external_id) if external_id is not None else None
+        return _page(request, self, selectors.subscription_list(customer=customer), self.OutputSerializer)
+
+    @extend_schema(operation_id="subscriptions_create", request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request):
+        from invoicing.services import subscription_start
+
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        now = request_now()
+        customer = _customer_field(v["customer"])
+        plan = Plan.objects.filter(key=v["plan"]).first()
+        if plan is None:
+            raise ValidationFailed(f"Unknown plan '{v['plan']}'.", field="plan")
+        pinned = None
+        if v["pinned_version"] is not None:
+            pinned = PlanVersion.objects.filter(plan=plan, number=v["pinned_version"]).first()
+            if pinned is None:
+                raise ValidationFailed(f"Plan '{plan.key}' has no version {v['pinned_version']}.", field="pinned_version")
+        subscription = subscription_start(
+            customer=customer, plan=plan, start_at=v["start_at"] or now, billing=v["billing"],
+            pinned_version=pinned, now=now,
+        )
+        subscription = selectors.subscription_get(subscription_id=subscription.pk)
+        return Response(self.OutputSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+
+class SubscriptionDetailApi(APIView):
+    OutputSerializer = s.SubscriptionOutputSerializer
+
+    @extend_schema(operation_id="subscriptions_retrieve", responses=OutputSerializer)
+    def get(self, request, subscription_id: str):
+        return Response(self.OutputSerializer(selectors.subscription_get(subscription_id=subscription_id)).data)
+
+
+class SubscriptionCancelApi(APIView):
+    InputSerializer = s.SubscriptionCancelInputSerializer
+    OutputSerializer = s.SubscriptionOutputSerializer
+
+    @extend_schema(operation_id="subscriptions_cancel", request=InputSerializer, responses=OutputSerializer)
+    def post(self, request, subscription_id: str):
+        from invoicing.services import subscription_cancel
+
+        subscription = selectors.subscription_get(subscription_id=subscription_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        subscription_cancel(subscription=subscription, at=data.validated_data["at"], now=request_now())
+        return Response(self.OutputSerializer(selectors.subscription_get(subscription_id=subscription_id)).data)
