@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .models import Plan, PlanVersion
+from django.db.models import Prefetch, QuerySet
+
+from billing_project.errors import NotFound
+
+from .models import Entitlement, Feature, Plan, PlanVersion, Price
 
 
 def plan_version_in_effect(*, plan: Plan, at: datetime) -> PlanVersion | None:
@@ -14,3 +18,44 @@ def plan_version_in_effect(*, plan: Plan, at: datetime) -> PlanVersion | None:
         .order_by("-effective_from", "-number")
         .first()
     )
+
+
+def feature_list() -> QuerySet[Feature]:
+    return Feature.objects.select_related("meter").order_by("key")
+
+
+def feature_get(*, key: str) -> Feature:
+    """The feature with ``key``; :class:`NotFound` (404) otherwise."""
+    feature = feature_list().filter(key=key).first()
+    if feature is None:
+        raise NotFound(f"No feature '{key}'.")
+    return feature
+
+
+def plan_list() -> QuerySet[Plan]:
+    return Plan.objects.prefetch_related(Prefetch("versions", queryset=PlanVersion.objects.order_by("number"))).order_by("key")
+
+
+def plan_get(*, key: str) -> Plan:
+    """The plan with ``key`` (versions prefetched in number order); :class:`NotFound` (404) otherwise."""
+    plan = plan_list().filter(key=key).first()
+    if plan is None:
+        raise NotFound(f"No plan '{key}'.")
+    return plan
+
+
+def plan_version_get(*, plan: Plan, number: int) -> PlanVersion:
+    """One version of ``plan`` with prices (tiers, meters), entitlements (features) and grants prefetched."""
+    version = (
+        PlanVersion.objects.filter(plan=plan, number=number)
+        .select_related("plan")
+        .prefetch_related(
+            Prefetch("prices", queryset=Price.objects.select_related("meter").prefetch_related("tiers")),
+            Prefetch("entitlements", queryset=Entitlement.objects.select_related("feature")),
+            "credit_grants",
+        )
+        .first()
+    )
+    if version is None:
+        raise NotFound(f"Plan '{plan.key}' has no version {number}.")
+    return version

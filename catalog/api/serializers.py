@@ -1,0 +1,184 @@
+"""Output shapes of API.md's Catalog section (and documentation shapes for the request bodies).
+
+Decimals travel as strings: money fields keep at least the plan currency's minor-unit places
+(``"10.00"``, ``"0.000002"``); quantities and credits carry no trailing zeros (``"2000"``, ``"5000"``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from catalog.models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price
+from catalog.pricing import currency_exponent
+
+
+def decimal_text(value: Decimal | None) -> str | None:
+    """``Decimal("2000.000000000000")`` -> ``"2000"``; never exponent notation."""
+    if value is None:
+        return None
+    normalized = value.normalize()
+    if normalized == normalized.to_integral_value():
+        normalized = normalized.quantize(Decimal(1))
+    return f"{normalized:f}"
+
+
+def money_text(value: Decimal | None, currency: str) -> str | None:
+    """``Decimal("10.000000000000")`` in USD -> ``"10.00"``; extra precision is kept (``"0.000002"``)."""
+    if value is None:
+        return None
+    places = currency_exponent(currency)
+    normalized = value.normalize()
+    exponent = normalized.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent < places:
+        normalized = normalized.quantize(Decimal(1).scaleb(-places))
+    return f"{normalized:f}"
+
+
+class TierSerializer(serializers.Serializer):
+    up_to = serializers.CharField(allow_null=True, help_text="Last unit of the tier (inclusive); null for the last tier.")
+    unit_amount = serializers.CharField()
+    flat_amount = serializers.CharField(required=False, help_text='Default "0".')
+
+
+class PriceSerializer(serializers.Serializer):
+    id = serializers.CharField(read_only=True)
+    name = serializers.CharField()
+    model = serializers.ChoiceField(choices=Price.Model.values)
+    meter = serializers.CharField(allow_null=True, required=False, help_text="Meter key (usage prices; absent for fixed fees).")
+    timing = serializers.ChoiceField(choices=Price.Timing.values, required=False,
+                                     help_text="Default: in_advance for flat_fee, in_arrears for usage.")
+    amount = serializers.CharField(allow_null=True, required=False, help_text="flat_fee")
+    unit_amount = serializers.CharField(allow_null=True, required=False, help_text="per_unit")
+    package_size = serializers.CharField(allow_null=True, required=False, help_text="package")
+    package_amount = serializers.CharField(allow_null=True, required=False, help_text="package")
+    tier_mode = serializers.ChoiceField(choices=Price.TierMode.values, allow_null=True, required=False, help_text="tiered")
+    tiers = TierSerializer(many=True, required=False, help_text="tiered")
+
+    @staticmethod
+    def shape(price: Price, currency: str) -> dict:
+        tiers = sorted(price.tiers.all(), key=lambda t: (t.position, t.id)) if price.model == Price.Model.TIERED else []
+        return {
+            "id": str(price.id),
+            "name": price.name,
+            "model": price.model,
+            "meter": price.meter.key if price.meter_id else None,
+            "timing": price.timing,
+            "amount": money_text(price.amount, currency),
+            "unit_amount": money_text(price.unit_amount, currency),
+            "package_size": decimal_text(price.package_size),
+            "package_amount": money_text(price.package_amount, currency),
+            "tier_mode": price.tier_mode or None,
+            "tiers": [
+                {
+                    "up_to": decimal_text(t.up_to),
+                    "unit_amount": money_text(t.unit_amount, currency),
+                    "flat_amount": money_text(t.flat_amount, currency),
+                }
+                for t in tiers
+            ],
+        }
+
+
+class EntitlementSerializer(serializers.Serializer):
+    feature = serializers.CharField(help_text="Feature key.")
+    enabled = serializers.BooleanField(required=False, default=True)
+    limit = serializers.CharField(allow_null=True, required=False, help_text="Metered: limit per window; null = unlimited.")
+    reset = serializers.ChoiceField(choices=Entitlement.Reset.values, required=False)
+    soft = serializers.BooleanField(required=False, default=False)
+    value = serializers.CharField(allow_blank=True, required=False, help_text="Static features: the value.")
+
+    @staticmethod
+    def shape(row: Entitlement) -> dict:
+        return {
+            "feature": row.feature.key,
+            "enabled": row.enabled,
+            "limit": decimal_text(row.limit),
+            "reset": row.reset,
+            "soft": row.soft,
+            "value": row.value,
+        }
+
+
+class GrantSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    credits = serializers.CharField()
+    cadence = serializers.ChoiceField(choices=PlanCreditGrant.Cadence.values, required=False)
+    rollover_cap = serializers.CharField(allow_null=True, required=False,
+                                         help_text='null: all unused credits roll over; "0": none.')
+    expire_after_periods = serializers.IntegerField(allow_null=True, required=False, help_text="null: never by age.")
+    forfeit_on_end = serializers.BooleanField(required=False, default=True)
+    priority = serializers.IntegerField(required=False, default=10)
+
+    @staticmethod
+    def shape(row: PlanCreditGrant) -> dict:
+        return {
+            "name": row.name,
+            "credits": decimal_text(row.credits),
+            "cadence": row.cadence,
+            "rollover_cap": decimal_text(row.rollover_cap),
+            "expire_after_periods": row.expire_after_periods,
+            "forfeit_on_end": row.forfeit_on_end,
+            "priority": row.priority,
+        }
+
+
+class VersionSummarySerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=PlanVersion.Status.values)
+    effective_from = serializers.DateTimeField()
+
+
+class VersionSerializer(VersionSummarySerializer):
+    plan = serializers.CharField(help_text="Plan key.")
+    published_at = serializers.DateTimeField(allow_null=True)
+    prices = PriceSerializer(many=True)
+    entitlements = EntitlementSerializer(many=True)
+    credit_grants = GrantSerializer(many=True)
+
+    @staticmethod
+    def shape(version: PlanVersion) -> dict:
+        currency = version.plan.currency
+        return VersionSerializer(
+            {
+                "plan": version.plan.key,
+                "number": version.number,
+                "status": version.status,
+                "effective_from": version.effective_from,
+                "published_at": version.published_at,
+                "prices": [],
+                "entitlements": [],
+                "credit_grants": [],
+            }
+        ).data | {
+            "prices": [PriceSerializer.shape(p, currency) for p in version.prices.all()],
+            "entitlements": [EntitlementSerializer.shape(e) for e in version.entitlements.all()],
+            "credit_grants": [GrantSerializer.shape(g) for g in version.credit_grants.all()],
+        }
+
+
+class VersionInputDocSerializer(serializers.Serializer):
+    """Request body of POST /plans/{key}/versions (documentation shape; the service validates)."""
+
+    prices = PriceSerializer(many=True, required=False)
+    entitlements = EntitlementSerializer(many=True, required=False)
+    credit_grants = GrantSerializer(many=True, required=False)
+    publish = serializers.BooleanField(required=False, default=False)
+    effective_from = serializers.DateTimeField(required=False, help_text="Default now; may be in the past.")
+
+
+class FeatureOutputSerializer(serializers.ModelSerializer):
+    meter = serializers.SlugRelatedField(slug_field="key", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Feature
+        fields = ["key", "name", "type", "meter", "unit_name", "description"]
+
+
+class PlanOutputSerializer(serializers.ModelSerializer):
+    versions = VersionSummarySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Plan
+        fields = ["key", "name", "description", "currency", "interval", "versions"]

@@ -1,0 +1,155 @@
+"""Catalog endpoints (API.md "Catalog"): thin views that parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing_project.api import Pagination
+from catalog import selectors, services
+from catalog.models import Feature, Plan
+
+from .serializers import (
+    FeatureOutputSerializer,
+    PlanOutputSerializer,
+    VersionInputDocSerializer,
+    VersionSerializer,
+)
+
+_ERRORS = {400: inline_serializer("CatalogErrors", {"field": serializers.ListField(child=serializers.CharField())})}
+
+
+def _paginated(request, view, queryset, serializer_class) -> Response:
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class FeaturesApi(APIView):
+    """``POST /features`` creates a feature; ``GET /features`` lists them."""
+
+    class InputSerializer(serializers.Serializer):
+        key = serializers.CharField()
+        name = serializers.CharField()
+        type = serializers.ChoiceField(choices=Feature.Type.values)
+        meter = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Metered only.")
+        unit_name = serializers.CharField(required=False, allow_blank=True, default="")
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+
+    OutputSerializer = FeatureOutputSerializer
+
+    @extend_schema(operation_id="features_list", responses=FeatureOutputSerializer(many=True))
+    def get(self, request):
+        return _paginated(request, self, selectors.feature_list(), self.OutputSerializer)
+
+    @extend_schema(operation_id="features_create", request=InputSerializer,
+                   responses={201: FeatureOutputSerializer, **_ERRORS})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        feature = services.feature_create(**data.validated_data)
+        return Response(self.OutputSerializer(feature).data, status=status.HTTP_201_CREATED)
+
+
+class FeatureDetailApi(APIView):
+    @extend_schema(operation_id="features_retrieve", responses=FeatureOutputSerializer)
+    def get(self, request, key: str):
+        return Response(FeatureOutputSerializer(selectors.feature_get(key=key)).data)
+
+
+class PlansApi(APIView):
+    """``POST /plans`` creates a plan (no versions yet); ``GET /plans`` lists them with their versions."""
+
+    class InputSerializer(serializers.Serializer):
+        key = serializers.CharField()
+        name = serializers.CharField()
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        currency = serializers.CharField(help_text="ISO 4217, one of the configured currencies.")
+        interval = serializers.ChoiceField(choices=Plan.Interval.values, required=False, default=Plan.Interval.MONTH)
+
+    OutputSerializer = PlanOutputSerializer
+
+    @extend_schema(operation_id="plans_list", responses=PlanOutputSerializer(many=True))
+    def get(self, request):
+        return _paginated(request, self, selectors.plan_list(), self.OutputSerializer)
+
+    @extend_schema(operation_id="plans_create", request=InputSerializer, responses={201: PlanOutputSerializer, **_ERRORS})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        plan = services.plan_create(**data.validated_data)
+        return Response(self.OutputSerializer(selectors.plan_get(key=plan.key)).data, status=status.HTTP_201_CREATED)
+
+
+class PlanDetailApi(APIView):
+    @extend_schema(operation_id="plans_retrieve", responses=PlanOutputSerializer)
+    def get(self, request, key: str):
+        return Response(PlanOutputSerializer(selectors.plan_get(key=key)).data)
+
+
+class PlanVersionsApi(APIView):
+    """``POST /plans/{key}/versions`` creates the plan's next version; ``GET`` lists its versions in full."""
+
+    class InputSerializer(serializers.Serializer):
+        # Lists are checked item by item by the service, which names each bad field by its path.
+        prices = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+        entitlements = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+        credit_grants = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+        publish = serializers.BooleanField(required=False, default=False)
+        effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+    OutputSerializer = VersionSerializer
+
+    @extend_schema(operation_id="plan_versions_list", responses=VersionSerializer(many=True))
+    def get(self, request, key: str):
+        plan = selectors.plan_get(key=key)
+        versions = [selectors.plan_version_get(plan=plan, number=v.number) for v in plan.versions.all()]
+        return Response([VersionSerializer.shape(v) for v in versions])
+
+    @extend_schema(operation_id="plan_versions_create", request=VersionInputDocSerializer,
+                   responses={201: VersionSerializer, **_ERRORS})
+    def post(self, request, key: str):
+        plan = selectors.plan_get(key=key)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = services.plan_version_create(plan=plan, **data.validated_data)
+        version = selectors.plan_version_get(plan=plan, number=version.number)
+        return Response(VersionSerializer.shape(version), status=status.HTTP_201_CREATED)
+
+
+class PlanVersionDetailApi(APIView):
+    """``GET`` one version; ``PATCH`` edits a draft (each list given replaces that list; published: 409)."""
+
+    class InputSerializer(serializers.Serializer):
+        prices = serializers.ListField(child=serializers.DictField(), required=False)
+        entitlements = serializers.ListField(child=serializers.DictField(), required=False)
+        credit_grants = serializers.ListField(child=serializers.DictField(), required=False)
+        effective_from = serializers.DateTimeField(required=False)
+
+    @extend_schema(operation_id="plan_versions_retrieve", responses=VersionSerializer)
+    def get(self, request, key: str, number: int):
+        version = selectors.plan_version_get(plan=selectors.plan_get(key=key), number=number)
+        return Response(VersionSerializer.shape(version))
+
+    @extend_schema(operation_id="plan_versions_update", request=VersionInputDocSerializer,
+                   responses={200: VersionSerializer, **_ERRORS})
+    def patch(self, request, key: str, number: int):
+        plan = selectors.plan_get(key=key)
+        version = selectors.plan_version_get(plan=plan, number=number)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.plan_version_update(version=version, **data.validated_data)
+        return Response(VersionSerializer.shape(selectors.plan_version_get(plan=plan, number=number)))
+
+
+class PlanVersionPublishApi(APIView):
+    """``POST /plans/{key}/versions/{number}/publish``: draft -> published; a published version is a 409."""
+
+    @extend_schema(operation_id="plan_versions_publish", request=None, responses={200: VersionSerializer})
+    def post(self, request, key: str, number: int):
+        plan = selectors.plan_get(key=key)
+        version = selectors.plan_version_get(plan=plan, number=number)
+        services.plan_version_publish(version=version)
+        return Response(VersionSerializer.shape(selectors.plan_version_get(plan=plan, number=number)))
