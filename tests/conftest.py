@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+pytest_plugins = ["tests.celery_support"]
+
 
 @pytest.fixture
 def api_key(db):
