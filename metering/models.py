@@ -72,3 +72,53 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_name} {self.event_id} ({self.customer_external_id})"
+
+
+class UsageRollup(models.Model):
+    """Pre-aggregated usage of one meter for one customer in one UTC hour (docs/metering.md).
+
+    Built incrementally from events with ``id <= MeterRollupState.last_event_id`` (whatever their timestamp,
+    so late events are folded into the hour they belong to). Reads add the raw events past the watermark and
+    the partial hours at a window's edges, so a value never depends on when the rollup last ran.
+    ``latest_*`` keep the event with the greatest (timestamp, id) whose property is numeric.
+    """
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    customer_external_id = models.CharField(max_length=255)
+    hour = models.DateTimeField()
+    event_count = models.BigIntegerField(default=0)
+    value_sum = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+    value_max = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+    latest_at = models.DateTimeField(null=True)
+    latest_id = models.BigIntegerField(null=True)
+    latest_value = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["meter", "customer_external_id", "hour"], name="usagerollup_unique_meter_customer_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} {self.customer_external_id} {self.hour:%Y-%m-%d %H:00}"
+
+
+class MeterRollupState(models.Model):
+    """How far a meter's rollup has read the event log: every event with ``id <= last_event_id`` is in it."""
+
+    meter = models.OneToOneField(Meter, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    last_event_id = models.BigIntegerField(default=0)
+    refreshed_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} up to event {self.last_event_id}"
+
+
+class EventIdCheckpoint(models.Model):
+    """The highest event id seen at an instant. The rollup only reads up to a checkpoint at least a few minutes
+    old, so an insert still in flight (its id taken, not yet committed) can never be skipped."""
+
+    taken_at = models.DateTimeField(db_index=True)
+    max_event_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.max_event_id} at {self.taken_at:%Y-%m-%d %H:%M:%S}"

@@ -1,76 +1,275 @@
-"""Usage reads: aggregation runs in PostgreSQL, never by loading events into Python."""
+"""Usage reads: aggregation runs in PostgreSQL, never by loading events into Python.
+
+A meter's value over ``[start, end)`` is assembled in one SQL statement from three disjoint parts
+(docs/metering.md):
+
+1. the hourly rollup (``UsageRollup``) for the whole UTC hours inside the window, which holds every event
+   with ``id <=`` the meter's watermark (``MeterRollupState.last_event_id``);
+2. raw events with ``id <=`` the watermark in the partial hours at the window's edges;
+3. raw events with ``id >`` the watermark anywhere in the window (arrived since the last rollup).
+
+So the answer never depends on when the rollup last ran; only its speed does. ``count_unique`` cannot be
+added up across hours and always reads raw events (index on customer, event name, timestamp).
+
+Rules where the design is silent: a property counts for numeric aggregations only when it is a JSON number
+or a decimal string below 10^27, rounded to 12 decimal places; ``max`` and ``latest`` are 0 when no event
+has the property; ``latest`` picks the event with the greatest timestamp, then the greatest id (arrival)
+among events whose property is numeric; ``count_unique`` counts distinct values of the property compared as
+text (the number ``1`` and the string ``"1"`` are one value).
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
 
-from .models import Meter
+from .models import Event, Meter
+
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 
 
-def _numeric(expr: str) -> str:
-    # A property counts only when it is numeric: a JSON number or a decimal string.
+def numeric_sql(expr: str) -> str:
+    """SQL turning a jsonb value into numeric(40,12), or NULL when it is not a number / decimal string."""
     return (
-        f"CASE WHEN jsonb_typeof({expr}) = 'number' THEN ({expr})::text::numeric "
+        f"(CASE WHEN jsonb_typeof({expr}) = 'number' AND abs(({expr})::text::numeric) < 1e27 "
+        f"THEN round(({expr})::text::numeric, 12) "
         f"WHEN jsonb_typeof({expr}) = 'string' AND ({expr} #>> '{{}}') ~ '^\\s*[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)\\s*$' "
-        f"THEN ({expr} #>> '{{}}')::numeric END"
+        f"AND abs(({expr} #>> '{{}}')::numeric) < 1e27 THEN round(({expr} #>> '{{}}')::numeric, 12) END)"
     )
 
 
-def _meter_sql(meter: Meter) -> tuple[str, str, list]:
-    """(aggregate expression over ``e.v`` = the meter's property, WHERE clause, params) for one meter."""
-    agg = meter.aggregation
-    num = _numeric("e.v")
-    if agg == Meter.Aggregation.COUNT:
-        value = "COUNT(*)::numeric"
-    elif agg == Meter.Aggregation.SUM:
-        value = f"COALESCE(SUM({num}), 0)"
-    elif agg == Meter.Aggregation.SUM_WITH_MULTIPLIER:
-        value = f"COALESCE(SUM({num}), 0) * {Decimal(meter.multiplier or 1)}::numeric"
-    elif agg == Meter.Aggregation.MAX:
-        value = f"COALESCE(MAX({num}), 0)"
-    elif agg == Meter.Aggregation.LATEST:
-        value = f"COALESCE((ARRAY_AGG({num} ORDER BY e.timestamp DESC, e.id DESC) FILTER (WHERE {num} IS NOT NULL))[1], 0)"
-    elif agg == Meter.Aggregation.COUNT_UNIQUE:
-        value = "COUNT(DISTINCT e.v #>> '{}')::numeric"
-    else:  # pragma: no cover - choices are validated at creation
-        raise ValueError(f"unknown aggregation {agg}")
-    where = ["e.event_name = %s"]
+def meter_filter_sql(meter: Meter, alias: str = "e") -> tuple[str, list]:
+    """``event_name = ... AND <every filter holds>`` for one meter, with its params."""
+    where = [f"{alias}.event_name = %s"]
     params: list = [meter.event_name]
     for f in meter.filters.all():
-        where.append("(e.properties ->> %s) = ANY(%s)")
+        # ->> gives the text of a string or number value: property "model" in ["gpt-4o"] matches "gpt-4o".
+        where.append(f"({alias}.properties ->> %s) = ANY(%s::text[])")
         params += [f.property, list(f.values)]
-    return value, " AND ".join(where), params
+    return " AND ".join(where), params
 
 
-def meter_usage(*, meter: Meter, customer_external_id: str, start: datetime, end: datetime) -> Decimal:
-    """The meter's value for one customer over the half-open window [start, end)."""
+def _hour_ceil(at: datetime) -> datetime:
+    floor = at.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == at else floor + HOUR
+
+
+def _hour_floor(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _watermark(meter: Meter) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_event_id FROM metering_meterrollupstate WHERE meter_id = %s", [meter.id])
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+def _value_sql(meter: Meter) -> str:
+    """The final value from the combined parts ``p(c, n, s, m, lts, lid, lv)``."""
+    agg = meter.aggregation
+    if agg == Meter.Aggregation.COUNT:
+        return "COALESCE(SUM(p.n), 0)"
+    if agg == Meter.Aggregation.SUM:
+        return "COALESCE(SUM(p.s), 0)"
+    if agg == Meter.Aggregation.SUM_WITH_MULTIPLIER:
+        return "COALESCE(SUM(p.s), 0) * %(multiplier)s::numeric"
+    if agg == Meter.Aggregation.MAX:
+        return "COALESCE(MAX(p.m), 0)"
+    if agg == Meter.Aggregation.LATEST:
+        return "COALESCE((ARRAY_AGG(p.lv ORDER BY p.lts DESC, p.lid DESC) FILTER (WHERE p.lv IS NOT NULL))[1], 0)"
+    raise ValueError(f"unknown aggregation {agg}")  # pragma: no cover - validated at creation
+
+
+RAW_PART = """
+    SELECT r.c, COUNT(*) AS n, SUM(r.num) AS s, MAX(r.num) AS m,
+           (ARRAY_AGG(r.ts ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lts,
+           (ARRAY_AGG(r.id ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lid,
+           (ARRAY_AGG(r.num ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lv
+    FROM (
+        SELECT e.customer_external_id AS c, e.id, e.timestamp AS ts, {num} AS num, e.properties ? %(field)s AS has
+        FROM metering_event e
+        WHERE e.customer_external_id = ANY(%(ids)s) AND {where}
+          AND e.timestamp >= %(start)s AND e.timestamp < %(end)s AND e.id > %(wm)s
+        UNION ALL
+        SELECT e.customer_external_id, e.id, e.timestamp, {num}, e.properties ? %(field)s
+        FROM metering_event e
+        WHERE e.customer_external_id = ANY(%(ids)s) AND {where} AND e.id <= %(wm)s
+          AND ((e.timestamp >= %(start)s AND e.timestamp < %(hs)s) OR (e.timestamp >= %(he)s AND e.timestamp < %(end)s))
+    ) r
+    WHERE %(is_count)s OR r.has
+    GROUP BY r.c
+"""
+
+ROLLUP_PART = """
+    SELECT u.customer_external_id, SUM(u.event_count), SUM(u.value_sum), MAX(u.value_max),
+           (ARRAY_AGG(u.latest_at ORDER BY u.latest_at DESC, u.latest_id DESC) FILTER (WHERE u.latest_value IS NOT NULL))[1],
+           (ARRAY_AGG(u.latest_id ORDER BY u.latest_at DESC, u.latest_id DESC) FILTER (WHERE u.latest_value IS NOT NULL))[1],
+           (ARRAY_AGG(u.latest_value ORDER BY u.latest_at DESC, u.latest_id DESC) FILTER (WHERE u.latest_value IS NOT NULL))[1]
+    FROM metering_usagerollup u
+    WHERE u.meter_id = %(meter_id)s AND u.customer_external_id = ANY(%(ids)s) AND u.hour >= %(hs)s AND u.hour < %(he)s
+    GROUP BY u.customer_external_id
+"""
+
+
+def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -> tuple[str, dict]:
+    where, wparams = meter_filter_sql(meter)
+    # Named placeholders for the shared params; the filter's positional params become named ones too.
+    names = {}
+    for i, value in enumerate(wparams):
+        names[f"w{i}"] = value
+    where_named = where
+    for i in range(len(wparams)):
+        where_named = where_named.replace("%s", f"%(w{i})s", 1)
+    params = {
+        "ids": ids, "start": start, "end": end, "field": meter.field or "",
+        "is_count": meter.aggregation == Meter.Aggregation.COUNT, "meter_id": meter.id, **names,
+    }
+    num = numeric_sql("(e.properties -> %(field)s)")
+    if meter.aggregation == Meter.Aggregation.COUNT_UNIQUE:
+        sql = (
+            "SELECT e.customer_external_id, COUNT(DISTINCT e.properties ->> %(field)s)::numeric "
+            f"FROM metering_event e WHERE e.customer_external_id = ANY(%(ids)s) AND {where_named} "
+            "AND e.timestamp >= %(start)s AND e.timestamp < %(end)s AND e.properties ? %(field)s "
+            "GROUP BY e.customer_external_id"
+        )
+        return sql, params
+    hs, he = _hour_ceil(start), _hour_floor(end)
+    if hs >= he:
+        hs = he = end  # no whole hour inside: everything comes from raw events
+    params.update(hs=hs, he=he, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
+    sql = (
+        f"SELECT p.c, {_value_sql(meter)} FROM ("
+        f"{RAW_PART.format(num=num, where=where_named)} UNION ALL {ROLLUP_PART}"
+        ") AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
+    )
+    return sql, params
+
+
+def meter_usage(*, meter: Meter, customer_external_id: str, start: datetime, end: datetime | None) -> Decimal:
+    """The meter's value for one customer over the half-open window ``[start, end)`` (``end=None``: no end)."""
     result = usage_for_customers(meters=[meter], customer_external_ids=[customer_external_id], start=start, end=end)
     return result.get((customer_external_id, meter.id), Decimal(0))
 
 
 def usage_for_customers(
-    *, meters: Sequence[Meter], customer_external_ids: Iterable[str], start: datetime, end: datetime
+    *,
+    meters: Sequence[Meter],
+    customer_external_ids: Iterable[str] | None = None,
+    start: datetime,
+    end: datetime | None,
+    customer_ids: Iterable[str] | None = None,
 ) -> dict[tuple[str, int], Decimal]:
-    """Usage of many customers at once: ``{(customer_external_id, meter_id): value}`` (one query per meter)."""
-    ids = list(customer_external_ids)
+    """Usage of many customers at once: ``{(customer_external_id, meter_id): value}``, one query per meter.
+
+    Customers are named by external id (``customer_ids`` is accepted as another name for it). Pairs with no
+    event in the window are absent (read them as 0). ``end=None`` means no end.
+    """
+    ids = list(customer_external_ids if customer_external_ids is not None else customer_ids or [])
     out: dict[tuple[str, int], Decimal] = {}
     if not ids:
         return out
+    end = end or FAR_FUTURE
     with connection.cursor() as cursor:
         for meter in meters:
-            value, where, wparams = _meter_sql(meter)
-            cursor.execute(
-                f"SELECT e.customer_external_id, {value} FROM ("
-                f"SELECT e.customer_external_id, e.id, e.timestamp, e.properties, e.properties -> %s AS v "
-                f"FROM metering_event e WHERE e.customer_external_id = ANY(%s) AND e.timestamp >= %s "
-                f"AND e.timestamp < %s AND {where}) e "
-                f"WHERE e.v IS NOT NULL OR %s GROUP BY e.customer_external_id",
-                [meter.field or "", ids, start, end, *wparams, meter.aggregation == Meter.Aggregation.COUNT],
-            )
+            sql, params = _usage_query(meter, ids, start, end)
+            cursor.execute(sql, params)
             for customer_id, val in cursor.fetchall():
                 out[(customer_id, meter.id)] = Decimal(val) if val is not None else Decimal(0)
     return out
+
+
+def meter_ids_with_events(*, customer_external_id: str, start: datetime, end: datetime) -> list[int]:
+    """Ids of meters whose event name has at least one event of the customer in the window.
+
+    Filters are ignored here: a meter is listed when its event stream has events (its value may be 0).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT m.id FROM metering_meter m WHERE EXISTS (SELECT 1 FROM metering_event e "
+            "WHERE e.customer_external_id = %s AND e.event_name = m.event_name AND e.timestamp >= %s "
+            "AND e.timestamp < %s)",
+            [customer_external_id, start, end],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+# --- Numeric fields per event name (ingestion) ---------------------------------------------------------------
+
+NUMERIC_FIELDS_TTL = 5.0  # seconds a process trusts its copy; a new meter is enforced within this delay
+
+
+@dataclass
+class _Cache:
+    loaded_at: float = -1e9
+    value: dict[str, frozenset[str]] | None = None
+
+
+_cache = _Cache()
+_cache_lock = threading.Lock()
+
+
+def numeric_fields_by_event_name() -> dict[str, frozenset[str]]:
+    """``{event_name: {property, ...}}`` that numeric meters aggregate; one query, cached for a few seconds."""
+    now = time.monotonic()
+    value = _cache.value
+    if value is not None and now - _cache.loaded_at < NUMERIC_FIELDS_TTL:
+        return value
+    fields: dict[str, set[str]] = {}
+    for event_name, field in Meter.objects.filter(aggregation__in=Meter.NUMERIC).exclude(field="").values_list(
+        "event_name", "field"
+    ):
+        fields.setdefault(event_name, set()).add(field)
+    value = {name: frozenset(names) for name, names in fields.items()}
+    with _cache_lock:
+        _cache.value, _cache.loaded_at = value, now
+    return value
+
+
+def numeric_fields_forget() -> None:
+    """Drop this process's cached numeric fields (after a meter is created or changed)."""
+    with _cache_lock:
+        _cache.value = None
+
+
+# --- Admin / dashboard -----------------------------------------------------------------------------------------
+
+
+def unknown_customer_event_count() -> int:
+    """Events whose customer external id matches no customer (yet).
+
+    Walks the distinct customer ids with a skip scan on the (customer, event name, timestamp) index, then
+    counts only the unknown ones' events, so it stays quick with millions of events for known customers.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH RECURSIVE ids(c) AS (
+                (SELECT customer_external_id FROM metering_event ORDER BY customer_external_id LIMIT 1)
+                UNION ALL
+                SELECT (SELECT e.customer_external_id FROM metering_event e WHERE e.customer_external_id > ids.c
+                        ORDER BY e.customer_external_id LIMIT 1)
+                FROM ids WHERE ids.c IS NOT NULL
+            )
+            SELECT COALESCE(SUM((SELECT COUNT(*) FROM metering_event e WHERE e.customer_external_id = ids.c)), 0)
+            FROM ids
+            WHERE ids.c IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM customers_customer cu WHERE cu.external_id = ids.c)
+            """
+        )
+        return int(cursor.fetchone()[0])
+
+
+def event_count_estimate() -> int:
+    """PostgreSQL's row estimate for the event table (the admin shows it instead of a slow COUNT(*))."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [Event._meta.db_table])
+        row = cursor.fetchone()
+    return max(int(row[0]), 0) if row else 0
