@@ -1,6 +1,21 @@
 """The period boundary, orchestrated in one place (DESIGN.md): invoices, plan credits, rollover, next period.
 
-Entry points are durable transactions; one subscription's boundary runs in one transaction.
+One subscription boundary runs in one transaction. Lock order, everywhere: customer -> wallets (inside the
+credits seam) -> subscription row FOR UPDATE -> invoice. After locking, the subscription's state is read
+again (still active, ``current_period_end`` still the boundary due), so concurrent runs bill a boundary once;
+``invoice_unique_subscription_boundary`` makes a second invoice impossible even without the locks.
+
+At a boundary ``T = current_period_end <= now`` (order from the wallets seam's contract):
+
+1. one invoice for ``(subscription, billing_boundary_at=T)``: the ended period's in-arrears lines (priced
+   with the version that billed it) and, unless the subscription ends at ``T``, the new period's in-advance
+   fees priced with the version in effect for the NEW period; invoice period = the ended period;
+2. ``invoice_credits_apply`` (credits of the ended period pay its charges first, or are held for a draft),
+   then finalization when the customer's ``invoice_grace_days`` is 0 (else a draft, finalized by the
+   first run at or after ``created + grace days``);
+3. ``plan_credits_close_period`` (rollover / expiry; forfeit when ending);
+4. the subscription advances to its next period (or ends, when canceled at period end);
+5. ``plan_credits_grant`` for the new period.
 """
 
 from __future__ import annotations
@@ -10,8 +25,187 @@ from datetime import datetime
 from django.db import transaction
 
 from catalog.models import Plan, PlanVersion
+from customers import periods
 from customers.models import Customer, Subscription
+from customers.periods import Period
+from customers.selectors import subscription_version_for
 from customers.services import subscription_create
+
+from ..models import Invoice
+from . import credits as credits_seam
+from .invoices import invoice_create_for_period, invoice_credits_settle, invoice_finalize_locked
+from .lines import LineDraft, advance_lines, arrears_lines
+
+
+def _lock_customer(customer_id: int) -> Customer:
+    return Customer.objects.select_for_update().get(pk=customer_id)
+
+
+def _lock_subscription(subscription_id: int) -> Subscription:
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("customer", "plan", "plan_version", "plan_version__plan", "pinned_version")
+        .get(pk=subscription_id)
+    )
+
+
+def next_period_of(subscription: Subscription) -> Period:
+    current = Period(subscription.current_period_start, subscription.current_period_end)
+    return periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, current)
+
+
+def version_for_period(subscription: Subscription, period: Period) -> PlanVersion:
+    """The version billing ``period``: pinned, else in effect at its start; the current one if none is."""
+    return subscription_version_for(subscription=subscription, period_start=period.start) or subscription.plan_version
+
+
+def boundary_lines_for(
+    *, subscription: Subscription, ended: Period, ended_version: PlanVersion, ending: bool, usage=None
+) -> list[LineDraft]:
+    """Lines of the invoice at ``ended.end``: ended period's arrears + (unless ending) next period's advance fees."""
+    currency = subscription.customer.currency
+    lines = arrears_lines(subscription=subscription, version=ended_version, period=ended, currency=currency, usage=usage)
+    if not ending:
+        new_period = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended)
+        lines += advance_lines(
+            subscription=subscription, version=version_for_period(subscription, new_period), period=new_period,
+            currency=currency,
+        )
+    return lines
+
+
+def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[LineDraft]:
+    """Rebuild the lines of a stored subscription invoice from events (draft recalculation)."""
+    period = Period(invoice.period_start, invoice.period_end)
+    currency = invoice.currency
+    if invoice.billing_boundary_at == invoice.period_start:
+        # The start invoice: the first period's in-advance fees.
+        return advance_lines(
+            subscription=subscription, version=version_for_period(subscription, period), period=period, currency=currency
+        )
+    ended_at = subscription.ended_at
+    ending = ended_at is not None and ended_at <= invoice.billing_boundary_at
+    full_end = periods.period_containing(subscription.billing, subscription.start_at, subscription.plan.interval, period.start).end
+    if period.end != full_end:
+        ending = True  # a period cut short by an immediate cancellation has no next period
+    return boundary_lines_for(
+        subscription=subscription, ended=period, ended_version=version_for_period(subscription, period), ending=ending
+    )
+
+
+def _subscription_advance(*, subscription: Subscription, now: datetime) -> None:
+    """Move the locked subscription to its next period (and version), or end it when canceled at period end.
+
+    Call inside a transaction. Kept here until ``customers.services.subscription_advance`` exists.
+    """
+    boundary = subscription.current_period_end
+    if subscription.cancel_at_period_end:
+        subscription.status = Subscription.Status.ENDED
+        subscription.ended_at = boundary
+        subscription.save(update_fields=["status", "ended_at"])
+        return
+    new_period = next_period_of(subscription)
+    subscription.current_period_start = new_period.start
+    subscription.current_period_end = new_period.end
+    subscription.plan_version = version_for_period(subscription, new_period)
+    subscription.save(update_fields=["current_period_start", "current_period_end", "plan_version"])
+
+
+def _finalize_or_wait(invoice: Invoice, *, now: datetime) -> None:
+    invoice_credits_settle(invoice=invoice, now=now)
+    if invoice.customer.invoice_grace_days == 0:
+        invoice_finalize_locked(invoice=invoice, now=now)
+
+
+@transaction.atomic(savepoint=False)
+def subscription_boundary_bill_locked(*, subscription: Subscription, now: datetime, usage=None) -> Invoice | None:
+    """Bill the locked subscription's due boundary (see the module docstring). Call inside a transaction,
+    holding the customer and subscription locks. Returns the new invoice, or ``None`` when nothing was due
+    or the boundary was already billed.
+    """
+    if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > now:
+        return None
+    boundary = subscription.current_period_end
+    ended = Period(subscription.current_period_start, boundary)
+    ending = subscription.cancel_at_period_end
+    lines = boundary_lines_for(
+        subscription=subscription, ended=ended, ended_version=subscription.plan_version, ending=ending, usage=usage
+    )
+    invoice = invoice_create_for_period(
+        customer=subscription.customer, subscription=subscription, boundary_at=boundary, period=ended, lines=lines, now=now
+    )
+    if invoice is not None:
+        _finalize_or_wait(invoice, now=now)
+    credits_seam.plan_credits_close_period(subscription=subscription, period=ended, ending=ending, now=now)
+    _subscription_advance(subscription=subscription, now=now)
+    if not ending:
+        credits_seam.plan_credits_grant(
+            subscription=subscription,
+            period=Period(subscription.current_period_start, subscription.current_period_end),
+            now=now,
+        )
+    return invoice
+
+
+def subscription_bill_once(*, subscription_id: int, now: datetime, usage=None) -> tuple[bool, Invoice | None]:
+    """One boundary of one subscription in its own transaction. ``(processed, invoice)``.
+
+    ``processed`` is False when nothing was due (ended, caught up, or advanced by a concurrent run).
+    """
+    with transaction.atomic(durable=True):
+        customer_id = Subscription.objects.values_list("customer_id", flat=True).get(pk=subscription_id)
+        _lock_customer(customer_id)
+        subscription = _lock_subscription(subscription_id)
+        if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > now:
+            return False, None
+        return True, subscription_boundary_bill_locked(subscription=subscription, now=now, usage=usage)
+
+
+def subscription_catch_up(*, subscription_id: int, now: datetime) -> tuple[int, int]:
+    """Bill every boundary due at or before ``now``, oldest first, one transaction each.
+
+    Returns ``(boundaries processed, invoices created)``. Idempotent: a later call finds nothing due.
+    """
+    boundaries = invoices = 0
+    while True:
+        processed, invoice = subscription_bill_once(subscription_id=subscription_id, now=now)
+        if not processed:
+            return boundaries, invoices
+        boundaries += 1
+        invoices += invoice is not None
+
+
+@transaction.atomic(savepoint=False)
+def subscription_start_locked(
+    *,
+    customer: Customer,
+    plan: Plan,
+    start_at: datetime,
+    billing: str,
+    pinned_version: PlanVersion | None,
+    now: datetime,
+) -> Subscription:
+    """``subscription_start`` inside the caller's transaction (the admin's save path)."""
+    customer = _lock_customer(customer.pk)
+    subscription = subscription_create(
+        customer=customer, plan=plan, start_at=start_at, billing=billing, pinned_version=pinned_version
+    )
+    subscription = _lock_subscription(subscription.pk)
+    first = Period(subscription.current_period_start, subscription.current_period_end)
+    credits_seam.plan_credits_grant(subscription=subscription, period=first, now=now)
+    lines = advance_lines(
+        subscription=subscription, version=subscription.plan_version, period=first, currency=customer.currency
+    )
+    invoice = invoice_create_for_period(
+        customer=subscription.customer, subscription=subscription, boundary_at=first.start, period=first,
+        lines=lines, now=now,
+    )
+    if invoice is not None:
+        _finalize_or_wait(invoice, now=now)
+    # A start in the past: catch up every boundary up to now, oldest first.
+    while subscription.status == Subscription.Status.ACTIVE and subscription.current_period_end <= now:
+        subscription_boundary_bill_locked(subscription=subscription, now=now)
+    return subscription
 
 
 @transaction.atomic(durable=True)
@@ -24,23 +218,40 @@ def subscription_start(
     pinned_version: PlanVersion | None,
     now: datetime,
 ) -> Subscription:
-    """Create a subscription and do its first period's start work at once (plan credits, in-advance invoice)."""
-    subscription = subscription_create(
-        customer=customer, plan=plan, start_at=start_at, billing=billing, pinned_version=pinned_version
+    """Create a subscription and do its first period's start work at once (plan credits, in-advance invoice).
+
+    The first period's in-advance fixed fees are prorated by whole days for a partial calendar period.
+    A start in the past also bills every boundary between ``start_at`` and ``now`` (same transaction:
+    creating the subscription succeeds or fails as a whole).
+    """
+    return subscription_start_locked(
+        customer=customer, plan=plan, start_at=start_at, billing=billing, pinned_version=pinned_version, now=now
     )
-    # TODO(invoicing): first period's start work: plan credits, the in-advance invoice (prorated when partial),
-    # then catch up every boundary between start_at and now (start may be in the past).
-    return subscription
 
 
 @transaction.atomic(durable=True)
 def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -> Subscription:
     """Cancel at ``period_end`` (stays active until its period ends) or ``now`` (ends at once).
 
-    Canceling an ended subscription is a Conflict (409). Ending now bills what the ended part owes.
+    Canceling an ended subscription is a Conflict (409). Ending now bills what the ended part owes: an
+    invoice at the end instant with the part period's in-arrears lines (fixed fees in arrears prorated by
+    whole days); fees paid in advance are not refunded here (a credit note does that).
     """
     from customers.services import subscription_cancel as cancel_row
 
-    subscription = cancel_row(subscription=subscription, at=at, now=now)
-    # TODO(invoicing): when ending now, invoice the part of the period that ran (usage in arrears) and close credits.
+    _lock_customer(subscription.customer_id)
+    locked = _lock_subscription(subscription.pk)
+    part_start = locked.current_period_start
+    version = locked.plan_version
+    subscription = cancel_row(subscription=locked, at=at, now=now)
+    if subscription.status == Subscription.Status.ENDED and subscription.ended_at and subscription.ended_at > part_start:
+        part = Period(part_start, subscription.ended_at)
+        lines = arrears_lines(subscription=subscription, version=version, period=part, currency=subscription.customer.currency)
+        invoice = invoice_create_for_period(
+            customer=subscription.customer, subscription=subscription, boundary_at=part.end, period=part,
+            lines=lines, now=now,
+        )
+        if invoice is not None:
+            _finalize_or_wait(invoice, now=now)
+        credits_seam.plan_credits_close_period(subscription=subscription, period=part, ending=True, now=now)
     return subscription

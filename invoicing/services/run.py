@@ -1,9 +1,39 @@
-"""The scheduled work, as of an instant: the one service that run_billing and Celery beat both call."""
+"""The scheduled work, as of an instant: the one service that run_billing and Celery beat both call.
+
+``billing_run_execute(now)``:
+
+1. every period boundary due at or before ``now`` for active subscriptions, oldest first, each subscription
+   looped until it is caught up (one transaction per boundary; see ``boundary``);
+2. drafts whose ``finalize_after <= now`` are finalized;
+3. the wallets' scheduled work (expiry, low-balance alerts, top-ups) through the credits seam.
+
+One subscription's failure is logged and recorded on the ``BillingRun``; the run goes on. Re-running with
+the same or an earlier ``now`` bills nothing new. Parallel runs (several processes or Celery workers) are
+safe: each boundary locks its customer and subscription and re-checks the state after locking, and the
+database refuses a second invoice for one boundary.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing_project.models import BillingRun
+from customers.models import Subscription
+
+from ..models import Invoice
+from . import credits as credits_seam
+from .boundary import subscription_bill_once
+from .invoices import _lock, invoice_finalize_locked
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -23,7 +53,104 @@ class RunSummary:
             f"{self.alerts} low-balance alerts, {len(self.failures)} failures"
         )
 
+    def counts(self) -> dict[str, int]:
+        return {
+            "boundaries": self.boundaries, "invoices_created": self.invoices_created,
+            "invoices_finalized": self.invoices_finalized, "grants_expired": self.grants_expired, "alerts": self.alerts,
+        }
 
-def billing_run_execute(*, now: datetime, customer_external_id: str | None = None, progress=None) -> RunSummary:
-    """Do all scheduled work due at or before ``now`` (optionally for one customer), idempotently."""
-    return RunSummary(as_of=now)
+
+def due_subscription_ids(*, now: datetime, customer_external_id: str | None = None) -> list[int]:
+    """Active subscriptions with a boundary due at or before ``now``, oldest boundary first."""
+    qs = Subscription.objects.filter(status=Subscription.Status.ACTIVE, current_period_end__lte=now)
+    if customer_external_id:
+        qs = qs.filter(customer__external_id=customer_external_id)
+    return list(qs.order_by("current_period_end", "id").values_list("id", flat=True))
+
+
+def subscriptions_bill(
+    *, subscription_ids: Iterable[int], now: datetime, summary: RunSummary, progress: Progress | None = None
+) -> None:
+    """Catch up each subscription (every boundary due, oldest first), recording failures on ``summary``.
+
+    A subscription that fails keeps the boundaries it billed before the failure; the run goes on.
+    """
+    ids = list(subscription_ids)
+    for done, subscription_id in enumerate(ids, start=1):
+        try:
+            while True:
+                processed, invoice = subscription_bill_once(subscription_id=subscription_id, now=now)
+                if not processed:
+                    break
+                summary.boundaries += 1
+                if invoice is not None:
+                    summary.invoices_created += 1
+                    if invoice.status != Invoice.Status.DRAFT:
+                        summary.invoices_finalized += 1
+        except Exception as exc:  # one subscription's failure must not stop the run
+            logger.exception("Billing subscription %s failed", subscription_id)
+            summary.failures.append(f"subscription {subscription_id}: {type(exc).__name__}: {exc}")
+        if progress is not None:
+            progress(done, len(ids))
+
+
+def drafts_finalize_due(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:
+    """Finalize drafts whose grace period has run out (``finalize_after <= now``), one transaction each."""
+    qs = Invoice.objects.filter(status=Invoice.Status.DRAFT, finalize_after__lte=now)
+    if customer_external_id:
+        qs = qs.filter(customer__external_id=customer_external_id)
+    for invoice_id in qs.order_by("finalize_after", "id").values_list("id", flat=True):
+        try:
+            with transaction.atomic(durable=True):
+                invoice = _lock(invoice_id, customer=True)
+                if invoice.status != Invoice.Status.DRAFT:
+                    continue  # finalized by a concurrent run
+                invoice_finalize_locked(invoice=invoice, now=now)
+                summary.invoices_finalized += 1
+        except Exception as exc:
+            logger.exception("Finalizing invoice %s failed", invoice_id)
+            summary.failures.append(f"invoice {invoice_id}: {type(exc).__name__}: {exc}")
+
+
+def billing_run_execute(
+    *,
+    now: datetime,
+    customer_external_id: str | None = None,
+    progress: Progress | None = None,
+    trigger: str = "manual",
+) -> RunSummary:
+    """Do all scheduled work due at or before ``now`` (optionally for one customer), idempotently.
+
+    ``progress(done, total)`` is called after each subscription. The outcome is recorded as a ``BillingRun``.
+    """
+    run = BillingRun.objects.create(as_of=now, customer_external_id=customer_external_id or "", trigger=trigger)
+    summary = RunSummary(as_of=now)
+    subscriptions_bill(
+        subscription_ids=due_subscription_ids(now=now, customer_external_id=customer_external_id),
+        now=now, summary=summary, progress=progress,
+    )
+    drafts_finalize_due(now=now, summary=summary, customer_external_id=customer_external_id)
+    wallet_work(now=now, summary=summary, customer_external_id=customer_external_id)
+    billing_run_record(run=run, summary=summary)
+    return summary
+
+
+def wallet_work(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:
+    """Expiry, low-balance alerts and top-ups, through the credits seam; a failure is recorded, not raised."""
+    try:
+        counts = credits_seam.credits_scheduled_work(now=now, customer_external_id=customer_external_id) or {}
+    except Exception as exc:
+        logger.exception("Wallet scheduled work failed")
+        summary.failures.append(f"wallets: {type(exc).__name__}: {exc}")
+        return
+    summary.grants_expired += int(counts.get("grants_expired", 0))
+    summary.alerts += int(counts.get("alerts", 0))
+
+
+def billing_run_record(*, run: BillingRun, summary: RunSummary) -> None:
+    run.status = BillingRun.Status.FAILED if summary.failures else BillingRun.Status.SUCCEEDED
+    run.finished_at = timezone.now()
+    run.counts = summary.counts()
+    run.failures = summary.failures
+    run.summary = summary.line()
+    run.save(update_fields=["status", "finished_at", "counts", "failures", "summary"])
