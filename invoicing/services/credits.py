@@ -5,34 +5,230 @@ Order at a boundary (DESIGN.md, Wallets and credits): the boundary invoice is co
 grace period the credits are held for it now, before rollover and expiry), then ``plan_credits_close_period``
 (rollover up to the cap, the rest expires; forfeited when the subscription ends), then the subscription
 advances and ``plan_credits_grant`` gives the new period's credits.
+
+Rules chosen here where the design is silent:
+
+* **Held = consumed.** Credits applied to an invoice (draft or not) are booked at once as ``consume`` ledger
+  rows carrying the invoice's id; ``invoice.credits_applied`` shows their money worth. Releasing them (before
+  a draft is recalculated) books ``adjustment`` rows giving each lot back exactly what it gave. A lot that
+  expired or rolled over meanwhile gets its credits back too, but only the re-application may spend them;
+  whatever it does not use expires again at once (``expire`` rows), so no period's credits outlive it.
+* **What credits may pay:** an all-lines wallet pays the invoice total (tax included), a usage-only wallet
+  the usage lines plus their tax; never more than the invoice still owes (total - credit notes - paid).
+  Usage-only wallets pay first, then all-lines wallets, oldest first; money is rounded down to the minor
+  unit (wallets.credits.credits_applicable).
+* **A lot expiring exactly at the invoice's boundary still pays it** (credits pay their period first).
+* **Credit purchases are not taxed** (tax is charged when the credits pay taxed invoices); an auto top-up's
+  purchase invoice has one ``credit_purchase`` line priced at credits x conversion rate.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
+from decimal import Decimal
 
-from customers.models import Subscription
+from django.db import transaction
+from django.db.models import Q, Sum
+
+from billing_project.money import format_decimal
+from catalog.pricing import currency_exponent, quantize_minor
+from customers.models import Customer, Subscription
 from customers.periods import Period
+from wallets.credits import credits_applicable, credits_to_money
+from wallets.models import CreditGrant, LedgerEntry, Wallet
+from wallets.selectors import wallets_payment_order
+from wallets.services import (
+    consume_from_locked,
+    plan_credits_close,
+    plan_credits_grant_period,
+    usable_filter,
+    wallet_balance_check_locked,
+    wallet_grants_expire,
+)
+from wallets.services._ledger import grant_expire_locked, grants_locked, ledger_append
 
-from ..models import Invoice
+from ..models import Invoice, InvoiceLine
 
 
 def plan_credits_grant(*, subscription: Subscription, period: Period, now: datetime) -> None:
-    """Grant the period's plan credits (subscription.plan_version's grants) to the customer's wallet. Idempotent."""
+    """Grant the period's plan credits (subscription.plan_version's grants) to the customer's wallet. Idempotent.
+
+    Call inside a transaction (the boundary's).
+    """
+    plan_credits_grant_period(subscription=subscription, period=period, now=now)
 
 
+def _owed(invoice: Invoice) -> Decimal:
+    return max(invoice.total - invoice.credit_notes_total - invoice.amount_paid, Decimal(0))
+
+
+def _set_credits_applied(invoice: Invoice, money: Decimal) -> None:
+    invoice.credits_applied = money
+    invoice.amount_due = max(
+        invoice.total - money - invoice.credit_notes_total - invoice.amount_paid, Decimal(0)
+    )
+    invoice.save(update_fields=["credits_applied", "amount_due", "updated_at"])
+
+
+def _lock_customer_wallets(invoice: Invoice) -> tuple[Customer, list[Wallet]]:
+    customer = Customer.objects.select_for_update().get(pk=invoice.customer_id)
+    wallets = list(
+        Wallet.objects.select_for_update().select_related("customer")
+        .filter(customer=customer, currency=invoice.currency).order_by("id")
+    )
+    return customer, wallets
+
+
+def _invoice_rows(invoice: Invoice, wallets: list[Wallet]):
+    return LedgerEntry.objects.filter(invoice_id=invoice.pk, wallet__in=wallets)
+
+
+@transaction.atomic(savepoint=False)
 def invoice_credits_apply(*, invoice: Invoice, now: datetime) -> None:
-    """Apply (or hold, for a draft) wallet credits to the invoice; sets invoice.credits_applied. Idempotent."""
+    """Apply (or hold, for a draft) wallet credits to the invoice; sets invoice.credits_applied. Idempotent.
+
+    One transaction (call inside the caller's), locks in the order customer -> wallets -> lots -> invoice.
+    An invoice already holding credits is left as it is; release them first to re-apply.
+    """
+    customer, wallets = _lock_customer_wallets(invoice)
+    rows = _invoice_rows(invoice, wallets)
+    held = -(rows.aggregate(s=Sum("credits"))["s"] or Decimal(0))
+    active_wallets = [w for w in wallets if w.status == Wallet.Status.ACTIVE]
+    lots_by_wallet: dict[int, list[CreditGrant]] = {}
+    boundary = invoice.billing_boundary_at or now
+    eligible = usable_filter(now=now, expiring_after=boundary) | Q(status=CreditGrant.Status.EXPIRED)
+    for wallet in wallets_payment_order(active_wallets):
+        lots_by_wallet[wallet.pk] = grants_locked(wallet=wallet, filters=eligible)
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if held > 0 or invoice.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED):
+        return
+    round_no = rows.count()
+    owed_left = _owed(invoice)
+    usage_left = sum(
+        (line.amount + line.tax for line in invoice.lines.filter(kind=InvoiceLine.Kind.USAGE)), Decimal(0)
+    )
+    exponent = currency_exponent(invoice.currency)
+    applied = Decimal(0)
+    for wallet in wallets_payment_order(active_wallets):
+        if owed_left <= 0:
+            break
+        payable = min(usage_left, owed_left) if wallet.applies_to == Wallet.AppliesTo.USAGE else owed_left
+        lots = lots_by_wallet[wallet.pk]
+        available = sum((g.remaining for g in lots), Decimal(0))
+        if payable <= 0 or available <= 0:
+            continue
+        money, credits = credits_applicable(payable, available, wallet.conversion_rate, exponent)
+        if credits <= 0:
+            continue
+        consume_from_locked(
+            wallet=wallet, grants=lots, credits=credits, key_prefix=f"invoice:{invoice.pk}:apply:{round_no}",
+            reference=f"invoice:{invoice.pk}", invoice_id=invoice.pk,
+        )
+        applied += money
+        owed_left -= money
+        usage_left = max(usage_left - money, Decimal(0))
+    for wallet in active_wallets:
+        for grant in lots_by_wallet[wallet.pk]:
+            if grant.status != CreditGrant.Status.ACTIVE and grant.remaining > 0:
+                grant_expire_locked(
+                    wallet=wallet, grant=grant, credits=grant.remaining, key=f"expire:{grant.pk}:{grant.ledger.count()}",
+                    reference=f"invoice:{invoice.pk}", description="Released credits of a lot no longer active",
+                    status=grant.status,
+                )
+    _set_credits_applied(invoice, applied)
+    for wallet in active_wallets:
+        wallet_balance_check_locked(wallet=wallet, now=now, top_up=credit_purchase_invoice_create)
 
 
+@transaction.atomic(savepoint=False)
 def invoice_credits_release(*, invoice: Invoice, now: datetime) -> None:
-    """Give back credits held for a draft (before it is recalculated). Idempotent."""
+    """Give back credits held for a draft (before it is recalculated). Idempotent. Call inside a transaction.
+
+    Each lot gets back exactly what the invoice took from it (``adjustment`` rows); a used-up lot becomes
+    active again. Lock order customer -> wallets -> lots -> invoice.
+    """
+    _, wallets = _lock_customer_wallets(invoice)
+    rows = _invoice_rows(invoice, wallets)
+    net: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for wallet_id, grant_id, credits in rows.values_list("wallet_id", "grant_id", "credits"):
+        net[(wallet_id, grant_id)] += credits
+    round_no = rows.count()
+    by_wallet = {w.pk: w for w in wallets}
+    grant_ids = [g for (_, g), c in net.items() if c < 0]
+    grants = {g.pk: g for g in CreditGrant.objects.select_for_update().filter(pk__in=grant_ids).order_by("id")}
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    for (wallet_id, grant_id), credits in sorted(net.items()):
+        if credits >= 0:
+            continue
+        grant = grants[grant_id]
+        ledger_append(
+            wallet=by_wallet[wallet_id], grant=grant, type=LedgerEntry.Type.ADJUSTMENT, credits=-credits,
+            idempotency_key=f"invoice:{invoice.pk}:release:{round_no}:{grant_id}", reference=f"invoice:{invoice.pk}",
+            invoice_id=invoice.pk, description="Released from a draft invoice before recalculation",
+            grant_status=CreditGrant.Status.ACTIVE if grant.status == CreditGrant.Status.CONSUMED else None,
+        )
+    if invoice.credits_applied:
+        _set_credits_applied(invoice, Decimal(0))
 
 
 def plan_credits_close_period(*, subscription: Subscription, period: Period, ending: bool, now: datetime) -> None:
-    """At a period's end: carry unused plan credits up to the rollover cap, expire the rest. Idempotent."""
+    """At a period's end: carry unused plan credits up to the rollover cap, expire the rest. Idempotent.
+
+    Call inside a transaction, after ``invoice_credits_apply`` of the period's invoice.
+    """
+    plan_credits_close(subscription=subscription, period=period, ending=ending, now=now)
+
+
+def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: datetime) -> Invoice:
+    """The purchase invoice of an auto top-up: one ``credit_purchase`` line, credits x conversion rate, untaxed.
+
+    Finalized at once with ``invoicing.services.invoice_finalize_locked`` when that exists; otherwise left a
+    draft with ``finalize_after = now`` so the next run finalizes it. Call inside a transaction.
+    """
+    amount = quantize_minor(credits_to_money(Decimal(grant.credits), Decimal(wallet.conversion_rate)), wallet.currency)
+    invoice = Invoice.objects.create(
+        kind=Invoice.Kind.CREDIT_PURCHASE, customer_id=wallet.customer_id, currency=wallet.currency,
+        status=Invoice.Status.DRAFT, finalize_after=now, subtotal=amount, tax=Decimal(0), total=amount,
+        amount_due=amount,
+    )
+    InvoiceLine.objects.create(
+        invoice=invoice, position=0, kind=InvoiceLine.Kind.CREDIT_PURCHASE,
+        description=(
+            f"{format_decimal(grant.credits)} credits at {format_decimal(wallet.conversion_rate)} {wallet.currency} "
+            f"per credit (automatic top-up of wallet \"{wallet.name}\")"
+        ),
+        quantity=grant.credits, unit_amount=wallet.conversion_rate, amount=amount,
+        details={
+            "wallet": str(wallet.pk), "grant": str(grant.pk), "credits": str(grant.credits),
+            "conversion_rate": str(wallet.conversion_rate), "reason": "auto top-up below the low-balance threshold",
+        },
+    )
+    from invoicing import services as invoicing_services
+
+    finalize = getattr(invoicing_services, "invoice_finalize_locked", None)
+    if finalize is not None:
+        finalize(invoice=invoice, now=now)
+    return invoice
 
 
 def credits_scheduled_work(*, now: datetime, customer_external_id: str | None = None) -> dict:
-    """Run-time wallet work: expire grants past expires_at, low-balance alerts and auto top-ups. Returns counts."""
-    return {"grants_expired": 0, "alerts": 0, "top_ups": 0}
+    """Run-time wallet work: expire grants past expires_at, low-balance alerts and auto top-ups. Returns counts.
+
+    One transaction per wallet (nested in the caller's if there is one), so one wallet's failure never
+    undoes another's work. Idempotent: a second run at the same instant finds nothing to do.
+    """
+    counts = {"grants_expired": 0, "alerts": 0, "top_ups": 0}
+    wallets = Wallet.objects.filter(Q(status=Wallet.Status.ACTIVE) | Q(balance__gt=0))
+    if customer_external_id:
+        wallets = wallets.filter(customer__external_id=customer_external_id)
+    for wallet_id in wallets.order_by("id").values_list("id", flat=True):
+        with transaction.atomic():
+            Customer.objects.select_for_update(of=("self",)).filter(wallets__pk=wallet_id).first()
+            wallet = Wallet.objects.get(pk=wallet_id)
+            counts["grants_expired"] += wallet_grants_expire(wallet=wallet, now=now)
+            alert = wallet_balance_check_locked(wallet=wallet, now=now, top_up=credit_purchase_invoice_create)
+            if alert is not None:
+                counts["alerts"] += 1
+                counts["top_ups"] += 1 if alert.top_up_grant_id else 0
+    return counts

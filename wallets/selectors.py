@@ -1,0 +1,87 @@
+"""Wallet reads: balances, the real-time balance, ledger checks, lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import QuerySet, Sum
+
+from catalog.pricing import currency_exponent
+from customers.models import Customer
+from wallets.credits import credits_applicable
+
+from .models import CreditGrant, LedgerEntry, Wallet
+
+
+@dataclass(frozen=True)
+class LedgerCheck:
+    """A wallet's cached balance against the sum of its ledger and of its lots' remaining credits."""
+
+    balance: Decimal
+    ledger_sum: Decimal
+    lots_remaining: Decimal
+
+    @property
+    def ok(self) -> bool:
+        return self.balance == self.ledger_sum == self.lots_remaining
+
+
+def wallet_ledger_check(*, wallet: Wallet) -> LedgerCheck:
+    """Balance (cached), ledger sum and the lots' remaining credits: all three are always equal."""
+    balance = Wallet.objects.values_list("balance", flat=True).get(pk=wallet.pk)
+    ledger_sum = LedgerEntry.objects.filter(wallet=wallet).aggregate(s=Sum("credits"))["s"] or Decimal(0)
+    lots = CreditGrant.objects.filter(wallet=wallet).aggregate(s=Sum("remaining"))["s"] or Decimal(0)
+    return LedgerCheck(balance=balance, ledger_sum=ledger_sum, lots_remaining=lots)
+
+
+def wallets_payment_order(wallets: list[Wallet]) -> list[Wallet]:
+    """The order wallets pay an invoice in: usage-only wallets first, then all-lines wallets, oldest first."""
+    return sorted(wallets, key=lambda w: (w.applies_to != Wallet.AppliesTo.USAGE, w.created_at, w.pk))
+
+
+def customer_real_time_balances(
+    *, customer: Customer, currency: str, pending: tuple[Decimal, Decimal]
+) -> dict[int, Decimal]:
+    """Each active wallet's balance minus the credits the pending payable will take from it (never below 0).
+
+    ``pending`` is ``(payable_by_all_lines_wallets, payable_by_usage_only_wallets)`` in money, as
+    invoicing.selectors.customer_pending_payable returns it (wallets does not import invoicing). The wallets
+    pay it as they would pay an invoice: usage-only wallets first from the usage part, then all-lines wallets
+    from what is left, oldest first, each at its own rate.
+    """
+    all_left, usage_left = pending
+    wallets = list(Wallet.objects.filter(customer=customer, currency=currency, status=Wallet.Status.ACTIVE))
+    result: dict[int, Decimal] = {}
+    exponent = currency_exponent(currency)
+    for wallet in wallets_payment_order(wallets):
+        payable = usage_left if wallet.applies_to == Wallet.AppliesTo.USAGE else all_left
+        balance = max(wallet.balance, Decimal(0))
+        if payable <= 0 or wallet.conversion_rate <= 0:
+            result[wallet.pk] = balance
+            continue
+        money, credits = credits_applicable(min(payable, all_left), balance, wallet.conversion_rate, exponent)
+        usage_left = max(usage_left - money, Decimal(0))
+        all_left = max(all_left - money, Decimal(0))
+        result[wallet.pk] = max(balance - credits, Decimal(0))
+    return result
+
+
+def wallet_real_time_balance(*, wallet: Wallet, pending: tuple[Decimal, Decimal]) -> Decimal:
+    """The wallet's real-time balance given its customer's pending payable (see customer_real_time_balances)."""
+    if wallet.status != Wallet.Status.ACTIVE:
+        return wallet.balance
+    balances = customer_real_time_balances(customer=wallet.customer, currency=wallet.currency, pending=pending)
+    return balances.get(wallet.pk, wallet.balance)
+
+
+def customer_wallet_list(*, customer: Customer) -> QuerySet[Wallet]:
+    return Wallet.objects.filter(customer=customer).select_related("customer").order_by("created_at", "id")
+
+
+def wallet_grant_list(*, wallet: Wallet) -> QuerySet[CreditGrant]:
+    return CreditGrant.objects.filter(wallet=wallet).order_by("priority", "expires_at", "created_at", "id")
+
+
+def wallet_ledger_list(*, wallet: Wallet) -> QuerySet[LedgerEntry]:
+    return LedgerEntry.objects.filter(wallet=wallet).order_by("id")

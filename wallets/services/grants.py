@@ -1,0 +1,218 @@
+"""Wallets and grants: create a wallet, grant credits, void what is left of a grant, expire grants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from billing_project.errors import NotFound, ValidationFailed
+from billing_project.money import currency_allowed
+from customers.models import Customer
+from wallets.credits import CREDIT_DECIMAL_PLACES, expired_lots
+
+from ..models import CreditGrant, LedgerEntry, Wallet
+from ._ledger import grant_expire_locked, grants_locked, ledger_append, lots_of, wallet_lock
+
+#: Kinds a person (API or admin) may grant; plan, rollover credits come from subscriptions only.
+MANUAL_KINDS = (
+    CreditGrant.Kind.SIGNUP, CreditGrant.Kind.PROMOTIONAL, CreditGrant.Kind.PAID, CreditGrant.Kind.ADJUSTMENT,
+)
+
+
+def credits_parse(value: object, *, field: str = "credits", allow_zero: bool = False) -> Decimal:
+    """A credit quantity from input: a finite decimal (string or number, never float noise), > 0, <= 12 dp."""
+    if isinstance(value, bool) or value is None:
+        raise ValidationFailed("A number of credits is required.", field=field)
+    try:
+        credits = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except (InvalidOperation, ValueError):
+        raise ValidationFailed("Must be a number, e.g. \"100\" or \"12.5\".", field=field) from None
+    if not credits.is_finite():
+        raise ValidationFailed("Must be a finite number.", field=field)
+    if credits < 0 or (credits == 0 and not allow_zero):
+        raise ValidationFailed("Must be greater than zero.", field=field)
+    if credits != credits.quantize(Decimal(1).scaleb(-CREDIT_DECIMAL_PLACES)):
+        raise ValidationFailed(f"At most {CREDIT_DECIMAL_PLACES} decimal places.", field=field)
+    if credits.adjusted() >= 16:
+        raise ValidationFailed("Too large.", field=field)
+    return credits
+
+
+@transaction.atomic
+def wallet_create(
+    *,
+    customer: Customer,
+    currency: str,
+    name: str = "Credits",
+    conversion_rate: Decimal = Decimal(1),
+    applies_to: str = Wallet.AppliesTo.ALL,
+    low_balance_threshold: Decimal | None = None,
+    auto_top_up_credits: Decimal | None = None,
+) -> Wallet:
+    """Create an active wallet. Raises ValidationFailed naming the field (currency, conversion_rate...)."""
+    if not currency_allowed(currency):
+        raise ValidationFailed(f"Currency '{currency}' is not accepted here.", field="currency")
+    rate = credits_parse(conversion_rate, field="conversion_rate")
+    if applies_to not in Wallet.AppliesTo.values:
+        raise ValidationFailed(f"Must be one of {', '.join(Wallet.AppliesTo.values)}.", field="applies_to")
+    threshold = None
+    if low_balance_threshold is not None:
+        threshold = credits_parse(low_balance_threshold, field="low_balance_threshold", allow_zero=True)
+    top_up = None
+    if auto_top_up_credits is not None:
+        top_up = credits_parse(auto_top_up_credits, field="auto_top_up_credits")
+    return Wallet.objects.create(
+        customer=customer, name=name or "Credits", currency=currency, conversion_rate=rate, applies_to=applies_to,
+        low_balance_threshold=threshold, auto_top_up_credits=top_up,
+    )
+
+
+def wallet_for_plan_credits(*, customer: Customer, currency: str) -> Wallet:
+    """The customer's first active wallet in ``currency``; created (rate 1, applies to all) if none (API.md).
+
+    Call inside a transaction; the customer row is locked so two boundaries never create two wallets.
+    """
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    wallet = (
+        Wallet.objects.filter(customer=customer, currency=currency, status=Wallet.Status.ACTIVE)
+        .order_by("created_at", "id").first()
+    )
+    if wallet is not None:
+        return wallet
+    return Wallet.objects.create(customer=customer, currency=currency, name="Credits", conversion_rate=Decimal(1))
+
+
+@transaction.atomic(savepoint=False)
+def wallet_grant_create_locked(
+    *,
+    wallet: Wallet,
+    credits: Decimal,
+    kind: str,
+    now: datetime,
+    priority: int = 10,
+    effective_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    name: str = "",
+    subscription=None,
+    plan_credit_grant=None,
+    period_start: datetime | None = None,
+    period_end: datetime | None = None,
+    rollover_cap: Decimal | None = None,
+    forfeit_on_end: bool = False,
+    reference: str = "",
+    check_expiry: bool = True,
+) -> tuple[CreditGrant, bool]:
+    """Grant credits (a lot plus its ``grant`` ledger row). Call inside a transaction; locks the wallet.
+
+    Returns ``(grant, created)``; a replayed ``idempotency_key`` returns the first grant and ``False``.
+    Rules: credits > 0; ``expires_at`` after ``now`` (and after ``effective_at``); ``effective_at`` may be
+    in the past (migrated balances are usable from then). Never creates an invoice.
+    """
+    wallet = wallet_lock(wallet=wallet)
+    if idempotency_key:
+        existing = CreditGrant.objects.filter(wallet=wallet, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    credits = credits_parse(credits)
+    if kind not in CreditGrant.Kind.values:
+        raise ValidationFailed(f"Must be one of {', '.join(CreditGrant.Kind.values)}.", field="kind")
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
+        raise ValidationFailed("Must be a whole number, 0 or more.", field="priority")
+    effective_at = effective_at or now
+    if expires_at is not None and check_expiry and expires_at <= now:
+        raise ValidationFailed("Must be in the future.", field="expires_at")
+    if expires_at is not None and expires_at <= effective_at:
+        raise ValidationFailed("Must be after effective_at.", field="expires_at")
+    if wallet.status != Wallet.Status.ACTIVE:
+        raise ValidationFailed("This wallet is closed.", field="wallet")
+    try:
+        with transaction.atomic():
+            grant = CreditGrant.objects.create(
+                wallet=wallet, kind=kind, name=name, credits=credits, remaining=credits, priority=priority,
+                effective_at=effective_at, expires_at=expires_at, idempotency_key=idempotency_key or None,
+                subscription=subscription, plan_credit_grant=plan_credit_grant, period_start=period_start,
+                period_end=period_end, rollover_cap=rollover_cap, forfeit_on_end=forfeit_on_end,
+            )
+    except IntegrityError:
+        return CreditGrant.objects.get(wallet=wallet, idempotency_key=idempotency_key), False
+    ledger_append(
+        wallet=wallet, grant=grant, type=LedgerEntry.Type.GRANT, credits=credits,
+        idempotency_key=f"grant:{grant.pk}", reference=reference or f"grant:{grant.pk}",
+        description=name or grant.get_kind_display(), move_grant=False,
+    )
+    return grant, True
+
+
+@transaction.atomic(durable=True)
+def wallet_grant_create(**kwargs) -> tuple[CreditGrant, bool]:
+    """Entry point (API): :func:`wallet_grant_create_locked` in its own durable transaction.
+
+    Takes the same keyword arguments: ``wallet, credits, kind, now, priority=10, effective_at=None,
+    expires_at=None, idempotency_key=None, name=""`` and the plan-grant source fields.
+    """
+    return wallet_grant_create_locked(**kwargs)
+
+
+@transaction.atomic(savepoint=False)
+def wallet_grant_void_locked(*, grant: CreditGrant, now: datetime, reason: str = "") -> Decimal:
+    """Void what is left of a grant (a ``void`` ledger row). Returns the credits voided (0 if nothing left).
+
+    Call inside a transaction (the admin's changeform is one); locks wallet then grant. Idempotent.
+    """
+    wallet = wallet_lock(wallet=grant.wallet)
+    grant = CreditGrant.objects.select_for_update().get(pk=grant.pk)
+    if grant.remaining <= 0:
+        return Decimal(0)
+    credits = grant.remaining
+    _, created = ledger_append(
+        wallet=wallet, grant=grant, type=LedgerEntry.Type.VOID, credits=-credits,
+        idempotency_key=f"void:{grant.pk}:{grant.ledger.count()}", reference=f"grant:{grant.pk}",
+        description=reason or "Remaining credits voided", grant_status=CreditGrant.Status.VOIDED,
+    )
+    return credits if created else Decimal(0)
+
+
+@transaction.atomic(savepoint=False)
+def wallet_grants_expire(*, wallet: Wallet, now: datetime) -> int:
+    """Turn credits past their ``expires_at`` (at or before ``now``) into ``expire`` ledger rows.
+
+    Also expires credits given back to a grant that is no longer active (released from a draft invoice
+    after the grant had expired or rolled over). Call inside a transaction. Returns the grants expired.
+    """
+    wallet = wallet_lock(wallet=wallet)
+    grants = grants_locked(wallet=wallet, filters=Q(expires_at__lte=now) | ~Q(status=CreditGrant.Status.ACTIVE))
+    by_id = {g.pk: g for g in grants}
+    count = 0
+    inactive = [g for g in grants if g.status != CreditGrant.Status.ACTIVE]
+    for grant in inactive:
+        status = grant.status if grant.status != CreditGrant.Status.CONSUMED else CreditGrant.Status.EXPIRED
+        if grant_expire_locked(
+            wallet=wallet, grant=grant, credits=grant.remaining, reference=f"grant:{grant.pk}",
+            key=f"expire:{grant.pk}:{grant.ledger.count()}", description="Expired (no longer active)", status=status,
+        ):
+            count += 1
+    active = [g for g in grants if g.status == CreditGrant.Status.ACTIVE]
+    for take in expired_lots(lots_of(active), now):
+        grant = by_id[take.lot_id]
+        if grant_expire_locked(
+            wallet=wallet, grant=grant, credits=take.credits, reference=f"grant:{grant.pk}",
+            key=f"expire:{grant.pk}:{grant.ledger.count()}", description=f"Expired at {grant.expires_at:%Y-%m-%d %H:%M} UTC",
+        ):
+            count += 1
+    return count
+
+
+def wallet_get(*, wallet_id: object) -> Wallet:
+    """A wallet by id (a string in the API); NotFound (404) when unknown or malformed."""
+    try:
+        pk = int(str(wallet_id))
+    except ValueError:
+        raise NotFound("Unknown wallet.") from None
+    wallet = Wallet.objects.select_related("customer").filter(pk=pk).first()
+    if wallet is None:
+        raise NotFound("Unknown wallet.")
+    return wallet

@@ -1,0 +1,133 @@
+"""Plan credits of subscriptions: grant per period, close a period (rollover up to the cap, expiry, forfeit).
+
+Rollover rule chosen (DESIGN.md leaves the bookkeeping open): **lots are kept**. At a period's end the
+carried part stays in its own lot, so it keeps that lot's original expiry and age, and only the excess gets
+an ``expire`` ledger row. No ``rollover`` lots or rows are created; a plan lot stays ``active`` while it
+carries credits. Lots are grouped by the catalog's plan credit grant, each group capped by its own
+``rollover_cap`` (copied onto the lot when granted; the latest lot's cap governs the group).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q
+
+from catalog.models import PlanCreditGrant
+from customers import periods
+from customers.models import Subscription
+from customers.periods import Period
+from wallets.credits import expired_lots, rollover_split
+
+from ..models import CreditGrant, Wallet
+from ._ledger import grant_expire_locked, grants_locked, lots_of, wallet_lock
+from .grants import wallet_for_plan_credits, wallet_grant_create_locked
+
+
+def _period_end_after(subscription: Subscription, period: Period, n: int) -> datetime:
+    """The end of the period ``n - 1`` periods after ``period`` (n = 1: ``period.end``)."""
+    current = period
+    for _ in range(n - 1):
+        current = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, current)
+    return current.end
+
+
+def _plan_grant_key(subscription: Subscription, plan_grant: PlanCreditGrant, period: Period) -> str:
+    return f"plan:{subscription.pk}:{plan_grant.pk}:{period.start.isoformat()}"
+
+
+@transaction.atomic(savepoint=False)
+def plan_credit_grant_create(
+    *, subscription: Subscription, plan_grant: PlanCreditGrant, period: Period, now: datetime
+) -> tuple[CreditGrant | None, bool]:
+    """Grant one plan credit grant for one period of a subscription. Idempotent per (subscription, grant, period).
+
+    ``cadence=once`` grants only for the subscription's first period; ``expire_after_periods = N`` makes the
+    lot expire at the end of the N-th period counted from this one. Call inside a transaction.
+    """
+    if plan_grant.cadence == PlanCreditGrant.Cadence.ONCE:
+        first = periods.first_period(subscription.billing, subscription.start_at, subscription.plan.interval)
+        if period.start != first.start:
+            return None, False
+    if plan_grant.credits <= 0:
+        return None, False
+    wallet = wallet_for_plan_credits(customer=subscription.customer, currency=subscription.plan.currency)
+    expires_at = None
+    if plan_grant.expire_after_periods:
+        expires_at = _period_end_after(subscription, period, plan_grant.expire_after_periods)
+    return wallet_grant_create_locked(
+        wallet=wallet, credits=plan_grant.credits, kind=CreditGrant.Kind.PLAN, now=now, priority=plan_grant.priority,
+        effective_at=period.start, expires_at=expires_at, idempotency_key=_plan_grant_key(subscription, plan_grant, period),
+        name=plan_grant.name, subscription=subscription, plan_credit_grant=plan_grant, period_start=period.start,
+        period_end=period.end, rollover_cap=plan_grant.rollover_cap, forfeit_on_end=plan_grant.forfeit_on_end,
+        reference=f"subscription:{subscription.pk}", check_expiry=False,
+    )
+
+
+@transaction.atomic(savepoint=False)
+def plan_credits_grant_period(*, subscription: Subscription, period: Period, now: datetime) -> list[CreditGrant]:
+    """Grant every credit grant of ``subscription.plan_version`` for ``period``. Idempotent. Call inside a transaction."""
+    granted = []
+    for plan_grant in subscription.plan_version.credit_grants.order_by("priority", "id"):
+        grant, _ = plan_credit_grant_create(subscription=subscription, plan_grant=plan_grant, period=period, now=now)
+        if grant is not None:
+            granted.append(grant)
+    return granted
+
+
+@transaction.atomic(savepoint=False)
+def plan_credits_close(*, subscription: Subscription, period: Period, ending: bool, now: datetime) -> Decimal:
+    """At ``period.end``: age expiry, then rollover up to each cap (the rest expires); forfeit when ``ending``.
+
+    The subscription's unused plan credits granted for periods up to this one (this period's lots and earlier
+    carried ones together) are considered. Credits whose lot expires at or before the period's end expire;
+    ``min(unused, cap)`` of the rest carries (the longest-lived credits, wallets.credits.rollover_split);
+    when ``ending``, lots marked ``forfeit_on_end`` expire entirely. Idempotent: a second call finds
+    nothing above the caps. Call inside a transaction, after the period's invoice has used its credits.
+    Returns the credits expired.
+    """
+    wallet_ids = (
+        CreditGrant.objects.filter(subscription=subscription, kind=CreditGrant.Kind.PLAN)
+        .values_list("wallet_id", flat=True).distinct()
+    )
+    expired = Decimal(0)
+    end_key = period.end.isoformat()
+    for wallet in Wallet.objects.filter(pk__in=list(wallet_ids)).order_by("id"):
+        wallet = wallet_lock(wallet=wallet)
+        grants = grants_locked(
+            wallet=wallet,
+            filters=Q(subscription=subscription, kind=CreditGrant.Kind.PLAN, status=CreditGrant.Status.ACTIVE,
+                      period_start__lt=period.end),
+        )
+        by_id = {g.pk: g for g in grants}
+        for take in expired_lots(lots_of(grants), period.end):
+            grant = by_id[take.lot_id]
+            expired += grant_expire_locked(
+                wallet=wallet, grant=grant, credits=take.credits, key=f"age:{grant.pk}:{end_key}",
+                reference=f"subscription:{subscription.pk}", description="Expired by age at the period's end",
+            )
+        live = [g for g in grants if g.remaining > 0]
+        if ending:
+            for grant in [g for g in live if g.forfeit_on_end]:
+                expired += grant_expire_locked(
+                    wallet=wallet, grant=grant, credits=grant.remaining, key=f"forfeit:{grant.pk}:{end_key}",
+                    reference=f"subscription:{subscription.pk}", description="Forfeited: the subscription ended",
+                )
+            live = [g for g in live if g.remaining > 0]
+        groups: dict[int | None, list[CreditGrant]] = defaultdict(list)
+        for grant in live:
+            groups[grant.plan_credit_grant_id].append(grant)
+        for group in groups.values():
+            latest = max(group, key=lambda g: (g.period_start, g.pk))
+            split = rollover_split(lots_of(group), latest.rollover_cap)
+            for take in split.expire:
+                grant = by_id[take.lot_id]
+                expired += grant_expire_locked(
+                    wallet=wallet, grant=grant, credits=take.credits, key=f"rollover:{grant.pk}:{end_key}",
+                    reference=f"subscription:{subscription.pk}",
+                    description=f"Above the rollover cap of {latest.rollover_cap} at the period's end",
+                )
+    return expired
