@@ -1,24 +1,33 @@
-"""Per-key throttling: each key gets its own bucket per scope (``ingest`` is generous)."""
+"""Per-key throttling: each key gets its own bucket per scope (``ingest`` is generous).
 
+Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (env: THROTTLE_INGEST/READ/WRITE), read at
+request time so a settings change applies without a restart of the class. A throttled request gets 429
+with ``Retry-After``. Buckets live in the default cache: set CACHE_URL to Redis so that every worker
+process shares them.
+"""
+
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from .auth import required_scope
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
+    scope = None
+
+    def __init__(self):  # rates are resolved per request, once the scope is known
+        pass
+
     def allow_request(self, request, view):
         key = getattr(request, "auth", None)
-        if key is None:
+        if key is None or not hasattr(key, "pk"):
             return True
         self.scope = required_scope(request, view)
-        self.rate = self.get_rate()
+        self.rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        if self.rate is None:
+            return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request, view)
-
-    def get_rate(self):
-        if not getattr(self, "scope", None):
-            return None
-        return super().get_rate()
 
     def get_cache_key(self, request, view):
         return f"throttle:{self.scope}:{request.auth.pk}"
