@@ -22,6 +22,18 @@ AMOUNT = {"max_digits": 28, "decimal_places": 12}
 NON_NEGATIVE = [MinValueValidator(0)]
 
 
+def history_user(request=None, **kwargs):
+    """The admin user behind a change, for the audit history; ``None`` for API-key requests and jobs.
+
+    API requests authenticate with keys, not users (DRF puts an ``ApiKeyUser`` on the request), so only
+    a real ``auth.User`` is recorded; the change itself is still a history row with its date.
+    """
+    from django.contrib.auth import get_user_model
+
+    user = getattr(request, "user", None)
+    return user if isinstance(user, get_user_model()) else None
+
+
 class Feature(models.Model):
     class Type(models.TextChoices):
         BOOLEAN = "boolean", "On/off"
@@ -38,7 +50,7 @@ class Feature(models.Model):
     unit_name = models.CharField(max_length=50, blank=True, help_text="e.g. characters, minutes, seats")
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["key"]
@@ -64,7 +76,7 @@ class Plan(models.Model):
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     interval = models.CharField(max_length=5, choices=Interval.choices, default=Interval.MONTH)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["key"]
@@ -87,7 +99,7 @@ class PlanVersion(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["plan", "number"]
@@ -130,7 +142,7 @@ class Price(models.Model):
     package_amount = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE)
     tier_mode = models.CharField(max_length=10, choices=TierMode.choices, blank=True)
     position = models.PositiveIntegerField(default=0)
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["plan_version", "position", "id"]
@@ -151,7 +163,7 @@ class Tier(models.Model):
     up_to = models.DecimalField(**AMOUNT, null=True, blank=True, help_text="Last unit of this tier (inclusive); empty for the last tier.")
     unit_amount = models.DecimalField(**AMOUNT, default=0, validators=NON_NEGATIVE)
     flat_amount = models.DecimalField(**AMOUNT, default=0, validators=NON_NEGATIVE)
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["price", "position", "id"]
@@ -176,7 +188,7 @@ class Entitlement(models.Model):
     reset = models.CharField(max_length=20, choices=Reset.choices, default=Reset.BILLING_PERIOD)
     soft = models.BooleanField(default=False, help_text="Soft limit: usage past it is allowed and flagged.")
     value = models.CharField(max_length=200, blank=True, help_text="Static features: the value, e.g. 192kbps or 3.")
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["plan_version", "feature__key"]
@@ -206,7 +218,7 @@ class PlanCreditGrant(models.Model):
     )
     forfeit_on_end = models.BooleanField(default=True, help_text="Unused credits are forfeited when the subscription ends.")
     priority = models.PositiveIntegerField(default=10, help_text="Lower numbers are spent first.")
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["plan_version", "priority", "id"]
