@@ -1,11 +1,95 @@
-"""Invoicing reads."""
+"""Invoicing reads: invoice lists, the upcoming-invoice preview, what drafts and unbilled usage will ask of wallets."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from customers.models import Customer
+from django.db.models import QuerySet
+
+from customers.models import Customer, Subscription
+from customers.periods import Period
+
+from .models import Invoice
+from .services.boundary import boundary_lines_for
+from .services.lines import LineDraft, lines_totals, tax_breakdown
+
+ZERO = Decimal("0")
+
+
+def invoice_list(*, customer: str | None = None, subscription: str | None = None, status: str | None = None) -> QuerySet[Invoice]:
+    """Invoices, newest first, filtered by customer external id, subscription id and status."""
+    qs = Invoice.objects.select_related("customer", "subscription").prefetch_related(
+        "lines__price", "lines__plan_version", "lines__meter"
+    )
+    if customer:
+        qs = qs.filter(customer__external_id=customer)
+    if subscription:
+        qs = qs.filter(subscription_id=subscription)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-created_at", "-id")
+
+
+def invoice_get(*, invoice_id) -> Invoice:
+    return invoice_list().get(pk=invoice_id)
+
+
+@dataclass
+class InvoicePreview:
+    """An unsaved, invoice-shaped preview (``status`` "preview"); its lines come from the boundary's code."""
+
+    customer: Customer
+    currency: str
+    subscription: Subscription | None
+    period_start: datetime | None
+    period_end: datetime | None
+    lines: list[LineDraft] = field(default_factory=list)
+    subtotal: Decimal = ZERO
+    tax: Decimal = ZERO
+    total: Decimal = ZERO
+    tax_breakdown: list = field(default_factory=list)
+    credits_applied: Decimal = ZERO
+    amount_paid: Decimal = ZERO
+    amount_due: Decimal = ZERO
+    id: None = None
+    number: None = None
+    status: str = "preview"
+    issued_at: None = None
+    due_at: None = None
+
+
+def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePreview:
+    """The invoice(s) the customer would get at the end of the current period(s), computed now, saved nowhere.
+
+    Rule chosen: for each active subscription, the lines of its next boundary invoice as the boundary code
+    builds them (the current period's in-arrears lines with usage so far, plus the next period's in-advance
+    fees unless it is canceled at period end); with several subscriptions, their lines are combined into one
+    preview (period = earliest start to latest end; ``subscription`` set only when there is one), and taxes
+    are computed once per rate over all of them. Wallet credits are not previewed (``credits_applied`` 0).
+    """
+    subscriptions = list(
+        Subscription.objects.filter(customer=customer, status=Subscription.Status.ACTIVE)
+        .select_related("customer", "plan", "plan_version", "plan_version__plan", "pinned_version")
+        .order_by("current_period_end", "id")
+    )
+    lines: list[LineDraft] = []
+    for sub in subscriptions:
+        sub.customer = customer
+        lines += boundary_lines_for(
+            subscription=sub, ended=Period(sub.current_period_start, sub.current_period_end),
+            ended_version=sub.plan_version, ending=sub.cancel_at_period_end,
+        )
+    totals = lines_totals(lines, customer=customer, currency=customer.currency)
+    return InvoicePreview(
+        customer=customer, currency=customer.currency,
+        subscription=subscriptions[0] if len(subscriptions) == 1 else None,
+        period_start=min((s.current_period_start for s in subscriptions), default=None),
+        period_end=max((s.current_period_end for s in subscriptions), default=None),
+        lines=lines, subtotal=totals.subtotal, tax=totals.tax, total=totals.total,
+        tax_breakdown=tax_breakdown(totals), amount_due=totals.total,
+    )
 
 
 def customer_pending_payable(*, customer: Customer, currency: str, now: datetime) -> tuple[Decimal, Decimal]:
@@ -13,5 +97,27 @@ def customer_pending_payable(*, customer: Customer, currency: str, now: datetime
 
     Returns ``(payable_by_all_lines_wallets, payable_by_usage_only_wallets)`` in ``currency``: amounts net of
     credits already held for drafts. Used for a wallet's real-time balance.
+
+    Rule chosen: the preview's current-period (in-arrears) lines with their tax shares — next period's
+    in-advance fees are not "unbilled usage of the current period" — plus open drafts' ``amount_due``; the
+    usage-only figure counts usage lines only (drafts: their usage lines with tax, capped at their amount due).
     """
-    return Decimal("0"), Decimal("0")
+    if currency != customer.currency:
+        return ZERO, ZERO
+    preview = upcoming_invoice_preview(customer=customer, now=now)
+    payable_all = payable_usage = ZERO
+    current = {
+        (start, end)
+        for start, end in Subscription.objects.filter(customer=customer, status=Subscription.Status.ACTIVE)
+        .values_list("current_period_start", "current_period_end")
+    }
+    for line in preview.lines:
+        if (line.period_start, line.period_end) in current:
+            payable_all += line.amount + line.tax
+            if line.is_usage:
+                payable_usage += line.amount + line.tax
+    for draft in Invoice.objects.drafts().filter(customer=customer, currency=currency).prefetch_related("lines"):
+        payable_all += draft.amount_due
+        usage = sum((line.amount + line.tax for line in draft.lines.all() if line.kind == "usage"), ZERO)
+        payable_usage += min(usage, draft.amount_due)
+    return payable_all, payable_usage

@@ -18,6 +18,7 @@ Rules chosen here where the design is silent:
   Usage-only wallets pay first, then all-lines wallets, oldest first; money is rounded down to the minor
   unit (wallets.credits.credits_applicable).
 * **A lot expiring exactly at the invoice's boundary still pays it** (credits pay their period first).
+* **Credits never pay a credit-purchase invoice.**
 * **Credit purchases are not taxed** (tax is charged when the credits pay taxed invoices); an auto top-up's
   purchase invoice has one ``credit_purchase`` line priced at credits x conversion rate.
 """
@@ -103,6 +104,8 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime) -> None:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if held > 0 or invoice.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED):
         return
+    if invoice.kind == Invoice.Kind.CREDIT_PURCHASE:
+        return  # credits never pay for credits
     round_no = rows.count()
     owed_left = _owed(invoice)
     usage_left = sum(

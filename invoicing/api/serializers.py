@@ -1,0 +1,108 @@
+"""Output shapes of invoices, lines and credit notes (shared/API.md); decimals travel as strings."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class MoneyString(serializers.Field):
+    """A Decimal amount as a string, already quantized (the stored minor-unit scale is kept as is)."""
+
+    def to_representation(self, value):
+        return None if value is None else _fmt(value)
+
+
+def _fmt(value) -> str:
+    # Stored amounts are (19, 4) columns already rounded to the minor unit: show them at 2 dp for
+    # 2-dp currencies ("124.00"), keeping extra digits only when a currency needs them (KWD 0.001).
+    from decimal import Decimal
+
+    if value == value.quantize(Decimal("0.01")):
+        return f"{value.quantize(Decimal('0.01')):f}"
+    return f"{value.normalize():f}"
+
+
+def _qty(value) -> str | None:
+    if value is None:
+        return None
+    normalized = value.normalize()
+    if normalized == normalized.to_integral():
+        return f"{normalized.quantize(1):f}"
+    return f"{normalized:f}"
+
+
+class InvoiceLineOutputSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    price = serializers.SerializerMethodField()
+    plan_version = serializers.SerializerMethodField()
+    meter = serializers.SerializerMethodField()
+    quantity = serializers.SerializerMethodField()
+    amount = MoneyString()
+    tax = MoneyString()
+    period_start = serializers.DateTimeField(allow_null=True)
+    period_end = serializers.DateTimeField(allow_null=True)
+    details = serializers.JSONField()
+
+    def get_price(self, line) -> str | None:
+        return line.price.name if line.price is not None else None
+
+    def get_plan_version(self, line) -> int | None:
+        return line.plan_version.number if line.plan_version is not None else None
+
+    def get_meter(self, line) -> str | None:
+        return line.meter.key if line.meter is not None else None
+
+    def get_quantity(self, line) -> str | None:
+        return _qty(line.quantity)
+
+
+class InvoiceOutputSerializer(serializers.Serializer):
+    id = serializers.SerializerMethodField()
+    number = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    customer = serializers.SerializerMethodField()
+    subscription = serializers.SerializerMethodField()
+    currency = serializers.CharField()
+    period_start = serializers.DateTimeField(allow_null=True)
+    period_end = serializers.DateTimeField(allow_null=True)
+    issued_at = serializers.DateTimeField(allow_null=True)
+    due_at = serializers.DateTimeField(allow_null=True)
+    lines = serializers.SerializerMethodField()
+    subtotal = MoneyString()
+    tax = MoneyString()
+    total = MoneyString()
+    credits_applied = MoneyString()
+    amount_paid = MoneyString()
+    amount_due = MoneyString()
+    tax_breakdown = serializers.JSONField()
+
+    def get_id(self, invoice) -> str | None:
+        return None if invoice.id is None else str(invoice.id)
+
+    def get_customer(self, invoice) -> str:
+        return invoice.customer.external_id
+
+    def get_subscription(self, invoice) -> str | None:
+        return None if invoice.subscription is None else str(invoice.subscription.pk)
+
+    def get_lines(self, invoice) -> list[dict]:
+        lines = invoice.lines.all() if hasattr(invoice.lines, "all") else invoice.lines
+        return InvoiceLineOutputSerializer(lines, many=True).data
+
+
+class CreditNoteOutputSerializer(serializers.Serializer):
+    id = serializers.SerializerMethodField()
+    number = serializers.CharField()
+    invoice = serializers.SerializerMethodField()
+    amount = MoneyString()
+    currency = serializers.CharField()
+    reason = serializers.CharField()
+    refund_to = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    def get_id(self, note) -> str:
+        return str(note.pk)
+
+    def get_invoice(self, note) -> str:
+        return str(note.invoice_id)

@@ -1,0 +1,189 @@
+"""Invoice, credit note and upcoming-invoice endpoints (shared/API.md "Invoices"). Thin: they call services."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing_project.api import Pagination
+from billing_project.errors import NotFound
+from customers.models import Customer
+
+from .. import selectors
+from ..models import CreditNote, Invoice
+from ..pdf import invoice_pdf
+from ..services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
+from .serializers import CreditNoteOutputSerializer, InvoiceOutputSerializer
+
+_ERRORS = {400: OpenApiResponse(description="Invalid input, naming the field"), 404: OpenApiResponse(description="Unknown"),
+           409: OpenApiResponse(description="Not allowed in the invoice's state")}
+
+
+def _invoice(invoice_id) -> Invoice:
+    if not str(invoice_id).isdigit():
+        raise NotFound("No such invoice.")
+    try:
+        return selectors.invoice_get(invoice_id=int(invoice_id))
+    except Invoice.DoesNotExist:
+        raise NotFound("No such invoice.") from None
+
+
+def _out(invoice: Invoice, status: int = 200) -> Response:
+    return Response(InvoiceOutputSerializer(selectors.invoice_get(invoice_id=invoice.pk)).data, status=status)
+
+
+class InvoiceListApi(APIView):
+    class FilterSerializer(serializers.Serializer):
+        customer = serializers.CharField(required=False)
+        subscription = serializers.IntegerField(required=False)
+        status = serializers.ChoiceField(choices=Invoice.Status.choices, required=False)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("customer", str, description="Customer external id"),
+            OpenApiParameter("subscription", str, description="Subscription id"),
+            OpenApiParameter("status", str, enum=Invoice.Status.values),
+        ],
+        responses={200: InvoiceOutputSerializer(many=True)},
+    )
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        qs = selectors.invoice_list(**filters.validated_data)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(InvoiceOutputSerializer(page, many=True).data)
+
+
+class InvoiceDetailApi(APIView):
+    @extend_schema(responses={200: InvoiceOutputSerializer, 404: _ERRORS[404]})
+    def get(self, request, invoice_id):
+        return Response(InvoiceOutputSerializer(_invoice(invoice_id)).data)
+
+
+class InvoiceRecalculateApi(APIView):
+    @extend_schema(request=None, responses={200: InvoiceOutputSerializer, **_ERRORS})
+    def post(self, request, invoice_id):
+        return _out(invoice_recalculate(invoice=_invoice(invoice_id), now=timezone.now()))
+
+
+class InvoiceFinalizeApi(APIView):
+    @extend_schema(request=None, responses={200: InvoiceOutputSerializer, **_ERRORS})
+    def post(self, request, invoice_id):
+        return _out(invoice_finalize(invoice=_invoice(invoice_id), now=timezone.now()))
+
+
+class InvoiceVoidApi(APIView):
+    @extend_schema(request=None, responses={200: InvoiceOutputSerializer, **_ERRORS})
+    def post(self, request, invoice_id):
+        return _out(invoice_void(invoice=_invoice(invoice_id), now=timezone.now()))
+
+
+class InvoicePaymentCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        amount = serializers.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
+        method = serializers.ChoiceField(choices=["offline"], default="offline")
+        reference = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.CharField()
+        invoice = serializers.CharField(source="invoice_id")
+        amount = serializers.DecimalField(max_digits=19, decimal_places=2)
+        currency = serializers.CharField()
+        method = serializers.CharField()
+        reference = serializers.CharField()
+        paid_at = serializers.DateTimeField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: InvoiceOutputSerializer,
+                   **_ERRORS},
+    )
+    def post(self, request, invoice_id):
+        invoice = _invoice(invoice_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payment = payment_record(
+            invoice=invoice, amount=data.validated_data["amount"], reference=data.validated_data["reference"],
+            now=timezone.now(),
+        )
+        # The invoice shape (what is now paid and due) with the recorded payment under "payment".
+        body = dict(InvoiceOutputSerializer(selectors.invoice_get(invoice_id=invoice.pk)).data)
+        body["payment"] = self.OutputSerializer(payment).data
+        return Response(body, status=201)
+
+
+class PdfRenderer(BaseRenderer):
+    media_type = "application/pdf"
+    format = "pdf"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, bytes):
+            return data
+        return json.dumps(data).encode()
+
+
+class InvoicePdfApi(APIView):
+    renderer_classes = [PdfRenderer, JSONRenderer]
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, 404: _ERRORS[404]})
+    def get(self, request, invoice_id):
+        invoice = _invoice(invoice_id)
+        name = invoice.number or f"draft-{invoice.pk}"
+        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
+        return response
+
+
+class UpcomingInvoiceApi(APIView):
+    @extend_schema(responses={200: InvoiceOutputSerializer, 404: _ERRORS[404]})
+    def get(self, request, external_id):
+        customer = get_object_or_404(Customer, external_id=external_id)
+        preview = selectors.upcoming_invoice_preview(customer=customer, now=timezone.now())
+        return Response(InvoiceOutputSerializer(preview).data)
+
+
+class CreditNoteCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        invoice = serializers.CharField()
+        amount = serializers.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
+        reason = serializers.CharField(max_length=500)
+        refund_to = serializers.ChoiceField(choices=CreditNote.RefundTo.values, default=CreditNote.RefundTo.INVOICE)
+
+    @extend_schema(request=InputSerializer, responses={201: CreditNoteOutputSerializer, **_ERRORS})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        invoice_id = v["invoice"]
+        if not invoice_id.isdigit() or not Invoice.objects.filter(pk=int(invoice_id)).exists():
+            # The body names an invoice that does not exist: bad input naming the field.
+            from billing_project.errors import ValidationFailed
+
+            raise ValidationFailed("No such invoice.", field="invoice")
+        note = credit_note_issue(
+            invoice=Invoice.objects.get(pk=int(invoice_id)), amount=v["amount"], reason=v["reason"],
+            refund_to=v["refund_to"], now=timezone.now(),
+        )
+        return Response(CreditNoteOutputSerializer(note).data, status=201)
+
+
+class CreditNoteDetailApi(APIView):
+    @extend_schema(responses={200: CreditNoteOutputSerializer, 404: _ERRORS[404]})
+    def get(self, request, credit_note_id):
+        if not str(credit_note_id).isdigit():
+            raise NotFound("No such credit note.")
+        note = get_object_or_404(CreditNote, pk=int(credit_note_id))
+        return Response(CreditNoteOutputSerializer(note).data)

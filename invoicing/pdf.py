@@ -1,0 +1,77 @@
+"""Invoice PDFs: ``templates/invoicing/invoice.html`` rendered by WeasyPrint. Dates are shown in UTC."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.template.loader import render_to_string
+
+from billing_project.money import format_decimal, format_money
+
+from .models import Invoice
+from .services.lines import period_label
+
+
+def _line_context(line, currency: str) -> dict:
+    details = line.details or {}
+    breakdown = [
+        {
+            "tier": piece.get("tier"),
+            "range": f"{format_decimal(Decimal(piece['first_unit']))} – "
+            + ("∞" if piece.get("up_to") is None else format_decimal(Decimal(piece["up_to"]))),
+            "units": format_decimal(Decimal(piece["units"])),
+            "unit_amount": format_money(Decimal(piece["unit_amount"]), currency),
+            "flat_amount": format_money(Decimal(piece["flat_amount"]), currency),
+            "amount": format_money(Decimal(piece["amount"]), currency),
+        }
+        for piece in details.get("breakdown", [])
+    ]
+    return {
+        "description": line.description,
+        "kind": line.get_kind_display() if hasattr(line, "get_kind_display") else line.kind,
+        "period": period_label(line.period_start, line.period_end) if line.period_start and line.period_end else "",
+        "quantity": format_decimal(line.quantity),
+        "amount": format_money(line.amount, currency),
+        "tax": format_money(line.tax, currency),
+        "explanation": details.get("explanation", ""),
+        "plan_version": details.get("plan_version"),
+        "meter": details.get("meter"),
+        "proration": (details.get("proration") or {}).get("text"),
+        "breakdown": breakdown,
+    }
+
+
+def invoice_context(invoice) -> dict:
+    """Template context for an invoice (stored, or an unsaved preview with ``lines`` as a list)."""
+    currency = invoice.currency
+    lines = invoice.lines.all() if hasattr(invoice.lines, "all") else invoice.lines
+    money = {
+        name: format_money(getattr(invoice, name), currency)
+        for name in ("subtotal", "tax", "total", "credits_applied", "credit_notes_total", "amount_paid", "amount_due")
+        if hasattr(invoice, name)
+    }
+    return {
+        "invoice": invoice,
+        "number": invoice.number or ("Preview" if invoice.status == "preview" else "Draft"),
+        "status": invoice.status,
+        "customer": invoice.customer,
+        "period": period_label(invoice.period_start, invoice.period_end) if invoice.period_start and invoice.period_end else "",
+        "lines": [_line_context(line, currency) for line in lines],
+        "taxes": [
+            {"label": f"{t['code']} ({t['percentage']}%)", "taxable": format_money(Decimal(t["taxable"]), currency),
+             "amount": format_money(Decimal(t["amount"]), currency)}
+            for t in (invoice.tax_breakdown or [])
+        ],
+        "money": money,
+    }
+
+
+def invoice_html(invoice) -> str:
+    return render_to_string("invoicing/invoice.html", invoice_context(invoice))
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    """The invoice as a PDF document (bytes starting with ``%PDF``)."""
+    from weasyprint import HTML
+
+    return HTML(string=invoice_html(invoice)).write_pdf()
