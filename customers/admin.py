@@ -1,1 +1,330 @@
-from django.contrib import admin  # noqa: F401
+"""Customers, tax rates and subscriptions in the admin (finance's screens).
+
+Subscriptions: rows are read-only here; they change only through the rules.
+* Adding one goes through its own form, outside the admin's change-form transaction, and calls the same
+  entry point as the API (``invoicing.services.subscription_start``), so the first period's start work
+  (plan credits, the in-advance invoice) happens at once, exactly as for ``POST /subscriptions``.
+* "Cancel" (list action, or the link on a subscription's page) asks for confirmation and for when (at the
+  period's end, or now), then calls ``invoicing.services.subscription_cancel`` for each subscription and
+  logs each cancellation to the admin history.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from billing_project.errors import BillingError
+from billing_project.money import currency_allowed
+from catalog.models import Plan, PlanVersion
+
+from .models import Customer, Subscription, TaxRate
+from .selectors import subscription_periods
+
+DATETIME_FMT = "%Y-%m-%d %H:%M"
+
+
+def _when(value) -> str:
+    return value.astimezone(UTC).strftime(DATETIME_FMT) if value else "—"
+
+
+def period_text(start, end) -> str:
+    """``2026-01-15 00:00 → 2026-02-01 00:00`` (UTC, half-open: the end belongs to the next period)."""
+    return f"{_when(start)} → {_when(end)}"
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "percentage_display")
+    search_fields = ("code", "name")
+    list_filter = ("percentage",)
+    list_select_related = ()
+    ordering = ("code",)
+
+    @admin.display(description="Rate", ordering="percentage")
+    def percentage_display(self, obj: TaxRate) -> str:
+        return f"{obj.percentage.normalize():f}%"
+
+
+class CustomerAdminForm(forms.ModelForm):
+    class Meta:
+        model = Customer
+        fields = ("external_id", "name", "email", "currency", "tax_rates", "net_payment_terms", "invoice_grace_days")
+
+    def clean_currency(self):
+        currency = self.cleaned_data["currency"]
+        if not currency_allowed(currency):
+            raise forms.ValidationError(f"{currency} is not one of the currencies this installation bills in.")
+        if (
+            self.instance.pk
+            and currency != self.instance.currency
+            and self.instance.subscriptions.filter(status=Subscription.Status.ACTIVE).exists()
+        ):
+            raise forms.ValidationError("The currency cannot change while the customer has active subscriptions.")
+        return currency
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = Subscription
+    fk_name = "customer"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("subscription_link", "plan", "version_number", "billing", "current_period", "status_display")
+    readonly_fields = fields
+    verbose_name_plural = "Subscriptions"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("plan", "plan_version")
+
+    @admin.display(description="Subscription")
+    def subscription_link(self, obj: Subscription) -> str:
+        url = reverse("admin:customers_subscription_change", args=[obj.pk])
+        return format_html('<a href="{}">#{}</a>', url, obj.pk)
+
+    @admin.display(description="Version")
+    def version_number(self, obj: Subscription) -> str:
+        pinned = " (pinned)" if obj.pinned_version_id else ""
+        return f"v{obj.plan_version.number}{pinned}"
+
+    @admin.display(description="Current period (UTC)")
+    def current_period(self, obj: Subscription) -> str:
+        return period_text(obj.current_period_start, obj.current_period_end)
+
+    @admin.display(description="Status")
+    def status_display(self, obj: Subscription) -> str:
+        return SubscriptionAdmin.status_display(None, obj)
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    form = CustomerAdminForm
+    list_display = ("external_id", "name", "email", "currency", "tax_rates_display", "active_subscriptions", "created_at")
+    list_filter = ("currency", "tax_rates")
+    search_fields = ("external_id", "name", "email")
+    list_select_related = ()
+    filter_horizontal = ("tax_rates",)
+    readonly_fields = ("created_at",)
+    inlines = [SubscriptionInline]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("tax_rates")
+            .annotate(_active=Count("subscriptions", filter=Q(subscriptions__status=Subscription.Status.ACTIVE)))
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        # The external id addresses the customer in the API and in events: fixed once created.
+        return ("external_id", "created_at") if obj else ("created_at",)
+
+    @admin.display(description="Tax rates")
+    def tax_rates_display(self, obj: Customer) -> str:
+        return ", ".join(rate.code for rate in obj.tax_rates.all()) or "—"
+
+    @admin.display(description="Active subscriptions", ordering="_active")
+    def active_subscriptions(self, obj: Customer) -> int:
+        return obj._active
+
+
+class SubscriptionAddForm(forms.Form):
+    customer = forms.ModelChoiceField(queryset=Customer.objects.order_by("external_id"))
+    plan = forms.ModelChoiceField(queryset=Plan.objects.order_by("key"))
+    start_at = forms.DateTimeField(
+        required=False, help_text="UTC, e.g. 2026-01-15 00:00. Empty = now. May be in the past.",
+    )
+    billing = forms.ChoiceField(choices=Subscription.Billing.choices, initial=Subscription.Billing.CALENDAR)
+    pinned_version = forms.ModelChoiceField(
+        queryset=PlanVersion.objects.filter(status=PlanVersion.Status.PUBLISHED).select_related("plan"),
+        required=False, help_text="Optional: bill every period with this version (grandfathered).",
+    )
+
+
+class CancelForm(forms.Form):
+    at = forms.ChoiceField(
+        choices=[("period_end", "At the end of the current period (stays active until then)"),
+                 ("now", "Now (ends at once; the part of the period that ran is billed)")],
+        widget=forms.RadioSelect, initial="period_end", label="When",
+    )
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "customer", "plan", "version_number", "billing", "current_period", "status_display", "start_at",
+    )
+    list_filter = ("status", "billing", "cancel_at_period_end", "plan")
+    search_fields = ("=id", "customer__external_id", "customer__name", "plan__key", "plan__name")
+    list_select_related = ("customer", "plan", "plan_version", "pinned_version")
+    date_hierarchy = "start_at"
+    actions = ["cancel_subscriptions"]
+    fields = (
+        "customer", "plan", "version_number", "pinned_version", "billing", "start_at", "status_display",
+        "current_period", "canceled_at", "ended_at", "cancel_link", "periods_table",
+    )
+    readonly_fields = fields
+
+    # --- read-only rows: changes go through the rules -------------------------------------------
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("customers.change_subscription")
+
+    # --- display -------------------------------------------------------------------------------
+    @admin.display(description="Version")
+    def version_number(self, obj: Subscription) -> str:
+        pinned = " (pinned)" if obj.pinned_version_id else ""
+        return f"{obj.plan.key} v{obj.plan_version.number}{pinned}"
+
+    @admin.display(description="Current period (UTC)", ordering="current_period_start")
+    def current_period(self, obj: Subscription) -> str:
+        return period_text(obj.current_period_start, obj.current_period_end)
+
+    @admin.display(description="Status", ordering="status")
+    def status_display(self, obj: Subscription) -> str:
+        if obj.status == Subscription.Status.ENDED:
+            return f"Ended {_when(obj.ended_at)}"
+        if obj.cancel_at_period_end:
+            return f"Active, ends {_when(obj.current_period_end)}"
+        return "Active"
+
+    @admin.display(description="Cancel")
+    def cancel_link(self, obj: Subscription) -> str:
+        if obj.pk is None or obj.status == Subscription.Status.ENDED:
+            return "—"
+        url = reverse("admin:customers_subscription_cancel", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Cancel this subscription…</a>', url)
+
+    @admin.display(description="Billing periods (past and current, UTC)")
+    def periods_table(self, obj: Subscription) -> str:
+        if obj.pk is None:
+            return "—"
+        rows = subscription_periods(subscription=obj, until=timezone.now())
+        if not rows:
+            return "No period has started yet."
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    _when(r.start), _when(r.end), r.days,
+                    f"v{r.plan_version.number}" if r.plan_version else "—",
+                    "current" if r.is_current else (f"ended {_when(r.ended_at)}" if r.ended_at else "past"),
+                )
+                for r in rows
+            ),
+        )
+        return format_html(
+            '<table class="subscription-periods"><thead><tr><th>Start</th><th>End</th><th>Days</th>'
+            "<th>Version</th><th>State</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    # --- add: through the same entry point as the API ------------------------------------------
+    def add_view(self, request, form_url="", extra_context=None):
+        """Not the admin's change form (it runs in a transaction); calls the durable ``subscription_start``."""
+        from invoicing.services import subscription_start
+
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = SubscriptionAddForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            now = timezone.now()
+            try:
+                subscription = subscription_start(
+                    customer=data["customer"], plan=data["plan"], start_at=data["start_at"] or now,
+                    billing=data["billing"], pinned_version=data["pinned_version"], now=now,
+                )
+            except BillingError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                self.log_addition(request, subscription, "Created (first period started)")
+                self.message_user(
+                    request,
+                    f"Subscription #{subscription.pk} created; its first period "
+                    f"{period_text(subscription.current_period_start, subscription.current_period_end)} has started.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:customers_subscription_change", args=[subscription.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "form": form, "title": "Add subscription",
+            "media": self.media + form.media, **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/customers/subscription/add.html", context)
+
+    # --- cancel ---------------------------------------------------------------------------------
+    def get_urls(self):
+        urls = super().get_urls()
+        custom = [
+            path("<path:object_id>/cancel/", self.admin_site.admin_view(self.cancel_view),
+                 name="customers_subscription_cancel"),
+        ]
+        return custom + urls
+
+    def cancel_view(self, request, object_id):
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        subscription = get_object_or_404(self.get_queryset(request), pk=object_id)
+        queryset = self.get_queryset(request).filter(pk=subscription.pk)
+        response = self.cancel_subscriptions(request, queryset)
+        if response is None:
+            return HttpResponseRedirect(reverse("admin:customers_subscription_change", args=[subscription.pk]))
+        return response
+
+    @admin.action(description="Cancel selected subscriptions…", permissions=["cancel"])
+    def cancel_subscriptions(self, request, queryset):
+        """Confirmation page first; on confirm, cancel each through invoicing's entry point and log it."""
+        from invoicing.services import subscription_cancel
+
+        form = CancelForm(request.POST if request.POST.get("confirm") == "yes" else None)
+        if form.is_bound and form.is_valid():
+            at = form.cleaned_data["at"]
+            done, failed = 0, []
+            for subscription in queryset:
+                try:
+                    subscription_cancel(subscription=subscription, at=at, now=timezone.now())
+                except BillingError as exc:
+                    failed.append(f"#{subscription.pk}: {exc.message}")
+                    continue
+                done += 1
+                self.log_change(request, subscription, "Canceled at period end" if at == "period_end" else "Canceled now")
+            if done:
+                when = "at the end of their current period" if at == "period_end" else "now"
+                self.message_user(request, f"Canceled {done} subscription(s) {when}.", messages.SUCCESS)
+            if failed:
+                self.message_user(request, "Not canceled: " + "; ".join(failed), messages.ERROR)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Cancel subscriptions",
+            "subscriptions": list(queryset.select_related("customer", "plan", "plan_version")),
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "action": "cancel_subscriptions",
+        }
+        return TemplateResponse(request, "admin/customers/subscription/cancel_confirmation.html", context)

@@ -1,0 +1,113 @@
+"""Admin smoke tests: changelists, the customer page with its subscriptions, the periods table, add and cancel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.urls import reverse
+
+from customers.models import Customer, Subscription
+from tests.factories.catalog import PlanFactory, PlanVersionFactory
+from tests.factories.customers import CustomerFactory, TaxRateFactory, subscribe
+
+pytestmark = pytest.mark.django_db
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.fixture
+def subscription(db):
+    customer = CustomerFactory(external_id="acme", name="Acme Corp", email="ap@acme.test")
+    return subscribe(customer=customer, start_at=utc(2026, 1, 15))
+
+
+def test_changelists_render_and_search(admin_client, subscription):
+    TaxRateFactory()
+    for name in ("customer", "subscription", "taxrate"):
+        assert admin_client.get(reverse(f"admin:customers_{name}_changelist")).status_code == 200
+    found = admin_client.get(reverse("admin:customers_customer_changelist"), {"q": "ap@acme"})
+    assert b"Acme Corp" in found.content
+    filtered = admin_client.get(reverse("admin:customers_customer_changelist"), {"currency__exact": "EUR"})
+    assert b"Acme Corp" not in filtered.content
+    subs = admin_client.get(reverse("admin:customers_subscription_changelist"), {"q": "acme"})
+    assert b"2026-01-15 00:00 \xe2\x86\x92 2026-02-01 00:00" in subs.content
+
+
+def test_customer_page_shows_subscriptions_inline_with_links(admin_client, subscription):
+    page = admin_client.get(reverse("admin:customers_customer_change", args=[subscription.customer.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert reverse("admin:customers_subscription_change", args=[subscription.pk]) in html
+    assert "v1" in html and "2026-01-15 00:00 → 2026-02-01 00:00" in html
+
+
+def test_customer_form_refuses_an_unconfigured_currency(admin_client):
+    response = admin_client.post(reverse("admin:customers_customer_add"), {
+        "external_id": "kw", "name": "Kuwait Co", "currency": "KWD", "net_payment_terms": 0, "invoice_grace_days": 0,
+        "subscriptions-TOTAL_FORMS": 0, "subscriptions-INITIAL_FORMS": 0,
+    })
+    assert response.status_code == 200
+    assert not Customer.objects.filter(external_id="kw").exists()
+
+
+def test_subscription_page_shows_its_periods_table(admin_client, subscription):
+    from django.db import transaction
+
+    from customers.services import subscription_advance
+
+    with transaction.atomic():
+        subscription_advance(subscription=subscription, now=utc(2026, 2, 1))
+    page = admin_client.get(reverse("admin:customers_subscription_change", args=[subscription.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'class="subscription-periods"' in html
+    # [Jan 15, Feb 1) is 17 days and past; [Feb 1, Mar 1) is 28 days and current
+    assert "<td>2026-01-15 00:00</td><td>2026-02-01 00:00</td><td>17</td><td>v1</td><td>past</td>" in html
+    assert "<td>2026-02-01 00:00</td><td>2026-03-01 00:00</td><td>28</td><td>v1</td><td>current</td>" in html
+
+
+def test_cancel_action_asks_for_confirmation_then_cancels_and_logs(admin_client, subscription):
+    url = reverse("admin:customers_subscription_changelist")
+    confirm = admin_client.post(url, {"action": "cancel_subscriptions", "_selected_action": [subscription.pk]})
+    assert confirm.status_code == 200
+    assert b"You are about to cancel 1 subscription" in confirm.content
+    subscription.refresh_from_db()
+    assert not subscription.cancel_at_period_end  # nothing happens before confirming
+    done = admin_client.post(url, {
+        "action": "cancel_subscriptions", "_selected_action": [subscription.pk], "confirm": "yes", "at": "period_end",
+    }, follow=True)
+    assert b"Canceled 1 subscription(s) at the end of their current period." in done.content
+    subscription.refresh_from_db()
+    assert (subscription.status, subscription.cancel_at_period_end) == ("active", True)
+    assert LogEntry.objects.filter(object_id=str(subscription.pk), change_message="Canceled at period end").exists()
+    # from the subscription's own page: cancel now
+    page_url = reverse("admin:customers_subscription_cancel", args=[subscription.pk])
+    assert admin_client.get(page_url).status_code == 200
+    admin_client.post(page_url, {"confirm": "yes", "at": "now"})
+    subscription.refresh_from_db()
+    assert subscription.status == "ended"
+    # an ended one is reported, not a crash
+    again = admin_client.post(page_url, {"confirm": "yes", "at": "now"}, follow=True)
+    assert b"Not canceled: #" in again.content
+
+
+def test_add_subscription_goes_through_the_rules(admin_client):
+    plan = PlanFactory(key="pro", currency="USD")
+    PlanVersionFactory(plan=plan, number=1, published=True)
+    usd = CustomerFactory(currency="USD")
+    eur = CustomerFactory(currency="EUR")
+    url = reverse("admin:customers_subscription_add")
+    assert admin_client.get(url).status_code == 200
+    refused = admin_client.post(url, {"customer": eur.pk, "plan": plan.pk, "billing": "calendar",
+                                      "start_at": "2026-01-15 00:00"})
+    assert refused.status_code == 200 and b"the customer pays in EUR" in refused.content
+    assert not Subscription.objects.exists()
+    created = admin_client.post(url, {"customer": usd.pk, "plan": plan.pk, "billing": "calendar",
+                                      "start_at": "2026-01-15 00:00"})
+    assert created.status_code == 302
+    subscription = Subscription.objects.get()
+    assert (subscription.customer, subscription.start_at) == (usd, utc(2026, 1, 15))
