@@ -65,6 +65,7 @@ def wallet_balance_check_locked(*, wallet: Wallet, now: datetime, top_up: TopUp 
         return None
     alert = LowBalanceAlert.objects.create(wallet=wallet, balance=wallet.balance, threshold=threshold)
     below = True
+    Wallet.objects.filter(pk=wallet.pk).update(below_threshold=True)
     if wallet.auto_top_up_credits and wallet.status == Wallet.Status.ACTIVE:
         grant, _ = wallet_grant_create_locked(
             wallet=wallet, credits=wallet.auto_top_up_credits, kind=CreditGrant.Kind.PAID, now=now,
