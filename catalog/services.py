@@ -52,6 +52,7 @@ __all__ = [
     "feature_create",
     "plan_create",
     "plan_version_assert_draft",
+    "plan_version_check",
     "plan_version_create",
     "plan_version_draft_from",
     "plan_version_draft_from_in_transaction",
@@ -528,15 +529,42 @@ def plan_version_create(
     return version
 
 
+def price_as_input(price: Price) -> dict[str, Any]:
+    """A stored price as a PRICE input (meter as its row, tiers in order) for re-validation."""
+    data: dict[str, Any] = {
+        "name": price.name, "model": price.model, "meter": price.meter, "timing": price.timing,
+        "amount": price.amount, "unit_amount": price.unit_amount, "package_size": price.package_size,
+        "package_amount": price.package_amount, "tier_mode": price.tier_mode or None,
+    }
+    tiers = sorted(price.tiers.all(), key=lambda t: (t.position, t.id))
+    data["tiers"] = [{"up_to": t.up_to, "unit_amount": t.unit_amount, "flat_amount": t.flat_amount} for t in tiers]
+    return data
+
+
+def plan_version_check(*, version: PlanVersion) -> None:
+    """Raise :class:`CatalogInvalid` unless every price of the version is complete and valid.
+
+    Drafts edited row by row in the admin may be incomplete (a tiered price before its tiers are
+    entered); a version is checked as a whole before it is published.
+    """
+    errors = _Errors()
+    prices = Price.objects.filter(plan_version=version).select_related("meter").prefetch_related("tiers")
+    for index, price in enumerate(prices):
+        price_validate(price_as_input(price), prefix=f"prices[{index}]", errors=errors)
+    errors.raise_if_any()
+
+
 @transaction.atomic(savepoint=False)
 def plan_version_publish_in_transaction(*, version: PlanVersion, now: datetime | None = None) -> PlanVersion:
     """Publish a draft (lock, re-check, transition). Call inside a transaction (the admin's is one).
 
-    Publishing a published version is a :class:`VersionPublished` conflict (409).
+    Publishing a published version is a :class:`VersionPublished` conflict (409); a draft with an
+    incomplete price (e.g. a tiered price without valid tiers) is a :class:`CatalogInvalid` (400).
     """
     locked = PlanVersion.objects.select_for_update().select_related("plan").get(pk=version.pk)
     if locked.is_published:
         raise VersionPublished(f"{locked.plan.key} v{locked.number} is already published.")
+    plan_version_check(version=locked)
     locked.status = PlanVersion.Status.PUBLISHED
     locked.published_at = now or timezone.now()
     locked.save(update_fields=["status", "published_at"])
