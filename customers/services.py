@@ -147,6 +147,20 @@ def subscription_create(
     return subscription
 
 
+def _saved(subscription: Subscription, locked: Subscription, fields: list[str]) -> Subscription:
+    """Save ``fields`` of the locked row and copy them onto the caller's instance, which is returned.
+
+    The caller keeps working with the object it passed (the boundary reads the new period from it).
+    """
+    locked.save(update_fields=fields)
+    for name in fields:
+        field = Subscription._meta.get_field(name)
+        setattr(subscription, field.attname, getattr(locked, field.attname))
+        if field.is_relation and field.is_cached(locked):
+            field.set_cached_value(subscription, field.get_cached_value(locked))
+    return subscription
+
+
 def _lock(subscription: Subscription) -> Subscription:
     return (
         Subscription.objects.select_for_update(of=("self",))
@@ -157,7 +171,7 @@ def _lock(subscription: Subscription) -> Subscription:
 
 @transaction.atomic(savepoint=False)
 def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -> Subscription:
-    """Cancel at ``"period_end"`` or ``"now"``. Call inside a transaction; returns the locked, updated row.
+    """Cancel at ``"period_end"`` or ``"now"``. Call inside a transaction; returns ``subscription``, updated.
 
     The row is re-read ``FOR UPDATE`` and its state re-checked after locking, so of two concurrent cancels
     one wins and the other sees the new state.
@@ -180,14 +194,12 @@ def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -
             raise Conflict("This subscription is already set to end at its period's end.", code="already_canceling")
         locked.cancel_at_period_end = True
         locked.canceled_at = now
-        locked.save(update_fields=["cancel_at_period_end", "canceled_at"])
-        return locked
+        return _saved(subscription, locked, ["cancel_at_period_end", "canceled_at"])
     locked.status = Subscription.Status.ENDED
     locked.ended_at = now
     if locked.canceled_at is None:
         locked.canceled_at = now
-    locked.save(update_fields=["status", "ended_at", "canceled_at"])
-    return locked
+    return _saved(subscription, locked, ["status", "ended_at", "canceled_at"])
 
 
 @transaction.atomic(savepoint=False)
@@ -195,7 +207,8 @@ def subscription_advance(*, subscription: Subscription, now: datetime) -> Subscr
     """Move an active subscription past its current period's end. Call inside a transaction.
 
     Called by the period boundary (``invoicing.services.boundary``) once the ended period's work is done.
-    Returns the locked, updated row (re-read ``FOR UPDATE``; state re-checked after locking).
+    The row is re-read ``FOR UPDATE`` and its state re-checked after locking; the changes are saved and copied
+    onto the ``subscription`` passed in, which is returned.
 
     * ``cancel_at_period_end``: the subscription ends; ``ended_at`` is the period's end (not ``now``: a late
       billing run must not stretch the subscription).
@@ -217,8 +230,7 @@ def subscription_advance(*, subscription: Subscription, now: datetime) -> Subscr
     if locked.cancel_at_period_end:
         locked.status = Subscription.Status.ENDED
         locked.ended_at = locked.current_period_end
-        locked.save(update_fields=["status", "ended_at"])
-        return locked
+        return _saved(subscription, locked, ["status", "ended_at"])
     current = periods.Period(locked.current_period_start, locked.current_period_end)
     following = periods.next_period(locked.billing, locked.start_at, locked.plan.interval, current)
     version = subscription_version_for(subscription=locked, period_start=following.start)
@@ -227,5 +239,4 @@ def subscription_advance(*, subscription: Subscription, now: datetime) -> Subscr
     locked.current_period_start = following.start
     locked.current_period_end = following.end
     locked.plan_version = version
-    locked.save(update_fields=["current_period_start", "current_period_end", "plan_version"])
-    return locked
+    return _saved(subscription, locked, ["current_period_start", "current_period_end", "plan_version"])

@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection, transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from billing_project.errors import Conflict, ValidationFailed
+from customers import periods
 from customers.models import Subscription
 from customers.selectors import subscription_periods
 from customers.services import subscription_advance, subscription_cancel
@@ -163,3 +166,44 @@ def test_concurrent_cancels_one_wins_the_other_is_a_conflict(plan):
     assert sorted(outcomes) == ["conflict", "ok"]
     subscription.refresh_from_db()
     assert subscription.status == "ended"
+
+
+@pytest.mark.django_db
+def test_advance_updates_the_instance_the_boundary_holds(plan):
+    subscription = subscribe(plan=plan, start_at=utc(2026, 1, 15))
+    returned = advance(subscription, utc(2026, 2, 1))
+    assert returned is subscription
+    assert (subscription.current_period_start, subscription.plan_version.number) == (utc(2026, 2, 1), 1)
+
+
+class _Rollback(Exception):
+    pass
+
+
+@pytest.mark.django_db
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    anchor=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31)).map(
+        lambda d: d.replace(microsecond=0, tzinfo=UTC)
+    ),
+    billing=st.sampled_from(["calendar", "anniversary"]),
+    interval=st.sampled_from(["month", "year"]),
+)
+def test_advancing_walks_the_pure_schedule(plan, anchor, billing, interval):
+    """Property: n advances visit exactly ``periods.periods_between``'s first n+1 periods, tiling time."""
+    plan.interval = interval
+    plan.save()
+    plan.versions.update(effective_from=utc(2020, 1, 1))
+    try:
+        with transaction.atomic():
+            subscription = subscribe(plan=plan, billing=billing, start_at=anchor)
+            seen = [(subscription.current_period_start, subscription.current_period_end)]
+            for _ in range(3):
+                subscription_advance(subscription=subscription, now=subscription.current_period_end)
+                seen.append((subscription.current_period_start, subscription.current_period_end))
+            raise _Rollback
+    except _Rollback:
+        pass
+    expected = periods.periods_between(billing, anchor, interval, anchor, seen[-1][1])
+    assert seen == [(p.start, p.end) for p in expected]
+    assert all(a[1] == b[0] for a, b in zip(seen, seen[1:], strict=False))
