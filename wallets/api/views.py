@@ -1,0 +1,204 @@
+"""Wallet endpoints (API.md "Wallets"): thin views calling wallets services and selectors."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing_project.api import Pagination
+from billing_project.errors import NotFound, ValidationFailed
+from customers.models import Customer
+from invoicing.selectors import customer_pending_payable
+from wallets.models import CreditGrant, LedgerEntry, Wallet
+from wallets.selectors import (
+    customer_wallet_list,
+    wallet_grant_list,
+    wallet_ledger_list,
+    wallet_real_time_balance,
+)
+from wallets.services import MANUAL_KINDS, credits_parse, wallet_create, wallet_get, wallet_grant_create
+
+
+class CreditsField(serializers.Field):
+    """A credit quantity in and out as a decimal string; input errors name the field (400)."""
+
+    def __init__(self, *, positive: bool = True, **kwargs):
+        self.positive = positive
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return credits_parse(data, field=self.field_name, allow_zero=not self.positive)
+        except ValidationFailed as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+    def to_representation(self, value):
+        return _str_decimal(value)
+
+
+def _str_decimal(value):
+    if value is None:
+        return None
+    normalized = Decimal(str(value)).normalize()
+    return f"{normalized:f}"
+
+
+class WalletOutput(serializers.ModelSerializer):
+    id = serializers.CharField()
+    customer = serializers.CharField(source="customer.external_id")
+    conversion_rate = serializers.SerializerMethodField()
+    low_balance_threshold = serializers.SerializerMethodField()
+    auto_top_up_credits = serializers.SerializerMethodField()
+    balance = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Wallet
+        fields = [
+            "id", "customer", "name", "currency", "conversion_rate", "applies_to", "low_balance_threshold",
+            "auto_top_up_credits", "status", "balance", "created_at",
+        ]
+
+    def get_conversion_rate(self, obj) -> str:
+        return _str_decimal(obj.conversion_rate)
+
+    def get_low_balance_threshold(self, obj) -> str | None:
+        return _str_decimal(obj.low_balance_threshold)
+
+    def get_auto_top_up_credits(self, obj) -> str | None:
+        return _str_decimal(obj.auto_top_up_credits)
+
+    def get_balance(self, obj) -> str:
+        return _str_decimal(obj.balance)
+
+
+class WalletDetailOutput(WalletOutput):
+    real_time_balance = serializers.SerializerMethodField()
+
+    class Meta(WalletOutput.Meta):
+        fields = [*WalletOutput.Meta.fields, "real_time_balance"]
+
+    def get_real_time_balance(self, obj) -> str:
+        now = self.context.get("now") or timezone.now()
+        pending = customer_pending_payable(customer=obj.customer, currency=obj.currency, now=now)
+        return _str_decimal(wallet_real_time_balance(wallet=obj, pending=pending))
+
+
+class WalletCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        customer = serializers.CharField()
+        name = serializers.CharField(required=False, default="Credits", max_length=200)
+        currency = serializers.CharField(max_length=3)
+        conversion_rate = CreditsField(required=False, default=Decimal(1))
+        applies_to = serializers.ChoiceField(choices=Wallet.AppliesTo.values, required=False, default="all")
+        low_balance_threshold = CreditsField(positive=False, required=False, allow_null=True, default=None)
+        auto_top_up_credits = CreditsField(required=False, allow_null=True, default=None)
+
+    @extend_schema(request=InputSerializer, responses={201: WalletDetailOutput}, summary="Create a wallet")
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        customer = Customer.objects.filter(external_id=values.pop("customer")).first()
+        if customer is None:
+            raise ValidationFailed("Unknown customer.", field="customer")
+        wallet = wallet_create(customer=customer, **values)
+        return Response(WalletDetailOutput(wallet).data, status=status.HTTP_201_CREATED)
+
+
+class WalletDetailApi(APIView):
+    @extend_schema(responses=WalletDetailOutput, summary="A wallet with its balance and real-time balance")
+    def get(self, request, wallet_id: str):
+        return Response(WalletDetailOutput(wallet_get(wallet_id=wallet_id)).data)
+
+
+class CustomerWalletListApi(APIView):
+    @extend_schema(responses=WalletOutput(many=True), summary="A customer's wallets (paginated)")
+    def get(self, request, external_id: str):
+        customer = Customer.objects.filter(external_id=external_id).first()
+        if customer is None:
+            raise NotFound("Unknown customer.")
+        paginator = Pagination()
+        page = paginator.paginate_queryset(customer_wallet_list(customer=customer), request, view=self)
+        return paginator.get_paginated_response(WalletOutput(page, many=True).data)
+
+
+class GrantOutput(serializers.ModelSerializer):
+    id = serializers.CharField()
+    credits = serializers.SerializerMethodField()
+    remaining = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CreditGrant
+        fields = ["id", "kind", "name", "credits", "remaining", "priority", "effective_at", "expires_at", "status"]
+
+    def get_credits(self, obj) -> str:
+        return _str_decimal(obj.credits)
+
+    def get_remaining(self, obj) -> str:
+        return _str_decimal(obj.remaining)
+
+
+class WalletGrantCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        credits = CreditsField()
+        kind = serializers.ChoiceField(choices=[str(k) for k in MANUAL_KINDS])
+        priority = serializers.IntegerField(required=False, default=10, min_value=0, max_value=1_000_000)
+        name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+        effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+        expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+        idempotency_key = serializers.CharField(required=False, allow_null=True, default=None, max_length=255)
+
+    @extend_schema(request=InputSerializer, responses={201: GrantOutput, 200: GrantOutput}, summary="Grant credits")
+    def post(self, request, wallet_id: str):
+        wallet = wallet_get(wallet_id=wallet_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        grant, created = wallet_grant_create(wallet=wallet, now=timezone.now(), **data.validated_data)
+        return Response(GrantOutput(grant).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class WalletGrantListApi(APIView):
+    @extend_schema(responses=GrantOutput(many=True), summary="A wallet's grants (lower priority number spent first)")
+    def get(self, request, wallet_id: str):
+        wallet = wallet_get(wallet_id=wallet_id)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(wallet_grant_list(wallet=wallet), request, view=self)
+        return paginator.get_paginated_response(GrantOutput(page, many=True).data)
+
+
+class LedgerOutput(serializers.ModelSerializer):
+    id = serializers.CharField()
+    grant = serializers.SerializerMethodField()
+    credits = serializers.SerializerMethodField()
+    balance_after = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LedgerEntry
+        fields = ["id", "type", "credits", "balance_after", "grant", "reference", "description", "created_at"]
+
+    def get_grant(self, obj) -> str | None:
+        return str(obj.grant_id) if obj.grant_id else None
+
+    def get_credits(self, obj) -> str:
+        return _str_decimal(obj.credits)
+
+    def get_balance_after(self, obj) -> str:
+        return _str_decimal(obj.balance_after)
+
+
+class WalletTransactionListApi(APIView):
+    @extend_schema(responses=LedgerOutput(many=True), summary="A wallet's ledger (append-only)")
+    def get(self, request, wallet_id: str):
+        wallet = wallet_get(wallet_id=wallet_id)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(wallet_ledger_list(wallet=wallet), request, view=self)
+        return paginator.get_paginated_response(LedgerOutput(page, many=True).data)
+
+
+class WalletGrantCreateListApi(WalletGrantCreateApi, WalletGrantListApi):
+    """``/wallets/{id}/grants``: POST grants credits, GET lists the grants (one path, two operations)."""
