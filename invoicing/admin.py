@@ -1,1 +1,351 @@
-from django.contrib import admin  # noqa: F401
+"""Admin for finance: invoices (read-only documents changed only through actions), payments, credit notes.
+
+Every action goes through a confirmation page (with a form for payments and credit notes), calls one
+service per invoice, reports each success or failure with ``message_user`` and logs to ``LogEntry``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Sum
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from billing_project.admin import ReadOnlyAdminMixin
+from billing_project.errors import BillingError
+from billing_project.money import format_decimal, format_money
+from customers.models import Customer
+
+from .models import CreditNote, Invoice, InvoiceLine, Payment
+from .pdf import invoice_context, invoice_pdf
+from .selectors import upcoming_invoice_preview
+from .services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
+from .services.lines import period_label
+
+
+def line_explanation(details: dict, currency: str) -> str:
+    """A line's "why" as HTML: the explanation, plan version, meter, proration and a small tier table."""
+    if not details:
+        return "—"
+    facts = []
+    if details.get("plan_version") is not None:
+        facts.append(f"plan version {details['plan_version']}")
+    if details.get("meter"):
+        facts.append(f"meter {details['meter']}")
+    if details.get("period"):
+        facts.append(details["period"])
+    if details.get("proration"):
+        facts.append(details["proration"].get("text", ""))
+    html = format_html("<div>{}</div><div style='color:#666'>{}</div>", details.get("explanation", ""), " · ".join(facts))
+    pieces = details.get("breakdown") or []
+    if pieces:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{} – {}</td><td style='text-align:right'>{}</td><td style='text-align:right'>{}</td>"
+            "<td style='text-align:right'>{}</td><td style='text-align:right'>{}</td></tr>",
+            (
+                (
+                    p["tier"], format_decimal(Decimal(p["first_unit"])),
+                    "∞" if p.get("up_to") is None else format_decimal(Decimal(p["up_to"])),
+                    format_decimal(Decimal(p["units"])), format_money(Decimal(p["unit_amount"]), currency),
+                    format_money(Decimal(p["flat_amount"]), currency), format_money(Decimal(p["amount"]), currency),
+                )
+                for p in pieces
+            ),
+        )
+        html += format_html(
+            "<table style='margin-top:4px'><tr><th>Tier</th><th>Range</th><th>Units</th><th>Unit price</th>"
+            "<th>Flat</th><th>Amount</th></tr>{}</table>",
+            rows,
+        )
+    return html
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    extra = 0
+    can_delete = False
+    fields = ("kind", "description", "price", "plan_version_number", "meter", "quantity_display", "period", "amount_display", "tax_display", "why")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("price", "plan_version", "meter", "invoice")
+
+    @admin.display(description="Plan version")
+    def plan_version_number(self, line):
+        return line.plan_version.number if line.plan_version else "—"
+
+    @admin.display(description="Quantity")
+    def quantity_display(self, line):
+        return format_decimal(line.quantity)
+
+    @admin.display(description="Period")
+    def period(self, line):
+        return period_label(line.period_start, line.period_end) if line.period_start and line.period_end else "—"
+
+    @admin.display(description="Amount")
+    def amount_display(self, line):
+        return format_money(line.amount, line.invoice.currency)
+
+    @admin.display(description="Tax")
+    def tax_display(self, line):
+        return format_money(line.tax, line.invoice.currency)
+
+    @admin.display(description="Why this amount")
+    def why(self, line):
+        return line_explanation(line.details, line.invoice.currency)
+
+
+class PaymentForm(forms.Form):
+    amount = forms.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
+    reference = forms.CharField(max_length=200, required=False)
+
+
+class CreditNoteForm(forms.Form):
+    amount = forms.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
+    reason = forms.CharField(max_length=500)
+    refund_to = forms.ChoiceField(choices=CreditNote.RefundTo.choices, initial=CreditNote.RefundTo.INVOICE)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = (
+        "number_display", "customer", "status", "period_display", "total_display", "credits_display",
+        "amount_due_display", "issued_at", "due_at",
+    )
+    list_filter = ("status", ("period_start", admin.DateFieldListFilter), "customer__currency", "kind")
+    search_fields = ("number", "customer__external_id", "customer__name")
+    list_select_related = ("customer", "subscription")
+    date_hierarchy = "period_start"
+    inlines = [InvoiceLineInline]
+    actions = ["recalculate_action", "finalize_action", "void_action", "record_payment_action", "credit_note_action"]
+    change_list_template = "admin/invoicing/invoice/change_list.html"
+    change_form_template = "admin/invoicing/invoice/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("number", "status", "kind", "customer", "subscription", "currency", "pdf_link")}),
+        ("Period and dates (UTC)", {"fields": ("period_start", "period_end", "billing_boundary_at", "issued_at", "due_at", "finalize_after", "paid_at", "voided_at")}),
+        ("Totals", {"fields": ("subtotal", "tax_display_block", "total", "credits_applied", "credit_notes_total", "amount_paid", "amount_due")}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Invoices are documents: every field is computed by services and never edited by hand here.
+        return [f for block in self.fieldsets for f in block[1]["fields"]]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Finalized invoices never change: their page is view-only (actions re-check state in services).
+        if obj is not None and obj.status != Invoice.Status.DRAFT:
+            return False
+        return super().has_change_permission(request, obj)
+
+    @admin.display(description="Number", ordering="number")
+    def number_display(self, obj):
+        return obj.number or f"Draft #{obj.pk}"
+
+    @admin.display(description="Period", ordering="period_start")
+    def period_display(self, obj):
+        return period_label(obj.period_start, obj.period_end) if obj.period_start and obj.period_end else "—"
+
+    @admin.display(description="Total", ordering="total")
+    def total_display(self, obj):
+        return format_money(obj.total, obj.currency)
+
+    @admin.display(description="Credits applied")
+    def credits_display(self, obj):
+        return format_money(obj.credits_applied, obj.currency)
+
+    @admin.display(description="Amount due", ordering="amount_due")
+    def amount_due_display(self, obj):
+        return format_money(obj.amount_due, obj.currency)
+
+    @admin.display(description="Tax")
+    def tax_display_block(self, obj):
+        if not obj.tax_breakdown:
+            return format_money(obj.tax, obj.currency)
+        return format_html_join(
+            "", "<div>{} ({}%) on {}: {}</div>",
+            ((t["code"], t["percentage"], format_money(Decimal(t["taxable"]), obj.currency),
+              format_money(Decimal(t["amount"]), obj.currency)) for t in obj.tax_breakdown),
+        )
+
+    @admin.display(description="PDF")
+    def pdf_link(self, obj):
+        if not obj.pk:
+            return "—"
+        return format_html('<a class="button" href="{}">Download PDF</a>', reverse("admin:invoicing_invoice_pdf", args=[obj.pk]))
+
+    # ---- extra views -----------------------------------------------------------------------------
+    def get_urls(self):
+        return [
+            path("<int:invoice_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoicing_invoice_pdf"),
+            path("upcoming/<int:customer_id>/", self.admin_site.admin_view(self.upcoming_view), name="invoicing_invoice_upcoming"),
+            *super().get_urls(),
+        ]
+
+    def pdf_view(self, request, invoice_id):
+        invoice = get_object_or_404(Invoice, pk=invoice_id)
+        if not self.has_view_permission(request, invoice):
+            return HttpResponse(status=403)
+        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{invoice.number or f"draft-{invoice.pk}"}.pdf"'
+        return response
+
+    def upcoming_view(self, request, customer_id):
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        customer = get_object_or_404(Customer, pk=customer_id)
+        preview = upcoming_invoice_preview(customer=customer, now=timezone.now())
+        context = {
+            **self.admin_site.each_context(request), **invoice_context(preview), "opts": self.model._meta,
+            "title": f"Upcoming invoice for {customer}", "preview_lines": [
+                {"line": line, "why": line_explanation(line.details, preview.currency),
+                 "period": period_label(line.period_start, line.period_end),
+                 "amount": format_money(line.amount, preview.currency), "quantity": format_decimal(line.quantity)}
+                for line in preview.lines
+            ],
+        }
+        return TemplateResponse(request, "admin/invoicing/invoice/upcoming.html", context)
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        cl = getattr(response, "context_data", {}).get("cl") if hasattr(response, "context_data") else None
+        if cl is not None:
+            rows = (
+                cl.queryset.order_by().values("currency")
+                .annotate(n=Count("id"), total=Sum("total"), due=Sum("amount_due"), paid=Sum("amount_paid"))
+                .order_by("currency")
+            )
+            response.context_data["invoice_totals"] = [
+                {"currency": r["currency"], "count": r["n"], "total": format_money(r["total"], r["currency"]),
+                 "due": format_money(r["due"], r["currency"]), "paid": format_money(r["paid"], r["currency"])}
+                for r in rows
+            ]
+        return response
+
+    # ---- actions ---------------------------------------------------------------------------------
+    def _confirm(self, request, queryset, *, action, title, explanation, form=None):
+        context = {
+            **self.admin_site.each_context(request), "title": title, "explanation": explanation,
+            "queryset": queryset, "action": action, "form": form, "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/invoicing/invoice/action_confirm.html", context)
+
+    def _run(self, request, queryset, *, verb, call):
+        done = 0
+        for invoice in queryset:
+            try:
+                call(invoice)
+            except BillingError as exc:
+                self.message_user(request, f"{invoice}: not {verb}: {exc.message}", level=messages.ERROR)
+                continue
+            invoice.refresh_from_db()
+            self.log_change(request, invoice, f"{verb.capitalize()} in the admin")
+            done += 1
+        if done:
+            self.message_user(request, f"{done} invoice(s) {verb}.", level=messages.SUCCESS)
+
+    def _simple_action(self, request, queryset, *, action, verb, title, explanation, service):
+        if request.POST.get("confirm") != "yes":
+            return self._confirm(request, queryset, action=action, title=title, explanation=explanation)
+        self._run(request, queryset, verb=verb, call=lambda inv: service(invoice=inv, now=timezone.now()))
+        return None
+
+    @admin.action(description="Recalculate selected drafts from events")
+    def recalculate_action(self, request, queryset):
+        return self._simple_action(
+            request, queryset, action="recalculate_action", verb="recalculated", title="Recalculate drafts",
+            explanation="Each draft's lines are rebuilt from the events stored now. Finalized invoices are refused.",
+            service=invoice_recalculate,
+        )
+
+    @admin.action(description="Finalize selected drafts (assigns numbers)")
+    def finalize_action(self, request, queryset):
+        return self._simple_action(
+            request, queryset, action="finalize_action", verb="finalized", title="Finalize invoices",
+            explanation="Finalizing assigns the next invoice number and makes the invoice unchangeable. This cannot be undone.",
+            service=invoice_finalize,
+        )
+
+    @admin.action(description="Void selected unpaid invoices")
+    def void_action(self, request, queryset):
+        return self._simple_action(
+            request, queryset, action="void_action", verb="voided", title="Void invoices",
+            explanation="Voiding cancels what a finalized, unpaid invoice asks for. This cannot be undone.",
+            service=invoice_void,
+        )
+
+    def _form_action(self, request, queryset, *, action, form_class, title, explanation, verb, call):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one invoice.", level=messages.WARNING)
+            return None
+        form = form_class(request.POST if request.POST.get("confirm") == "yes" else None)
+        if request.POST.get("confirm") != "yes" or not form.is_valid():
+            return self._confirm(request, queryset, action=action, title=title, explanation=explanation, form=form)
+        self._run(request, queryset, verb=verb, call=lambda inv: call(inv, form.cleaned_data))
+        return None
+
+    @admin.action(description="Record an offline payment")
+    def record_payment_action(self, request, queryset):
+        return self._form_action(
+            request, queryset, action="record_payment_action", form_class=PaymentForm, title="Record a payment",
+            explanation="Record money received outside the system (bank transfer, cheque). Partial payments are allowed.",
+            verb="paid",
+            call=lambda inv, data: payment_record(invoice=inv, amount=data["amount"], reference=data["reference"], now=timezone.now()),
+        )
+
+    @admin.action(description="Issue a credit note")
+    def credit_note_action(self, request, queryset):
+        return self._form_action(
+            request, queryset, action="credit_note_action", form_class=CreditNoteForm, title="Issue a credit note",
+            explanation="A numbered credit note reduces what the invoice owes, or refunds credits to the wallet. This cannot be undone.",
+            verb="credited",
+            call=lambda inv, data: credit_note_issue(
+                invoice=inv, amount=data["amount"], reason=data["reason"], refund_to=data["refund_to"], now=timezone.now()
+            ),
+        )
+
+    def response_change(self, request, obj):
+        return HttpResponseRedirect(request.path)
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("paid_at", "invoice", "amount_display", "method", "reference")
+    list_filter = ("method", "currency")
+    search_fields = ("invoice__number", "reference", "invoice__customer__external_id")
+    list_select_related = ("invoice",)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return format_money(obj.amount, obj.currency)
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("number", "invoice", "amount_display", "refund_to", "reason", "created_at")
+    list_filter = ("refund_to", "currency")
+    search_fields = ("number", "invoice__number", "invoice__customer__external_id", "reason")
+    list_select_related = ("invoice",)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return format_money(obj.amount, obj.currency)

@@ -1,3 +1,4 @@
+import sys
 from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
@@ -26,5 +27,17 @@ class Command(BaseCommand):
         parser.add_argument("--customer", default=None, help="Limit the work to one customer's external id")
 
     def handle(self, *args, now=None, customer=None, **options):
-        summary = billing_run_execute(now=parse_now(now), customer_external_id=customer)
+        verbosity = options.get("verbosity", 1)
+        # Progress on stderr for long runs (every 1% or 100 subscriptions), so stdout keeps one summary line.
+        show = verbosity >= 1 and sys.stderr.isatty()
+
+        def progress(done: int, total: int) -> None:
+            step = max(1, min(100, total // 100))
+            if show and (done % step == 0 or done == total):
+                sys.stderr.write(f"\rbilling subscriptions: {done}/{total}")
+                if done == total:
+                    sys.stderr.write("\n")
+                sys.stderr.flush()
+
+        summary = billing_run_execute(now=parse_now(now), customer_external_id=customer, progress=progress)
         self.stdout.write(f"run_billing {summary.line()}")

@@ -1,0 +1,107 @@
+"""Admin smoke tests: list with totals, invoice page, actions with confirmation, PDF, upcoming preview."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import User
+
+from invoicing.models import CreditNote, Invoice, Payment
+from invoicing.services import billing_run_execute
+from tests.factories.catalog import PlanVersionFactory, PriceFactory
+from tests.factories.customers import CustomerFactory
+from tests.factories.invoicing import events_create, plan_with_api_calls
+
+from .helpers import invoices_of, start, utc
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/invoicing/invoice/"
+
+
+@pytest.fixture
+def admin_client(client):
+    user = User.objects.create_superuser("finance", "finance@example.com", "pw")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def feb_invoice():
+    version, meter = plan_with_api_calls()
+    customer = CustomerFactory(external_id="acme")
+    sub = start(customer, version.plan, utc(2026, 1, 1))
+    events_create(customer_external_id="acme", event_name=meter.event_name, count=7500, start=utc(2026, 1, 5))
+    billing_run_execute(now=utc(2026, 2, 1))
+    return invoices_of(sub)[1]
+
+
+def _action(client, action, invoice, **extra):
+    return client.post(CHANGELIST, {"action": action, "_selected_action": [invoice.pk], **extra})
+
+
+def test_changelist_shows_totals_and_filters(admin_client, feb_invoice):
+    response = admin_client.get(CHANGELIST, {"status__exact": "finalized"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "INV-000002" in html and "invoice-totals" in html
+    # Both invoices are finalized: $99.00 + $124.00 = $223.00 in total.
+    assert "$223.00" in html
+    assert admin_client.get(CHANGELIST, {"q": "acme"}).status_code == 200
+
+
+def test_invoice_page_explains_lines_and_is_read_only(admin_client, feb_invoice):
+    url = f"{CHANGELIST}{feb_invoice.pk}/change/"
+    html = admin_client.get(url).content.decode()
+    assert "API calls — 7,500 units, 5,000 included, Jan 1–31 2026" in html
+    assert "<table" in html and "Tier" in html and "Download PDF" in html
+    assert "&quot;breakdown&quot;" not in html  # no raw JSON
+    response = admin_client.post(url, {"number": "HACKED"})
+    assert response.status_code == 403
+    feb_invoice.refresh_from_db()
+    assert feb_invoice.number == "INV-000002"
+
+
+def test_actions_confirm_then_act_and_log(admin_client, feb_invoice):
+    confirm = _action(admin_client, "void_action", feb_invoice)
+    assert confirm.status_code == 200 and b"cannot be undone" in confirm.content
+    feb_invoice.refresh_from_db()
+    assert feb_invoice.status == Invoice.Status.FINALIZED
+    # Recalculating a finalized invoice is refused with a message; nothing changes.
+    _action(admin_client, "recalculate_action", feb_invoice, confirm="yes")
+    feb_invoice.refresh_from_db()
+    assert feb_invoice.total == Decimal("124.00") and feb_invoice.status == Invoice.Status.FINALIZED
+    # A payment through the form: $124.00 - $24.00 = $100.00 due.
+    assert _action(admin_client, "record_payment_action", feb_invoice).status_code == 200
+    _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00", reference="wire")
+    feb_invoice.refresh_from_db()
+    assert feb_invoice.amount_due == Decimal("100.00") and Payment.objects.count() == 1
+    _action(admin_client, "credit_note_action", feb_invoice, confirm="yes", amount="10.00", reason="Goodwill", refund_to="invoice")
+    assert CreditNote.objects.get().number == "CN-000001"
+    assert LogEntry.objects.filter(object_id=str(feb_invoice.pk)).count() == 2
+    # Void refused: something was paid.
+    _action(admin_client, "void_action", feb_invoice, confirm="yes")
+    feb_invoice.refresh_from_db()
+    assert feb_invoice.status == Invoice.Status.FINALIZED
+
+
+def test_finalize_draft_from_admin(admin_client):
+    version = PlanVersionFactory(published=True, number=1)
+    PriceFactory(plan_version=version, amount=Decimal("10"))
+    sub = start(CustomerFactory(invoice_grace_days=2), version.plan, utc(2026, 1, 1))
+    draft = invoices_of(sub)[0]
+    _action(admin_client, "finalize_action", draft, confirm="yes")
+    draft.refresh_from_db()
+    assert draft.number == "INV-000001"
+    assert LogEntry.objects.filter(object_id=str(draft.pk)).exists()
+
+
+def test_pdf_and_upcoming_views(admin_client, feb_invoice):
+    pdf = admin_client.get(f"{CHANGELIST}{feb_invoice.pk}/pdf/")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    upcoming = admin_client.get(f"{CHANGELIST}upcoming/{feb_invoice.customer_id}/")
+    assert upcoming.status_code == 200 and b"Nothing is saved" in upcoming.content
+    assert admin_client.get("/admin/invoicing/payment/").status_code == 200
+    assert admin_client.get("/admin/invoicing/creditnote/").status_code == 200
