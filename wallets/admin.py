@@ -1,1 +1,160 @@
-from django.contrib import admin  # noqa: F401
+"""Wallet admin: balances, lots and the read-only ledger; grant and void actions with confirmation pages.
+
+The grant form lives in one place (:class:`GrantCreditsForm`) so a per-role limit can be added there.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from billing_project.admin import ReadOnlyAdminMixin
+from billing_project.errors import BillingError
+from billing_project.money import format_decimal, format_money
+
+from .models import CreditGrant, LedgerEntry, LowBalanceAlert, Wallet
+from .selectors import wallet_real_time_balance
+from .services import MANUAL_KINDS, wallet_grant_create_locked, wallet_grant_void_locked
+
+
+class GrantCreditsForm(forms.Form):
+    """What finance fills in to grant credits to the selected wallets."""
+
+    credits = forms.DecimalField(min_value=Decimal("0.000000000001"), max_digits=28, decimal_places=12)
+    kind = forms.ChoiceField(choices=[(k, CreditGrant.Kind(k).label) for k in MANUAL_KINDS])
+    priority = forms.IntegerField(min_value=0, initial=10, help_text="Lower numbers are spent first.")
+    expires_at = forms.DateTimeField(required=False, help_text="UTC, e.g. 2026-12-31 00:00. Empty = never.")
+    name = forms.CharField(required=False, max_length=200)
+
+
+class CreditGrantInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = CreditGrant
+    fields = ("kind", "name", "credits", "remaining", "priority", "effective_at", "expires_at", "status")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+
+
+class LedgerEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = LedgerEntry
+    fields = ("created_at", "type", "credits", "balance_after", "grant", "reference", "description")
+    readonly_fields = fields
+    extra = 0
+    ordering = ("-id",)
+
+
+def _pending(wallet: Wallet):
+    from invoicing.selectors import customer_pending_payable  # outer shell: admin may read invoicing
+
+    return customer_pending_payable(customer=wallet.customer, currency=wallet.currency, now=timezone.now())
+
+
+@admin.register(Wallet)
+class WalletAdmin(admin.ModelAdmin):
+    list_display = ("name", "customer", "currency", "balance_display", "rate_display", "applies_to", "status")
+    list_filter = ("status", "currency", "applies_to")
+    search_fields = ("name", "customer__external_id", "customer__name", "customer__email")
+    list_select_related = ("customer",)
+    autocomplete_fields = ("customer",)
+    readonly_fields = ("balance_display", "real_time_balance_display", "below_threshold", "created_at")
+    fields = (
+        "customer", "name", "currency", "conversion_rate", "applies_to", "low_balance_threshold",
+        "auto_top_up_credits", "status", "balance_display", "real_time_balance_display", "below_threshold", "created_at",
+    )
+    inlines = [CreditGrantInline, LedgerEntryInline]
+    actions = ["grant_credits", "void_remaining_credits"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        return (*self.readonly_fields, "customer", "currency")
+
+    @admin.display(description="Balance (credits)")
+    def balance_display(self, obj):
+        return format_decimal(obj.balance) if obj.pk else "—"
+
+    @admin.display(description="Real-time balance (credits)")
+    def real_time_balance_display(self, obj):
+        if not obj.pk:
+            return "—"
+        return format_decimal(wallet_real_time_balance(wallet=obj, pending=_pending(obj)))
+
+    @admin.display(description="1 credit =")
+    def rate_display(self, obj):
+        return format_money(obj.conversion_rate, obj.currency)
+
+    @admin.action(description="Grant credits…", permissions=["change"])
+    def grant_credits(self, request, queryset):
+        form = GrantCreditsForm(request.POST if "confirm" in request.POST else None)
+        if "confirm" in request.POST and form.is_valid():
+            data = form.cleaned_data
+            done = 0
+            for wallet in queryset:
+                try:
+                    with transaction.atomic():
+                        grant, _ = wallet_grant_create_locked(
+                            wallet=wallet, credits=data["credits"], kind=data["kind"], priority=data["priority"],
+                            expires_at=data["expires_at"], name=data["name"], now=timezone.now(),
+                            reference=f"admin:{request.user.pk}",
+                        )
+                except BillingError as exc:
+                    self.message_user(request, f"{wallet}: {exc.message}", level=messages.ERROR)
+                    continue
+                self.log_change(request, wallet, f"Granted {format_decimal(grant.credits)} {grant.kind} credits (grant {grant.pk})")
+                done += 1
+            self.message_user(request, f"Granted {format_decimal(data['credits'])} credits to {done} wallet(s).")
+            return None
+        return TemplateResponse(request, "admin/wallets/grant_credits.html", {
+            **self.admin_site.each_context(request), "title": "Grant credits", "form": form, "wallets": queryset,
+            "opts": self.model._meta, "action": "grant_credits",
+        })
+
+    @admin.action(description="Void remaining credits…", permissions=["change"])
+    def void_remaining_credits(self, request, queryset):
+        grants = CreditGrant.objects.filter(wallet__in=queryset, remaining__gt=0).select_related("wallet__customer")
+        if "confirm" in request.POST:
+            total = Decimal(0)
+            for grant in grants:
+                with transaction.atomic():
+                    voided = wallet_grant_void_locked(grant=grant, now=timezone.now(), reason=f"Voided by {request.user}")
+                if voided:
+                    self.log_change(request, grant.wallet, f"Voided {format_decimal(voided)} credits of grant {grant.pk}")
+                    total += voided
+            self.message_user(request, f"Voided {format_decimal(total)} credits.")
+            return None
+        return TemplateResponse(request, "admin/wallets/void_credits.html", {
+            **self.admin_site.each_context(request), "title": "Void remaining credits", "grants": grants,
+            "wallets": queryset, "opts": self.model._meta, "action": "void_remaining_credits",
+        })
+
+
+@admin.register(CreditGrant)
+class CreditGrantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "wallet", "kind", "credits", "remaining", "priority", "effective_at", "expires_at", "status")
+    list_filter = ("kind", "status")
+    search_fields = ("wallet__customer__external_id", "name", "idempotency_key")
+    list_select_related = ("wallet__customer",)
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "wallet", "type", "credits", "balance_after", "grant", "reference", "description")
+    list_filter = ("type",)
+    search_fields = ("wallet__customer__external_id", "reference", "idempotency_key")
+    list_select_related = ("wallet__customer", "grant")
+
+
+@admin.register(LowBalanceAlert)
+class LowBalanceAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "wallet", "balance", "threshold", "emailed_at", "top_up_grant")
+    list_filter = ("created_at",)
+    search_fields = ("wallet__customer__external_id", "wallet__name")
+    list_select_related = ("wallet__customer", "top_up_grant")

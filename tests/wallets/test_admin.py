@@ -1,0 +1,50 @@
+"""Wallet admin: pages render; grant and void actions go through a confirmation page and book ledger rows."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.db import transaction
+
+from tests.factories.wallets import WalletFactory
+from tests.wallets.conftest import assert_ledger_whole, grant
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pages_render(admin_client):
+    wallet = WalletFactory()
+    with transaction.atomic():
+        grant(wallet, 10)
+    for url in [
+        "/admin/wallets/wallet/", f"/admin/wallets/wallet/{wallet.pk}/change/", "/admin/wallets/ledgerentry/",
+        "/admin/wallets/creditgrant/", "/admin/wallets/lowbalancealert/", "/admin/wallets/wallet/add/",
+    ]:
+        assert admin_client.get(url).status_code == 200, url
+    page = admin_client.get(f"/admin/wallets/wallet/{wallet.pk}/change/").content.decode()
+    assert "Real-time balance" in page
+
+
+def test_grant_then_void_with_confirmation(admin_client):
+    wallet = WalletFactory()
+    changelist = "/admin/wallets/wallet/"
+    confirm = admin_client.post(changelist, {"action": "grant_credits", "_selected_action": [wallet.pk]})
+    assert confirm.status_code == 200 and b"Yes, grant these credits" in confirm.content
+    wallet.refresh_from_db()
+    assert wallet.balance == 0  # nothing until confirmed
+    admin_client.post(changelist, {
+        "action": "grant_credits", "_selected_action": [wallet.pk], "confirm": "yes",
+        "credits": "250", "kind": "promotional", "priority": "5", "expires_at": "", "name": "Goodwill",
+    })
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal(250)
+    confirm = admin_client.post(changelist, {"action": "void_remaining_credits", "_selected_action": [wallet.pk]})
+    assert b"Yes, void the remaining credits" in confirm.content
+    admin_client.post(changelist, {"action": "void_remaining_credits", "_selected_action": [wallet.pk], "confirm": "yes"})
+    wallet.refresh_from_db()
+    assert wallet.balance == 0
+    assert LogEntry.objects.count() == 2
+    assert list(wallet.ledger.values_list("type", flat=True).order_by("id")) == ["grant", "void"]
+    assert_ledger_whole(wallet)
