@@ -12,6 +12,14 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 
+def history_user(request=None, **kwargs):
+    """The admin user behind a meter change (audit history); ``None`` for API-key requests and jobs."""
+    from django.contrib.auth import get_user_model
+
+    user = getattr(request, "user", None)
+    return user if isinstance(user, get_user_model()) else None
+
+
 class Meter(models.Model):
     class Aggregation(models.TextChoices):
         COUNT = "count", "Count events"
@@ -30,7 +38,7 @@ class Meter(models.Model):
     field = models.CharField(max_length=200, blank=True, help_text="The event property aggregated (all but count).")
     multiplier = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["key"]

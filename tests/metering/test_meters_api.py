@@ -1,0 +1,77 @@
+"""POST/GET /meters and GET /meters/{key} (shared/API.md "Catalog")."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def meter(**kw):
+    return {"key": "tokens", "name": "Tokens", "event_name": "api_call", "aggregation": "sum", "field": "tokens", **kw}
+
+
+def test_create_and_read_a_meter(api):
+    body = meter(key="gpt-tokens", aggregation="sum_with_multiplier", multiplier="2",
+                 filters=[{"property": "model", "values": ["gpt-4o", "gpt-4o-mini"]}])
+    response = api.post("/api/v1/meters", body)
+    assert response.status_code == 201
+    expected = {"key": "gpt-tokens", "name": "Tokens", "event_name": "api_call", "aggregation": "sum_with_multiplier",
+                "field": "tokens", "multiplier": "2", "filters": [{"property": "model", "values": ["gpt-4o", "gpt-4o-mini"]}]}
+    assert response.json() == expected
+    assert api.get("/api/v1/meters/gpt-tokens").json() == expected
+    listing = api.get("/api/v1/meters").json()
+    assert listing["count"] == 1 and listing["results"] == [expected]
+
+
+def test_count_meter_needs_no_field(api):
+    response = api.post("/api/v1/meters", {"key": "calls", "name": "Calls", "event_name": "api_call", "aggregation": "count"})
+    assert response.status_code == 201
+    assert response.json()["field"] is None and response.json()["multiplier"] is None and response.json()["filters"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (meter(aggregation="median"), "aggregation"),
+        (meter(field=""), "field"),
+        (meter(aggregation="count_unique", field=None), "field"),
+        (meter(aggregation="count", field="tokens"), "field"),
+        (meter(aggregation="sum_with_multiplier"), "multiplier"),
+        (meter(aggregation="sum_with_multiplier", multiplier="two"), "multiplier"),
+        (meter(aggregation="sum_with_multiplier", multiplier="-1"), "multiplier"),
+        (meter(multiplier="2"), "multiplier"),
+        (meter(filters={"model": "x"}), "filters"),
+        (meter(filters=[{"property": "model"}]), "filters"),
+        (meter(filters=[{"property": "model", "values": []}]), "filters"),
+        (meter(filters=[{"property": "model", "values": [1]}]), "filters"),
+        (meter(filters=[{"property": "", "values": ["a"]}]), "filters"),
+        (meter(filters=["model"]), "filters"),
+        (meter(key="not a slug"), "key"),
+        ({"name": "x", "event_name": "e", "aggregation": "count"}, "key"),
+    ],
+)
+def test_invalid_meter_is_400_naming_the_field(api, body, field):
+    response = api.post("/api/v1/meters", body)
+    assert response.status_code == 400, response.json()
+    assert field in response.json()
+
+
+def test_duplicate_key_is_400(api):
+    assert api.post("/api/v1/meters", meter()).status_code == 201
+    response = api.post("/api/v1/meters", meter())
+    assert response.status_code == 400
+    assert "key" in response.json()
+
+
+def test_unknown_meter_is_404(api):
+    assert api.get("/api/v1/meters/nope").status_code == 404
+
+
+def test_schema_documents_the_metering_endpoints(api):
+    response = api.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    text = response.content.decode()
+    for path in ("/api/v1/meters", "/api/v1/events/batch", "/api/v1/customers/{external_id}/usage",
+                 "/api/v1/customers/{external_id}/entitlements/{feature}"):
+        assert path in text
