@@ -31,6 +31,9 @@ class FeaturesApi(APIView):
     """``POST /features`` creates a feature; ``GET /features`` lists them."""
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "FeatureCreateInput"
+
         key = serializers.CharField()
         name = serializers.CharField()
         type = serializers.ChoiceField(choices=Feature.Type.values)
@@ -63,6 +66,9 @@ class PlansApi(APIView):
     """``POST /plans`` creates a plan (no versions yet); ``GET /plans`` lists them with their versions."""
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PlanCreateInput"
+
         key = serializers.CharField()
         name = serializers.CharField()
         description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -93,6 +99,9 @@ class PlanVersionsApi(APIView):
     """``POST /plans/{key}/versions`` creates the plan's next version; ``GET`` lists its versions in full."""
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PlanVersionCreateInput"
+
         # Lists are checked item by item by the service, which names each bad field by its path.
         prices = serializers.ListField(child=serializers.DictField(), required=False, default=list)
         entitlements = serializers.ListField(child=serializers.DictField(), required=False, default=list)
@@ -123,6 +132,9 @@ class PlanVersionDetailApi(APIView):
     """``GET`` one version; ``PATCH`` edits a draft (each list given replaces that list; published: 409)."""
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PlanVersionUpdateInput"
+
         prices = serializers.ListField(child=serializers.DictField(), required=False)
         entitlements = serializers.ListField(child=serializers.DictField(), required=False)
         credit_grants = serializers.ListField(child=serializers.DictField(), required=False)

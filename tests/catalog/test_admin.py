@@ -175,3 +175,12 @@ def test_plan_admin_refuses_unconfigured_currency(admin_client):
         "versions-MAX_NUM_FORMS": "1000",
     })
     assert response.status_code == 200 and "not one of this installation" in response.content.decode()
+
+
+def test_admin_changes_are_in_history_with_the_user(admin_client, admin_user, draft):
+    url = reverse("admin:catalog_planversion_change", args=[draft.pk])
+    admin_client.post(url, _version_post_data(draft))
+    latest = Price.history.filter(id=draft.prices.get().pk).latest("history_date")
+    assert (latest.name, latest.history_user) == ("Renamed", admin_user)
+    page = admin_client.get(reverse("admin:catalog_price_history", args=[latest.id]))
+    assert page.status_code == 200
