@@ -1,1 +1,184 @@
-from django.contrib import admin  # noqa: F401
+"""Meters (with filters as rows and a usage preview) and the read-only event log."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+
+from billing_project.admin import ReadOnlyAdminMixin
+from billing_project.money import format_decimal
+
+from .models import Event, Meter, MeterFilter
+from .selectors import event_count_estimate, meter_usage, unknown_customer_event_count
+from .services import meter_definition_clean, meter_rollup_reset
+
+
+class MeterFilterInline(admin.TabularInline):
+    model = MeterFilter
+    extra = 1
+    fields = ("property", "values")
+    verbose_name = "filter (the property must be one of the values)"
+    verbose_name_plural = "filters: an event counts only when every property below has one of its values"
+
+
+class MeterForm(forms.ModelForm):
+    class Meta:
+        model = Meter
+        fields = ("key", "name", "event_name", "aggregation", "field", "multiplier")
+
+    def clean(self):
+        data = super().clean()
+        from billing_project.errors import ValidationFailed
+
+        if "aggregation" in data:
+            try:
+                meter_definition_clean(
+                    aggregation=data["aggregation"], field=data.get("field") or "", multiplier=data.get("multiplier")
+                )
+            except ValidationFailed as exc:
+                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return data
+
+
+class PreviewForm(forms.Form):
+    customer = forms.CharField(label="Customer external id", max_length=255)
+    start = forms.DateTimeField(label="From (UTC)", help_text="e.g. 2026-01-01 00:00")
+    end = forms.DateTimeField(label="To (UTC, exclusive)", help_text="e.g. 2026-02-01 00:00")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["start"] >= data["end"]:
+            self.add_error("end", "Must be after From.")
+        return data
+
+
+@admin.register(Meter)
+class MeterAdmin(admin.ModelAdmin):
+    form = MeterForm
+    list_display = ("key", "name", "event_name", "aggregation", "field", "multiplier_display", "filters_display")
+    list_filter = ("aggregation",)
+    search_fields = ("key", "name", "event_name")
+    inlines = [MeterFilterInline]
+    readonly_fields = ("preview_link",)
+    fields = ("key", "name", "event_name", "aggregation", "field", "multiplier", "preview_link")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("filters")
+
+    @admin.display(description="Multiplier")
+    def multiplier_display(self, obj: Meter) -> str:
+        return format_decimal(obj.multiplier) if obj.multiplier is not None else "—"
+
+    @admin.display(description="Filters")
+    def filters_display(self, obj: Meter) -> str:
+        return "; ".join(str(f) for f in obj.filters.all()) or "—"
+
+    @admin.display(description="Preview")
+    def preview_link(self, obj: Meter) -> str:
+        if not obj.pk:
+            return "Save the meter first."
+        url = reverse("admin:metering_meter_preview", args=[obj.pk])
+        return format_html('<a href="{}">What would this meter count for a customer and window?</a>', url)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change and (form.has_changed() or any(f.has_changed() for f in formsets)):
+            # The definition changed: the hourly rollup no longer matches it (docs/metering.md).
+            meter_rollup_reset(meter=form.instance)
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view), name="metering_meter_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request, object_id):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        meter = get_object_or_404(Meter.objects.prefetch_related("filters"), pk=object_id)
+        form = PreviewForm(request.GET or None)
+        value = None
+        if form.is_bound and form.is_valid():
+            start = form.cleaned_data["start"].astimezone(UTC)
+            end = form.cleaned_data["end"].astimezone(UTC)
+            value = format_decimal(
+                meter_usage(meter=meter, customer_external_id=form.cleaned_data["customer"], start=start, end=end)
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": meter,
+            "meter": meter,
+            "form": form,
+            "value": value,
+            "title": f"Preview: {meter}",
+        }
+        return TemplateResponse(request, "admin/metering/meter/preview.html", context)
+
+
+class EstimatedCountPaginator(Paginator):
+    """The unfiltered event log shows PostgreSQL's row estimate instead of a COUNT(*) over millions of rows."""
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if query is not None and not query.where:
+            return event_count_estimate()
+        return super().count
+
+
+class EventNameFilter(admin.SimpleListFilter):
+    """Event names that meters read (cheap: no DISTINCT over the event table)."""
+
+    title = "event name"
+    parameter_name = "event_name"
+
+    def lookups(self, request, model_admin):
+        names = Meter.objects.order_by("event_name").values_list("event_name", flat=True).distinct()
+        return [(n, n) for n in names]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(event_name=self.value()) if self.value() else queryset
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("timestamp", "event_name", "customer_external_id", "event_id", "properties_display", "received_at")
+    list_filter = (EventNameFilter,)
+    search_fields = ("=customer_external_id", "=event_id")
+    date_hierarchy = "timestamp"
+    ordering = ("-timestamp", "-id")
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    fields = ("event_id", "customer_external_id", "event_name", "timestamp", "received_at", "properties_table")
+    readonly_fields = fields
+
+    @admin.display(description="Properties")
+    def properties_display(self, obj: Event) -> str:
+        return ", ".join(f"{k} = {self._value(v)}" for k, v in (obj.properties or {}).items()) or "—"
+
+    @admin.display(description="Properties")
+    def properties_table(self, obj: Event) -> str:
+        items = (obj.properties or {}).items()
+        if not items:
+            return "—"
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", ((k, self._value(v)) for k, v in items))
+        return format_html("<table>{}</table>", rows)
+
+    @staticmethod
+    def _value(value) -> str:
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"unknown_customer_events": unknown_customer_event_count(), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
