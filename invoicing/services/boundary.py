@@ -29,7 +29,7 @@ from customers import periods
 from customers.models import Customer, Subscription
 from customers.periods import Period
 from customers.selectors import subscription_version_for
-from customers.services import subscription_create
+from customers.services import subscription_advance, subscription_create
 
 from ..models import Invoice
 from . import credits as credits_seam
@@ -93,24 +93,6 @@ def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[Line
     )
 
 
-def _subscription_advance(*, subscription: Subscription, now: datetime) -> None:
-    """Move the locked subscription to its next period (and version), or end it when canceled at period end.
-
-    Call inside a transaction. Kept here until ``customers.services.subscription_advance`` exists.
-    """
-    boundary = subscription.current_period_end
-    if subscription.cancel_at_period_end:
-        subscription.status = Subscription.Status.ENDED
-        subscription.ended_at = boundary
-        subscription.save(update_fields=["status", "ended_at"])
-        return
-    new_period = next_period_of(subscription)
-    subscription.current_period_start = new_period.start
-    subscription.current_period_end = new_period.end
-    subscription.plan_version = version_for_period(subscription, new_period)
-    subscription.save(update_fields=["current_period_start", "current_period_end", "plan_version"])
-
-
 def _finalize_or_wait(invoice: Invoice, *, now: datetime) -> None:
     invoice_credits_settle(invoice=invoice, now=now)
     if invoice.customer.invoice_grace_days == 0:
@@ -137,7 +119,7 @@ def subscription_boundary_bill_locked(*, subscription: Subscription, now: dateti
     if invoice is not None:
         _finalize_or_wait(invoice, now=now)
     credits_seam.plan_credits_close_period(subscription=subscription, period=ended, ending=ending, now=now)
-    _subscription_advance(subscription=subscription, now=now)
+    subscription_advance(subscription=subscription, now=now)
     if not ending:
         credits_seam.plan_credits_grant(
             subscription=subscription,

@@ -17,7 +17,7 @@ Rules chosen where the design is silent:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 from django.db.models import F
@@ -275,12 +275,12 @@ def credit_note_issue_locked(
         raise ValidationFailed(
             f"More than the invoice can still be credited ({remaining} {invoice.currency}).", field="amount"
         )
-    if refund_to == CreditNote.RefundTo.WALLET:
-        _refund_to_wallet(invoice=invoice, amount=amount, now=now)
     note = CreditNote.objects.create(
         number=number_next(name="credit_note"), invoice=invoice, amount=amount, currency=invoice.currency,
         reason=reason.strip(), refund_to=refund_to,
     )
+    if refund_to == CreditNote.RefundTo.WALLET:
+        _refund_to_wallet(note=note, now=now)
     if refund_to == CreditNote.RefundTo.INVOICE:
         invoice.credit_notes_total += amount
         invoice.amount_due = _amount_due(invoice)
@@ -291,18 +291,23 @@ def credit_note_issue_locked(
     return note
 
 
-def _refund_to_wallet(*, invoice: Invoice, amount: Decimal, now: datetime) -> None:
-    """Grant ``amount`` (money) as adjustment credits to the customer's wallet in the invoice currency."""
+def _refund_to_wallet(*, note: CreditNote, now: datetime) -> None:
+    """Grant the note's amount as ``adjustment`` credits to the customer's wallet in the invoice currency.
+
+    Money becomes credits at the wallet's conversion rate (credits = amount / rate, 12 decimal places).
+    Call inside a transaction, holding the customer lock (lock order customer -> wallets -> invoice).
+    """
     try:
-        from wallets.services import wallet_for_plan_credits, wallet_grant_create
+        from wallets.services import wallet_for_plan_credits, wallet_grant_create_locked
     except ImportError:
         raise ValidationFailed("Refunds to a wallet are not available yet.", field="refund_to") from None
+    invoice = note.invoice
     wallet = wallet_for_plan_credits(customer=invoice.customer, currency=invoice.currency)
     rate = wallet.conversion_rate or Decimal(1)
-    credits = amount / rate
-    wallet_grant_create(
-        wallet=wallet, credits=credits, kind="adjustment", now=now,
-        idempotency_key=f"credit-note:{invoice.pk}:{invoice.credit_notes.count() + 1}",
+    credits = (note.amount / rate).quantize(Decimal("0.000000000001"), rounding=ROUND_HALF_UP)
+    wallet_grant_create_locked(
+        wallet=wallet, credits=credits, kind="adjustment", now=now, idempotency_key=f"credit-note:{note.number}",
+        name=f"Credit note {note.number}", reference=f"credit_note:{note.pk}",
     )
 
 

@@ -184,3 +184,16 @@ def test_finalize_service_refuses_twice(finalized):
 
     with pytest.raises(Conflict):
         invoice_finalize(invoice=finalized, now=utc(2026, 2, 2))
+
+
+def test_credit_note_refund_to_wallet_grants_adjustment_credits(api, finalized):
+    from wallets.models import CreditGrant
+
+    body = {"invoice": str(finalized.pk), "amount": "12.50", "reason": "Outage", "refund_to": "wallet"}
+    response = api.post("/api/v1/credit_notes", body)
+    assert response.status_code == 201, response.json()
+    grant = CreditGrant.objects.get(kind="adjustment")
+    # A new wallet in USD at rate 1: $12.50 -> 12.5 credits; the invoice still owes $124.00.
+    assert grant.credits == Decimal("12.5") and grant.wallet.customer == finalized.customer
+    finalized.refresh_from_db()
+    assert finalized.amount_due == Decimal("124.00")
