@@ -147,6 +147,9 @@ class EventIngestApi(APIView):
     class OutputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=["accepted", "duplicate"])
 
+        class Meta:
+            ref_name = "EventStatus"
+
     @extend_schema(operation_id="events_create", request=EventSchema, responses={201: OutputSerializer, 200: OutputSerializer})
     def post(self, request):
         raw = body_decode(request.body)
@@ -167,6 +170,9 @@ class EventBatchApi(APIView):
     class InputSerializer(serializers.Serializer):
         events = EventSchema(many=True)
 
+        class Meta:
+            ref_name = "EventBatch"
+
     class OutputSerializer(serializers.Serializer):
         accepted = serializers.IntegerField()
         duplicates = serializers.IntegerField()
@@ -176,6 +182,9 @@ class EventBatchApi(APIView):
             fields={"index": serializers.IntegerField(), "event_id": serializers.CharField(allow_null=True),
                     "errors": serializers.DictField()},
         )
+
+        class Meta:
+            ref_name = "EventBatchResult"
 
     @extend_schema(operation_id="events_batch", request=InputSerializer, responses=OutputSerializer)
     def post(self, request):
@@ -232,6 +241,9 @@ class CustomerUsageApi(APIView):
     class OutputSerializer(serializers.Serializer):
         meter = serializers.CharField()
         value = serializers.CharField()
+
+        class Meta:
+            ref_name = "MeterUsage"
 
     @extend_schema(
         operation_id="customers_usage",
