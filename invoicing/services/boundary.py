@@ -94,9 +94,11 @@ def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[Line
 
 
 def _finalize_or_wait(invoice: Invoice, *, now: datetime) -> None:
-    invoice_credits_settle(invoice=invoice, now=now)
+    """Finalize at once (grace 0: finalization applies the credits) or hold credits for the draft."""
     if invoice.customer.invoice_grace_days == 0:
         invoice_finalize_locked(invoice=invoice, now=now)
+    else:
+        invoice_credits_settle(invoice=invoice, now=now)
 
 
 @transaction.atomic(savepoint=False)
@@ -104,12 +106,19 @@ def subscription_boundary_bill_locked(*, subscription: Subscription, now: dateti
     """Bill the locked subscription's due boundary (see the module docstring). Call inside a transaction,
     holding the customer and subscription locks. Returns the new invoice, or ``None`` when nothing was due
     or the boundary was already billed.
+
+    ``usage`` may be ``(period_start, period_end, plan_version_id, {(external_id, meter_id): value})``
+    aggregated beforehand for many customers at once (batch runs); it is used only when it matches the
+    locked subscription's ended period and version.
     """
     if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > now:
         return None
     boundary = subscription.current_period_end
     ended = Period(subscription.current_period_start, boundary)
     ending = subscription.cancel_at_period_end
+    if usage is not None and (usage[0], usage[1], usage[2]) != (ended.start, ended.end, subscription.plan_version_id):
+        usage = None  # pre-aggregated for another period or version: query the meters instead
+    usage = usage[3] if usage is not None else None
     lines = boundary_lines_for(
         subscription=subscription, ended=ended, ended_version=subscription.plan_version, ending=ending, usage=usage
     )
@@ -135,8 +144,9 @@ def subscription_bill_once(*, subscription_id: int, now: datetime, usage=None) -
     ``processed`` is False when nothing was due (ended, caught up, or advanced by a concurrent run).
     """
     with transaction.atomic(durable=True):
-        customer_id = Subscription.objects.values_list("customer_id", flat=True).get(pk=subscription_id)
-        _lock_customer(customer_id)
+        # Lock order: the customer first (one query through the subscription), then the subscription.
+        if Customer.objects.select_for_update(of=("self",)).filter(subscriptions__id=subscription_id).first() is None:
+            return False, None
         subscription = _lock_subscription(subscription_id)
         if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > now:
             return False, None

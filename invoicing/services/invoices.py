@@ -19,8 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from billing_project.errors import Conflict, ValidationFailed
 from catalog.pricing import quantize_minor
@@ -38,16 +37,20 @@ ZERO = Decimal("0")
 def number_next(*, name: str) -> str:
     """The next number of a gapless sequence (``INV-000001``). Call inside a transaction.
 
-    The sequence row is locked FOR UPDATE until the caller's transaction ends, so concurrent finalizations
-    queue on it and a rolled-back transaction gives its number back: no gaps, no duplicates.
+    The sequence row is locked by the UPDATE until the caller's transaction ends, so concurrent
+    finalizations queue on it and a rolled-back transaction gives its number back: no gaps, no duplicates.
     """
-    prefix = SEQUENCE_PREFIXES.get(name, f"{name.upper()}-")
-    NumberSequence.objects.get_or_create(name=name, defaults={"prefix": prefix})
-    seq = NumberSequence.objects.select_for_update().get(name=name)
-    seq.last_value = F("last_value") + 1
-    seq.save(update_fields=["last_value"])
-    seq.refresh_from_db(fields=["last_value"])
-    return f"{seq.prefix}{seq.last_value:06d}"
+    with connection.cursor() as cursor:
+        for _attempt in range(2):
+            cursor.execute(
+                "UPDATE invoicing_numbersequence SET last_value = last_value + 1 WHERE name = %s RETURNING prefix, last_value",
+                [name],
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                return f"{row[0]}{row[1]:06d}"
+            NumberSequence.objects.get_or_create(name=name, defaults={"prefix": SEQUENCE_PREFIXES.get(name, f"{name.upper()}-")})
+    raise RuntimeError(f"number sequence {name!r} unavailable")  # pragma: no cover
 
 
 def _amount_due(invoice: Invoice) -> Decimal:
@@ -55,10 +58,16 @@ def _amount_due(invoice: Invoice) -> Decimal:
     return max(due, ZERO)
 
 
-def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft]) -> None:
-    """Replace a draft's lines and totals (lines -> subtotal -> tax -> total). Call inside a transaction."""
+def _lines_totals_set(invoice: Invoice, lines: list[LineDraft]) -> None:
     totals = lines_totals(lines, customer=invoice.customer, currency=invoice.currency)
-    InvoiceLine.objects.filter(invoice=invoice).delete()
+    invoice.subtotal = totals.subtotal
+    invoice.tax = totals.tax
+    invoice.total = totals.total
+    invoice.tax_breakdown = tax_breakdown(totals)
+    invoice.amount_due = _amount_due(invoice)
+
+
+def _lines_insert(invoice: Invoice, lines: list[LineDraft]) -> None:
     InvoiceLine.objects.bulk_create([
         InvoiceLine(
             invoice=invoice, position=i, kind=line.kind, description=line.description[:500], price=line.price,
@@ -68,26 +77,26 @@ def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft]) -> None:
         )
         for i, line in enumerate(lines)
     ])
-    invoice.subtotal = totals.subtotal
-    invoice.tax = totals.tax
-    invoice.total = totals.total
-    invoice.tax_breakdown = tax_breakdown(totals)
-    invoice.amount_due = _amount_due(invoice)
+
+
+def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft]) -> None:
+    """Replace a draft's lines and totals (lines -> subtotal -> tax -> total). Call inside a transaction."""
+    _lines_totals_set(invoice, lines)
+    InvoiceLine.objects.filter(invoice=invoice).delete()
+    _lines_insert(invoice, lines)
     invoice.save(update_fields=["subtotal", "tax", "total", "tax_breakdown", "amount_due", "updated_at"])
 
 
-def invoice_credits_settle(*, invoice: Invoice, now: datetime) -> None:
+def invoice_credits_settle(*, invoice: Invoice, now: datetime, save: bool = True) -> None:
     """Call the wallets seam (apply, or hold for a draft) and recompute what is due. Call inside a transaction.
 
-    The seam sets ``invoice.credits_applied`` (in memory, in the database, or both): the larger is kept.
+    The seam sets ``invoice.credits_applied`` on the instance passed in.
     """
-    before = invoice.credits_applied
     credits_seam.invoice_credits_apply(invoice=invoice, now=now)
-    stored = Invoice.objects.filter(pk=invoice.pk).values_list("credits_applied", flat=True).first() or ZERO
-    applied = invoice.credits_applied if invoice.credits_applied != before else max(stored, invoice.credits_applied)
-    invoice.credits_applied = quantize_minor(applied, invoice.currency)
+    invoice.credits_applied = quantize_minor(invoice.credits_applied, invoice.currency)
     invoice.amount_due = _amount_due(invoice)
-    invoice.save(update_fields=["credits_applied", "amount_due", "updated_at"])
+    if save:
+        invoice.save(update_fields=["credits_applied", "amount_due", "updated_at"])
 
 
 def invoice_create_for_period(
@@ -111,12 +120,13 @@ def invoice_create_for_period(
         period_start=period.start, period_end=period.end, status=Invoice.Status.DRAFT,
         finalize_after=now + timedelta(days=customer.invoice_grace_days),
     )
+    _lines_totals_set(invoice, lines)
     try:
         with transaction.atomic():
             invoice.save()
     except IntegrityError:
         return None
-    invoice_lines_write(invoice=invoice, lines=lines)
+    _lines_insert(invoice, lines)
     return invoice
 
 
@@ -130,7 +140,7 @@ def invoice_finalize_locked(*, invoice: Invoice, now: datetime) -> Invoice:
     if invoice.status != Invoice.Status.DRAFT:
         raise Conflict(f"Invoice {invoice} is {invoice.status}; only drafts can be finalized.")
     invoice.status = Invoice.Status.FINALIZED
-    invoice_credits_settle(invoice=invoice, now=now)
+    invoice_credits_settle(invoice=invoice, now=now, save=False)
     invoice.number = number_next(name="invoice")
     invoice.issued_at = now
     invoice.finalized_at = now

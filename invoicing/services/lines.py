@@ -90,7 +90,7 @@ def _base_details(price: Price, version: PlanVersion, period: Period) -> dict[st
         "price": price.name,
         "price_model": price.model,
         "timing": price.timing,
-        "plan": version.plan.key if hasattr(version, "plan") else None,
+        "plan": price.plan_version.plan.key,
         "plan_version": version.number,
         "period_start": period.start.isoformat(),
         "period_end": period.end.isoformat(),
@@ -173,14 +173,22 @@ def usage_line(
     )
 
 
+# Prices of published versions, per process: a published version never changes (DESIGN.md), so its
+# prices, tiers and meters can be read once per worker instead of once per invoice.
+_PUBLISHED_PRICES: dict[int, list[Price]] = {}
+
+
 def _prices(version: PlanVersion) -> list[Price]:
-    cached = getattr(version, "_invoicing_prices", None)
+    cached = _PUBLISHED_PRICES.get(version.pk) if version.is_published else None
     if cached is None:
         cached = list(
-            Price.objects.filter(plan_version=version).select_related("meter").prefetch_related("tiers", "meter__filters")
-            .order_by("position", "id")
+            Price.objects.filter(plan_version=version).select_related("meter", "plan_version__plan")
+            .prefetch_related("tiers", "meter__filters").order_by("position", "id")
         )
-        version._invoicing_prices = cached
+        if version.is_published:
+            if len(_PUBLISHED_PRICES) > 1000:
+                _PUBLISHED_PRICES.clear()
+            _PUBLISHED_PRICES[version.pk] = cached
     return cached
 
 

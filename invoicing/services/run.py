@@ -24,7 +24,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing_project.models import BillingRun
+from catalog.models import Price
 from customers.models import Subscription
+from metering.selectors import usage_for_customers
 
 from ..models import Invoice
 from . import credits as credits_seam
@@ -76,10 +78,15 @@ def subscriptions_bill(
     A subscription that fails keeps the boundaries it billed before the failure; the run goes on.
     """
     ids = list(subscription_ids)
+    usage: dict[int, tuple] = {}
     for done, subscription_id in enumerate(ids, start=1):
+        if (done - 1) % USAGE_BATCH == 0:
+            usage = usage_prefetch(subscription_ids=ids[done - 1 : done - 1 + USAGE_BATCH], now=now)
         try:
+            first = usage.pop(subscription_id, None)
             while True:
-                processed, invoice = subscription_bill_once(subscription_id=subscription_id, now=now)
+                processed, invoice = subscription_bill_once(subscription_id=subscription_id, now=now, usage=first)
+                first = None
                 if not processed:
                     break
                 summary.boundaries += 1
@@ -92,6 +99,38 @@ def subscriptions_bill(
             summary.failures.append(f"subscription {subscription_id}: {type(exc).__name__}: {exc}")
         if progress is not None:
             progress(done, len(ids))
+
+
+USAGE_BATCH = 200
+
+
+def usage_prefetch(*, subscription_ids: list[int], now: datetime) -> dict[int, tuple]:
+    """Usage of the due period of many subscriptions, aggregated in SQL with one query per meter and period.
+
+    Returns ``{subscription_id: (period_start, period_end, plan_version_id, {(external_id, meter_id): value})}``.
+    The boundary uses it only when the locked subscription still has that period and version; the ended
+    period is in the past, so events stored later would be late for a per-subscription query too.
+    """
+    rows = list(
+        Subscription.objects.filter(pk__in=subscription_ids, status=Subscription.Status.ACTIVE, current_period_end__lte=now)
+        .values_list("id", "customer__external_id", "plan_version_id", "current_period_start", "current_period_end")
+    )
+    groups: dict[tuple, list[tuple]] = {}
+    for row in rows:
+        groups.setdefault((row[2], row[3], row[4]), []).append(row)
+    out: dict[int, tuple] = {}
+    for (version_id, start, end), members in groups.items():
+        meters = {
+            p.meter_id: p.meter
+            for p in Price.objects.filter(plan_version_id=version_id, meter__isnull=False)
+            .select_related("meter").prefetch_related("meter__filters")
+        }
+        values = usage_for_customers(
+            meters=list(meters.values()), customer_external_ids=[m[1] for m in members], start=start, end=end
+        ) if meters else {}
+        for member in members:
+            out[member[0]] = (start, end, version_id, values)
+    return out
 
 
 def drafts_finalize_due(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:
