@@ -1,6 +1,7 @@
 """The main job for a newcomer: migrate, load the demo, run billing, create logins, start the server.
 
-Safe to run twice: every step is an upsert or idempotent.
+Safe to run twice: every step is an upsert or idempotent. The API key is the exception by necessity (keys are
+stored hashed, so an old one cannot be shown again): each run revokes the earlier demo keys and prints a new one.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ import os
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.urls import reverse
+from django.utils import timezone
 
 DEMO_USER = "finance"
 DEMO_PASSWORD = "finance-demo"
+DEMO_KEY_NAME = "demo"
 
 
 class Command(BaseCommand):
@@ -24,16 +29,32 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-serve", action="store_true", help="Prepare everything but do not start the server"
         )
+        parser.add_argument(
+            "--scale", type=float, default=1.0, help="Customers per plan family = max(1, round(2 x scale)); default 1"
+        )
 
-    def handle(self, *args, addr: str, no_serve: bool, **options):
+    def handle(self, *args, addr: str, no_serve: bool, scale: float, **options):
+        from billing_project.demo import demo_load
+
         self.stdout.write("1/4 migrating the database…")
         call_command("migrate", verbosity=0)
-        call_command("setup_periodic_tasks", stdout=open(os.devnull, "w"))
-        self.stdout.write("2/4 loading the demo (catalog, customers, usage, billing)…")
-        loader = _demo_loader()
-        if loader is not None:
-            loader(stdout=self.stdout)
+        with open(os.devnull, "w") as devnull:
+            call_command("setup_periodic_tasks", stdout=devnull)
+        self.stdout.write("2/4 loading the demo (catalog, customers, three months of usage, billing month by month)…")
+        demo_load(stdout=self.stdout, scale=scale)
         self.stdout.write("3/4 creating the finance login and an API key…")
+        self._finance_user()
+        raw_key = self._api_key()
+        self.stdout.write("\n".join(self._where_to_go(addr, raw_key)))
+        if no_serve:
+            return
+        self.stdout.write(f"4/4 starting the server on http://{addr}/ (Ctrl-C to stop)")
+        call_command("runserver", addr, use_reloader=False)
+
+    def _finance_user(self) -> None:
+        """The ``finance`` login: staff, in the "Finance admin" group (and superuser, to see everything)."""
+        from billing_project.roles import FINANCE_ADMIN
+
         user_model = get_user_model()
         user, created = user_model.objects.get_or_create(
             username=DEMO_USER, defaults={"email": "finance@example.com"}
@@ -43,31 +64,48 @@ class Command(BaseCommand):
         user.is_staff = True
         user.is_superuser = True
         user.save()
+        group, _ = Group.objects.get_or_create(name=FINANCE_ADMIN)
+        user.groups.add(group)
+
+    def _api_key(self) -> str:
         from billing_project.auth import api_key_create
+        from billing_project.models import ApiKey
 
-        _, raw_key = api_key_create(name="demo")
-        self.stdout.write(
-            "\n".join(
-                [
-                    "",
-                    f"{settings.PRODUCT_NAME} is ready.",
-                    f"  Admin:    http://{addr}/admin/   (user {DEMO_USER}, password {DEMO_PASSWORD})",
-                    f"  API docs: http://{addr}/api/docs/",
-                    f"  API key:  {raw_key}",
-                    f"  Try:      curl -H 'Authorization: Bearer {raw_key}' http://{addr}/api/v1/invoices",
-                    "",
-                ]
-            )
+        ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(revoked=True, revoked_at=timezone.now())
+        _, raw_key = api_key_create(name=DEMO_KEY_NAME)
+        return raw_key
+
+    def _where_to_go(self, addr: str, raw_key: str) -> list[str]:
+        from invoicing.models import Invoice
+        from wallets.models import Wallet
+
+        base = f"http://{addr}"
+        lines = [
+            "",
+            f"{settings.PRODUCT_NAME} is ready.",
+            f"  Admin (the dashboard):  {base}/admin/   user {DEMO_USER}, password {DEMO_PASSWORD}",
+        ]
+        tiered = (
+            Invoice.objects.filter(customer__external_id="narrator-studio", lines__kind="usage", lines__amount__gt=0)
+            .order_by("billing_boundary_at").first()
         )
-        if no_serve:
-            return
-        self.stdout.write(f"4/4 starting the server on http://{addr}/ (Ctrl-C to stop)")
-        call_command("runserver", addr, use_reloader=False)
-
-
-def _demo_loader():
-    try:
-        from invoicing.demo import demo_load
-    except ImportError:
-        return None
-    return demo_load
+        if tiered is not None:
+            url = reverse("admin:invoicing_invoice_change", args=[tiered.pk])
+            lines.append(f"  An invoice with tiers: {base}{url}   (voice overage past the included characters)")
+        wallet = Wallet.objects.filter(customer__external_id="growth-gurus").order_by("id").first()
+        if wallet is not None:
+            url = reverse("admin:wallets_wallet_change", args=[wallet.pk])
+            lines.append(f"  A wallet with rollover: {base}{url}   (2,000 credits a month, up to 2,000 carried)")
+        draft = Invoice.objects.filter(status=Invoice.Status.DRAFT).order_by("id").first()
+        if draft is not None:
+            url = reverse("admin:invoicing_invoice_change", args=[draft.pk])
+            lines.append(f"  A draft to review:     {base}{url}   (finalize it from the admin)")
+        lines += [
+            f"  API docs:              {base}/api/docs/",
+            f"  API key:               {raw_key}",
+            f"  Try:   curl -H 'Authorization: Bearer {raw_key}' {base}/api/v1/customers/scoreapi/upcoming_invoice",
+            f"         curl -H 'Authorization: Bearer {raw_key}' {base}/api/v1/customers/scoreapi/usage",
+            "  Guides: docs/README.md (pricing cookbook, billing rules, API quickstart, operations)",
+            "",
+        ]
+        return lines

@@ -1,0 +1,147 @@
+"""The demo loader on a small scale (one customer per plan family), checked against hand-worked invoices.
+
+``now`` is fixed at 2026-04-15T00:00:00Z, so the subscriptions start on 2026-01-01 (calendar) and
+2026-01-10T09:30Z (the coding assistant's anniversary subscription), and billing runs on Feb 1, Mar 1,
+Apr 1 and Apr 15.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from billing_project.demo import billing_instants, demo_load, month_start
+from customers.models import Customer, Subscription
+from invoicing.models import Invoice, Payment
+from metering.models import Event
+from wallets.models import LedgerEntry, Wallet
+
+NOW = datetime(2026, 4, 15, tzinfo=UTC)
+SMALL = 0.5  # max(1, round(2 * 0.5)) = 1 customer per family
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def invoice(external_id: str, boundary: datetime) -> Invoice:
+    return Invoice.objects.prefetch_related("lines").get(customer__external_id=external_id, billing_boundary_at=boundary)
+
+
+def amounts(inv: Invoice) -> tuple[Decimal, Decimal, Decimal]:
+    return inv.subtotal, inv.tax, inv.total
+
+
+def line_amounts(inv: Invoice) -> list[tuple[str, Decimal, Decimal]]:
+    return [(line.kind, line.quantity, line.amount) for line in inv.lines.order_by("position")]
+
+
+def counts() -> dict[str, int]:
+    return {
+        "customers": Customer.objects.count(), "subscriptions": Subscription.objects.count(),
+        "invoices": Invoice.objects.count(), "events": Event.objects.count(), "ledger": LedgerEntry.objects.count(),
+        "payments": Payment.objects.count(),
+    }
+
+
+@pytest.mark.django_db
+def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothing():
+    out = io.StringIO()
+    demo_load(stdout=out, scale=SMALL, now=NOW)
+    text = out.getvalue()
+    assert "[####################] 4/4 billing runs" in text
+    assert "failures" not in text
+
+    # Seven families, one customer each; each has 4 invoices (start + 3 boundaries): 7 x 4 = 28.
+    first = counts()
+    assert first["customers"] == 7
+    assert first["invoices"] == 28
+    assert first["payments"] == 1
+
+    # API Pro ($99 + 5,000 calls included, then $0.01), VAT 20%. January: 5,250 calls.
+    # 250 extra x $0.01 = $2.50; + February's fee $99.00 = $101.50; VAT 20% = $20.30; total $121.80, paid offline.
+    feb = invoice("scoreapi", utc(2026, 2, 1))
+    assert line_amounts(feb) == [("usage", Decimal(5250), Decimal("2.50")), ("fixed", Decimal(1), Decimal("99.00"))]
+    assert amounts(feb) == (Decimal("101.50"), Decimal("20.30"), Decimal("121.80"))
+    assert (feb.status, feb.amount_paid, feb.amount_due) == (Invoice.Status.PAID, Decimal("121.80"), Decimal(0))
+    # March: 5,600 calls -> 600 x $0.01 = $6.00 + $99 = $105.00; VAT $21.00; total $126.00.
+    assert amounts(invoice("scoreapi", utc(2026, 4, 1))) == (Decimal("105.00"), Decimal("21.00"), Decimal("126.00"))
+
+    # Voice Creator: $11/month, 100,000 characters included, then $0.30 per 1k = $0.0003 a character.
+    # January: 20 generations x 6,000 = 120,000 characters -> 20,000 x 0.0003 = $6.00; + $11 fee = $17.00.
+    feb = invoice("narrator-studio", utc(2026, 2, 1))
+    assert line_amounts(feb) == [("usage", Decimal(120_000), Decimal("6.00")), ("fixed", Decimal(1), Decimal("11.00"))]
+    assert feb.total == Decimal("17.00")
+    # February 90,000 (within the included) -> $0 + $11; March 110,000 -> 10,000 x 0.0003 = $3.00 + $11 = $14.00.
+    assert invoice("narrator-studio", utc(2026, 3, 1)).total == Decimal("11.00")
+    assert invoice("narrator-studio", utc(2026, 4, 1)).total == Decimal("14.00")
+    # The welcome offer (a promotional grant of 5.50 credits at $1) pays half the first month's $11 fee.
+    promo = Wallet.objects.get(customer__external_id="narrator-studio")
+    assert LedgerEntry.objects.filter(wallet=promo, type="consume").get().credits == Decimal("-5.50")
+
+    # Coding Pro, anniversary from Jan 10 09:30: $20/month + $0.04 per request, thinking models count x2.
+    # First period: 60 standard requests -> 60 x 0.04 = $2.40; 40 thinking requests -> 80 weighted x 0.04 = $3.20;
+    # + the next period's $20 fee = $25.60.
+    first_period = invoice("devshop", utc(2026, 2, 10, 9, 30))
+    assert (first_period.period_start, first_period.period_end) == (utc(2026, 1, 10, 9, 30), utc(2026, 2, 10, 9, 30))
+    assert line_amounts(first_period) == [
+        ("usage", Decimal(60), Decimal("2.40")), ("usage", Decimal(80), Decimal("3.20")),
+        ("fixed", Decimal(1), Decimal("20.00")),
+    ]
+    assert first_period.total == Decimal("25.60")
+
+    # Enrichment Starter: $149 + credits used at $0.05; 2,000 plan credits a month, rollover cap 2,000, paid from
+    # a usage-only wallet at 1 credit = $0.05. January uses 1,000 credits: 1,000 x 0.05 = $50.00 + $149 = $199.00,
+    # and the wallet pays the $50 usage line with 1,000 credits.
+    feb = invoice("growth-gurus", utc(2026, 2, 1))
+    assert feb.total == Decimal("199.00")
+    wallet = Wallet.objects.get(customer__external_id="growth-gurus")
+    consumed = LedgerEntry.objects.filter(wallet=wallet, type="consume").order_by("id")
+    # January 1,000 credits ($50.00), February 500 ($25.00), March none.
+    assert [row.credits for row in consumed] == [Decimal(-1000), Decimal(-500)]
+    assert consumed[0].reference == f"invoice:{feb.pk}"
+    # Balance: Feb 1 rolls 1,000 (+2,000 new) = 3,000; Feb uses 500 -> 2,500, Mar 1 rolls min(2,500, 2,000) = 2,000
+    # (+2,000) = 4,000; March uses none -> Apr 1 rolls 2,000 (+2,000) = 4,000: it never exceeds 2 x 2,000.
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal(4000)
+
+    # Support: $39 + $0.99 per conversation (count unique chat_id; 5 messages each), VAT 20%, 30 grace days.
+    # March: 12 conversations x 0.99 = $11.88 + $39 = $50.88; VAT 10.176 -> $10.18 (half-up); total $61.06.
+    # Created on Apr 1 with 30 grace days, it is still a draft on Apr 15, waiting for review.
+    draft = invoice("helpdesk-hq", utc(2026, 4, 1))
+    assert draft.status == Invoice.Status.DRAFT and draft.number is None
+    assert line_amounts(draft) == [("usage", Decimal(12), Decimal("11.88")), ("fixed", Decimal(1), Decimal("39.00"))]
+    assert amounts(draft) == (Decimal("50.88"), Decimal("10.18"), Decimal("61.06"))
+    # February's 15 conversations: 14.85 + 39 = 53.85; VAT 10.77; finalized by the Apr 1 run (grace ran out Mar 31).
+    mar = invoice("helpdesk-hq", utc(2026, 3, 1))
+    assert (mar.status, mar.total) == (Invoice.Status.FINALIZED, Decimal("64.62"))
+    assert Invoice.objects.filter(status=Invoice.Status.DRAFT).count() == 1
+
+    # Analytics: $49 + the last MTU snapshot in volume tiers. January's last snapshot 26,730 falls in the
+    # 10,001-50,000 tier: 26,730 x 0.004 = $106.92 + $49 = $155.92. March's 9,800 is in the first tier:
+    # 9,800 x 0.005 = $49.00 + $49 = $98.00.
+    assert line_amounts(invoice("metricly", utc(2026, 2, 1)))[0] == ("usage", Decimal(26_730), Decimal("106.92"))
+    assert invoice("metricly", utc(2026, 2, 1)).total == Decimal("155.92")
+    assert invoice("metricly", utc(2026, 4, 1)).total == Decimal("98.00")
+
+    # Video Plus: entitlements only (hard limits), so every invoice is the $35 fee.
+    assert {inv.total for inv in Invoice.objects.filter(customer__external_id="clipwise")} == {Decimal("35.00")}
+
+    # Running it again creates nothing: same customers, subscriptions, invoices, events and ledger rows.
+    again = io.StringIO()
+    demo_load(stdout=again, scale=SMALL, now=NOW)
+    assert counts() == first
+    assert "created 0 customers, 0 subscriptions, 0 events" in again.getvalue()
+
+
+def test_billing_instants_are_each_first_of_the_month_then_now():
+    start = month_start(NOW, 3)
+    assert start == utc(2026, 1, 1)
+    assert billing_instants(start, NOW) == [utc(2026, 2, 1), utc(2026, 3, 1), utc(2026, 4, 1), NOW]
+    # On a month's first instant, "now" is not repeated; January is reached across a year end.
+    assert billing_instants(month_start(utc(2026, 2, 1), 3), utc(2026, 2, 1)) == [
+        utc(2025, 12, 1), utc(2026, 1, 1), utc(2026, 2, 1),
+    ]
