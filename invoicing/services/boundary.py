@@ -33,7 +33,12 @@ from customers.services import subscription_advance, subscription_create
 
 from ..models import Invoice
 from . import credits as credits_seam
-from .invoices import invoice_create_for_period, invoice_credits_settle, invoice_finalize_locked
+from .invoices import (
+    invoice_create_for_period,
+    invoice_credits_settle,
+    invoice_finalize_number,
+    invoice_finalize_prepare,
+)
 from .lines import LineDraft, advance_lines, arrears_lines
 
 
@@ -93,12 +98,14 @@ def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[Line
     )
 
 
-def _finalize_or_wait(invoice: Invoice, *, now: datetime) -> None:
-    """Finalize at once (grace 0: finalization applies the credits) or hold credits for the draft."""
+def _finalize_or_wait(invoice: Invoice, *, now: datetime) -> bool:
+    """Grace 0: finalize now (credits applied here; number taken by ``invoice_finalize_number`` at the end
+    of the transaction); else hold credits for the draft. Returns whether the invoice needs its number."""
     if invoice.customer.invoice_grace_days == 0:
-        invoice_finalize_locked(invoice=invoice, now=now)
-    else:
-        invoice_credits_settle(invoice=invoice, now=now)
+        invoice_finalize_prepare(invoice=invoice, now=now)
+        return True
+    invoice_credits_settle(invoice=invoice, now=now)
+    return False
 
 
 @transaction.atomic(savepoint=False)
@@ -125,8 +132,7 @@ def subscription_boundary_bill_locked(*, subscription: Subscription, now: dateti
     invoice = invoice_create_for_period(
         customer=subscription.customer, subscription=subscription, boundary_at=boundary, period=ended, lines=lines, now=now
     )
-    if invoice is not None:
-        _finalize_or_wait(invoice, now=now)
+    needs_number = invoice is not None and _finalize_or_wait(invoice, now=now)
     credits_seam.plan_credits_close_period(subscription=subscription, period=ended, ending=ending, now=now)
     subscription_advance(subscription=subscription, now=now)
     if not ending:
@@ -135,6 +141,9 @@ def subscription_boundary_bill_locked(*, subscription: Subscription, now: dateti
             period=Period(subscription.current_period_start, subscription.current_period_end),
             now=now,
         )
+    if needs_number:
+        # Last: the gapless sequence stays locked from here to commit, so concurrent runs queue briefly.
+        invoice_finalize_number(invoice=invoice, now=now)
     return invoice
 
 
@@ -192,8 +201,8 @@ def subscription_start_locked(
         customer=subscription.customer, subscription=subscription, boundary_at=first.start, period=first,
         lines=lines, now=now,
     )
-    if invoice is not None:
-        _finalize_or_wait(invoice, now=now)
+    if invoice is not None and _finalize_or_wait(invoice, now=now):
+        invoice_finalize_number(invoice=invoice, now=now)
     # A start in the past: catch up every boundary up to now, oldest first.
     while subscription.status == Subscription.Status.ACTIVE and subscription.current_period_end <= now:
         subscription_boundary_bill_locked(subscription=subscription, now=now)
@@ -243,7 +252,8 @@ def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -
             customer=subscription.customer, subscription=subscription, boundary_at=part.end, period=part,
             lines=lines, now=now,
         )
-        if invoice is not None:
-            _finalize_or_wait(invoice, now=now)
+        needs_number = invoice is not None and _finalize_or_wait(invoice, now=now)
         credits_seam.plan_credits_close_period(subscription=subscription, period=part, ending=True, now=now)
+        if needs_number:
+            invoice_finalize_number(invoice=invoice, now=now)
     return subscription

@@ -130,17 +130,21 @@ def invoice_create_for_period(
     return invoice
 
 
-@transaction.atomic(savepoint=False)
-def invoice_finalize_locked(*, invoice: Invoice, now: datetime) -> Invoice:
-    """Finalize a draft already locked by the caller: number, issue and due dates, credits applied.
+def invoice_finalize_prepare(*, invoice: Invoice, now: datetime) -> None:
+    """First half of finalization: the status becomes finalized and wallet credits are applied (not held).
 
-    Call inside a transaction, holding the invoice row FOR UPDATE. A finalized invoice with nothing
-    due becomes ``paid``.
+    Call inside a transaction holding the invoice lock, then :func:`invoice_finalize_number` before commit.
+    Split so that a boundary applies credits before rollover and expiry, yet takes its number (which
+    locks the gapless sequence until commit) as late as possible in the transaction.
     """
     if invoice.status != Invoice.Status.DRAFT:
         raise Conflict(f"Invoice {invoice} is {invoice.status}; only drafts can be finalized.")
     invoice.status = Invoice.Status.FINALIZED
     invoice_credits_settle(invoice=invoice, now=now, save=False)
+
+
+def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
+    """Second half of finalization: number, issue and due dates; nothing due -> paid. Saves the invoice."""
     invoice.number = number_next(name="invoice")
     invoice.issued_at = now
     invoice.finalized_at = now
@@ -152,6 +156,17 @@ def invoice_finalize_locked(*, invoice: Invoice, now: datetime) -> Invoice:
         invoice.paid_at = now
     invoice.save()
     return invoice
+
+
+@transaction.atomic(savepoint=False)
+def invoice_finalize_locked(*, invoice: Invoice, now: datetime) -> Invoice:
+    """Finalize a draft already locked by the caller: number, issue and due dates, credits applied.
+
+    Call inside a transaction, holding the invoice row FOR UPDATE. A finalized invoice with nothing
+    due becomes ``paid``.
+    """
+    invoice_finalize_prepare(invoice=invoice, now=now)
+    return invoice_finalize_number(invoice=invoice, now=now)
 
 
 def _lock(invoice_id: int, *, customer: bool = False) -> Invoice:
