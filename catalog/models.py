@@ -16,22 +16,11 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from billing_project.history import history_user
 from billing_project.money import CURRENCY_CHOICES
 
 AMOUNT = {"max_digits": 28, "decimal_places": 12}
 NON_NEGATIVE = [MinValueValidator(0)]
-
-
-def history_user(request=None, **kwargs):
-    """The admin user behind a change, for the audit history; ``None`` for API-key requests and jobs.
-
-    API requests authenticate with keys, not users (DRF puts an ``ApiKeyUser`` on the request), so only
-    a real ``auth.User`` is recorded; the change itself is still a history row with its date.
-    """
-    from django.contrib.auth import get_user_model
-
-    user = getattr(request, "user", None)
-    return user if isinstance(user, get_user_model()) else None
 
 
 class Feature(models.Model):

@@ -6,17 +6,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from billing_project.history import history_user
 from billing_project.money import CURRENCY_CHOICES
-
-
-def history_user(request=None, **kwargs):
-    """The admin user behind a change, for simple-history; ``None`` for API calls.
-
-    An API request's user is its API key (not a ``User``), which a history row cannot reference; the key is
-    recorded by the API audit trail instead.
-    """
-    user = getattr(request, "user", None)
-    return user if getattr(user, "_meta", None) is not None and user.is_authenticated else None
 
 
 class TaxRate(models.Model):
