@@ -61,7 +61,10 @@ def invoices_by_status_this_month(now: datetime) -> list[dict]:
     counts = dict(
         Invoice.objects.filter(created_at__gte=start).values_list("status").annotate(n=Count("id")).order_by()
     )
-    return [{"status": label, "value": value, "count": counts.get(value, 0)} for value, label in Invoice.Status.choices]
+    return [
+        {"status": label, "value": value, "count": counts.get(value, 0)}
+        for value, label in Invoice.Status.choices
+    ]
 
 
 def revenue_by_month(now: datetime, months: int = 12) -> tuple[list[MonthRevenue], list[str]]:
@@ -131,11 +134,19 @@ def billing_runs() -> dict:
 
     last = BillingRun.objects.order_by("-started_at").first()
     next_run = None
-    task = PeriodicTask.objects.filter(task="invoicing.billing_run_execute", enabled=True).select_related("crontab").first()
+    task = (
+        PeriodicTask.objects.filter(task="invoicing.billing_run_execute", enabled=True)
+        .select_related("crontab")
+        .first()
+    )
     if task is not None and task.crontab is not None:
         now = datetime.now(UTC)
         remaining = task.crontab.schedule.remaining_estimate(task.last_run_at or now)
-        next_run = {"name": task.name, "at": now + max(remaining, timedelta(0)), "schedule": str(task.crontab)}
+        next_run = {
+            "name": task.name,
+            "at": now + max(remaining, timedelta(0)),
+            "schedule": str(task.crontab),
+        }
     return {"last": last, "next": next_run}
 
 
@@ -155,18 +166,30 @@ def unknown_customer_events() -> tuple[int, list[dict]]:
     """Events whose customer external id matches no customer (stored, waiting for the customer)."""
     from customers.models import Customer
     from metering.models import Event
+    from metering.selectors import unknown_customer_event_count
 
-    qs = Event.objects.filter(~Exists(Customer.objects.filter(external_id=OuterRef("customer_external_id"))))
-    top = list(
-        qs.values("customer_external_id").annotate(n=Count("id")).order_by("-n", "customer_external_id")[:5]
-    )
-    return qs.count(), top
+    count = unknown_customer_event_count()
+    top = []
+    if count:
+        qs = Event.objects.filter(
+            ~Exists(Customer.objects.filter(external_id=OuterRef("customer_external_id")))
+        )
+        top = list(
+            qs.values("customer_external_id")
+            .annotate(n=Count("id"))
+            .order_by("-n", "customer_external_id")[:5]
+        )
+    return count, top
 
 
 def drafts_waiting(limit: int = 10):
     from invoicing.models import Invoice
 
-    qs = Invoice.objects.filter(status=Invoice.Status.DRAFT).select_related("customer").order_by("finalize_after", "id")
+    qs = (
+        Invoice.objects.filter(status=Invoice.Status.DRAFT)
+        .select_related("customer")
+        .order_by("finalize_after", "id")
+    )
     return qs.count(), list(qs[:limit])
 
 
@@ -195,4 +218,3 @@ def dashboard_context(now: datetime) -> dict:
         "drafts_count": drafts_count,
         "drafts": drafts,
     }
-

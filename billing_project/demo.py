@@ -63,9 +63,13 @@ def pick(values: list[Any], index: int) -> Any:
 
 def voice_usage(chars: list[int], events: int = 20) -> Usage:
     """``events`` generations a period of ``chars[i] // events`` characters each."""
+
     def build(i: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         per = pick(chars, i) // events
-        return [("tts_generation", {"characters": per, "voice": "rachel", "model": "multilingual_v2"})] * events
+        return [
+            ("tts_generation", {"characters": per, "voice": "rachel", "model": "multilingual_v2"})
+        ] * events
+
     return build
 
 
@@ -75,6 +79,7 @@ def enrichment_usage(credits: list[int], events: int = 10) -> Usage:
         if not total:
             return []
         return [("enrichment", {"credits": total // events, "action": "enrich_row"})] * events
+
     return build
 
 
@@ -85,52 +90,63 @@ def video_usage(credits: int, minutes: int, seconds: int) -> Usage:
             + [("video_export", {"minutes": minutes // 4})] * 4
             + [("genai_clip", {"seconds": seconds // 3})] * 3
         )
+
     return build
 
 
 def coding_usage(standard: list[int], thinking: list[int]) -> Usage:
     """One ``generate_code`` event per request; the model property decides which meter counts it."""
+
     def build(i: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
-        return (
-            [("generate_code", {"model": "cursor-small", "requests": 1})] * pick(standard, i)
-            + [("generate_code", {"model": "claude-thinking", "requests": 1})] * pick(thinking, i)
-        )
+        return [("generate_code", {"model": "cursor-small", "requests": 1})] * pick(standard, i) + [
+            ("generate_code", {"model": "claude-thinking", "requests": 1})
+        ] * pick(thinking, i)
+
     return build
 
 
 def support_usage(conversations: list[int], messages: int = 5) -> Usage:
     """``conversations`` chats of ``messages`` messages each; chat ids are unique per period."""
+
     def build(i: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         return [
             ("support_message", {"chat_id": f"p{i}-chat-{c}", "author": "visitor" if m % 2 == 0 else "agent"})
-            for c in range(pick(conversations, i)) for m in range(messages)
+            for c in range(pick(conversations, i))
+            for m in range(messages)
         ]
+
     return build
 
 
 def analytics_usage(last: list[int], snapshots: int = 10) -> Usage:
     """``snapshots`` growing MTU snapshots a period; the last one is ``last[i]``."""
+
     def build(i: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         top = pick(last, i)
         return [("mtus", {"value": top * (k + 1) // snapshots}) for k in range(snapshots)]
+
     return build
 
 
 def api_usage(calls: list[int]) -> Usage:
     def build(i: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         return [("api_call", {"endpoint": "/v1/score"})] * pick(calls, i)
+
     return build
 
 
 def random_usage(family: str) -> Usage:
     """Believable seeded usage for the extra customers of a family (not hand-checked)."""
+
     def build(i: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         if family == "voice":
             return voice_usage([rng.randrange(300_000, 700_000, 1000)])(i, rng)
         if family == "enrichment":
             return enrichment_usage([rng.randrange(100, 600, 10)])(i, rng)
         if family == "video":
-            return video_usage(rng.randrange(10, 30), rng.randrange(40, 160, 4), rng.randrange(30, 90, 3))(i, rng)
+            return video_usage(rng.randrange(10, 30), rng.randrange(40, 160, 4), rng.randrange(30, 90, 3))(
+                i, rng
+            )
         if family == "coding":
             return coding_usage([rng.randrange(50, 200)], [rng.randrange(20, 120)])(i, rng)
         if family == "support":
@@ -138,6 +154,7 @@ def random_usage(family: str) -> Usage:
         if family == "analytics":
             return analytics_usage([rng.randrange(4_000, 60_000)])(i, rng)
         return api_usage([rng.randrange(3_000, 6_500)])(i, rng)
+
     return build
 
 
@@ -162,40 +179,95 @@ class CustomerSpec:
 
 # The first customer of each family is the one the test and the cookbook work out by hand.
 CUSTOMERS: list[CustomerSpec] = [
-    CustomerSpec("voice", "narrator-studio", "Narrator Studio", "voice-creator",
-                 voice_usage([120_000, 90_000, 110_000, 60_000]),
-                 wallet={"name": "Promotions", "conversion_rate": Decimal(1), "applies_to": "all"},
-                 promotional_credits=Decimal("5.50")),
+    CustomerSpec(
+        "voice",
+        "narrator-studio",
+        "Narrator Studio",
+        "voice-creator",
+        voice_usage([120_000, 90_000, 110_000, 60_000]),
+        wallet={"name": "Promotions", "conversion_rate": Decimal(1), "applies_to": "all"},
+        promotional_credits=Decimal("5.50"),
+    ),
     CustomerSpec("voice", "podcast-lab", "Podcast Lab", "voice-pro", random_usage("voice")),
     CustomerSpec("voice", "audiobook-house", "Audiobook House", "voice-scale", random_usage("voice")),
-    CustomerSpec("enrichment", "growth-gurus", "Growth Gurus", "enrichment-starter",
-                 enrichment_usage([1000, 500, 0, 100]),
-                 wallet={"name": "Enrichment credits", "conversion_rate": Decimal("0.05"), "applies_to": "usage"}),
-    CustomerSpec("enrichment", "lead-forge", "Lead Forge", "enrichment-payg", random_usage("enrichment"),
-                 wallet={"name": "Prepaid credits", "conversion_rate": Decimal("0.05"), "applies_to": "usage"},
-                 promotional_credits=Decimal("5000")),
-    CustomerSpec("enrichment", "pipeline-co", "Pipeline Co", "enrichment-starter", random_usage("enrichment"),
-                 wallet={"name": "Enrichment credits", "conversion_rate": Decimal("0.05"), "applies_to": "usage"}),
+    CustomerSpec(
+        "enrichment",
+        "growth-gurus",
+        "Growth Gurus",
+        "enrichment-starter",
+        enrichment_usage([1000, 500, 0, 100]),
+        wallet={"name": "Enrichment credits", "conversion_rate": Decimal("0.05"), "applies_to": "usage"},
+    ),
+    CustomerSpec(
+        "enrichment",
+        "lead-forge",
+        "Lead Forge",
+        "enrichment-payg",
+        random_usage("enrichment"),
+        wallet={"name": "Prepaid credits", "conversion_rate": Decimal("0.05"), "applies_to": "usage"},
+        promotional_credits=Decimal("5000"),
+    ),
+    CustomerSpec(
+        "enrichment",
+        "pipeline-co",
+        "Pipeline Co",
+        "enrichment-starter",
+        random_usage("enrichment"),
+        wallet={"name": "Enrichment credits", "conversion_rate": Decimal("0.05"), "applies_to": "usage"},
+    ),
     CustomerSpec("video", "clipwise", "Clipwise", "video-plus", video_usage(6, 40, 24)),
     CustomerSpec("video", "reel-factory", "Reel Factory", "video-max", random_usage("video")),
     CustomerSpec("video", "motion-team", "Motion Team", "video-team", random_usage("video")),
-    CustomerSpec("coding", "devshop", "Devshop", "coding-pro", coding_usage([60, 45, 70, 20], [40, 55, 30, 10]),
-                 billing="anniversary"),
+    CustomerSpec(
+        "coding",
+        "devshop",
+        "Devshop",
+        "coding-pro",
+        coding_usage([60, 45, 70, 20], [40, 55, 30, 10]),
+        billing="anniversary",
+    ),
     CustomerSpec("coding", "byte-works", "Byte Works", "coding-pro", random_usage("coding")),
     CustomerSpec("coding", "stack-makers", "Stack Makers", "coding-pro", random_usage("coding")),
-    CustomerSpec("support", "helpdesk-hq", "Helpdesk HQ", "support-essential", support_usage([12, 15, 12, 4]),
-                 tax_rates=("vat-20",), invoice_grace_days=30),
-    CustomerSpec("support", "care-cloud", "Care Cloud", "support-essential", random_usage("support"),
-                 tax_rates=("vat-20",)),
+    CustomerSpec(
+        "support",
+        "helpdesk-hq",
+        "Helpdesk HQ",
+        "support-essential",
+        support_usage([12, 15, 12, 4]),
+        tax_rates=("vat-20",),
+        invoice_grace_days=30,
+    ),
+    CustomerSpec(
+        "support",
+        "care-cloud",
+        "Care Cloud",
+        "support-essential",
+        random_usage("support"),
+        tax_rates=("vat-20",),
+    ),
     CustomerSpec("support", "ticket-tide", "Ticket Tide", "support-essential", random_usage("support")),
-    CustomerSpec("analytics", "metricly", "Metricly", "analytics-growth",
-                 analytics_usage([26_730, 28_100, 9_800, 30_000])),
+    CustomerSpec(
+        "analytics",
+        "metricly",
+        "Metricly",
+        "analytics-growth",
+        analytics_usage([26_730, 28_100, 9_800, 30_000]),
+    ),
     CustomerSpec("analytics", "funnel-labs", "Funnel Labs", "analytics-growth", random_usage("analytics")),
     CustomerSpec("analytics", "cohort-io", "Cohort IO", "analytics-growth", random_usage("analytics")),
-    CustomerSpec("api", "scoreapi", "ScoreAPI", "api-pro", api_usage([5_250, 4_800, 5_600, 1_000]),
-                 tax_rates=("vat-20",), net_payment_terms=14),
+    CustomerSpec(
+        "api",
+        "scoreapi",
+        "ScoreAPI",
+        "api-pro",
+        api_usage([5_250, 4_800, 5_600, 1_000]),
+        tax_rates=("vat-20",),
+        net_payment_terms=14,
+    ),
     CustomerSpec("api", "geo-lookup", "Geo Lookup", "api-pro", random_usage("api")),
-    CustomerSpec("api", "fraud-signal", "Fraud Signal", "api-pro", random_usage("api"), tax_rates=("vat-20",)),
+    CustomerSpec(
+        "api", "fraud-signal", "Fraud Signal", "api-pro", random_usage("api"), tax_rates=("vat-20",)
+    ),
 ]
 
 PAYMENT_CUSTOMER = "scoreapi"
@@ -212,10 +284,18 @@ def customers_for(scale: float) -> list[CustomerSpec]:
                 chosen.append(listed[n])
             else:
                 base = listed[-1]
-                chosen.append(CustomerSpec(
-                    family, f"{base.external_id}-{n}", f"{base.name} #{n}", base.plan, random_usage(family),
-                    billing=base.billing, tax_rates=base.tax_rates, wallet=base.wallet,
-                ))
+                chosen.append(
+                    CustomerSpec(
+                        family,
+                        f"{base.external_id}-{n}",
+                        f"{base.name} #{n}",
+                        base.plan,
+                        random_usage(family),
+                        billing=base.billing,
+                        tax_rates=base.tax_rates,
+                        wallet=base.wallet,
+                    )
+                )
     return chosen
 
 
@@ -241,9 +321,13 @@ def _customer_ensure(spec: CustomerSpec, created: dict[str, int]):
     customer = Customer.objects.filter(external_id=spec.external_id).first()
     if customer is None:
         customer = customer_create(
-            external_id=spec.external_id, name=spec.name, currency=CURRENCY,
-            email=f"billing@{spec.external_id}.example", tax_rates=spec.tax_rates,
-            net_payment_terms=spec.net_payment_terms, invoice_grace_days=spec.invoice_grace_days,
+            external_id=spec.external_id,
+            name=spec.name,
+            currency=CURRENCY,
+            email=f"billing@{spec.external_id}.example",
+            tax_rates=spec.tax_rates,
+            net_payment_terms=spec.net_payment_terms,
+            invoice_grace_days=spec.invoice_grace_days,
         )
         created["customers"] += 1
     return customer
@@ -261,8 +345,13 @@ def _wallet_ensure(spec: CustomerSpec, customer, start: datetime, created: dict[
         created["wallets"] += 1
     if spec.promotional_credits:
         _, new = wallet_grant_create(
-            wallet=wallet, credits=spec.promotional_credits, kind="promotional", now=start, priority=0,
-            idempotency_key=f"demo-promotional-{spec.external_id}", name="Welcome offer",
+            wallet=wallet,
+            credits=spec.promotional_credits,
+            kind="promotional",
+            now=start,
+            priority=0,
+            idempotency_key=f"demo-promotional-{spec.external_id}",
+            name="Welcome offer",
         )
         created["grants"] += int(new)
 
@@ -277,8 +366,9 @@ def _subscription_ensure(spec: CustomerSpec, customer, start: datetime, created:
     if existing is not None:
         return existing
     created["subscriptions"] += 1
-    return subscription_start(customer=customer, plan=plan, start_at=start, billing=spec.billing,
-                              pinned_version=None, now=start)
+    return subscription_start(
+        customer=customer, plan=plan, start_at=start, billing=spec.billing, pinned_version=None, now=start
+    )
 
 
 def subscription_start_at(spec: CustomerSpec, start: datetime) -> datetime:
@@ -309,10 +399,15 @@ def events_for(spec: CustomerSpec, subscription, *, now: datetime, seed: int) ->
             at = at.replace(microsecond=0)
             if at >= now:
                 break
-            events.append({
-                "event_id": f"{spec.external_id}-{period.start:%Y%m%d}-{k}", "customer": spec.external_id,
-                "event_name": name, "timestamp": at.isoformat().replace("+00:00", "Z"), "properties": properties,
-            })
+            events.append(
+                {
+                    "event_id": f"{spec.external_id}-{period.start:%Y%m%d}-{k}",
+                    "customer": spec.external_id,
+                    "event_name": name,
+                    "timestamp": at.isoformat().replace("+00:00", "Z"),
+                    "properties": properties,
+                }
+            )
         period = periods.next_period(spec.billing, subscription.start_at, interval, period)
         index += 1
     return events
@@ -332,7 +427,7 @@ def events_ingest(events: list[dict[str, Any]], *, now: datetime) -> tuple[int, 
     accepted = duplicates = 0
     for offset in range(0, len(events), MAX_BATCH):
         valid = {}
-        for raw in events[offset:offset + MAX_BATCH]:
+        for raw in events[offset : offset + MAX_BATCH]:
             event, errors = event_clean(raw, numeric_fields=numeric, now=now)
             if event is None:
                 raise ValueError(f"demo event {raw.get('event_id')} rejected: {errors}")
@@ -362,7 +457,9 @@ def _payment_ensure(now: datetime, created: dict[str, int]) -> None:
 
     invoice = (
         Invoice.objects.filter(customer__external_id=PAYMENT_CUSTOMER, subscription__isnull=False)
-        .exclude(billing_boundary_at=F("period_start")).order_by("billing_boundary_at").first()
+        .exclude(billing_boundary_at=F("period_start"))
+        .order_by("billing_boundary_at")
+        .first()
     )
     if invoice is None or invoice.status != Invoice.Status.FINALIZED or invoice.payments.exists():
         return  # not billed yet, or already settled by an earlier run

@@ -26,31 +26,78 @@ CURRENCY = "USD"
 
 METERS: list[dict[str, Any]] = [
     # AI voice platform: characters turned into speech.
-    {"key": "voice-characters", "name": "Characters (text to speech)", "event_name": "tts_generation",
-     "aggregation": "sum", "field": "characters"},
+    {
+        "key": "voice-characters",
+        "name": "Characters (text to speech)",
+        "event_name": "tts_generation",
+        "aggregation": "sum",
+        "field": "characters",
+    },
     # Data enrichment: credits a table action costs (a row enrichment, a premium model call...).
-    {"key": "enrichment-credits", "name": "Enrichment credits", "event_name": "enrichment",
-     "aggregation": "sum", "field": "credits"},
+    {
+        "key": "enrichment-credits",
+        "name": "Enrichment credits",
+        "event_name": "enrichment",
+        "aggregation": "sum",
+        "field": "credits",
+    },
     # Video tool: three resources, three event streams.
-    {"key": "video-credits", "name": "Video AI credits", "event_name": "video_ai_action",
-     "aggregation": "sum", "field": "credits"},
-    {"key": "video-minutes", "name": "Video minutes exported", "event_name": "video_export",
-     "aggregation": "sum", "field": "minutes"},
-    {"key": "genai-seconds", "name": "Generative video seconds", "event_name": "genai_clip",
-     "aggregation": "sum", "field": "seconds"},
+    {
+        "key": "video-credits",
+        "name": "Video AI credits",
+        "event_name": "video_ai_action",
+        "aggregation": "sum",
+        "field": "credits",
+    },
+    {
+        "key": "video-minutes",
+        "name": "Video minutes exported",
+        "event_name": "video_export",
+        "aggregation": "sum",
+        "field": "minutes",
+    },
+    {
+        "key": "genai-seconds",
+        "name": "Generative video seconds",
+        "event_name": "genai_clip",
+        "aggregation": "sum",
+        "field": "seconds",
+    },
     # Coding assistant: ONE event stream (generate_code), split by model; the thinking models count twice.
-    {"key": "code-requests-thinking", "name": "Code requests, thinking models (x2)", "event_name": "generate_code",
-     "aggregation": "sum_with_multiplier", "field": "requests", "multiplier": "2",
-     "filters": [{"property": "model", "values": ["claude-thinking", "o3"]}]},
-    {"key": "code-requests-standard", "name": "Code requests, standard models", "event_name": "generate_code",
-     "aggregation": "sum_with_multiplier", "field": "requests", "multiplier": "1",
-     "filters": [{"property": "model", "values": ["cursor-small", "gpt-4o-mini"]}]},
+    {
+        "key": "code-requests-thinking",
+        "name": "Code requests, thinking models (x2)",
+        "event_name": "generate_code",
+        "aggregation": "sum_with_multiplier",
+        "field": "requests",
+        "multiplier": "2",
+        "filters": [{"property": "model", "values": ["claude-thinking", "o3"]}],
+    },
+    {
+        "key": "code-requests-standard",
+        "name": "Code requests, standard models",
+        "event_name": "generate_code",
+        "aggregation": "sum_with_multiplier",
+        "field": "requests",
+        "multiplier": "1",
+        "filters": [{"property": "model", "values": ["cursor-small", "gpt-4o-mini"]}],
+    },
     # Support tool: one event per message, billed per conversation.
-    {"key": "support-conversations", "name": "Support conversations", "event_name": "support_message",
-     "aggregation": "count_unique", "field": "chat_id"},
+    {
+        "key": "support-conversations",
+        "name": "Support conversations",
+        "event_name": "support_message",
+        "aggregation": "count_unique",
+        "field": "chat_id",
+    },
     # Analytics: the product reports its monthly tracked users as snapshots; the last one counts.
-    {"key": "analytics-mtus", "name": "Monthly tracked users", "event_name": "mtus",
-     "aggregation": "latest", "field": "value"},
+    {
+        "key": "analytics-mtus",
+        "name": "Monthly tracked users",
+        "event_name": "mtus",
+        "aggregation": "latest",
+        "field": "value",
+    },
     # Hybrid API plan: one event per call.
     {"key": "api-calls", "name": "API calls", "event_name": "api_call", "aggregation": "count"},
 ]
@@ -58,26 +105,67 @@ METERS: list[dict[str, Any]] = [
 # --------------------------------------------------------------------------- features
 
 FEATURES: list[dict[str, Any]] = [
-    {"key": "voice-characters", "name": "Text-to-speech characters", "type": "metered", "meter": "voice-characters",
-     "unit_name": "characters"},
+    {
+        "key": "voice-characters",
+        "name": "Text-to-speech characters",
+        "type": "metered",
+        "meter": "voice-characters",
+        "unit_name": "characters",
+    },
     {"key": "audio-quality", "name": "Audio quality", "type": "static", "unit_name": "kbps"},
     {"key": "voice-clones", "name": "Professional voice clones", "type": "static", "unit_name": "clones"},
     {"key": "seats", "name": "Seats", "type": "static", "unit_name": "seats"},
     {"key": "concurrency", "name": "Concurrent requests", "type": "static", "unit_name": "requests"},
     {"key": "commercial-license", "name": "Commercial license", "type": "boolean"},
-    {"key": "enrichment-credits", "name": "Enrichment credits", "type": "metered", "meter": "enrichment-credits",
-     "unit_name": "credits"},
-    {"key": "video-credits", "name": "Video AI credits", "type": "metered", "meter": "video-credits",
-     "unit_name": "credits"},
-    {"key": "video-minutes", "name": "Video minutes", "type": "metered", "meter": "video-minutes", "unit_name": "minutes"},
-    {"key": "genai-seconds", "name": "Generative video", "type": "metered", "meter": "genai-seconds",
-     "unit_name": "seconds"},
-    {"key": "thinking-requests", "name": "Thinking-model requests (weighted)", "type": "metered",
-     "meter": "code-requests-thinking", "unit_name": "requests"},
-    {"key": "support-conversations", "name": "Support conversations", "type": "metered",
-     "meter": "support-conversations", "unit_name": "conversations"},
-    {"key": "tracked-users", "name": "Monthly tracked users", "type": "metered", "meter": "analytics-mtus",
-     "unit_name": "users"},
+    {
+        "key": "enrichment-credits",
+        "name": "Enrichment credits",
+        "type": "metered",
+        "meter": "enrichment-credits",
+        "unit_name": "credits",
+    },
+    {
+        "key": "video-credits",
+        "name": "Video AI credits",
+        "type": "metered",
+        "meter": "video-credits",
+        "unit_name": "credits",
+    },
+    {
+        "key": "video-minutes",
+        "name": "Video minutes",
+        "type": "metered",
+        "meter": "video-minutes",
+        "unit_name": "minutes",
+    },
+    {
+        "key": "genai-seconds",
+        "name": "Generative video",
+        "type": "metered",
+        "meter": "genai-seconds",
+        "unit_name": "seconds",
+    },
+    {
+        "key": "thinking-requests",
+        "name": "Thinking-model requests (weighted)",
+        "type": "metered",
+        "meter": "code-requests-thinking",
+        "unit_name": "requests",
+    },
+    {
+        "key": "support-conversations",
+        "name": "Support conversations",
+        "type": "metered",
+        "meter": "support-conversations",
+        "unit_name": "conversations",
+    },
+    {
+        "key": "tracked-users",
+        "name": "Monthly tracked users",
+        "type": "metered",
+        "meter": "analytics-mtus",
+        "unit_name": "users",
+    },
     {"key": "api-calls", "name": "API calls", "type": "metered", "meter": "api-calls", "unit_name": "calls"},
 ]
 
@@ -108,7 +196,10 @@ def flat(amount: str, name: str = "Monthly fee") -> dict[str, Any]:
 def included_then(meter: str, included: int, unit_amount: str, name: str) -> dict[str, Any]:
     """Graduated tiers: the first ``included`` units at 0, every unit after at ``unit_amount``."""
     return {
-        "name": name, "model": "tiered", "meter": meter, "tier_mode": "graduated",
+        "name": name,
+        "model": "tiered",
+        "meter": meter,
+        "tier_mode": "graduated",
         "tiers": [{"up_to": included, "unit_amount": "0"}, {"up_to": None, "unit_amount": unit_amount}],
     }
 
@@ -140,8 +231,11 @@ def _voice_plans() -> list[PlanSpec]:
     for slug, label, fee, included, per_1k, seats, concurrency, kbps, clones in VOICE_TIERS:
         prices = [flat(fee)] if fee != "0" else []
         entitlements = [
-            static("audio-quality", kbps), static("voice-clones", clones), static("seats", str(seats)),
-            static("concurrency", str(concurrency)), {"feature": "commercial-license", "enabled": fee != "0"},
+            static("audio-quality", kbps),
+            static("voice-clones", clones),
+            static("seats", str(seats)),
+            static("concurrency", str(concurrency)),
+            {"feature": "commercial-license", "enabled": fee != "0"},
         ]
         if per_1k is None:
             # Free and Starter: the included characters are a hard limit; nothing is billed past it.
@@ -149,31 +243,59 @@ def _voice_plans() -> list[PlanSpec]:
             rule = f"{included:,} characters a month, hard limit"
         else:
             prices.append(
-                included_then("voice-characters", included, _per_unit_from_per_1k(per_1k),
-                              f"Characters ({included:,} included, then ${per_1k} per 1k)")
+                included_then(
+                    "voice-characters",
+                    included,
+                    _per_unit_from_per_1k(per_1k),
+                    f"Characters ({included:,} included, then ${per_1k} per 1k)",
+                )
             )
             entitlements.append({"feature": "voice-characters", "limit": str(included), "soft": True})
             rule = f"{included:,} characters included, then ${per_1k} per 1,000"
-        plans.append(PlanSpec("voice", f"voice-{slug}", f"Voice {label}", f"AI voice platform, {label}: ${fee}/month; {rule}.",
-                              prices=prices, entitlements=entitlements))
+        plans.append(
+            PlanSpec(
+                "voice",
+                f"voice-{slug}",
+                f"Voice {label}",
+                f"AI voice platform, {label}: ${fee}/month; {rule}.",
+                prices=prices,
+                entitlements=entitlements,
+            )
+        )
     return plans
 
 
 def _enrichment_plans() -> list[PlanSpec]:
-    credit_price = {"name": "Enrichment credits used ($0.05 per credit)", "model": "per_unit",
-                    "meter": "enrichment-credits", "unit_amount": "0.05"}
+    credit_price = {
+        "name": "Enrichment credits used ($0.05 per credit)",
+        "model": "per_unit",
+        "meter": "enrichment-credits",
+        "unit_amount": "0.05",
+    }
     return [
         PlanSpec(
-            "enrichment", "enrichment-starter", "Enrichment Starter",
+            "enrichment",
+            "enrichment-starter",
+            "Enrichment Starter",
             "Data enrichment (Clay-style) Starter: $149/month with 2,000 credits a month; unused credits roll over "
             "up to 2x the monthly allocation (cap 2,000 carried). Credits pay the enrichment lines at $0.05 each.",
             prices=[flat("149"), credit_price],
             entitlements=[{"feature": "enrichment-credits", "limit": None}],
-            credit_grants=[{"name": "Monthly credits", "credits": "2000", "cadence": "per_period", "rollover_cap": "2000",
-                            "forfeit_on_end": True, "priority": 10}],
+            credit_grants=[
+                {
+                    "name": "Monthly credits",
+                    "credits": "2000",
+                    "cadence": "per_period",
+                    "rollover_cap": "2000",
+                    "forfeit_on_end": True,
+                    "priority": 10,
+                }
+            ],
         ),
         PlanSpec(
-            "enrichment", "enrichment-payg", "Enrichment Pay as you go",
+            "enrichment",
+            "enrichment-payg",
+            "Enrichment Pay as you go",
             "Data enrichment, no subscription fee: 1 credit = $0.05; a table = 50 credits, a row enrichment = 100, "
             "a premium model call = 200. Paid from prepaid credits in a $0.05-per-credit wallet.",
             prices=[credit_price],
@@ -197,72 +319,129 @@ def _video_plans() -> list[PlanSpec]:
         entitlements = [
             {"feature": "video-credits", "limit": str(credits), "soft": False},
             {"feature": "genai-seconds", "limit": str(seconds), "soft": False},
-            {"feature": "video-minutes", "limit": str(minutes), "soft": False} if minutes is not None
+            {"feature": "video-minutes", "limit": str(minutes), "soft": False}
+            if minutes is not None
             else {"feature": "video-minutes", "enabled": False},
         ]
         minutes_text = f"{minutes} video minutes" if minutes is not None else "no stock-video minutes"
-        plans.append(PlanSpec(
-            "video", f"video-{slug}", f"Video {label}",
-            f"Video tool {label}: ${fee}/month; {credits} AI credits, {minutes_text}, {seconds} s of generative video "
-            "a month (hard limits).",
-            prices=[flat(fee)], entitlements=entitlements,
-        ))
+        plans.append(
+            PlanSpec(
+                "video",
+                f"video-{slug}",
+                f"Video {label}",
+                f"Video tool {label}: ${fee}/month; {credits} AI credits, {minutes_text}, {seconds} s of generative video "
+                "a month (hard limits).",
+                prices=[flat(fee)],
+                entitlements=entitlements,
+            )
+        )
     return plans
 
 
 def _coding_plans() -> list[PlanSpec]:
-    return [PlanSpec(
-        "coding", "coding-pro", "Coding Pro",
-        "Coding assistant (Cursor-style) Pro: $20/month plus $0.04 per request; every generate_code event is one "
-        "request, and requests to thinking models count twice (two meters on one event stream, split by model).",
-        prices=[
-            flat("20"),
-            {"name": "Standard-model requests", "model": "per_unit", "meter": "code-requests-standard",
-             "unit_amount": "0.04"},
-            {"name": "Thinking-model requests (count x2)", "model": "per_unit", "meter": "code-requests-thinking",
-             "unit_amount": "0.04"},
-        ],
-        entitlements=[{"feature": "thinking-requests", "limit": "500", "soft": True}, static("seats", "1")],
-    )]
+    return [
+        PlanSpec(
+            "coding",
+            "coding-pro",
+            "Coding Pro",
+            "Coding assistant (Cursor-style) Pro: $20/month plus $0.04 per request; every generate_code event is one "
+            "request, and requests to thinking models count twice (two meters on one event stream, split by model).",
+            prices=[
+                flat("20"),
+                {
+                    "name": "Standard-model requests",
+                    "model": "per_unit",
+                    "meter": "code-requests-standard",
+                    "unit_amount": "0.04",
+                },
+                {
+                    "name": "Thinking-model requests (count x2)",
+                    "model": "per_unit",
+                    "meter": "code-requests-thinking",
+                    "unit_amount": "0.04",
+                },
+            ],
+            entitlements=[
+                {"feature": "thinking-requests", "limit": "500", "soft": True},
+                static("seats", "1"),
+            ],
+        )
+    ]
 
 
 def _support_plans() -> list[PlanSpec]:
-    return [PlanSpec(
-        "support", "support-essential", "Support Essential",
-        "Support tool (Intercom-style): $39/month per workspace plus $0.99 per conversation; every message is an "
-        "event carrying its chat_id and a conversation bills once however many messages it has.",
-        prices=[flat("39"), {"name": "Conversations", "model": "per_unit", "meter": "support-conversations",
-                             "unit_amount": "0.99"}],
-        entitlements=[{"feature": "support-conversations", "limit": None}, static("seats", "3")],
-    )]
+    return [
+        PlanSpec(
+            "support",
+            "support-essential",
+            "Support Essential",
+            "Support tool (Intercom-style): $39/month per workspace plus $0.99 per conversation; every message is an "
+            "event carrying its chat_id and a conversation bills once however many messages it has.",
+            prices=[
+                flat("39"),
+                {
+                    "name": "Conversations",
+                    "model": "per_unit",
+                    "meter": "support-conversations",
+                    "unit_amount": "0.99",
+                },
+            ],
+            entitlements=[{"feature": "support-conversations", "limit": None}, static("seats", "3")],
+        )
+    ]
 
 
 def _analytics_plans() -> list[PlanSpec]:
-    return [PlanSpec(
-        "analytics", "analytics-growth", "Analytics Growth",
-        "Analytics (Amplitude-style): $49/month plus monthly tracked users, the last snapshot of the period, priced "
-        "in volume tiers: up to 10,000 at $0.005 each, up to 50,000 at $0.004, beyond at $0.003 (all users at the "
-        "rate of the tier the total falls in).",
-        prices=[flat("49"), {
-            "name": "Monthly tracked users", "model": "tiered", "meter": "analytics-mtus", "tier_mode": "volume",
-            "tiers": [{"up_to": 10_000, "unit_amount": "0.005"}, {"up_to": 50_000, "unit_amount": "0.004"},
-                      {"up_to": None, "unit_amount": "0.003"}],
-        }],
-        entitlements=[{"feature": "tracked-users", "limit": None}],
-    )]
+    return [
+        PlanSpec(
+            "analytics",
+            "analytics-growth",
+            "Analytics Growth",
+            "Analytics (Amplitude-style): $49/month plus monthly tracked users, the last snapshot of the period, priced "
+            "in volume tiers: up to 10,000 at $0.005 each, up to 50,000 at $0.004, beyond at $0.003 (all users at the "
+            "rate of the tier the total falls in).",
+            prices=[
+                flat("49"),
+                {
+                    "name": "Monthly tracked users",
+                    "model": "tiered",
+                    "meter": "analytics-mtus",
+                    "tier_mode": "volume",
+                    "tiers": [
+                        {"up_to": 10_000, "unit_amount": "0.005"},
+                        {"up_to": 50_000, "unit_amount": "0.004"},
+                        {"up_to": None, "unit_amount": "0.003"},
+                    ],
+                },
+            ],
+            entitlements=[{"feature": "tracked-users", "limit": None}],
+        )
+    ]
 
 
 def _api_plans() -> list[PlanSpec]:
-    return [PlanSpec(
-        "api", "api-pro", "API Pro",
-        "Hybrid API plan: $99/month including 5,000 API calls, then $0.01 per extra call.",
-        prices=[flat("99"), included_then("api-calls", 5000, "0.01", "API calls (5,000 included, then $0.01 each)")],
-        entitlements=[{"feature": "api-calls", "limit": "5000", "soft": True}],
-    )]
+    return [
+        PlanSpec(
+            "api",
+            "api-pro",
+            "API Pro",
+            "Hybrid API plan: $99/month including 5,000 API calls, then $0.01 per extra call.",
+            prices=[
+                flat("99"),
+                included_then("api-calls", 5000, "0.01", "API calls (5,000 included, then $0.01 each)"),
+            ],
+            entitlements=[{"feature": "api-calls", "limit": "5000", "soft": True}],
+        )
+    ]
 
 
 PLANS: list[PlanSpec] = [
-    *_voice_plans(), *_enrichment_plans(), *_video_plans(), *_coding_plans(), *_support_plans(), *_analytics_plans(),
+    *_voice_plans(),
+    *_enrichment_plans(),
+    *_video_plans(),
+    *_coding_plans(),
+    *_support_plans(),
+    *_analytics_plans(),
     *_api_plans(),
 ]
 
@@ -280,7 +459,9 @@ FAMILIES = {
 # --------------------------------------------------------------------------- loading
 
 
-def catalog_load(*, effective_from: datetime, now: datetime, log: Callable[[str], None] = lambda _: None) -> dict[str, int]:
+def catalog_load(
+    *, effective_from: datetime, now: datetime, log: Callable[[str], None] = lambda _: None
+) -> dict[str, int]:
     """Create what is missing of the demo catalog through the services; returns how many rows were created.
 
     Each plan gets one published version effective from ``effective_from`` (in the past, so that the demo's
@@ -315,10 +496,17 @@ def catalog_load(*, effective_from: datetime, now: datetime, log: Callable[[str]
     for spec in PLANS:
         if spec.key in existing:
             continue
-        plan = plan_create(key=spec.key, name=spec.name, currency=CURRENCY, interval="month", description=spec.description)
+        plan = plan_create(
+            key=spec.key, name=spec.name, currency=CURRENCY, interval="month", description=spec.description
+        )
         plan_version_create(
-            plan=plan, prices=spec.prices, entitlements=spec.entitlements, credit_grants=spec.credit_grants,
-            publish=True, effective_from=effective_from, now=now,
+            plan=plan,
+            prices=spec.prices,
+            entitlements=spec.entitlements,
+            credit_grants=spec.credit_grants,
+            publish=True,
+            effective_from=effective_from,
+            now=now,
         )
         created["plans"] += 1
         log(f"  plan {spec.key}")

@@ -16,7 +16,15 @@ FINANCE_ADMIN = "Finance admin"
 FINANCE_VIEWER = "Finance viewer"
 SUPPORT = "Support"
 
-BILLING_APPS = ("catalog", "customers", "metering", "wallets", "invoicing", "billing_project", "django_celery_beat")
+BILLING_APPS = (
+    "catalog",
+    "customers",
+    "metering",
+    "wallets",
+    "invoicing",
+    "billing_project",
+    "django_celery_beat",
+)
 
 # Custom permissions, created here so they need no model change: (app_label, model, codename, name)
 CUSTOM_PERMISSIONS = (

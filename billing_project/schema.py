@@ -21,6 +21,14 @@ class AutoSchema(BaseAutoSchema):
             return scope
         return "read" if self.method in ("GET", "HEAD", "OPTIONS") else "write"
 
+    def get_serializer_name(self, serializer, direction):
+        # Views nest their own InputSerializer/OutputSerializer (HackSoft style); name the component after
+        # the view too, so two views' "InputSerializer" never collide in the schema.
+        cls = serializer.__class__
+        if "." in cls.__qualname__ and "<locals>" not in cls.__qualname__:
+            return cls.__qualname__.replace(".", "")
+        return super().get_serializer_name(serializer, direction)
+
     def get_description(self):
         base = super().get_description() or ""
         note = f"Requires an API key with the `{self._scope()}` scope."

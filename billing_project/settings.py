@@ -86,7 +86,11 @@ else:
     DATABASES = {"default": embedded_database(BASE_DIR)}
 if DATABASES["default"]["ENGINE"] not in ("django.db.backends.postgresql",):
     raise RuntimeError("PostgreSQL is the only supported database: DATABASE_URL must be postgres://...")
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# Persistent connections (seconds); CONN_MAX_AGE overrides the URL's default. 0 = one per request.
+if "CONN_MAX_AGE" in env.ENVIRON:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE")
+DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("TEST", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -139,6 +143,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "InvoiceStatusEnum": "invoicing.models.Invoice.Status",
+        "SubscriptionStatusEnum": "customers.models.Subscription.Status",
+        "CreditGrantStatusEnum": "wallets.models.CreditGrant.Status",
+        "PlanVersionStatusEnum": "catalog.models.PlanVersion.Status",
+        "PlanVersionStatusValueEnum": ["draft", "published"],
+        "WalletAppliesToEnum": "wallets.models.Wallet.AppliesTo",
+        "WalletAppliesToValueEnum": ["all", "usage"],
+        "WalletStatusEnum": "wallets.models.Wallet.Status",
+    },
     # Swagger UI served from our own static files (drf-spectacular-sidecar): no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -11,13 +11,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-
-def history_user(request=None, **kwargs):
-    """The admin user behind a meter change (audit history); ``None`` for API-key requests and jobs."""
-    from django.contrib.auth import get_user_model
-
-    user = getattr(request, "user", None)
-    return user if isinstance(user, get_user_model()) else None
+from billing_project.history import history_user
 
 
 class Meter(models.Model):

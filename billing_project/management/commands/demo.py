@@ -30,7 +30,10 @@ class Command(BaseCommand):
             "--no-serve", action="store_true", help="Prepare everything but do not start the server"
         )
         parser.add_argument(
-            "--scale", type=float, default=1.0, help="Customers per plan family = max(1, round(2 x scale)); default 1"
+            "--scale",
+            type=float,
+            default=1.0,
+            help="Customers per plan family = max(1, round(2 x scale)); default 1",
         )
 
     def handle(self, *args, addr: str, no_serve: bool, scale: float, **options):
@@ -40,7 +43,9 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=0)
         with open(os.devnull, "w") as devnull:
             call_command("setup_periodic_tasks", stdout=devnull)
-        self.stdout.write("2/4 loading the demo (catalog, customers, three months of usage, billing month by month)…")
+        self.stdout.write(
+            "2/4 loading the demo (catalog, customers, three months of usage, billing month by month)…"
+        )
         demo_load(stdout=self.stdout, scale=scale)
         self.stdout.write("3/4 creating the finance login and an API key…")
         self._finance_user()
@@ -71,7 +76,9 @@ class Command(BaseCommand):
         from billing_project.auth import api_key_create
         from billing_project.models import ApiKey
 
-        ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(revoked=True, revoked_at=timezone.now())
+        ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(
+            revoked=True, revoked_at=timezone.now()
+        )
         _, raw_key = api_key_create(name=DEMO_KEY_NAME)
         return raw_key
 
@@ -86,16 +93,23 @@ class Command(BaseCommand):
             f"  Admin (the dashboard):  {base}/admin/   user {DEMO_USER}, password {DEMO_PASSWORD}",
         ]
         tiered = (
-            Invoice.objects.filter(customer__external_id="narrator-studio", lines__kind="usage", lines__amount__gt=0)
-            .order_by("billing_boundary_at").first()
+            Invoice.objects.filter(
+                customer__external_id="narrator-studio", lines__kind="usage", lines__amount__gt=0
+            )
+            .order_by("billing_boundary_at")
+            .first()
         )
         if tiered is not None:
             url = reverse("admin:invoicing_invoice_change", args=[tiered.pk])
-            lines.append(f"  An invoice with tiers: {base}{url}   (voice overage past the included characters)")
+            lines.append(
+                f"  An invoice with tiers: {base}{url}   (voice overage past the included characters)"
+            )
         wallet = Wallet.objects.filter(customer__external_id="growth-gurus").order_by("id").first()
         if wallet is not None:
             url = reverse("admin:wallets_wallet_change", args=[wallet.pk])
-            lines.append(f"  A wallet with rollover: {base}{url}   (2,000 credits a month, up to 2,000 carried)")
+            lines.append(
+                f"  A wallet with rollover: {base}{url}   (2,000 credits a month, up to 2,000 carried)"
+            )
         draft = Invoice.objects.filter(status=Invoice.Status.DRAFT).order_by("id").first()
         if draft is not None:
             url = reverse("admin:invoicing_invoice_change", args=[draft.pk])

@@ -11,6 +11,12 @@ SCHEDULES = [
         {"minute": "5"},
         "Period ends and starts, plan credits, rollover, expiry, draft finalization, alerts and top-ups.",
     ),
+    (
+        "Usage rollup (every 5 minutes)",
+        "metering.usage_rollup_refresh",
+        {"minute": "*/5"},
+        "Folds closed hours of events into the hourly usage rollup that usage reads use.",
+    ),
 ]
 
 
