@@ -145,3 +145,25 @@ def test_billing_instants_are_each_first_of_the_month_then_now():
     assert billing_instants(month_start(utc(2026, 2, 1), 3), utc(2026, 2, 1)) == [
         utc(2025, 12, 1), utc(2026, 1, 1), utc(2026, 2, 1),
     ]
+
+
+@pytest.mark.django_db
+def test_demo_command_prepares_the_login_and_one_live_key_without_serving():
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from billing_project.models import ApiKey
+
+    out = io.StringIO()
+    call_command("demo", "--no-serve", "--scale", "0.5", stdout=out)
+    call_command("demo", "--no-serve", "--scale", "0.5", stdout=out)
+    text = out.getvalue()
+    assert "is ready" in text and "/admin/invoicing/invoice/" in text and "/admin/wallets/wallet/" in text
+    user = get_user_model().objects.get(username="finance")
+    assert user.is_staff and user.check_password("finance-demo")
+    assert list(user.groups.values_list("name", flat=True)) == ["Finance admin"]
+    # Keys are stored hashed, so each run prints a new one and revokes the previous demo key.
+    assert ApiKey.objects.filter(name="demo", revoked=False).count() == 1
+    assert ApiKey.objects.filter(name="demo", revoked=True).count() == 1
+    assert text.count("4/4 starting the server") == 0
+    assert Customer.objects.count() == 7
