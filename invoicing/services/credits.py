@@ -72,6 +72,12 @@ def _set_credits_applied(invoice: Invoice, money: Decimal) -> None:
     invoice.save(update_fields=["credits_applied", "amount_due", "updated_at"])
 
 
+def _sync_credits(target: Invoice, source: Invoice) -> None:
+    """Copy the stored credit figures onto the caller's invoice object, which may be saved again later."""
+    target.credits_applied = source.credits_applied
+    target.amount_due = source.amount_due
+
+
 def _lock_customer_wallets(invoice: Invoice) -> tuple[Customer, list[Wallet]]:
     customer = Customer.objects.select_for_update().get(pk=invoice.customer_id)
     wallets = list(
@@ -101,17 +107,18 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime) -> None:
     eligible = usable_filter(now=now, expiring_after=boundary) | Q(status=CreditGrant.Status.EXPIRED)
     for wallet in wallets_payment_order(active_wallets):
         lots_by_wallet[wallet.pk] = grants_locked(wallet=wallet, filters=eligible)
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if held > 0 or invoice.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED):
+    locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if held > 0 or locked.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED):
+        _sync_credits(invoice, locked)  # already applied (or nothing to pay): the caller sees the stored figures
         return
-    if invoice.kind == Invoice.Kind.CREDIT_PURCHASE:
+    if locked.kind == Invoice.Kind.CREDIT_PURCHASE:
         return  # credits never pay for credits
     round_no = rows.count()
-    owed_left = _owed(invoice)
+    owed_left = _owed(locked)
     usage_left = sum(
-        (line.amount + line.tax for line in invoice.lines.filter(kind=InvoiceLine.Kind.USAGE)), Decimal(0)
+        (line.amount + line.tax for line in locked.lines.filter(kind=InvoiceLine.Kind.USAGE)), Decimal(0)
     )
-    exponent = currency_exponent(invoice.currency)
+    exponent = currency_exponent(locked.currency)
     applied = Decimal(0)
     for wallet in wallets_payment_order(active_wallets):
         if owed_left <= 0:
@@ -139,7 +146,8 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime) -> None:
                     reference=f"invoice:{invoice.pk}", description="Released credits of a lot no longer active",
                     status=grant.status,
                 )
-    _set_credits_applied(invoice, applied)
+    _set_credits_applied(locked, applied)
+    _sync_credits(invoice, locked)
     for wallet in active_wallets:
         wallet_balance_check_locked(wallet=wallet, now=now, top_up=credit_purchase_invoice_create)
 
