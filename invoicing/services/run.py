@@ -94,6 +94,9 @@ def subscriptions_bill(
                     summary.invoices_created += 1
                     if invoice.status != Invoice.Status.DRAFT:
                         summary.invoices_finalized += 1
+                    advanced = invoice.subscription  # the locked instance, advanced in place
+                    if advanced.status != Subscription.Status.ACTIVE or advanced.current_period_end > now:
+                        break  # caught up: no need for another transaction to find nothing due
         except Exception as exc:  # one subscription's failure must not stop the run
             logger.exception("Billing subscription %s failed", subscription_id)
             summary.failures.append(f"subscription {subscription_id}: {type(exc).__name__}: {exc}")
