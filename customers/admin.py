@@ -136,6 +136,16 @@ class CustomerAdmin(admin.ModelAdmin):
         # The external id addresses the customer in the API and in events: fixed once created.
         return ("external_id", "created_at") if obj else ("created_at",)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The customer 360 panel above the form: subscriptions, usage vs entitlements, wallets, invoices.
+        from .admin_overview import customer_overview
+
+        extra_context = dict(extra_context or {})
+        customer = self.get_object(request, object_id)
+        if customer is not None:
+            extra_context["c360"] = customer_overview(customer=customer, now=timezone.now())
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="Tax rates")
     def tax_rates_display(self, obj: Customer) -> str:
         return ", ".join(rate.code for rate in obj.tax_rates.all()) or "—"

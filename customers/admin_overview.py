@@ -1,0 +1,129 @@
+"""The customer 360 panel on the customer's admin page: one screen to answer a customer's questions.
+
+Admin is the outer shell, so this module may read every app: subscriptions and current periods, usage so
+far against entitlements (bars), wallets with their real-time balance, invoices, payments, credit notes and
+the upcoming invoice preview. Each block is a bounded number of queries, whatever the customer's history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from billing_project.money import format_decimal, format_money
+
+from .models import Customer, Subscription
+
+RECENT = 12
+
+
+def _bar(usage: Decimal | None, limit: Decimal | None) -> int | None:
+    if usage is None or limit is None:
+        return None
+    if limit <= 0:
+        return 100
+    return int(min(usage / limit, Decimal(1)) * 100)
+
+
+def customer_overview(*, customer: Customer, now: datetime) -> dict:
+    from invoicing.models import CreditNote, Invoice, Payment
+    from invoicing.selectors import customer_pending_payable, upcoming_invoice_preview
+    from metering.entitlements import entitlement_list
+    from wallets.models import Wallet
+    from wallets.selectors import customer_real_time_balances
+
+    subscriptions = list(
+        Subscription.objects.filter(customer=customer)
+        .select_related("plan", "plan_version")
+        .order_by("status", "-current_period_end")
+    )
+    entitlements = []
+    for state in entitlement_list(customer=customer, now=now):
+        entitlements.append(
+            {
+                "feature": state.feature,
+                "type": state.type,
+                "enabled": state.enabled,
+                "value": state.value,
+                "usage": format_decimal(state.usage) if state.usage is not None else None,
+                "limit": format_decimal(state.limit) if state.limit is not None else "unlimited",
+                "remaining": format_decimal(state.remaining) if state.remaining is not None else None,
+                "soft": state.soft,
+                "allowed": state.allowed,
+                "bar": _bar(state.usage, state.limit),
+                "window_start": state.window_start,
+                "window_end": state.window_end,
+            }
+        )
+
+    wallets = list(Wallet.objects.filter(customer=customer).order_by("created_at", "id"))
+    real_time: dict[int, Decimal] = {}
+    for currency in sorted({w.currency for w in wallets if w.status == Wallet.Status.ACTIVE}):
+        pending = customer_pending_payable(customer=customer, currency=currency, now=now)
+        real_time.update(customer_real_time_balances(customer=customer, currency=currency, pending=pending))
+    wallet_rows = [
+        {
+            "wallet": w,
+            "balance": format_decimal(w.balance),
+            "real_time": format_decimal(real_time.get(w.pk, w.balance)),
+            "value": format_money(w.balance * w.conversion_rate, w.currency),
+            "rate": format_money(w.conversion_rate, w.currency),
+            "below": w.low_balance_threshold is not None and w.balance < w.low_balance_threshold,
+        }
+        for w in wallets
+    ]
+
+    invoices = list(Invoice.objects.filter(customer=customer).order_by("-created_at", "-id")[:RECENT])
+    payments = list(
+        Payment.objects.filter(invoice__customer=customer)
+        .select_related("invoice")
+        .order_by("-paid_at", "-id")[:RECENT]
+    )
+    credit_notes = list(
+        CreditNote.objects.filter(invoice__customer=customer)
+        .select_related("invoice")
+        .order_by("-created_at")[:RECENT]
+    )
+    open_due = {}
+    for inv in Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALIZED).only(
+        "currency", "amount_due"
+    ):
+        open_due[inv.currency] = open_due.get(inv.currency, Decimal(0)) + inv.amount_due
+
+    preview = None
+    if any(s.status == Subscription.Status.ACTIVE for s in subscriptions):
+        up = upcoming_invoice_preview(customer=customer, now=now)
+        preview = {
+            "period_start": up.period_start,
+            "period_end": up.period_end,
+            "lines": [
+                {
+                    "description": line.description,
+                    "kind": line.kind,
+                    "amount": format_money(line.amount, up.currency),
+                }
+                for line in up.lines
+            ],
+            "subtotal": format_money(up.subtotal, up.currency),
+            "tax": format_money(up.tax, up.currency),
+            "total": format_money(up.total, up.currency),
+        }
+
+    return {
+        "now": now,
+        "subscriptions": subscriptions,
+        "entitlements": entitlements,
+        "wallets": wallet_rows,
+        "invoices": [
+            {
+                "invoice": inv,
+                "total": format_money(inv.total, inv.currency),
+                "due": format_money(inv.amount_due, inv.currency),
+            }
+            for inv in invoices
+        ],
+        "payments": [{"payment": p, "amount": format_money(p.amount, p.currency)} for p in payments],
+        "credit_notes": [{"note": n, "amount": format_money(n.amount, n.currency)} for n in credit_notes],
+        "open_due": [format_money(v, c) for c, v in sorted(open_due.items())],
+        "preview": preview,
+    }

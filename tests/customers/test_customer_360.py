@@ -1,0 +1,65 @@
+"""The customer 360 panel on the customer's admin page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from catalog.models import Plan
+from catalog.services import feature_create, plan_version_create
+from invoicing.services import subscription_start
+from metering.models import Event
+from metering.services import meter_create
+from tests.factories.customers import CustomerFactory
+from wallets.services import wallet_create, wallet_grant_create
+
+pytestmark = pytest.mark.django_db
+
+
+def test_customer_page_shows_subscription_usage_wallets_invoices_and_preview(admin_client):
+    now = timezone.now()
+    month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    meter_create(key="calls", name="API calls", event_name="api_call", aggregation="count")
+    feature_create(key="calls", name="API calls", type="metered", meter="calls")
+    plan = Plan.objects.create(key="pro", name="Pro", currency="USD", interval="month")
+    plan_version_create(
+        plan=plan,
+        prices=[
+            {"name": "Platform fee", "model": "flat_fee", "amount": "10.00"},
+            {"name": "Calls", "model": "per_unit", "meter": "calls", "unit_amount": "0.50"},
+        ],
+        entitlements=[{"feature": "calls", "limit": "100"}],
+        publish=True,
+        effective_from=datetime(2020, 1, 1, tzinfo=UTC),
+    )
+    customer = CustomerFactory(external_id="acme", name="Acme")
+    subscription_start(
+        customer=customer, plan=plan, start_at=month_start, billing="calendar", pinned_version=None, now=now
+    )
+    # 40 calls so far this period
+    Event.objects.bulk_create(
+        Event(
+            customer_external_id="acme",
+            event_id=f"c{i}",
+            event_name="api_call",
+            timestamp=month_start + timedelta(seconds=i),
+        )
+        for i in range(40)
+    )
+    wallet = wallet_create(customer=customer, name="Prepaid", currency="USD", conversion_rate=Decimal("1"))
+    wallet_grant_create(wallet=wallet, credits=Decimal("500"), kind="promotional", effective_at=now, now=now)
+
+    page = admin_client.get(f"/admin/customers/customer/{customer.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="customer-360"' in html
+    # usage bar: 40 of 100 calls = 40% wide
+    assert "40 / 100" in html and "width: 40%" in html
+    # wallet: 500 promotional credits; the first invoice ($10.00 in advance) was issued at start
+    assert ">Prepaid</a>" in html and ">500<" in html
+    assert "$10.00" in html
+    # upcoming preview: 40 calls × $0.50 = $20.00 in arrears + next month's $10.00 fee = $30.00
+    assert "$20.00" in html and "$30.00" in html
