@@ -30,6 +30,7 @@ BILLING_APPS = (
 CUSTOM_PERMISSIONS = (
     ("wallets", "wallet", "grant_credits", "Can grant credits (up to the support limit)"),
     ("wallets", "wallet", "grant_credits_unlimited", "Can grant any amount of credits"),
+    ("wallets", "wallet", "void_credits", "Can void remaining credits"),
     ("invoicing", "invoice", "finalize_invoice", "Can finalize, void and credit invoices"),
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import transaction
 from django.template.response import TemplateResponse
@@ -30,6 +31,27 @@ class GrantCreditsForm(forms.Form):
     priority = forms.IntegerField(min_value=0, initial=10, help_text="Lower numbers are spent first.")
     expires_at = forms.DateTimeField(required=False, help_text="UTC, e.g. 2026-12-31 00:00. Empty = never.")
     name = forms.CharField(required=False, max_length=200)
+
+    def __init__(self, *args, limit: Decimal | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limit = limit
+        if limit is not None:
+            self.fields["credits"].help_text = f"Your role may grant at most {format_decimal(limit)} credits at once."
+
+    def clean_credits(self):
+        credits = self.cleaned_data["credits"]
+        if self.limit is not None and credits > self.limit:
+            raise forms.ValidationError(
+                f"Support may grant at most {format_decimal(self.limit)} credits at once; ask a finance admin."
+            )
+        return credits
+
+
+def grant_limit_for(user) -> Decimal | None:
+    """The most credits this user may grant at once: none for finance admins, the support limit otherwise."""
+    if user.has_perm("wallets.grant_credits_unlimited"):
+        return None
+    return settings.SUPPORT_GRANT_LIMIT
 
 
 class CreditGrantInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -91,9 +113,17 @@ class WalletAdmin(admin.ModelAdmin):
     def rate_display(self, obj):
         return format_money(obj.conversion_rate, obj.currency)
 
-    @admin.action(description="Grant credits…", permissions=["change"])
+    def has_grant_permission(self, request) -> bool:
+        return request.user.has_perm("wallets.grant_credits") or request.user.has_perm("wallets.grant_credits_unlimited")
+
+    def has_void_permission(self, request) -> bool:
+        return request.user.has_perm("wallets.void_credits")
+
+    @admin.action(description="Grant credits…", permissions=["grant"])
     def grant_credits(self, request, queryset):
-        form = GrantCreditsForm(request.POST if "confirm" in request.POST else None)
+        form = GrantCreditsForm(
+            request.POST if "confirm" in request.POST else None, limit=grant_limit_for(request.user)
+        )
         if "confirm" in request.POST and form.is_valid():
             data = form.cleaned_data
             done = 0
@@ -117,7 +147,7 @@ class WalletAdmin(admin.ModelAdmin):
             "opts": self.model._meta, "action": "grant_credits",
         })
 
-    @admin.action(description="Void remaining credits…", permissions=["change"])
+    @admin.action(description="Void remaining credits…", permissions=["void"])
     def void_remaining_credits(self, request, queryset):
         grants = CreditGrant.objects.filter(wallet__in=queryset, remaining__gt=0).select_related("wallet__customer")
         if "confirm" in request.POST:
