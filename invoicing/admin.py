@@ -150,6 +150,10 @@ class InvoiceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_finalize_permission(self, request) -> bool:
+        # Irreversible documents (finalize, void, credit notes) need the finance admin's permission.
+        return request.user.has_perm("invoicing.finalize_invoice")
+
     def has_change_permission(self, request, obj=None):
         # Finalized invoices never change: their page is view-only (actions re-check state in services).
         if obj is not None and obj.status != Invoice.Status.DRAFT:
@@ -269,7 +273,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         self._run(request, queryset, verb=verb, call=lambda inv: service(invoice=inv, now=timezone.now()))
         return None
 
-    @admin.action(description="Recalculate selected drafts from events")
+    @admin.action(description="Recalculate selected drafts from events", permissions=["change"])
     def recalculate_action(self, request, queryset):
         return self._simple_action(
             request, queryset, action="recalculate_action", verb="recalculated", title="Recalculate drafts",
@@ -277,7 +281,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             service=invoice_recalculate,
         )
 
-    @admin.action(description="Finalize selected drafts (assigns numbers)")
+    @admin.action(description="Finalize selected drafts (assigns numbers)", permissions=["finalize"])
     def finalize_action(self, request, queryset):
         return self._simple_action(
             request, queryset, action="finalize_action", verb="finalized", title="Finalize invoices",
@@ -285,7 +289,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             service=invoice_finalize,
         )
 
-    @admin.action(description="Void selected unpaid invoices")
+    @admin.action(description="Void selected unpaid invoices", permissions=["finalize"])
     def void_action(self, request, queryset):
         return self._simple_action(
             request, queryset, action="void_action", verb="voided", title="Void invoices",
@@ -303,7 +307,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         self._run(request, queryset, verb=verb, call=lambda inv: call(inv, form.cleaned_data))
         return None
 
-    @admin.action(description="Record an offline payment")
+    @admin.action(description="Record an offline payment", permissions=["change"])
     def record_payment_action(self, request, queryset):
         return self._form_action(
             request, queryset, action="record_payment_action", form_class=PaymentForm, title="Record a payment",
@@ -312,7 +316,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             call=lambda inv, data: payment_record(invoice=inv, amount=data["amount"], reference=data["reference"], now=timezone.now()),
         )
 
-    @admin.action(description="Issue a credit note")
+    @admin.action(description="Issue a credit note", permissions=["finalize"])
     def credit_note_action(self, request, queryset):
         return self._form_action(
             request, queryset, action="credit_note_action", form_class=CreditNoteForm, title="Issue a credit note",
