@@ -128,8 +128,21 @@ def _non_negative(value: object, field: str) -> Decimal:
 
 
 def _fmt(value: Decimal) -> str:
-    """Render a decimal for humans: thousands separators, no exponent notation, no currency symbol."""
-    return f"{value:,f}"
+    """Render an amount for humans: thousands separators, no exponent, no currency symbol, and no trailing
+    zeros past the second decimal place (stored 12-place values read ``0.0003``, ``11.00``, not ``11.000000000000``).
+    """
+    trimmed = value.normalize() if value == value.to_integral_value() or value.as_tuple().exponent < -2 else value
+    if trimmed.as_tuple().exponent > -2:
+        trimmed = trimmed.quantize(Decimal("0.01"))
+    return f"{trimmed:,f}"
+
+
+def _fmt_units(value: Decimal) -> str:
+    """Render a quantity for humans: thousands separators and no trailing zeros (``120,000``, ``2.5``)."""
+    normalized = value.normalize()
+    if normalized == normalized.to_integral_value():
+        normalized = normalized.quantize(Decimal(1))
+    return f"{normalized:,f}"
 
 
 def _plain(value: Decimal) -> str:
@@ -138,7 +151,7 @@ def _plain(value: Decimal) -> str:
 
 
 def _units_label(quantity: Decimal) -> str:
-    return f"{_fmt(quantity)} {'unit' if quantity == 1 else 'units'}"
+    return f"{_fmt_units(quantity)} {'unit' if quantity == 1 else 'units'}"
 
 
 def currency_exponent(currency: str) -> int:
@@ -306,7 +319,7 @@ def price_package(quantity: Decimal, package_size: Decimal, package_amount: Deci
         packages = whole + 1 if remainder != 0 else whole
         amount = packages * price
     label = "package" if packages == 1 else "packages"
-    explanation = f"{_units_label(qty)}: {_fmt(packages)} {label} of {_fmt(size)} × {_fmt(price)}"
+    explanation = f"{_units_label(qty)}: {_fmt_units(packages)} {label} of {_fmt_units(size)} × {_fmt(price)}"
     return PriceResult(amount=amount, breakdown=(), explanation=explanation)
 
 
@@ -325,7 +338,7 @@ def _piece(number: int, first_unit: Decimal, tier: Tier, units: Decimal) -> Tier
 
 
 def _piece_text(piece: TierPiece) -> str:
-    text = f"{_fmt(piece.units)} × {_fmt(piece.unit_amount)}"
+    text = f"{_fmt_units(piece.units)} × {_fmt(piece.unit_amount)}"
     if piece.flat_amount != 0:
         text += f" + {_fmt(piece.flat_amount)} flat"
     return text

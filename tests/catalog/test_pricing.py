@@ -117,7 +117,7 @@ def test_package_1001_units() -> None:
     result = price_package(D("1001"), D("1000"), D("5"))
     assert result.amount == D("10")
     assert result.breakdown == ()
-    assert result.explanation == "1,001 units: 2 packages of 1,000 × 5"
+    assert result.explanation == "1,001 units: 2 packages of 1,000 × 5.00"
     # exactly one full package: ceil(1,000 / 1,000) = 1 × 5 = 5
     assert price_package(D("1000"), D("1000"), D("5")).amount == D("5")
 
