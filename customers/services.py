@@ -153,6 +153,11 @@ def _saved(subscription: Subscription, locked: Subscription, fields: list[str]) 
     The caller keeps working with the object it passed (the boundary reads the new period from it).
     """
     locked.save(update_fields=fields)
+    return _copied(subscription, locked, fields)
+
+
+def _copied(subscription: Subscription, locked: Subscription, fields: list[str]) -> Subscription:
+    """Copy ``fields`` (and cached related objects) of the locked row onto the caller's instance."""
     for name in fields:
         field = Subscription._meta.get_field(name)
         setattr(subscription, field.attname, getattr(locked, field.attname))
@@ -220,6 +225,35 @@ def subscription_advance(*, subscription: Subscription, now: datetime) -> Subscr
     Conflict (409): already ended, or the period has not ended by ``now``.
     """
     locked = _lock(subscription)
+    _advance_row(locked, now=now, next_version=None, history=True)
+    fields = ["status", "ended_at"] if locked.status == Subscription.Status.ENDED else [
+        "current_period_start", "current_period_end", "plan_version"
+    ]
+    return _copied(subscription, locked, fields)
+
+
+def subscription_advance_locked(
+    *, subscription: Subscription, now: datetime, next_version: PlanVersion | None = None
+) -> Subscription:
+    """:func:`subscription_advance` for a row the caller already holds ``FOR UPDATE`` (the period boundary).
+
+    Call inside a transaction, with ``subscription`` fetched ``SELECT ... FOR UPDATE`` in it and its state
+    re-checked: the row is not locked or read again. ``next_version`` is the version for the next period
+    when the caller already resolved it (``subscription_version_for`` at the next period's start), so it
+    is not looked up twice. The instance passed in is updated in place and returned.
+
+    Rule chosen (change history): advancing to the next period is the system's own bookkeeping and writes
+    **no** history row; the new period stays visible on the subscription row itself and on the invoice
+    of the ended period (``period_start``/``period_end``/``billing_boundary_at``), so the history row only
+    duplicated them and cost one insert per invoice in a run. Ending at the period's end (a cancellation
+    taking effect) is a state change and keeps its history row.
+    """
+    _advance_row(subscription, now=now, next_version=next_version, history=False)
+    return subscription
+
+
+def _advance_row(locked: Subscription, *, now: datetime, next_version: PlanVersion | None, history: bool) -> None:
+    """Move the locked row past its period's end and save it (rules: ``subscription_advance``)."""
     if locked.status == Subscription.Status.ENDED:
         raise Conflict("This subscription has already ended.", code="subscription_ended")
     if locked.current_period_end > now:
@@ -230,13 +264,18 @@ def subscription_advance(*, subscription: Subscription, now: datetime) -> Subscr
     if locked.cancel_at_period_end:
         locked.status = Subscription.Status.ENDED
         locked.ended_at = locked.current_period_end
-        return _saved(subscription, locked, ["status", "ended_at"])
+        locked.save(update_fields=["status", "ended_at"])
+        return
     current = periods.Period(locked.current_period_start, locked.current_period_end)
     following = periods.next_period(locked.billing, locked.start_at, locked.plan.interval, current)
-    version = subscription_version_for(subscription=locked, period_start=following.start)
+    version = next_version or subscription_version_for(subscription=locked, period_start=following.start)
     if version is None:  # only if a version were withdrawn; never bill a period with no price sheet
         raise Conflict("The plan has no published version in effect for the next period.", code="no_version")
     locked.current_period_start = following.start
     locked.current_period_end = following.end
     locked.plan_version = version
-    return _saved(subscription, locked, ["current_period_start", "current_period_end", "plan_version"])
+    fields = ["current_period_start", "current_period_end", "plan_version"]
+    if history:
+        locked.save(update_fields=fields)
+    else:
+        locked.save_without_historical_record(update_fields=fields)

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 from catalog.models import Plan, PlanVersion
 from customers import periods
-from customers.models import Customer, Subscription
+from customers.models import Customer, Subscription, TaxRate
 from customers.periods import Period
 from customers.selectors import subscription_version_for
-from customers.services import subscription_advance, subscription_create
+from customers.services import subscription_advance_locked, subscription_create
+from wallets.models import Wallet
 
 from ..models import Invoice
 from . import credits as credits_seam
@@ -54,6 +57,39 @@ def _lock_subscription(subscription_id: int) -> Subscription:
     )
 
 
+def _lock_customer_of(subscription_id: int) -> Customer | None:
+    """Lock the subscription's customer (one query through the subscription), reading with it whether the
+    customer has any wallet (``has_wallets``) and its tax rates (cached on the instance for ``lines``).
+
+    A customer without any wallet has no credits to apply and no plan credit lots to roll over, so the
+    boundary skips the wallets seam's locks and reads for it (the flag is read under the customer lock,
+    which wallet creation for plan credits takes too).
+    """
+    rates = TaxRate.objects.filter(customers=OuterRef("pk")).order_by("code")
+    customer = (
+        Customer.objects.select_for_update(of=("self",))
+        .filter(subscriptions__id=subscription_id)
+        .annotate(
+            has_wallets=Exists(Wallet.objects.filter(customer=OuterRef("pk"))),
+            tax_codes=ArraySubquery(rates.values("code")),
+            tax_percentages=ArraySubquery(rates.values("percentage")),
+        )
+        .first()
+    )
+    if customer is not None:
+        customer._invoicing_tax_rates = tuple(zip(customer.tax_codes, customer.tax_percentages, strict=True))
+    return customer
+
+
+def _has_wallets(customer: Customer) -> bool:
+    """Whether the customer has a wallet; the flag read with the customer lock serves one boundary only (a
+    boundary may create the plan-credit wallet, so a later boundary in the same transaction asks again)."""
+    flag = customer.__dict__.pop("has_wallets", None)
+    if flag is None:
+        flag = Wallet.objects.filter(customer=customer).exists()
+    return flag
+
+
 def next_period_of(subscription: Subscription) -> Period:
     current = Period(subscription.current_period_start, subscription.current_period_end)
     return periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, current)
@@ -65,16 +101,25 @@ def version_for_period(subscription: Subscription, period: Period) -> PlanVersio
 
 
 def boundary_lines_for(
-    *, subscription: Subscription, ended: Period, ended_version: PlanVersion, ending: bool, usage=None
+    *,
+    subscription: Subscription,
+    ended: Period,
+    ended_version: PlanVersion,
+    ending: bool,
+    usage=None,
+    new_version: PlanVersion | None = None,
 ) -> list[LineDraft]:
-    """Lines of the invoice at ``ended.end``: ended period's arrears + (unless ending) next period's advance fees."""
+    """Lines of the invoice at ``ended.end``: ended period's arrears + (unless ending) next period's advance fees.
+
+    ``new_version``: the version for the next period when the caller already resolved it.
+    """
     currency = subscription.customer.currency
     lines = arrears_lines(subscription=subscription, version=ended_version, period=ended, currency=currency, usage=usage)
     if not ending:
         new_period = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended)
         lines += advance_lines(
-            subscription=subscription, version=version_for_period(subscription, new_period), period=new_period,
-            currency=currency,
+            subscription=subscription, version=new_version or version_for_period(subscription, new_period),
+            period=new_period, currency=currency,
         )
     return lines
 
@@ -98,13 +143,15 @@ def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[Line
     )
 
 
-def _finalize_or_wait(invoice: Invoice, *, now: datetime) -> bool:
+def _finalize_or_wait(invoice: Invoice, *, now: datetime, has_wallets: bool = True) -> bool:
     """Grace 0: finalize now (credits applied here; number taken by ``invoice_finalize_number`` at the end
-    of the transaction); else hold credits for the draft. Returns whether the invoice needs its number."""
+    of the transaction); else hold credits for the draft. Returns whether the invoice needs its number.
+
+    ``has_wallets=False``: the (locked) customer has no wallet, so no credits are looked for."""
     if invoice.customer.invoice_grace_days == 0:
-        invoice_finalize_prepare(invoice=invoice, now=now)
+        invoice_finalize_prepare(invoice=invoice, now=now, has_wallets=has_wallets)
         return True
-    invoice_credits_settle(invoice=invoice, now=now)
+    invoice_credits_settle(invoice=invoice, now=now, has_wallets=has_wallets)
     return False
 
 
@@ -123,18 +170,26 @@ def subscription_boundary_bill_locked(*, subscription: Subscription, now: dateti
     boundary = subscription.current_period_end
     ended = Period(subscription.current_period_start, boundary)
     ending = subscription.cancel_at_period_end
+    has_wallets = _has_wallets(subscription.customer)
     if usage is not None and (usage[0], usage[1], usage[2]) != (ended.start, ended.end, subscription.plan_version_id):
         usage = None  # pre-aggregated for another period or version: query the meters instead
     usage = usage[3] if usage is not None else None
+    new_version = None
+    if not ending:
+        # Resolved once: it prices the new period's advance fees and becomes the row's plan_version.
+        new_start = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended).start
+        new_version = subscription_version_for(subscription=subscription, period_start=new_start)
     lines = boundary_lines_for(
-        subscription=subscription, ended=ended, ended_version=subscription.plan_version, ending=ending, usage=usage
+        subscription=subscription, ended=ended, ended_version=subscription.plan_version, ending=ending, usage=usage,
+        new_version=new_version,
     )
     invoice = invoice_create_for_period(
         customer=subscription.customer, subscription=subscription, boundary_at=boundary, period=ended, lines=lines, now=now
     )
-    needs_number = invoice is not None and _finalize_or_wait(invoice, now=now)
-    credits_seam.plan_credits_close_period(subscription=subscription, period=ended, ending=ending, now=now)
-    subscription_advance(subscription=subscription, now=now)
+    needs_number = invoice is not None and _finalize_or_wait(invoice, now=now, has_wallets=has_wallets)
+    if has_wallets:  # no wallet: no plan lots to roll over or expire
+        credits_seam.plan_credits_close_period(subscription=subscription, period=ended, ending=ending, now=now)
+    subscription_advance_locked(subscription=subscription, now=now, next_version=new_version)
     if not ending:
         credits_seam.plan_credits_grant(
             subscription=subscription,
@@ -154,11 +209,13 @@ def subscription_bill_once(*, subscription_id: int, now: datetime, usage=None) -
     """
     with transaction.atomic(durable=True):
         # Lock order: the customer first (one query through the subscription), then the subscription.
-        if Customer.objects.select_for_update(of=("self",)).filter(subscriptions__id=subscription_id).first() is None:
+        customer = _lock_customer_of(subscription_id)
+        if customer is None:
             return False, None
         subscription = _lock_subscription(subscription_id)
         if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > now:
             return False, None
+        subscription.customer = customer  # the locked row, with its wallet flag and tax rates
         return True, subscription_boundary_bill_locked(subscription=subscription, now=now, usage=usage)
 
 

@@ -55,7 +55,8 @@ from ..models import Invoice, InvoiceLine
 def plan_credits_grant(*, subscription: Subscription, period: Period, now: datetime) -> None:
     """Grant the period's plan credits (subscription.plan_version's grants) to the customer's wallet. Idempotent.
 
-    Call inside a transaction (the boundary's).
+    Call inside a transaction (the boundary's). A version without plan credit grants costs no query once
+    its (published, so unchanging) grant list is known to the process.
     """
     plan_credits_grant_period(subscription=subscription, period=period, now=now)
 
@@ -92,12 +93,21 @@ def _invoice_rows(invoice: Invoice, wallets: list[Wallet]):
 
 
 @transaction.atomic(savepoint=False)
-def invoice_credits_apply(*, invoice: Invoice, now: datetime) -> None:
+def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool = True) -> None:
     """Apply (or hold, for a draft) wallet credits to the invoice; sets invoice.credits_applied. Idempotent.
 
     One transaction (call inside the caller's), locks in the order customer -> wallets -> lots -> invoice.
     An invoice already holding credits is left as it is; release them first to re-apply.
+
+    ``has_wallets=False``: the caller holds the customer's lock and found it has no wallet at all, so nothing
+    can pay the invoice and nothing can be held for it: ``credits_applied`` is 0 with no query (the same
+    figures the full path would store; the caller saves the invoice).
     """
+    if not has_wallets:
+        if invoice.kind != Invoice.Kind.CREDIT_PURCHASE:
+            invoice.credits_applied = Decimal(0)
+            invoice.amount_due = _owed(invoice)
+        return
     customer, wallets = _lock_customer_wallets(invoice)
     rows = _invoice_rows(invoice, wallets)
     held = -(rows.aggregate(s=Sum("credits"))["s"] or Decimal(0))

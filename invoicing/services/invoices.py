@@ -87,12 +87,13 @@ def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft]) -> None:
     invoice.save(update_fields=["subtotal", "tax", "total", "tax_breakdown", "amount_due", "updated_at"])
 
 
-def invoice_credits_settle(*, invoice: Invoice, now: datetime, save: bool = True) -> None:
+def invoice_credits_settle(*, invoice: Invoice, now: datetime, save: bool = True, has_wallets: bool = True) -> None:
     """Call the wallets seam (apply, or hold for a draft) and recompute what is due. Call inside a transaction.
 
-    The seam sets ``invoice.credits_applied`` on the instance passed in.
+    The seam sets ``invoice.credits_applied`` on the instance passed in. ``has_wallets=False`` tells the seam
+    the caller, holding the customer lock, found no wallet for the customer (nothing to look up).
     """
-    credits_seam.invoice_credits_apply(invoice=invoice, now=now)
+    credits_seam.invoice_credits_apply(invoice=invoice, now=now, has_wallets=has_wallets)
     invoice.credits_applied = quantize_minor(invoice.credits_applied, invoice.currency)
     invoice.amount_due = _amount_due(invoice)
     if save:
@@ -130,7 +131,7 @@ def invoice_create_for_period(
     return invoice
 
 
-def invoice_finalize_prepare(*, invoice: Invoice, now: datetime) -> None:
+def invoice_finalize_prepare(*, invoice: Invoice, now: datetime, has_wallets: bool = True) -> None:
     """First half of finalization: the status becomes finalized and wallet credits are applied (not held).
 
     Call inside a transaction holding the invoice lock, then :func:`invoice_finalize_number` before commit.
@@ -140,7 +141,7 @@ def invoice_finalize_prepare(*, invoice: Invoice, now: datetime) -> None:
     if invoice.status != Invoice.Status.DRAFT:
         raise Conflict(f"Invoice {invoice} is {invoice.status}; only drafts can be finalized.")
     invoice.status = Invoice.Status.FINALIZED
-    invoice_credits_settle(invoice=invoice, now=now, save=False)
+    invoice_credits_settle(invoice=invoice, now=now, save=False, has_wallets=has_wallets)
 
 
 def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
