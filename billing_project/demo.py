@@ -271,6 +271,9 @@ CUSTOMERS: list[CustomerSpec] = [
 ]
 
 PAYMENT_CUSTOMER = "scoreapi"
+# Customers settle invoices a few days after they fall due, except this one, kept overdue to show collections.
+LATE_PAYER = "clipwise"
+SETTLE_AFTER = timedelta(days=20)
 
 
 def customers_for(scale: float) -> list[CustomerSpec]:
@@ -470,6 +473,23 @@ def _payment_ensure(now: datetime, created: dict[str, int]) -> None:
     created["payments"] += 1
 
 
+def _settle_older_invoices(now: datetime, created: dict[str, int]) -> None:
+    """Customers pay: every finalized invoice due more than 20 days ago is paid in full 5 days after it fell
+    due (offline), except the late payer's, which stay overdue. Re-runs find nothing left to pay."""
+    from invoicing.models import Invoice
+    from invoicing.services import payment_record
+
+    due = (
+        Invoice.objects.filter(status=Invoice.Status.FINALIZED, amount_due__gt=0, due_at__lt=now - SETTLE_AFTER)
+        .exclude(customer__external_id=LATE_PAYER)
+        .order_by("due_at", "id")
+    )
+    for invoice in due:
+        paid_at = min(invoice.due_at + timedelta(days=5), now)
+        payment_record(invoice=invoice, amount=invoice.amount_due, reference=f"Bank transfer {invoice.number}", now=paid_at)
+        created["payments"] += 1
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -519,6 +539,7 @@ def demo_load(*, stdout, scale: float = 1.0, now: datetime | None = None, seed: 
         if run.failures:
             stdout.write("    failures: " + "; ".join(run.failures))
     _payment_ensure(now, created)
+    _settle_older_invoices(now, created)
     stdout.write(
         f"  created {created['customers']} customers, {created['subscriptions']} subscriptions, "
         f"{summary.events_accepted:,} events ({summary.events_duplicates:,} already stored), "

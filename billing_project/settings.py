@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 
@@ -80,6 +81,8 @@ TEMPLATES = [
 # --- Database: PostgreSQL only -------------------------------------------------------------------
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
+    # A Unix-socket directory may be given percent-encoded as the host: postgres://user@%2Frun%2Fpg/name
+    DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
 else:
     from billing_project.embedded_db import embedded_database
 

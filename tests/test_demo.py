@@ -59,7 +59,16 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
     first = counts()
     assert first["customers"] == 7
     assert first["invoices"] == 28
-    assert first["payments"] == 1
+    # Payments: the API Pro customer's first usage invoice, then every finalized invoice due more than 20 days
+    # before Apr 15 (i.e. before Mar 26) that still had something due, except the late payer's.
+    settled = Payment.objects.exclude(reference="Wire transfer WT-2210")
+    assert first["payments"] == 1 + settled.count()
+    assert settled.exists() and not settled.filter(invoice__customer__external_id="clipwise").exists()
+    assert all(p.invoice.due_at < utc(2026, 3, 26) for p in settled)
+    assert not Invoice.objects.filter(
+        status=Invoice.Status.FINALIZED, amount_due__gt=0, due_at__lt=utc(2026, 3, 26)
+    ).exclude(customer__external_id="clipwise").exists()
+    assert Invoice.objects.filter(customer__external_id="clipwise", status=Invoice.Status.FINALIZED).exists()
 
     # API Pro ($99 + 5,000 calls included, then $0.01), VAT 20%. January: 5,250 calls.
     # 250 extra x $0.01 = $2.50; + February's fee $99.00 = $101.50; VAT 20% = $20.30; total $121.80, paid offline.
