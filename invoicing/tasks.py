@@ -5,12 +5,25 @@ of due subscriptions, so more workers on more machines finish a large run sooner
 (locks + ``invoice_unique_subscription_boundary``), so retries and double beats are safe. It then finalizes
 drafts past their grace period and runs the wallets' scheduled work. Names are set explicitly because
 django-celery-beat stores them in the database.
+
+Reliability (every task): ``acks_late`` + ``reject_on_worker_lost`` (a worker killed mid-task leaves the
+message to be delivered again, not lost), explicit hard and soft time limits, and automatic retries with
+exponential backoff on database errors (``OperationalError``, ``InterfaceError``: the database restarted or
+the connection dropped). Retrying is safe because every write is idempotent by a database constraint, never
+by an in-memory check: one invoice per subscription boundary (``invoice_unique_subscription_boundary``),
+ledger rows unique per (wallet, idempotency key), and the subscription row locked and re-read before a
+boundary is billed. A chunk whose subscriptions failed on a database error is retried as a whole; the
+subscriptions it already billed are skipped by their state.
+
+``BILLING_RUN_CHUNK_SIZE`` (env, default 200) sets how many subscriptions one chunk task bills.
 """
 
 from __future__ import annotations
 
+import os
+
 from celery import shared_task
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -25,26 +38,43 @@ from .services.run import (
     wallet_work,
 )
 
-CHUNK_SIZE = 200
-RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "retry_backoff_max": 300, "max_retries": 5}
+CHUNK_SIZE = int(os.environ.get("BILLING_RUN_CHUNK_SIZE", "200"))
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+RELIABLE = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": DATABASE_ERRORS,
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
 
 
 def _now(value: str | None):
     return parse_datetime(value) if value else timezone.now()
 
 
-@shared_task(name="invoicing.subscriptions_bill", acks_late=True, time_limit=900, soft_time_limit=840, **RETRY)
+def _database_failures(failures: list[str]) -> list[str]:
+    """Failures recorded as ``"subscription N: <ExceptionType>: message"`` that were database errors."""
+    names = {f": {cls.__name__}: " for cls in DATABASE_ERRORS}
+    return [f for f in failures if any(name in f for name in names)]
+
+
+@shared_task(name="invoicing.subscriptions_bill", time_limit=900, soft_time_limit=840, **RELIABLE)
 def subscriptions_bill_task(subscription_ids: list[int], now: str) -> str:
-    """Catch up one chunk of subscriptions as of ``now`` (ISO 8601)."""
+    """Catch up one chunk of subscriptions as of ``now`` (ISO 8601); retried whole on database errors."""
     summary = RunSummary(as_of=_now(now))
     subscriptions_bill(subscription_ids=subscription_ids, now=summary.as_of, summary=summary)
+    if lost := _database_failures(summary.failures):
+        raise OperationalError(f"database errors in {len(lost)} subscriptions; the chunk is retried: {lost[0]}")
     if summary.failures:
         run = BillingRun.objects.create(as_of=summary.as_of, trigger="celery-chunk")
         billing_run_record(run=run, summary=summary)
     return summary.line()
 
 
-@shared_task(name="invoicing.billing_run_execute", acks_late=True, time_limit=3600, soft_time_limit=3500, **RETRY)
+@shared_task(name="invoicing.billing_run_execute", time_limit=3600, soft_time_limit=3500, **RELIABLE)
 def billing_run_task(now: str | None = None, customer_external_id: str | None = None) -> str:
     """Beat entry point: fan out the due subscriptions in chunks, then finalization and wallet work."""
     as_of = _now(now)
