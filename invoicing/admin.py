@@ -137,7 +137,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("number", "status", "kind", "customer", "subscription", "currency", "pdf_link")}),
         ("Period and dates (UTC)", {"fields": ("period_start", "period_end", "billing_boundary_at", "issued_at", "due_at", "finalize_after", "paid_at", "voided_at")}),
-        ("Totals", {"fields": ("subtotal", "tax_display_block", "total", "credits_applied", "credit_notes_total", "amount_paid", "amount_due")}),
+        ("Totals", {"fields": ("subtotal_display", "tax_display_block", "total_display", "credits_display",
+                               "credit_notes_display", "amount_paid_display", "amount_due_display")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -179,6 +180,19 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.display(description="Amount due", ordering="amount_due")
     def amount_due_display(self, obj):
         return format_money(obj.amount_due, obj.currency)
+
+    # Money on the invoice page carries its currency symbol, rounded to the minor unit ($25.00, not 25.0000).
+    @admin.display(description="Subtotal")
+    def subtotal_display(self, obj):
+        return format_money(obj.subtotal, obj.currency)
+
+    @admin.display(description="Credit notes")
+    def credit_notes_display(self, obj):
+        return format_money(obj.credit_notes_total, obj.currency)
+
+    @admin.display(description="Amount paid")
+    def amount_paid_display(self, obj):
+        return format_money(obj.amount_paid, obj.currency)
 
     @admin.display(description="Tax")
     def tax_display_block(self, obj):
