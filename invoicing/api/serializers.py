@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "example": "124.00"})
 class MoneyString(serializers.Field):
     """A Decimal amount as a string, already quantized (the stored minor-unit scale is kept as is)."""
 

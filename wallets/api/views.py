@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +24,7 @@ from wallets.selectors import (
 from wallets.services import MANUAL_KINDS, credits_parse, wallet_create, wallet_get, wallet_grant_create
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "example": "2000"})
 class CreditsField(serializers.Field):
     """A credit quantity in and out as a decimal string; input errors name the field (400)."""
 
