@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from billing_project.admin import ReadOnlyAdminMixin
 from billing_project.errors import BillingError
 from billing_project.money import format_decimal, format_money
+from catalog.pricing import quantize_minor
 from customers.models import Customer
 
 from .models import CreditNote, Invoice, InvoiceLine, Payment
@@ -107,6 +108,11 @@ class InvoiceLineInline(admin.TabularInline):
     @admin.display(description="Why this amount")
     def why(self, line):
         return line_explanation(line.details, line.invoice.currency)
+
+
+def _due_in_minor_units(invoice: Invoice | None) -> Decimal | None:
+    """What the invoice still asks for, as the payment form shows it (25.00, not the stored 25.0000)."""
+    return quantize_minor(invoice.amount_due, invoice.currency) if invoice is not None else None
 
 
 class PaymentForm(forms.Form):
@@ -263,6 +269,11 @@ class InvoiceAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request), "title": title, "explanation": explanation,
             "queryset": queryset, "action": action, "form": form, "opts": self.model._meta,
+            "rows": [
+                {"invoice": inv, "total": format_money(inv.total, inv.currency),
+                 "due": format_money(inv.amount_due, inv.currency)}
+                for inv in queryset.select_related("customer")
+            ],
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/invoicing/invoice/action_confirm.html", context)
@@ -311,11 +322,11 @@ class InvoiceAdmin(admin.ModelAdmin):
             service=invoice_void,
         )
 
-    def _form_action(self, request, queryset, *, action, form_class, title, explanation, verb, call):
+    def _form_action(self, request, queryset, *, action, form_class, title, explanation, verb, call, initial=None):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one invoice.", level=messages.WARNING)
             return None
-        form = form_class(request.POST if request.POST.get("confirm") == "yes" else None)
+        form = form_class(request.POST if request.POST.get("confirm") == "yes" else None, initial=initial)
         if request.POST.get("confirm") != "yes" or not form.is_valid():
             return self._confirm(request, queryset, action=action, title=title, explanation=explanation, form=form)
         self._run(request, queryset, verb=verb, call=lambda inv: call(inv, form.cleaned_data))
@@ -325,6 +336,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     def record_payment_action(self, request, queryset):
         return self._form_action(
             request, queryset, action="record_payment_action", form_class=PaymentForm, title="Record a payment",
+            # The usual case is a payment of everything still due: offered, and editable for a partial one.
+            initial={"amount": _due_in_minor_units(queryset.first())},
             explanation="Record money received outside the system (bank transfer, cheque). Partial payments are allowed.",
             verb="paid",
             call=lambda inv, data: payment_record(invoice=inv, amount=data["amount"], reference=data["reference"], now=timezone.now()),

@@ -183,12 +183,17 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     assert "1 period boundaries, 1 invoices created" in out.getvalue() and "0 failures" in out.getvalue()
     invoice = Invoice.objects.get(customer__external_id="acme", billing_boundary_at=period_end)
     assert invoice.status == Invoice.Status.FINALIZED
+    page.goto("/admin/")
+    assert "1 invoices created" in page.inner_text("#billing-dashboard")  # the last run's outcome
+    screenshot(page, "dashboard-after-run")
 
     # 6. The invoice, read on its page.
     # API calls, graduated: units 1-1,000 at $0 = $0.00; units 1,001-1,500 = 500 x $0.01 = $5.00.
     # Platform fee, in advance for next month (a full calendar month, no proration) = $20.00.
     # Subtotal $5.00 + $20.00 = $25.00; no tax rates; no wallet credits -> total and amount due $25.00.
     page.goto("/admin/invoicing/invoice/?q=acme")
+    row = page.locator("#result_list tbody tr", has_text=invoice.number)
+    assert row.locator("td.field-total_display").inner_text() == "$25.00"
     screenshot(page, "invoices")
     page.click(f"#result_list a:text-is('{invoice.number}')")
     page.wait_for_selector("#lines-group")
@@ -207,7 +212,8 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     # "Record an offline payment" admin action, whose confirmation page asks for the amount).
     page.click("button:has-text('Record a payment')")
     page.wait_for_selector("#id_amount")
-    page.fill("#id_amount", "25.00")
+    assert f"{invoice.number} — Acme Robotics (acme) — Finalized — total $25.00, due $25.00" in page.inner_text("#content")
+    assert page.input_value("#id_amount") == "25.00"  # offered: everything still due
     page.fill("#id_reference", "Bank transfer 4471")
     screenshot(page, "payment-confirmation")
     page.click("input[value='Yes, record a payment']")
