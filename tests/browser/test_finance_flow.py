@@ -26,7 +26,7 @@ from django.utils import timezone
 from billing_project.auth import api_key_create
 from billing_project.roles import FINANCE_ADMIN, FINANCE_VIEWER, roles_sync
 from catalog.models import Plan
-from invoicing.models import Invoice
+from invoicing.models import Invoice, Payment
 from metering.services import meter_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -260,3 +260,17 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     assert refused.status == 403
     plan.refresh_from_db()
     assert plan.name == "API Pro"
+    # Actions are refused too, not only hidden: a payment posted on the still-open start invoice does nothing.
+    start_invoice = Invoice.objects.get(customer__external_id="acme", billing_boundary_at=period_start)
+    assert start_invoice.status == Invoice.Status.FINALIZED
+    ignored = viewer.request.post(
+        "/admin/invoicing/invoice/",
+        form={"csrfmiddlewaretoken": csrf, "action": "record_payment_action", "_selected_action": str(start_invoice.pk),
+              "index": "0", "confirm": "yes", "amount": "20.00", "reference": "viewer"},
+        headers={"X-CSRFToken": csrf},
+    )
+    # Accepted as a request (CSRF passed, redirected back to the list) but the viewer has no such action.
+    assert ignored.status == 200 and ignored.url.endswith("/admin/invoicing/invoice/")
+    start_invoice.refresh_from_db()
+    assert (start_invoice.status, start_invoice.amount_paid) == (Invoice.Status.FINALIZED, 0)
+    assert Payment.objects.filter(invoice=start_invoice).count() == 0
