@@ -1,4 +1,10 @@
-"""Shared DRF pieces: pagination and the one exception handler that maps domain errors to HTTP."""
+"""Shared DRF pieces: pagination, the one exception handler that maps domain errors to HTTP, and the OpenAPI
+declarations the apps' views share (error responses, paginated pages).
+
+Rules chosen here: a database ``DataError`` (PostgreSQL refuses NUL characters in text and JSON, or a number
+too large for its column) is bad input, answered 400 naming the first field that holds a NUL; a dropped
+database connection is 503 with Retry-After (nothing of the request was committed).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import logging
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -17,6 +23,25 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from .errors import BillingError
 
 logger = logging.getLogger(__name__)
+
+
+def _nul_path(data, prefix: str = "") -> str | None:
+    """The dotted path of the first string (key or value) in parsed JSON that holds a NUL character."""
+    if isinstance(data, str):
+        return (prefix or "non_field_errors") if "\x00" in data else None
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return prefix or "non_field_errors"
+        if found := _nul_path(value, path):
+            return found
+    return None
 
 
 class Pagination(LimitOffsetPagination):
@@ -49,9 +74,58 @@ def exception_handler(exc, context):
         )
         response["Retry-After"] = "1"
         return response
+    if isinstance(exc, DataError):
+        # The database refused a value the input carried (a NUL character, a number too large for its column):
+        # that is bad input, so a 400 naming the field when it can be found, never a 500.
+        logger.info("database refused an input value: %s", exc)
+        request = context.get("request")
+        path = _nul_path(getattr(request, "data", None)) if request is not None else None
+        if path:
+            return Response({path: ["NUL characters (\\u0000) are not allowed."]}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {"detail": "A value is out of range or not storable.", "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, Http404):
         return Response({"detail": "Not found.", "code": "not_found"}, status=status.HTTP_404_NOT_FOUND)
     response = drf_exception_handler(exc, context)
     if response is None and not isinstance(exc, APIException):
         logger.exception("Unhandled API error", exc_info=exc)
     return response
+
+
+# --- OpenAPI declarations shared by the apps' views --------------------------------------------------------
+
+_ERROR_TEXT = {
+    400: "Invalid input: a JSON object naming each bad field with its messages (`{\"field\": [\"why\"]}`).",
+    404: "Unknown object (`{\"detail\", \"code\": \"not_found\"}`).",
+    409: "Not allowed in the object's current state (`{\"detail\", \"code\"}`).",
+}
+
+
+def error_responses(*codes: int) -> dict:
+    """``@extend_schema(responses={200: X, **error_responses(400, 404)})``: the error statuses an operation returns.
+
+    Error bodies are JSON objects: field name -> list of messages for 400, ``detail``/``code`` otherwise.
+    401 (no or bad key), 403 (key without the scope), 413 (body too large), 429 (throttled) and 503 (database
+    unavailable) can answer any operation and are described once, in the API's conventions.
+    """
+    from drf_spectacular.types import OpenApiTypes
+    from drf_spectacular.utils import OpenApiResponse
+
+    return {code: OpenApiResponse(response=OpenApiTypes.OBJECT, description=_ERROR_TEXT[code]) for code in codes}
+
+
+def paginated_schema(name: str, item):
+    """The schema of a ``Pagination`` page: ``{"count", "next", "previous", "results": [item]}``."""
+    from drf_spectacular.utils import inline_serializer
+    from rest_framework import serializers
+
+    return inline_serializer(
+        name=name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item(many=True) if isinstance(item, type) else item,
+        },
+    )

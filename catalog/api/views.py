@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import Pagination
+from billing_project.api import Pagination, error_responses, paginated_schema
+from billing_project.errors import NotFound
 from catalog import selectors, services
 from catalog.models import Feature, Plan
 
@@ -18,7 +19,15 @@ from .serializers import (
     VersionSerializer,
 )
 
-_ERRORS = {400: inline_serializer("CatalogErrors", {"field": serializers.ListField(child=serializers.CharField())})}
+_ERRORS = error_responses(400)
+# The path takes any segment so that a non-number is a JSON 404 like any unknown version, not Django's HTML page.
+_NUMBER = OpenApiParameter("number", int, OpenApiParameter.PATH, description="The version number (1, 2, ...).")
+
+
+def _number(value: str) -> int:
+    if not value.isdigit() or len(value) > 9:
+        raise NotFound(f"No version '{value}'.")
+    return int(value)
 
 
 def _paginated(request, view, queryset, serializer_class) -> Response:
@@ -43,7 +52,7 @@ class FeaturesApi(APIView):
 
     OutputSerializer = FeatureOutputSerializer
 
-    @extend_schema(operation_id="features_list", responses=FeatureOutputSerializer(many=True))
+    @extend_schema(operation_id="features_list", responses=paginated_schema("PaginatedFeatureList", FeatureOutputSerializer))
     def get(self, request):
         return _paginated(request, self, selectors.feature_list(), self.OutputSerializer)
 
@@ -57,7 +66,7 @@ class FeaturesApi(APIView):
 
 
 class FeatureDetailApi(APIView):
-    @extend_schema(operation_id="features_retrieve", responses=FeatureOutputSerializer)
+    @extend_schema(operation_id="features_retrieve", responses={200: FeatureOutputSerializer, **error_responses(404)})
     def get(self, request, key: str):
         return Response(FeatureOutputSerializer(selectors.feature_get(key=key)).data)
 
@@ -77,7 +86,7 @@ class PlansApi(APIView):
 
     OutputSerializer = PlanOutputSerializer
 
-    @extend_schema(operation_id="plans_list", responses=PlanOutputSerializer(many=True))
+    @extend_schema(operation_id="plans_list", responses=paginated_schema("PaginatedPlanList", PlanOutputSerializer))
     def get(self, request):
         return _paginated(request, self, selectors.plan_list(), self.OutputSerializer)
 
@@ -90,7 +99,7 @@ class PlansApi(APIView):
 
 
 class PlanDetailApi(APIView):
-    @extend_schema(operation_id="plans_retrieve", responses=PlanOutputSerializer)
+    @extend_schema(operation_id="plans_retrieve", responses={200: PlanOutputSerializer, **error_responses(404)})
     def get(self, request, key: str):
         return Response(PlanOutputSerializer(selectors.plan_get(key=key)).data)
 
@@ -111,14 +120,14 @@ class PlanVersionsApi(APIView):
 
     OutputSerializer = VersionSerializer
 
-    @extend_schema(operation_id="plan_versions_list", responses=VersionSerializer(many=True))
+    @extend_schema(operation_id="plan_versions_list", responses={200: VersionSerializer(many=True), **error_responses(404)})
     def get(self, request, key: str):
         plan = selectors.plan_get(key=key)
         versions = [selectors.plan_version_get(plan=plan, number=v.number) for v in plan.versions.all()]
         return Response([VersionSerializer.shape(v) for v in versions])
 
     @extend_schema(operation_id="plan_versions_create", request=VersionInputDocSerializer,
-                   responses={201: VersionSerializer, **_ERRORS})
+                   responses={201: VersionSerializer, **error_responses(400, 404)})
     def post(self, request, key: str):
         plan = selectors.plan_get(key=key)
         data = self.InputSerializer(data=request.data)
@@ -140,14 +149,16 @@ class PlanVersionDetailApi(APIView):
         credit_grants = serializers.ListField(child=serializers.DictField(), required=False)
         effective_from = serializers.DateTimeField(required=False)
 
-    @extend_schema(operation_id="plan_versions_retrieve", responses=VersionSerializer)
-    def get(self, request, key: str, number: int):
+    @extend_schema(operation_id="plan_versions_retrieve", parameters=[_NUMBER], responses={200: VersionSerializer, **error_responses(404)})
+    def get(self, request, key: str, number: str):
+        number = _number(number)
         version = selectors.plan_version_get(plan=selectors.plan_get(key=key), number=number)
         return Response(VersionSerializer.shape(version))
 
-    @extend_schema(operation_id="plan_versions_update", request=VersionInputDocSerializer,
-                   responses={200: VersionSerializer, **_ERRORS})
-    def patch(self, request, key: str, number: int):
+    @extend_schema(operation_id="plan_versions_update", parameters=[_NUMBER], request=VersionInputDocSerializer,
+                   responses={200: VersionSerializer, **error_responses(400, 404, 409)})
+    def patch(self, request, key: str, number: str):
+        number = _number(number)
         plan = selectors.plan_get(key=key)
         version = selectors.plan_version_get(plan=plan, number=number)
         data = self.InputSerializer(data=request.data)
@@ -159,8 +170,10 @@ class PlanVersionDetailApi(APIView):
 class PlanVersionPublishApi(APIView):
     """``POST /plans/{key}/versions/{number}/publish``: draft -> published; a published version is a 409."""
 
-    @extend_schema(operation_id="plan_versions_publish", request=None, responses={200: VersionSerializer})
-    def post(self, request, key: str, number: int):
+    @extend_schema(operation_id="plan_versions_publish", parameters=[_NUMBER], request=None,
+                   responses={200: VersionSerializer, **error_responses(404, 409)})
+    def post(self, request, key: str, number: str):
+        number = _number(number)
         plan = selectors.plan_get(key=key)
         version = selectors.plan_version_get(plan=plan, number=number)
         services.plan_version_publish(version=version)

@@ -10,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import Pagination
+from billing_project.api import Pagination, error_responses
 from billing_project.errors import ValidationFailed
 from catalog.models import Plan, PlanVersion
 from customers import selectors, services
@@ -58,7 +58,8 @@ class CustomerListCreateApi(APIView):
     def get(self, request):
         return _page(request, self, selectors.customer_list(), self.OutputSerializer)
 
-    @extend_schema(operation_id="customers_create", request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(operation_id="customers_create", request=InputSerializer,
+                   responses={201: OutputSerializer, **error_responses(400)})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -71,14 +72,16 @@ class CustomerDetailApi(APIView):
     InputSerializer = s.CustomerUpdateInputSerializer
     OutputSerializer = s.CustomerOutputSerializer
 
-    @extend_schema(operation_id="customers_retrieve", responses=OutputSerializer)
+    @extend_schema(operation_id="customers_retrieve", responses={200: OutputSerializer, **error_responses(404)})
     def get(self, request, external_id: str):
         return Response(self.OutputSerializer(selectors.customer_get(external_id=external_id)).data)
 
-    @extend_schema(operation_id="customers_update", request=InputSerializer, responses=OutputSerializer)
+    @extend_schema(operation_id="customers_update", request=InputSerializer,
+                   responses={200: OutputSerializer, **error_responses(400, 404)})
     def patch(self, request, external_id: str):
         customer = selectors.customer_get(external_id=external_id)
-        if "external_id" in request.data and request.data["external_id"] != external_id:
+        # A body that is not a JSON object (null, a list) is left to the serializer, which answers 400.
+        if isinstance(request.data, dict) and request.data.get("external_id", external_id) != external_id:
             raise ValidationFailed("The external id addresses the customer and cannot change.", field="external_id")
         data = self.InputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
@@ -95,7 +98,8 @@ class TaxRateListCreateApi(APIView):
     def get(self, request):
         return _page(request, self, selectors.tax_rate_list(), self.OutputSerializer)
 
-    @extend_schema(operation_id="tax_rates_create", request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(operation_id="tax_rates_create", request=InputSerializer,
+                   responses={201: OutputSerializer, **error_responses(400)})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -111,14 +115,15 @@ class SubscriptionListCreateApi(APIView):
         operation_id="subscriptions_list",
         parameters=[OpenApiParameter("customer", str, description="A customer's external id."),
                     OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-        responses=_paginated("PaginatedSubscriptionList", OutputSerializer),
+        responses={200: _paginated("PaginatedSubscriptionList", OutputSerializer), **error_responses(400)},
     )
     def get(self, request):
         external_id = request.query_params.get("customer")
         customer = _customer_field(external_id) if external_id is not None else None
         return _page(request, self, selectors.subscription_list(customer=customer), self.OutputSerializer)
 
-    @extend_schema(operation_id="subscriptions_create", request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(operation_id="subscriptions_create", request=InputSerializer,
+                   responses={201: OutputSerializer, **error_responses(400, 404, 409)})
     def post(self, request):
         from invoicing.services import subscription_start
 
@@ -146,7 +151,7 @@ class SubscriptionListCreateApi(APIView):
 class SubscriptionDetailApi(APIView):
     OutputSerializer = s.SubscriptionOutputSerializer
 
-    @extend_schema(operation_id="subscriptions_retrieve", responses=OutputSerializer)
+    @extend_schema(operation_id="subscriptions_retrieve", responses={200: OutputSerializer, **error_responses(404)})
     def get(self, request, subscription_id: str):
         return Response(self.OutputSerializer(selectors.subscription_get(subscription_id=subscription_id)).data)
 
@@ -155,7 +160,8 @@ class SubscriptionCancelApi(APIView):
     InputSerializer = s.SubscriptionCancelInputSerializer
     OutputSerializer = s.SubscriptionOutputSerializer
 
-    @extend_schema(operation_id="subscriptions_cancel", request=InputSerializer, responses=OutputSerializer)
+    @extend_schema(operation_id="subscriptions_cancel", request=InputSerializer,
+                   responses={200: OutputSerializer, **error_responses(400, 404, 409)})
     def post(self, request, subscription_id: str):
         from invoicing.services import subscription_cancel
 

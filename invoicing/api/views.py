@@ -9,13 +9,13 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import Pagination
+from billing_project.api import Pagination, error_responses, paginated_schema
 from billing_project.errors import NotFound
 from customers.models import Customer
 
@@ -25,8 +25,7 @@ from ..pdf import invoice_pdf
 from ..services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
 from .serializers import CreditNoteOutputSerializer, InvoiceOutputSerializer
 
-_ERRORS = {400: OpenApiResponse(description="Invalid input, naming the field"), 404: OpenApiResponse(description="Unknown"),
-           409: OpenApiResponse(description="Not allowed in the invoice's state")}
+_ERRORS = error_responses(400, 404, 409)
 
 
 def _invoice(invoice_id) -> Invoice:
@@ -54,7 +53,7 @@ class InvoiceListApi(APIView):
             OpenApiParameter("subscription", str, description="Subscription id"),
             OpenApiParameter("status", str, enum=Invoice.Status.values),
         ],
-        responses={200: InvoiceOutputSerializer(many=True)},
+        responses={200: paginated_schema("PaginatedInvoiceList", InvoiceOutputSerializer), **error_responses(400)},
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)

@@ -15,7 +15,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import Pagination
+from billing_project.api import Pagination, error_responses
 from billing_project.errors import NotFound, ValidationFailed
 from customers.models import Customer
 from metering import entitlements, services
@@ -102,7 +102,8 @@ class MeterListCreateApi(APIView):
         )
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
-    @extend_schema(operation_id="meters_create", request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(operation_id="meters_create", request=InputSerializer,
+                   responses={201: OutputSerializer, **error_responses(400)})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -119,7 +120,7 @@ class MeterListCreateApi(APIView):
 class MeterDetailApi(APIView):
     OutputSerializer = MeterOutputSerializer
 
-    @extend_schema(operation_id="meters_retrieve", responses=OutputSerializer)
+    @extend_schema(operation_id="meters_retrieve", responses={200: OutputSerializer, **error_responses(404)})
     def get(self, request, key: str):
         meter = Meter.objects.prefetch_related("filters").filter(key=key).first()
         if meter is None:
@@ -150,7 +151,8 @@ class EventIngestApi(APIView):
         class Meta:
             ref_name = "EventStatus"
 
-    @extend_schema(operation_id="events_create", request=EventSchema, responses={201: OutputSerializer, 200: OutputSerializer})
+    @extend_schema(operation_id="events_create", request=EventSchema,
+                   responses={201: OutputSerializer, 200: OutputSerializer, **error_responses(400)})
     def post(self, request):
         raw = body_decode(request.body)
         event, errors = event_clean(raw, numeric_fields=numeric_fields_by_event_name(), now=timezone.now())
@@ -186,7 +188,8 @@ class EventBatchApi(APIView):
         class Meta:
             ref_name = "EventBatchResult"
 
-    @extend_schema(operation_id="events_batch", request=InputSerializer, responses=OutputSerializer)
+    @extend_schema(operation_id="events_batch", request=InputSerializer,
+                   responses={200: OutputSerializer, **error_responses(400)})
     def post(self, request):
         raw = body_decode(request.body)
         if not isinstance(raw, dict) or "events" not in raw:
@@ -248,11 +251,14 @@ class CustomerUsageApi(APIView):
     @extend_schema(
         operation_id="customers_usage",
         parameters=[OpenApiParameter("from", datetime), OpenApiParameter("to", datetime)],
-        responses=inline_serializer(
-            name="CustomerUsage",
-            fields={"from": serializers.DateTimeField(), "to": serializers.DateTimeField(),
-                    "meters": OutputSerializer(many=True)},
-        ),
+        responses={
+            200: inline_serializer(
+                name="CustomerUsage",
+                fields={"from": serializers.DateTimeField(), "to": serializers.DateTimeField(),
+                        "meters": OutputSerializer(many=True)},
+            ),
+            **error_responses(400, 404),
+        },
     )
     def get(self, request, external_id: str):
         customer = _customer(external_id)
@@ -300,7 +306,10 @@ class CustomerEntitlementListApi(APIView):
 
     @extend_schema(
         operation_id="customers_entitlements_list",
-        responses=inline_serializer(name="EntitlementList", fields={"entitlements": OutputSerializer(many=True)}),
+        responses={
+            200: inline_serializer(name="EntitlementList", fields={"entitlements": OutputSerializer(many=True)}),
+            **error_responses(404),
+        },
     )
     def get(self, request, external_id: str):
         states = entitlements.entitlement_list(customer=_customer(external_id), now=timezone.now())
@@ -310,7 +319,8 @@ class CustomerEntitlementListApi(APIView):
 class CustomerEntitlementDetailApi(APIView):
     OutputSerializer = EntitlementStateSerializer
 
-    @extend_schema(operation_id="customers_entitlements_retrieve", responses=OutputSerializer)
+    @extend_schema(operation_id="customers_entitlements_retrieve",
+                   responses={200: OutputSerializer, **error_responses(404)})
     def get(self, request, external_id: str, feature: str):
         state = entitlements.entitlement_check(customer=_customer(external_id), feature_key=feature, now=timezone.now())
         if state is None:

@@ -10,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import Pagination
+from billing_project.api import Pagination, error_responses, paginated_schema
 from billing_project.errors import NotFound, ValidationFailed
 from customers.models import Customer
 from invoicing.selectors import customer_pending_payable
@@ -99,7 +99,8 @@ class WalletCreateApi(APIView):
         low_balance_threshold = CreditsField(positive=False, required=False, allow_null=True, default=None)
         auto_top_up_credits = CreditsField(required=False, allow_null=True, default=None)
 
-    @extend_schema(request=InputSerializer, responses={201: WalletDetailOutput}, summary="Create a wallet")
+    @extend_schema(request=InputSerializer, responses={201: WalletDetailOutput, **error_responses(400)},
+                   summary="Create a wallet")
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -112,13 +113,15 @@ class WalletCreateApi(APIView):
 
 
 class WalletDetailApi(APIView):
-    @extend_schema(responses=WalletDetailOutput, summary="A wallet with its balance and real-time balance")
+    @extend_schema(responses={200: WalletDetailOutput, **error_responses(404)},
+                   summary="A wallet with its balance and real-time balance")
     def get(self, request, wallet_id: str):
         return Response(WalletDetailOutput(wallet_get(wallet_id=wallet_id)).data)
 
 
 class CustomerWalletListApi(APIView):
-    @extend_schema(responses=WalletOutput(many=True), summary="A customer's wallets (paginated)")
+    @extend_schema(responses={200: paginated_schema("PaginatedWalletList", WalletOutput), **error_responses(404)},
+                   summary="A customer's wallets (paginated)")
     def get(self, request, external_id: str):
         customer = Customer.objects.filter(external_id=external_id).first()
         if customer is None:
@@ -154,7 +157,8 @@ class WalletGrantCreateApi(APIView):
         expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
         idempotency_key = serializers.CharField(required=False, allow_null=True, default=None, max_length=255)
 
-    @extend_schema(request=InputSerializer, responses={201: GrantOutput, 200: GrantOutput}, summary="Grant credits")
+    @extend_schema(request=InputSerializer, responses={201: GrantOutput, 200: GrantOutput, **error_responses(400, 404, 409)},
+                   summary="Grant credits")
     def post(self, request, wallet_id: str):
         wallet = wallet_get(wallet_id=wallet_id)
         data = self.InputSerializer(data=request.data)
@@ -164,7 +168,8 @@ class WalletGrantCreateApi(APIView):
 
 
 class WalletGrantListApi(APIView):
-    @extend_schema(responses=GrantOutput(many=True), summary="A wallet's grants (lower priority number spent first)")
+    @extend_schema(responses={200: paginated_schema("PaginatedGrantList", GrantOutput), **error_responses(404)},
+                   summary="A wallet's grants (lower priority number spent first)")
     def get(self, request, wallet_id: str):
         wallet = wallet_get(wallet_id=wallet_id)
         paginator = Pagination()
@@ -193,7 +198,8 @@ class LedgerOutput(serializers.ModelSerializer):
 
 
 class WalletTransactionListApi(APIView):
-    @extend_schema(responses=LedgerOutput(many=True), summary="A wallet's ledger (append-only)")
+    @extend_schema(responses={200: paginated_schema("PaginatedLedgerList", LedgerOutput), **error_responses(404)},
+                   summary="A wallet's ledger (append-only)")
     def get(self, request, wallet_id: str):
         wallet = wallet_get(wallet_id=wallet_id)
         paginator = Pagination()
