@@ -22,13 +22,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.contrib.postgres.expressions import ArraySubquery
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 
 from catalog.models import Plan, PlanVersion
 from customers import periods
-from customers.models import Customer, Subscription, TaxRate
+from customers.models import Customer, Subscription
 from customers.periods import Period
 from customers.selectors import subscription_version_for
 from customers.services import subscription_advance_locked, subscription_create
@@ -43,6 +41,7 @@ from .invoices import (
     invoice_finalize_prepare,
 )
 from .lines import LineDraft, advance_lines, arrears_lines
+from .locks import customer_lock_for_boundary, subscription_lock_for_boundary
 
 
 def _lock_customer(customer_id: int) -> Customer:
@@ -57,28 +56,17 @@ def _lock_subscription(subscription_id: int) -> Subscription:
     )
 
 
-def _lock_customer_of(subscription_id: int) -> Customer | None:
-    """Lock the subscription's customer (one query through the subscription), reading with it whether the
-    customer has any wallet (``has_wallets``) and its tax rates (cached on the instance for ``lines``).
-
-    A customer without any wallet has no credits to apply and no plan credit lots to roll over, so the
-    boundary skips the wallets seam's locks and reads for it (the flag is read under the customer lock,
-    which wallet creation for plan credits takes too).
-    """
-    rates = TaxRate.objects.filter(customers=OuterRef("pk")).order_by("code")
-    customer = (
-        Customer.objects.select_for_update(of=("self",))
-        .filter(subscriptions__id=subscription_id)
-        .annotate(
-            has_wallets=Exists(Wallet.objects.filter(customer=OuterRef("pk"))),
-            tax_codes=ArraySubquery(rates.values("code")),
-            tax_percentages=ArraySubquery(rates.values("percentage")),
-        )
-        .first()
-    )
-    if customer is not None:
-        customer._invoicing_tax_rates = tuple(zip(customer.tax_codes, customer.tax_percentages, strict=True))
-    return customer
+def _next_version(subscription: Subscription, new_start: datetime) -> PlanVersion | None:
+    """The version for the period starting at ``new_start`` (``subscription_version_for``), using the id the
+    locking query read when it answers for that instant (once: the row moves on after this boundary)."""
+    carried = subscription.__dict__.pop("next_version_id", False)
+    if subscription.pinned_version_id or carried is False or new_start != subscription.current_period_end:
+        return subscription_version_for(subscription=subscription, period_start=new_start)
+    if carried is None:
+        return None
+    if carried == subscription.plan_version_id:
+        return subscription.plan_version
+    return PlanVersion.objects.select_related("plan").get(pk=carried)
 
 
 def _has_wallets(customer: Customer) -> bool:
@@ -178,7 +166,7 @@ def subscription_boundary_bill_locked(*, subscription: Subscription, now: dateti
     if not ending:
         # Resolved once: it prices the new period's advance fees and becomes the row's plan_version.
         new_start = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended).start
-        new_version = subscription_version_for(subscription=subscription, period_start=new_start)
+        new_version = _next_version(subscription, new_start)
     lines = boundary_lines_for(
         subscription=subscription, ended=ended, ended_version=subscription.plan_version, ending=ending, usage=usage,
         new_version=new_version,
@@ -209,11 +197,11 @@ def subscription_bill_once(*, subscription_id: int, now: datetime, usage=None) -
     """
     with transaction.atomic(durable=True):
         # Lock order: the customer first (one query through the subscription), then the subscription.
-        customer = _lock_customer_of(subscription_id)
+        customer = customer_lock_for_boundary(subscription_id=subscription_id)
         if customer is None:
             return False, None
-        subscription = _lock_subscription(subscription_id)
-        if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > now:
+        subscription = subscription_lock_for_boundary(subscription_id=subscription_id)
+        if subscription is None or subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > now:
             return False, None
         subscription.customer = customer  # the locked row, with its wallet flag and tax rates
         return True, subscription_boundary_bill_locked(subscription=subscription, now=now, usage=usage)

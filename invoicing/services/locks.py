@@ -1,0 +1,139 @@
+"""The two row locks an invoice-run boundary starts with, as SQL built once per process (the run's hot path).
+
+A boundary locks its customer, then its subscription (lock order: customer -> wallets -> subscription ->
+invoice, see ``boundary``). Through the ORM these two reads cost more CPU to compile (joins, subqueries)
+than everything else the boundary does in Python, so their SQL is generated once from the models' own
+metadata (table and column names) and the rows become model instances through ``Model.from_db``, the
+documented way to build instances from database values. Nothing here writes.
+
+What each read carries along, so the boundary needs no further query for it:
+
+* the customer: whether it has any wallet (``has_wallets``) and its tax rates ordered by code
+  (``_invoicing_tax_rates``, the cache ``lines.tax_rates_of`` reads);
+* the subscription: its plan, current version and pinned version (as ``select_related`` would), and the id
+  of the plan's published version in effect at ``current_period_end`` (``next_version_id``; same rule as
+  ``catalog.selectors.plan_version_in_effect``: latest ``effective_from <= at``, then highest number).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.db import connection
+from django.db.models import Model
+
+from catalog.models import Plan, PlanVersion
+from customers.models import Customer, Subscription, TaxRate
+from wallets.models import Wallet
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _columns(model: type[Model], alias: str) -> tuple[list[str], list[str]]:
+    """``(["alias"."column", ...], [attname, ...])`` of the model's concrete fields, in field order."""
+    fields = model._meta.concrete_fields
+    return [f"{alias}.{_q(f.column)}" for f in fields], [f.attname for f in fields]
+
+
+def _instance(model: type[Model], attnames: list[str], values) -> Model | None:
+    """A model instance from a row slice (``None`` for an outer join that found nothing)."""
+    if values[0] is None:
+        return None
+    fields = model._meta.concrete_fields
+    converted = [
+        f.from_db_value(v, None, connection) if v is not None and hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, attnames, converted)
+
+
+@cache
+def _customer_sql() -> tuple[str, list[str]]:
+    cols, names = _columns(Customer, "c")
+    through = Customer.tax_rates.through
+    link = through._meta
+    customer_col = link.get_field("customer").column
+    rate_col = link.get_field("taxrate").column
+    rates = (
+        f"FROM {_q(TaxRate._meta.db_table)} t JOIN {_q(link.db_table)} ct ON ct.{_q(rate_col)} = t.id "
+        f"WHERE ct.{_q(customer_col)} = c.id ORDER BY t.code, t.id"
+    )
+    sql = (
+        f"SELECT {', '.join(cols)}, "
+        f"EXISTS (SELECT 1 FROM {_q(Wallet._meta.db_table)} w WHERE w.{_q(Wallet._meta.get_field('customer').column)} = c.id), "
+        f"ARRAY(SELECT t.code {rates}), ARRAY(SELECT t.percentage {rates}) "
+        f"FROM {_q(Customer._meta.db_table)} c JOIN {_q(Subscription._meta.db_table)} s "
+        f"ON s.{_q(Subscription._meta.get_field('customer').column)} = c.id "
+        "WHERE s.id = %s FOR UPDATE OF c"
+    )
+    return sql, names
+
+
+def customer_lock_for_boundary(*, subscription_id: int) -> Customer | None:
+    """Lock the subscription's customer ``FOR UPDATE``; ``None`` when the subscription does not exist.
+
+    The instance carries ``has_wallets`` and ``_invoicing_tax_rates`` (see the module docstring). Call
+    inside a transaction.
+    """
+    sql, names = _customer_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [subscription_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(names)
+    customer = _instance(Customer, names, row[:n])
+    customer.has_wallets = row[n]
+    customer._invoicing_tax_rates = tuple(zip(row[n + 1], row[n + 2], strict=True))
+    return customer
+
+
+@cache
+def _subscription_sql() -> tuple[str, tuple[list[str], list[str], list[str], list[str]]]:
+    s_cols, s_names = _columns(Subscription, "s")
+    p_cols, p_names = _columns(Plan, "p")
+    v_cols, v_names = _columns(PlanVersion, "v")
+    pin_cols, pin_names = _columns(PlanVersion, "pin")
+    sub_field = Subscription._meta.get_field
+    version_table = _q(PlanVersion._meta.db_table)
+    sql = (
+        f"SELECT {', '.join(s_cols + p_cols + v_cols + pin_cols)}, "
+        f"(SELECT nv.id FROM {version_table} nv WHERE nv.{_q(PlanVersion._meta.get_field('plan').column)} = p.id "
+        "AND nv.status = %s AND nv.effective_from <= s.current_period_end "
+        "ORDER BY nv.effective_from DESC, nv.number DESC LIMIT 1) "
+        f"FROM {_q(Subscription._meta.db_table)} s "
+        f"JOIN {_q(Plan._meta.db_table)} p ON p.id = s.{_q(sub_field('plan').column)} "
+        f"LEFT JOIN {version_table} v ON v.id = s.{_q(sub_field('plan_version').column)} "
+        f"LEFT JOIN {version_table} pin ON pin.id = s.{_q(sub_field('pinned_version').column)} "
+        "WHERE s.id = %s FOR UPDATE OF s"
+    )
+    return sql, (s_names, p_names, v_names, pin_names)
+
+
+def subscription_lock_for_boundary(*, subscription_id: int) -> Subscription | None:
+    """Lock the subscription row ``FOR UPDATE`` (after its customer); ``None`` when it does not exist.
+
+    Plan, current and pinned versions are attached as ``select_related`` would; ``next_version_id`` is
+    the version in effect at ``current_period_end`` (or ``None``). Call inside a transaction.
+    """
+    sql, (s_names, p_names, v_names, pin_names) = _subscription_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [PlanVersion.Status.PUBLISHED.value, subscription_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    i = 0
+    parts = []
+    for model, names in ((Subscription, s_names), (Plan, p_names), (PlanVersion, v_names), (PlanVersion, pin_names)):
+        parts.append(_instance(model, names, row[i : i + len(names)]))
+        i += len(names)
+    subscription, plan, version, pinned = parts
+    subscription.plan = plan
+    if version is not None:
+        version.plan = plan
+    subscription.plan_version = version
+    subscription.pinned_version = pinned
+    subscription.next_version_id = row[i]
+    return subscription
