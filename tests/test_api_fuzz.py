@@ -8,13 +8,15 @@ deterministic), sent through the WSGI application with an all-scopes key. For ev
   operation's body is binary and is only held to the 5xx rule.
 
 Half of the examples are pointed at real objects seeded for the test (a plan with a published version, a
-feature, a meter, a customer, a subscription, a wallet, the subscription's finalized start invoice, a credit note), so path
-parameters reach the views' real code paths, not only their 404s.
+feature, a meter, a customer, a subscription, a wallet, the subscription's finalized start invoice, a
+credit note), so path parameters reach the views' real code paths, not only their 404s.
+
+Size: 45 operations x 20 examples = 900 requests, about a minute on two cores. Each operation gets its own
+key, so the per-key throttles never answer the fuzz.
 """
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -86,6 +88,7 @@ def seeded(db, no_connection_recycling):
         "wallet_id": str(wallet.pk),
         "invoice_id": str(invoice.pk),
         "credit_note_id": str(credit_note.pk),
+        "examples": 0,  # per operation, so which examples are pointed at seeded objects never depends on test order
     }
 
 
@@ -104,9 +107,6 @@ def _point_at_seeded(case, seeded: dict) -> None:
             params[name] = seeded[name]
 
 
-_counter = itertools.count()
-
-
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
@@ -116,7 +116,8 @@ _counter = itertools.count()
     suppress_health_check=list(HealthCheck),
 )
 def test_api_never_500_and_matches_its_schema(case, seeded):
-    if next(_counter) % 2 == 0:
+    seeded["examples"] += 1
+    if seeded["examples"] % 2 == 1:
         _point_at_seeded(case, seeded)
     checks = BINARY_CHECKS if case.operation.path.endswith("/pdf") else CHECKS
     case.headers = {**(case.headers or {}), "Authorization": f"Bearer {seeded['key']}"}

@@ -48,6 +48,7 @@ class InvoiceListApi(APIView):
         status = serializers.ChoiceField(choices=Invoice.Status.choices, required=False)
 
     @extend_schema(
+        operation_id="invoices_list",
         parameters=[
             OpenApiParameter("customer", str, description="Customer external id"),
             OpenApiParameter("subscription", str, description="Subscription id"),
