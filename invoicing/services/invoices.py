@@ -155,8 +155,16 @@ def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
     if invoice.amount_due == 0:
         invoice.status = Invoice.Status.PAID
         invoice.paid_at = now
-    invoice.save()
+    invoice.save(update_fields=FINALIZE_FIELDS)
     return invoice
+
+
+# What finalization changes (with ``invoice_finalize_prepare``'s status and credits): the rest of the row was
+# written by whoever created or last recalculated the draft, under the same invoice lock.
+FINALIZE_FIELDS = [
+    "number", "status", "issued_at", "finalized_at", "due_at", "finalize_after", "credits_applied", "amount_due",
+    "paid_at", "updated_at",
+]
 
 
 @transaction.atomic(savepoint=False)
