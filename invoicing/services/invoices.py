@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
+from django.db.models.constants import OnConflict
 
 from billing_project.errors import Conflict, ValidationFailed
 from catalog.pricing import quantize_minor
@@ -111,24 +112,39 @@ def invoice_create_for_period(
 ) -> Invoice | None:
     """Insert a subscription invoice and its lines; ``None`` when this boundary is already billed.
 
-    Call inside a transaction. The insert runs in a savepoint: ``invoice_unique_subscription_boundary``
-    turns a second attempt into an IntegrityError, which means the boundary is done.
+    Call inside a transaction. ``invoice_unique_subscription_boundary`` makes a second invoice for the
+    boundary impossible; the insert says so itself (``ON CONFLICT DO NOTHING``), so no savepoint is needed.
     """
-    from django.db import IntegrityError
-
     invoice = Invoice(
         customer=customer, subscription=subscription, currency=customer.currency, billing_boundary_at=boundary_at,
         period_start=period.start, period_end=period.end, status=Invoice.Status.DRAFT,
         finalize_after=now + timedelta(days=customer.invoice_grace_days),
     )
     _lines_totals_set(invoice, lines)
-    try:
-        with transaction.atomic():
-            invoice.save()
-    except IntegrityError:
+    if not _insert_unless_exists(invoice):
         return None
     _lines_insert(invoice, lines)
     return invoice
+
+
+def _insert_unless_exists(invoice: Invoice) -> bool:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a new invoice; False when a unique constraint
+    already holds its place (the boundary was billed). One statement where ``save()`` in a savepoint takes
+    three; built by Django's insert compiler (``QuerySet._insert``, the call ``Model.save`` itself makes,
+    with ``OnConflict.IGNORE`` as ``bulk_create(ignore_conflicts=True)`` passes it)."""
+    meta = Invoice._meta
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
+    returning = meta.db_returning_fields
+    rows = Invoice._base_manager._insert(
+        [invoice], fields=fields, returning_fields=returning, using=connection.alias, on_conflict=OnConflict.IGNORE
+    )
+    if not rows or rows[0] is None:
+        return False
+    for value, field in zip(rows[0], returning, strict=True):
+        setattr(invoice, field.attname, value)
+    invoice._state.adding = False
+    invoice._state.db = connection.alias
+    return True
 
 
 def invoice_finalize_prepare(*, invoice: Invoice, now: datetime, has_wallets: bool = True) -> None:

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Price
 from customers.models import Subscription
-from invoicing.models import Invoice
+from invoicing.models import Invoice, InvoiceLine
 from invoicing.services.boundary import subscription_bill_once
 from invoicing.services.run import RunSummary, subscriptions_bill, usage_prefetch
 from tests.factories.catalog import PlanVersionFactory, PriceFactory
@@ -26,10 +26,10 @@ from .helpers import invoices_of, start, utc
 
 FEB1 = utc(2026, 2, 1)
 
-# customer lock (wallet flag and tax rates along), subscription lock (next version along), SAVEPOINT + INSERT
-# invoice + RELEASE, INSERT lines (one statement), UPDATE subscription, number, UPDATE invoice, and the
-# transaction's own SAVEPOINT + RELEASE here.
-BOUNDARY_QUERIES = 11
+# customer lock (wallet flag and tax rates along), subscription lock (next version along), INSERT invoice
+# (ON CONFLICT DO NOTHING), INSERT lines (one statement), UPDATE subscription, number, UPDATE invoice, and
+# the transaction's own SAVEPOINT + RELEASE here.
+BOUNDARY_QUERIES = 9
 
 
 def _subscription(usage_prices: int, tag: str) -> Subscription:
@@ -107,3 +107,19 @@ def test_ending_at_period_end_keeps_its_history_row():
     assert sub.status == Subscription.Status.ENDED and sub.ended_at == FEB1
     assert sub.history.count() == before + 1
     assert any("historicalsubscription" in q["sql"] for q in ctx.captured_queries)
+
+
+@pytest.mark.django_db
+def test_a_boundary_already_billed_inserts_nothing_and_leaves_the_transaction_usable():
+    from customers.periods import Period
+    from invoicing.services.invoices import invoice_create_for_period
+    from invoicing.services.lines import LineDraft
+
+    sub = _subscription(0, "twice")
+    lines = [LineDraft(kind=InvoiceLine.Kind.ADJUSTMENT, description="One-off", amount=Decimal("5.00"))]
+    args = dict(customer=sub.customer, subscription=sub, boundary_at=FEB1, period=Period(utc(2026, 1, 1), FEB1), now=FEB1)
+    first = invoice_create_for_period(lines=lines, **args)
+    assert first is not None and first.pk and first.lines.count() == 1 and first.total == Decimal("6.00")  # 5 + 20%
+    assert invoice_create_for_period(lines=list(lines), **args) is None
+    # No savepoint was needed: the transaction goes on, and there is still one invoice for the boundary.
+    assert Invoice.objects.filter(subscription=sub, billing_boundary_at=FEB1).count() == 1
