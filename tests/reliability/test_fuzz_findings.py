@@ -49,3 +49,12 @@ def test_a_version_number_that_is_not_a_number_is_a_json_404(api, number):
         assert response.status_code == 404, (method, response.content)
         assert response["Content-Type"] == "application/json"
         assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [2.9910092306480277e256, "1e300", "-1e300"])
+def test_huge_credit_numbers_are_400_naming_the_field(api, value):
+    CustomerFactory(external_id="big")
+    response = api.post("/api/v1/wallets", {"customer": "big", "currency": "USD", "low_balance_threshold": value})
+    assert response.status_code == 400, response.content
+    assert "low_balance_threshold" in response.json()

@@ -70,6 +70,20 @@ def _new_invoices() -> int:
     return Invoice.objects.filter(billing_boundary_at__gt=datetime(2026, 1, 1, tzinfo=UTC)).count()
 
 
+def _send_billing_run(worker) -> None:
+    """Send the beat task to the worker's queue on its broker, on a connection of its own.
+
+    Explicit, because the Celery app of the test process may have opened its producer pool (and queue
+    routes) before the worker fixture pointed it at Redis.
+    """
+    from billing_project.celery import app
+    from invoicing import tasks
+    from tests.celery_support import BROKER
+
+    with app.connection_for_write(BROKER) as connection, app.amqp.Producer(connection) as producer:
+        tasks.billing_run_task.apply_async(args=[AS_OF.isoformat()], producer=producer, queue=worker.queue)
+
+
 def _wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -90,12 +104,10 @@ def chunked_worker(transactional_db, monkeypatch, request):
 @pytest.mark.slow  # ~11 s: two worker starts and 80 boundaries
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_run_then_run_again_bills_every_period_once(chunked_worker):
-    from invoicing import tasks
-
     subscriptions = _catalog_and_subscriptions()
     assert Invoice.objects.count() == SUBSCRIPTIONS  # the start invoices, numbered 1..40
 
-    tasks.billing_run_task.delay(AS_OF.isoformat())
+    _send_billing_run(chunked_worker)
     _wait_for(lambda: _new_invoices() >= 8, timeout=60, what="the run to bill a few boundaries")
     chunked_worker.kill()
     at_kill = _new_invoices()
@@ -105,7 +117,7 @@ def test_worker_killed_mid_run_then_run_again_bills_every_period_once(chunked_wo
     # The run again: a new worker on the same queue takes the beat task and what the dead one left queued.
     chunked_worker.log.write_bytes(b"")
     chunked_worker.start()
-    tasks.billing_run_task.delay(AS_OF.isoformat())
+    _send_billing_run(chunked_worker)
     _wait_for(lambda: _new_invoices() == 2 * SUBSCRIPTIONS, timeout=60, what="the second run to catch up")
     chunked_worker.stop()  # warm shutdown: lets queued duplicates of the chunks finish (they bill nothing)
     # And once more in-process, as `run_billing` would: nothing left to bill.

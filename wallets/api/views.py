@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -37,6 +37,8 @@ class CreditsField(serializers.Field):
             return credits_parse(data, field=self.field_name, allow_zero=not self.positive)
         except ValidationFailed as exc:
             raise serializers.ValidationError(exc.message) from None
+        except InvalidOperation:  # a number too large to quantize (e.g. 3e+256): bad input, not a 500
+            raise serializers.ValidationError("Too large.") from None
 
     def to_representation(self, value):
         return _str_decimal(value)
