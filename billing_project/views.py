@@ -11,3 +11,12 @@ def healthz(request):
     except Exception as exc:  # noqa: BLE001  (report any database failure as unhealthy)
         return JsonResponse({"status": "error", "database": str(exc)[:200]}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+def not_found(request, exception=None):
+    """404 for unknown URLs: JSON under /api/ (API clients parse errors), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

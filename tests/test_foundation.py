@@ -71,3 +71,10 @@ def test_setup_periodic_tasks_upserts_and_keeps_admin_edits():
     task.refresh_from_db()
     assert task.crontab_id == edited.id
     assert PeriodicTask.objects.filter(name="Billing run (hourly)").count() == 1
+
+
+def test_unknown_api_urls_are_a_json_404(api, settings):
+    settings.DEBUG = False
+    response = api.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
