@@ -38,4 +38,24 @@ class AutoSchema(BaseAutoSchema):
         operation = super().get_operation(*args, **kwargs)
         if operation is not None:
             operation["x-required-scope"] = self._scope()
+            responses = operation.setdefault("responses", {})
+            for code, text in COMMON_ERRORS.items():
+                responses.setdefault(
+                    code, {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+                )
         return operation
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+    "additionalProperties": True,
+}
+# Answers any operation may give, whatever its input: documented once here.
+COMMON_ERRORS = {
+    "401": "No API key, or a bad or revoked one.",
+    "403": "The API key lacks the scope this operation needs.",
+    "413": "The request body is larger than the configured limit.",
+    "429": "Too many requests for this key; retry after the number of seconds in Retry-After.",
+    "503": "The database is unavailable; nothing was stored. Retry after the seconds in Retry-After.",
+}
