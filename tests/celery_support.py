@@ -84,6 +84,15 @@ class WorkerProcess:
                 self.kill()
 
 
+def _forget_routing(app) -> None:
+    """Drop the routing Celery cached from an earlier queue name, so ``.delay()`` goes to this worker's queue."""
+    for name in ("default_queue", "queues", "router", "default_exchange"):
+        app.amqp.__dict__.pop(name, None)
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+
+
 @pytest.fixture
 def celery_worker(transactional_db, settings):
     """Start a worker on a fresh queue; the Celery app in this process sends to it through Redis."""
@@ -104,6 +113,7 @@ def celery_worker(transactional_db, settings):
     old = {k: app.conf.get(k) for k in ("broker_url", "task_always_eager", "task_default_queue")}
     app.conf.update(broker_url=BROKER, task_always_eager=False, task_default_queue=queue)
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    _forget_routing(app)
     worker = WorkerProcess(queue, env)
     worker.start()
     try:
@@ -111,6 +121,7 @@ def celery_worker(transactional_db, settings):
     finally:
         worker.stop()
         app.conf.update(old)
+        _forget_routing(app)
         import redis
 
         redis.Redis.from_url(BROKER).delete(queue)
