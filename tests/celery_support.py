@@ -88,9 +88,8 @@ def _forget_routing(app) -> None:
     """Drop the routing Celery cached from an earlier queue name, so ``.delay()`` goes to this worker's queue."""
     for name in ("default_queue", "queues", "router", "default_exchange"):
         app.amqp.__dict__.pop(name, None)
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    app._pool = None  # a new connection pool for the new broker settings (the old one is left to the GC)
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture
