@@ -1,7 +1,7 @@
 """Benchmark: an invoice run for many subscriptions with usage (run by hand, never in the test suite).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing_bench_invoice \\
-        .venv/bin/python bench/invoice_run.py [--subscriptions 10000] [--events 10000000]
+        .venv/bin/python bench/invoice_run.py [--subscriptions 10000] [--events 10000000] [--skip-setup] [--rollup]
 
 Uses its own database (created if missing, migrated, emptied of billing rows). Setup: one plan with a
 monthly fee and three usage prices on three meters; N customers each with one calendar subscription
@@ -11,6 +11,15 @@ subscription, with one worker process, then again (after resetting) with two, ea
 per-subscription billing (``subscriptions_bill``) for its share. Printed: invoices/s for each, the peak
 memory of the workers (``resource.getrusage``, max RSS), and a same-run baseline: the rate of a bare guarded
 wallet-debit-like transaction (ledger insert + guarded balance update) on one process.
+
+Workers take disjoint shares (subscription ids modulo the number of workers), so they never wait on each
+other's customer or subscription locks; they meet only on the gapless invoice number, taken last.
+
+Usage is read as production reads it: from aggregate queries (the metering read path), never by loading
+events. Without ``--rollup`` every event is still raw (the worst case: nothing folded yet); with ``--rollup``
+the hourly usage rollup is built first (what the scheduled ``metering.usage_rollup_refresh`` keeps up to
+date), and the rollup time is printed on its own. Each run is checked: one invoice per subscription, numbers
+gapless, and the same billed total for one and for two workers.
 """
 
 from __future__ import annotations
@@ -64,7 +73,8 @@ def setup(subscriptions: int, events: int) -> None:
     with connection.cursor() as cur:
         cur.execute(
             "TRUNCATE invoicing_invoiceline, invoicing_payment, invoicing_creditnote, invoicing_invoice, "
-            "invoicing_numbersequence, metering_event, customers_subscription, customers_historicalsubscription "
+            "invoicing_numbersequence, metering_event, metering_usagerollup, metering_meterrollupstate, "
+            "metering_eventidcheckpoint, customers_subscription, customers_historicalsubscription "
             "RESTART IDENTITY CASCADE"
         )
     Customer.objects.filter(external_id__startswith="bench-").delete()
@@ -132,12 +142,28 @@ def _worker(ids: list[int], queue) -> None:
     from invoicing.services.run import RunSummary, subscriptions_bill
 
     summary = RunSummary(as_of=FEB1)
+    cpu = time.process_time()
     subscriptions_bill(subscription_ids=ids, now=FEB1, summary=summary)
     queue.put((summary.invoices_created, len(summary.failures), summary.failures[:3],
-               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.process_time() - cpu))
 
 
-def run(workers: int) -> tuple[float, int, int]:
+def _check() -> tuple[int, Decimal]:
+    """One invoice per subscription for the boundary, gapless numbers; returns (invoices, billed total)."""
+    from django.db.models import Count, Max, Sum
+
+    from invoicing.models import Invoice
+
+    agg = Invoice.objects.filter(billing_boundary_at=FEB1).aggregate(
+        n=Count("id"), subs=Count("subscription", distinct=True), total=Sum("total"), last=Max("number"),
+    )
+    numbered = Invoice.objects.filter(number__isnull=False).count()
+    assert agg["n"] == agg["subs"], "two invoices for one subscription"
+    assert agg["last"] is None or int(agg["last"].split("-")[1]) == numbered, "numbers are not gapless"
+    return agg["n"], agg["total"] or Decimal(0)
+
+
+def run(workers: int) -> dict:
     from django.db import connections
 
     from invoicing.services.run import due_subscription_ids
@@ -160,13 +186,38 @@ def run(workers: int) -> tuple[float, int, int]:
         for f in r[2]:
             print("  failure:", f)
     peak_kb = max(r[3] for r in results)
+    cpu_ms = sum(r[4] for r in results) * 1000 / created if created else 0.0
     rate = created / elapsed if elapsed else 0.0
+    invoices, total = _check()
     print(
-        f"{workers} worker(s): {created:,} invoices in {elapsed:.1f}s = {rate:,.0f} invoices/s; "
-        f"{failures} failures; peak worker RSS {peak_kb / 1024:.0f} MiB",
+        f"{workers} worker(s): {created:,} invoices in {elapsed:.1f}s = {rate:,.0f} invoices/s; {failures} failures; "
+        f"worker CPU {cpu_ms:.2f} ms/invoice; peak worker RSS {peak_kb / 1024:.0f} MiB; "
+        f"checked: {invoices:,} invoices, billed {total:,.2f} USD",
         flush=True,
     )
-    return rate, created, peak_kb
+    return {"rate": rate, "created": created, "peak_kb": peak_kb, "total": total, "elapsed": elapsed}
+
+
+def rollup(enabled: bool) -> None:
+    """Build the hourly usage rollup of the bench meters (``--rollup``), or forget it (raw events only)."""
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from metering.models import Meter
+    from metering.services import meter_rollup_reset, usage_rollup_refresh
+
+    meters = list(Meter.objects.filter(key__startswith="bench-m"))
+    if not enabled:
+        with transaction.atomic():
+            for meter in meters:
+                meter_rollup_reset(meter=meter)
+        print("usage: read from raw events (no rollup)", flush=True)
+        return
+    t0 = time.perf_counter()
+    usage_rollup_refresh(now=timezone.now(), lag=timedelta(0), meters=meters)
+    print(f"usage: hourly rollup built in {time.perf_counter() - t0:.1f}s (not part of the run's time)", flush=True)
 
 
 def baseline(seconds: float = 3.0) -> float:
@@ -196,20 +247,38 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--skip-setup", action="store_true", help="reuse the data of a previous run")
+    parser.add_argument("--rollup", action="store_true", help="build the hourly usage rollup before billing")
     args = parser.parse_args()
     _ensure_database()
     _django()
     if not args.skip_setup:
         setup(args.subscriptions, args.events)
+    from customers.models import Subscription
+    from metering.models import Event
+
+    subscriptions = Subscription.objects.filter(customer__external_id__startswith="bench-").count()
+    events = Event.objects.count()
+    print(f"sizes: {subscriptions:,} subscriptions, 3 usage prices each, {events:,} events; {os.cpu_count()} CPU cores",
+          flush=True)
+    rollup(args.rollup)
     base = baseline()
     reset_billing()
-    one, created1, _ = run(1)
+    one = run(1)
     reset_billing()
-    two, created2, _ = run(2)
+    two = run(2)
+    if one["total"] != two["total"]:
+        print(f"MISMATCH: 1 worker billed {one['total']}, 2 workers {two['total']}", flush=True)
+    scale = two["rate"] / one["rate"] if one["rate"] else 0.0
     print(
-        f"summary: {created1:,} invoices; 1 worker {one:,.0f}/s, 2 workers {two:,.0f}/s "
-        f"(x{two / one if one else 0:.2f}); baseline debit {base:,.0f}/s; "
-        f"parent peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB",
+        "\nresults\n"
+        f"  sizes            {subscriptions:,} subscriptions x 3 usage prices, {events:,} events "
+        f"({'hourly rollup' if args.rollup else 'raw events'})\n"
+        f"  1 worker         {one['rate']:,.0f} invoices/s ({one['created']:,} in {one['elapsed']:.1f}s)\n"
+        f"  2 workers        {two['rate']:,.0f} invoices/s ({two['created']:,} in {two['elapsed']:.1f}s), x{scale:.2f}\n"
+        f"  baseline         {base:,.0f} guarded debit transactions/s on one process (same run)\n"
+        f"  peak memory      {max(one['peak_kb'], two['peak_kb']) / 1024:.0f} MiB per worker (max RSS); "
+        f"parent {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB\n"
+        f"  same results     {'yes' if one['total'] == two['total'] else 'NO'}: billed {one['total']:,.2f} USD",
         flush=True,
     )
 

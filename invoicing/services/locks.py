@@ -71,15 +71,16 @@ def _customer_sql() -> tuple[str, list[str]]:
     return sql, names
 
 
-def customer_lock_for_boundary(*, subscription_id: int) -> Customer | None:
-    """Lock the subscription's customer ``FOR UPDATE``; ``None`` when the subscription does not exist.
+def customer_lock_for_boundary(*, subscription_id: int, skip_locked: bool = False) -> Customer | None:
+    """Lock the subscription's customer ``FOR UPDATE``; ``None`` when the subscription does not exist, or,
+    with ``skip_locked``, when another transaction holds the customer's lock (``SKIP LOCKED``: no wait).
 
     The instance carries ``has_wallets`` and ``_invoicing_tax_rates`` (see the module docstring). Call
     inside a transaction.
     """
     sql, names = _customer_sql()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [subscription_id])
+        cursor.execute(sql + " SKIP LOCKED" if skip_locked else sql, [subscription_id])
         row = cursor.fetchone()
     if row is None:
         return None

@@ -30,7 +30,7 @@ from metering.selectors import usage_for_customers
 
 from ..models import Invoice
 from . import credits as credits_seam
-from .boundary import subscription_bill_once
+from .boundary import CustomerBusy, subscription_bill_once
 from .invoices import _lock, invoice_finalize_locked
 
 logger = logging.getLogger(__name__)
@@ -76,32 +76,59 @@ def subscriptions_bill(
     """Catch up each subscription (every boundary due, oldest first), recording failures on ``summary``.
 
     A subscription that fails keeps the boundaries it billed before the failure; the run goes on.
+
+    Parallel runs share the work (rule chosen): a first pass skips, without waiting, each subscription whose
+    customer another transaction has locked (``SKIP LOCKED``), so two runs walking the same list bill
+    disjoint subscriptions instead of queueing behind each other; a second pass then takes the skipped ones
+    with ordinary (waiting) locks, and finds them billed already or bills them itself. Every due boundary is
+    billed by the run either way; ``progress`` counts each subscription once.
     """
     ids = list(subscription_ids)
     usage: dict[int, tuple] = {}
+    busy: list[int] = []
     for done, subscription_id in enumerate(ids, start=1):
         if (done - 1) % USAGE_BATCH == 0:
             usage = usage_prefetch(subscription_ids=ids[done - 1 : done - 1 + USAGE_BATCH], now=now)
-        try:
-            first = usage.pop(subscription_id, None)
-            while True:
-                processed, invoice = subscription_bill_once(subscription_id=subscription_id, now=now, usage=first)
-                first = None
-                if not processed:
-                    break
-                summary.boundaries += 1
-                if invoice is not None:
-                    summary.invoices_created += 1
-                    if invoice.status != Invoice.Status.DRAFT:
-                        summary.invoices_finalized += 1
-                    advanced = invoice.subscription  # the locked instance, advanced in place
-                    if advanced.status != Subscription.Status.ACTIVE or advanced.current_period_end > now:
-                        break  # caught up: no need for another transaction to find nothing due
-        except Exception as exc:  # one subscription's failure must not stop the run
-            logger.exception("Billing subscription %s failed", subscription_id)
-            summary.failures.append(f"subscription {subscription_id}: {type(exc).__name__}: {exc}")
+        if not _subscription_bill(subscription_id, now=now, summary=summary, usage=usage.pop(subscription_id, None),
+                                  skip_locked=True):
+            busy.append(subscription_id)
+            continue
         if progress is not None:
-            progress(done, len(ids))
+            progress(done - len(busy), len(ids))
+    for n, subscription_id in enumerate(busy, start=1):
+        _subscription_bill(subscription_id, now=now, summary=summary, usage=None, skip_locked=False)
+        if progress is not None:
+            progress(len(ids) - len(busy) + n, len(ids))
+
+
+def _subscription_bill(subscription_id: int, *, now: datetime, summary: RunSummary, usage, skip_locked: bool) -> bool:
+    """Catch one subscription up; False when ``skip_locked`` found its customer busy before any boundary."""
+    first = usage
+    billed_any = False
+    try:
+        while True:
+            try:
+                processed, invoice = subscription_bill_once(
+                    subscription_id=subscription_id, now=now, usage=first, skip_locked=skip_locked and not billed_any
+                )
+            except CustomerBusy:  # only the first boundary skips: later ones wait like any lock
+                return False
+            first = None
+            if not processed:
+                break
+            billed_any = True
+            summary.boundaries += 1
+            if invoice is not None:
+                summary.invoices_created += 1
+                if invoice.status != Invoice.Status.DRAFT:
+                    summary.invoices_finalized += 1
+                advanced = invoice.subscription  # the locked instance, advanced in place
+                if advanced.status != Subscription.Status.ACTIVE or advanced.current_period_end > now:
+                    break  # caught up: no need for another transaction to find nothing due
+    except Exception as exc:  # one subscription's failure must not stop the run
+        logger.exception("Billing subscription %s failed", subscription_id)
+        summary.failures.append(f"subscription {subscription_id}: {type(exc).__name__}: {exc}")
+    return True
 
 
 USAGE_BATCH = 200
