@@ -76,8 +76,24 @@ def _pending(wallet: Wallet):
     return customer_pending_payable(customer=wallet.customer, currency=wallet.currency, now=timezone.now())
 
 
+class WalletForm(forms.ModelForm):
+    class Meta:
+        model = Wallet
+        fields = (
+            "customer", "name", "currency", "conversion_rate", "applies_to", "low_balance_threshold",
+            "auto_top_up_credits", "status",
+        )
+
+    def clean_conversion_rate(self):
+        rate = self.cleaned_data["conversion_rate"]
+        if rate is None or rate <= 0:
+            raise forms.ValidationError("1 credit must be worth more than 0.")
+        return rate
+
+
 @admin.register(Wallet)
 class WalletAdmin(admin.ModelAdmin):
+    form = WalletForm
     list_display = ("name", "customer", "currency", "balance_display", "rate_display", "applies_to", "status")
     list_filter = ("status", "currency", "applies_to")
     search_fields = ("name", "customer__external_id", "customer__name", "customer__email")
