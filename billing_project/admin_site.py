@@ -24,3 +24,33 @@ class BillingAdminSite(admin.AdminSite):
 
 class BillingAdminConfig(AdminConfig):
     default_site = "billing_project.admin_site.BillingAdminSite"
+
+    def ready(self) -> None:
+        super().ready()
+        _readable_decimals()
+
+
+def _readable_decimals() -> None:
+    """Show stored decimals as people write them in every admin list and read-only field.
+
+    Credits, quantities and unit prices are stored with 12 decimal places; Django's admin would print
+    ``10000.000000000000``. Read-only displays show ``10,000`` (``0.000002`` stays exact); editable form
+    fields are untouched, so nothing typed is ever rounded.
+    """
+    from decimal import Decimal
+
+    from django.contrib.admin import helpers, utils
+    from django.contrib.admin.templatetags import admin_list
+    from django.db import models
+
+    from billing_project.money import format_decimal
+
+    original = utils.display_for_field
+
+    def display_for_field(value, field, empty_value_display, *args, **kwargs):
+        if isinstance(field, models.DecimalField) and isinstance(value, Decimal) and not field.choices:
+            return format_decimal(value)
+        return original(value, field, empty_value_display, *args, **kwargs)
+
+    for module in (utils, helpers, admin_list):
+        module.display_for_field = display_for_field
