@@ -34,10 +34,11 @@ def credits_parse(value: object, *, field: str = "credits", allow_zero: bool = F
         raise ValidationFailed("Must be a finite number.", field=field)
     if credits < 0 or (credits == 0 and not allow_zero):
         raise ValidationFailed("Must be greater than zero.", field=field)
+    # Size first: quantizing a huge number (3e256) to 12 places would overflow the decimal context.
+    if credits.adjusted() >= 16:
+        raise ValidationFailed("Too large: at most 16 digits before the decimal point.", field=field)
     if credits != credits.quantize(Decimal(1).scaleb(-CREDIT_DECIMAL_PLACES)):
         raise ValidationFailed(f"At most {CREDIT_DECIMAL_PLACES} decimal places.", field=field)
-    if credits.adjusted() >= 16:
-        raise ValidationFailed("Too large.", field=field)
     return credits
 
 
