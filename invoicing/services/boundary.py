@@ -92,11 +92,6 @@ def _has_wallets(customer: Customer) -> bool:
     return flag
 
 
-def next_period_of(subscription: Subscription) -> Period:
-    current = Period(subscription.current_period_start, subscription.current_period_end)
-    return periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, current)
-
-
 def version_for_period(subscription: Subscription, period: Period) -> PlanVersion:
     """The version billing ``period``: pinned, else in effect at its start; the current one if none is."""
     return subscription_version_for(subscription=subscription, period_start=period.start) or subscription.plan_version

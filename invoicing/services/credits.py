@@ -79,13 +79,13 @@ def _sync_credits(target: Invoice, source: Invoice) -> None:
     target.amount_due = source.amount_due
 
 
-def _lock_customer_wallets(invoice: Invoice) -> tuple[Customer, list[Wallet]]:
-    customer = Customer.objects.select_for_update().get(pk=invoice.customer_id)
-    wallets = list(
+def _lock_customer_wallets(invoice: Invoice) -> list[Wallet]:
+    """Lock the invoice's customer, then its wallets in the invoice currency (lock order customer -> wallets)."""
+    Customer.objects.select_for_update().get(pk=invoice.customer_id)
+    return list(
         Wallet.objects.select_for_update().select_related("customer")
-        .filter(customer=customer, currency=invoice.currency).order_by("id")
+        .filter(customer_id=invoice.customer_id, currency=invoice.currency).order_by("id")
     )
-    return customer, wallets
 
 
 def _invoice_rows(invoice: Invoice, wallets: list[Wallet]):
@@ -108,7 +108,7 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool 
             invoice.credits_applied = Decimal(0)
             invoice.amount_due = _owed(invoice)
         return
-    customer, wallets = _lock_customer_wallets(invoice)
+    wallets = _lock_customer_wallets(invoice)
     rows = _invoice_rows(invoice, wallets)
     held = -(rows.aggregate(s=Sum("credits"))["s"] or Decimal(0))
     active_wallets = [w for w in wallets if w.status == Wallet.Status.ACTIVE]
@@ -169,7 +169,7 @@ def invoice_credits_release(*, invoice: Invoice, now: datetime) -> None:
     Each lot gets back exactly what the invoice took from it (``adjustment`` rows); a used-up lot becomes
     active again. Lock order customer -> wallets -> lots -> invoice.
     """
-    _, wallets = _lock_customer_wallets(invoice)
+    wallets = _lock_customer_wallets(invoice)
     rows = _invoice_rows(invoice, wallets)
     net: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
     for wallet_id, grant_id, credits in rows.values_list("wallet_id", "grant_id", "credits"):
@@ -204,8 +204,8 @@ def plan_credits_close_period(*, subscription: Subscription, period: Period, end
 def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: datetime) -> Invoice:
     """The purchase invoice of an auto top-up: one ``credit_purchase`` line, credits x conversion rate, untaxed.
 
-    Finalized at once with ``invoicing.services.invoice_finalize_locked`` when that exists; otherwise left a
-    draft with ``finalize_after = now`` so the next run finalizes it. Call inside a transaction.
+    Finalized at once (``invoice_finalize_locked``: numbered, and paid when nothing is due). Call inside a
+    transaction.
     """
     amount = quantize_minor(credits_to_money(Decimal(grant.credits), Decimal(wallet.conversion_rate)), wallet.currency)
     invoice = Invoice.objects.create(
@@ -225,12 +225,9 @@ def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: d
             "conversion_rate": str(wallet.conversion_rate), "reason": "auto top-up below the low-balance threshold",
         },
     )
-    from invoicing import services as invoicing_services
+    from .invoices import invoice_finalize_locked  # here: invoices imports this module
 
-    finalize = getattr(invoicing_services, "invoice_finalize_locked", None)
-    if finalize is not None:
-        finalize(invoice=invoice, now=now)
-    return invoice
+    return invoice_finalize_locked(invoice=invoice, now=now)
 
 
 def credits_scheduled_work(*, now: datetime, customer_external_id: str | None = None) -> dict:

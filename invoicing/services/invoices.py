@@ -10,8 +10,8 @@ Rules chosen where the design is silent:
 * ``amount_due = max(0, total - credits_applied - credit notes to the invoice - amount_paid)``.
 * What remains creditable on an invoice is ``total - credits_applied - credit notes already issued``
   (payments do not reduce it: a paid invoice may be credited, to the wallet).
-* Only an unpaid (``amount_paid == 0``) finalized invoice can be voided; its wallet credits are not
-  given back here (that belongs to the wallets seam once it offers it).
+* Only an unpaid (``amount_paid == 0``) finalized invoice can be voided; wallet credits applied to it
+  stay spent (voiding books nothing in the wallets).
 """
 
 from __future__ import annotations
@@ -347,10 +347,8 @@ def _refund_to_wallet(*, note: CreditNote, now: datetime) -> None:
     Money becomes credits at the wallet's conversion rate (credits = amount / rate, 12 decimal places).
     Call inside a transaction, holding the customer lock (lock order customer -> wallets -> invoice).
     """
-    try:
-        from wallets.services import wallet_for_plan_credits, wallet_grant_create_locked
-    except ImportError:
-        raise ValidationFailed("Refunds to a wallet are not available yet.", field="refund_to") from None
+    from wallets.services import wallet_for_plan_credits, wallet_grant_create_locked
+
     invoice = note.invoice
     wallet = wallet_for_plan_credits(customer=invoice.customer, currency=invoice.currency)
     rate = wallet.conversion_rate or Decimal(1)

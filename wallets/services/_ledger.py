@@ -7,7 +7,6 @@ Every helper here must be called inside a transaction that holds the wallet's ro
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -102,6 +101,3 @@ def grant_expire_locked(
     )
     return credits if created else Decimal(0)
 
-
-def now_or(value: datetime | None, now: datetime) -> datetime:
-    return value if value is not None else now
