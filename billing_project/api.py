@@ -51,6 +51,13 @@ class Pagination(LimitOffsetPagination):
     max_limit = 1000
 
 
+def paginate(request, view, queryset, output) -> Response:
+    """One ``Pagination`` page of ``queryset`` rendered with the ``output`` serializer class."""
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(output(page, many=True).data)
+
+
 def exception_handler(exc, context):
     """Domain errors -> 400/404/409 with a JSON body naming the field; never a 500 for bad input."""
     if isinstance(exc, BillingError):

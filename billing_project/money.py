@@ -55,11 +55,24 @@ def format_money(amount: Decimal | None, currency: str) -> str:
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
 
 
+def _plain(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros or exponent: ``2000.000`` -> ``2000``, ``0.50`` -> ``0.5``, ``-0`` -> ``0``."""
+    normalized = value.normalize()
+    if normalized == normalized.to_integral_value():
+        normalized = normalized.quantize(Decimal(1))
+    return abs(normalized) if normalized.is_zero() else normalized
+
+
 def format_decimal(value: Decimal | None) -> str:
     """A quantity or credit amount without trailing zeros: ``2,000`` or ``0.000002``."""
     if value is None:
         return "—"
-    normalized = value.normalize()
-    if normalized == normalized.to_integral():
-        normalized = normalized.quantize(Decimal(1))
-    return f"{normalized:,f}"
+    return f"{_plain(value):,f}"
+
+
+def decimal_text(value: Decimal | None) -> str | None:
+    """The API's text of a quantity or credit amount: ``Decimal("2000.000000000000")`` -> ``"2000"``, never
+    exponent notation (``"0.000002"``), no thousands separators; ``None`` stays ``None`` (JSON null)."""
+    if value is None:
+        return None
+    return f"{_plain(value):f}"

@@ -10,18 +10,9 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from billing_project.money import decimal_text
 from catalog.models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price
 from catalog.pricing import currency_exponent
-
-
-def decimal_text(value: Decimal | None) -> str | None:
-    """``Decimal("2000.000000000000")`` -> ``"2000"``; never exponent notation."""
-    if value is None:
-        return None
-    normalized = value.normalize()
-    if normalized == normalized.to_integral_value():
-        normalized = normalized.quantize(Decimal(1))
-    return f"{normalized:f}"
 
 
 def money_text(value: Decimal | None, currency: str) -> str | None:

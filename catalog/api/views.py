@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import Pagination, error_responses, paginated_schema
+from billing_project.api import error_responses, paginate, paginated_schema
 from billing_project.errors import NotFound
 from catalog import selectors, services
 from catalog.models import Feature, Plan
@@ -22,18 +22,13 @@ from .serializers import (
 _ERRORS = error_responses(400)
 # The path takes any segment so that a non-number is a JSON 404 like any unknown version, not Django's HTML page.
 _NUMBER = OpenApiParameter("number", int, OpenApiParameter.PATH, description="The version number (1, 2, ...).")
+_PAGE = [OpenApiParameter("limit", int), OpenApiParameter("offset", int)]
 
 
 def _number(value: str) -> int:
     if not value.isdigit() or len(value) > 9:
         raise NotFound(f"No version '{value}'.")
     return int(value)
-
-
-def _paginated(request, view, queryset, serializer_class) -> Response:
-    paginator = Pagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 class FeaturesApi(APIView):
@@ -52,9 +47,10 @@ class FeaturesApi(APIView):
 
     OutputSerializer = FeatureOutputSerializer
 
-    @extend_schema(operation_id="features_list", responses=paginated_schema("PaginatedFeatureList", FeatureOutputSerializer))
+    @extend_schema(operation_id="features_list", parameters=_PAGE,
+                   responses=paginated_schema("PaginatedFeatureList", FeatureOutputSerializer))
     def get(self, request):
-        return _paginated(request, self, selectors.feature_list(), self.OutputSerializer)
+        return paginate(request, self, selectors.feature_list(), self.OutputSerializer)
 
     @extend_schema(operation_id="features_create", request=InputSerializer,
                    responses={201: FeatureOutputSerializer, **_ERRORS})
@@ -86,9 +82,10 @@ class PlansApi(APIView):
 
     OutputSerializer = PlanOutputSerializer
 
-    @extend_schema(operation_id="plans_list", responses=paginated_schema("PaginatedPlanList", PlanOutputSerializer))
+    @extend_schema(operation_id="plans_list", parameters=_PAGE,
+                   responses=paginated_schema("PaginatedPlanList", PlanOutputSerializer))
     def get(self, request):
-        return _paginated(request, self, selectors.plan_list(), self.OutputSerializer)
+        return paginate(request, self, selectors.plan_list(), self.OutputSerializer)
 
     @extend_schema(operation_id="plans_create", request=InputSerializer, responses={201: PlanOutputSerializer, **_ERRORS})
     def post(self, request):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import Pagination, error_responses
+from billing_project.api import error_responses, paginate, paginated_schema
 from billing_project.errors import ValidationFailed
 from catalog.models import Plan, PlanVersion
 from customers import selectors, services
@@ -24,24 +24,6 @@ def request_now() -> datetime:
     return timezone.now()
 
 
-def _paginated(name: str, item: type[serializers.Serializer]):
-    return inline_serializer(
-        name=name,
-        fields={
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": item(many=True),
-        },
-    )
-
-
-def _page(request, view, queryset, output):
-    paginator = Pagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(output(page, many=True).data)
-
-
 def _customer_field(external_id: str) -> Customer:
     customer = selectors.customer_list().filter(external_id=external_id).first()
     if customer is None:
@@ -53,10 +35,10 @@ class CustomerListCreateApi(APIView):
     InputSerializer = s.CustomerCreateInputSerializer
     OutputSerializer = s.CustomerOutputSerializer
 
-    @extend_schema(operation_id="customers_list", responses=_paginated("PaginatedCustomerList", OutputSerializer),
+    @extend_schema(operation_id="customers_list", responses=paginated_schema("PaginatedCustomerList", OutputSerializer),
                    parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)])
     def get(self, request):
-        return _page(request, self, selectors.customer_list(), self.OutputSerializer)
+        return paginate(request, self, selectors.customer_list(), self.OutputSerializer)
 
     @extend_schema(operation_id="customers_create", request=InputSerializer,
                    responses={201: OutputSerializer, **error_responses(400)})
@@ -93,10 +75,10 @@ class TaxRateListCreateApi(APIView):
     InputSerializer = s.TaxRateInputSerializer
     OutputSerializer = s.TaxRateOutputSerializer
 
-    @extend_schema(operation_id="tax_rates_list", responses=_paginated("PaginatedTaxRateList", OutputSerializer),
+    @extend_schema(operation_id="tax_rates_list", responses=paginated_schema("PaginatedTaxRateList", OutputSerializer),
                    parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)])
     def get(self, request):
-        return _page(request, self, selectors.tax_rate_list(), self.OutputSerializer)
+        return paginate(request, self, selectors.tax_rate_list(), self.OutputSerializer)
 
     @extend_schema(operation_id="tax_rates_create", request=InputSerializer,
                    responses={201: OutputSerializer, **error_responses(400)})
@@ -115,12 +97,12 @@ class SubscriptionListCreateApi(APIView):
         operation_id="subscriptions_list",
         parameters=[OpenApiParameter("customer", str, description="A customer's external id."),
                     OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-        responses={200: _paginated("PaginatedSubscriptionList", OutputSerializer), **error_responses(400)},
+        responses={200: paginated_schema("PaginatedSubscriptionList", OutputSerializer), **error_responses(400)},
     )
     def get(self, request):
         external_id = request.query_params.get("customer")
         customer = _customer_field(external_id) if external_id is not None else None
-        return _page(request, self, selectors.subscription_list(customer=customer), self.OutputSerializer)
+        return paginate(request, self, selectors.subscription_list(customer=customer), self.OutputSerializer)
 
     @extend_schema(operation_id="subscriptions_create", request=InputSerializer,
                    responses={201: OutputSerializer, **error_responses(400, 404, 409)})

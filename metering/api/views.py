@@ -7,7 +7,6 @@ event); everything else is ordinary thin DRF.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
@@ -15,24 +14,14 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import Pagination, error_responses
+from billing_project.api import error_responses, paginate, paginated_schema
 from billing_project.errors import NotFound, ValidationFailed
+from billing_project.money import decimal_text
 from customers.models import Customer
 from metering import entitlements, services
 from metering.ingest import MAX_BATCH, body_decode, event_clean, event_id_of, timestamp_parse
 from metering.models import Meter
 from metering.selectors import numeric_fields_by_event_name
-
-
-def decimal_text(value: Decimal | None) -> str | None:
-    """Exact decimal as text without exponent or trailing zeros: ``Decimal("2.500")`` -> ``"2.5"``."""
-    if value is None:
-        return None
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
 
 # --- Meters ---------------------------------------------------------------------------------------------------
 
@@ -74,33 +63,17 @@ class MeterInputSerializer(serializers.Serializer):
     filters = serializers.JSONField(required=False, default=list, help_text='[{"property": "model", "values": ["gpt-4o"]}]')
 
 
-def _paginated(name: str, item: type[serializers.Serializer]):
-    return inline_serializer(
-        name=name,
-        fields={
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": item(many=True),
-        },
-    )
-
-
 class MeterListCreateApi(APIView):
     InputSerializer = MeterInputSerializer
     OutputSerializer = MeterOutputSerializer
 
     @extend_schema(
         operation_id="meters_list",
-        responses=_paginated("PaginatedMeterList", MeterOutputSerializer),
+        responses=paginated_schema("PaginatedMeterList", MeterOutputSerializer),
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
     )
     def get(self, request):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(
-            Meter.objects.prefetch_related("filters").order_by("key"), request, view=self
-        )
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return paginate(request, self, Meter.objects.prefetch_related("filters").order_by("key"), self.OutputSerializer)
 
     @extend_schema(operation_id="meters_create", request=InputSerializer,
                    responses={201: OutputSerializer, **error_responses(400)})
