@@ -44,18 +44,24 @@ def plan_get(*, key: str) -> Plan:
     return plan
 
 
-def plan_version_get(*, plan: Plan, number: int) -> PlanVersion:
-    """One version of ``plan`` with prices (tiers, meters), entitlements (features) and grants prefetched."""
-    version = (
-        PlanVersion.objects.filter(plan=plan, number=number)
+def plan_version_list(*, plan: Plan) -> QuerySet[PlanVersion]:
+    """The plan's versions in number order, each with prices (tiers, meters), entitlements (features) and
+    grants prefetched: a fixed number of queries however many versions there are."""
+    return (
+        PlanVersion.objects.filter(plan=plan)
         .select_related("plan")
         .prefetch_related(
             Prefetch("prices", queryset=Price.objects.select_related("meter").prefetch_related("tiers")),
             Prefetch("entitlements", queryset=Entitlement.objects.select_related("feature")),
             "credit_grants",
         )
-        .first()
+        .order_by("number")
     )
+
+
+def plan_version_get(*, plan: Plan, number: int) -> PlanVersion:
+    """One version of ``plan`` with prices (tiers, meters), entitlements (features) and grants prefetched."""
+    version = plan_version_list(plan=plan).filter(number=number).first()
     if version is None:
         raise NotFound(f"Plan '{plan.key}' has no version {number}.")
     return version

@@ -119,8 +119,7 @@ class PlanVersionsApi(APIView):
 
     @extend_schema(operation_id="plan_versions_list", responses={200: VersionSerializer(many=True), **error_responses(404)})
     def get(self, request, key: str):
-        plan = selectors.plan_get(key=key)
-        versions = [selectors.plan_version_get(plan=plan, number=v.number) for v in plan.versions.all()]
+        versions = selectors.plan_version_list(plan=selectors.plan_get(key=key))
         return Response([VersionSerializer.shape(v) for v in versions])
 
     @extend_schema(operation_id="plan_versions_create", request=VersionInputDocSerializer,

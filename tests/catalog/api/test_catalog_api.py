@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import PlanVersion
 from tests.factories.catalog import FeatureFactory, PlanFactory, PlanVersionFactory
@@ -162,6 +164,23 @@ def test_version_create_full_shape(api, plan, meter):
         "name": "Monthly", "credits": "2000", "cadence": "per_period", "rollover_cap": "2000",
         "expire_after_periods": None, "forfeit_on_end": True, "priority": 10}]
     assert api.get("/api/v1/plans/starter/versions/1").json() == body
+
+
+def test_version_list_reads_in_fixed_queries(api, plan, meter):
+    """``GET /plans/{key}/versions`` costs the same queries for 1 or 3 versions (no query per version)."""
+    body = {"prices": [{"name": "Base", "model": "flat_fee", "amount": "10"},
+                       {"name": "Tiers", "model": "tiered", "meter": "tokens", "tier_mode": "volume", "tiers": TIERS}]}
+    post_version(api, body)
+    with CaptureQueriesContext(connection) as one:
+        first = api.get("/api/v1/plans/starter/versions")
+    post_version(api, body)
+    post_version(api, body)
+    with CaptureQueriesContext(connection) as three:
+        listed = api.get("/api/v1/plans/starter/versions")
+    assert [v["number"] for v in first.json()] == [1]
+    assert [v["number"] for v in listed.json()] == [1, 2, 3]
+    assert listed.json()[2] == api.get("/api/v1/plans/starter/versions/3").json()
+    assert len(three.captured_queries) == len(one.captured_queries)
 
 
 def test_version_numbers_rise_and_publish_flag(api, plan):
