@@ -45,14 +45,15 @@ def numeric_sql(expr: str) -> str:
     )
 
 
-def meter_filter_sql(meter: Meter, alias: str = "e") -> tuple[str, list]:
-    """``event_name = ... AND <every filter holds>`` for one meter, with its params."""
-    where = [f"{alias}.event_name = %s"]
-    params: list = [meter.event_name]
+def meter_filter_sql(meter: Meter, alias: str = "e") -> tuple[str, dict]:
+    """``event_name = ... AND <every filter holds>`` for one meter, with its named params ``w0``, ``w1``, ..."""
+    where = [f"{alias}.event_name = %(w0)s"]
+    params: dict = {"w0": meter.event_name}
     for f in meter.filters.all():
+        prop, values = f"w{len(params)}", f"w{len(params) + 1}"
         # ->> gives the text of a string or number value: property "model" in ["gpt-4o"] matches "gpt-4o".
-        where.append(f"({alias}.properties ->> %s) = ANY(%s::text[])")
-        params += [f.property, list(f.values)]
+        where.append(f"({alias}.properties ->> %({prop})s) = ANY(%({values})s::text[])")
+        params[prop], params[values] = f.property, list(f.values)
     return " AND ".join(where), params
 
 
@@ -120,23 +121,16 @@ ROLLUP_PART = """
 
 
 def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -> tuple[str, dict]:
-    where, wparams = meter_filter_sql(meter)
-    # Named placeholders for the shared params; the filter's positional params become named ones too.
-    names = {}
-    for i, value in enumerate(wparams):
-        names[f"w{i}"] = value
-    where_named = where
-    for i in range(len(wparams)):
-        where_named = where_named.replace("%s", f"%(w{i})s", 1)
+    where, where_params = meter_filter_sql(meter)
     params = {
         "ids": ids, "start": start, "end": end, "field": meter.field or "",
-        "is_count": meter.aggregation == Meter.Aggregation.COUNT, "meter_id": meter.id, **names,
+        "is_count": meter.aggregation == Meter.Aggregation.COUNT, "meter_id": meter.id, **where_params,
     }
     num = numeric_sql("(e.properties -> %(field)s)")
     if meter.aggregation == Meter.Aggregation.COUNT_UNIQUE:
         sql = (
             "SELECT e.customer_external_id, COUNT(DISTINCT e.properties ->> %(field)s)::numeric "
-            f"FROM metering_event e WHERE e.customer_external_id = ANY(%(ids)s) AND {where_named} "
+            f"FROM metering_event e WHERE e.customer_external_id = ANY(%(ids)s) AND {where} "
             "AND e.timestamp >= %(start)s AND e.timestamp < %(end)s AND e.properties ? %(field)s "
             "GROUP BY e.customer_external_id"
         )
@@ -147,7 +141,7 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     params.update(hs=hs, he=he, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
     sql = (
         f"SELECT p.c, {_value_sql(meter)} FROM ("
-        f"{RAW_PART.format(num=num, where=where_named)} UNION ALL {ROLLUP_PART}"
+        f"{RAW_PART.format(num=num, where=where)} UNION ALL {ROLLUP_PART}"
         ") AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
     )
     return sql, params
@@ -162,17 +156,15 @@ def meter_usage(*, meter: Meter, customer_external_id: str, start: datetime, end
 def usage_for_customers(
     *,
     meters: Sequence[Meter],
-    customer_external_ids: Iterable[str] | None = None,
+    customer_external_ids: Iterable[str],
     start: datetime,
     end: datetime | None,
-    customer_ids: Iterable[str] | None = None,
 ) -> dict[tuple[str, int], Decimal]:
     """Usage of many customers at once: ``{(customer_external_id, meter_id): value}``, one query per meter.
 
-    Customers are named by external id (``customer_ids`` is accepted as another name for it). Pairs with no
-    event in the window are absent (read them as 0). ``end=None`` means no end.
+    Pairs with no event in the window are absent (read them as 0). ``end=None`` means no end.
     """
-    ids = list(customer_external_ids if customer_external_ids is not None else customer_ids or [])
+    ids = list(customer_external_ids)
     out: dict[tuple[str, int], Decimal] = {}
     if not ids:
         return out

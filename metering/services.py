@@ -203,14 +203,12 @@ def _meter_rollup_step(*, meter_id: int, upto: int, now: datetime) -> bool:
     if meter.aggregation == Meter.Aggregation.COUNT_UNIQUE or state.last_event_id >= upto:
         return False
     hi = min(upto, state.last_event_id + ROLLUP_CHUNK)
-    where, wparams = meter_filter_sql(meter)
-    for i in range(len(wparams)):
-        where = where.replace("%s", f"%(w{i})s", 1)
+    where, where_params = meter_filter_sql(meter)
     sql = ROLLUP_MERGE.format(num=numeric_sql("(e.properties -> %(field)s)"), where=where, newer=NEWER)
     params = {
         "lo": state.last_event_id, "hi": hi, "field": meter.field or "", "meter_id": meter.id,
         "is_count": meter.aggregation == Meter.Aggregation.COUNT,
-        **{f"w{i}": v for i, v in enumerate(wparams)},
+        **where_params,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
