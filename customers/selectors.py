@@ -87,7 +87,7 @@ def subscription_periods(*, subscription: Subscription, until: datetime) -> list
     Rule: the list runs from the first period up to and including the period stored on the row as current
     (later periods have not started for billing until the period boundary advances the row), and leaves out
     periods starting at or after ``until``. An ended subscription's last period is the one it ended in.
-    Versions are resolved once per distinct version query (pinned: none at all).
+    The plan's published versions are read in one query (none when the subscription is pinned).
     """
     interval = subscription.plan.interval
     last_end = subscription.current_period_end
@@ -95,15 +95,14 @@ def subscription_periods(*, subscription: Subscription, until: datetime) -> list
     schedule = periods.periods_between(subscription.billing, subscription.start_at, interval, subscription.start_at, end)
     ended = subscription.status == Subscription.Status.ENDED
     current_start = subscription.current_period_start
-    versions = list(
+    pinned = subscription.pinned_version if subscription.pinned_version_id else None
+    versions = [] if pinned else list(
         PlanVersion.objects.filter(plan_id=subscription.plan_id, status=PlanVersion.Status.PUBLISHED)
         .order_by("-effective_from", "-number")
     )
 
     def version_at(at: datetime) -> PlanVersion | None:
-        if subscription.pinned_version_id:
-            return subscription.pinned_version
-        return next((v for v in versions if v.effective_from <= at), None)
+        return pinned or next((v for v in versions if v.effective_from <= at), None)
 
     rows: list[SubscriptionPeriod] = []
     for period in schedule:

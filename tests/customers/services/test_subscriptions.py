@@ -100,6 +100,19 @@ def test_a_version_effective_mid_january_applies_from_the_next_period(plan):
 
 
 @pytest.mark.django_db
+def test_pinned_subscription_periods_all_bill_the_pinned_version_without_reading_versions(
+    plan, django_assert_num_queries
+):
+    PlanVersionFactory(plan=plan, number=2, published=True, effective_from=utc(2026, 1, 15))
+    pinned = subscribe(plan=plan, start_at=utc(2026, 1, 1), pinned_version=plan.versions.get(number=1))
+    pinned = advance(pinned, utc(2026, 2, 1))
+    pinned = Subscription.objects.select_related("plan", "plan_version", "pinned_version").get(pk=pinned.pk)
+    with django_assert_num_queries(0):  # plan and pinned version are on the row; no version query
+        rows = subscription_periods(subscription=pinned, until=utc(2026, 2, 10))
+    assert [(r.start, r.plan_version.number) for r in rows] == [(utc(2026, 1, 1), 1), (utc(2026, 2, 1), 1)]
+
+
+@pytest.mark.django_db
 def test_subscription_periods_lists_past_and_current_and_where_it_ended(plan):
     subscription = subscribe(plan=plan, start_at=utc(2026, 1, 15))
     for now in (utc(2026, 2, 1), utc(2026, 3, 1)):
