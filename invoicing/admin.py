@@ -134,7 +134,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", ("period_start", admin.DateFieldListFilter), "customer__currency", "kind")
     search_fields = ("number", "customer__external_id", "customer__name")
-    list_select_related = ("customer", "subscription")
+    list_select_related = ("customer",)
     date_hierarchy = "period_start"
     inlines = [InvoiceLineInline]
     actions = ["recalculate_action", "finalize_action", "void_action", "record_payment_action", "credit_note_action"]

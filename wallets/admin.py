@@ -69,6 +69,9 @@ class LedgerEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     ordering = ("-id",)
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("grant")  # each row shows its grant
+
 
 def _pending(wallet: Wallet):
     from invoicing.selectors import customer_pending_payable  # outer shell: admin may read invoicing
@@ -137,6 +140,7 @@ class WalletAdmin(admin.ModelAdmin):
 
     @admin.action(description="Grant credits…", permissions=["grant"])
     def grant_credits(self, request, queryset):
+        queryset = queryset.select_related("customer")  # each wallet is named with its customer
         form = GrantCreditsForm(
             request.POST if "confirm" in request.POST else None, limit=grant_limit_for(request.user)
         )

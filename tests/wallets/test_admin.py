@@ -48,3 +48,25 @@ def test_grant_then_void_with_confirmation(admin_client):
     assert LogEntry.objects.count() == 2
     assert list(wallet.ledger.values_list("type", flat=True).order_by("id")) == ["grant", "void"]
     assert_ledger_whole(wallet)
+
+
+def test_change_page_queries_do_not_grow_with_ledger_rows(admin_client):
+    """The ledger inline shows each row's grant: read along with the rows, not one query per row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    wallet = WalletFactory()
+    url = f"/admin/wallets/wallet/{wallet.pk}/change/"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert admin_client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    with transaction.atomic():
+        grant(wallet, 10)
+    few = queries()
+    with transaction.atomic():
+        for _ in range(5):
+            grant(wallet, 10)
+    assert queries() == few
