@@ -25,7 +25,7 @@ from catalog.pricing import quantize_minor
 from customers.models import Customer
 
 from .models import CreditNote, Invoice, InvoiceLine, Payment
-from .pdf import invoice_context, invoice_pdf
+from .pdf import breakdown_rows, invoice_context, invoice_pdf, invoice_pdf_filename
 from .selectors import upcoming_invoice_preview
 from .services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
 from .services.lines import period_label
@@ -45,19 +45,14 @@ def line_explanation(details: dict, currency: str) -> str:
     if details.get("proration"):
         facts.append(details["proration"].get("text", ""))
     html = format_html("<div>{}</div><div style='color:#666'>{}</div>", details.get("explanation", ""), " · ".join(facts))
-    pieces = details.get("breakdown") or []
+    pieces = breakdown_rows(details, currency)
     if pieces:
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{} – {}</td><td style='text-align:right'>{}</td><td style='text-align:right'>{}</td>"
+            "<tr><td>{}</td><td>{}</td><td style='text-align:right'>{}</td><td style='text-align:right'>{}</td>"
             "<td style='text-align:right'>{}</td><td style='text-align:right'>{}</td></tr>",
             (
-                (
-                    p["tier"], format_decimal(Decimal(p["first_unit"])),
-                    "∞" if p.get("up_to") is None else format_decimal(Decimal(p["up_to"])),
-                    format_decimal(Decimal(p["units"])), format_money(Decimal(p["unit_amount"]), currency),
-                    format_money(Decimal(p["flat_amount"]), currency), format_money(Decimal(p["amount"]), currency),
-                )
+                (p["tier"], p["range"], p["units"], p["unit_amount"], p["flat_amount"], p["amount"])
                 for p in pieces
             ),
         )
@@ -169,7 +164,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Number", ordering="number")
     def number_display(self, obj):
-        return obj.number or f"Draft #{obj.pk}"
+        return str(obj)  # the number, or "Draft #7"
 
     @admin.display(description="Period", ordering="period_start")
     def period_display(self, obj):
@@ -229,7 +224,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, invoice):
             return HttpResponse(status=403)
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="{invoice.number or f"draft-{invoice.pk}"}.pdf"'
+        response["Content-Disposition"] = f'attachment; filename="{invoice_pdf_filename(invoice)}"'
         return response
 
     def upcoming_view(self, request, customer_id):

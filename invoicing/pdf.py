@@ -12,9 +12,9 @@ from .models import Invoice
 from .services.lines import period_label
 
 
-def _line_context(line, currency: str) -> dict:
-    details = line.details or {}
-    breakdown = [
+def breakdown_rows(details: dict, currency: str) -> list[dict[str, str]]:
+    """A line's tier breakdown (``details["breakdown"]``) formatted for people: the PDF's and the admin's table."""
+    return [
         {
             "tier": piece.get("tier"),
             "range": f"{format_decimal(Decimal(piece['first_unit']))} – "
@@ -24,8 +24,12 @@ def _line_context(line, currency: str) -> dict:
             "flat_amount": format_money(Decimal(piece["flat_amount"]), currency),
             "amount": format_money(Decimal(piece["amount"]), currency),
         }
-        for piece in details.get("breakdown", [])
+        for piece in (details or {}).get("breakdown") or []
     ]
+
+
+def _line_context(line, currency: str) -> dict:
+    details = line.details or {}
     return {
         "description": line.description,
         "kind": line.get_kind_display() if hasattr(line, "get_kind_display") else line.kind,
@@ -37,7 +41,7 @@ def _line_context(line, currency: str) -> dict:
         "plan_version": details.get("plan_version"),
         "meter": details.get("meter"),
         "proration": (details.get("proration") or {}).get("text"),
-        "breakdown": breakdown,
+        "breakdown": breakdown_rows(details, currency),
     }
 
 
@@ -68,6 +72,11 @@ def invoice_context(invoice) -> dict:
 
 def invoice_html(invoice) -> str:
     return render_to_string("invoicing/invoice.html", invoice_context(invoice))
+
+
+def invoice_pdf_filename(invoice: Invoice) -> str:
+    """``INV-000042.pdf``, or ``draft-7.pdf`` before the invoice has a number."""
+    return f"{invoice.number or f'draft-{invoice.pk}'}.pdf"
 
 
 def invoice_pdf(invoice: Invoice) -> bytes:

@@ -21,7 +21,7 @@ from customers.models import Customer
 
 from .. import selectors
 from ..models import CreditNote, Invoice
-from ..pdf import invoice_pdf
+from ..pdf import invoice_pdf, invoice_pdf_filename
 from ..services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
 from .serializers import CreditNoteOutputSerializer, InvoiceOutputSerializer
 
@@ -141,9 +141,8 @@ class InvoicePdfApi(APIView):
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, 404: _ERRORS[404]})
     def get(self, request, invoice_id):
         invoice = _invoice(invoice_id)
-        name = invoice.number or f"draft-{invoice.pk}"
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
-        response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
+        response["Content-Disposition"] = f'inline; filename="{invoice_pdf_filename(invoice)}"'
         return response
 
 

@@ -105,3 +105,24 @@ def test_pdf_and_upcoming_views(admin_client, feb_invoice):
     assert upcoming.status_code == 200 and b"Nothing is saved" in upcoming.content
     assert admin_client.get("/admin/invoicing/payment/").status_code == 200
     assert admin_client.get("/admin/invoicing/creditnote/").status_code == 200
+
+
+def test_tier_table_is_the_same_in_the_admin_and_the_pdf():
+    """One formatter serves both: 7,500 units = 5,000 free + 2,500 x $0.01 = $25.00."""
+    from invoicing.admin import line_explanation
+    from invoicing.pdf import breakdown_rows, invoice_pdf_filename
+
+    details = {"explanation": "graduated", "breakdown": [
+        {"tier": 1, "first_unit": "1", "up_to": "5000", "units": "5000", "unit_amount": "0", "flat_amount": "0", "amount": "0"},
+        {"tier": 2, "first_unit": "5001", "up_to": None, "units": "2500", "unit_amount": "0.01", "flat_amount": "0", "amount": "25"},
+    ]}
+    rows = breakdown_rows(details, "USD")
+    assert [r["range"] for r in rows] == ["1 – 5,000", "5,001 – ∞"]
+    assert rows[1] == {"tier": 2, "range": "5,001 – ∞", "units": "2,500", "unit_amount": "$0.01",
+                       "flat_amount": "$0.00", "amount": "$25.00"}
+    html = line_explanation(details, "USD")
+    assert "<td>2</td><td>5,001 – ∞</td><td style='text-align:right'>2,500</td>" in html
+    assert "<td style='text-align:right'>$25.00</td></tr></table>" in html
+    assert breakdown_rows({}, "USD") == [] and line_explanation({}, "USD") == "—"
+    assert invoice_pdf_filename(Invoice(pk=7)) == "draft-7.pdf"
+    assert invoice_pdf_filename(Invoice(pk=7, number="INV-000042")) == "INV-000042.pdf"
