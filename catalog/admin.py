@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Prefetch
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -128,7 +128,13 @@ class PlanAdmin(SimpleHistoryAdmin):
     inlines = [PlanVersionSummaryInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_versions=Count("versions"))
+        published = PlanVersion.objects.filter(status=PlanVersion.Status.PUBLISHED).order_by("-number")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_versions=Count("versions"))
+            .prefetch_related(Prefetch("versions", queryset=published, to_attr="published_versions"))
+        )
 
     @admin.display(description="Versions", ordering="n_versions")
     def version_count(self, obj):
@@ -136,10 +142,12 @@ class PlanAdmin(SimpleHistoryAdmin):
 
     @admin.display(description="Latest published version")
     def latest_published(self, obj):
-        version = obj.versions.filter(status=PlanVersion.Status.PUBLISHED).order_by("-number").first()
+        version = next(iter(obj.published_versions), None)
         if version is None:
             return "—"
-        return format_html("{} (from {:%Y-%m-%d %H:%M} UTC)", _link(version, f"v{version.number}"), version.effective_from)
+        # format_html escapes its arguments to text first, so the date is formatted before it is passed.
+        return format_html("{} (from {} UTC)", _link(version, f"v{version.number}"),
+                           f"{version.effective_from:%Y-%m-%d %H:%M}")
 
 
 # --------------------------------------------------------------------------- plan versions and their rows

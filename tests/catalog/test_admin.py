@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -41,6 +42,15 @@ def test_changelists_with_search_and_filters(admin_client, draft, model):
     url = reverse(f"admin:catalog_{model}_changelist")
     assert admin_client.get(url).status_code == 200
     assert admin_client.get(url, {"q": "starter"}).status_code == 200
+
+
+def test_plan_list_shows_the_latest_published_version(admin_client, draft):
+    """Regression: the plan list answered 500 once a plan had a published version (format_html escaped the
+    date to text before applying the date format)."""
+    PlanVersionFactory(plan=draft.plan, number=2, published=True, effective_from=datetime(2026, 3, 1, tzinfo=UTC))
+    response = admin_client.get(reverse("admin:catalog_plan_changelist"))
+    assert response.status_code == 200
+    assert "v2</a> (from 2026-03-01 00:00 UTC)" in response.content.decode()
 
 
 def test_change_pages_render(admin_client, draft):
