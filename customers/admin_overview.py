@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from django.db.models import Sum
+
 from billing_project.money import format_decimal, format_money
 
 from .models import Customer, Subscription
@@ -84,11 +86,12 @@ def customer_overview(*, customer: Customer, now: datetime) -> dict:
         .select_related("invoice")
         .order_by("-created_at")[:RECENT]
     )
-    open_due = {}
-    for inv in Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALIZED).only(
-        "currency", "amount_due"
-    ):
-        open_due[inv.currency] = open_due.get(inv.currency, Decimal(0)) + inv.amount_due
+    open_due = (
+        Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALIZED)
+        .values("currency")
+        .annotate(due=Sum("amount_due"))
+        .order_by("currency")
+    )
 
     preview = None
     if any(s.status == Subscription.Status.ACTIVE for s in subscriptions):
@@ -124,6 +127,6 @@ def customer_overview(*, customer: Customer, now: datetime) -> dict:
         ],
         "payments": [{"payment": p, "amount": format_money(p.amount, p.currency)} for p in payments],
         "credit_notes": [{"note": n, "amount": format_money(n.amount, n.currency)} for n in credit_notes],
-        "open_due": [format_money(v, c) for c, v in sorted(open_due.items())],
+        "open_due": [format_money(row["due"], row["currency"]) for row in open_due],
         "preview": preview,
     }

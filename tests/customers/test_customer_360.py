@@ -63,3 +63,20 @@ def test_customer_page_shows_subscription_usage_wallets_invoices_and_preview(adm
     assert "$10.00" in html
     # upcoming preview: 40 calls × $0.50 = $20.00 in arrears + next month's $10.00 fee = $30.00
     assert "$20.00" in html and "$30.00" in html
+
+
+def test_open_due_is_summed_per_currency_over_finalized_invoices_only():
+    from customers.admin_overview import customer_overview
+    from invoicing.models import Invoice
+
+    customer = CustomerFactory(external_id="due-co")
+    for currency, due, status in [
+        ("USD", "10.00", Invoice.Status.FINALIZED),
+        ("USD", "2.50", Invoice.Status.FINALIZED),
+        ("EUR", "7.00", Invoice.Status.FINALIZED),
+        ("USD", "99.00", Invoice.Status.DRAFT),  # not yet owed
+    ]:
+        Invoice.objects.create(customer=customer, currency=currency, amount_due=Decimal(due), status=status)
+    overview = customer_overview(customer=customer, now=timezone.now())
+    # EUR 7.00; USD 10.00 + 2.50 = 12.50 (the draft's 99.00 is left out); currencies in code order
+    assert overview["open_due"] == ["€7.00", "$12.50"]
