@@ -26,7 +26,8 @@ from wallets.services import MANUAL_KINDS, credits_parse, wallet_create, wallet_
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "2000"})
 class CreditsField(serializers.Field):
-    """A credit quantity in and out as a decimal string; input errors name the field (400)."""
+    """A credit quantity (or a conversion rate) in and out as a plain decimal string ("2000", "0.05");
+    input errors name the field (400)."""
 
     def __init__(self, *, positive: bool = True, **kwargs):
         self.positive = positive
@@ -54,10 +55,10 @@ def _str_decimal(value):
 class WalletOutput(serializers.ModelSerializer):
     id = serializers.CharField()
     customer = serializers.CharField(source="customer.external_id")
-    conversion_rate = serializers.SerializerMethodField()
-    low_balance_threshold = serializers.SerializerMethodField()
-    auto_top_up_credits = serializers.SerializerMethodField()
-    balance = serializers.SerializerMethodField()
+    conversion_rate = CreditsField(read_only=True)
+    low_balance_threshold = CreditsField(read_only=True, allow_null=True)
+    auto_top_up_credits = CreditsField(read_only=True, allow_null=True)
+    balance = CreditsField(read_only=True)
 
     class Meta:
         model = Wallet
@@ -65,18 +66,6 @@ class WalletOutput(serializers.ModelSerializer):
             "id", "customer", "name", "currency", "conversion_rate", "applies_to", "low_balance_threshold",
             "auto_top_up_credits", "status", "balance", "created_at",
         ]
-
-    def get_conversion_rate(self, obj) -> str:
-        return _str_decimal(obj.conversion_rate)
-
-    def get_low_balance_threshold(self, obj) -> str | None:
-        return _str_decimal(obj.low_balance_threshold)
-
-    def get_auto_top_up_credits(self, obj) -> str | None:
-        return _str_decimal(obj.auto_top_up_credits)
-
-    def get_balance(self, obj) -> str:
-        return _str_decimal(obj.balance)
 
 
 class WalletDetailOutput(WalletOutput):
@@ -135,18 +124,12 @@ class CustomerWalletListApi(APIView):
 
 class GrantOutput(serializers.ModelSerializer):
     id = serializers.CharField()
-    credits = serializers.SerializerMethodField()
-    remaining = serializers.SerializerMethodField()
+    credits = CreditsField(read_only=True)
+    remaining = CreditsField(read_only=True)
 
     class Meta:
         model = CreditGrant
         fields = ["id", "kind", "name", "credits", "remaining", "priority", "effective_at", "expires_at", "status"]
-
-    def get_credits(self, obj) -> str:
-        return _str_decimal(obj.credits)
-
-    def get_remaining(self, obj) -> str:
-        return _str_decimal(obj.remaining)
 
 
 class WalletGrantCreateApi(APIView):
@@ -182,8 +165,8 @@ class WalletGrantListApi(APIView):
 class LedgerOutput(serializers.ModelSerializer):
     id = serializers.CharField()
     grant = serializers.SerializerMethodField()
-    credits = serializers.SerializerMethodField()
-    balance_after = serializers.SerializerMethodField()
+    credits = CreditsField(read_only=True)
+    balance_after = CreditsField(read_only=True)
 
     class Meta:
         model = LedgerEntry
@@ -191,12 +174,6 @@ class LedgerOutput(serializers.ModelSerializer):
 
     def get_grant(self, obj) -> str | None:
         return str(obj.grant_id) if obj.grant_id else None
-
-    def get_credits(self, obj) -> str:
-        return _str_decimal(obj.credits)
-
-    def get_balance_after(self, obj) -> str:
-        return _str_decimal(obj.balance_after)
 
 
 class WalletTransactionListApi(APIView):
