@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from customers.models import Customer, Subscription
 from customers.periods import Period
 
-from .models import Invoice
+from .models import Invoice, InvoiceLine
 from .services.boundary import boundary_lines_for
 from .services.lines import LineDraft, lines_totals, tax_breakdown
 
@@ -118,6 +118,6 @@ def customer_pending_payable(*, customer: Customer, currency: str, now: datetime
                 payable_usage += line.amount + line.tax
     for draft in Invoice.objects.drafts().filter(customer=customer, currency=currency).prefetch_related("lines"):
         payable_all += draft.amount_due
-        usage = sum((line.amount + line.tax for line in draft.lines.all() if line.kind == "usage"), ZERO)
+        usage = sum((line.amount + line.tax for line in draft.lines.all() if line.kind == InvoiceLine.Kind.USAGE), ZERO)
         payable_usage += min(usage, draft.amount_due)
     return payable_all, payable_usage

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -17,8 +19,6 @@ class MoneyString(serializers.Field):
 def _fmt(value) -> str:
     # Stored amounts are (19, 4) columns already rounded to the minor unit: show them at 2 dp for
     # 2-dp currencies ("124.00"), keeping extra digits only when a currency needs them (KWD 0.001).
-    from decimal import Decimal
-
     if value == value.quantize(Decimal("0.01")):
         return f"{value.quantize(Decimal('0.01')):f}"
     return f"{value.normalize():f}"

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing_project.api import Pagination, error_responses, paginated_schema
-from billing_project.errors import NotFound
+from billing_project.errors import NotFound, ValidationFailed
 from customers.models import Customer
 
 from .. import selectors
@@ -118,9 +118,9 @@ class InvoicePaymentCreateApi(APIView):
             now=timezone.now(),
         )
         # The invoice shape (what is now paid and due) with the recorded payment under "payment".
-        body = dict(InvoiceOutputSerializer(selectors.invoice_get(invoice_id=invoice.pk)).data)
-        body["payment"] = self.OutputSerializer(payment).data
-        return Response(body, status=201)
+        response = _out(invoice, status=201)
+        response.data["payment"] = self.OutputSerializer(payment).data
+        return response
 
 
 class PdfRenderer(BaseRenderer):
@@ -166,15 +166,12 @@ class CreditNoteCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        invoice_id = v["invoice"]
-        if not invoice_id.isdigit() or not Invoice.objects.filter(pk=int(invoice_id)).exists():
+        invoice = Invoice.objects.filter(pk=int(v["invoice"])).first() if v["invoice"].isdigit() else None
+        if invoice is None:
             # The body names an invoice that does not exist: bad input naming the field.
-            from billing_project.errors import ValidationFailed
-
             raise ValidationFailed("No such invoice.", field="invoice")
         note = credit_note_issue(
-            invoice=Invoice.objects.get(pk=int(invoice_id)), amount=v["amount"], reason=v["reason"],
-            refund_to=v["refund_to"], now=timezone.now(),
+            invoice=invoice, amount=v["amount"], reason=v["reason"], refund_to=v["refund_to"], now=timezone.now()
         )
         return Response(CreditNoteOutputSerializer(note).data, status=201)
 

@@ -62,14 +62,14 @@ def plan_credits_grant(*, subscription: Subscription, period: Period, now: datet
 
 
 def _owed(invoice: Invoice) -> Decimal:
+    """What the invoice still asks for before wallet credits: total - credit notes - paid (never below 0)."""
     return max(invoice.total - invoice.credit_notes_total - invoice.amount_paid, Decimal(0))
 
 
 def _set_credits_applied(invoice: Invoice, money: Decimal) -> None:
+    """Store ``money`` (>= 0) as the credits applied; ``amount_due`` is what is owed beyond it."""
     invoice.credits_applied = money
-    invoice.amount_due = max(
-        invoice.total - money - invoice.credit_notes_total - invoice.amount_paid, Decimal(0)
-    )
+    invoice.amount_due = max(_owed(invoice) - money, Decimal(0))
     invoice.save(update_fields=["credits_applied", "amount_due", "updated_at"])
 
 
