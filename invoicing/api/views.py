@@ -28,11 +28,18 @@ from .serializers import CreditNoteOutputSerializer, InvoiceOutputSerializer
 _ERRORS = error_responses(400, 404, 409)
 
 
+def _pk(value) -> int | None:
+    """An id from a path or body: ASCII digits only (``"²".isdigit()`` is true, yet ``int("²")`` fails)."""
+    text = str(value)
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def _invoice(invoice_id) -> Invoice:
-    if not str(invoice_id).isdigit():
+    pk = _pk(invoice_id)
+    if pk is None:
         raise NotFound("No such invoice.")
     try:
-        return selectors.invoice_get(invoice_id=int(invoice_id))
+        return selectors.invoice_get(invoice_id=pk)
     except Invoice.DoesNotExist:
         raise NotFound("No such invoice.") from None
 
@@ -166,7 +173,8 @@ class CreditNoteCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        invoice = Invoice.objects.filter(pk=int(v["invoice"])).first() if v["invoice"].isdigit() else None
+        pk = _pk(v["invoice"])
+        invoice = Invoice.objects.filter(pk=pk).first() if pk is not None else None
         if invoice is None:
             # The body names an invoice that does not exist: bad input naming the field.
             raise ValidationFailed("No such invoice.", field="invoice")
@@ -179,7 +187,8 @@ class CreditNoteCreateApi(APIView):
 class CreditNoteDetailApi(APIView):
     @extend_schema(responses={200: CreditNoteOutputSerializer, 404: _ERRORS[404]})
     def get(self, request, credit_note_id):
-        if not str(credit_note_id).isdigit():
+        pk = _pk(credit_note_id)
+        if pk is None:
             raise NotFound("No such credit note.")
-        note = get_object_or_404(CreditNote, pk=int(credit_note_id))
+        note = get_object_or_404(CreditNote, pk=pk)
         return Response(CreditNoteOutputSerializer(note).data)

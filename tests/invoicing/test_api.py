@@ -197,3 +197,16 @@ def test_credit_note_refund_to_wallet_grants_adjustment_credits(api, finalized):
     assert grant.credits == Decimal("12.5") and grant.wallet.customer == finalized.customer
     finalized.refresh_from_db()
     assert finalized.amount_due == Decimal("124.00")
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/invoices/²", "/api/v1/invoices/²/pdf", "/api/v1/invoices/١", "/api/v1/credit_notes/²"]
+)
+def test_non_ascii_digit_ids_are_404_not_500(api, url):
+    # "²".isdigit() is True but int("²") raises: such ids used to reach int() and answer 500.
+    assert api.get(url).status_code == 404
+
+
+def test_credit_note_for_a_non_ascii_digit_invoice_is_400(api):
+    response = api.post("/api/v1/credit_notes", {"invoice": "²", "amount": "1", "reason": "x"}, format="json")
+    assert response.status_code == 400 and "invoice" in response.json()
