@@ -75,8 +75,7 @@ class WalletDetailOutput(WalletOutput):
         fields = [*WalletOutput.Meta.fields, "real_time_balance"]
 
     def get_real_time_balance(self, obj) -> str:
-        now = self.context.get("now") or timezone.now()
-        pending = customer_pending_payable(customer=obj.customer, currency=obj.currency, now=now)
+        pending = customer_pending_payable(customer=obj.customer, currency=obj.currency, now=timezone.now())
         return _str_decimal(wallet_real_time_balance(wallet=obj, pending=pending))
 
 

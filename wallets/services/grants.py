@@ -42,7 +42,7 @@ def credits_parse(value: object, *, field: str = "credits", allow_zero: bool = F
     return credits
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def wallet_create(
     *,
     customer: Customer,
