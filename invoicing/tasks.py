@@ -24,13 +24,12 @@ import os
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from billing_project.models import BillingRun
 
 from .services.run import (
     RunSummary,
+    as_of_parse,
     billing_run_record,
     drafts_finalize_due,
     due_subscription_ids,
@@ -51,10 +50,6 @@ RELIABLE = {
 }
 
 
-def _now(value: str | None):
-    return parse_datetime(value) if value else timezone.now()
-
-
 def _database_failures(failures: list[str]) -> list[str]:
     """Failures recorded as ``"subscription N: <ExceptionType>: message"`` that were database errors."""
     names = {f": {cls.__name__}: " for cls in DATABASE_ERRORS}
@@ -63,8 +58,8 @@ def _database_failures(failures: list[str]) -> list[str]:
 
 @shared_task(name="invoicing.subscriptions_bill", time_limit=900, soft_time_limit=840, **RELIABLE)
 def subscriptions_bill_task(subscription_ids: list[int], now: str) -> str:
-    """Catch up one chunk of subscriptions as of ``now`` (ISO 8601); retried whole on database errors."""
-    summary = RunSummary(as_of=_now(now))
+    """Catch up one chunk of subscriptions as of ``now`` (ISO 8601, naive = UTC); retried whole on database errors."""
+    summary = RunSummary(as_of=as_of_parse(now))
     subscriptions_bill(subscription_ids=subscription_ids, now=summary.as_of, summary=summary)
     if lost := _database_failures(summary.failures):
         raise OperationalError(f"database errors in {len(lost)} subscriptions; the chunk is retried: {lost[0]}")
@@ -77,7 +72,7 @@ def subscriptions_bill_task(subscription_ids: list[int], now: str) -> str:
 @shared_task(name="invoicing.billing_run_execute", time_limit=3600, soft_time_limit=3500, **RELIABLE)
 def billing_run_task(now: str | None = None, customer_external_id: str | None = None) -> str:
     """Beat entry point: fan out the due subscriptions in chunks, then finalization and wallet work."""
-    as_of = _now(now)
+    as_of = as_of_parse(now)
     run = BillingRun.objects.create(as_of=as_of, customer_external_id=customer_external_id or "", trigger="beat")
     summary = RunSummary(as_of=as_of)
     ids = due_subscription_ids(now=as_of, customer_external_id=customer_external_id)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from billing_project.models import BillingRun
 from catalog.models import Price
@@ -60,6 +61,21 @@ class RunSummary:
             "boundaries": self.boundaries, "invoices_created": self.invoices_created,
             "invoices_finalized": self.invoices_finalized, "grants_expired": self.grants_expired, "alerts": self.alerts,
         }
+
+
+def as_of_parse(value: str | None) -> datetime:
+    """The instant a run works as of, from ISO 8601 (a naive value is UTC); the current time when empty.
+
+    Shared by ``run_billing --now`` and the Celery tasks. Raises ``ValueError`` when the value is unreadable.
+    """
+    if not value:
+        return timezone.now()
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"cannot parse {value!r}; use ISO 8601, e.g. 2026-02-01T00:00:00Z")
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def due_subscription_ids(*, now: datetime, customer_external_id: str | None = None) -> list[int]:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from billing_project.models import BillingRun
@@ -121,6 +121,25 @@ def test_beat_task_fans_out_chunks(settings):
     assert all(len(invoices_of(s)) == 3 for s in subs)
     assert tasks.subscriptions_bill_task.name == "invoicing.subscriptions_bill"
     assert tasks.billing_run_task.name == "invoicing.billing_run_execute"
+
+
+@pytest.mark.django_db
+def test_tasks_read_a_naive_now_as_utc_like_the_command():
+    # A naive "now" used to reach the chunks unconverted and they billed nothing (the beat's line still said
+    # "0 failures"); an unreadable one became None. Both are read as run_billing --now reads them: naive = UTC.
+    from invoicing import tasks
+
+    version = PlanVersionFactory(published=True, number=1)
+    PriceFactory(plan_version=version, amount=Decimal("5"))
+    sub = start(CustomerFactory(), version.plan, utc(2026, 1, 1))
+    line = tasks.billing_run_task.apply(kwargs={"now": "2026-02-01T00:00:00"}).get()
+    assert "0 failures" in line
+    # Jan 1 start invoice + Feb 1 boundary = 2 invoices.
+    assert [i.billing_boundary_at for i in invoices_of(sub)] == [utc(2026, 1, 1), utc(2026, 2, 1)]
+    with pytest.raises(ValueError, match="cannot parse"):
+        tasks.billing_run_task.apply(kwargs={"now": "next tuesday"}).get()
+    with pytest.raises(CommandError, match="--now: cannot parse"):
+        call_command("run_billing", "--now", "next tuesday", stdout=StringIO())
 
 
 @pytest.mark.django_db(transaction=True)

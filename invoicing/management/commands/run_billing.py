@@ -1,22 +1,17 @@
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from invoicing.services import billing_run_execute
+from invoicing.services.run import as_of_parse
 
 
 def parse_now(value: str | None) -> datetime:
-    if not value:
-        return timezone.now()
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise CommandError(f"--now: cannot parse {value!r}; use ISO 8601, e.g. 2026-02-01T00:00:00Z")
-    if timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return as_of_parse(value)
+    except ValueError as exc:
+        raise CommandError(f"--now: {exc}") from None
 
 
 class Command(BaseCommand):
