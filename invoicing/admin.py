@@ -28,7 +28,7 @@ from .models import CreditNote, Invoice, InvoiceLine, Payment
 from .pdf import breakdown_rows, invoice_context, invoice_pdf, invoice_pdf_filename
 from .selectors import upcoming_invoice_preview
 from .services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
-from .services.lines import period_label
+from .services.lines import period_label_of
 
 
 def line_explanation(details: dict, currency: str) -> str:
@@ -90,7 +90,7 @@ class InvoiceLineInline(admin.TabularInline):
 
     @admin.display(description="Period")
     def period(self, line):
-        return period_label(line.period_start, line.period_end) if line.period_start and line.period_end else "—"
+        return period_label_of(line, "—")
 
     @admin.display(description="Amount")
     def amount_display(self, line):
@@ -168,7 +168,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Period", ordering="period_start")
     def period_display(self, obj):
-        return period_label(obj.period_start, obj.period_end) if obj.period_start and obj.period_end else "—"
+        return period_label_of(obj, "—")
 
     @admin.display(description="Total", ordering="total")
     def total_display(self, obj):
@@ -236,7 +236,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request), **invoice_context(preview), "opts": self.model._meta,
             "title": f"Upcoming invoice for {customer}", "preview_lines": [
                 {"line": line, "why": line_explanation(line.details, preview.currency),
-                 "period": period_label(line.period_start, line.period_end),
+                 "period": period_label_of(line),
                  "amount": format_money(line.amount, preview.currency), "quantity": format_decimal(line.quantity)}
                 for line in preview.lines
             ],
@@ -245,7 +245,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
-        cl = getattr(response, "context_data", {}).get("cl") if hasattr(response, "context_data") else None
+        cl = getattr(response, "context_data", {}).get("cl")  # a redirect (after an action) has no context
         if cl is not None:
             rows = (
                 cl.queryset.order_by().values("currency")

@@ -9,7 +9,7 @@ from django.template.loader import render_to_string
 from billing_project.money import format_decimal, format_money
 
 from .models import Invoice
-from .services.lines import period_label
+from .services.lines import period_label_of
 
 
 def breakdown_rows(details: dict, currency: str) -> list[dict[str, str]]:
@@ -33,7 +33,7 @@ def _line_context(line, currency: str) -> dict:
     return {
         "description": line.description,
         "kind": line.get_kind_display() if hasattr(line, "get_kind_display") else line.kind,
-        "period": period_label(line.period_start, line.period_end) if line.period_start and line.period_end else "",
+        "period": period_label_of(line),
         "quantity": format_decimal(line.quantity),
         "amount": format_money(line.amount, currency),
         "tax": format_money(line.tax, currency),
@@ -59,7 +59,7 @@ def invoice_context(invoice) -> dict:
         "number": invoice.number or ("Preview" if invoice.status == "preview" else "Draft"),
         "status": invoice.status,
         "customer": invoice.customer,
-        "period": period_label(invoice.period_start, invoice.period_end) if invoice.period_start and invoice.period_end else "",
+        "period": period_label_of(invoice),
         "lines": [_line_context(line, currency) for line in lines],
         "taxes": [
             {"label": f"{t['code']} ({t['percentage']}%)", "taxable": format_money(Decimal(t["taxable"]), currency),

@@ -112,10 +112,11 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool 
     rows = _invoice_rows(invoice, wallets)
     held = -(rows.aggregate(s=Sum("credits"))["s"] or Decimal(0))
     active_wallets = [w for w in wallets if w.status == Wallet.Status.ACTIVE]
+    paying = wallets_payment_order(active_wallets)
     lots_by_wallet: dict[int, list[CreditGrant]] = {}
     boundary = invoice.billing_boundary_at or now
     eligible = usable_filter(now=now, expiring_after=boundary) | Q(status=CreditGrant.Status.EXPIRED)
-    for wallet in wallets_payment_order(active_wallets):
+    for wallet in paying:
         lots_by_wallet[wallet.pk] = grants_locked(wallet=wallet, filters=eligible)
     locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if held > 0 or locked.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED):
@@ -130,7 +131,7 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool 
     )
     exponent = currency_exponent(locked.currency)
     applied = Decimal(0)
-    for wallet in wallets_payment_order(active_wallets):
+    for wallet in paying:
         if owed_left <= 0:
             break
         payable = min(usage_left, owed_left) if wallet.applies_to == Wallet.AppliesTo.USAGE else owed_left

@@ -75,6 +75,13 @@ def period_label(start: datetime, end: datetime) -> str:
     return f"{first_day:%b} {first_day.day} {first_day.year} – {last_day:%b} {last_day.day} {last_day.year}"
 
 
+def period_label_of(obj, empty: str = "") -> str:
+    """:func:`period_label` of an invoice or a line (``period_start``/``period_end``); ``empty`` without a period."""
+    if obj.period_start and obj.period_end:
+        return period_label(obj.period_start, obj.period_end)
+    return empty
+
+
 def _included_units(price: Price) -> Decimal | None:
     """Units included for free: a graduated price's first tier when it is free (rate 0, flat 0)."""
     if price.model != Price.Model.TIERED or price.tier_mode != Price.TierMode.GRADUATED:
