@@ -26,7 +26,7 @@ _PAGE = [OpenApiParameter("limit", int), OpenApiParameter("offset", int)]
 
 
 def _number(value: str) -> int:
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise NotFound(f"No version '{value}'.")
     return int(value)
 
