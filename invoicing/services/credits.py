@@ -164,8 +164,12 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool 
 
 
 @transaction.atomic(savepoint=False)
-def invoice_credits_release(*, invoice: Invoice, now: datetime) -> None:
-    """Give back credits held for a draft (before it is recalculated). Idempotent. Call inside a transaction.
+def invoice_credits_release(
+    *, invoice: Invoice, now: datetime, reason: str = "Released from a draft invoice before recalculation"
+) -> None:
+    """Give back credits held for a draft (before it is recalculated) or applied to an invoice being voided.
+
+    Idempotent. Call inside a transaction.
 
     Each lot gets back exactly what the invoice took from it (``adjustment`` rows); a used-up lot becomes
     active again. Lock order customer -> wallets -> lots -> invoice.
@@ -187,7 +191,7 @@ def invoice_credits_release(*, invoice: Invoice, now: datetime) -> None:
         ledger_append(
             wallet=by_wallet[wallet_id], grant=grant, type=LedgerEntry.Type.ADJUSTMENT, credits=-credits,
             idempotency_key=f"invoice:{invoice.pk}:release:{round_no}:{grant_id}", reference=f"invoice:{invoice.pk}",
-            invoice_id=invoice.pk, description="Released from a draft invoice before recalculation",
+            invoice_id=invoice.pk, description=reason,
             grant_status=CreditGrant.Status.ACTIVE if grant.status == CreditGrant.Status.CONSUMED else None,
         )
     if invoice.credits_applied:

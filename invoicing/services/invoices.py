@@ -249,8 +249,13 @@ def invoice_recalculate(*, invoice: Invoice, now: datetime) -> Invoice:
 
 @transaction.atomic(savepoint=False)
 def invoice_void_locked(*, invoice: Invoice, now: datetime) -> Invoice:
-    """Void a locked finalized, unpaid invoice. Call inside a transaction."""
-    if invoice.status != Invoice.Status.FINALIZED or invoice.amount_paid != 0:
+    """Void a locked finalized invoice no money was paid on. Call inside a transaction.
+
+    "Unpaid" means no payment was recorded: an invoice settled entirely by wallet credits (status paid,
+    ``amount_paid`` 0) may be voided too, and its credits go back to the wallet (``invoice_void``).
+    """
+    voidable = invoice.status in (Invoice.Status.FINALIZED, Invoice.Status.PAID) and invoice.amount_paid == 0
+    if not voidable:
         raise Conflict(
             f"Invoice {invoice} is {invoice.status} with {invoice.amount_paid} paid; only finalized, unpaid invoices can be voided."
         )
@@ -263,7 +268,17 @@ def invoice_void_locked(*, invoice: Invoice, now: datetime) -> Invoice:
 
 @transaction.atomic(durable=True)
 def invoice_void(*, invoice: Invoice, now: datetime) -> Invoice:
-    """Void a finalized invoice with nothing paid yet; else 409."""
+    """Void a finalized invoice with nothing paid yet; else 409.
+
+    Wallet credits applied to it go back to the lots they came from (``adjustment`` rows; a lot that has
+    expired meanwhile expires again at the next run). The release takes the locks in the usual order
+    (customer -> wallets -> lots -> invoice) before the state is re-checked; a refused void rolls it back.
+    """
+    current = Invoice.objects.only("pk", "number", "customer_id", "currency", "status", "credits_applied", "billing_boundary_at").get(pk=invoice.pk)
+    if current.status in (Invoice.Status.FINALIZED, Invoice.Status.PAID) and current.credits_applied > 0:
+        credits_seam.invoice_credits_release(
+            invoice=current, now=now, reason=f"Given back: invoice {current.number} voided"
+        )
     return invoice_void_locked(invoice=_lock(invoice.pk), now=now)
 
 
