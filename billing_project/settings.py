@@ -17,7 +17,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: a debug page shows settings and the environment to whoever triggers an error.
+# `make demo` and the test settings (tests/settings.py) turn it on for local work.
+DEBUG = env.bool("DEBUG", default=False)
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me-in-production-0123456789"
 SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
@@ -199,7 +201,9 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG and SECRET_KEY == _DEV_SECRET:
-    raise RuntimeError("SECRET_KEY must be set when DEBUG is false")
+    raise RuntimeError(
+        "SECRET_KEY must be set when DEBUG is false (for local development set DEBUG=true, as `make demo` does)"
+    )
 
 # --- Billing -------------------------------------------------------------------------------------
 # Support staff may grant at most this many credits per grant from the admin.
