@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "billing_project.middleware.AdminGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "billing_project.middleware.ApiAuditMiddleware",
@@ -204,6 +205,10 @@ if not DEBUG and SECRET_KEY == _DEV_SECRET:
     raise RuntimeError(
         "SECRET_KEY must be set when DEBUG is false (for local development set DEBUG=true, as `make demo` does)"
     )
+
+# Every statement of an admin request is cancelled after this many milliseconds (0 = no limit); the page
+# answers 503. API requests and billing runs are not limited.
+ADMIN_STATEMENT_TIMEOUT_MS = env.int("ADMIN_STATEMENT_TIMEOUT_MS", default=30_000)
 
 # --- Billing -------------------------------------------------------------------------------------
 # Support staff may grant at most this many credits per grant from the admin.

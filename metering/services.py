@@ -17,13 +17,22 @@ from .selectors import meter_filter_sql, numeric_fields_forget, numeric_sql
 
 # --- Meters ---------------------------------------------------------------------------------------------------
 
+# A meter's filters become one SQL condition per filter, with one parameter per value, in every usage read.
+MAX_FILTERS = 20
+MAX_FILTER_VALUES = 100
+
 
 def meter_filters_clean(filters: Any) -> list[tuple[str, list[str]]]:
-    """``[{"property": str, "values": [str, ...]}]`` -> ``[(property, values)]``; ValidationFailed naming "filters"."""
+    """``[{"property": str, "values": [str, ...]}]`` -> ``[(property, values)]``; ValidationFailed naming "filters".
+
+    At most ``MAX_FILTERS`` filters of at most ``MAX_FILTER_VALUES`` values each.
+    """
     if filters is None:
         return []
     if not isinstance(filters, list):
         raise ValidationFailed("Must be a list of {property, values}.", field="filters")
+    if len(filters) > MAX_FILTERS:
+        raise ValidationFailed(f"At most {MAX_FILTERS} filters; got {len(filters)}.", field="filters")
     out = []
     for i, item in enumerate(filters):
         if not isinstance(item, dict) or set(item) - {"property", "values"}:
@@ -37,6 +46,10 @@ def meter_filters_clean(filters: Any) -> list[tuple[str, list[str]]]:
             or not all(isinstance(v, str) and v != "" and len(v) <= 200 for v in values)
         ):
             raise ValidationFailed(f"Filter {i}: 'values' must be a non-empty list of strings.", field="filters")
+        if len(values) > MAX_FILTER_VALUES:
+            raise ValidationFailed(
+                f"Filter {i}: at most {MAX_FILTER_VALUES} values; got {len(values)}.", field="filters"
+            )
         out.append((prop, list(dict.fromkeys(values))))
     return out
 

@@ -75,3 +75,97 @@ def test_audit_log_is_read_only_in_the_admin(admin_client, api):
     page = admin_client.get(f"/admin/billing_project/apiauditentry/{entry.pk}/change/")
     assert page.status_code == 200 and b'name="_save"' not in page.content
     assert admin_client.post(f"/admin/billing_project/apiauditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+# ---------------------------------------------------------------- admin requests: NUL and the statement timeout
+
+
+def _changelist_urls():
+    from django.contrib import admin
+    from django.urls import reverse
+
+    for model, model_admin in admin.site._registry.items():
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        yield url, model_admin
+
+
+def test_a_nul_in_any_changelist_search_or_filter_is_a_400(admin_client):
+    """Regression: ``?q=%00`` (or a NUL in a list filter) reached PostgreSQL, which refuses NUL in text: a 500."""
+    for url, model_admin in _changelist_urls():
+        params = [{"q": "a\x00b"}, {"status__exact": "\x00"}, {"x\x00": "1"}]
+        for name in model_admin.list_filter:
+            field = name if isinstance(name, str) else getattr(name, "parameter_name", None)
+            if isinstance(field, str):
+                params.append({f"{field}__exact": "\x00"})
+        for query in params:
+            response = admin_client.get(url, query)
+            assert response.status_code == 400, (url, query, response.status_code)
+        assert admin_client.get(url, {"q": "ok"}).status_code == 200, url
+
+
+def test_admin_statements_run_under_a_timeout_that_api_requests_never_see(admin_client, api, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.ADMIN_STATEMENT_TIMEOUT_MS = 12_345
+    with CaptureQueriesContext(connection) as ctx:
+        assert admin_client.get("/admin/customers/customer/").status_code == 200
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    assert sqls[0] == "SET statement_timeout = 12345" and sqls[-1] == "RESET statement_timeout"
+    with CaptureQueriesContext(connection) as ctx:
+        assert api.get("/api/v1/customers").status_code == 200
+    assert not [q for q in ctx.captured_queries if "statement_timeout" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"
+
+
+def test_a_slow_admin_statement_is_cancelled_and_answered_503(rf, settings):
+    """The guard itself, around a view whose query sleeps past the limit: 503, and the connection is reset."""
+    from django.db import connection, transaction
+
+    from billing_project.middleware import AdminGuardMiddleware
+
+    settings.ADMIN_STATEMENT_TIMEOUT_MS = 50
+
+    def slow_view(request):
+        seen = {}
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            seen["timeout"] = cursor.fetchone()[0]
+        request.seen = seen
+        with transaction.atomic(), connection.cursor() as cursor:  # a savepoint, as the admin's own views use
+            cursor.execute("SELECT pg_sleep(2)")
+        return None
+
+    guard = AdminGuardMiddleware(lambda request: _respond(guard, request, slow_view))
+    request = rf.get("/admin/catalog/planversion/", {"q": "a"})
+    response = guard(request)
+    assert request.seen == {"timeout": "50ms"}
+    assert response.status_code == 503 and b"Narrow the search" in response.content
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"
+    # outside the admin nothing is set
+    api_request = rf.get("/api/v1/customers")
+    AdminGuardMiddleware(lambda r: _respond(None, r, slow_view_free))(api_request)
+    assert api_request.seen == {"timeout": "0"}
+
+
+def _respond(guard, request, view):
+    """What Django's handler does with a view's exception: offer it to the middleware's process_exception."""
+    try:
+        return view(request)
+    except Exception as exc:
+        response = guard.process_exception(request, exc) if guard is not None else None
+        if response is None:
+            raise
+        return response
+
+
+def slow_view_free(request):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        request.seen = {"timeout": cursor.fetchone()[0]}
