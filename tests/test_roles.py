@@ -105,3 +105,84 @@ def test_finance_admin_may_grant_any_amount_and_void(login, settings):
     client.post("/admin/wallets/wallet/", {"action": "void_remaining_credits", "_selected_action": [wallet.pk], "confirm": "yes"})
     wallet.refresh_from_db()
     assert wallet.balance == Decimal("0")
+
+
+# ---------------------------------------------------------------- Support and the grant limit (forged POSTs)
+
+
+def _wallet_form(wallet, **changes):
+    """Every field of the wallet's change form as a browser would post it, with ``changes`` forged in."""
+    data = {
+        "name": wallet.name, "conversion_rate": str(wallet.conversion_rate), "applies_to": wallet.applies_to,
+        "low_balance_threshold": "", "auto_top_up_credits": "", "status": wallet.status,
+        "grants-TOTAL_FORMS": "0", "grants-INITIAL_FORMS": "0", "grants-MIN_NUM_FORMS": "0",
+        "grants-MAX_NUM_FORMS": "0", "ledger-TOTAL_FORMS": "0", "ledger-INITIAL_FORMS": "0",
+        "ledger-MIN_NUM_FORMS": "0", "ledger-MAX_NUM_FORMS": "0",
+    }
+    data.update(changes)
+    return data
+
+
+def test_support_cannot_change_a_wallets_terms_even_with_forged_form_data(login):
+    """Regression: Support set conversion_rate=1000000 (a $100 invoice paid with 0.0001 credits) and a tiny rate with
+    auto_top_up_credits=999999999999999 (1e15 credits at the next run) through the wallet's change form."""
+    wallet = _wallet()
+    client = login(SUPPORT)
+    page = client.get(f"/admin/wallets/wallet/{wallet.pk}/change/").content.decode()
+    assert 'name="conversion_rate"' not in page and 'name="auto_top_up_credits"' not in page
+    assert 'name="name"' in page  # Support may still rename it
+    response = client.post(
+        f"/admin/wallets/wallet/{wallet.pk}/change/",
+        _wallet_form(wallet, name="Support credits", conversion_rate="1000000", applies_to="usage",
+                     low_balance_threshold="999999999999999", auto_top_up_credits="999999999999999", status="closed"),
+    )
+    assert response.status_code == 302
+    wallet.refresh_from_db()
+    assert wallet.name == "Support credits"
+    assert (wallet.conversion_rate, wallet.applies_to, wallet.low_balance_threshold, wallet.auto_top_up_credits,
+            wallet.status) == (Decimal("1"), "all", None, None, "active")
+
+
+def test_finance_admin_may_change_a_wallets_terms(login):
+    wallet = _wallet()
+    client = login(FINANCE_ADMIN)
+    response = client.post(
+        f"/admin/wallets/wallet/{wallet.pk}/change/",
+        _wallet_form(wallet, conversion_rate="0.05", low_balance_threshold="100", auto_top_up_credits="1000"),
+    )
+    assert response.status_code == 302
+    wallet.refresh_from_db()
+    assert (wallet.conversion_rate, wallet.low_balance_threshold, wallet.auto_top_up_credits) == (
+        Decimal("0.05"), Decimal("100"), Decimal("1000"))
+
+
+def test_support_grant_limit_bounds_the_whole_action_not_each_wallet(login, settings):
+    """Regression: selecting two wallets granted 2 x the limit in one action."""
+    settings.SUPPORT_GRANT_LIMIT = Decimal("1000")
+    first = _wallet()
+    second = wallet_create(customer=CustomerFactory(external_id="globex"), name="Credits", currency="USD",
+                           conversion_rate=Decimal("1"))
+    client = login(SUPPORT)
+    post = {"action": "grant_credits", "_selected_action": [first.pk, second.pk], "confirm": "yes",
+            "kind": "promotional", "priority": "10", "expires_at": "", "name": ""}
+    # 2 wallets x 600 = 1,200 > 1,000: refused, nothing granted
+    page = client.post("/admin/wallets/wallet/", {**post, "credits": "600"})
+    assert page.status_code == 200
+    assert "at most 1,000 credits in one action (2 wallets x 600 = 1,200)" in page.content.decode()
+    assert not CreditGrant.objects.exists()
+    # 2 wallets x 500 = 1,000: at the limit, granted to both
+    assert client.post("/admin/wallets/wallet/", {**post, "credits": "500"}).status_code == 302
+    assert sorted(CreditGrant.objects.values_list("wallet_id", "credits")) == [
+        (first.pk, Decimal("500")), (second.pk, Decimal("500"))]
+
+
+def test_a_finance_admin_grants_past_the_support_limit_to_many_wallets(login, settings):
+    settings.SUPPORT_GRANT_LIMIT = Decimal("1000")
+    first = _wallet()
+    second = wallet_create(customer=CustomerFactory(external_id="globex"), name="Credits", currency="USD",
+                           conversion_rate=Decimal("1"))
+    client = login(FINANCE_ADMIN)
+    client.post("/admin/wallets/wallet/", {
+        "action": "grant_credits", "_selected_action": [first.pk, second.pk], "confirm": "yes", "credits": "5000",
+        "kind": "promotional", "priority": "10", "expires_at": "", "name": ""})
+    assert CreditGrant.objects.count() == 2
