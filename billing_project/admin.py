@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
+from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
 
 from .auth import api_key_create
 from .models import ApiAuditEntry, ApiKey, BillingRun
@@ -67,3 +69,24 @@ class BillingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("started_at", "as_of", "trigger", "customer_external_id", "status", "summary")
     list_filter = ("status", "trigger")
     search_fields = ("customer_external_id", "summary")
+
+
+class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
+    """django-celery-beat's schedule list, with its actions behind the change permission.
+
+    Its actions (enable, disable, toggle, run now) declare no permission, so Django offers them to anyone who
+    may view the list: a Finance viewer could run the billing task. Every admin action here needs a change (or
+    a more specific) permission; an action that names none is removed for users without change.
+    """
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self.has_change_permission(request):
+            for name, (func, _name, _description) in list(actions.items()):
+                if not getattr(func, "allowed_permissions", None):
+                    del actions[name]
+        return actions
+
+
+admin.site.unregister(PeriodicTask)
+admin.site.register(PeriodicTask, PeriodicTaskAdmin)

@@ -399,7 +399,7 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
             self.message_user(request, f"Published {published} version(s). They are read-only from now on.")
         return None
 
-    @admin.action(description="New draft from selected versions", permissions=["view"])
+    @admin.action(description="New draft from selected versions", permissions=["add"])
     def new_draft_from_versions(self, request, queryset):
         for version in queryset.select_related("plan"):
             with transaction.atomic():

@@ -186,3 +186,100 @@ def test_a_finance_admin_grants_past_the_support_limit_to_many_wallets(login, se
         "action": "grant_credits", "_selected_action": [first.pk, second.pk], "confirm": "yes", "credits": "5000",
         "kind": "promotional", "priority": "10", "expires_at": "", "name": ""})
     assert CreditGrant.objects.count() == 2
+
+
+# ---------------------------------------------------------------- every admin action, as a Finance viewer
+
+ACTION_FORM = {
+    "confirm": "yes", "post": "yes", "credits": "10", "kind": "promotional", "priority": "10", "expires_at": "",
+    "name": "", "amount": "1.00", "reference": "", "reason": "walk", "refund_to": "invoice", "at": "now",
+}
+
+
+def _one_of_everything():
+    """At least one row for every admin list, in the states the actions act on (drafts, finalized, active...)."""
+    import io
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from billing_project.auth import api_key_create
+    from billing_project.models import ApiAuditEntry, BillingRun
+    from invoicing.services import invoice_finalize, subscription_start
+    from tests.factories.catalog import PlanVersionFactory, PriceFactory
+    from tests.factories.invoicing import InvoiceFactory, InvoiceLineFactory, plan_with_api_calls
+    from tests.factories.metering import EventFactory
+    from wallets.models import LowBalanceAlert
+    from wallets.services import wallet_grant_create
+
+    version, _meter = plan_with_api_calls()
+    PriceFactory(plan_version=PlanVersionFactory(plan=version.plan, number=2))  # a draft next to the published v1
+    customer = CustomerFactory(external_id="acme")
+    now = timezone.now()
+    subscription_start(customer=customer, plan=version.plan, start_at=now, billing="calendar", pinned_version=None,
+                       now=now)
+    finalized = InvoiceLineFactory(invoice=InvoiceFactory(customer=customer), amount=Decimal("30.00")).invoice
+    finalized.subtotal = finalized.total = finalized.amount_due = Decimal("30.00")
+    finalized.save()
+    invoice_finalize(invoice=finalized, now=now)
+    InvoiceLineFactory(invoice=InvoiceFactory(customer=customer))  # a draft
+    wallet = wallet_create(customer=customer, name="Credits", currency="USD", conversion_rate=Decimal("1"))
+    grant, _ = wallet_grant_create(wallet=wallet, credits=Decimal("100"), kind="promotional", now=now)
+    LowBalanceAlert.objects.create(wallet=wallet, balance=Decimal("1"), threshold=Decimal("5"))
+    EventFactory(customer_external_id="acme")
+    key, _raw = api_key_create(name="walk")
+    ApiAuditEntry.objects.create(api_key=key, method="POST", path="/api/v1/customers", status_code=201)
+    BillingRun.objects.create(as_of=now)
+    call_command("setup_periodic_tasks", stdout=io.StringIO())
+
+
+def _snapshot() -> dict[str, list[dict]]:
+    """Every row of every table (sessions aside: logging in writes one), to compare before and after."""
+    from django.apps import apps
+
+    return {
+        model._meta.label: list(model._base_manager.order_by("pk").values())
+        for model in apps.get_models()
+        if model._meta.label != "sessions.Session"
+    }
+
+
+def test_every_admin_action_refuses_a_finance_viewer(login, rf):
+    """Regression: a Finance viewer created a draft version with "New draft from versions" (permissions=["view"]),
+    and django-celery-beat's actions (run, enable, disable, toggle) declared no permission at all. Walks every
+    action of every registered ModelAdmin with a real POST (confirmation included) and checks nothing changed."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    _one_of_everything()
+    client = login(FINANCE_VIEWER)
+    viewer = User.objects.get(username="finance-viewer")
+    request = rf.get("/admin/")
+    request.user = viewer
+    before = _snapshot()
+    walked = []
+    for model, model_admin in admin.site._registry.items():
+        assert model_admin.get_actions(request) == {}, f"{model._meta.label} offers actions to a viewer"
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        selected = [str(pk) for pk in model._base_manager.values_list("pk", flat=True)[:50]] or ["1"]
+        for _func, name, _description in model_admin._get_base_actions():
+            response = client.post(url, {"action": name, "_selected_action": selected, **ACTION_FORM})
+            assert response.status_code in (200, 302, 403), (model._meta.label, name, response.status_code)
+            assert _snapshot() == before, f"{model._meta.label}.{name} changed data for a Finance viewer"
+            walked.append(f"{model._meta.label}.{name}")
+    assert {"catalog.PlanVersion.new_draft_from_versions", "django_celery_beat.PeriodicTask.run_tasks",
+            "django_celery_beat.PeriodicTask.toggle_tasks", "invoicing.Invoice.finalize_action",
+            "wallets.Wallet.grant_credits"} <= set(walked)
+    assert len(walked) >= 30
+
+
+def test_the_walks_post_runs_the_action_for_a_finance_admin(login):
+    """The same POST as the walk above does act for a role that may: the walk's refusals are real refusals."""
+    from catalog.models import PlanVersion
+
+    _one_of_everything()
+    client = login(FINANCE_ADMIN)
+    published = PlanVersion.objects.get(status="published")
+    client.post("/admin/catalog/planversion/", {"action": "new_draft_from_versions",
+                                                 "_selected_action": [published.pk], **ACTION_FORM})
+    assert PlanVersion.objects.filter(plan=published.plan).count() == 3  # v1, the v2 draft and the new v3
