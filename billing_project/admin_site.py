@@ -17,7 +17,8 @@ class BillingAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None):
         from .dashboard import dashboard_context
 
-        context = {"dashboard": dashboard_context(timezone.now())}
+        invoicing = request.user.has_perm("invoicing.view_invoice")  # Support sees no invoice amounts
+        context = {"dashboard": dashboard_context(timezone.now(), invoicing=invoicing)}
         context.update(extra_context or {})
         return super().index(request, extra_context=context)
 
