@@ -1,4 +1,5 @@
-"""The admin site: the product's name in the header and a finance dashboard as the front page."""
+"""The admin site: the product's name in the header, a finance dashboard as the front page, and a sign-in
+form that locks a username out of an address after repeated failures (billing_project.auth)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ class BillingAdminSite(admin.AdminSite):
     site_title = f"{settings.PRODUCT_NAME} billing"
     index_title = "Dashboard"
     index_template = "admin/billing_index.html"
+
+    @property
+    def login_form(self):
+        from .auth import LockoutAuthenticationForm  # forms import models: not while the app registry loads
+
+        return LockoutAuthenticationForm
 
     def index(self, request, extra_context=None):
         from .dashboard import dashboard_context

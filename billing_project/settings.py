@@ -206,6 +206,15 @@ if not DEBUG and SECRET_KEY == _DEV_SECRET:
         "SECRET_KEY must be set when DEBUG is false (for local development set DEBUG=true, as `make demo` does)"
     )
 
+# Admin sign-in lockout (billing_project.auth): this many failures for one username from one address within
+# the window lock that pair out for LOGIN_LOCKOUT_SECONDS.
+LOGIN_LOCKOUT_ATTEMPTS = env.int("LOGIN_LOCKOUT_ATTEMPTS", default=5)
+LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=15 * 60)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: use REMOTE_ADDR). Client addresses
+# for the sign-in lockout and the API's anonymous throttle come from it.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
 # Every statement of an admin request is cancelled after this many milliseconds (0 = no limit); the page
 # answers 503. API requests and billing runs are not limited.
 ADMIN_STATEMENT_TIMEOUT_MS = env.int("ADMIN_STATEMENT_TIMEOUT_MS", default=30_000)

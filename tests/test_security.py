@@ -169,3 +169,74 @@ def slow_view_free(request):
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         request.seen = {"timeout": cursor.fetchone()[0]}
+
+
+# ---------------------------------------------------------------- admin sign-in lockout
+
+
+def _sign_in(client, password: str, ip: str = "127.0.0.1", username: str = "finance"):
+    return client.post("/admin/login/", {"username": username, "password": password, "next": "/admin/"},
+                       REMOTE_ADDR=ip)
+
+
+def _signed_in(client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+@pytest.fixture
+def finance_user(django_user_model):
+    return django_user_model.objects.create_user("finance", password="right-password-1", is_staff=True)
+
+
+def test_five_wrong_passwords_lock_the_username_from_that_address(client, finance_user, settings):
+    """Regression: 30 wrong passwords in a row were all checked, with no lockout or backoff."""
+    from django.contrib.auth.signals import user_login_failed
+
+    settings.LOGIN_LOCKOUT_ATTEMPTS = 5
+    checked = []
+    user_login_failed.connect(receiver := lambda **kw: checked.append(1), weak=False)
+    try:
+        for _ in range(30):
+            page = _sign_in(client, "wrong")
+            assert page.status_code == 200 and not _signed_in(client)
+    finally:
+        user_login_failed.disconnect(receiver)
+    # the first 5 passwords were checked; the other 25 were refused without looking at the password
+    assert len(checked) == 5
+    assert "Too many failed sign-ins" in page.content.decode()
+    # the right password is refused too while locked
+    page = _sign_in(client, "right-password-1")
+    assert "Too many failed sign-ins" in page.content.decode() and not _signed_in(client)
+    # another address is not locked out, nor another username from this one
+    assert _sign_in(client, "right-password-1", ip="10.0.0.2").status_code == 302 and _signed_in(client)
+
+
+def test_the_lock_ends_and_a_success_clears_the_count(client, finance_user, settings):
+    import time
+
+    settings.LOGIN_LOCKOUT_ATTEMPTS = 3
+    settings.LOGIN_LOCKOUT_SECONDS = 1
+    from billing_project.auth import login_locked
+
+    # 2 failures, a success (clears the count), 2 failures: never 3 in a row, so not locked
+    for password in ("wrong", "wrong", "right-password-1", "wrong", "wrong"):
+        _sign_in(client, password)
+    client.logout()
+    assert not login_locked(username="finance", ip="127.0.0.1")
+    # a form without a password authenticates nobody and clears nothing: the next failure is the 3rd and locks
+    client.post("/admin/login/", {"username": "finance", "password": "", "next": "/admin/"})
+    assert "Please enter the correct username and password" in _sign_in(client, "wrong").content.decode()
+    assert login_locked(username="finance", ip="127.0.0.1")
+    assert "Too many failed sign-ins" in _sign_in(client, "right-password-1").content.decode()
+    time.sleep(1.1)  # the lock lasts LOGIN_LOCKOUT_SECONDS
+    assert _sign_in(client, "right-password-1").status_code == 302 and _signed_in(client)
+
+
+def test_the_lockout_reads_the_client_address_behind_the_configured_proxies(rf, settings):
+    from billing_project.auth import client_ip
+
+    request = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7")
+    settings.NUM_PROXIES = 0
+    assert client_ip(request) == "10.0.0.1"  # X-Forwarded-For is not trusted without proxies
+    settings.NUM_PROXIES = 1
+    assert client_ip(request) == "203.0.113.7"  # the address our proxy saw; "6.6.6.6" was sent by the client
