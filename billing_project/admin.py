@@ -1,4 +1,7 @@
-from django.contrib import admin, messages
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
@@ -20,8 +23,19 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class ApiKeyAddForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Who or what uses the key, e.g. \"ingest service\".")
+    scopes = forms.MultipleChoiceField(
+        choices=ApiKey.Scope.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every scope.",
+    )
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    """API keys. A new key is shown once, on the page that answers its creation (never in a message: messages
+    travel in a cookie or the session), with ``Cache-Control: no-store``; only its hash is kept."""
+
     list_display = ("name", "prefix", "scopes_display", "created_at", "last_used_at", "revoked")
     list_filter = ("revoked",)
     search_fields = ("name", "prefix")
@@ -33,17 +47,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def scopes_display(self, obj):
         return ", ".join(obj.scopes)
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            return super().save_model(request, obj, form, change)
-        key, raw = api_key_create(name=obj.name, scopes=obj.scopes or None)
-        obj.pk = key.pk
-        obj.refresh_from_db()
-        self.message_user(
-            request,
-            f"New API key (shown once, copy it now): {raw}",
-            level=messages.WARNING,
-        )
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ApiKeyAddForm(request.POST or None)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Add API key", "form": form,
+                   **(extra_context or {})}
+        if request.method == "POST" and form.is_valid():
+            key, raw = api_key_create(name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"] or None)
+            self.log_addition(request, key, "Created")
+            context.update(title="New API key", key=key, raw_key=raw)
+        response = TemplateResponse(request, "admin/billing_project/apikey/add.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     def has_delete_permission(self, request, obj=None):
         return False

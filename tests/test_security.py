@@ -6,7 +6,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from billing_project.auth import api_key_create
+from billing_project.auth import api_key_create, hash_key
 from billing_project.models import ApiAuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -240,3 +240,24 @@ def test_the_lockout_reads_the_client_address_behind_the_configured_proxies(rf, 
     assert client_ip(request) == "10.0.0.1"  # X-Forwarded-For is not trusted without proxies
     settings.NUM_PROXIES = 1
     assert client_ip(request) == "203.0.113.7"  # the address our proxy saw; "6.6.6.6" was sent by the client
+
+
+def test_a_new_api_key_is_shown_once_on_the_page_not_in_a_message(admin_client):
+    """Regression: the admin put a new key in a message, which Django keeps in a cookie (or the session)."""
+    import re
+
+    from billing_project.models import ApiKey
+
+    response = admin_client.post("/admin/billing_project/apikey/add/", {"name": "ci", "scopes": ["read"]})
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    raw = re.search(r'<code id="new-api-key">(ll_[^<]+)</code>', response.content.decode()).group(1)
+    key = ApiKey.objects.get(hashed_key=hash_key(raw))
+    assert key.name == "ci" and key.scopes == ["read"]
+    # nowhere else: no cookie, no session entry, no message on the next page
+    assert all(raw not in morsel.value for morsel in response.cookies.values())
+    assert all(raw not in str(value) for value in admin_client.session.values())
+    assert raw not in admin_client.get("/admin/billing_project/apikey/").content.decode()
+    # the key works
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert client.get("/api/v1/customers").status_code == 200
