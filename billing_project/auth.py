@@ -65,15 +65,25 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
+        """The key's user, or None with no header (then the permission check answers 401).
+
+        Every request without a valid key is counted in the anonymous bucket of its address first
+        (``billing_project.throttling``): past the rate it gets 429 instead of 401.
+        """
+        from .throttling import anonymous_request_count  # throttling imports this module
+
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
+            anonymous_request_count(request)
             return None
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != "bearer":
+            anonymous_request_count(request)
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <key>'.")
         try:
             key = ApiKey.objects.get(hashed_key=hash_key(parts[1]), revoked=False)
         except ApiKey.DoesNotExist:
+            anonymous_request_count(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.") from None
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:

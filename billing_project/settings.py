@@ -139,6 +139,8 @@ REST_FRAMEWORK = {
         "ingest": env.str("THROTTLE_INGEST", default="6000/min"),
         "read": env.str("THROTTLE_READ", default="1200/min"),
         "write": env.str("THROTTLE_WRITE", default="600/min"),
+        # requests with no key or a bad one, per client address (billing_project.throttling)
+        "anon": env.str("THROTTLE_ANON", default="60/min"),
     },
 }
 SPECTACULAR_SETTINGS = {

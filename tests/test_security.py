@@ -261,3 +261,33 @@ def test_a_new_api_key_is_shown_once_on_the_page_not_in_a_message(admin_client):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert client.get("/api/v1/customers").status_code == 200
+
+
+def test_requests_with_no_key_or_a_bad_key_are_throttled_per_address(settings, api_key):
+    """Regression: requests with no key or a bad one were never throttled (unbounded key guessing)."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "3/min"},
+    }
+    anonymous, guessing, other = APIClient(), APIClient(), APIClient(REMOTE_ADDR="10.0.0.9")
+    guessing.credentials(HTTP_AUTHORIZATION="Bearer ll_guess_not-a-key")
+    # three refusals in the minute from 127.0.0.1 (no key, a bad key, a malformed header); the fourth is throttled
+    assert anonymous.get("/api/v1/customers").status_code == 401
+    assert guessing.get("/api/v1/customers").status_code == 401
+    malformed = APIClient()
+    malformed.credentials(HTTP_AUTHORIZATION="Basic Zm9vOmJhcg==")
+    assert malformed.get("/api/v1/customers").status_code == 401
+    throttled = guessing.post("/api/v1/events", {"event_id": "e1"}, format="json")
+    assert throttled.status_code == 429 and int(throttled["Retry-After"]) > 0
+    assert anonymous.get("/api/v1/customers").status_code == 429
+    # another address has its own bucket; a valid key from the throttled address is not in that bucket at all
+    assert other.get("/api/v1/customers").status_code == 401
+    keyed = APIClient()
+    keyed.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    assert keyed.get("/api/v1/customers").status_code == 200
+
+
+def test_the_anonymous_rate_defaults_to_60_a_minute():
+    from django.conf import settings
+
+    assert settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["anon"] == "60/min"
