@@ -74,6 +74,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(ApiAuditEntry)
 class ApiAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    show_full_result_count = False  # a large table: a search counts its matches only
     list_display = ("created_at", "api_key", "method", "path", "status_code", "object_ref")
     list_filter = ("method", "status_code")
     search_fields = ("path", "object_ref", "api_key__name")

@@ -17,7 +17,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import F, Func, IntegerField, OuterRef, Subquery
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -147,12 +147,22 @@ class CustomerAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at",)
     inlines = [SubscriptionInline]
 
+    show_full_result_count = False  # a search counts its matches only, not every customer again
+
     def get_queryset(self, request):
+        # The active count is a correlated subquery for the customers shown, not a join grouped over every
+        # customer and subscription (which the list's count query would repeat).
+        active = (
+            Subscription.objects.filter(customer=OuterRef("pk"), status=Subscription.Status.ACTIVE)
+            .order_by()
+            .annotate(n=Func(F("pk"), function="COUNT"))
+            .values("n")
+        )
         return (
             super()
             .get_queryset(request)
             .prefetch_related("tax_rates")
-            .annotate(_active=Count("subscriptions", filter=Q(subscriptions__status=Subscription.Status.ACTIVE)))
+            .annotate(_active=Subquery(active, output_field=IntegerField()))
         )
 
     def get_readonly_fields(self, request, obj=None):

@@ -123,6 +123,7 @@ class CreditNoteForm(forms.Form):
 
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
+    show_full_result_count = False  # a large table: a search counts its matches only
     list_display = (
         "number_display", "billed_to", "status", "period_display", "total_display", "credits_display",
         "amount_due_display", "issued_at", "due_at",

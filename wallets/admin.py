@@ -223,6 +223,7 @@ class CreditGrantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    show_full_result_count = False  # a large table: a search counts its matches only
     list_display = ("created_at", "wallet", "type", "credits", "balance_after", "grant", "reference", "description")
     list_filter = ("type",)
     search_fields = ("wallet__customer__external_id", "reference", "idempotency_key")

@@ -144,3 +144,15 @@ def test_a_tax_rate_in_use_is_never_deleted(admin_client):
     acme.tax_rates.clear()
     admin_client.post(f"/admin/customers/taxrate/{vat.pk}/delete/", {"post": "yes"})
     assert not TaxRate.objects.exists()
+
+
+def test_customer_list_counts_active_subscriptions_without_a_join(admin_client, subscription):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    subscribe(customer=subscription.customer, start_at=utc(2026, 2, 1))
+    with CaptureQueriesContext(connection) as ctx:
+        response = admin_client.get(reverse("admin:customers_customer_changelist"), {"q": "acme", "o": "6"})
+    assert response.status_code == 200
+    assert [c._active for c in response.context["cl"].result_list] == [2]
+    assert not [q["sql"] for q in ctx.captured_queries if 'JOIN "customers_subscription"' in q["sql"]]
