@@ -18,7 +18,7 @@ $(STAMP): requirements.txt constraints.txt
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) manage.py demo
+	DEBUG=$${DEBUG:-true} $(PY) manage.py demo
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

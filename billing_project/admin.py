@@ -1,5 +1,10 @@
-from django.contrib import admin, messages
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
 from django.utils import timezone
+from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
 
 from .auth import api_key_create
 from .models import ApiAuditEntry, ApiKey, BillingRun
@@ -18,8 +23,19 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class ApiKeyAddForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Who or what uses the key, e.g. \"ingest service\".")
+    scopes = forms.MultipleChoiceField(
+        choices=ApiKey.Scope.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every scope.",
+    )
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    """API keys. A new key is shown once, on the page that answers its creation (never in a message: messages
+    travel in a cookie or the session), with ``Cache-Control: no-store``; only its hash is kept."""
+
     list_display = ("name", "prefix", "scopes_display", "created_at", "last_used_at", "revoked")
     list_filter = ("revoked",)
     search_fields = ("name", "prefix")
@@ -31,17 +47,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def scopes_display(self, obj):
         return ", ".join(obj.scopes)
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            return super().save_model(request, obj, form, change)
-        key, raw = api_key_create(name=obj.name, scopes=obj.scopes or None)
-        obj.pk = key.pk
-        obj.refresh_from_db()
-        self.message_user(
-            request,
-            f"New API key (shown once, copy it now): {raw}",
-            level=messages.WARNING,
-        )
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ApiKeyAddForm(request.POST or None)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Add API key", "form": form,
+                   **(extra_context or {})}
+        if request.method == "POST" and form.is_valid():
+            key, raw = api_key_create(name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"] or None)
+            self.log_addition(request, key, "Created")
+            context.update(title="New API key", key=key, raw_key=raw)
+        response = TemplateResponse(request, "admin/billing_project/apikey/add.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -56,6 +74,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(ApiAuditEntry)
 class ApiAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    show_full_result_count = False  # a large table: a search counts its matches only
     list_display = ("created_at", "api_key", "method", "path", "status_code", "object_ref")
     list_filter = ("method", "status_code")
     search_fields = ("path", "object_ref", "api_key__name")
@@ -67,3 +86,24 @@ class BillingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("started_at", "as_of", "trigger", "customer_external_id", "status", "summary")
     list_filter = ("status", "trigger")
     search_fields = ("customer_external_id", "summary")
+
+
+class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
+    """django-celery-beat's schedule list, with its actions behind the change permission.
+
+    Its actions (enable, disable, toggle, run now) declare no permission, so Django offers them to anyone who
+    may view the list: a Finance viewer could run the billing task. Every admin action here needs a change (or
+    a more specific) permission; an action that names none is removed for users without change.
+    """
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self.has_change_permission(request):
+            for name, (func, _name, _description) in list(actions.items()):
+                if not getattr(func, "allowed_permissions", None):
+                    del actions[name]
+        return actions
+
+
+admin.site.unregister(PeriodicTask)
+admin.site.register(PeriodicTask, PeriodicTaskAdmin)

@@ -1,4 +1,5 @@
-"""The admin site: the product's name in the header and a finance dashboard as the front page."""
+"""The admin site: the product's name in the header, a finance dashboard as the front page, and a sign-in
+form that locks a username out of an address after repeated failures (billing_project.auth)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,17 @@ class BillingAdminSite(admin.AdminSite):
     index_title = "Dashboard"
     index_template = "admin/billing_index.html"
 
+    @property
+    def login_form(self):
+        from .auth import LockoutAuthenticationForm  # forms import models: not while the app registry loads
+
+        return LockoutAuthenticationForm
+
     def index(self, request, extra_context=None):
         from .dashboard import dashboard_context
 
-        context = {"dashboard": dashboard_context(timezone.now())}
+        invoicing = request.user.has_perm("invoicing.view_invoice")  # Support sees no invoice amounts
+        context = {"dashboard": dashboard_context(timezone.now(), invoicing=invoicing)}
         context.update(extra_context or {})
         return super().index(request, extra_context=context)
 

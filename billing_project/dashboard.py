@@ -1,7 +1,8 @@
 """The admin front page's figures: what a finance team checks first each morning.
 
 Everything here is a read (aggregate queries, a bounded number of them); amounts are grouped by currency
-and never added across currencies.
+and never added across currencies. Invoice figures (amounts due, invoices by status, revenue, drafts) are read
+and shown only for users who may view invoices.
 """
 
 from __future__ import annotations
@@ -193,13 +194,24 @@ def drafts_waiting(limit: int = 10):
     return qs.count(), list(qs[:limit])
 
 
-def dashboard_context(now: datetime) -> dict:
-    buckets, currencies = revenue_by_month(now)
+def dashboard_context(now: datetime, *, invoicing: bool = True) -> dict:
     wallets_count, wallets = wallets_below_threshold()
     unknown_count, unknown_top = unknown_customer_events()
+    context = {
+        "now": now,
+        "invoicing": invoicing,
+        "runs": billing_runs(),
+        "low_wallets_count": wallets_count,
+        "low_wallets": wallets,
+        "unknown_events_count": unknown_count,
+        "unknown_events_top": unknown_top,
+    }
+    if not invoicing:
+        return context
+    buckets, currencies = revenue_by_month(now)
     drafts_count, drafts = drafts_waiting()
     return {
-        "now": now,
+        **context,
         "amounts_due": amounts_due(now),
         "status_counts": invoices_by_status_this_month(now),
         "revenue_charts": [
@@ -210,11 +222,6 @@ def dashboard_context(now: datetime) -> dict:
             }
             for c in currencies
         ],
-        "runs": billing_runs(),
-        "low_wallets_count": wallets_count,
-        "low_wallets": wallets,
-        "unknown_events_count": unknown_count,
-        "unknown_events_top": unknown_top,
         "drafts_count": drafts_count,
         "drafts": drafts,
     }

@@ -2,6 +2,10 @@
 
 - ``BodySizeLimitMiddleware``: a request body larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is refused with
   413 before anything reads it (no out-of-memory, never a 500).
+- ``AdminGuardMiddleware``: admin requests only. A NUL character anywhere in the path or query string is a 400
+  (PostgreSQL cannot store or compare text holding NUL, so a changelist search or filter with one was a 500), and
+  every statement of the request runs under ``ADMIN_STATEMENT_TIMEOUT_MS``: a search or count that would run for
+  minutes is cancelled and answered 503. API requests, Celery tasks and ``run_billing`` never see the limit.
 - ``ApiAuditMiddleware``: every API write (POST/PUT/PATCH/DELETE under /api/v1/) made with a key is recorded
   (key, method, path, status, object) next to the admin's action log. Usage events are not: the event table
   is itself the record of what was ingested, and the ingest path must stay one round trip per batch.
@@ -12,7 +16,8 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.db import DatabaseError, connection
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,63 @@ class BodySizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+ADMIN_PREFIX = "/admin/"
+
+
+def _statement_timed_out(exc: BaseException) -> bool:
+    from psycopg import errors
+
+    while exc is not None:
+        if isinstance(exc, errors.QueryCanceled):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+class AdminGuardMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith(ADMIN_PREFIX):
+            return self.get_response(request)
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
+        ):
+            return HttpResponseBadRequest("NUL characters are not allowed in the address.", content_type="text/plain")
+        timeout = settings.ADMIN_STATEMENT_TIMEOUT_MS
+        if not timeout:
+            return self.get_response(request)
+        # Session-level (not SET LOCAL): admin requests are not one transaction, and the durable services the
+        # admin calls may not run inside one. Reset before the connection serves anything else.
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {int(timeout)}")
+        try:
+            return self.get_response(request)
+        finally:
+            self._reset()
+
+    @staticmethod
+    def _reset() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout")
+        except DatabaseError:
+            # The connection cannot say it is back to normal: drop it rather than let it carry the admin's limit.
+            logger.warning("could not reset the admin statement timeout; closing the connection")
+            connection.close()
+
+    def process_exception(self, request, exception):
+        if request.path.startswith(ADMIN_PREFIX) and _statement_timed_out(exception):
+            logger.warning("admin request cancelled by the statement timeout: %s", request.get_full_path()[:300])
+            return HttpResponse(
+                "This page asked the database for more than it may in one request and was stopped. "
+                "Narrow the search or the filters and try again.",
+                status=503, content_type="text/plain",
+            )
+        return None
 
 
 class ApiAuditMiddleware:

@@ -3,8 +3,10 @@
 - Finance admin: every permission of the billing apps (catalog, customers, metering, wallets, invoicing,
   the platform rows) and of the beat schedules, plus granting credits without limit.
 - Finance viewer: read-only everywhere (view permissions only): no add/change/delete, no actions.
-- Support: customers (view, add, change) and wallets (view, change, grant credits up to
-  ``settings.SUPPORT_GRANT_LIMIT`` per grant); no catalog, invoicing or schedules.
+- Support: customers (view, add, change) and wallets (view, rename, grant credits up to
+  ``settings.SUPPORT_GRANT_LIMIT`` in one action, however many wallets it selects); a wallet's terms (conversion
+  rate, what it pays, low-balance threshold, auto top-up, status) are read-only for Support, enforced by the
+  form (``wallets.change_wallet_terms``); no catalog, invoicing or schedules.
 
 The groups are created by a migration; ``roles_sync`` runs after every ``migrate`` so permissions of
 models added later join the groups too. Admin actions check these permissions as well as the forms.
@@ -31,6 +33,7 @@ CUSTOM_PERMISSIONS = (
     ("wallets", "wallet", "grant_credits", "Can grant credits (up to the support limit)"),
     ("wallets", "wallet", "grant_credits_unlimited", "Can grant any amount of credits"),
     ("wallets", "wallet", "void_credits", "Can void remaining credits"),
+    ("wallets", "wallet", "change_wallet_terms", "Can change a wallet's rate, what it pays, threshold, top-up and status"),
     ("invoicing", "invoice", "finalize_invoice", "Can finalize, void and credit invoices"),
 )
 

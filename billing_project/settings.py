@@ -17,7 +17,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: a debug page shows settings and the environment to whoever triggers an error.
+# `make demo` and the test settings (tests/settings.py) turn it on for local work.
+DEBUG = env.bool("DEBUG", default=False)
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me-in-production-0123456789"
 SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
@@ -55,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "billing_project.middleware.AdminGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "billing_project.middleware.ApiAuditMiddleware",
@@ -136,6 +139,8 @@ REST_FRAMEWORK = {
         "ingest": env.str("THROTTLE_INGEST", default="6000/min"),
         "read": env.str("THROTTLE_READ", default="1200/min"),
         "write": env.str("THROTTLE_WRITE", default="600/min"),
+        # requests with no key or a bad one, per client address (billing_project.throttling)
+        "anon": env.str("THROTTLE_ANON", default="60/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -199,7 +204,22 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG and SECRET_KEY == _DEV_SECRET:
-    raise RuntimeError("SECRET_KEY must be set when DEBUG is false")
+    raise RuntimeError(
+        "SECRET_KEY must be set when DEBUG is false (for local development set DEBUG=true, as `make demo` does)"
+    )
+
+# Admin sign-in lockout (billing_project.auth): this many failures for one username from one address within
+# the window lock that pair out for LOGIN_LOCKOUT_SECONDS.
+LOGIN_LOCKOUT_ATTEMPTS = env.int("LOGIN_LOCKOUT_ATTEMPTS", default=5)
+LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=15 * 60)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: use REMOTE_ADDR). Client addresses
+# for the sign-in lockout and the API's anonymous throttle come from it.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
+# Every statement of an admin request is cancelled after this many milliseconds (0 = no limit); the page
+# answers 503. API requests and billing runs are not limited.
+ADMIN_STATEMENT_TIMEOUT_MS = env.int("ADMIN_STATEMENT_TIMEOUT_MS", default=30_000)
 
 # --- Billing -------------------------------------------------------------------------------------
 # Support staff may grant at most this many credits per grant from the admin.

@@ -16,10 +16,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Prefetch
+from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Prefetch, Q, Subquery
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.text import smart_split, unescape_string_literal
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing_project.errors import BillingError
@@ -33,6 +34,17 @@ from .selectors import plan_version_in_effect
 
 def _published(version: PlanVersion | None) -> bool:
     return version is not None and version.pk is not None and version.is_published
+
+
+def _row_count(queryset) -> Subquery:
+    """``(SELECT COUNT(*) FROM <rows> WHERE <fk> = outer.pk)`` for a queryset filtered on ``OuterRef("pk")``.
+
+    A correlated subquery per row shown, instead of a ``COUNT`` over a join: a join multiplies the rows by
+    every child (prices x entitlements x grants) before grouping, and drags the children into the changelist's
+    count, search and date queries too.
+    """
+    counted = queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return Subquery(counted, output_field=IntegerField())
 
 
 def _link(obj: Any, text: str) -> str:
@@ -105,9 +117,9 @@ class PlanVersionSummaryInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
-            n_prices=Count("prices", distinct=True),
-            n_entitlements=Count("entitlements", distinct=True),
-            n_grants=Count("credit_grants", distinct=True),
+            n_prices=_row_count(Price.objects.filter(plan_version=OuterRef("pk"))),
+            n_entitlements=_row_count(Entitlement.objects.filter(plan_version=OuterRef("pk"))),
+            n_grants=_row_count(PlanCreditGrant.objects.filter(plan_version=OuterRef("pk"))),
         )
 
     @admin.display(description="Version")
@@ -154,9 +166,15 @@ class PlanAdmin(SimpleHistoryAdmin):
 
 
 class _VersionChildInline(admin.TabularInline):
-    """Rows of a version: editable while it is a draft, read-only (no add/change/delete) once published."""
+    """Rows of a version: editable while it is a draft, read-only (no add/change/delete) once published.
+
+    ``max_num`` is the API's bound on the list (catalog.services), enforced on POST too (``validate_max``).
+    """
 
     extra = 0
+
+    def get_formset(self, request, obj=None, **kwargs):
+        return super().get_formset(request, obj, validate_max=True, **kwargs)
 
     def has_add_permission(self, request, obj=None):
         return not _published(obj) and super().has_add_permission(request, obj)
@@ -203,6 +221,7 @@ class PriceInlineForm(forms.ModelForm):
 
 class PriceInline(_VersionChildInline):
     model = Price
+    max_num = services.MAX_PRICES
     form = PriceInlineForm
     fields = ("position", "name", "model", "meter", "timing", "amount", "unit_amount", "package_size",
               "package_amount", "tier_mode", "tiers_link")
@@ -222,11 +241,13 @@ class PriceInline(_VersionChildInline):
 
 class EntitlementInline(_VersionChildInline):
     model = Entitlement
+    max_num = services.MAX_ENTITLEMENTS
     fields = ("feature", "enabled", "limit", "reset", "soft", "value")
 
 
 class PlanCreditGrantInline(_VersionChildInline):
     model = PlanCreditGrant
+    max_num = services.MAX_CREDIT_GRANTS
     fields = ("name", "credits", "cadence", "rollover_cap", "expire_after_periods", "forfeit_on_end", "priority")
 
 
@@ -271,18 +292,37 @@ def _changes(current: PlanVersion | None, new: PlanVersion) -> dict[str, list[st
 
 @admin.register(PlanVersion)
 class PlanVersionAdmin(SimpleHistoryAdmin):
+    """Versions of every plan. The list reads no price rows but the shown versions' counts: search looks at the
+    version's and its plan's own fields and at price names through ``EXISTS`` (no join, so no fan-out
+    whatever a version holds), and the count is a correlated subquery."""
+
     form = PlanVersionForm
     list_display = ("__str__", "plan", "number", "status", "effective_from", "published_at", "price_count")
     list_filter = ("status", "plan__currency", "plan__interval", "plan")
-    search_fields = ("plan__key", "plan__name", "notes", "prices__name")
+    search_fields = ("plan__key", "plan__name", "notes")
+    search_help_text = "Plan key or name, notes, or the name of one of the version's prices."
     list_select_related = ("plan",)
     readonly_fields = ("number", "status", "published_at", "created_at")
     inlines = [PriceInline, EntitlementInline, PlanCreditGrantInline]
     actions = ["publish_versions", "new_draft_from_versions"]
     date_hierarchy = "effective_from"
+    show_full_result_count = False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_prices=Count("prices"))
+        return super().get_queryset(request).annotate(
+            n_prices=_row_count(Price.objects.filter(plan_version=OuterRef("pk")))
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Each word must match a plan key or name, the notes, or a price name (``EXISTS``): never a join."""
+        for bit in smart_split(search_term or ""):
+            if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
+                bit = unescape_string_literal(bit)
+            queryset = queryset.filter(
+                Q(plan__key__icontains=bit) | Q(plan__name__icontains=bit) | Q(notes__icontains=bit)
+                | Q(Exists(Price.objects.filter(plan_version=OuterRef("pk"), name__icontains=bit)))
+            )
+        return queryset, False
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -359,7 +399,7 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
             self.message_user(request, f"Published {published} version(s). They are read-only from now on.")
         return None
 
-    @admin.action(description="New draft from selected versions", permissions=["view"])
+    @admin.action(description="New draft from selected versions", permissions=["add"])
     def new_draft_from_versions(self, request, queryset):
         for version in queryset.select_related("plan"):
             with transaction.atomic():

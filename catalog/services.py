@@ -24,6 +24,9 @@ Rules chosen where the design is silent (also listed in the project docs):
 * Plan credit grants give more than 0 credits; ``expire_after_periods`` is at least 1.
 * Omitted names default: a price to its meter's name (or "Flat fee"), a grant to "Plan credits".
 * Version numbers are 1, 2, ... per plan, assigned under a lock on the plan row.
+* A version holds at most ``MAX_PRICES`` prices, ``MAX_ENTITLEMENTS`` entitlements and ``MAX_CREDIT_GRANTS``
+  credit grants, and a price at most ``MAX_TIERS`` tiers (a longer list is a 400 naming it): a price sheet
+  is read by people, and every page and billing run that reads a version stays bounded.
 
 Meters belong to ``metering``; catalog sits below it in the dependency order, so it never imports
 metering and reaches the Meter model through its own foreign keys (:func:`_meter_model`).
@@ -75,6 +78,10 @@ MODEL_FIELDS: dict[str, tuple[str, ...]] = {
     Price.Model.TIERED: ("tier_mode", "tiers"),
 }
 ALL_MODEL_FIELDS = ("amount", "unit_amount", "package_size", "package_amount", "tier_mode", "tiers")
+MAX_PRICES = 200
+MAX_ENTITLEMENTS = 200
+MAX_CREDIT_GRANTS = 50
+MAX_TIERS = 100
 
 
 def _meter_model() -> type[models.Model]:
@@ -198,11 +205,14 @@ def _text(value: Any, path: str, errors: _Errors, *, required: bool, max_length:
     return value.strip()
 
 
-def _items(value: Any, path: str, errors: _Errors) -> list[Mapping[str, Any]]:
+def _items(value: Any, path: str, errors: _Errors, *, limit: int) -> list[Mapping[str, Any]]:
     if value is None:
         return []
     if not isinstance(value, list | tuple):
         errors.add(path, "A list is required.")
+        return []
+    if len(value) > limit:
+        errors.add(path, f"At most {limit} items; got {len(value)}.")
         return []
     result: list[Mapping[str, Any]] = []
     for index, item in enumerate(value):
@@ -249,7 +259,7 @@ class PriceSpec:
 
 
 def _tiers(value: Any, path: str, errors: _Errors) -> list[pricing.Tier]:
-    rows = _items(value, path, errors)
+    rows = _items(value, path, errors, limit=MAX_TIERS)
     if path in errors.items:
         return []
     tiers: list[pricing.Tier] = []
@@ -513,10 +523,10 @@ def plan_version_create(
     start = _datetime(effective_from, "effective_from", errors, default=now)
     price_specs = [
         price_validate(row, prefix=f"prices[{index}]", errors=errors)
-        for index, row in enumerate(_items(prices, "prices", errors))
+        for index, row in enumerate(_items(prices, "prices", errors, limit=MAX_PRICES))
     ]
-    entitlement_rows = _entitlements(_items(entitlements, "entitlements", errors), errors)
-    grant_rows = _grants(_items(credit_grants, "credit_grants", errors), errors)
+    entitlement_rows = _entitlements(_items(entitlements, "entitlements", errors, limit=MAX_ENTITLEMENTS), errors)
+    grant_rows = _grants(_items(credit_grants, "credit_grants", errors, limit=MAX_CREDIT_GRANTS), errors)
     errors.raise_if_any()
     version = PlanVersion.objects.create(
         plan=plan,
@@ -657,11 +667,11 @@ def plan_version_update(
     price_specs = (
         None if prices is None else [
             price_validate(row, prefix=f"prices[{index}]", errors=errors)
-            for index, row in enumerate(_items(prices, "prices", errors))
+            for index, row in enumerate(_items(prices, "prices", errors, limit=MAX_PRICES))
         ]
     )
-    entitlement_rows = None if entitlements is None else _entitlements(_items(entitlements, "entitlements", errors), errors)
-    grant_rows = None if credit_grants is None else _grants(_items(credit_grants, "credit_grants", errors), errors)
+    entitlement_rows = None if entitlements is None else _entitlements(_items(entitlements, "entitlements", errors, limit=MAX_ENTITLEMENTS), errors)
+    grant_rows = None if credit_grants is None else _grants(_items(credit_grants, "credit_grants", errors, limit=MAX_CREDIT_GRANTS), errors)
     errors.raise_if_any()
     if start != locked.effective_from:
         locked.effective_from = start

@@ -17,7 +17,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import F, Func, IntegerField, OuterRef, Subquery
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -31,6 +31,7 @@ from catalog.models import Plan, PlanVersion
 
 from .models import Customer, Subscription, TaxRate
 from .selectors import subscription_periods
+from .services import tax_rate_delete
 
 DATETIME_FMT = "%Y-%m-%d %H:%M"
 
@@ -55,6 +56,28 @@ class TaxRateAdmin(admin.ModelAdmin):
     @admin.display(description="Rate", ordering="percentage")
     def percentage_display(self, obj: TaxRate) -> str:
         return f"{obj.percentage.normalize():f}%"
+
+    # A rate in use is never deleted (customers.services.tax_rate_delete): the delete page and the "delete
+    # selected" action list its customers as protected and refuse, and the delete itself goes through the rule.
+    def get_deleted_objects(self, objs, request):
+        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        codes = [rate.code for rate in objs]
+        users = (
+            Customer.tax_rates.through.objects.filter(taxrate__code__in=codes)
+            .select_related("customer", "taxrate")
+            .order_by("taxrate__code", "customer__external_id")[:21]
+        )
+        rows = [f"Customer {link.customer} uses tax rate {link.taxrate.code}" for link in users]
+        if len(rows) > 20:
+            rows[20:] = ["… and more customers: remove the rate from them first"]
+        return to_delete, model_count, perms_needed, [*protected, *rows]
+
+    def delete_model(self, request, obj):
+        tax_rate_delete(rate=obj)
+
+    def delete_queryset(self, request, queryset):
+        for rate in queryset:
+            tax_rate_delete(rate=rate)
 
 
 class CustomerAdminForm(forms.ModelForm):
@@ -124,12 +147,22 @@ class CustomerAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at",)
     inlines = [SubscriptionInline]
 
+    show_full_result_count = False  # a search counts its matches only, not every customer again
+
     def get_queryset(self, request):
+        # The active count is a correlated subquery for the customers shown, not a join grouped over every
+        # customer and subscription (which the list's count query would repeat).
+        active = (
+            Subscription.objects.filter(customer=OuterRef("pk"), status=Subscription.Status.ACTIVE)
+            .order_by()
+            .annotate(n=Func(F("pk"), function="COUNT"))
+            .values("n")
+        )
         return (
             super()
             .get_queryset(request)
             .prefetch_related("tax_rates")
-            .annotate(_active=Count("subscriptions", filter=Q(subscriptions__status=Subscription.Status.ACTIVE)))
+            .annotate(_active=Subquery(active, output_field=IntegerField()))
         )
 
     def get_readonly_fields(self, request, obj=None):
@@ -137,13 +170,16 @@ class CustomerAdmin(admin.ModelAdmin):
         return ("external_id", "created_at") if obj else ("created_at",)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        # The customer 360 panel above the form: subscriptions, usage vs entitlements, wallets, invoices.
+        # The customer 360 panel above the form: subscriptions, usage vs entitlements, wallets, invoices (amounts
+        # only for users who may see invoices: Support gets the rest).
         from .admin_overview import customer_overview
 
         extra_context = dict(extra_context or {})
         customer = self.get_object(request, object_id)
         if customer is not None:
-            extra_context["c360"] = customer_overview(customer=customer, now=timezone.now())
+            extra_context["c360"] = customer_overview(
+                customer=customer, now=timezone.now(), invoicing=request.user.has_perm("invoicing.view_invoice")
+            )
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="Tax rates")

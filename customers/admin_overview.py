@@ -3,6 +3,8 @@
 Admin is the outer shell, so this module may read every app: subscriptions and current periods, usage so
 far against entitlements (bars), wallets with their real-time balance, invoices, payments, credit notes and
 the upcoming invoice preview. Each block is a bounded number of queries, whatever the customer's history.
+Invoices, payments, credit notes, amounts due and the preview are read only for users who may view invoices
+(``invoicing=True``): Support sees subscriptions, usage and wallets.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def _bar(usage: Decimal | None, limit: Decimal | None) -> int | None:
     return int(min(usage / limit, Decimal(1)) * 100)
 
 
-def customer_overview(*, customer: Customer, now: datetime) -> dict:
+def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = True) -> dict:
     from invoicing.models import CreditNote, Invoice, Payment
     from invoicing.selectors import customer_pending_payable, upcoming_invoice_preview
     from metering.entitlements import entitlement_list
@@ -75,6 +77,10 @@ def customer_overview(*, customer: Customer, now: datetime) -> dict:
         for w in wallets
     ]
 
+    if not invoicing:
+        return {"now": now, "subscriptions": subscriptions, "entitlements": entitlements, "wallets": wallet_rows,
+                "invoicing": False}
+
     invoices = list(Invoice.objects.filter(customer=customer).order_by("-created_at", "-id")[:RECENT])
     payments = list(
         Payment.objects.filter(invoice__customer=customer)
@@ -114,6 +120,7 @@ def customer_overview(*, customer: Customer, now: datetime) -> dict:
 
     return {
         "now": now,
+        "invoicing": True,
         "subscriptions": subscriptions,
         "entitlements": entitlements,
         "wallets": wallet_rows,

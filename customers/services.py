@@ -1,7 +1,7 @@
 """Customer and subscription writes.
 
 Entry points called by the API (``customer_create``, ``customer_update``, ``tax_rate_create``) are durable
-transactions. The subscription helpers (``subscription_create``, ``subscription_cancel``,
+transactions; ``tax_rate_delete`` runs inside the admin's delete transaction. The subscription helpers (``subscription_create``, ``subscription_cancel``,
 ``subscription_advance``) run inside the caller's transaction: the work done when a period starts or ends
 (invoices, plan credits, rollover) is orchestrated at the top, in ``invoicing.services.boundary``, and
 this module only keeps the subscription row right.
@@ -110,6 +110,25 @@ def tax_rate_create(*, code: str, name: str, percentage) -> TaxRate:
     except IntegrityError:
         raise ValidationFailed(f"A tax rate with code '{code}' already exists.", field="code") from None
     return rate
+
+
+@transaction.atomic(savepoint=False)
+def tax_rate_delete(*, rate: TaxRate) -> None:
+    """Delete a tax rate no customer uses. Call inside a transaction (the admin's delete runs in one).
+
+    Rule (the design is silent): a rate in use is never deleted; deleting it would silently drop that tax from
+    every customer's next invoices. Conflict (409) naming ``tax_rates`` until it is removed from them. The rate's
+    row is locked first, so a customer cannot be given the rate between the check and the delete. Issued invoices
+    keep their own copy of the rates they applied (``Invoice.tax_breakdown``).
+    """
+    locked = TaxRate.objects.select_for_update().get(pk=rate.pk)
+    users = list(locked.customers.order_by("external_id").values_list("external_id", flat=True)[:6])
+    if users:
+        named = ", ".join(users[:5]) + (", ..." if len(users) > 5 else "")
+        raise Conflict(
+            f"Tax rate {locked.code} is used by customers ({named}); remove it from them first.", field="tax_rates"
+        )
+    locked.delete()
 
 
 @transaction.atomic(savepoint=False)

@@ -123,12 +123,13 @@ class CreditNoteForm(forms.Form):
 
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
+    show_full_result_count = False  # a large table: a search counts its matches only
     list_display = (
-        "number_display", "customer", "status", "period_display", "total_display", "credits_display",
+        "number_display", "billed_to", "status", "period_display", "total_display", "credits_display",
         "amount_due_display", "issued_at", "due_at",
     )
     list_filter = ("status", ("period_start", admin.DateFieldListFilter), "customer__currency", "kind")
-    search_fields = ("number", "customer__external_id", "customer__name")
+    search_fields = ("number", "customer__external_id", "customer__name", "bill_to_name")
     list_select_related = ("customer",)
     date_hierarchy = "period_start"
     inlines = [InvoiceLineInline]
@@ -136,7 +137,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     change_list_template = "admin/invoicing/invoice/change_list.html"
     change_form_template = "admin/invoicing/invoice/change_form.html"
     fieldsets = (
-        (None, {"fields": ("number", "status", "kind", "customer", "subscription", "currency", "pdf_link")}),
+        (None, {"fields": ("number", "status", "kind", "bill_to_block", "subscription", "currency", "pdf_link")}),
         ("Period and dates (UTC)", {"fields": ("period_start", "period_end", "billing_boundary_at", "issued_at", "due_at", "finalize_after", "paid_at", "voided_at")}),
         ("Totals", {"fields": ("subtotal_display", "tax_display_block", "total_display", "credits_display",
                                "credit_notes_display", "amount_paid_display", "amount_due_display")}),
@@ -165,6 +166,24 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.display(description="Number", ordering="number")
     def number_display(self, obj):
         return str(obj)  # the number, or "Draft #7"
+
+    # Who the invoice is addressed to: the copy taken at finalization for issued invoices (Invoice.bill_to).
+    @admin.display(description="Customer", ordering="customer__name")
+    def billed_to(self, obj):
+        bill_to = obj.bill_to
+        return f"{bill_to.name} ({bill_to.external_id})"
+
+    @admin.display(description="Billed to")
+    def bill_to_block(self, obj):
+        bill_to = obj.bill_to
+        url = reverse("admin:customers_customer_change", args=[obj.customer_id])
+        email = format_html("<br>{}", bill_to.email) if bill_to.email else ""
+        note = (
+            "The customer as it is now; copied onto the invoice when it is finalized."
+            if obj.status == Invoice.Status.DRAFT else "As at finalization: later edits of the customer do not change it."
+        )
+        return format_html('<a href="{}">{} ({})</a>{}<div class="help">{}</div>', url, bill_to.name,
+                           bill_to.external_id, email, note)
 
     @admin.display(description="Period", ordering="period_start")
     def period_display(self, obj):

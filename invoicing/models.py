@@ -7,6 +7,8 @@ boundary (``invoice_unique_subscription_boundary``): re-running a job never bill
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import models
 from django.db.models import Q
 
@@ -25,6 +27,15 @@ class NumberSequence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.prefix}{self.last_value:06d}"
+
+
+@dataclass(frozen=True)
+class BillTo:
+    """Who an invoice is addressed to, as the document shows it."""
+
+    name: str
+    email: str
+    external_id: str
 
 
 class InvoiceQuerySet(models.QuerySet):
@@ -75,6 +86,11 @@ class Invoice(models.Model):
     amount_paid = models.DecimalField(**MONEY, default=0)
     amount_due = models.DecimalField(**MONEY, default=0)
     tax_breakdown = models.JSONField(default=list, blank=True)
+    # The customer as billed, copied at finalization: an issued document never changes when the customer is
+    # edited later. Drafts show the customer as it is now.
+    bill_to_name = models.CharField(max_length=255, blank=True)
+    bill_to_email = models.EmailField(blank=True)
+    bill_to_external_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -95,6 +111,14 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         return self.number or f"Draft #{self.pk}"
+
+    @property
+    def bill_to(self) -> BillTo:
+        """The snapshot once finalized (paid, void, uncollectible too); the customer as it is now for a draft."""
+        if self.status != self.Status.DRAFT and self.bill_to_external_id:
+            return BillTo(name=self.bill_to_name, email=self.bill_to_email, external_id=self.bill_to_external_id)
+        customer = self.customer
+        return BillTo(name=customer.name, email=customer.email, external_id=customer.external_id)
 
 
 class InvoiceLine(models.Model):

@@ -8,7 +8,7 @@ from django.template.loader import render_to_string
 
 from billing_project.money import format_decimal, format_money
 
-from .models import Invoice
+from .models import BillTo, Invoice
 from .services.lines import period_label_of
 
 
@@ -45,8 +45,19 @@ def _line_context(line, currency: str) -> dict:
     }
 
 
+def invoice_bill_to(invoice) -> BillTo:
+    """Who the document is addressed to: the finalization copy of a stored invoice, the live customer otherwise."""
+    if isinstance(invoice, Invoice):
+        return invoice.bill_to
+    customer = invoice.customer  # a preview: nothing issued yet
+    return BillTo(name=customer.name, email=customer.email, external_id=customer.external_id)
+
+
 def invoice_context(invoice) -> dict:
-    """Template context for an invoice (stored, or an unsaved preview with ``lines`` as a list)."""
+    """Template context for an invoice (stored, or an unsaved preview with ``lines`` as a list).
+
+    ``customer`` is the live row (for links and previews); what the document prints is ``bill_to``.
+    """
     currency = invoice.currency
     lines = invoice.lines.all() if hasattr(invoice.lines, "all") else invoice.lines
     money = {
@@ -59,6 +70,7 @@ def invoice_context(invoice) -> dict:
         "number": invoice.number or ("Preview" if invoice.status == "preview" else "Draft"),
         "status": invoice.status,
         "customer": invoice.customer,
+        "bill_to": invoice_bill_to(invoice),
         "period": period_label_of(invoice),
         "lines": [_line_context(line, currency) for line in lines],
         "taxes": [

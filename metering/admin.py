@@ -1,4 +1,9 @@
-"""Meters (with filters as rows and a usage preview) and the read-only event log."""
+"""Meters (with filters as rows and a usage preview) and the read-only event log.
+
+A meter in use (by a published plan version, or by lines of issued invoices) keeps its definition: a change
+of its key, event name, aggregation, field, multiplier or filters is a validation error naming the field
+(``metering.services.meter_lock_reason``); only its name may change.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +25,63 @@ from billing_project.money import format_decimal
 
 from .models import Event, Meter, MeterFilter
 from .selectors import event_count_estimate, meter_usage, unknown_customer_event_count
-from .services import meter_definition_clean, meter_rollup_reset
+from .services import (
+    MAX_FILTER_VALUES,
+    MAX_FILTERS,
+    METER_DEFINITION_FIELDS,
+    meter_definition_clean,
+    meter_lock_reason,
+    meter_locked_message,
+    meter_rollup_reset,
+)
+
+
+def _lock_reason(meter: Meter) -> str | None:
+    """Why the meter's definition is fixed (published versions, or issued invoices: admin may read invoicing)."""
+    if meter.pk is None:
+        return None
+    from invoicing.models import Invoice, InvoiceLine
+
+    invoiced = InvoiceLine.objects.filter(meter=meter).exclude(invoice__status=Invoice.Status.DRAFT).exists()
+    return meter_lock_reason(meter=meter, invoiced=invoiced)
+
+
+class MeterFilterForm(forms.ModelForm):
+    class Meta:
+        model = MeterFilter
+        fields = ("property", "values")
+
+    def clean_values(self):
+        values = self.cleaned_data["values"]
+        if values is not None and len(values) > MAX_FILTER_VALUES:
+            raise forms.ValidationError(f"At most {MAX_FILTER_VALUES} values; got {len(values)}.")
+        return values
+
+
+class MeterFilterFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        touched = any(
+            form.has_changed() or (self.can_delete and self._should_delete_form(form))
+            for form in self.forms
+            if not (form.instance.pk is None and not form.has_changed())
+        )
+        if touched:
+            reason = _lock_reason(self.instance)
+            if reason:
+                raise forms.ValidationError(meter_locked_message("filters", reason))
 
 
 class MeterFilterInline(admin.TabularInline):
     model = MeterFilter
+    form = MeterFilterForm
+    formset = MeterFilterFormSet
     extra = 1
+    max_num = MAX_FILTERS
     fields = ("property", "values")
+
+    def get_formset(self, request, obj=None, **kwargs):
+        return super().get_formset(request, obj, validate_max=True, **kwargs)
     verbose_name = "filter (the property must be one of the values)"
     verbose_name_plural = "filters: an event counts only when every property below has one of its values"
 
@@ -40,6 +95,12 @@ class MeterForm(forms.ModelForm):
         data = super().clean()
         from billing_project.errors import ValidationFailed
 
+        locked = [name for name in METER_DEFINITION_FIELDS if name in self.changed_data]
+        reason = _lock_reason(self.instance) if locked else None
+        if reason:
+            for name in locked:
+                self.add_error(name, meter_locked_message(name, reason))
+            return data
         if "aggregation" in data:
             try:
                 meter_definition_clean(
@@ -69,8 +130,8 @@ class MeterAdmin(admin.ModelAdmin):
     list_filter = ("aggregation",)
     search_fields = ("key", "name", "event_name")
     inlines = [MeterFilterInline]
-    readonly_fields = ("preview_link",)
-    fields = ("key", "name", "event_name", "aggregation", "field", "multiplier", "preview_link")
+    readonly_fields = ("in_use", "preview_link")
+    fields = ("key", "name", "event_name", "aggregation", "field", "multiplier", "in_use", "preview_link")
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("filters")
@@ -82,6 +143,13 @@ class MeterAdmin(admin.ModelAdmin):
     @admin.display(description="Filters")
     def filters_display(self, obj: Meter) -> str:
         return "; ".join(str(f) for f in obj.filters.all()) or "—"
+
+    @admin.display(description="In use")
+    def in_use(self, obj: Meter) -> str:
+        reason = _lock_reason(obj)
+        if reason is None:
+            return "No: its definition may still change."
+        return f"Yes: {reason}. Only its name may change; the key, event name, aggregation, field, multiplier and filters are fixed."
 
     @admin.display(description="Preview")
     def preview_link(self, obj: Meter) -> str:

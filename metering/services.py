@@ -17,13 +17,22 @@ from .selectors import meter_filter_sql, numeric_fields_forget, numeric_sql
 
 # --- Meters ---------------------------------------------------------------------------------------------------
 
+# A meter's filters become one SQL condition per filter, with one parameter per value, in every usage read.
+MAX_FILTERS = 20
+MAX_FILTER_VALUES = 100
+
 
 def meter_filters_clean(filters: Any) -> list[tuple[str, list[str]]]:
-    """``[{"property": str, "values": [str, ...]}]`` -> ``[(property, values)]``; ValidationFailed naming "filters"."""
+    """``[{"property": str, "values": [str, ...]}]`` -> ``[(property, values)]``; ValidationFailed naming "filters".
+
+    At most ``MAX_FILTERS`` filters of at most ``MAX_FILTER_VALUES`` values each.
+    """
     if filters is None:
         return []
     if not isinstance(filters, list):
         raise ValidationFailed("Must be a list of {property, values}.", field="filters")
+    if len(filters) > MAX_FILTERS:
+        raise ValidationFailed(f"At most {MAX_FILTERS} filters; got {len(filters)}.", field="filters")
     out = []
     for i, item in enumerate(filters):
         if not isinstance(item, dict) or set(item) - {"property", "values"}:
@@ -37,6 +46,10 @@ def meter_filters_clean(filters: Any) -> list[tuple[str, list[str]]]:
             or not all(isinstance(v, str) and v != "" and len(v) <= 200 for v in values)
         ):
             raise ValidationFailed(f"Filter {i}: 'values' must be a non-empty list of strings.", field="filters")
+        if len(values) > MAX_FILTER_VALUES:
+            raise ValidationFailed(
+                f"Filter {i}: at most {MAX_FILTER_VALUES} values; got {len(values)}.", field="filters"
+            )
         out.append((prop, list(dict.fromkeys(values))))
     return out
 
@@ -67,6 +80,42 @@ def meter_definition_clean(*, aggregation: str, field: str, multiplier: Any) -> 
     if multiplier not in (None, ""):
         raise ValidationFailed("Only sum_with_multiplier meters take a multiplier.", field="multiplier")
     return field, None
+
+
+# What a meter counts. Fixed once a published plan version prices or entitles by the meter, or an issued invoice
+# has a line measured by it: changing it would re-rate history that must not change (DESIGN.md, Catalog).
+# The name is only a label and stays editable.
+METER_DEFINITION_FIELDS = ("key", "event_name", "aggregation", "field", "multiplier", "filters")
+
+
+def meter_lock_reason(*, meter: Meter, invoiced: bool = False) -> str | None:
+    """Why ``meter``'s definition may not change, or None. ``invoiced``: the caller found finalized invoice lines
+    measured by it (invoicing sits above metering, so the outer shell asks and passes the answer)."""
+    from django.db.models import Exists, OuterRef, Q
+
+    from catalog.models import Entitlement, PlanVersion, Price
+
+    if meter.pk is None:
+        return None
+    versions = list(
+        PlanVersion.objects.filter(status=PlanVersion.Status.PUBLISHED)
+        .filter(
+            Q(Exists(Price.objects.filter(plan_version=OuterRef("pk"), meter=meter)))
+            | Q(Exists(Entitlement.objects.filter(plan_version=OuterRef("pk"), feature__meter=meter)))
+        )
+        .select_related("plan")
+        .order_by("plan__key", "number")[:4]
+    )
+    if versions:
+        named = ", ".join(f"{v.plan.key} v{v.number}" for v in versions[:3]) + (", ..." if len(versions) > 3 else "")
+        return f"published plan versions use this meter ({named})"
+    if invoiced:
+        return "issued invoices have lines measured by this meter"
+    return None
+
+
+def meter_locked_message(field: str, reason: str) -> str:
+    return f"Cannot change {field}: {reason}. Create a new meter instead."
 
 
 @transaction.atomic(durable=True)

@@ -8,6 +8,16 @@ from rest_framework.test import APIClient
 pytest_plugins = ["tests.celery_support"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle buckets and sign-in lockouts live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def api_key(db):
     from billing_project.auth import api_key_create

@@ -78,3 +78,19 @@ def test_unknown_api_urls_are_a_json_404(api, settings):
     response = api.get("/api/v1/no-such-thing")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found.", "code": "not_found"}
+
+
+def test_healthz_never_echoes_the_database_error(client, monkeypatch):
+    from django.db import OperationalError, connections
+
+    secret = 'connection to "db.internal" failed: password authentication failed for user "billing" (pw hunter2)'
+
+    def broken_cursor(*args, **kwargs):
+        raise OperationalError(secret)
+
+    monkeypatch.setattr(connections["default"], "cursor", broken_cursor)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "error", "database": "unavailable"}
+    body = response.content.decode()
+    assert "hunter2" not in body and "db.internal" not in body and "billing" not in body

@@ -66,6 +66,23 @@ def test_dashboard_shows_receivables_status_counts_and_revenue(admin_client):
     assert "Drafts waiting for review" in body and "Events for unknown customers" in body
 
 
+def test_support_sees_the_dashboard_without_invoice_amounts_or_revenue(client):
+    """Regression: Support (no invoicing permission) saw receivables, revenue and drafts on the front page."""
+    now = timezone.now()
+    _invoice(CustomerFactory(name="Acme"), status=Invoice.Status.FINALIZED, total=Decimal("124.00"),
+             due=Decimal("124.00"), issued_at=now, due_at=now + timedelta(days=10))
+    roles_sync()
+    user = User.objects.create_user("support", password="pw-support-1", is_staff=True)
+    user.groups.add(Group.objects.get(name=SUPPORT))
+    client.force_login(user)
+    response = client.get("/admin/")
+    body = response.content.decode()
+    assert response.status_code == 200 and "billing-dashboard" in body and "Wallets below threshold" in body
+    assert "$124.00" not in body and "Revenue by month in" not in body  # no receivables, no chart
+    assert "Amount due" not in body and "Revenue by month" not in body and "Drafts waiting" not in body
+    assert response.context["dashboard"]["invoicing"] is False and "amounts_due" not in response.context["dashboard"]
+
+
 def test_revenue_chart_has_one_bar_per_month():
     buckets, _ = dashboard.revenue_by_month(datetime(2026, 11, 15, tzinfo=UTC))
     svg = dashboard.revenue_chart_svg(buckets, "USD")

@@ -1,6 +1,10 @@
 """Wallet admin: balances, lots and the read-only ledger; grant and void actions with confirmation pages.
 
-The grant form lives in one place (:class:`GrantCreditsForm`) so a per-role limit can be added there.
+Credits change in the admin only through the grant action (capped for Support), the void action (finance
+admins) and an invoice's credit note to the wallet (finance admins, invoicing admin); grants and ledger rows
+are read-only everywhere. A wallet's terms decide what its credits are worth and what the billing run grants
+by itself, so they are credit-changing too: only users with ``wallets.change_wallet_terms`` may edit them
+(read-only fields for everyone else: a forged POST of them is ignored by the form).
 """
 
 from __future__ import annotations
@@ -32,26 +36,45 @@ class GrantCreditsForm(forms.Form):
     expires_at = forms.DateTimeField(required=False, help_text="UTC, e.g. 2026-12-31 00:00. Empty = never.")
     name = forms.CharField(required=False, max_length=200)
 
-    def __init__(self, *args, limit: Decimal | None = None, **kwargs):
+    def __init__(self, *args, limit: Decimal | None = None, wallet_count: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
         self.limit = limit
+        self.wallet_count = wallet_count
         if limit is not None:
-            self.fields["credits"].help_text = f"Your role may grant at most {format_decimal(limit)} credits at once."
+            self.fields["credits"].help_text = (
+                f"Your role may grant at most {format_decimal(limit)} credits in one action, all selected wallets "
+                f"together ({wallet_count} selected)."
+            )
 
     def clean_credits(self):
+        """The limit bounds the whole action: credits x the number of wallets selected."""
         credits = self.cleaned_data["credits"]
-        if self.limit is not None and credits > self.limit:
+        total = credits * self.wallet_count
+        if self.limit is not None and total > self.limit:
+            together = (
+                f" ({self.wallet_count} wallets x {format_decimal(credits)} = {format_decimal(total)})"
+                if self.wallet_count > 1 else ""
+            )
             raise forms.ValidationError(
-                f"Support may grant at most {format_decimal(self.limit)} credits at once; ask a finance admin."
+                f"Support may grant at most {format_decimal(self.limit)} credits in one action{together}; "
+                "ask a finance admin."
             )
         return credits
 
 
 def grant_limit_for(user) -> Decimal | None:
-    """The most credits this user may grant at once: none for finance admins, the support limit otherwise."""
+    """The most credits this user may grant in one action: none for finance admins, the support limit otherwise."""
     if user.has_perm("wallets.grant_credits_unlimited"):
         return None
     return settings.SUPPORT_GRANT_LIMIT
+
+
+# What a wallet's credits are worth and what billing runs do with it on their own (auto top-ups).
+WALLET_TERMS = ("conversion_rate", "applies_to", "low_balance_threshold", "auto_top_up_credits", "status")
+
+
+def may_change_wallet_terms(user) -> bool:
+    return user.has_perm("wallets.change_wallet_terms")
 
 
 class CreditGrantInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -114,9 +137,12 @@ class WalletAdmin(admin.ModelAdmin):
         return False
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return self.readonly_fields
-        return (*self.readonly_fields, "customer", "currency")
+        fields = [*self.readonly_fields]
+        if obj is not None:
+            fields += ["customer", "currency"]
+        if not may_change_wallet_terms(request.user):
+            fields += WALLET_TERMS  # excluded from the form: posted values are never read
+        return fields
 
     @admin.display(description="Balance (credits)")
     def balance_display(self, obj):
@@ -142,7 +168,8 @@ class WalletAdmin(admin.ModelAdmin):
     def grant_credits(self, request, queryset):
         queryset = queryset.select_related("customer")  # each wallet is named with its customer
         form = GrantCreditsForm(
-            request.POST if "confirm" in request.POST else None, limit=grant_limit_for(request.user)
+            request.POST if "confirm" in request.POST else None, limit=grant_limit_for(request.user),
+            wallet_count=queryset.count(),
         )
         if "confirm" in request.POST and form.is_valid():
             data = form.cleaned_data
@@ -196,6 +223,7 @@ class CreditGrantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    show_full_result_count = False  # a large table: a search counts its matches only
     list_display = ("created_at", "wallet", "type", "credits", "balance_after", "grant", "reference", "description")
     list_filter = ("type",)
     search_fields = ("wallet__customer__external_id", "reference", "idempotency_key")

@@ -10,6 +10,8 @@ Rules chosen where the design is silent:
 * ``amount_due = max(0, total - credits_applied - credit notes to the invoice - amount_paid)``.
 * What remains creditable on an invoice is ``total - credits_applied - credit notes already issued``
   (payments do not reduce it: a paid invoice may be credited, to the wallet).
+* Finalization copies the customer's name, email and external id onto the invoice (``bill_to_*``): the PDF and
+  the admin show that copy for every non-draft, so editing the customer never changes an issued document.
 * Only an unpaid (``amount_paid == 0``) finalized invoice can be voided; wallet credits applied to it
   stay spent (voiding books nothing in the wallets).
 """
@@ -161,7 +163,11 @@ def invoice_finalize_prepare(*, invoice: Invoice, now: datetime, has_wallets: bo
 
 
 def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
-    """Second half of finalization: number, issue and due dates; nothing due -> paid. Saves the invoice."""
+    """Second half of finalization: number, issue and due dates, the bill-to copy; nothing due -> paid. Saves it."""
+    customer = invoice.customer
+    invoice.bill_to_name = customer.name
+    invoice.bill_to_email = customer.email
+    invoice.bill_to_external_id = customer.external_id
     invoice.number = number_next(name="invoice")
     invoice.issued_at = now
     invoice.finalized_at = now
@@ -179,7 +185,7 @@ def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
 # written by whoever created or last recalculated the draft, under the same invoice lock.
 FINALIZE_FIELDS = [
     "number", "status", "issued_at", "finalized_at", "due_at", "finalize_after", "credits_applied", "amount_due",
-    "paid_at", "updated_at",
+    "paid_at", "bill_to_name", "bill_to_email", "bill_to_external_id", "updated_at",
 ]
 
 

@@ -194,3 +194,76 @@ def test_admin_changes_are_in_history_with_the_user(admin_client, admin_user, dr
     assert (latest.name, latest.history_user) == ("Renamed", admin_user)
     page = admin_client.get(reverse("admin:catalog_price_history", args=[latest.id]))
     assert page.status_code == 200
+
+
+def _bulk_prices(version, n: int) -> None:
+    Price.objects.bulk_create(
+        [Price(plan_version=version, name=f"Price {i}", model="flat_fee", timing="in_advance", amount=Decimal("1"),
+               position=i) for i in range(n)]
+    )
+
+
+def _changelist_sql(admin_client, params) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        response = admin_client.get(reverse("admin:catalog_planversion_changelist"), params)
+    assert response.status_code == 200
+    return [q["sql"] for q in ctx.captured_queries]
+
+
+def test_version_search_reads_no_price_join_whatever_a_version_holds(admin_client):
+    """Regression: a version with 20,000 prices made ``?q=a`` run for minutes: the search joined prices (price
+    names were a search field) on top of the price-count join, and the count and date drill-down repeated it."""
+    searches = [{"q": "a"}, {"q": "a", "effective_from__year": "2020"}]
+    small = PlanVersionFactory(plan=PlanFactory(key="alpha", name="Alpha"), number=1)
+    _bulk_prices(small, 3)
+    few = [_changelist_sql(admin_client, params) for params in searches]
+    big = PlanVersionFactory(plan=PlanFactory(key="aleph", name="Aleph"), number=1)
+    _bulk_prices(big, 5000)
+    many = [_changelist_sql(admin_client, params) for params in searches]
+    # the same number of statements whatever the number of prices, and none of them joins prices
+    assert [len(sqls) for sqls in many] == [len(sqls) for sqls in few]
+    for sql in many[0] + many[1]:
+        assert 'JOIN "catalog_price"' not in sql, sql
+    # price names are still searchable, through EXISTS
+    response = admin_client.get(reverse("admin:catalog_planversion_changelist"), {"q": "Price 4999"})
+    assert [v.pk for v in response.context["cl"].result_list] == [big.pk]
+    assert response.context["cl"].result_list[0].n_prices == 5000
+
+
+def test_plan_page_counts_version_rows_without_a_join(admin_client, draft):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _bulk_prices(draft, 50)
+    with CaptureQueriesContext(connection) as ctx:
+        response = admin_client.get(reverse("admin:catalog_plan_change", args=[draft.plan.pk]))
+    assert response.status_code == 200
+    # 1 tiered price from the fixture + 50 = 51 prices, 1 entitlement, 1 grant: counted, not multiplied
+    assert "51 price(s), 1 entitlement(s), 1 credit grant(s)" in response.content.decode()
+    assert not [q["sql"] for q in ctx.captured_queries if 'JOIN "catalog_price"' in q["sql"]]
+
+
+def test_version_page_refuses_more_prices_than_the_api_accepts(admin_user, rf, monkeypatch):
+    """The price inline's max_num (the API's bound) is enforced on POST (validate_max), not only by the page."""
+    from django.contrib import admin as django_admin
+
+    from catalog.admin import PriceInline
+    from catalog.services import MAX_PRICES
+
+    assert PriceInline.max_num == MAX_PRICES == 200
+    monkeypatch.setattr(PriceInline, "max_num", 1)  # the same rule with a bound small enough to post
+    version = PlanVersionFactory()
+    request = rf.get("/")
+    request.user = admin_user
+    formset_class = PriceInline(PlanVersion, django_admin.site).get_formset(request, version)
+    data = {"prices-TOTAL_FORMS": "2", "prices-INITIAL_FORMS": "0", "prices-MIN_NUM_FORMS": "0",
+            "prices-MAX_NUM_FORMS": "1000"}
+    for i in range(2):
+        data.update({f"prices-{i}-position": str(i), f"prices-{i}-name": f"Fee {i}", f"prices-{i}-model": "flat_fee",
+                     f"prices-{i}-timing": "in_advance", f"prices-{i}-amount": "5"})
+    formset = formset_class(data, instance=version, prefix="prices")
+    assert not formset.is_valid()
+    assert "at most 1" in " ".join(formset.non_form_errors())

@@ -111,3 +111,48 @@ def test_add_subscription_goes_through_the_rules(admin_client):
     assert created.status_code == 302
     subscription = Subscription.objects.get()
     assert (subscription.customer, subscription.start_at) == (usd, utc(2026, 1, 15))
+
+
+def test_a_tax_rate_in_use_is_never_deleted(admin_client):
+    """Regression: deleting a tax rate silently removed it from every customer's next invoices."""
+    from django.db import transaction
+
+    from billing_project.errors import Conflict
+    from customers.models import TaxRate
+    from customers.services import tax_rate_delete
+    from tests.factories.customers import TaxRateFactory
+
+    vat = TaxRateFactory(code="vat-20")
+    unused = TaxRateFactory(code="gst-5", name="GST", percentage="5")
+    acme = CustomerFactory(external_id="acme", name="Acme")
+    acme.tax_rates.add(vat)
+
+    page = admin_client.get(f"/admin/customers/taxrate/{vat.pk}/delete/")
+    assert page.status_code == 200 and "Customer Acme (acme) uses tax rate vat-20" in page.content.decode()
+    admin_client.post(f"/admin/customers/taxrate/{vat.pk}/delete/", {"post": "yes"})
+    admin_client.post("/admin/customers/taxrate/", {"action": "delete_selected", "_selected_action": [vat.pk, unused.pk],
+                                                     "post": "yes"})
+    assert TaxRate.objects.filter(pk=vat.pk).exists() and list(acme.tax_rates.all()) == [vat]
+    assert TaxRate.objects.filter(pk=unused.pk).exists()  # refused as a whole: one of the two is in use
+    with pytest.raises(Conflict) as refused, transaction.atomic():
+        tax_rate_delete(rate=vat)
+    assert refused.value.field == "tax_rates" and "acme" in refused.value.message
+
+    # once no customer uses it, it may go
+    admin_client.post(f"/admin/customers/taxrate/{unused.pk}/delete/", {"post": "yes"})
+    assert not TaxRate.objects.filter(pk=unused.pk).exists()
+    acme.tax_rates.clear()
+    admin_client.post(f"/admin/customers/taxrate/{vat.pk}/delete/", {"post": "yes"})
+    assert not TaxRate.objects.exists()
+
+
+def test_customer_list_counts_active_subscriptions_without_a_join(admin_client, subscription):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    subscribe(customer=subscription.customer, start_at=utc(2026, 2, 1))
+    with CaptureQueriesContext(connection) as ctx:
+        response = admin_client.get(reverse("admin:customers_customer_changelist"), {"q": "acme", "o": "6"})
+    assert response.status_code == 200
+    assert [c._active for c in response.context["cl"].result_list] == [2]
+    assert not [q["sql"] for q in ctx.captured_queries if 'JOIN "customers_subscription"' in q["sql"]]

@@ -19,7 +19,8 @@ from wallets.services import wallet_create, wallet_grant_create
 pytestmark = pytest.mark.django_db
 
 
-def test_customer_page_shows_subscription_usage_wallets_invoices_and_preview(admin_client):
+def _acme_with_history():
+    """Acme on Pro ($10.00 a month in advance, $0.50 a call) since this month's start, 40 calls, 500 credits."""
     now = timezone.now()
     month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     meter_create(key="calls", name="API calls", event_name="api_call", aggregation="count")
@@ -51,7 +52,11 @@ def test_customer_page_shows_subscription_usage_wallets_invoices_and_preview(adm
     )
     wallet = wallet_create(customer=customer, name="Prepaid", currency="USD", conversion_rate=Decimal("1"))
     wallet_grant_create(wallet=wallet, credits=Decimal("500"), kind="promotional", effective_at=now, now=now)
+    return customer
 
+
+def test_customer_page_shows_subscription_usage_wallets_invoices_and_preview(admin_client):
+    customer = _acme_with_history()
     page = admin_client.get(f"/admin/customers/customer/{customer.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()
@@ -63,6 +68,24 @@ def test_customer_page_shows_subscription_usage_wallets_invoices_and_preview(adm
     assert "$10.00" in html
     # upcoming preview: 40 calls × $0.50 = $20.00 in arrears + next month's $10.00 fee = $30.00
     assert "$20.00" in html and "$30.00" in html
+
+
+def test_support_sees_usage_and_wallets_but_no_invoice_amounts(client):
+    """Regression: Support (no invoicing permission) saw invoice totals, amounts due, payments and the upcoming
+    invoice on the customer page."""
+    from django.contrib.auth.models import Group, User
+
+    from billing_project.roles import SUPPORT, roles_sync
+
+    roles_sync()
+    customer = _acme_with_history()
+    user = User.objects.create_user("support", password="pw-support-1", is_staff=True)
+    user.groups.add(Group.objects.get(name=SUPPORT))
+    client.force_login(user)
+    html = client.get(f"/admin/customers/customer/{customer.pk}/change/").content.decode()
+    assert 'id="customer-360"' in html and "40 / 100" in html and ">Prepaid</a>" in html
+    assert "<h2>Invoices" not in html and "Upcoming invoice" not in html and "Payments and credit notes" not in html
+    assert "$10.00" not in html and "$20.00" not in html and "$30.00" not in html
 
 
 def test_open_due_is_summed_per_currency_over_finalized_invoices_only():

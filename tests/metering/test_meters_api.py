@@ -75,3 +75,19 @@ def test_schema_documents_the_metering_endpoints(api):
     for path in ("/api/v1/meters", "/api/v1/events/batch", "/api/v1/customers/{external_id}/usage",
                  "/api/v1/customers/{external_id}/entitlements/{feature}"):
         assert path in text
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ([{"property": f"p{i}", "values": ["a"]} for i in range(21)], "At most 20 filters; got 21."),
+        ([{"property": "model", "values": [f"v{i}" for i in range(101)]}], "Filter 0: at most 100 values; got 101."),
+    ],
+)
+def test_meter_filters_are_bounded_400_naming_filters(api, filters, message):
+    response = api.post("/api/v1/meters", meter(filters=filters))
+    assert response.status_code == 400
+    assert message in str(response.json()["filters"])
+    # at the bounds: 20 filters of 100 values each
+    at_bound = [{"property": f"p{i}", "values": [f"v{j}" for j in range(100)]} for i in range(20)]
+    assert api.post("/api/v1/meters", meter(filters=at_bound)).status_code == 201

@@ -327,3 +327,31 @@ def test_schema_documents_catalog_paths(api):
 def test_published_factory_version_is_409_on_publish(api):
     version = PlanVersionFactory(published=True, plan=PlanFactory(key="legacy"))
     assert api.post(f"/api/v1/plans/legacy/versions/{version.number}/publish").status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        # 201 prices: one over the bound of 200 per version
+        ({"prices": [flat(name=f"Fee {i}") for i in range(201)]}, "prices", "At most 200 items; got 201."),
+        ({"entitlements": [{"feature": f"f{i}"} for i in range(201)]}, "entitlements", "At most 200 items; got 201."),
+        ({"credit_grants": [{"credits": "1"} for _ in range(51)]}, "credit_grants", "At most 50 items; got 51."),
+        # 100 bounded tiers + the open one = 101 tiers, one over the bound of 100 per price
+        ({"prices": [{"name": "Tokens", "model": "tiered", "meter": "tokens", "tier_mode": "graduated",
+                      "tiers": [{"up_to": i + 1, "unit_amount": "1"} for i in range(100)]
+                      + [{"up_to": None, "unit_amount": "1"}]}]},
+         "prices[0].tiers", "At most 100 items; got 101."),
+    ],
+)
+def test_version_lists_are_bounded_400_naming_the_list(api, plan, meter, body, field, message):
+    """A version with 20,000 prices made admin pages hang: the API refuses lists past their bound."""
+    r = post_version(api, body)
+    assert r.status_code == 400
+    assert r.json()[field] == [message]
+    assert not PlanVersion.objects.exists()
+
+
+def test_version_lists_at_their_bound_are_accepted(api, plan):
+    r = post_version(api, {"prices": [flat(name=f"Fee {i}") for i in range(200)]})
+    assert r.status_code == 201
+    assert len(r.json()["prices"]) == 200
