@@ -162,13 +162,15 @@ def wallet_grant_create(**kwargs) -> tuple[CreditGrant, bool]:
 def wallet_grant_void_locked(*, grant: CreditGrant, now: datetime, reason: str = "") -> Decimal:
     """Void what is left of a grant (a ``void`` ledger row). Returns the credits voided (0 if nothing left).
 
-    Call inside a transaction (the admin's changeform is one); locks wallet then grant. Idempotent.
+    Credits held for a draft invoice are not voided (they are reserved for it and pay it when it is
+    finalized; if the draft gives them up they expire, the grant being voided). Call inside a transaction
+    (the admin's changeform is one); locks wallet then grant. Idempotent.
     """
     wallet = wallet_lock(wallet=grant.wallet)
     grant = CreditGrant.objects.select_for_update().get(pk=grant.pk)
-    if grant.remaining <= 0:
+    if grant.free <= 0:
         return Decimal(0)
-    credits = grant.remaining
+    credits = grant.free
     _, created = ledger_append(
         wallet=wallet, grant=grant, type=LedgerEntry.Type.VOID, credits=-credits,
         idempotency_key=f"void:{grant.pk}:{grant.ledger.count()}", reference=f"grant:{grant.pk}",
@@ -181,18 +183,19 @@ def wallet_grant_void_locked(*, grant: CreditGrant, now: datetime, reason: str =
 def wallet_grants_expire(*, wallet: Wallet, now: datetime) -> int:
     """Turn credits past their ``expires_at`` (at or before ``now``) into ``expire`` ledger rows.
 
-    Also expires credits given back to a grant that is no longer active (released from a draft invoice
-    after the grant had expired or rolled over). Call inside a transaction. Returns the grants expired.
+    Also expires free credits of a grant that is no longer active (released from a draft invoice after the
+    grant had expired, rolled over or been voided). Held credits never expire while held. Call inside a
+    transaction. Returns the grants expired.
     """
     wallet = wallet_lock(wallet=wallet)
     grants = grants_locked(wallet=wallet, filters=Q(expires_at__lte=now) | ~Q(status=CreditGrant.Status.ACTIVE))
     by_id = {g.pk: g for g in grants}
     count = 0
-    inactive = [g for g in grants if g.status != CreditGrant.Status.ACTIVE]
+    inactive = [g for g in grants if g.status != CreditGrant.Status.ACTIVE and g.free > 0]
     for grant in inactive:
         status = grant.status if grant.status != CreditGrant.Status.CONSUMED else CreditGrant.Status.EXPIRED
         if grant_expire_locked(
-            wallet=wallet, grant=grant, credits=grant.remaining, reference=f"grant:{grant.pk}",
+            wallet=wallet, grant=grant, credits=grant.free, reference=f"grant:{grant.pk}",
             key=f"expire:{grant.pk}:{grant.ledger.count()}", description="Expired (no longer active)", status=status,
         ):
             count += 1
