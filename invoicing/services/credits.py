@@ -54,6 +54,7 @@ from wallets.services import (
     plan_credits_grant_period,
     usable_filter,
     wallet_balance_check_locked,
+    wallet_grant_revoke_locked,
     wallet_grants_expire,
 )
 from wallets.services._ledger import grant_expire_locked, grants_locked, ledger_append
@@ -260,6 +261,27 @@ def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: d
     from .invoices import invoice_finalize_locked  # here: invoices imports this module
 
     return invoice_finalize_locked(invoice=invoice, now=now)
+
+
+def credit_purchase_grant(invoice: Invoice) -> tuple[CreditGrant | None, Decimal]:
+    """The paid grant a credit-purchase invoice bills, and the price per credit it charged (its line's unit amount)."""
+    line = invoice.lines.filter(kind=InvoiceLine.Kind.CREDIT_PURCHASE).order_by("position", "id").first()
+    if line is None:
+        return None, Decimal(1)
+    grant_id = str((line.details or {}).get("grant", ""))
+    grant = CreditGrant.objects.filter(pk=int(grant_id)).first() if grant_id.isascii() and grant_id.isdigit() else None
+    return grant, Decimal(line.unit_amount or 1)
+
+
+def credit_purchase_revoke(*, invoice: Invoice, credits: Decimal, key: str, reason: str) -> Decimal:
+    """Take ``credits`` of a purchase invoice's grant back (a ``void`` row), as a credit note or void of it asks.
+
+    Conflict (409) when fewer of them are unspent. Call inside a transaction holding the customer lock.
+    """
+    grant, _ = credit_purchase_grant(invoice)
+    if grant is None or credits <= 0:
+        return Decimal(0)
+    return wallet_grant_revoke_locked(grant=grant, credits=credits, key=key, reason=reason)
 
 
 def credits_scheduled_work(*, now: datetime, customer_external_id: str | None = None) -> dict:

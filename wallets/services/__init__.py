@@ -10,6 +10,7 @@ from .grants import (
     wallet_get,
     wallet_grant_create,
     wallet_grant_create_locked,
+    wallet_grant_revoke_locked,
     wallet_grant_void_locked,
     wallet_grants_expire,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "wallet_get",
     "wallet_grant_create",
     "wallet_grant_create_locked",
+    "wallet_grant_revoke_locked",
     "wallet_grant_void_locked",
     "wallet_grants_expire",
     "wallet_spendable",
