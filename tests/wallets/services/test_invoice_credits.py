@@ -203,3 +203,28 @@ def test_scheduled_work_expires_grants_past_their_expiry():
     wallet.refresh_from_db()
     assert wallet.balance == 0
     assert_ledger_whole(wallet)
+
+
+def test_held_credits_do_not_expire_while_held_and_still_pay_their_draft():
+    # 30 credits expiring on day 3; a $12 draft holds 12. The day-3 run expires the 18 free credits only (lot
+    # expired, 12 left, all held); finalizing on day 5 consumes the 12: balance 30 - 18 - 12 = 0.
+    from datetime import timedelta
+
+    customer = CustomerFactory()
+    wallet = WalletFactory(customer=customer)
+    invoice = _invoice(customer, [("fixed", "12.00", "0")], status=Invoice.Status.DRAFT)
+    with transaction.atomic():
+        lot = grant(wallet, 30, expires_at=T0 + timedelta(days=3))
+        invoice_credits_apply(invoice=invoice, now=T0)
+    assert credits_scheduled_work(now=T0 + timedelta(days=3))["grants_expired"] == 1
+    lot.refresh_from_db()
+    assert (lot.remaining, lot.held, lot.status) == (12, 12, "expired")
+    assert credits_scheduled_work(now=T0 + timedelta(days=4))["grants_expired"] == 0  # held: nothing more expires
+    invoice.status = Invoice.Status.FINALIZED
+    with transaction.atomic():
+        invoice_credits_apply(invoice=invoice, now=T0 + timedelta(days=5))
+    wallet.refresh_from_db()
+    lot.refresh_from_db()
+    assert (wallet.balance, lot.remaining, lot.held) == (0, 0, 0)
+    assert list(wallet.ledger.values_list("type", "credits")) == [("grant", 30), ("expire", -18), ("consume", -12)]
+    assert_ledger_whole(wallet)
