@@ -96,11 +96,14 @@ def customer_pending_payable(*, customer: Customer, currency: str, now: datetime
     """Money that unbilled usage of current periods and draft invoices will ask wallets to pay.
 
     Returns ``(payable_by_all_lines_wallets, payable_by_usage_only_wallets)`` in ``currency``: amounts net of
-    credits already held for drafts. Used for a wallet's real-time balance.
+    credits already held for drafts (the held credits are counted by the wallets selector). Used for a
+    wallet's real-time balance.
 
-    Rule chosen: the preview's current-period (in-arrears) lines with their tax shares — next period's
-    in-advance fees are not "unbilled usage of the current period" — plus open drafts' ``amount_due``; the
-    usage-only figure counts usage lines only (drafts: their usage lines with tax, capped at their amount due).
+    Rule (DESIGN.md: "the ledger balance minus what the current period's unbilled usage and any draft
+    invoices will consume"): the preview's current-period **usage** lines with their tax shares -- fixed fees
+    are not usage, whether in arrears this period or in advance for the next -- plus open drafts'
+    ``amount_due``; the usage-only figure is the same usage, and for drafts their usage lines with tax, capped
+    at their amount due.
     """
     if currency != customer.currency:
         return ZERO, ZERO
@@ -112,10 +115,9 @@ def customer_pending_payable(*, customer: Customer, currency: str, now: datetime
         .values_list("current_period_start", "current_period_end")
     }
     for line in preview.lines:
-        if (line.period_start, line.period_end) in current:
+        if line.is_usage and (line.period_start, line.period_end) in current:
             payable_all += line.amount + line.tax
-            if line.is_usage:
-                payable_usage += line.amount + line.tax
+            payable_usage += line.amount + line.tax
     for draft in Invoice.objects.drafts().filter(customer=customer, currency=currency).prefetch_related("lines"):
         payable_all += draft.amount_due
         usage = sum((line.amount + line.tax for line in draft.lines.all() if line.kind == InvoiceLine.Kind.USAGE), ZERO)

@@ -17,6 +17,15 @@ Units and conventions
   subtractions and multiplications must be exact: if one ever had to round, ``decimal.Inexact`` is
   raised instead of silently losing credits.
 * Functions never mutate their inputs; lots are frozen dataclasses and results are new lists.
+
+Holds (reservations)
+--------------------
+A lot may have part of its credits **held** for a draft invoice (``Lot.held``). A hold is a reservation,
+not a spend: held credits are still in the lot's ``remaining`` (and so in the wallet's balance) but
+nothing else may take them. Every function here works on a lot's **free** credits
+(``remaining - held``): consumption never takes held credits, and held credits neither expire nor roll
+over while held (DESIGN.md, Wallets and credits). Holding itself is planned with
+:func:`consumption_plan` (a hold reserves credits in consumption order).
 """
 
 from __future__ import annotations
@@ -108,7 +117,9 @@ class Lot:
     """One grant of credits as far as consumption is concerned.
 
     * ``id``: the grant's identifier (database pk or any stable key), echoed in :class:`Take`.
-    * ``remaining``: credits still available in this lot (Decimal, >= 0, <= 12 dp).
+    * ``remaining``: credits still in this lot (Decimal, >= 0, <= 12 dp), held ones included.
+    * ``held``: how many of them are reserved for draft invoices (0 <= held <= remaining); only the
+      rest, :attr:`free`, may be consumed, expired or rolled over.
     * ``priority``: lower numbers are consumed first.
     * ``expires_at``: when the lot's remaining credits expire; ``None`` means never.
     * ``created_at``: when the lot was granted; older lots are consumed first on ties.
@@ -121,11 +132,20 @@ class Lot:
     priority: int
     expires_at: datetime | None
     created_at: datetime
+    held: Decimal = _ZERO
 
     def __post_init__(self) -> None:
         _check_credits(self.remaining, "Lot.remaining")
+        _check_credits(self.held, "Lot.held")
+        if self.held > self.remaining:
+            raise ValueError(f"Lot.held ({self.held}) exceeds Lot.remaining ({self.remaining})")
         if isinstance(self.priority, bool) or not isinstance(self.priority, int):
             raise TypeError(f"Lot.priority must be an int, not {type(self.priority).__name__}")
+
+    @property
+    def free(self) -> Decimal:
+        """Credits of this lot not held for a draft invoice: the only ones that may be spent or expire."""
+        return _exact_context().subtract(self.remaining, self.held)
 
 
 @dataclass(frozen=True)
@@ -141,7 +161,8 @@ class RolloverSplit:
     """How a period's unused plan credits divide at the period's end.
 
     ``carry`` lists the credits that roll over into the next period, ``expire`` the credits that
-    expire. For every input lot, its carried credits plus its expired credits equal its remaining.
+    expire. For every input lot, its carried credits plus its expired credits equal its free credits
+    (held credits stay in the lot, untouched).
     """
 
     carry: list[Take]
@@ -188,26 +209,27 @@ def _check_unique_ids(lots: Sequence[Lot]) -> None:
         seen.add(lot.id)
 
 
-def _total_remaining(lots: Iterable[Lot]) -> Decimal:
-    """Exact sum of the lots' remaining credits."""
+def _total_free(lots: Iterable[Lot]) -> Decimal:
+    """Exact sum of the lots' free (not held) credits."""
     ctx = _exact_context()
     total = _ZERO
     for lot in lots:
-        total = ctx.add(total, lot.remaining)
+        total = ctx.add(total, lot.free)
     return total
 
 
 def _take_in_order(ordered: Sequence[Lot], amount: Decimal) -> list[Take]:
-    """Take ``min(amount, total)`` credits from ``ordered`` lots front to back, skipping empty lots."""
+    """Take ``min(amount, total free)`` credits from ``ordered`` lots front to back, skipping lots with none free."""
     ctx = _exact_context()
     takes: list[Take] = []
     left = amount
     for lot in ordered:
         if left <= 0:
             break
-        if lot.remaining <= 0:
+        free = lot.free
+        if free <= 0:
             continue
-        taken = min(lot.remaining, left)
+        taken = min(free, left)
         takes.append(Take(lot_id=lot.id, credits=taken))
         left = ctx.subtract(left, taken)
     return takes
@@ -220,9 +242,11 @@ def consumption_plan(lots: Iterable[Lot], amount: Decimal) -> list[Take]:
 
     * lots are consumed in :func:`lots_order_key` order; a lot is only touched once every lot
       before it is exhausted;
-    * exactly ``min(amount, sum of remaining)`` credits are taken in total: an ``amount`` larger
-      than the balance takes everything and the caller decides what to do with the shortfall;
-    * no take exceeds its lot's remaining credits; empty lots are skipped; no take is zero
+    * only free credits (``remaining - held``) are taken: credits held for a draft invoice are
+      reserved for it;
+    * exactly ``min(amount, sum of free)`` credits are taken in total: an ``amount`` larger
+      than the free balance takes everything free and the caller decides what to do with the shortfall;
+    * no take exceeds its lot's free credits; lots with none free are skipped; no take is zero
       (``amount == 0`` returns ``[]``);
     * ``amount < 0`` raises ``ValueError``; duplicate lot ids raise ``ValueError``.
 
@@ -247,7 +271,8 @@ def rollover_split(lots: Iterable[Lot], cap: Decimal | None) -> RolloverSplit:
     ``lots`` are the subscription's unused plan credits at the period's end: this period's grant
     and earlier rollovers together. Rules:
 
-    * ``unused = sum(lot.remaining)``; ``min(unused, cap)`` credits carry into the next period and
+    * ``unused = sum(lot.free)`` (held credits neither roll over nor expire while held);
+      ``min(unused, cap)`` credits carry into the next period and
       the rest expires. ``cap=None`` means no cap (everything carries); ``cap=0`` means nothing
       carries; a negative cap raises ``ValueError``.
     * **Which credits carry**: the longest-lived first -- latest ``expires_at`` first, with
@@ -255,15 +280,15 @@ def rollover_split(lots: Iterable[Lot], cap: Decimal | None) -> RolloverSplit:
       ``created_at`` first, then the highest id. This keeps the most value for the customer: the
       credits that would survive longest are the ones kept. Carried credits keep their lot's
       original expiry (the caller carries them with the lot's ``expires_at``).
-    * Every lot is fully accounted for: for each lot, carried + expired == its remaining. Empty
-      lots produce no takes, and no take is zero.
+    * Every lot's free credits are fully accounted for: for each lot, carried + expired == its
+      free credits. Lots with none free produce no takes, and no take is zero.
 
     ``carry`` is listed in carry order (longest-lived first); ``expire`` in consumption order
     (:func:`lots_order_key`). Units: credits (Decimal, <= 12 dp).
     """
     lot_list = list(lots)
     _check_unique_ids(lot_list)
-    unused = _total_remaining(lot_list)
+    unused = _total_free(lot_list)
     carry_amount = unused if cap is None else min(unused, _check_credits(cap, "cap"))
     carry_order = sorted(lot_list, key=_rollover_order_key, reverse=True)
     carry = _take_in_order(carry_order, carry_amount)
@@ -272,7 +297,7 @@ def rollover_split(lots: Iterable[Lot], cap: Decimal | None) -> RolloverSplit:
     ctx = _exact_context()
     expire: list[Take] = []
     for lot in lots_ordered(lot_list):
-        rest = ctx.subtract(lot.remaining, carried.get(lot.id, _ZERO))
+        rest = ctx.subtract(lot.free, carried.get(lot.id, _ZERO))
         if rest > 0:
             expire.append(Take(lot_id=lot.id, credits=rest))
     return RolloverSplit(carry=carry, expire=expire)
@@ -282,13 +307,14 @@ def expired_lots(lots: Iterable[Lot], now: datetime) -> list[Take]:
     """Credits that have expired by ``now``.
 
     A lot is expired when ``expires_at is not None and expires_at <= now`` (the expiry instant
-    itself counts as expired) and it still has credits; its whole remaining is returned. Lots with
-    nothing remaining or no expiry produce nothing. Result in consumption order (credits).
+    itself counts as expired) and it still has free credits; all its free credits are returned
+    (held credits do not expire while held). Lots with nothing free or no expiry produce nothing.
+    Result in consumption order (credits).
     """
     return [
-        Take(lot_id=lot.id, credits=lot.remaining)
+        Take(lot_id=lot.id, credits=lot.free)
         for lot in lots_ordered(lots)
-        if lot.expires_at is not None and lot.expires_at <= now and lot.remaining > 0
+        if lot.expires_at is not None and lot.expires_at <= now and lot.free > 0
     ]
 
 

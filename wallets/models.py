@@ -3,6 +3,9 @@
 Invariants (kept by database constraints and by wallets.services, the only writer):
 - a wallet's ``balance`` always equals the sum of its ledger's ``credits``;
 - no grant's ``remaining`` goes below zero or above its ``credits``;
+- a grant's ``held`` (credits reserved for draft invoices, :class:`CreditHold`) is between 0 and its
+  ``remaining`` and equals the sum of its ``held`` holds; held credits are not spent: they stay in the
+  balance until the invoice is finalized;
 - ledger rows are never updated or deleted (the admin shows them read-only);
 - each ledger row has an idempotency key unique per wallet, so a replayed operation books nothing twice.
 Credits are a plain decimal unit (they may be non-monetary); ``conversion_rate`` is currency per credit.
@@ -73,6 +76,9 @@ class CreditGrant(models.Model):
     name = models.CharField(max_length=200, blank=True)
     credits = models.DecimalField(**CREDITS, validators=[MinValueValidator(0)])
     remaining = models.DecimalField(**CREDITS)
+    held = models.DecimalField(
+        **CREDITS, default=0, help_text="Of the remaining credits, how many are reserved for draft invoices (cached sum of its holds)."
+    )
     priority = models.PositiveIntegerField(default=10)
     effective_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -97,6 +103,9 @@ class CreditGrant(models.Model):
         constraints = [
             models.CheckConstraint(name="creditgrant_remaining_non_negative", condition=Q(remaining__gte=0)),
             models.CheckConstraint(name="creditgrant_remaining_le_credits", condition=Q(remaining__lte=F("credits"))),
+            models.CheckConstraint(
+                name="creditgrant_held_within_remaining", condition=Q(held__gte=0) & Q(held__lte=F("remaining"))
+            ),
             models.UniqueConstraint(
                 fields=["wallet", "idempotency_key"], name="creditgrant_unique_idempotency_key",
                 condition=Q(idempotency_key__isnull=False),
@@ -106,6 +115,49 @@ class CreditGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} grant of {self.credits} ({self.remaining} left)"
+
+    @property
+    def free(self):
+        """Remaining credits not held for a draft invoice: the only ones that may be spent, expire or roll over."""
+        return self.remaining - self.held
+
+
+class CreditHold(models.Model):
+    """Credits of one lot reserved for one draft invoice (DESIGN.md: a hold is a reservation, not a spend).
+
+    A hold writes no ledger row and leaves the wallet's ``balance`` alone; it raises its grant's ``held``, so
+    nothing else may spend those credits and they neither expire nor roll over while held. When the invoice
+    is finalized the hold becomes ``consumed`` together with one ``consume`` ledger row for the same credits;
+    when the draft is recalculated (or the hold otherwise given up) it becomes ``released`` and its credits
+    are free again, again without a ledger row. Rows are kept (status changes only) as the history of holds.
+    ``invoice_id`` is the invoice's id (wallets does not import invoicing).
+    """
+
+    class Status(models.TextChoices):
+        HELD = "held", "Held"
+        CONSUMED = "consumed", "Consumed (invoice finalized)"
+        RELEASED = "released", "Released"
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="holds")
+    grant = models.ForeignKey(CreditGrant, on_delete=models.PROTECT, related_name="holds")
+    invoice_id = models.BigIntegerField(db_index=True, help_text="The draft invoice the credits are held for.")
+    credits = models.DecimalField(**CREDITS)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.HELD)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="When it was consumed or released.")
+
+    class Meta:
+        ordering = ["wallet", "id"]
+        constraints = [
+            models.CheckConstraint(name="credithold_credits_positive", condition=Q(credits__gt=0)),
+            models.UniqueConstraint(
+                fields=["grant", "invoice_id"], name="credithold_one_per_lot_and_invoice",
+                condition=Q(status="held"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.credits} credits {self.get_status_display().lower()} for invoice {self.invoice_id}"
 
 
 class LedgerEntry(models.Model):

@@ -11,28 +11,45 @@ from catalog.pricing import currency_exponent
 from customers.models import Customer
 from wallets.credits import credits_applicable
 
-from .models import CreditGrant, LedgerEntry, Wallet
+from .models import CreditGrant, CreditHold, LedgerEntry, Wallet
 
 
 @dataclass(frozen=True)
 class LedgerCheck:
-    """A wallet's cached balance against the sum of its ledger and of its lots' remaining credits."""
+    """A wallet's cached balance against the sum of its ledger and of its lots' remaining credits, and its
+    lots' cached held credits against the sum of its live holds."""
 
     balance: Decimal
     ledger_sum: Decimal
     lots_remaining: Decimal
+    lots_held: Decimal = Decimal(0)
+    holds_sum: Decimal = Decimal(0)
 
     @property
     def ok(self) -> bool:
-        return self.balance == self.ledger_sum == self.lots_remaining
+        return self.balance == self.ledger_sum == self.lots_remaining and self.lots_held == self.holds_sum
 
 
 def wallet_ledger_check(*, wallet: Wallet) -> LedgerCheck:
-    """Balance (cached), ledger sum and the lots' remaining credits: all three are always equal."""
+    """Balance (cached), ledger sum and the lots' remaining credits: all three are always equal; so are the
+    lots' held credits and the credits of the wallet's live holds (a hold books no ledger row)."""
     balance = Wallet.objects.values_list("balance", flat=True).get(pk=wallet.pk)
     ledger_sum = LedgerEntry.objects.filter(wallet=wallet).aggregate(s=Sum("credits"))["s"] or Decimal(0)
-    lots = CreditGrant.objects.filter(wallet=wallet).aggregate(s=Sum("remaining"))["s"] or Decimal(0)
-    return LedgerCheck(balance=balance, ledger_sum=ledger_sum, lots_remaining=lots)
+    lots = CreditGrant.objects.filter(wallet=wallet).aggregate(r=Sum("remaining"), h=Sum("held"))
+    holds = CreditHold.objects.filter(wallet=wallet, status=CreditHold.Status.HELD).aggregate(s=Sum("credits"))["s"]
+    return LedgerCheck(
+        balance=balance, ledger_sum=ledger_sum, lots_remaining=lots["r"] or Decimal(0),
+        lots_held=lots["h"] or Decimal(0), holds_sum=holds or Decimal(0),
+    )
+
+
+def wallets_held(*, wallet_ids: list[int]) -> dict[int, Decimal]:
+    """Credits each wallet's lots hold for draft invoices (absent: none)."""
+    rows = (
+        CreditGrant.objects.filter(wallet_id__in=wallet_ids, held__gt=0)
+        .values("wallet_id").annotate(s=Sum("held")).values_list("wallet_id", "s")
+    )
+    return dict(rows)
 
 
 def wallets_payment_order(wallets: list[Wallet]) -> list[Wallet]:
@@ -43,20 +60,22 @@ def wallets_payment_order(wallets: list[Wallet]) -> list[Wallet]:
 def customer_real_time_balances(
     *, customer: Customer, currency: str, pending: tuple[Decimal, Decimal]
 ) -> dict[int, Decimal]:
-    """Each active wallet's balance minus the credits the pending payable will take from it (never below 0).
+    """Each active wallet's real-time balance: its balance, less the credits held for draft invoices, less
+    what the pending payable will take from it (never below 0; Lago's ongoing balance).
 
     ``pending`` is ``(payable_by_all_lines_wallets, payable_by_usage_only_wallets)`` in money, as
-    invoicing.selectors.customer_pending_payable returns it (wallets does not import invoicing). The wallets
-    pay it as they would pay an invoice: usage-only wallets first from the usage part, then all-lines wallets
-    from what is left, oldest first, each at its own rate.
+    invoicing.selectors.customer_pending_payable returns it (wallets does not import invoicing): what is not
+    held yet. The wallets pay it as they would pay an invoice: usage-only wallets first from the usage part,
+    then all-lines wallets from what is left, oldest first, each at its own rate.
     """
     all_left, usage_left = pending
     wallets = list(Wallet.objects.filter(customer=customer, currency=currency, status=Wallet.Status.ACTIVE))
+    held = wallets_held(wallet_ids=[w.pk for w in wallets])
     result: dict[int, Decimal] = {}
     exponent = currency_exponent(currency)
     for wallet in wallets_payment_order(wallets):
         payable = usage_left if wallet.applies_to == Wallet.AppliesTo.USAGE else all_left
-        balance = max(wallet.balance, Decimal(0))
+        balance = max(wallet.balance - held.get(wallet.pk, Decimal(0)), Decimal(0))
         if payable <= 0 or wallet.conversion_rate <= 0:
             result[wallet.pk] = balance
             continue
@@ -70,9 +89,9 @@ def customer_real_time_balances(
 def wallet_real_time_balance(*, wallet: Wallet, pending: tuple[Decimal, Decimal]) -> Decimal:
     """The wallet's real-time balance given its customer's pending payable (see customer_real_time_balances)."""
     if wallet.status != Wallet.Status.ACTIVE:
-        return wallet.balance
+        return max(wallet.balance - wallets_held(wallet_ids=[wallet.pk]).get(wallet.pk, Decimal(0)), Decimal(0))
     balances = customer_real_time_balances(customer=wallet.customer, currency=wallet.currency, pending=pending)
-    return balances.get(wallet.pk, wallet.balance)
+    return balances[wallet.pk]
 
 
 def customer_wallet_list(*, customer: Customer) -> QuerySet[Wallet]:

@@ -8,11 +8,16 @@ advances and ``plan_credits_grant`` gives the new period's credits.
 
 Rules chosen here where the design is silent:
 
-* **Held = consumed.** Credits applied to an invoice (draft or not) are booked at once as ``consume`` ledger
-  rows carrying the invoice's id; ``invoice.credits_applied`` shows their money worth. Releasing them (before
-  a draft is recalculated) books ``adjustment`` rows giving each lot back exactly what it gave. A lot that
-  expired or rolled over meanwhile gets its credits back too, but only the re-application may spend them;
-  whatever it does not use expires again at once (``expire`` rows), so no period's credits outlive it.
+* **A hold is a reservation, not a spend** (DESIGN.md). Credits for a draft are held
+  (``wallets.services.holds``: a ``CreditHold`` per lot, the lot's ``held`` raised), with no ledger row: the
+  wallet's balance does not move, the real-time balance counts the hold, and held credits neither expire nor
+  roll over while held. Finalizing the draft turns each hold into one ``consume`` row carrying the invoice's
+  id; ``invoice.credits_applied`` shows the money worth throughout. Recalculating the draft releases the holds
+  (no ledger row) and holds again for the new total. A lot that expired or rolled over while its credits were
+  held keeps them for the re-application only: whatever it does not hold again expires at once (``expire``
+  rows), so no period's credits outlive it.
+* Credits applied to a finalized invoice are ``consume`` rows at once; voiding the invoice gives each lot back
+  exactly what it gave (``adjustment`` rows).
 * **What credits may pay:** an all-lines wallet pays the invoice total (tax included), a usage-only wallet
   the usage lines plus their tax; never more than the invoice still owes (total - credit notes - paid).
   Usage-only wallets pay first, then all-lines wallets, oldest first; money is rounded down to the minor
@@ -41,10 +46,15 @@ from wallets.models import CreditGrant, LedgerEntry, Wallet
 from wallets.selectors import wallets_payment_order
 from wallets.services import (
     consume_from_locked,
+    holds_consume_locked,
+    holds_of_invoice_locked,
+    holds_place_locked,
+    holds_release_locked,
     plan_credits_close,
     plan_credits_grant_period,
     usable_filter,
     wallet_balance_check_locked,
+    wallet_grant_revoke_locked,
     wallet_grants_expire,
 )
 from wallets.services._ledger import grant_expire_locked, grants_locked, ledger_append
@@ -94,10 +104,14 @@ def _invoice_rows(invoice: Invoice, wallets: list[Wallet]):
 
 @transaction.atomic(savepoint=False)
 def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool = True) -> None:
-    """Apply (or hold, for a draft) wallet credits to the invoice; sets invoice.credits_applied. Idempotent.
+    """Hold wallet credits for a draft, or apply them to an invoice being finalized; sets credits_applied.
 
-    One transaction (call inside the caller's), locks in the order customer -> wallets -> lots -> invoice.
-    An invoice already holding credits is left as it is; release them first to re-apply.
+    ``invoice.status`` as the caller holds it decides: a draft gets holds (no ledger row, the balance does not
+    move); an invoice the caller is finalizing (status already set to finalized in memory) gets ``consume``
+    rows -- its draft's holds become those rows, or, when nothing was held, the credits are applied now.
+    Idempotent: an invoice already holding or having consumed credits is left as it is (release first to
+    re-apply). One transaction (call inside the caller's), locks in the order customer -> wallets -> lots ->
+    invoice.
 
     ``has_wallets=False``: the caller holds the customer's lock and found it has no wallet at all, so nothing
     can pay the invoice and nothing can be held for it: ``credits_applied`` is 0 with no query (the same
@@ -108,9 +122,12 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool 
             invoice.credits_applied = Decimal(0)
             invoice.amount_due = _owed(invoice)
         return
+    finalizing = invoice.status != Invoice.Status.DRAFT
     wallets = _lock_customer_wallets(invoice)
+    by_id = {w.pk: w for w in wallets}
+    holds = holds_of_invoice_locked(invoice_id=invoice.pk, wallets=wallets)
     rows = _invoice_rows(invoice, wallets)
-    held = -(rows.aggregate(s=Sum("credits"))["s"] or Decimal(0))
+    spent = -(rows.aggregate(s=Sum("credits"))["s"] or Decimal(0))
     active_wallets = [w for w in wallets if w.status == Wallet.Status.ACTIVE]
     paying = wallets_payment_order(active_wallets)
     lots_by_wallet: dict[int, list[CreditGrant]] = {}
@@ -119,11 +136,17 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool 
     for wallet in paying:
         lots_by_wallet[wallet.pk] = grants_locked(wallet=wallet, filters=eligible)
     locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if held > 0 or locked.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED):
-        _sync_credits(invoice, locked)  # already applied (or nothing to pay): the caller sees the stored figures
+    if locked.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED):
+        _sync_credits(invoice, locked)  # nothing to pay: the caller sees the stored figures
         return
-    if locked.kind == Invoice.Kind.CREDIT_PURCHASE:
-        return  # credits never pay for credits
+    if holds:
+        if finalizing:  # the draft's reservation becomes the spend: one consume row per lot
+            holds_consume_locked(holds=holds, wallets=by_id, reference=f"invoice:{invoice.pk}", now=now)
+        _sync_credits(invoice, locked)
+        return
+    if spent > 0 or locked.kind == Invoice.Kind.CREDIT_PURCHASE:
+        _sync_credits(invoice, locked)  # already applied; and credits never pay for credits
+        return
     round_no = rows.count()
     owed_left = _owed(locked)
     usage_left = sum(
@@ -136,24 +159,27 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool 
             break
         payable = min(usage_left, owed_left) if wallet.applies_to == Wallet.AppliesTo.USAGE else owed_left
         lots = lots_by_wallet[wallet.pk]
-        available = sum((g.remaining for g in lots), Decimal(0))
+        available = sum((g.free for g in lots), Decimal(0))
         if payable <= 0 or available <= 0:
             continue
         money, credits = credits_applicable(payable, available, wallet.conversion_rate, exponent)
         if credits <= 0:
             continue
-        consume_from_locked(
-            wallet=wallet, grants=lots, credits=credits, key_prefix=f"invoice:{invoice.pk}:apply:{round_no}",
-            reference=f"invoice:{invoice.pk}", invoice_id=invoice.pk,
-        )
+        if finalizing:
+            consume_from_locked(
+                wallet=wallet, grants=lots, credits=credits, key_prefix=f"invoice:{invoice.pk}:apply:{round_no}",
+                reference=f"invoice:{invoice.pk}", invoice_id=invoice.pk,
+            )
+        else:
+            holds_place_locked(wallet=wallet, grants=lots, credits=credits, invoice_id=invoice.pk)
         applied += money
         owed_left -= money
         usage_left = max(usage_left - money, Decimal(0))
     for wallet in active_wallets:
         for grant in lots_by_wallet[wallet.pk]:
-            if grant.status != CreditGrant.Status.ACTIVE and grant.remaining > 0:
+            if grant.status != CreditGrant.Status.ACTIVE and grant.free > 0:
                 grant_expire_locked(
-                    wallet=wallet, grant=grant, credits=grant.remaining, key=f"expire:{grant.pk}:{grant.ledger.count()}",
+                    wallet=wallet, grant=grant, credits=grant.free, key=f"expire:{grant.pk}:{grant.ledger.count()}",
                     reference=f"invoice:{invoice.pk}", description="Released credits of a lot no longer active",
                     status=grant.status,
                 )
@@ -171,10 +197,12 @@ def invoice_credits_release(
 
     Idempotent. Call inside a transaction.
 
-    Each lot gets back exactly what the invoice took from it (``adjustment`` rows); a used-up lot becomes
-    active again. Lock order customer -> wallets -> lots -> invoice.
+    A draft's holds are released with no ledger row (the balance never moved). Credits an invoice consumed
+    go back to the lots they came from, each exactly what it gave (``adjustment`` rows); a used-up lot
+    becomes active again. Lock order customer -> wallets -> lots -> invoice.
     """
     wallets = _lock_customer_wallets(invoice)
+    holds_release_locked(holds=holds_of_invoice_locked(invoice_id=invoice.pk, wallets=wallets), now=now)
     rows = _invoice_rows(invoice, wallets)
     net: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
     for wallet_id, grant_id, credits in rows.values_list("wallet_id", "grant_id", "credits"):
@@ -233,6 +261,27 @@ def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: d
     from .invoices import invoice_finalize_locked  # here: invoices imports this module
 
     return invoice_finalize_locked(invoice=invoice, now=now)
+
+
+def credit_purchase_grant(invoice: Invoice) -> tuple[CreditGrant | None, Decimal]:
+    """The paid grant a credit-purchase invoice bills, and the price per credit it charged (its line's unit amount)."""
+    line = invoice.lines.filter(kind=InvoiceLine.Kind.CREDIT_PURCHASE).order_by("position", "id").first()
+    if line is None:
+        return None, Decimal(1)
+    grant_id = str((line.details or {}).get("grant", ""))
+    grant = CreditGrant.objects.filter(pk=int(grant_id)).first() if grant_id.isascii() and grant_id.isdigit() else None
+    return grant, Decimal(line.unit_amount or 1)
+
+
+def credit_purchase_revoke(*, invoice: Invoice, credits: Decimal, key: str, reason: str) -> Decimal:
+    """Take ``credits`` of a purchase invoice's grant back (a ``void`` row), as a credit note or void of it asks.
+
+    Conflict (409) when fewer of them are unspent. Call inside a transaction holding the customer lock.
+    """
+    grant, _ = credit_purchase_grant(invoice)
+    if grant is None or credits <= 0:
+        return Decimal(0)
+    return wallet_grant_revoke_locked(grant=grant, credits=credits, key=key, reason=reason)
 
 
 def credits_scheduled_work(*, now: datetime, customer_external_id: str | None = None) -> dict:

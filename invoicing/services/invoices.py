@@ -8,18 +8,24 @@ Rules chosen where the design is silent:
 
 * A finalized invoice with nothing due (zero total, or fully covered by credits) is marked ``paid`` at once.
 * ``amount_due = max(0, total - credits_applied - credit notes to the invoice - amount_paid)``.
-* What remains creditable on an invoice is ``total - credits_applied - credit notes already issued``
-  (payments do not reduce it: a paid invoice may be credited, to the wallet).
+* **Credit notes never create value** (docs/billing-rules.md): a note credits at most what remains creditable,
+  ``total - credit notes already issued`` (400 ``amount``); ``refund_to: invoice`` at most what the invoice
+  still owes, its ``amount_due`` (400 ``refund_to``: a paid invoice has nothing left to reduce); ``refund_to:
+  wallet`` at most what was received for the invoice -- payments plus wallet credits applied -- less what
+  earlier notes already refunded to the wallet (400 ``refund_to``: an unpaid invoice has nothing to refund).
+  A credit purchase's note takes the credits it credits back from the purchased grant (``refund_to:
+  invoice`` only; 409 when they were spent).
+* Only a finalized invoice with no payment recorded and **no credit note** can be voided (409 otherwise:
+  correct it with further credit notes instead). Wallet credits applied to it go back to their lots; voiding
+  a credit purchase takes back the credits it granted, refused (409) once any of them was spent.
 * Finalization copies the customer's name, email and external id onto the invoice (``bill_to_*``): the PDF and
   the admin show that copy for every non-draft, so editing the customer never changes an issued document.
-* Only an unpaid (``amount_paid == 0``) finalized invoice can be voided; wallet credits applied to it
-  stay spent (voiding books nothing in the wallets).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from django.db import connection, transaction
 from django.db.models.constants import OnConflict
@@ -253,18 +259,30 @@ def invoice_recalculate(*, invoice: Invoice, now: datetime) -> Invoice:
     return invoice_recalculate_locked(invoice=locked, now=now)
 
 
+def _void_refusal(invoice: Invoice) -> str | None:
+    """Why the invoice cannot be voided, or None: it must be finalized (or settled by credits alone), with no
+    payment recorded and no credit note (a note already gave part of it back: voiding would give it twice)."""
+    if invoice.status not in (Invoice.Status.FINALIZED, Invoice.Status.PAID) or invoice.amount_paid != 0:
+        return (
+            f"Invoice {invoice} is {invoice.status} with {invoice.amount_paid} paid; only finalized, unpaid invoices "
+            "can be voided."
+        )
+    if invoice.credit_notes.exists():
+        return f"Invoice {invoice} has credit notes; correct it with further credit notes instead of voiding it."
+    return None
+
+
 @transaction.atomic(savepoint=False)
 def invoice_void_locked(*, invoice: Invoice, now: datetime) -> Invoice:
-    """Void a locked finalized invoice no money was paid on. Call inside a transaction.
+    """Void a locked finalized invoice no money was paid on and no credit note was issued for. Call inside a
+    transaction.
 
     "Unpaid" means no payment was recorded: an invoice settled entirely by wallet credits (status paid,
     ``amount_paid`` 0) may be voided too, and its credits go back to the wallet (``invoice_void``).
     """
-    voidable = invoice.status in (Invoice.Status.FINALIZED, Invoice.Status.PAID) and invoice.amount_paid == 0
-    if not voidable:
-        raise Conflict(
-            f"Invoice {invoice} is {invoice.status} with {invoice.amount_paid} paid; only finalized, unpaid invoices can be voided."
-        )
+    refusal = _void_refusal(invoice)
+    if refusal:
+        raise Conflict(refusal)
     invoice.status = Invoice.Status.VOID
     invoice.voided_at = now
     invoice.amount_due = ZERO
@@ -274,18 +292,37 @@ def invoice_void_locked(*, invoice: Invoice, now: datetime) -> Invoice:
 
 @transaction.atomic(durable=True)
 def invoice_void(*, invoice: Invoice, now: datetime) -> Invoice:
-    """Void a finalized invoice with nothing paid yet; else 409.
+    """Void a finalized invoice with nothing paid and no credit note yet; else 409.
 
     Wallet credits applied to it go back to the lots they came from (``adjustment`` rows; a lot that has
-    expired meanwhile expires again at the next run). The release takes the locks in the usual order
-    (customer -> wallets -> lots -> invoice) before the state is re-checked; a refused void rolls it back.
+    expired meanwhile expires again at the next run). Voiding a credit purchase takes back the credits it
+    granted (a ``void`` row), refused (409) if any of them was spent. Locks in the usual order (customer ->
+    wallets -> lots -> invoice); the state is checked before and again after the invoice lock, and a refused
+    void rolls everything back.
     """
-    current = Invoice.objects.only("pk", "number", "customer_id", "currency", "status", "credits_applied", "billing_boundary_at").get(pk=invoice.pk)
-    if current.status in (Invoice.Status.FINALIZED, Invoice.Status.PAID) and current.credits_applied > 0:
+    current = _lock_customer_then_read(invoice.pk)
+    refusal = _void_refusal(current)
+    if refusal:
+        raise Conflict(refusal)
+    if current.kind == Invoice.Kind.CREDIT_PURCHASE:
+        grant, _rate = credits_seam.credit_purchase_grant(current)
+        if grant is not None:
+            credits_seam.credit_purchase_revoke(
+                invoice=current, credits=grant.credits, key=f"invoice:{current.pk}:void",
+                reason=f"Taken back: purchase invoice {current.number} voided",
+            )
+    elif current.credits_applied > 0:
         credits_seam.invoice_credits_release(
             invoice=current, now=now, reason=f"Given back: invoice {current.number} voided"
         )
     return invoice_void_locked(invoice=_lock(invoice.pk), now=now)
+
+
+def _lock_customer_then_read(invoice_id: int) -> Invoice:
+    """Lock the invoice's customer (first in the lock order) and read the invoice, not locked yet."""
+    customer_id = Invoice.objects.values_list("customer_id", flat=True).get(pk=invoice_id)
+    Customer.objects.select_for_update().filter(pk=customer_id).first()
+    return Invoice.objects.select_related("customer").get(pk=invoice_id)
 
 
 def _positive_amount(amount, currency: str) -> Decimal:
@@ -323,17 +360,35 @@ def payment_record(*, invoice: Invoice, amount: Decimal, reference: str = "", no
     return payment_record_locked(invoice=_lock(invoice.pk), amount=amount, reference=reference, now=now)
 
 
+def _notes_total(invoice: Invoice, refund_to: str | None = None) -> Decimal:
+    notes = invoice.credit_notes.all()
+    return sum((cn.amount for cn in notes if refund_to is None or cn.refund_to == refund_to), ZERO)
+
+
 def creditable_amount(invoice: Invoice) -> Decimal:
-    """What may still be credited: total - credits applied - credit notes already issued (never below 0)."""
-    issued = sum((cn.amount for cn in invoice.credit_notes.all()), ZERO)
-    return max(invoice.total - invoice.credits_applied - issued, ZERO)
+    """What may still be credited: total - credit notes already issued (never below 0)."""
+    return max(invoice.total - _notes_total(invoice), ZERO)
+
+
+def refundable_to_wallet(invoice: Invoice) -> Decimal:
+    """What a note may still refund to the wallet: what was received for the invoice (payments and wallet
+    credits applied) less what earlier notes refunded to the wallet (never below 0)."""
+    received = invoice.amount_paid + invoice.credits_applied
+    return max(received - _notes_total(invoice, CreditNote.RefundTo.WALLET), ZERO)
 
 
 @transaction.atomic(savepoint=False)
 def credit_note_issue_locked(
     *, invoice: Invoice, amount: Decimal, reason: str, refund_to: str, now: datetime
 ) -> CreditNote:
-    """Issue a credit note on a locked finalized (or paid) invoice. Call inside a transaction."""
+    """Issue a credit note on a locked finalized (or paid) invoice. Call inside a transaction, holding the
+    customer lock too (a note may touch the customer's wallets).
+
+    Caps (the module docstring): ``amount`` at most what remains creditable (400 ``amount``); ``refund_to:
+    invoice`` at most what the invoice still owes, ``wallet`` at most what was received for it less earlier
+    wallet refunds (400 ``refund_to``). A credit purchase is credited by taking the credits back (``invoice``
+    only).
+    """
     if invoice.status not in (Invoice.Status.FINALIZED, Invoice.Status.PAID):
         raise Conflict(f"Invoice {invoice} is {invoice.status}; credit notes are issued on finalized invoices only.")
     if refund_to not in CreditNote.RefundTo.values:
@@ -346,10 +401,34 @@ def credit_note_issue_locked(
         raise ValidationFailed(
             f"More than the invoice can still be credited ({remaining} {invoice.currency}).", field="amount"
         )
+    purchase = invoice.kind == Invoice.Kind.CREDIT_PURCHASE
+    if refund_to == CreditNote.RefundTo.WALLET and purchase:
+        raise ValidationFailed(
+            "A credit purchase is credited by taking its credits back: use refund_to 'invoice' for what it still owes.",
+            field="refund_to",
+        )
+    if refund_to == CreditNote.RefundTo.INVOICE and amount > invoice.amount_due:
+        raise ValidationFailed(
+            f"More than the invoice still owes ({invoice.amount_due} {invoice.currency}); "
+            "refund what was received with refund_to 'wallet'.",
+            field="refund_to",
+        )
+    if refund_to == CreditNote.RefundTo.WALLET and amount > (refundable := refundable_to_wallet(invoice)):
+        raise ValidationFailed(
+            f"More than was received for the invoice and not yet refunded ({refundable} {invoice.currency}): "
+            "only payments and credits applied can be refunded to the wallet.",
+            field="refund_to",
+        )
     note = CreditNote.objects.create(
         number=number_next(name="credit_note"), invoice=invoice, amount=amount, currency=invoice.currency,
         reason=reason.strip(), refund_to=refund_to,
     )
+    if purchase:
+        _, rate = credits_seam.credit_purchase_grant(invoice)
+        credits_seam.credit_purchase_revoke(
+            invoice=invoice, credits=_money_to_credits(amount, rate, ROUND_UP), key=f"credit-note:{note.number}",
+            reason=f"Taken back: credit note {note.number}",
+        )
     if refund_to == CreditNote.RefundTo.WALLET:
         _refund_to_wallet(note=note, now=now)
     if refund_to == CreditNote.RefundTo.INVOICE:
@@ -362,18 +441,24 @@ def credit_note_issue_locked(
     return note
 
 
+def _money_to_credits(amount: Decimal, rate: Decimal, rounding: str) -> Decimal:
+    """``amount / rate`` credits at 12 decimal places, rounded as asked (never to the customer's advantage)."""
+    rate = rate or Decimal(1)
+    return (amount / rate).quantize(Decimal("0.000000000001"), rounding=rounding)
+
+
 def _refund_to_wallet(*, note: CreditNote, now: datetime) -> None:
     """Grant the note's amount as ``adjustment`` credits to the customer's wallet in the invoice currency.
 
-    Money becomes credits at the wallet's conversion rate (credits = amount / rate, 12 decimal places).
-    Call inside a transaction, holding the customer lock (lock order customer -> wallets -> invoice).
+    Money becomes credits at the wallet's conversion rate (credits = amount / rate, rounded down to 12 decimal
+    places: the credits are never worth more than the money refunded). Call inside a transaction, holding the
+    customer lock (lock order customer -> wallets -> invoice).
     """
     from wallets.services import wallet_for_plan_credits, wallet_grant_create_locked
 
     invoice = note.invoice
     wallet = wallet_for_plan_credits(customer=invoice.customer, currency=invoice.currency)
-    rate = wallet.conversion_rate or Decimal(1)
-    credits = (note.amount / rate).quantize(Decimal("0.000000000001"), rounding=ROUND_HALF_UP)
+    credits = _money_to_credits(note.amount, wallet.conversion_rate, ROUND_DOWN)
     wallet_grant_create_locked(
         wallet=wallet, credits=credits, kind="adjustment", now=now, idempotency_key=f"credit-note:{note.number}",
         name=f"Credit note {note.number}", reference=f"credit_note:{note.pk}",
@@ -382,6 +467,6 @@ def _refund_to_wallet(*, note: CreditNote, now: datetime) -> None:
 
 @transaction.atomic(durable=True)
 def credit_note_issue(*, invoice: Invoice, amount: Decimal, reason: str, refund_to: str, now: datetime) -> CreditNote:
-    """Issue a numbered credit note (``CN-000001``), capped at what remains creditable (else 400 ``amount``)."""
-    locked = _lock(invoice.pk, customer=refund_to == CreditNote.RefundTo.WALLET)
+    """Issue a numbered credit note (``CN-000001``) within the caps of :func:`credit_note_issue_locked` (400)."""
+    locked = _lock(invoice.pk, customer=True)
     return credit_note_issue_locked(invoice=locked, amount=amount, reason=reason, refund_to=refund_to, now=now)

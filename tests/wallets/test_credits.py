@@ -45,9 +45,11 @@ def lot(
     priority: int = 1,
     expires_at: datetime | None = None,
     created_at: datetime = T0,
+    held: Decimal = D(0),
 ) -> Lot:
     return Lot(
-        id=lot_id, remaining=D(remaining), priority=priority, expires_at=expires_at, created_at=created_at
+        id=lot_id, remaining=D(remaining), priority=priority, expires_at=expires_at, created_at=created_at,
+        held=held,
     )
 
 
@@ -76,6 +78,7 @@ class WalletSim:
     lots: dict[int | str, Lot] = field(default_factory=dict)
     kinds: dict[int | str, str] = field(default_factory=dict)  # lot id -> grant kind (plan, paid, ...)
     ledger: list[Entry] = field(default_factory=list)
+    holds: dict[int, list[Take]] = field(default_factory=dict)  # hold id -> credits reserved per lot
     next_id: int = 1
 
     def balance(self) -> Decimal:
@@ -141,6 +144,34 @@ class WalletSim:
                 ledger_kind="rollover",
             )
         return split
+
+    def _move_held(self, takes: list[Take], sign: int) -> None:
+        for take in takes:
+            current = self.lots[take.lot_id]
+            # Lot.__post_init__ rejects held > remaining or held < 0, so a bad reservation raises here.
+            self.lots[take.lot_id] = replace(current, held=current.held + sign * take.credits)
+
+    def hold(self, credits: Decimal) -> int:
+        """Reserve credits for a draft (no ledger row): planned like a spend, over free credits only."""
+        takes = consumption_plan(self.lots.values(), credits)
+        self._move_held(takes, +1)
+        hold_id = self.next_id
+        self.next_id += 1
+        self.holds[hold_id] = takes
+        return hold_id
+
+    def release(self, hold_id: int) -> None:
+        """Give a reservation back (draft recalculated): no ledger row."""
+        self._move_held(self.holds.pop(hold_id), -1)
+
+    def settle(self, hold_id: int) -> None:
+        """The draft is finalized: the held credits become one ``consume`` row per lot."""
+        takes = self.holds.pop(hold_id)
+        self._move_held(takes, -1)
+        self._remove(takes, "consume")
+
+    def held_total(self) -> Decimal:
+        return sum((item.held for item in self.lots.values()), D(0))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,6 +353,29 @@ def test_rate_rounding_examples() -> None:
         credits_to_money(D(1), 0.05)  # type: ignore[arg-type]
 
 
+def test_held_credits_are_reserved_not_spent() -> None:
+    # Lago's case: 10 credits, a 6.00 draft at rate 1 holds 6. The ledger does not move (balance 10); only
+    # the 4 free credits may be spent, expire or roll over; finalizing books one consume of 6 (balance 4).
+    wallet = WalletSim()
+    lot_id = wallet.grant(D(10), expires_at=day(3))
+    hold_id = wallet.hold(D(6))
+    assert (wallet.balance(), wallet.held_total(), wallet.lots[lot_id].free) == (D(10), D(6), D(4))
+    assert consumption_plan(wallet.lots.values(), D(100)) == [Take(lot_id, D(4))]
+    assert expired_lots(wallet.lots.values(), day(3)) == [Take(lot_id, D(4))]
+    assert rollover_split(wallet.lots.values(), D(1)) == RolloverSplit(carry=[Take(lot_id, D(1))], expire=[Take(lot_id, D(3))])
+    wallet.settle(hold_id)
+    assert (wallet.balance(), wallet.held_total()) == (D(4), D(0))
+    assert [entry.kind for entry in wallet.ledger] == ["grant", "consume"]
+
+
+def test_held_lot_validation() -> None:
+    with pytest.raises(ValueError):
+        lot(1, 5, held=D(6))  # more held than the lot holds
+    with pytest.raises(ValueError):
+        lot(1, 5, held=D(-1))
+    assert lot(1, 5, held=D(5)).free == 0
+
+
 # --------------------------------------------------------------------------------------------------
 # Hypothesis strategies (integers scaled by powers of ten; never floats)
 # --------------------------------------------------------------------------------------------------
@@ -351,6 +405,18 @@ def lot_lists(draw: st.DrawFn, max_size: int = 8) -> list[Lot]:
             )
         )
     return lots
+
+
+@st.composite
+def held_lot_lists(draw: st.DrawFn, max_size: int = 8) -> list[Lot]:
+    """Lots of which some hold part (0..100 %) of their credits for draft invoices."""
+    lots = draw(lot_lists(max_size))
+    held = []
+    for item in lots:
+        percent = draw(st.sampled_from([0, 0, 25, 50, 99, 100]))
+        share = (item.remaining * percent / 100).quantize(D("1e-12"), rounding=ROUND_DOWN)
+        held.append(replace(item, held=share))
+    return held
 
 
 @st.composite
@@ -513,6 +579,50 @@ def test_money_credit_roundtrip(credits: Decimal, rate: Decimal) -> None:
     assert money_to_credits(money, rate) == credits
 
 
+@PROPERTY_SETTINGS
+@given(data=st.data(), lots=held_lot_lists())
+def test_plan_never_takes_held_credits(data: st.DataObject, lots: list[Lot]) -> None:
+    free = sum((item.free for item in lots), D(0))
+    amount = data.draw(amount_for(free))
+    plan = consumption_plan(lots, amount)
+    by_id = {item.id: item for item in lots}
+    for take in plan:
+        assert 0 < take.credits <= by_id[take.lot_id].free
+    assert sum((take.credits for take in plan), D(0)) == min(amount, free)
+    for lot_id, left in remaining_after(lots, plan).items():
+        assert left >= by_id[lot_id].held  # every reservation is still covered
+
+
+@PROPERTY_SETTINGS
+@given(lots=held_lot_lists(), cap=st.one_of(st.none(), st.just(D(0)), credit_amounts), now=datetimes)
+def test_held_credits_neither_roll_over_nor_expire(lots: list[Lot], cap: Decimal | None, now: datetime) -> None:
+    split = rollover_split(lots, cap)
+    unused = sum((item.free for item in lots), D(0))
+    assert sum((take.credits for take in split.carry), D(0)) == (unused if cap is None else min(unused, cap))
+    per_lot = {item.id: D(0) for item in lots}
+    for take in split.carry + split.expire:
+        per_lot[take.lot_id] += take.credits
+    assert per_lot == {item.id: item.free for item in lots}  # held credits untouched
+    expired = {take.lot_id: take.credits for take in expired_lots(lots, now)}
+    assert expired == {
+        item.id: item.free for item in lots if item.expires_at is not None and item.expires_at <= now and item.free > 0
+    }
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data(), lots=held_lot_lists())
+def test_holding_is_planned_like_spending_over_free_credits(data: st.DataObject, lots: list[Lot]) -> None:
+    # Reserving then spending the same credits leaves the lots as spending them at once would.
+    free = sum((item.free for item in lots), D(0))
+    amount = data.draw(amount_for(free))
+    hold = consumption_plan(lots, amount)
+    held = {take.lot_id: take.credits for take in hold}
+    reserved = [replace(item, held=item.held + held.get(item.id, D(0))) for item in lots]
+    assert sum((item.free for item in reserved), D(0)) == free - min(amount, free)
+    settled = [replace(item, remaining=item.remaining - held.get(item.id, D(0)), held=item.held) for item in lots]
+    assert remaining_after(lots, hold) == {item.id: item.remaining for item in settled}
+
+
 # --------------------------------------------------------------------------------------------------
 # Ledger state machine: the ledger always sums to the lots' remaining credits
 # --------------------------------------------------------------------------------------------------
@@ -537,10 +647,11 @@ class WalletMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def consume(self, data: st.DataObject) -> None:
         before = self.wallet.lots_total()
-        amount = data.draw(amount_for(before))
+        free = sum((item.free for item in self.wallet.lots.values()), D(0))  # held credits are reserved
+        amount = data.draw(amount_for(free))
         takes = self.wallet.consume(amount)
-        assert sum((take.credits for take in takes), D(0)) == min(amount, before)
-        assert self.wallet.lots_total() == before - min(amount, before)
+        assert sum((take.credits for take in takes), D(0)) == min(amount, free)
+        assert self.wallet.lots_total() == before - min(amount, free)
 
     @rule(days=st.integers(0, 4))
     def advance_and_expire(self, days: int) -> None:
@@ -551,10 +662,10 @@ class WalletMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(kind in ("plan", "rollover") for kind in self.wallet.kinds.values()))
     @rule(cap=st.one_of(st.none(), credit_amounts))
     def period_end(self, cap: Decimal | None) -> None:
-        def plan_total() -> Decimal:
+        def plan_total() -> Decimal:  # free plan credits: held ones neither carry nor expire
             return sum(
                 (
-                    item.remaining
+                    item.free
                     for item in self.wallet.lots.values()
                     if self.wallet.kinds[item.id] in ("plan", "rollover")
                 ),
@@ -565,12 +676,42 @@ class WalletMachine(RuleBasedStateMachine):
         self.wallet.period_end(cap)
         assert plan_total() == (unused if cap is None else min(unused, cap))
 
+    @rule(data=st.data())
+    def hold_for_a_draft(self, data: st.DataObject) -> None:
+        balance, free = self.wallet.balance(), sum((item.free for item in self.wallet.lots.values()), D(0))
+        amount = data.draw(amount_for(free))
+        hold_id = self.wallet.hold(amount)
+        assert sum((take.credits for take in self.wallet.holds[hold_id]), D(0)) == min(amount, free)
+        assert self.wallet.balance() == balance  # a reservation, not a spend
+
+    @precondition(lambda self: bool(self.wallet.holds))
+    @rule(data=st.data(), finalize=st.booleans())
+    def release_or_finalize(self, data: st.DataObject, finalize: bool) -> None:
+        hold_id = data.draw(st.sampled_from(sorted(self.wallet.holds)))
+        held = sum((take.credits for take in self.wallet.holds[hold_id]), D(0))
+        balance = self.wallet.balance()
+        if finalize:
+            self.wallet.settle(hold_id)
+            assert self.wallet.balance() == balance - held
+        else:
+            self.wallet.release(hold_id)
+            assert self.wallet.balance() == balance
+
     @invariant()
     def ledger_matches_lots(self) -> None:
         assert self.wallet.balance() == self.wallet.lots_total()
         for lot_id, item in self.wallet.lots.items():
             assert self.wallet.lot_ledger_total(lot_id) == item.remaining
             assert item.remaining >= 0
+
+    @invariant()
+    def holds_match_held_credits(self) -> None:
+        per_lot: dict[int | str, Decimal] = {}
+        for takes in self.wallet.holds.values():
+            for take in takes:
+                per_lot[take.lot_id] = per_lot.get(take.lot_id, D(0)) + take.credits
+        for lot_id, item in self.wallet.lots.items():
+            assert item.held == per_lot.get(lot_id, D(0)) and 0 <= item.held <= item.remaining
 
 
 WalletMachine.TestCase.settings = settings(max_examples=200, deadline=None, stateful_step_count=25)

@@ -1,6 +1,6 @@
 """Wallet services (writes). Entry points are durable transactions; ``*_locked`` variants run inside one."""
 
-from .alerts import wallet_balance_check_locked
+from .alerts import wallet_balance_check_locked, wallet_spendable
 from .consumption import consume_from_locked, usable_filter, wallet_consume, wallet_consume_locked
 from .grants import (
     MANUAL_KINDS,
@@ -10,15 +10,21 @@ from .grants import (
     wallet_get,
     wallet_grant_create,
     wallet_grant_create_locked,
+    wallet_grant_revoke_locked,
     wallet_grant_void_locked,
     wallet_grants_expire,
 )
+from .holds import holds_consume_locked, holds_of_invoice_locked, holds_place_locked, holds_release_locked
 from .plan_credits import plan_credit_grant_create, plan_credits_close, plan_credits_grant_period
 
 __all__ = [
     "MANUAL_KINDS",
     "consume_from_locked",
     "credits_parse",
+    "holds_consume_locked",
+    "holds_of_invoice_locked",
+    "holds_place_locked",
+    "holds_release_locked",
     "plan_credit_grant_create",
     "plan_credits_close",
     "plan_credits_grant_period",
@@ -31,6 +37,8 @@ __all__ = [
     "wallet_get",
     "wallet_grant_create",
     "wallet_grant_create_locked",
+    "wallet_grant_revoke_locked",
     "wallet_grant_void_locked",
     "wallet_grants_expire",
+    "wallet_spendable",
 ]

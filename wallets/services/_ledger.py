@@ -23,7 +23,8 @@ def wallet_lock(*, wallet: Wallet) -> Wallet:
 
 
 def grants_locked(*, wallet: Wallet, filters: Q | None = None) -> list[CreditGrant]:
-    """The wallet's grants holding credits, locked FOR UPDATE in consumption order (after the wallet lock)."""
+    """The wallet's grants holding credits (held ones included), locked FOR UPDATE in consumption order
+    (after the wallet lock). Only their free part (``remaining - held``) may be spent, expired or rolled over."""
     qs: QuerySet[CreditGrant] = CreditGrant.objects.select_for_update().filter(wallet=wallet, remaining__gt=0)
     if filters is not None:
         qs = qs.filter(filters)
@@ -31,10 +32,10 @@ def grants_locked(*, wallet: Wallet, filters: Q | None = None) -> list[CreditGra
 
 
 def lot_of(grant: CreditGrant) -> Lot:
-    """The pure-core view of a grant (wallets.credits)."""
+    """The pure-core view of a grant (wallets.credits), with its held credits."""
     return Lot(
         id=grant.pk, remaining=Decimal(grant.remaining), priority=grant.priority,
-        expires_at=grant.expires_at, created_at=grant.created_at,
+        expires_at=grant.expires_at, created_at=grant.created_at, held=Decimal(grant.held),
     )
 
 
@@ -90,11 +91,17 @@ def grant_expire_locked(
     *, wallet: Wallet, grant: CreditGrant, credits: Decimal, key: str, reference: str, description: str,
     status: str = CreditGrant.Status.EXPIRED,
 ) -> Decimal:
-    """Expire ``credits`` of a locked grant (an ``expire`` ledger row); status flips when nothing is left."""
+    """Expire ``credits`` of a locked grant's free part (an ``expire`` ledger row).
+
+    The status flips when nothing free is left: a lot whose only credits left are held for a draft is
+    expired (or rolled over) for everything else; the held credits still pay that draft when it is finalized.
+    """
     if credits <= 0:
         return Decimal(0)
+    if credits > grant.free:
+        raise ValueError(f"cannot expire {credits} credits of grant {grant.pk}: only {grant.free} are free")
     left = grant.remaining - credits
-    new_status = status if left == 0 else None
+    new_status = status if left == grant.held else None
     _, created = ledger_append(
         wallet=wallet, grant=grant, type=LedgerEntry.Type.EXPIRE, credits=-credits, idempotency_key=key,
         reference=reference, description=description, grant_status=new_status,

@@ -38,8 +38,9 @@ def consume_from_locked(
 ) -> Decimal:
     """Book ``consume`` rows for the consumption plan of ``credits`` over ``grants`` (all locked).
 
-    Takes ``min(credits, their remaining)``; returns the credits consumed. Grants left empty become
-    ``consumed`` (a grant given back credits after it expired keeps its status). Call holding the locks.
+    Takes ``min(credits, their free credits)`` (held credits are reserved for drafts); returns the credits
+    consumed. Grants left empty become ``consumed`` (a grant given back credits after it expired keeps its
+    status). Call holding the locks.
     """
     by_id = {g.pk: g for g in grants}
     consumed = Decimal(0)
@@ -61,7 +62,7 @@ def wallet_consume_locked(
     *, wallet: Wallet, credits: Decimal, reference: str, idempotency_key: str, now: datetime,
     invoice_id: int | None = None,
 ) -> Decimal:
-    """Spend exactly ``credits`` from the wallet's usable lots, or raise Conflict (409) if they fall short.
+    """Spend exactly ``credits`` from the wallet's usable free credits, or raise Conflict (409) if they fall short.
 
     Locks the wallet row, then its lots (priority, expiry, age), so concurrent spends serialize and never
     overspend. A replayed ``idempotency_key`` books nothing and returns what the first call consumed.
@@ -75,7 +76,7 @@ def wallet_consume_locked(
     if credits <= 0:
         raise Conflict("Credits to consume must be positive.", code="invalid_credits")
     grants = grants_locked(wallet=wallet, filters=usable_filter(now=now))
-    available = sum((g.remaining for g in grants), Decimal(0))
+    available = sum((g.free for g in grants), Decimal(0))
     if available < credits:
         raise Conflict(f"The wallet holds {available} usable credits; {credits} were asked.", code="insufficient_credits")
     return consume_from_locked(

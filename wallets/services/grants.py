@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from billing_project.errors import NotFound, ValidationFailed
+from billing_project.errors import Conflict, NotFound, ValidationFailed
 from billing_project.money import currency_allowed
 from customers.models import Customer
 from wallets.credits import CREDIT_DECIMAL_PLACES, expired_lots
@@ -109,16 +109,20 @@ def wallet_grant_create_locked(
 ) -> tuple[CreditGrant, bool]:
     """Grant credits (a lot plus its ``grant`` ledger row). Call inside a transaction; locks the wallet.
 
-    Returns ``(grant, created)``; a replayed ``idempotency_key`` returns the first grant and ``False``.
+    Returns ``(grant, created)``; a replayed ``idempotency_key`` with the same payload returns the first grant
+    and ``False``; the same key with a different payload (credits, kind, priority, name, expiry, or an
+    ``effective_at`` given and different) is a Conflict (409) naming ``idempotency_key``: a key names one grant.
     Rules: credits > 0; ``expires_at`` after ``now`` (and after ``effective_at``); ``effective_at`` may be
     in the past (migrated balances are usable from then). Never creates an invoice.
     """
     wallet = wallet_lock(wallet=wallet)
+    credits = credits_parse(credits)
+    replay = {"credits": credits, "kind": kind, "priority": priority, "name": name or "", "expires_at": expires_at,
+              "effective_at": effective_at}
     if idempotency_key:
         existing = CreditGrant.objects.filter(wallet=wallet, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return existing, False
-    credits = credits_parse(credits)
+            return _replayed(existing, replay), False
     if kind not in CreditGrant.Kind.values:
         raise ValidationFailed(f"Must be one of {', '.join(CreditGrant.Kind.values)}.", field="kind")
     if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
@@ -139,13 +143,27 @@ def wallet_grant_create_locked(
                 period_end=period_end, rollover_cap=rollover_cap, forfeit_on_end=forfeit_on_end,
             )
     except IntegrityError:
-        return CreditGrant.objects.get(wallet=wallet, idempotency_key=idempotency_key), False
+        return _replayed(CreditGrant.objects.get(wallet=wallet, idempotency_key=idempotency_key), replay), False
     ledger_append(
         wallet=wallet, grant=grant, type=LedgerEntry.Type.GRANT, credits=credits,
         idempotency_key=f"grant:{grant.pk}", reference=reference or f"grant:{grant.pk}",
         description=name or grant.get_kind_display(), move_grant=False,
     )
     return grant, True
+
+
+def _replayed(existing: CreditGrant, replay: dict) -> CreditGrant:
+    """The grant a replayed idempotency key names, if the replay asks for the same grant; else Conflict (409)."""
+    differs = [
+        field for field, value in replay.items()
+        if not (field == "effective_at" and value is None) and getattr(existing, field) != value
+    ]
+    if differs:
+        raise Conflict(
+            f"This idempotency key was used for another grant (different {', '.join(differs)}).",
+            field="idempotency_key", code="idempotency_key_reused",
+        )
+    return existing
 
 
 @transaction.atomic(durable=True)
@@ -162,13 +180,15 @@ def wallet_grant_create(**kwargs) -> tuple[CreditGrant, bool]:
 def wallet_grant_void_locked(*, grant: CreditGrant, now: datetime, reason: str = "") -> Decimal:
     """Void what is left of a grant (a ``void`` ledger row). Returns the credits voided (0 if nothing left).
 
-    Call inside a transaction (the admin's changeform is one); locks wallet then grant. Idempotent.
+    Credits held for a draft invoice are not voided (they are reserved for it and pay it when it is
+    finalized; if the draft gives them up they expire, the grant being voided). Call inside a transaction
+    (the admin's changeform is one); locks wallet then grant. Idempotent.
     """
     wallet = wallet_lock(wallet=grant.wallet)
     grant = CreditGrant.objects.select_for_update().get(pk=grant.pk)
-    if grant.remaining <= 0:
+    if grant.free <= 0:
         return Decimal(0)
-    credits = grant.remaining
+    credits = grant.free
     _, created = ledger_append(
         wallet=wallet, grant=grant, type=LedgerEntry.Type.VOID, credits=-credits,
         idempotency_key=f"void:{grant.pk}:{grant.ledger.count()}", reference=f"grant:{grant.pk}",
@@ -178,21 +198,48 @@ def wallet_grant_void_locked(*, grant: CreditGrant, now: datetime, reason: str =
 
 
 @transaction.atomic(savepoint=False)
+def wallet_grant_revoke_locked(*, grant: CreditGrant, credits: Decimal, key: str, reason: str) -> Decimal:
+    """Take ``credits`` back from a grant (a ``void`` ledger row), e.g. when what paid for them is credited or voided.
+
+    Only free credits can be taken back: if fewer than ``credits`` are left unspent (spent, held for a draft,
+    expired or voided), nothing is taken and Conflict (409) is raised. The grant is ``voided`` once nothing is
+    left. Idempotent per ``key``. Call inside a transaction; locks wallet then grant.
+    """
+    wallet = wallet_lock(wallet=grant.wallet)
+    grant = CreditGrant.objects.select_for_update().get(pk=grant.pk)
+    if credits > grant.free:
+        if LedgerEntry.objects.filter(wallet=wallet, idempotency_key=key).exists():
+            return Decimal(0)  # a replay: taken back already
+        raise Conflict(
+            f"Only {grant.free} of the {grant.credits} credits of grant {grant.pk} are unspent; {credits} cannot be taken back.",
+            code="credits_spent",
+        )
+    left = grant.remaining - credits
+    _, created = ledger_append(
+        wallet=wallet, grant=grant, type=LedgerEntry.Type.VOID, credits=-credits, idempotency_key=key,
+        reference=f"grant:{grant.pk}", description=reason,
+        grant_status=CreditGrant.Status.VOIDED if left == 0 else None,
+    )
+    return credits if created else Decimal(0)
+
+
+@transaction.atomic(savepoint=False)
 def wallet_grants_expire(*, wallet: Wallet, now: datetime) -> int:
     """Turn credits past their ``expires_at`` (at or before ``now``) into ``expire`` ledger rows.
 
-    Also expires credits given back to a grant that is no longer active (released from a draft invoice
-    after the grant had expired or rolled over). Call inside a transaction. Returns the grants expired.
+    Also expires free credits of a grant that is no longer active (released from a draft invoice after the
+    grant had expired, rolled over or been voided). Held credits never expire while held. Call inside a
+    transaction. Returns the grants expired.
     """
     wallet = wallet_lock(wallet=wallet)
     grants = grants_locked(wallet=wallet, filters=Q(expires_at__lte=now) | ~Q(status=CreditGrant.Status.ACTIVE))
     by_id = {g.pk: g for g in grants}
     count = 0
-    inactive = [g for g in grants if g.status != CreditGrant.Status.ACTIVE]
+    inactive = [g for g in grants if g.status != CreditGrant.Status.ACTIVE and g.free > 0]
     for grant in inactive:
         status = grant.status if grant.status != CreditGrant.Status.CONSUMED else CreditGrant.Status.EXPIRED
         if grant_expire_locked(
-            wallet=wallet, grant=grant, credits=grant.remaining, reference=f"grant:{grant.pk}",
+            wallet=wallet, grant=grant, credits=grant.free, reference=f"grant:{grant.pk}",
             key=f"expire:{grant.pk}:{grant.ledger.count()}", description="Expired (no longer active)", status=status,
         ):
             count += 1

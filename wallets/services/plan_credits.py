@@ -101,7 +101,9 @@ def plan_credits_close(*, subscription: Subscription, period: Period, ending: bo
     The subscription's unused plan credits granted for periods up to this one (this period's lots and earlier
     carried ones together) are considered. Credits whose lot expires at or before the period's end expire;
     ``min(unused, cap)`` of the rest carries (the longest-lived credits, wallets.credits.rollover_split);
-    when ``ending``, lots marked ``forfeit_on_end`` expire entirely. Idempotent: a second call finds
+    when ``ending``, lots marked ``forfeit_on_end`` expire entirely. Credits held for a draft invoice (the
+    period's own, held at this boundary just before) are left out of all of it: they neither expire nor roll
+    over while held, and pay that invoice when it is finalized. Idempotent: a second call finds
     nothing above the caps. Call inside a transaction, after the period's invoice has used its credits.
     Returns the credits expired.
     """
@@ -125,16 +127,14 @@ def plan_credits_close(*, subscription: Subscription, period: Period, ending: bo
                 wallet=wallet, grant=grant, credits=take.credits, key=f"age:{grant.pk}:{end_key}",
                 reference=f"subscription:{subscription.pk}", description="Expired by age at the period's end",
             )
-        live = [g for g in grants if g.remaining > 0]
         if ending:
-            for grant in [g for g in live if g.forfeit_on_end]:
+            for grant in [g for g in grants if g.forfeit_on_end and g.free > 0]:
                 expired += grant_expire_locked(
-                    wallet=wallet, grant=grant, credits=grant.remaining, key=f"forfeit:{grant.pk}:{end_key}",
+                    wallet=wallet, grant=grant, credits=grant.free, key=f"forfeit:{grant.pk}:{end_key}",
                     reference=f"subscription:{subscription.pk}", description="Forfeited: the subscription ended",
                 )
-            live = [g for g in live if g.remaining > 0]
         groups: dict[int | None, list[CreditGrant]] = defaultdict(list)
-        for grant in live:
+        for grant in grants:  # lots with only held credits left still name their group's cap
             groups[grant.plan_credit_grant_id].append(grant)
         for group in groups.values():
             latest = max(group, key=lambda g: (g.period_start, g.pk))

@@ -69,6 +69,25 @@ def test_grants_idempotent_and_listed(api, wallet):
     assert_ledger_whole(Wallet.objects.get(pk=wallet["id"]))
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"credits": "2001"}, {"credits": "20000"}, {"kind": "paid"}, {"priority": 1}, {"name": "Other"},
+     {"expires_at": "2099-01-01T00:00:00Z"}, {"effective_at": "2020-01-01T00:00:00Z"}],
+)
+def test_grant_idempotency_key_reused_with_another_payload_is_409(api, wallet, change):
+    url = f"/api/v1/wallets/{wallet['id']}/grants"
+    body = {"credits": "2000", "kind": "promotional", "idempotency_key": "welcome"}
+    first = api.post(url, body)
+    assert first.status_code == 201
+    reused = api.post(url, {**body, **change})
+    assert reused.status_code == 409 and "idempotency_key" in reused.json(), reused.json()
+    # The same payload again (numbers written differently are the same number): 200 with the first grant.
+    again = api.post(url, {**body, "credits": "2000.000"})
+    assert again.status_code == 200 and again.json() == first.json()
+    assert Wallet.objects.get(pk=wallet["id"]).balance == 2000  # granted once
+    assert_ledger_whole(Wallet.objects.get(pk=wallet["id"]))
+
+
 def test_grant_effective_in_the_past_is_usable_and_expiry_in_the_past_is_400(api, wallet):
     url = f"/api/v1/wallets/{wallet['id']}/grants"
     past = (timezone.now() - timedelta(days=30)).isoformat()

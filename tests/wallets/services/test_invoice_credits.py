@@ -8,23 +8,26 @@ import pytest
 from django.core import mail
 from django.db import transaction
 
+from billing_project.errors import Conflict
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.services.credits import credits_scheduled_work, invoice_credits_apply, invoice_credits_release
 from tests.factories.customers import CustomerFactory
 from tests.factories.wallets import WalletFactory
 from tests.wallets.conftest import T0, assert_ledger_whole, grant
-from wallets.models import LowBalanceAlert
-from wallets.services import wallet_consume
+from wallets.models import CreditHold, LowBalanceAlert
+from wallets.services import wallet_consume, wallet_grant_void_locked, wallet_spendable
 
 pytestmark = pytest.mark.django_db
 
 
-def _invoice(customer, lines):
-    """An invoice with ``lines`` = [(kind, amount, tax)]; totals summed by hand."""
+def _invoice(customer, lines, status=Invoice.Status.FINALIZED):
+    """An invoice with ``lines`` = [(kind, amount, tax)]; totals summed by hand. ``finalized`` (the status an
+    invoice being finalized has when its credits are applied) unless a draft is asked for (credits held)."""
     subtotal = sum((Decimal(a) for _, a, _ in lines), Decimal(0))
     tax = sum((Decimal(t) for _, _, t in lines), Decimal(0))
     invoice = Invoice.objects.create(
         customer=customer, currency="USD", subtotal=subtotal, tax=tax, total=subtotal + tax, amount_due=subtotal + tax,
+        status=status,
     )
     for i, (kind, amount, line_tax) in enumerate(lines):
         InvoiceLine.objects.create(
@@ -70,27 +73,72 @@ def test_usage_only_wallet_pays_usage_lines_with_their_tax_first_then_all_lines_
     assert_ledger_whole(all_wallet)
 
 
-def test_release_gives_back_and_reapply_uses_the_new_total():
-    # 100 credits at $1 pay a $40 draft; release gives 40 back (100 held again); the recalculated $55 draft
-    # takes 55, leaving 45.
+def test_a_draft_holds_credits_release_frees_them_and_finalizing_consumes_the_hold():
+    # 100 credits at $1; a $40 draft holds 40: no ledger row, the balance stays 100 (60 spendable). Releasing it
+    # (before a recalculation) writes no ledger row either; the recalculated $55 draft holds 55; finalizing
+    # books that hold as one consume row of 55: balance 100 - 55 = 45.
     customer = CustomerFactory()
     wallet = WalletFactory(customer=customer)
-    invoice = _invoice(customer, [("usage", "40.00", "0")])
+    invoice = _invoice(customer, [("usage", "40.00", "0")], status=Invoice.Status.DRAFT)
     with transaction.atomic():
-        grant(wallet, 100)
+        lot = grant(wallet, 100)
         invoice_credits_apply(invoice=invoice, now=T0)
-        wallet.refresh_from_db()
-        assert wallet.balance == 60
+        invoice_credits_apply(invoice=invoice, now=T0)  # idempotent: still one hold
+    wallet.refresh_from_db()
+    lot.refresh_from_db()
+    invoice.refresh_from_db()
+    assert (wallet.balance, lot.remaining, lot.held) == (100, 100, 40)
+    assert (invoice.credits_applied, invoice.amount_due) == (Decimal(40), Decimal(0))
+    assert wallet_spendable(wallet=wallet) == 60
+    assert list(CreditHold.objects.filter(invoice_id=invoice.pk).values_list("credits", "status")) == [(40, "held")]
+    assert list(wallet.ledger.values_list("type", flat=True)) == ["grant"]
+    assert_ledger_whole(wallet)
+    with transaction.atomic():
         invoice_credits_release(invoice=invoice, now=T0)
         invoice_credits_release(invoice=invoice, now=T0)  # idempotent
-        wallet.refresh_from_db()
-        assert wallet.balance == 100
-        Invoice.objects.filter(pk=invoice.pk).update(subtotal=55, total=55, amount_due=55)
-        invoice.refresh_from_db()
+    lot.refresh_from_db()
+    invoice.refresh_from_db()
+    assert (lot.held, invoice.credits_applied, invoice.amount_due) == (0, 0, Decimal(40))
+    assert list(wallet.ledger.values_list("type", flat=True)) == ["grant"]  # still no ledger row
+    Invoice.objects.filter(pk=invoice.pk).update(subtotal=55, total=55, amount_due=55)
+    invoice.refresh_from_db()
+    with transaction.atomic():
         invoice_credits_apply(invoice=invoice, now=T0)
+    lot.refresh_from_db()
+    assert lot.held == 55
+    invoice.refresh_from_db()
+    invoice.status = Invoice.Status.FINALIZED  # what finalization does before applying credits
+    with transaction.atomic():
+        invoice_credits_apply(invoice=invoice, now=T0)
+        invoice_credits_apply(invoice=invoice, now=T0)  # idempotent: the hold is consumed once
     invoice.refresh_from_db()
     wallet.refresh_from_db()
+    lot.refresh_from_db()
     assert (invoice.credits_applied, invoice.amount_due, wallet.balance) == (Decimal(55), Decimal(0), Decimal(45))
+    assert (lot.remaining, lot.held) == (45, 0)
+    assert list(wallet.ledger.values_list("type", "credits")) == [("grant", 100), ("consume", -55)]
+    assert list(CreditHold.objects.filter(invoice_id=invoice.pk).order_by("id").values_list("credits", "status")) == [
+        (40, "released"), (55, "consumed"),
+    ]
+    assert_ledger_whole(wallet)
+
+
+def test_held_credits_are_not_spent_elsewhere_nor_voided():
+    # 30 credits, 20 held for a draft: a spend of 11 is refused (10 free), 10 goes through; voiding the lot
+    # voids nothing more (the 20 stay held for the draft).
+    customer = CustomerFactory()
+    wallet = WalletFactory(customer=customer)
+    invoice = _invoice(customer, [("fixed", "20.00", "0")], status=Invoice.Status.DRAFT)
+    with transaction.atomic():
+        lot = grant(wallet, 30)
+        invoice_credits_apply(invoice=invoice, now=T0)
+    with pytest.raises(Conflict):
+        wallet_consume(wallet=wallet, credits=Decimal(11), reference="u", idempotency_key="s1", now=T0)
+    assert wallet_consume(wallet=wallet, credits=Decimal(10), reference="u", idempotency_key="s2", now=T0) == 10
+    with transaction.atomic():
+        assert wallet_grant_void_locked(grant=lot, now=T0) == 0
+    lot.refresh_from_db()
+    assert (lot.remaining, lot.held) == (20, 20)
     assert_ledger_whole(wallet)
 
 
@@ -154,4 +202,29 @@ def test_scheduled_work_expires_grants_past_their_expiry():
     assert credits_scheduled_work(now=T0 + timedelta(days=3))["grants_expired"] == 0
     wallet.refresh_from_db()
     assert wallet.balance == 0
+    assert_ledger_whole(wallet)
+
+
+def test_held_credits_do_not_expire_while_held_and_still_pay_their_draft():
+    # 30 credits expiring on day 3; a $12 draft holds 12. The day-3 run expires the 18 free credits only (lot
+    # expired, 12 left, all held); finalizing on day 5 consumes the 12: balance 30 - 18 - 12 = 0.
+    from datetime import timedelta
+
+    customer = CustomerFactory()
+    wallet = WalletFactory(customer=customer)
+    invoice = _invoice(customer, [("fixed", "12.00", "0")], status=Invoice.Status.DRAFT)
+    with transaction.atomic():
+        lot = grant(wallet, 30, expires_at=T0 + timedelta(days=3))
+        invoice_credits_apply(invoice=invoice, now=T0)
+    assert credits_scheduled_work(now=T0 + timedelta(days=3))["grants_expired"] == 1
+    lot.refresh_from_db()
+    assert (lot.remaining, lot.held, lot.status) == (12, 12, "expired")
+    assert credits_scheduled_work(now=T0 + timedelta(days=4))["grants_expired"] == 0  # held: nothing more expires
+    invoice.status = Invoice.Status.FINALIZED
+    with transaction.atomic():
+        invoice_credits_apply(invoice=invoice, now=T0 + timedelta(days=5))
+    wallet.refresh_from_db()
+    lot.refresh_from_db()
+    assert (wallet.balance, lot.remaining, lot.held) == (0, 0, 0)
+    assert list(wallet.ledger.values_list("type", "credits")) == [("grant", 30), ("expire", -18), ("consume", -12)]
     assert_ledger_whole(wallet)
