@@ -41,6 +41,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from billing_project.instants import OUT_OF_RANGE, instant_in_range
 from billing_project.money import currency_allowed
 
 from . import pricing
@@ -397,6 +398,9 @@ def _datetime(value: Any, path: str, errors: _Errors, *, default: datetime) -> d
         return default
     if timezone.is_naive(value):
         value = timezone.make_aware(value, UTC)
+    if not instant_in_range(value):  # periods are computed from it (billing_project.instants)
+        errors.add(path, OUT_OF_RANGE)
+        return default
     return value
 
 

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from billing_project.instants import OUT_OF_RANGE, instant_check, instant_in_range
 from billing_project.models import BillingRun
 from catalog.models import Price
 from customers.models import Subscription
@@ -66,16 +67,27 @@ class RunSummary:
 def as_of_parse(value: str | None) -> datetime:
     """The instant a run works as of, from ISO 8601 (a naive value is UTC); the current time when empty.
 
-    Shared by ``run_billing --now`` and the Celery tasks. Raises ``ValueError`` when the value is unreadable.
+    Shared by ``run_billing --now`` and the Celery tasks. Raises ``ValueError`` when the value is unreadable
+    or outside the accepted range (``billing_project.instants``: a run as of year 9999 would bill every
+    period up to it).
     """
     if not value:
         return timezone.now()
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well formed but not a date (month 13)
+        parsed = None
     if parsed is None:
         raise ValueError(f"cannot parse {value!r}; use ISO 8601, e.g. 2026-02-01T00:00:00Z")
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the calendar's end in UTC
+        raise ValueError(f"{value!r}: {OUT_OF_RANGE}") from None
+    if not instant_in_range(parsed):
+        raise ValueError(f"{value!r}: {OUT_OF_RANGE}")
+    return parsed
 
 
 def due_subscription_ids(*, now: datetime, customer_external_id: str | None = None) -> list[int]:
@@ -207,7 +219,9 @@ def billing_run_execute(
     """Do all scheduled work due at or before ``now`` (optionally for one customer), idempotently.
 
     ``progress(done, total)`` is called after each subscription. The outcome is recorded as a ``BillingRun``.
+    ``now`` outside the accepted range (``billing_project.instants``) is a ValidationFailed naming ``now``.
     """
+    instant_check(now, field="now")
     run = BillingRun.objects.create(as_of=now, customer_external_id=customer_external_id or "", trigger=trigger)
     summary = RunSummary(as_of=now)
     subscriptions_bill(

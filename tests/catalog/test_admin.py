@@ -194,3 +194,17 @@ def test_admin_changes_are_in_history_with_the_user(admin_client, admin_user, dr
     assert (latest.name, latest.history_user) == ("Renamed", admin_user)
     page = admin_client.get(reverse("admin:catalog_price_history", args=[latest.id]))
     assert page.status_code == 200
+
+
+def test_add_version_in_admin_refuses_an_effective_from_out_of_range(admin_client, draft):
+    response = admin_client.post(reverse("admin:catalog_planversion_add"), {
+        "plan": str(draft.plan.pk), "effective_from_0": "9999-12-31", "effective_from_1": "00:00:00", "notes": "",
+        "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0", "prices-MIN_NUM_FORMS": "0", "prices-MAX_NUM_FORMS": "1000",
+        "entitlements-TOTAL_FORMS": "0", "entitlements-INITIAL_FORMS": "0",
+        "entitlements-MIN_NUM_FORMS": "0", "entitlements-MAX_NUM_FORMS": "1000",
+        "credit_grants-TOTAL_FORMS": "0", "credit_grants-INITIAL_FORMS": "0",
+        "credit_grants-MIN_NUM_FORMS": "0", "credit_grants-MAX_NUM_FORMS": "1000",
+    })
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["effective_from"]
+    assert not PlanVersion.objects.filter(plan=draft.plan, number=2).exists()
