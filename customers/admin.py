@@ -288,10 +288,15 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
                 self.log_addition(request, subscription, "Created (first period started)")
+                later = (
+                    " The periods after it are billed by the next billing run." if subscription.current_period_end <= now
+                    else ""
+                )
                 self.message_user(
                     request,
                     f"Subscription #{subscription.pk} created; its first period "
-                    f"{period_text(subscription.current_period_start, subscription.current_period_end)} has started.",
+                    f"{period_text(subscription.current_period_start, subscription.current_period_end)} has started."
+                    f"{later}",
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:customers_subscription_change", args=[subscription.pk]))

@@ -147,3 +147,19 @@ def test_add_subscription_refuses_a_start_out_of_range_on_its_field(admin_client
     assert list(response.context["form"].errors) == ["start_at"]
     assert message in response.content
     assert not Subscription.objects.exists()
+
+
+def test_add_subscription_in_the_past_bills_its_first_period_and_says_runs_bill_the_rest(admin_client):
+    from invoicing.models import Invoice
+
+    plan = PlanFactory(key="pro", currency="USD")
+    PlanVersionFactory(plan=plan, number=1, published=True)
+    customer = CustomerFactory(currency="USD")
+    response = admin_client.post(reverse("admin:customers_subscription_add"), {
+        "customer": customer.pk, "plan": plan.pk, "billing": "calendar", "start_at": "2024-01-01 00:00",
+    }, follow=True)
+    assert b"The periods after it are billed by the next billing run." in response.content
+    subscription = Subscription.objects.get()
+    # Only January 2024 is started (and invoiced) here, however long ago it was.
+    assert (subscription.current_period_start, subscription.current_period_end) == (utc(2024, 1, 1), utc(2024, 2, 1))
+    assert Invoice.objects.filter(subscription=subscription).count() == 1
