@@ -151,6 +151,42 @@ def billing_runs() -> dict:
     return {"last": last, "next": next_run}
 
 
+def billing_failures(limit: int = 20) -> dict:
+    """Subscriptions whose billing failed in the last run, for the dashboard's alert.
+
+    The last run is the latest ``BillingRun`` other than a Celery chunk's, together with the chunk rows it fanned
+    out (same ``as_of``, started after it): the beat records each chunk's failures on a row of its own.
+    Rows: ``{"subscription_id", "subscription" (the row, or None), "customer" (external id), "boundary",
+    "error"}``, one per subscription, at most ``limit`` (``count`` has them all).
+    """
+    from billing_project.models import BillingRun
+    from customers.models import Subscription
+
+    last = BillingRun.objects.exclude(trigger=BillingRun.CHUNK_TRIGGER).order_by("-started_at", "-id").first()
+    if last is None:
+        return {"run": None, "count": 0, "rows": []}
+    chunks = BillingRun.objects.filter(
+        trigger=BillingRun.CHUNK_TRIGGER, as_of=last.as_of, started_at__gte=last.started_at
+    ).order_by("started_at", "id")
+    entries: dict[int, dict] = {}
+    for run in [last, *chunks]:
+        for entry in run.failed_subscriptions or []:
+            entries.setdefault(int(entry["subscription"]), entry)
+    shown = list(entries.items())[:limit]
+    subscriptions = Subscription.objects.select_related("customer", "plan").in_bulk([pk for pk, _ in shown])
+    rows = [
+        {
+            "subscription_id": pk,
+            "subscription": subscriptions.get(pk),
+            "customer": entry.get("customer", ""),
+            "boundary": datetime.fromisoformat(entry["boundary"]) if entry.get("boundary") else None,
+            "error": entry.get("error", ""),
+        }
+        for pk, entry in shown
+    ]
+    return {"run": last, "count": len(entries), "rows": rows}
+
+
 def wallets_below_threshold(limit: int = 10):
     from wallets.models import Wallet
 
@@ -201,6 +237,7 @@ def dashboard_context(now: datetime, *, invoicing: bool = True) -> dict:
         "now": now,
         "invoicing": invoicing,
         "runs": billing_runs(),
+        "billing_failures": billing_failures(),
         "low_wallets_count": wallets_count,
         "low_wallets": wallets,
         "unknown_events_count": unknown_count,

@@ -57,6 +57,9 @@ class ApiAuditEntry(models.Model):
 class BillingRun(models.Model):
     """The outcome of one ``run_billing`` (by hand, beat or the demo): shown on the admin dashboard."""
 
+    #: ``trigger`` of the rows a Celery chunk records for its failures (the beat's run has "beat").
+    CHUNK_TRIGGER = "celery-chunk"
+
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
@@ -70,6 +73,10 @@ class BillingRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     counts = models.JSONField(default=dict, blank=True)
     failures = models.JSONField(default=list, blank=True)
+    failed_subscriptions = models.JSONField(
+        default=list, blank=True,
+        help_text='Subscriptions whose billing failed: [{"subscription", "customer", "boundary", "error"}].',
+    )
     summary = models.TextField(blank=True)
 
     class Meta:

@@ -24,6 +24,7 @@ from django.utils.text import smart_split, unescape_string_literal
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing_project.errors import BillingError
+from billing_project.instants import validate_instant
 from billing_project.money import currency_allowed
 
 from . import pricing, services
@@ -257,8 +258,13 @@ class PlanVersionForm(forms.ModelForm):
         fields = ["plan", "effective_from", "notes"]
         help_texts = {
             "effective_from": "UTC. Billing periods starting at or after this instant use this version once it is "
-                              "published. May be in the past (to bill past periods).",
+                              "published. May be in the past (to bill past periods); between 2000-01-01 and 2100-01-01.",
         }
+
+    def clean_effective_from(self):
+        value = self.cleaned_data["effective_from"]
+        validate_instant(value)  # periods are computed from it (billing_project.instants)
+        return value
 
 
 def _changes(current: PlanVersion | None, new: PlanVersion) -> dict[str, list[str]]:

@@ -21,7 +21,9 @@ Rules chosen where the design is silent (also listed in the project docs):
   or null; a value there is a 400 rather than a silently stored, unused number.
 * ``limit``/``reset``/``soft`` apply only to metered features and ``value`` only to static ones; an
   enabled static entitlement needs a value. A feature appears at most once per version.
-* Plan credit grants give more than 0 credits; ``expire_after_periods`` is at least 1.
+* Plan credit grants give more than 0 credits; ``expire_after_periods`` is 1 to ``EXPIRE_AFTER_PERIODS_MAX``
+  (a hundred years of monthly periods: the expiry is computed period by period from the grant's period, and a
+  larger count ran past the calendar's end, a 500 when the subscription started).
 * Omitted names default: a price to its meter's name (or "Flat fee"), a grant to "Plan credits".
 * Version numbers are 1, 2, ... per plan, assigned under a lock on the plan row.
 * A version holds at most ``MAX_PRICES`` prices, ``MAX_ENTITLEMENTS`` entitlements and ``MAX_CREDIT_GRANTS``
@@ -44,6 +46,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from billing_project.instants import OUT_OF_RANGE, instant_in_range
 from billing_project.money import currency_allowed
 
 from . import pricing
@@ -368,6 +371,16 @@ def _entitlements(rows: list[Mapping[str, Any]], errors: _Errors) -> list[dict[s
     return result
 
 
+EXPIRE_AFTER_PERIODS_MAX = 1200
+
+
+def _expire_after_periods_check(value: int | None, path: str, errors: _Errors) -> int | None:
+    if value is not None and value > EXPIRE_AFTER_PERIODS_MAX:
+        errors.add(path, f"Must be at most {EXPIRE_AFTER_PERIODS_MAX}.")
+        return None
+    return value
+
+
 def _grants(rows: list[Mapping[str, Any]], errors: _Errors) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
@@ -379,8 +392,10 @@ def _grants(rows: list[Mapping[str, Any]], errors: _Errors) -> list[dict[str, An
                 "cadence": _choice(row.get("cadence"), f"{here}.cadence", errors, PlanCreditGrant.Cadence.values,
                                    default=PlanCreditGrant.Cadence.PER_PERIOD),
                 "rollover_cap": _decimal(row.get("rollover_cap"), f"{here}.rollover_cap", errors),
-                "expire_after_periods": _int(row.get("expire_after_periods"), f"{here}.expire_after_periods", errors,
-                                             default=None, minimum=1),
+                "expire_after_periods": _expire_after_periods_check(
+                    _int(row.get("expire_after_periods"), f"{here}.expire_after_periods", errors, default=None, minimum=1),
+                    f"{here}.expire_after_periods", errors,
+                ),
                 "forfeit_on_end": _bool(row.get("forfeit_on_end"), f"{here}.forfeit_on_end", errors, default=True),
                 "priority": _int(row.get("priority"), f"{here}.priority", errors, default=10, minimum=0),
             }
@@ -407,6 +422,9 @@ def _datetime(value: Any, path: str, errors: _Errors, *, default: datetime) -> d
         return default
     if timezone.is_naive(value):
         value = timezone.make_aware(value, UTC)
+    if not instant_in_range(value):  # periods are computed from it (billing_project.instants)
+        errors.add(path, OUT_OF_RANGE)
+        return default
     return value
 
 
@@ -552,7 +570,7 @@ def price_as_input(price: Price) -> dict[str, Any]:
 
 
 def plan_version_check(*, version: PlanVersion) -> None:
-    """Raise :class:`CatalogInvalid` unless every price of the version is complete and valid.
+    """Raise :class:`CatalogInvalid` unless every price (and credit grant) of the version is complete and valid.
 
     Drafts edited row by row in the admin may be incomplete (a tiered price before its tiers are
     entered); a version is checked as a whole before it is published.
@@ -561,6 +579,9 @@ def plan_version_check(*, version: PlanVersion) -> None:
     prices = Price.objects.filter(plan_version=version).select_related("meter").prefetch_related("tiers")
     for index, price in enumerate(prices):
         price_validate(price_as_input(price), prefix=f"prices[{index}]", errors=errors)
+    grants = PlanCreditGrant.objects.filter(plan_version=version)  # in the order the version shows them
+    for index, grant in enumerate(grants):  # rows entered in the admin are checked here, as the API checks them
+        _expire_after_periods_check(grant.expire_after_periods, f"credit_grants[{index}].expire_after_periods", errors)
     errors.raise_if_any()
 
 

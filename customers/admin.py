@@ -26,12 +26,13 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from billing_project.errors import BillingError
+from billing_project.instants import validate_instant
 from billing_project.money import currency_allowed
 from catalog.models import Plan, PlanVersion
 
 from .models import Customer, Subscription, TaxRate
 from .selectors import subscription_periods
-from .services import tax_rate_delete
+from .services import DAYS_MAX, tax_rate_delete
 
 DATETIME_FMT = "%Y-%m-%d %H:%M"
 
@@ -96,6 +97,18 @@ class CustomerAdminForm(forms.ModelForm):
         ):
             raise forms.ValidationError("The currency cannot change while the customer has active subscriptions.")
         return currency
+
+    def clean_net_payment_terms(self):
+        return self._days("net_payment_terms")
+
+    def clean_invoice_grace_days(self):
+        return self._days("invoice_grace_days")
+
+    def _days(self, name: str) -> int:
+        value = self.cleaned_data[name]
+        if value is not None and not 0 <= value <= DAYS_MAX:
+            raise forms.ValidationError(f"Must be a whole number of days from 0 to {DAYS_MAX}.")
+        return value
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -195,7 +208,9 @@ class SubscriptionAddForm(forms.Form):
     customer = forms.ModelChoiceField(queryset=Customer.objects.order_by("external_id"))
     plan = forms.ModelChoiceField(queryset=Plan.objects.order_by("key"))
     start_at = forms.DateTimeField(
-        required=False, help_text="UTC, e.g. 2026-01-15 00:00. Empty = now. May be in the past.",
+        required=False, validators=[validate_instant],
+        help_text="UTC, e.g. 2026-01-15 00:00. Empty = now. May be in the past (only the first period is billed "
+                  "now; billing runs bill the later ones), not before the plan's first published version.",
     )
     billing = forms.ChoiceField(choices=Subscription.Billing.choices, initial=Subscription.Billing.CALENDAR)
     pinned_version = forms.ModelChoiceField(
@@ -308,10 +323,15 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
                 self.log_addition(request, subscription, "Created (first period started)")
+                later = (
+                    " The periods after it are billed by the next billing run." if subscription.current_period_end <= now
+                    else ""
+                )
                 self.message_user(
                     request,
                     f"Subscription #{subscription.pk} created; its first period "
-                    f"{period_text(subscription.current_period_start, subscription.current_period_end)} has started.",
+                    f"{period_text(subscription.current_period_start, subscription.current_period_end)} has started."
+                    f"{later}",
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:customers_subscription_change", args=[subscription.pk]))

@@ -10,12 +10,13 @@ this module only keeps the subscription row right.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from billing_project.errors import Conflict, ValidationFailed
+from billing_project.instants import instant_check
 from billing_project.money import currency_allowed
 from catalog.models import Plan, PlanVersion
 
@@ -28,6 +29,18 @@ CANCEL_NOW = "now"
 CANCEL_CHOICES = (CANCEL_AT_PERIOD_END, CANCEL_NOW)
 
 CUSTOMER_UPDATABLE = ("name", "email", "currency", "tax_rates", "net_payment_terms", "invoice_grace_days")
+
+#: ``net_payment_terms`` and ``invoice_grace_days`` are whole days in ``0..DAYS_MAX`` (API.md "Input bounds"): a
+#: due date or a grace deadline is an invoice's instant plus that many days, which must stay a real date.
+DAYS_MAX = 365
+DAY_FIELDS = ("net_payment_terms", "invoice_grace_days")
+
+
+def days_check(value: Any, *, field: str) -> int:
+    """Return ``value`` when it is a whole number of days in ``0..DAYS_MAX``; else ValidationFailed naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= DAYS_MAX:
+        raise ValidationFailed(f"Must be a whole number of days from 0 to {DAYS_MAX}.", field=field)
+    return value
 
 
 def _check_currency(currency: str) -> None:
@@ -57,10 +70,13 @@ def customer_create(
 ) -> Customer:
     """Create a customer. ``tax_rates`` are tax-rate codes.
 
-    400 (ValidationFailed) for a currency outside ``settings.CURRENCIES``, an unknown tax-rate code or a
-    duplicate ``external_id`` (the database's unique constraint decides, not a pre-check).
+    400 (ValidationFailed) for a currency outside ``settings.CURRENCIES``, an unknown tax-rate code, day
+    counts outside ``0..DAYS_MAX`` or a duplicate ``external_id`` (the database's unique constraint decides,
+    not a pre-check).
     """
     _check_currency(currency)
+    days_check(net_payment_terms, field="net_payment_terms")
+    days_check(invoice_grace_days, field="invoice_grace_days")
     rates = _tax_rates_by_code(tax_rates)
     customer = Customer(
         external_id=external_id, name=name, email=email, currency=currency,
@@ -85,6 +101,9 @@ def customer_update(*, customer: Customer, data: dict[str, Any]) -> Customer:
     unknown = sorted(set(data) - set(CUSTOMER_UPDATABLE))
     if unknown:
         raise ValidationFailed(f"'{unknown[0]}' cannot be changed.", field=unknown[0])
+    for field in DAY_FIELDS:
+        if field in data:
+            days_check(data[field], field=field)
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     if "currency" in data and data["currency"] != customer.currency:
         _check_currency(data["currency"])
@@ -143,8 +162,15 @@ def subscription_create(
     """Create an active subscription with its first period. Call inside a transaction.
 
     Raises ValidationFailed naming the field: a currency that does not match the plan, a pinned version of
-    another plan or not published, a plan with no published version in effect at the start.
+    another plan or not published, a plan with no published version at all (``plan``), a ``start_at`` outside
+    the accepted range (``billing_project.instants``) or, unpinned, before the plan's first published version
+    takes effect (``start_at``).
+
+    Rule chosen: a subscription pinned to a published version may start before that version's
+    ``effective_from``: pinning means "bill every period with this version" (grandfathered), so the
+    version's start date chooses nothing for it.
     """
+    instant_check(start_at, field="start_at")
     if customer.currency != plan.currency:
         raise ValidationFailed(
             f"The plan bills in {plan.currency}; the customer pays in {customer.currency}.", field="plan"
@@ -160,7 +186,17 @@ def subscription_create(
     )
     version = subscription_version_for(subscription=subscription, period_start=first.start)
     if version is None:
-        raise ValidationFailed("The plan has no published version in effect at the start.", field="plan")
+        earliest = (
+            PlanVersion.objects.filter(plan=plan, status=PlanVersion.Status.PUBLISHED)
+            .order_by("effective_from").values_list("effective_from", flat=True).first()
+        )
+        if earliest is None:
+            raise ValidationFailed("The plan has no published version.", field="plan")
+        raise ValidationFailed(
+            f"The plan's first published version takes effect at {earliest.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}; "
+            "a subscription cannot start before it.",
+            field="start_at",
+        )
     subscription.plan_version = version
     subscription.save()
     return subscription

@@ -51,7 +51,7 @@ RELIABLE = {
 
 
 def _database_failures(failures: list[str]) -> list[str]:
-    """Failures recorded as ``"subscription N: <ExceptionType>: message"`` that were database errors."""
+    """Failures recorded as ``"subscription N (customer X): <ExceptionType>: message"`` that were database errors."""
     names = {f": {cls.__name__}: " for cls in DATABASE_ERRORS}
     return [f for f in failures if any(name in f for name in names)]
 
@@ -64,7 +64,7 @@ def subscriptions_bill_task(subscription_ids: list[int], now: str) -> str:
     if lost := _database_failures(summary.failures):
         raise OperationalError(f"database errors in {len(lost)} subscriptions; the chunk is retried: {lost[0]}")
     if summary.failures:
-        run = BillingRun.objects.create(as_of=summary.as_of, trigger="celery-chunk")
+        run = BillingRun.objects.create(as_of=summary.as_of, trigger=BillingRun.CHUNK_TRIGGER)
         billing_run_record(run=run, summary=summary)
     return summary.line()
 

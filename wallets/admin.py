@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from billing_project.admin import ReadOnlyAdminMixin
 from billing_project.errors import BillingError
+from billing_project.instants import validate_instant
 from billing_project.money import format_decimal, format_money
 
 from .models import CreditGrant, LedgerEntry, LowBalanceAlert, Wallet
@@ -33,7 +34,8 @@ class GrantCreditsForm(forms.Form):
     credits = forms.DecimalField(min_value=Decimal("0.000000000001"), max_digits=28, decimal_places=12)
     kind = forms.ChoiceField(choices=[(k, CreditGrant.Kind(k).label) for k in MANUAL_KINDS])
     priority = forms.IntegerField(min_value=0, initial=10, help_text="Lower numbers are spent first.")
-    expires_at = forms.DateTimeField(required=False, help_text="UTC, e.g. 2026-12-31 00:00. Empty = never.")
+    expires_at = forms.DateTimeField(required=False, validators=[validate_instant],
+                                     help_text="UTC, e.g. 2026-12-31 00:00. Empty = never.")
     name = forms.CharField(required=False, max_length=200)
 
     def __init__(self, *args, limit: Decimal | None = None, wallet_count: int = 1, **kwargs):

@@ -8,7 +8,9 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing_project.instants import validate_instant
 from customers.models import Subscription
+from customers.services import DAYS_MAX
 
 
 @extend_schema_field({"type": "string", "example": "20"})
@@ -40,8 +42,8 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True, default="")
     currency = serializers.CharField(max_length=3)
     tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
-    net_payment_terms = serializers.IntegerField(min_value=0, required=False, default=0)
-    invoice_grace_days = serializers.IntegerField(min_value=0, required=False, default=0)
+    net_payment_terms = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False, default=0)
+    invoice_grace_days = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False, default=0)
 
     def validate_currency(self, value: str) -> str:
         value = value.upper()
@@ -58,8 +60,8 @@ class CustomerUpdateInputSerializer(CustomerCreateInputSerializer):
     email = serializers.EmailField(required=False, allow_blank=True)
     currency = serializers.CharField(max_length=3, required=False)
     tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
-    net_payment_terms = serializers.IntegerField(min_value=0, required=False)
-    invoice_grace_days = serializers.IntegerField(min_value=0, required=False)
+    net_payment_terms = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False)
+    invoice_grace_days = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False)
 
 
 class CustomerOutputSerializer(serializers.Serializer):
@@ -79,8 +81,11 @@ class CustomerOutputSerializer(serializers.Serializer):
 class SubscriptionCreateInputSerializer(serializers.Serializer):
     customer = serializers.CharField(max_length=255, help_text="The customer's external id.")
     plan = serializers.CharField(max_length=100, help_text="The plan's key.")
-    start_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
-                                         help_text="Default now; may be in the past.")
+    start_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, validators=[validate_instant],
+        help_text="Default now; may be in the past (not before the plan's first published version takes effect, "
+                  "unless pinned); between 2000-01-01 and 2100-01-01 UTC.",
+    )
     billing = serializers.ChoiceField(choices=Subscription.Billing.values, default=Subscription.Billing.CALENDAR)
     pinned_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
                                               help_text="A version number of the plan (grandfathered), or null.")

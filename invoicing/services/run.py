@@ -7,7 +7,9 @@
 2. drafts whose ``finalize_after <= now`` are finalized;
 3. the wallets' scheduled work (expiry, low-balance alerts, top-ups) through the credits seam.
 
-One subscription's failure is logged and recorded on the ``BillingRun``; the run goes on. Re-running with
+One subscription's failure is logged and recorded on the ``BillingRun`` (``failed_subscriptions``: which
+subscription, its customer, the boundary and the error), named in the run's one-line summary and listed on the
+finance dashboard; the run goes on. The failed boundary stays due, so the next run tries it again. Re-running with
 the same or an earlier ``now`` bills nothing new. Parallel runs (several processes or Celery workers) are
 safe: each boundary locks its customer and subscription and re-checks the state after locking, and the
 database refuses a second invoice for one boundary.
@@ -20,10 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from billing_project.instants import OUT_OF_RANGE, instant_check, instant_in_range
 from billing_project.models import BillingRun
 from catalog.models import Price
 from customers.models import Subscription
@@ -39,8 +42,44 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 
+#: How many failures the one-line summary spells out; the stored run keeps them all.
+LINE_FAILURES = 5
+ERROR_CHARS = 300
+
+
+def error_text(exc: BaseException) -> str:
+    """``"<ExceptionType>: message"`` on one line (database errors carry a DETAIL line), at most ERROR_CHARS."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class SubscriptionFailure:
+    """A subscription whose due boundary could not be billed: it stays due, so every run tries it again until
+    the cause is fixed, and every run names it (summary line, ``BillingRun.failed_subscriptions``, the
+    dashboard's alert), so a pricing error never stops a subscription's billing silently."""
+
+    subscription_id: int
+    customer: str  # the customer's external id ("" when it could not be read)
+    boundary: datetime | None  # the boundary that failed (the period end due)
+    error: str
+
+    def text(self) -> str:
+        who = f" (customer {self.customer})" if self.customer else ""
+        return f"subscription {self.subscription_id}{who}: {self.error}"
+
+    def as_json(self) -> dict:
+        return {
+            "subscription": self.subscription_id, "customer": self.customer,
+            "boundary": self.boundary.isoformat() if self.boundary else None, "error": self.error,
+        }
+
+
 @dataclass
 class RunSummary:
+    """What a run did. ``failures`` has one line per failure of any kind (subscription, invoice, wallets);
+    ``failed_subscriptions`` details the subscription ones."""
+
     as_of: datetime
     boundaries: int = 0
     invoices_created: int = 0
@@ -48,13 +87,36 @@ class RunSummary:
     grants_expired: int = 0
     alerts: int = 0
     failures: list[str] = field(default_factory=list)
+    failed_subscriptions: list[SubscriptionFailure] = field(default_factory=list)
 
     def line(self) -> str:
-        return (
+        """One line; when something failed it ends with the first failures named (``; ``-separated)."""
+        text = (
             f"as of {self.as_of.isoformat()}: {self.boundaries} period boundaries, {self.invoices_created} invoices "
             f"created, {self.invoices_finalized} finalized, {self.grants_expired} grants expired, "
             f"{self.alerts} low-balance alerts, {len(self.failures)} failures"
         )
+        if self.failures:
+            named = "; ".join(self.failures[:LINE_FAILURES])
+            more = len(self.failures) - LINE_FAILURES
+            text += f": {named}" + (f"; and {more} more" if more > 0 else "")
+        return text
+
+    def subscription_failed(self, subscription_id: int, exc: BaseException) -> None:
+        """Record that ``subscription_id`` failed with ``exc`` (after its transaction rolled back)."""
+        customer, boundary = "", None
+        try:
+            row = (
+                Subscription.objects.filter(pk=subscription_id)
+                .values_list("customer__external_id", "current_period_end").first()
+            )
+        except DatabaseError:  # the connection itself failed: name the subscription alone
+            row = None
+        if row is not None:
+            customer, boundary = row
+        failure = SubscriptionFailure(subscription_id, customer, boundary, error_text(exc))
+        self.failed_subscriptions.append(failure)
+        self.failures.append(failure.text())
 
     def counts(self) -> dict[str, int]:
         return {
@@ -66,16 +128,27 @@ class RunSummary:
 def as_of_parse(value: str | None) -> datetime:
     """The instant a run works as of, from ISO 8601 (a naive value is UTC); the current time when empty.
 
-    Shared by ``run_billing --now`` and the Celery tasks. Raises ``ValueError`` when the value is unreadable.
+    Shared by ``run_billing --now`` and the Celery tasks. Raises ``ValueError`` when the value is unreadable
+    or outside the accepted range (``billing_project.instants``: a run as of year 9999 would bill every
+    period up to it).
     """
     if not value:
         return timezone.now()
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well formed but not a date (month 13)
+        parsed = None
     if parsed is None:
         raise ValueError(f"cannot parse {value!r}; use ISO 8601, e.g. 2026-02-01T00:00:00Z")
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the calendar's end in UTC
+        raise ValueError(f"{value!r}: {OUT_OF_RANGE}") from None
+    if not instant_in_range(parsed):
+        raise ValueError(f"{value!r}: {OUT_OF_RANGE}")
+    return parsed
 
 
 def due_subscription_ids(*, now: datetime, customer_external_id: str | None = None) -> list[int]:
@@ -141,9 +214,9 @@ def _subscription_bill(subscription_id: int, *, now: datetime, summary: RunSumma
                 advanced = invoice.subscription  # the locked instance, advanced in place
                 if advanced.status != Subscription.Status.ACTIVE or advanced.current_period_end > now:
                     break  # caught up: no need for another transaction to find nothing due
-    except Exception as exc:  # one subscription's failure must not stop the run
+    except Exception as exc:  # one subscription's failure must not stop the run, nor go unnoticed
         logger.exception("Billing subscription %s failed", subscription_id)
-        summary.failures.append(f"subscription {subscription_id}: {type(exc).__name__}: {exc}")
+        summary.subscription_failed(subscription_id, exc)
     return True
 
 
@@ -194,7 +267,7 @@ def drafts_finalize_due(*, now: datetime, summary: RunSummary, customer_external
                 summary.invoices_finalized += 1
         except Exception as exc:
             logger.exception("Finalizing invoice %s failed", invoice_id)
-            summary.failures.append(f"invoice {invoice_id}: {type(exc).__name__}: {exc}")
+            summary.failures.append(f"invoice {invoice_id}: {error_text(exc)}")
 
 
 def billing_run_execute(
@@ -207,7 +280,9 @@ def billing_run_execute(
     """Do all scheduled work due at or before ``now`` (optionally for one customer), idempotently.
 
     ``progress(done, total)`` is called after each subscription. The outcome is recorded as a ``BillingRun``.
+    ``now`` outside the accepted range (``billing_project.instants``) is a ValidationFailed naming ``now``.
     """
+    instant_check(now, field="now")
     run = BillingRun.objects.create(as_of=now, customer_external_id=customer_external_id or "", trigger=trigger)
     summary = RunSummary(as_of=now)
     subscriptions_bill(
@@ -226,7 +301,7 @@ def wallet_work(*, now: datetime, summary: RunSummary, customer_external_id: str
         counts = credits_seam.credits_scheduled_work(now=now, customer_external_id=customer_external_id) or {}
     except Exception as exc:
         logger.exception("Wallet scheduled work failed")
-        summary.failures.append(f"wallets: {type(exc).__name__}: {exc}")
+        summary.failures.append(f"wallets: {error_text(exc)}")
         return
     summary.grants_expired += int(counts.get("grants_expired", 0))
     summary.alerts += int(counts.get("alerts", 0))
@@ -237,5 +312,6 @@ def billing_run_record(*, run: BillingRun, summary: RunSummary) -> None:
     run.finished_at = timezone.now()
     run.counts = summary.counts()
     run.failures = summary.failures
+    run.failed_subscriptions = [f.as_json() for f in summary.failed_subscriptions]
     run.summary = summary.line()
-    run.save(update_fields=["status", "finished_at", "counts", "failures", "summary"])
+    run.save(update_fields=["status", "finished_at", "counts", "failures", "failed_subscriptions", "summary"])

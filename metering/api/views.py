@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from billing_project.api import error_responses, paginate, paginated_schema
 from billing_project.errors import NotFound, ValidationFailed
+from billing_project.instants import instant_check
 from billing_project.money import decimal_text
 from customers.models import Customer
 from metering import entitlements, services
@@ -206,9 +207,10 @@ def _time_param(request, name: str) -> datetime | None:
     if value in (None, ""):
         return None
     try:
-        return timestamp_parse(value)
+        parsed = timestamp_parse(value)
     except (ValueError, OverflowError) as exc:
         raise ValidationFailed(str(exc), field=name) from None
+    return instant_check(parsed, field=name)
 
 
 class CustomerUsageApi(APIView):

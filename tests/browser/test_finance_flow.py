@@ -5,11 +5,10 @@ the admin screens in headless Chromium: the plan, its version, the prices and th
 with its confirmation page, the customer, the subscription, reading the invoice, recording a payment and
 downloading the PDF. Usage arrives over the REST API, and billing runs through ``run_billing``.
 
-Timing rule: a subscription that starts in the past bills every boundary already due at once
-(``subscription_start`` catches up), so usage must be recorded while its period is still open. The test
-therefore starts the subscription on the first of the current month (calendar billing), records the usage
-in that month, and runs billing as of the first of next month (``run_billing --now``), which is exactly
-what the scheduled run at that boundary does.
+Timing rule: creating a subscription bills only its first period (even with a past start); later boundaries
+are billed by the run that reaches them. The test starts the subscription on the first of the current month
+(calendar billing), records the usage in that month, and runs billing as of the first of next month
+(``run_billing --now``), which is exactly what the scheduled run at that boundary does.
 """
 
 from __future__ import annotations

@@ -267,3 +267,17 @@ def test_version_page_refuses_more_prices_than_the_api_accepts(admin_user, rf, m
     formset = formset_class(data, instance=version, prefix="prices")
     assert not formset.is_valid()
     assert "at most 1" in " ".join(formset.non_form_errors())
+
+
+def test_add_version_in_admin_refuses_an_effective_from_out_of_range(admin_client, draft):
+    response = admin_client.post(reverse("admin:catalog_planversion_add"), {
+        "plan": str(draft.plan.pk), "effective_from_0": "9999-12-31", "effective_from_1": "00:00:00", "notes": "",
+        "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0", "prices-MIN_NUM_FORMS": "0", "prices-MAX_NUM_FORMS": "1000",
+        "entitlements-TOTAL_FORMS": "0", "entitlements-INITIAL_FORMS": "0",
+        "entitlements-MIN_NUM_FORMS": "0", "entitlements-MAX_NUM_FORMS": "1000",
+        "credit_grants-TOTAL_FORMS": "0", "credit_grants-INITIAL_FORMS": "0",
+        "credit_grants-MIN_NUM_FORMS": "0", "credit_grants-MAX_NUM_FORMS": "1000",
+    })
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["effective_from"]
+    assert not PlanVersion.objects.filter(plan=draft.plan, number=2).exists()

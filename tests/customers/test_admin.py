@@ -156,3 +156,55 @@ def test_customer_list_counts_active_subscriptions_without_a_join(admin_client, 
     assert response.status_code == 200
     assert [c._active for c in response.context["cl"].result_list] == [2]
     assert not [q["sql"] for q in ctx.captured_queries if 'JOIN "customers_subscription"' in q["sql"]]
+
+
+def test_customer_form_bounds_terms_and_grace_to_a_year(admin_client):
+    url = reverse("admin:customers_customer_add")
+    base = {"external_id": "slow", "name": "Slow Co", "currency": "USD",
+            "subscriptions-TOTAL_FORMS": 0, "subscriptions-INITIAL_FORMS": 0}
+    refused = admin_client.post(url, {**base, "net_payment_terms": 999999999, "invoice_grace_days": 366})
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert set(errors) == {"net_payment_terms", "invoice_grace_days"}
+    assert not Customer.objects.filter(external_id="slow").exists()
+    created = admin_client.post(url, {**base, "net_payment_terms": 365, "invoice_grace_days": 0})
+    assert created.status_code == 302
+    assert Customer.objects.get(external_id="slow").net_payment_terms == 365
+
+
+@pytest.mark.parametrize(
+    ("start_at", "message"),
+    [
+        ("9999-12-31 00:00", b"Must be between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z."),
+        ("1999-12-31 23:59", b"Must be between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z."),
+        # v1 takes effect on 2025-01-01: an unpinned start before it is refused on the start field.
+        ("2024-06-01 00:00", b"first published version takes effect at 2025-01-01T00:00:00Z"),
+    ],
+)
+def test_add_subscription_refuses_a_start_out_of_range_on_its_field(admin_client, start_at, message):
+    plan = PlanFactory(key="pro", currency="USD")
+    PlanVersionFactory(plan=plan, number=1, published=True, effective_from=utc(2025, 1, 1))
+    customer = CustomerFactory(currency="USD")
+    response = admin_client.post(reverse("admin:customers_subscription_add"), {
+        "customer": customer.pk, "plan": plan.pk, "billing": "calendar", "start_at": start_at,
+    })
+    assert response.status_code == 200
+    assert list(response.context["form"].errors) == ["start_at"]
+    assert message in response.content
+    assert not Subscription.objects.exists()
+
+
+def test_add_subscription_in_the_past_bills_its_first_period_and_says_runs_bill_the_rest(admin_client):
+    from invoicing.models import Invoice
+
+    plan = PlanFactory(key="pro", currency="USD")
+    PlanVersionFactory(plan=plan, number=1, published=True)
+    customer = CustomerFactory(currency="USD")
+    response = admin_client.post(reverse("admin:customers_subscription_add"), {
+        "customer": customer.pk, "plan": plan.pk, "billing": "calendar", "start_at": "2024-01-01 00:00",
+    }, follow=True)
+    assert b"The periods after it are billed by the next billing run." in response.content
+    subscription = Subscription.objects.get()
+    # Only January 2024 is started (and invoiced) here, however long ago it was.
+    assert (subscription.current_period_start, subscription.current_period_end) == (utc(2024, 1, 1), utc(2024, 2, 1))
+    assert Invoice.objects.filter(subscription=subscription).count() == 1

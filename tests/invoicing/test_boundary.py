@@ -119,15 +119,22 @@ def test_version_published_mid_january_applies_from_next_period_unless_pinned():
     assert PlanVersion.objects.count() == 2
 
 
-def test_start_in_the_past_catches_up_and_rerun_bills_nothing_new():
+def test_start_in_the_past_bills_its_first_period_and_the_run_catches_up_once():
     version, meter = plan_with_api_calls()
     customer = CustomerFactory(external_id="late")
     sub = start(customer, version.plan, utc(2026, 1, 1), now=utc(2026, 3, 10))
-    # Jan 1 start, created on Mar 10: Jan 1, Feb 1 and Mar 1 boundaries are billed at once.
-    assert [i.billing_boundary_at for i in invoices_of(sub)] == [utc(2026, 1, 1), utc(2026, 2, 1), utc(2026, 3, 1)]
+    # Jan 1 start, created on Mar 10: only the first period's in-advance invoice; the subscription stays on
+    # January until a billing run advances it.
+    assert [i.billing_boundary_at for i in invoices_of(sub)] == [utc(2026, 1, 1)]
+    sub.refresh_from_db()
+    assert (sub.current_period_start, sub.current_period_end) == (utc(2026, 1, 1), utc(2026, 2, 1))
+    # The run as of Mar 10 bills the Feb 1 and Mar 1 boundaries; a second run, or an earlier one, bills nothing.
     first = billing_run_execute(now=utc(2026, 3, 10))
+    assert (first.boundaries, first.invoices_created) == (2, 2)
+    again = billing_run_execute(now=utc(2026, 3, 10))
     earlier = billing_run_execute(now=utc(2026, 2, 1))
-    assert first.invoices_created == earlier.invoices_created == 0
+    assert again.invoices_created == earlier.invoices_created == 0
+    assert [i.billing_boundary_at for i in invoices_of(sub)] == [utc(2026, 1, 1), utc(2026, 2, 1), utc(2026, 3, 1)]
     assert Invoice.objects.count() == 3
     numbers = sorted(Invoice.objects.values_list("number", flat=True))
     assert numbers == ["INV-000001", "INV-000002", "INV-000003"]

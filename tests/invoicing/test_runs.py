@@ -172,3 +172,35 @@ def test_parallel_runs_bill_each_period_once_with_gapless_numbers():
     numbers = sorted(Invoice.objects.values_list("number", flat=True))
     assert numbers == [f"INV-{n:06d}" for n in range(1, 49)]
     assert set(Subscription.objects.values_list("current_period_start", flat=True)) == {utc(2026, 4, 1)}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("now", ["9999-12-31T00:00:00Z", "0001-01-01T00:00:00Z", "2100-01-01T00:00:01Z",
+                                 "9999-12-31T23:00:00-05:00", "2026-13-45T00:00:00Z"])
+def test_run_billing_refuses_a_now_outside_the_accepted_range(now):
+    # A run as of 9999 would bill every period up to it (one per month per subscription), so it is refused
+    # before any work, like an unreadable instant (billing_project.instants: 2000-01-01..2100-01-01).
+    version = PlanVersionFactory(published=True, number=1)
+    PriceFactory(plan_version=version, amount=Decimal("5"))
+    start(CustomerFactory(), version.plan, utc(2026, 1, 1))
+    with pytest.raises(CommandError, match="--now: "):
+        call_command("run_billing", "--now", now, stdout=StringIO())
+    from invoicing import tasks
+
+    with pytest.raises(ValueError):
+        tasks.billing_run_task.apply(kwargs={"now": now}).get()
+    assert Invoice.objects.count() == 1 and not BillingRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_billing_run_execute_refuses_a_now_out_of_range_naming_it():
+    from datetime import UTC, datetime
+
+    from billing_project.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as caught:
+        billing_run_execute(now=datetime(9999, 12, 31, tzinfo=UTC))
+    assert caught.value.field == "now"
+    assert not BillingRun.objects.exists()
+    # The bounds themselves are accepted.
+    assert billing_run_execute(now=utc(2100, 1, 1)).failures == []

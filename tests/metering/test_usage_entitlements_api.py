@@ -74,6 +74,21 @@ def test_usage_bad_window_is_400(api, setup, query):
     assert set(response.json()) & {"from", "to"}
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        # Outside 2000-01-01..2100-01-01 (billing_project.instants), the range of every accepted instant.
+        ({"from": "0001-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}, "from"),
+        ({"from": "2026-03-01T00:00:00Z", "to": "9999-12-31T23:59:59Z"}, "to"),
+        ({"from": "9999-12-31T23:59:58Z"}, "from"),
+    ],
+)
+def test_usage_window_out_of_range_is_400_naming_the_bound(api, setup, query, field):
+    response = api.get("/api/v1/customers/acme/usage", query)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
 def test_usage_of_unknown_customer_is_404(api, db):
     assert api.get("/api/v1/customers/nobody/usage").status_code == 404
     assert api.get("/api/v1/customers/nobody/entitlements").status_code == 404

@@ -50,6 +50,18 @@ def test_grant_then_void_with_confirmation(admin_client):
     assert_ledger_whole(wallet)
 
 
+def test_grant_form_refuses_an_expiry_out_of_range(admin_client):
+    wallet = WalletFactory()
+    response = admin_client.post("/admin/wallets/wallet/", {
+        "action": "grant_credits", "_selected_action": [wallet.pk], "confirm": "yes",
+        "credits": "250", "kind": "promotional", "priority": "5", "expires_at": "9999-12-31 00:00", "name": "",
+    })
+    assert response.status_code == 200
+    assert b"Must be between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z." in response.content
+    wallet.refresh_from_db()
+    assert wallet.balance == 0 and not wallet.ledger.exists()
+
+
 def test_change_page_queries_do_not_grow_with_ledger_rows(admin_client):
     """The ledger inline shows each row's grant: read along with the rows, not one query per row."""
     from django.db import connection

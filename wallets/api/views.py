@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from billing_project.api import Pagination, error_responses, paginated_schema
 from billing_project.errors import NotFound, ValidationFailed
+from billing_project.instants import validate_instant
 from customers.models import Customer
 from invoicing.selectors import customer_pending_payable
 from wallets.models import CreditGrant, LedgerEntry, Wallet
@@ -137,8 +138,8 @@ class WalletGrantCreateApi(APIView):
         kind = serializers.ChoiceField(choices=[str(k) for k in MANUAL_KINDS])
         priority = serializers.IntegerField(required=False, default=10, min_value=0, max_value=1_000_000)
         name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
-        effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-        expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+        effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None, validators=[validate_instant])
+        expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None, validators=[validate_instant])
         idempotency_key = serializers.CharField(required=False, allow_null=True, default=None, max_length=255)
 
     @extend_schema(request=InputSerializer, responses={201: GrantOutput, 200: GrantOutput, **error_responses(400, 404, 409)},

@@ -15,7 +15,10 @@ def parse_now(value: str | None) -> datetime:
 
 
 class Command(BaseCommand):
-    help = "Run all scheduled billing work due at or before --now (default: the current time), idempotently."
+    help = (
+        "Run all scheduled billing work due at or before --now (default: the current time), idempotently. "
+        "Prints a one-line summary naming what failed; each failure in full on stderr."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--now", default=None, help="ISO 8601 instant, e.g. 2026-02-01T00:00:00Z")
@@ -36,3 +39,6 @@ class Command(BaseCommand):
 
         summary = billing_run_execute(now=parse_now(now), customer_external_id=customer, progress=progress)
         self.stdout.write(f"run_billing {summary.line()}")
+        # Every failure in full on stderr (the line names the first few): a failed boundary stays due.
+        for failure in summary.failures:
+            self.stderr.write(f"run_billing failure: {failure}")

@@ -229,6 +229,13 @@ def test_effective_from_may_be_in_the_past_and_defaults_to_now(api, plan):
     assert now["effective_from"] > "2026-01-01"
 
 
+def test_effective_from_out_of_range_is_refused_when_editing_a_draft_too(api, plan):
+    post_version(api, {"effective_from": "2000-01-01T00:00:00Z"})
+    r = api.patch("/api/v1/plans/starter/versions/1", {"effective_from": "9999-12-31T00:00:00Z"}, format="json")
+    assert r.status_code == 400 and "effective_from" in r.json(), r.json()
+    assert api.get("/api/v1/plans/starter/versions/1").json()["effective_from"] == "2000-01-01T00:00:00Z"
+
+
 def flat(**extra):
     return {"name": "Base", "model": "flat_fee", "amount": "10", **extra}
 
@@ -295,6 +302,13 @@ def test_price_validation_names_the_field(api, plan, meter, prices, field):
         ({"credit_grants": [{"name": "G", "credits": "5", "expire_after_periods": 0}]},
          "credit_grants[0].expire_after_periods"),
         ({"effective_from": "not a time"}, "effective_from"),
+        # The expiry is computed period by period: 100,000 periods ran past year 9999 (a 500 at subscription start).
+        ({"credit_grants": [{"name": "G", "credits": "5", "expire_after_periods": 100000}]},
+         "credit_grants[0].expire_after_periods"),
+        # Outside 2000-01-01..2100-01-01 (billing_project.instants): periods are computed from it.
+        ({"effective_from": "9999-12-31T23:59:59Z", "publish": True}, "effective_from"),
+        ({"effective_from": "0001-01-01T00:00:00Z", "publish": True}, "effective_from"),
+        ({"effective_from": "1999-12-31T23:59:59Z"}, "effective_from"),
     ],
 )
 def test_entitlement_and_grant_validation_names_the_field(api, plan, meter, body, field):

@@ -104,6 +104,19 @@ def test_publish_refuses_an_incomplete_draft(plan):
     assert "prices[0].tiers" in exc.value.errors
 
 
+def test_publish_refuses_a_grant_expiring_after_more_than_1200_periods(plan):
+    # A grant row entered in the admin is checked when the version is published, as the API checks it.
+    from tests.factories.catalog import PlanCreditGrantFactory
+
+    version = plan_version_create(plan=plan, now=NOW)
+    PlanCreditGrantFactory(plan_version=version, expire_after_periods=1201)
+    with pytest.raises(CatalogInvalid) as exc:
+        plan_version_publish(version=version)
+    assert exc.value.as_dict()["credit_grants[0].expire_after_periods"] == ["Must be at most 1200."]
+    version.credit_grants.update(expire_after_periods=1200)
+    assert plan_version_publish(version=version).status == PlanVersion.Status.PUBLISHED
+
+
 def test_validation_error_is_atomic(plan):
     with pytest.raises(CatalogInvalid) as exc:
         plan_version_create(plan=plan, prices=[{"name": "X", "model": "per_unit", "unit_amount": "1"}], now=NOW)

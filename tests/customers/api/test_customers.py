@@ -44,6 +44,11 @@ def test_create_customer_full_shape_and_read_it_back(api):
         ({"external_id": "x", "name": "X", "currency": "USD", "email": "not-an-email"}, "email"),
         ({"external_id": "x", "name": "X", "currency": "USD", "net_payment_terms": -1}, "net_payment_terms"),
         ({"external_id": "x", "name": "X", "currency": "USD", "invoice_grace_days": "soon"}, "invoice_grace_days"),
+        # 0-365 (API.md "Input bounds"): 999999999 days made every later invoice's due date overflow (500).
+        ({"external_id": "x", "name": "X", "currency": "USD", "net_payment_terms": 999999999}, "net_payment_terms"),
+        ({"external_id": "x", "name": "X", "currency": "USD", "net_payment_terms": 366}, "net_payment_terms"),
+        ({"external_id": "x", "name": "X", "currency": "USD", "invoice_grace_days": 999999999}, "invoice_grace_days"),
+        ({"external_id": "x", "name": "X", "currency": "USD", "invoice_grace_days": 366}, "invoice_grace_days"),
     ],
 )
 def test_bad_customer_input_is_a_400_naming_the_field(api, body, field):
@@ -86,6 +91,9 @@ def test_patch_changes_only_the_fields_sent(api):
         ({"currency": "XYZ"}, "currency"),
         ({"external_id": "renamed"}, "external_id"),
         ({"email": "bad"}, "email"),
+        ({"net_payment_terms": 999999999}, "net_payment_terms"),
+        ({"invoice_grace_days": 366}, "invoice_grace_days"),
+        ({"invoice_grace_days": -1}, "invoice_grace_days"),
     ],
 )
 def test_bad_patch_is_a_400_naming_the_field(api, body, field):
@@ -93,6 +101,41 @@ def test_bad_patch_is_a_400_naming_the_field(api, body, field):
     response = api.patch("/api/v1/customers/acme", body)
     assert response.status_code == 400
     assert field in response.json()
+
+
+def test_a_year_of_terms_and_grace_is_accepted_and_bills(api):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from invoicing.models import Invoice
+    from invoicing.services import subscription_start
+    from tests.factories.catalog import PlanVersionFactory, PriceFactory
+
+    body = {"external_id": "slow", "name": "Slow", "currency": "USD", "net_payment_terms": 365, "invoice_grace_days": 365}
+    assert api.post("/api/v1/customers", body).status_code == 201
+    version = PlanVersionFactory(published=True, number=1)
+    PriceFactory(plan_version=version, amount=Decimal("10"))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    subscription_start(customer=Customer.objects.get(external_id="slow"), plan=version.plan, start_at=start,
+                       billing="calendar", pinned_version=None, now=start)
+    invoice = Invoice.objects.get()
+    # A draft for 365 days: finalized by the first run at or after 2027-01-01 (2026 has 365 days).
+    assert invoice.status == Invoice.Status.DRAFT and invoice.finalize_after == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_the_service_refuses_day_counts_outside_0_to_365_naming_the_field():
+    from billing_project.errors import ValidationFailed
+    from customers.services import customer_create, customer_update
+
+    for field, value in (("net_payment_terms", 366), ("invoice_grace_days", 999999999), ("net_payment_terms", True)):
+        with pytest.raises(ValidationFailed) as caught:
+            customer_create(external_id="x", name="X", currency="USD", **{field: value})
+        assert caught.value.field == field
+    customer = CustomerFactory()
+    with pytest.raises(ValidationFailed) as caught:
+        customer_update(customer=customer, data={"invoice_grace_days": 400})
+    assert caught.value.field == "invoice_grace_days"
+    assert not Customer.objects.filter(external_id="x").exists()
 
 
 def test_currency_cannot_change_under_an_active_subscription(api):

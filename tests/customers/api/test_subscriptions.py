@@ -92,7 +92,14 @@ def test_pinned_version_is_a_version_number_of_the_plan(api, clock, plan, custom
         ({"customer": "acme", "plan": "pro", "pinned_version": 7}, "pinned_version"),
         ({"customer": "acme", "plan": "pro", "pinned_version": "one"}, "pinned_version"),
         ({"customer": "acme", "plan": "draft-only"}, "plan"),  # no published version
-        ({"customer": "acme", "plan": "pro", "start_at": "2024-06-01T00:00:00Z"}, "plan"),  # before v1 took effect
+        # Before v1 took effect (2025-01-01): the start is what is wrong, not the plan.
+        ({"customer": "acme", "plan": "pro", "start_at": "2024-06-01T00:00:00Z"}, "start_at"),
+        # Outside 2000-01-01..2100-01-01 (billing_project.instants): 9999-12-31 used to overflow into a 500.
+        ({"customer": "acme", "plan": "pro", "start_at": "9999-12-31T00:00:00Z"}, "start_at"),
+        ({"customer": "acme", "plan": "pro", "start_at": "9999-12-01T00:00:00Z", "billing": "anniversary"}, "start_at"),
+        ({"customer": "acme", "plan": "pro", "start_at": "2100-01-01T00:00:01Z"}, "start_at"),
+        ({"customer": "acme", "plan": "pro", "start_at": "0001-01-01T00:00:00Z"}, "start_at"),
+        ({"customer": "acme", "plan": "pro", "start_at": "1999-12-31T23:59:59Z", "pinned_version": 1}, "start_at"),
         ({"customer": "acme", "plan": "euro"}, "plan"),  # plan bills in EUR, customer pays in USD
         ({"customer": "acme", "plan": "pro", "pinned_version": 3}, "pinned_version"),  # a draft
     ],
@@ -106,6 +113,38 @@ def test_bad_subscription_input_is_a_400_naming_the_field(api, clock, plan, cust
     assert response.status_code == 400, response.json()
     assert field in response.json()
     assert not Subscription.objects.exists()
+
+
+def test_start_at_may_be_the_first_published_versions_effective_instant_not_before(api, clock, plan, customer):
+    ok = api.post("/api/v1/subscriptions", {"customer": "acme", "plan": "pro", "start_at": "2025-01-01T00:00:00Z"})
+    assert ok.status_code == 201, ok.json()
+    early = api.post("/api/v1/subscriptions", {"customer": "acme", "plan": "pro", "start_at": "2024-12-31T23:59:59Z"})
+    assert early.status_code == 400
+    assert early.json()["start_at"] == [
+        "The plan's first published version takes effect at 2025-01-01T00:00:00Z; a subscription cannot start before it."
+    ]
+
+
+def test_a_pinned_subscription_may_start_before_its_version_took_effect(api, clock, plan, customer):
+    # Rule chosen: pinned means "every period bills with this version", whatever its effective_from.
+    response = api.post("/api/v1/subscriptions", {
+        "customer": "acme", "plan": "pro", "start_at": "2024-06-01T00:00:00Z", "pinned_version": 1,
+    })
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["plan_version"], body["pinned_version"]) == (1, 1)
+    assert (body["current_period_start"], body["current_period_end"]) == ("2024-06-01T00:00:00Z", "2024-07-01T00:00:00Z")
+
+
+def test_the_bounds_of_start_at_are_accepted(api, clock, customer):
+    plan = PlanFactory(key="old", currency="USD")
+    PlanVersionFactory(plan=plan, number=1, published=True, effective_from=datetime(2000, 1, 1, tzinfo=UTC))
+    for start_at in ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"):
+        response = api.post("/api/v1/subscriptions", {"customer": "acme", "plan": "old", "start_at": start_at,
+                                                      "billing": "anniversary"})
+        assert response.status_code == 201, response.json()
+    # The latest start's first (monthly, anniversary) period ends a month later, far inside the calendar.
+    assert response.json()["current_period_end"] == "2100-02-01T00:00:00Z"
 
 
 def test_list_by_customer(api, clock, plan, customer):
