@@ -9,8 +9,8 @@ Rules (DESIGN.md "Catalog", "Customers and subscriptions", "Invoicing"):
   a fixed fee ``in_arrears`` and every usage price (a price with a meter) are billed at its end.
   Rule chosen here: a usage price marked ``in_advance`` cannot know its usage yet, so it is billed in
   arrears too.
-* Fixed fees are prorated over a partial period by whole UTC days (``prorate(fee, days_in_part,
-  days_in_full)``), as line kind ``proration``; usage prices, tier bounds and tier flat amounts never are.
+* Fixed fees are prorated over a partial period by whole UTC days (``customers.periods.prorate_period``,
+  with its 1-day minimum), as line kind ``proration``; usage prices, tier bounds and tier flat amounts never are.
 * Each line is rounded half-up to the currency's minor unit once (``quantize_minor``); ``details`` keep
   the unrounded amount, the tier breakdown, the plan version, the meter and the period.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 from billing_project.money import format_decimal
 from catalog.models import PlanVersion, Price
-from catalog.pricing import prorate, quantize_minor
+from catalog.pricing import quantize_minor
 from catalog.quote import price_quote
 from customers import periods
 from customers.models import Customer, Subscription
@@ -105,24 +105,6 @@ def _base_details(price: Price, version: PlanVersion, period: Period) -> dict[st
     }
 
 
-def proration_for(subscription: Subscription, period: Period) -> tuple[int, int] | None:
-    """``(days_in_part, days_in_full)`` when ``period`` is partial, else ``None``.
-
-    Partial: the first calendar period starting off a boundary, or a period cut short by an immediate
-    cancellation (its full period is the schedule period it belongs to).
-    """
-    plan = subscription.plan
-    full_schedule = periods.period_containing(subscription.billing, subscription.start_at, plan.interval, period.start)
-    full = periods.full_period_for(subscription.billing, subscription.start_at, plan.interval, full_schedule)
-    if full == period:
-        return None
-    part = Period(period.start, min(period.end, full.end))
-    days_part, days_full = part.days, full.days
-    if days_part == days_full:
-        return None
-    return max(days_part, 1), days_full
-
-
 def fixed_fee_line(
     *, subscription: Subscription, price: Price, version: PlanVersion, period: Period, currency: str
 ) -> LineDraft:
@@ -130,13 +112,14 @@ def fixed_fee_line(
     result = price_quote(price, Decimal(1))
     details = {**result.to_details(), **_base_details(price, version, period)}
     label = period_label(period.start, period.end)
-    proration = proration_for(subscription, period)
+    proration = periods.prorate_period(
+        subscription.billing, subscription.start_at, subscription.plan.interval, period, result.amount
+    )
     kind = InvoiceLine.Kind.FIXED
-    exact = result.amount
+    exact = proration.amount
     description = f"{price.name} — {label}"
-    if proration is not None:
-        days_part, days_full = proration
-        exact = prorate(result.amount, days_part, days_full)
+    if proration.partial:
+        days_part, days_full = proration.days, proration.days_in_period
         kind = InvoiceLine.Kind.PRORATION
         description = f"{price.name} — {label} ({days_part} of {days_full} days)"
         details["proration"] = {
