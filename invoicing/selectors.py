@@ -13,6 +13,7 @@ from customers.periods import Period
 
 from .models import Invoice, InvoiceLine
 from .services.boundary import boundary_lines_for
+from .services.context import tax_rates_of
 from .services.lines import LineDraft, lines_totals, tax_breakdown
 
 ZERO = Decimal("0")
@@ -81,7 +82,7 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
             subscription=sub, ended=Period(sub.current_period_start, sub.current_period_end),
             ended_version=sub.plan_version, ending=sub.cancel_at_period_end,
         )
-    totals = lines_totals(lines, customer=customer, currency=customer.currency)
+    totals = lines_totals(lines, tax_rates=tax_rates_of(customer), currency=customer.currency)
     return InvoicePreview(
         customer=customer, currency=customer.currency,
         subscription=subscriptions[0] if len(subscriptions) == 1 else None,

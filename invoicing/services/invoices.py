@@ -29,6 +29,7 @@ from customers.periods import Period
 
 from ..models import CreditNote, Invoice, InvoiceLine, NumberSequence, Payment
 from . import credits as credits_seam
+from .context import TaxRates, tax_rates_of
 from .lines import LineDraft, lines_totals, tax_breakdown
 
 SEQUENCE_PREFIXES = {"invoice": "INV-", "credit_note": "CN-"}
@@ -59,8 +60,8 @@ def _amount_due(invoice: Invoice) -> Decimal:
     return max(due, ZERO)
 
 
-def _lines_totals_set(invoice: Invoice, lines: list[LineDraft]) -> None:
-    totals = lines_totals(lines, customer=invoice.customer, currency=invoice.currency)
+def _lines_totals_set(invoice: Invoice, lines: list[LineDraft], tax_rates: TaxRates) -> None:
+    totals = lines_totals(lines, tax_rates=tax_rates, currency=invoice.currency)
     invoice.subtotal = totals.subtotal
     invoice.tax = totals.tax
     invoice.total = totals.total
@@ -82,7 +83,7 @@ def _lines_insert(invoice: Invoice, lines: list[LineDraft]) -> None:
 
 def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft]) -> None:
     """Replace a draft's lines and totals (lines -> subtotal -> tax -> total). Call inside a transaction."""
-    _lines_totals_set(invoice, lines)
+    _lines_totals_set(invoice, lines, tax_rates_of(invoice.customer))
     InvoiceLine.objects.filter(invoice=invoice).delete()
     _lines_insert(invoice, lines)
     invoice.save(update_fields=["subtotal", "tax", "total", "tax_breakdown", "amount_due", "updated_at"])
@@ -109,18 +110,20 @@ def invoice_create_for_period(
     period: Period,
     lines: list[LineDraft],
     now: datetime,
+    tax_rates: TaxRates,
 ) -> Invoice | None:
     """Insert a subscription invoice and its lines; ``None`` when this boundary is already billed.
 
-    Call inside a transaction. ``invoice_unique_subscription_boundary`` makes a second invoice for the
-    boundary impossible; the insert says so itself (``ON CONFLICT DO NOTHING``), so no savepoint is needed.
+    Call inside a transaction. ``tax_rates``: the customer's (``context.tax_rates_of``, or read along with its
+    lock). ``invoice_unique_subscription_boundary`` makes a second invoice for the boundary impossible; the
+    insert says so itself (``ON CONFLICT DO NOTHING``), so no savepoint is needed.
     """
     invoice = Invoice(
         customer=customer, subscription=subscription, currency=customer.currency, billing_boundary_at=boundary_at,
         period_start=period.start, period_end=period.end, status=Invoice.Status.DRAFT,
         finalize_after=now + timedelta(days=customer.invoice_grace_days),
     )
-    _lines_totals_set(invoice, lines)
+    _lines_totals_set(invoice, lines, tax_rates)
     if not _insert_unless_exists(invoice):
         return None
     _lines_insert(invoice, lines)
