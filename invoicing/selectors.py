@@ -57,6 +57,7 @@ class InvoicePreview:
     id: None = None
     number: None = None
     status: str = "preview"
+    reason: str | None = None
     issued_at: None = None
     due_at: None = None
 
@@ -69,6 +70,7 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
     fees unless it is canceled at period end); with several subscriptions, their lines are combined into one
     preview (period = earliest start to latest end; ``subscription`` set only when there is one), and taxes
     are computed once per rate over all of them. Wallet credits are not previewed (``credits_applied`` 0).
+    Its ``reason`` is ``boundary`` (``None`` without an active subscription).
     """
     subscriptions = list(
         Subscription.objects.filter(customer=customer, status=Subscription.Status.ACTIVE)
@@ -90,6 +92,7 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
         period_end=max((s.current_period_end for s in subscriptions), default=None),
         lines=lines, subtotal=totals.subtotal, tax=totals.tax, total=totals.total,
         tax_breakdown=tax_breakdown(totals), amount_due=totals.total,
+        reason=Invoice.Reason.BOUNDARY if subscriptions else None,
     )
 
 

@@ -124,23 +124,29 @@ def boundary_lines_for(
     return lines
 
 
+#: The reasons of the invoices rebuilt from a subscription's prices and events on recalculation.
+REBUILT_REASONS = (Invoice.Reason.START, Invoice.Reason.BOUNDARY, Invoice.Reason.CANCEL)
+
+
 def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[LineDraft]:
-    """Rebuild the lines of a stored subscription invoice from events (draft recalculation)."""
+    """Rebuild the lines of a stored subscription invoice from events (draft recalculation), by its reason.
+
+    ``start``: the first period's in-advance fees; ``boundary``: the ended period's in-arrears lines and,
+    unless the subscription ended at that boundary, the next period's in-advance fees; ``cancel``: the
+    in-arrears lines of the part period that ended at once.
+    """
     period = Period(invoice.period_start, invoice.period_end)
     currency = invoice.currency
-    if invoice.billing_boundary_at == invoice.period_start:
-        # The start invoice: the first period's in-advance fees.
-        return advance_lines(
-            subscription=subscription, version=version_for_period(subscription, period), period=period, currency=currency
-        )
+    version = version_for_period(subscription, period)
+    if invoice.reason == Invoice.Reason.START:
+        return advance_lines(subscription=subscription, version=version, period=period, currency=currency)
+    if invoice.reason == Invoice.Reason.CANCEL:
+        return arrears_lines(subscription=subscription, version=version, period=period, currency=currency)
+    if invoice.reason != Invoice.Reason.BOUNDARY:
+        raise ValueError(f"a {invoice.reason} invoice is not rebuilt from its subscription's periods")
     ended_at = subscription.ended_at
     ending = ended_at is not None and ended_at <= invoice.billing_boundary_at
-    full_end = periods.period_containing(subscription.billing, subscription.start_at, subscription.plan.interval, period.start).end
-    if period.end != full_end:
-        ending = True  # a period cut short by an immediate cancellation has no next period
-    return boundary_lines_for(
-        subscription=subscription, ended=period, ended_version=version_for_period(subscription, period), ending=ending
-    )
+    return boundary_lines_for(subscription=subscription, ended=period, ended_version=version, ending=ending)
 
 
 def _finalize_or_wait(invoice: Invoice, *, now: datetime, has_wallets: bool = True) -> bool:
@@ -181,7 +187,7 @@ def subscription_boundary_bill_locked(
     )
     invoice = invoice_create_for_period(
         customer=subscription.customer, subscription=subscription, boundary_at=boundary, period=ended, lines=lines,
-        now=now, tax_rates=context.tax_rates,
+        now=now, tax_rates=context.tax_rates, reason=Invoice.Reason.BOUNDARY,
     )
     needs_number = invoice is not None and _finalize_or_wait(invoice, now=now, has_wallets=context.has_wallets)
     if context.has_wallets:  # no wallet: no plan lots to roll over or expire
@@ -269,7 +275,7 @@ def subscription_start_locked(
     )
     invoice = invoice_create_for_period(
         customer=subscription.customer, subscription=subscription, boundary_at=first.start, period=first,
-        lines=lines, now=now, tax_rates=tax_rates_of(customer),
+        lines=lines, now=now, tax_rates=tax_rates_of(customer), reason=Invoice.Reason.START,
     )
     if invoice is not None and _finalize_or_wait(invoice, now=now):
         invoice_finalize_number(invoice=invoice, now=now)
@@ -322,7 +328,7 @@ def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -
         lines = arrears_lines(subscription=subscription, version=version, period=part, currency=subscription.customer.currency)
         invoice = invoice_create_for_period(
             customer=subscription.customer, subscription=subscription, boundary_at=part.end, period=part,
-            lines=lines, now=now, tax_rates=tax_rates_of(subscription.customer),
+            lines=lines, now=now, tax_rates=tax_rates_of(subscription.customer), reason=Invoice.Reason.CANCEL,
         )
         needs_number = invoice is not None and _finalize_or_wait(invoice, now=now)
         credits_seam.plan_credits_close_period(subscription=subscription, period=part, ending=True, now=now)

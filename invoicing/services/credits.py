@@ -220,7 +220,7 @@ def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: d
     invoice = Invoice.objects.create(
         kind=Invoice.Kind.CREDIT_PURCHASE, customer_id=wallet.customer_id, currency=wallet.currency,
         status=Invoice.Status.DRAFT, finalize_after=now, subtotal=amount, tax=Decimal(0), total=amount,
-        amount_due=amount,
+        amount_due=amount, reason=Invoice.Reason.CREDIT_PURCHASE,
     )
     InvoiceLine.objects.create(
         invoice=invoice, position=0, kind=InvoiceLine.Kind.CREDIT_PURCHASE,

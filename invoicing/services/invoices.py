@@ -111,14 +111,17 @@ def invoice_create_for_period(
     lines: list[LineDraft],
     now: datetime,
     tax_rates: TaxRates,
+    reason: Invoice.Reason,
 ) -> Invoice | None:
     """Insert a subscription invoice and its lines; ``None`` when this boundary is already billed.
 
     Call inside a transaction. ``tax_rates``: the customer's (``context.tax_rates_of``, or read along with its
-    lock). ``invoice_unique_subscription_boundary`` makes a second invoice for the boundary impossible; the
-    insert says so itself (``ON CONFLICT DO NOTHING``), so no savepoint is needed.
+    lock). ``reason``: why it is issued (start, boundary, cancel...), stored and used by recalculation.
+    ``invoice_unique_subscription_boundary`` makes a second invoice for the boundary impossible; the insert
+    says so itself (``ON CONFLICT DO NOTHING``), so no savepoint is needed.
     """
     invoice = Invoice(
+        reason=reason,
         customer=customer, subscription=subscription, currency=customer.currency, billing_boundary_at=boundary_at,
         period_start=period.start, period_end=period.end, status=Invoice.Status.DRAFT,
         finalize_after=now + timedelta(days=customer.invoice_grace_days),
@@ -213,12 +216,14 @@ def invoice_finalize(*, invoice: Invoice, now: datetime) -> Invoice:
 
 
 def invoice_rebuild_lines(*, invoice: Invoice) -> list[LineDraft]:
-    """The lines a subscription invoice would have if built now from events (same code as the boundary)."""
-    from .boundary import boundary_lines
+    """The lines an invoice would have if built now from events (same code as the boundary), by its reason.
 
-    subscription = invoice.subscription
-    if subscription is None:
-        # Not a period invoice (a purchase or a one-off): its lines are kept as they are.
+    A subscription's start, period end or immediate cancellation is rebuilt from the subscription's prices
+    and events; any other invoice (a credit purchase, a one-off) keeps its lines as they are.
+    """
+    from .boundary import REBUILT_REASONS, boundary_lines
+
+    if invoice.reason not in REBUILT_REASONS:
         return [
             LineDraft(
                 kind=line.kind, description=line.description, amount=line.amount, quantity=line.quantity,
@@ -227,7 +232,7 @@ def invoice_rebuild_lines(*, invoice: Invoice) -> list[LineDraft]:
             )
             for line in invoice.lines.select_related("price", "plan_version", "meter")
         ]
-    return boundary_lines(subscription=subscription, invoice=invoice)
+    return boundary_lines(subscription=invoice.subscription, invoice=invoice)
 
 
 @transaction.atomic(savepoint=False)

@@ -121,7 +121,7 @@ def test_a_boundary_already_billed_inserts_nothing_and_leaves_the_transaction_us
     sub = _subscription(0, "twice")
     lines = [LineDraft(kind=InvoiceLine.Kind.ADJUSTMENT, description="One-off", amount=Decimal("5.00"))]
     args = dict(customer=sub.customer, subscription=sub, boundary_at=FEB1, period=Period(utc(2026, 1, 1), FEB1), now=FEB1,
-                tax_rates=tax_rates_of(sub.customer))
+                tax_rates=tax_rates_of(sub.customer), reason=Invoice.Reason.BOUNDARY)
     first = invoice_create_for_period(lines=lines, **args)
     assert first is not None and first.pk and first.lines.count() == 1 and first.total == Decimal("6.00")  # 5 + 20%
     assert invoice_create_for_period(lines=list(lines), **args) is None
