@@ -2,7 +2,7 @@
 
 * :class:`BoundaryContext`: what the boundary's locks read along (the customer's tax rates, whether it has a
   wallet, the version for the next period) and what a run read beforehand for a batch of subscriptions (its
-  :class:`UsageBatch` and :class:`PriceSheet`\\ s). ``locks.boundary_lock`` returns it with the locked
+  :class:`UsageBatch` and its price sheets, :class:`PriceSheet`). ``locks.boundary_lock`` returns it with the locked
   subscription; :func:`boundary_context_read` builds it with plain queries for callers holding the locks already.
   A context describes **one** boundary (``boundary_at``): a boundary may create the customer's plan-credit wallet,
   so a later boundary, even in the same transaction, reads a new context (``has_wallets`` would be stale).

@@ -27,7 +27,7 @@ from catalog.models import Plan, PlanVersion
 from customers.models import Customer, Subscription, TaxRate
 from wallets.models import Wallet
 
-from .context import NO_SHEETS, BoundaryContext, PriceSheets, UsageBatch
+from .context import NO_SHEETS, BoundaryContext, PriceSheets, TaxRates, UsageBatch
 
 
 def _q(name: str) -> str:
@@ -74,7 +74,7 @@ def _customer_sql() -> tuple[str, list[str]]:
     return sql, names
 
 
-def _customer_lock(subscription_id: int, skip_locked: bool) -> tuple[Customer, bool, tuple] | None:
+def _customer_lock(subscription_id: int, skip_locked: bool) -> tuple[Customer, bool, TaxRates] | None:
     """``(customer, has_wallets, tax_rates)`` of the subscription's customer, locked ``FOR UPDATE``."""
     sql, names = _customer_sql()
     with connection.cursor() as cursor:

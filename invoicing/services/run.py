@@ -198,7 +198,7 @@ def batch_prefetch(*, subscription_ids: list[int], now: datetime) -> RunBatch:
         values = usage_for_customers(
             meters=list(meters.values()), customer_external_ids=[m[1] for m in members], start=start, end=end
         ) if meters else {}
-        batch = UsageBatch(period_start=start, period_end=end, plan_version_id=version_id, values=values)
+        batch = UsageBatch(period_start=start, period_end=end, plan_version_id=version_id, values=MappingProxyType(values))
         for member in members:
             usage[member[0]] = batch
     return RunBatch(usage=usage, sheets=MappingProxyType(sheets))
