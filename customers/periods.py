@@ -21,12 +21,15 @@ Rules (see DESIGN.md, "Customers and subscriptions"):
 
 * Proration is by whole UTC days: ``days = (end.date() - start.date()).days`` for both the part and
   the full period, whatever the time of day (a calendar period starting Jan 15 at any time is 17 of
-  January's 31 days).
+  January's 31 days). :func:`prorate_period` is the one place that decides it.
 """
 
 import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from catalog.pricing import prorate
 
 __all__ = [
     "ANNIVERSARY",
@@ -35,6 +38,7 @@ __all__ = [
     "INTERVALS",
     "RESET_KINDS",
     "Period",
+    "Proration",
     "add_months",
     "anniversary_period",
     "calendar_boundary_after",
@@ -44,7 +48,7 @@ __all__ = [
     "next_period",
     "period_containing",
     "periods_between",
-    "proration_days",
+    "prorate_period",
     "reset_window",
 ]
 
@@ -263,15 +267,50 @@ def full_period_for(billing: str, anchor: datetime, interval: str, period: Perio
     return period
 
 
-def proration_days(period: Period, full: Period) -> tuple[int, int]:
-    """``(days_in_part, days_in_full)`` in whole UTC days, each ``(end.date() - start.date()).days``.
+@dataclass(frozen=True, slots=True)
+class Proration:
+    """What a fixed fee owes for a part period (:func:`prorate_period`).
 
-    A calendar first period starting Jan 15 (any time of day) against January gives ``(17, 31)``;
-    a full period gives ``(n, n)``. The part must lie within ``full`` (else ``ValueError``).
+    ``days`` of ``days_in_period`` whole UTC days; ``amount`` is the fee times ``days / days_in_period``,
+    unrounded (the invoice line rounds it once). ``partial`` is false when the part counts as the whole period.
     """
-    if period.start < full.start or period.end > full.end:
-        raise ValueError(f"{period!r} is not within {full!r}")
-    return period.days, full.days
+
+    days: int
+    days_in_period: int
+    amount: Decimal
+
+    @property
+    def partial(self) -> bool:
+        return self.days != self.days_in_period
+
+
+def prorate_period(billing: str, anchor: datetime, interval: str, part: Period, amount: Decimal) -> Proration:
+    """How much of a fixed fee ``amount`` the (possibly partial) period ``part`` of a schedule owes.
+
+    Every proration of a fixed fee goes through here. Rules (DESIGN.md "Proration"):
+
+    * The full period is the schedule period containing ``part.start`` (``part.start >= anchor``),
+      reaching back to its calendar boundary for a partial first calendar period (:func:`full_period_for`:
+      ``[Jan 15, Feb 1)`` is prorated against ``[Jan 1, Feb 1)``). ``part`` is cut at the full period's end.
+    * Days are whole UTC days, ``(end.date() - start.date()).days``, for the part and for the full period.
+    * When the part has as many days as the full period it is not prorated: ``amount`` unchanged, even if
+      it is shorter by some hours (a calendar start on Jan 1 at 10:00 pays all of January).
+    * **1-day minimum**: a part with fewer whole days than its full period counts at least 1 day, so a part
+      starting and ending on the same UTC date (a subscription canceled the day it started) owes 1 day, never 0.
+    * The amount is ``catalog.pricing.prorate(amount, days, days_in_period)``: exact to 40 significant
+      digits, not rounded; only fixed fees are prorated (usage prices, tier bounds and flat amounts never are).
+
+    Examples: calendar monthly from Jan 15 -> 17 of 31 days; anniversary monthly from Jan 31 10:00,
+    ended at once on Feb 10 -> 10 of 28 days (``[Jan 31 10:00, Feb 28 10:00)``).
+    """
+    schedule = period_containing(billing, anchor, interval, part.start)
+    full = full_period_for(billing, anchor, interval, schedule)
+    days_in_period = full.days
+    days = Period(part.start, min(part.end, full.end)).days
+    if full == part or days == days_in_period:
+        return Proration(days=days_in_period, days_in_period=days_in_period, amount=amount)
+    days = max(days, 1)
+    return Proration(days=days, days_in_period=days_in_period, amount=prorate(amount, days, days_in_period))
 
 
 def reset_window(

@@ -128,7 +128,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         "number_display", "billed_to", "status", "period_display", "total_display", "credits_display",
         "amount_due_display", "issued_at", "due_at",
     )
-    list_filter = ("status", ("period_start", admin.DateFieldListFilter), "customer__currency", "kind")
+    list_filter = ("status", ("period_start", admin.DateFieldListFilter), "customer__currency", "kind", "reason")
     search_fields = ("number", "customer__external_id", "customer__name", "bill_to_name")
     list_select_related = ("customer",)
     date_hierarchy = "period_start"
@@ -137,7 +137,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     change_list_template = "admin/invoicing/invoice/change_list.html"
     change_form_template = "admin/invoicing/invoice/change_form.html"
     fieldsets = (
-        (None, {"fields": ("number", "status", "kind", "bill_to_block", "subscription", "currency", "pdf_link")}),
+        (None, {"fields": ("number", "status", "kind", "reason", "bill_to_block", "subscription", "currency", "pdf_link")}),
         ("Period and dates (UTC)", {"fields": ("period_start", "period_end", "billing_boundary_at", "issued_at", "due_at", "finalize_after", "paid_at", "voided_at")}),
         ("Totals", {"fields": ("subtotal_display", "tax_display_block", "total_display", "credits_display",
                                "credit_notes_display", "amount_paid_display", "amount_due_display")}),

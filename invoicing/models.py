@@ -46,6 +46,21 @@ class InvoiceQuerySet(models.QuerySet):
         return self.filter(status=Invoice.Status.DRAFT)
 
 
+class InvoiceReason(models.TextChoices):
+    """Why an invoice was issued (``Invoice.Reason``), stored when it is created; recalculating a draft
+    dispatches on it. ``change``, ``trial_end`` and ``progressive`` are for the subscription changes, trials
+    and progressive billing of DESIGN.md."""
+
+    START = "start", "Subscription start"
+    BOUNDARY = "boundary", "Period end"
+    CANCEL = "cancel", "Canceled at once"
+    CREDIT_PURCHASE = "credit_purchase", "Credit purchase"
+    CHANGE = "change", "Plan change"
+    TRIAL_END = "trial_end", "Trial end"
+    PROGRESSIVE = "progressive", "Progressive billing"
+    ONE_OFF = "one_off", "One-off"
+
+
 class Invoice(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -59,9 +74,15 @@ class Invoice(models.Model):
         CREDIT_PURCHASE = "credit_purchase", "Credit purchase"
         ONE_OFF = "one_off", "One-off"
 
+    Reason = InvoiceReason
+
     number = models.CharField(max_length=40, null=True, blank=True, unique=True)
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.DRAFT)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SUBSCRIPTION)
+    reason = models.CharField(
+        max_length=16, choices=Reason.choices,
+        help_text="Why it was issued: a subscription's start, a period's end, an immediate cancellation, a credit purchase...",
+    )
     customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="invoices")
     subscription = models.ForeignKey(
         "customers.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="invoices"
@@ -103,6 +124,8 @@ class Invoice(models.Model):
                 fields=["subscription", "billing_boundary_at"], name="invoice_unique_subscription_boundary",
                 condition=Q(subscription__isnull=False, billing_boundary_at__isnull=False),
             ),
+            # Every creation path names its reason: an invoice created without one is refused, not guessed.
+            models.CheckConstraint(name="invoice_reason_known", condition=Q(reason__in=InvoiceReason.values)),
         ]
         indexes = [
             models.Index(fields=["status", "finalize_after"], name="invoice_status_finalize_idx"),

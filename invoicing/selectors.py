@@ -13,6 +13,7 @@ from customers.periods import Period
 
 from .models import Invoice, InvoiceLine
 from .services.boundary import boundary_lines_for
+from .services.context import tax_rates_of
 from .services.lines import LineDraft, lines_totals, tax_breakdown
 
 ZERO = Decimal("0")
@@ -56,6 +57,7 @@ class InvoicePreview:
     id: None = None
     number: None = None
     status: str = "preview"
+    reason: str | None = None
     issued_at: None = None
     due_at: None = None
 
@@ -68,6 +70,7 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
     fees unless it is canceled at period end); with several subscriptions, their lines are combined into one
     preview (period = earliest start to latest end; ``subscription`` set only when there is one), and taxes
     are computed once per rate over all of them. Wallet credits are not previewed (``credits_applied`` 0).
+    Its ``reason`` is ``boundary`` (``None`` without an active subscription).
     """
     subscriptions = list(
         Subscription.objects.filter(customer=customer, status=Subscription.Status.ACTIVE)
@@ -81,7 +84,7 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
             subscription=sub, ended=Period(sub.current_period_start, sub.current_period_end),
             ended_version=sub.plan_version, ending=sub.cancel_at_period_end,
         )
-    totals = lines_totals(lines, customer=customer, currency=customer.currency)
+    totals = lines_totals(lines, tax_rates=tax_rates_of(customer), currency=customer.currency)
     return InvoicePreview(
         customer=customer, currency=customer.currency,
         subscription=subscriptions[0] if len(subscriptions) == 1 else None,
@@ -89,6 +92,7 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
         period_end=max((s.current_period_end for s in subscriptions), default=None),
         lines=lines, subtotal=totals.subtotal, tax=totals.tax, total=totals.total,
         tax_breakdown=tax_breakdown(totals), amount_due=totals.total,
+        reason=Invoice.Reason.BOUNDARY if subscriptions else None,
     )
 
 

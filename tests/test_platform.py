@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 def _invoice(customer, *, status, total, due, issued_at, due_at=None, currency="USD"):
     return Invoice.objects.create(
         customer=customer, currency=currency, status=status, total=total, subtotal=total,
-        amount_due=due, issued_at=issued_at, due_at=due_at, finalize_after=issued_at,
+        amount_due=due, issued_at=issued_at, due_at=due_at, finalize_after=issued_at, reason=Invoice.Reason.ONE_OFF,
     )
 
 
@@ -50,7 +50,7 @@ def test_dashboard_shows_receivables_status_counts_and_revenue(admin_client):
     _invoice(usd, status=Invoice.Status.FINALIZED, total=Decimal("50.00"), due=Decimal("50.00"),
              issued_at=now - timedelta(days=40), due_at=now - timedelta(days=10))
     _invoice(usd, status=Invoice.Status.PAID, total=Decimal("99.00"), due=Decimal("0"), issued_at=now)
-    Invoice.objects.create(customer=usd, currency="USD")  # a draft waiting for review
+    Invoice.objects.create(customer=usd, currency="USD", reason=Invoice.Reason.ONE_OFF)  # a draft waiting for review
 
     due = dashboard.amounts_due(now)
     assert due == [{"currency": "USD", "due": "$174.00", "overdue": "$50.00", "count": 2, "overdue_count": 1}]

@@ -75,7 +75,10 @@ def test_support_cannot_void_or_touch_catalog_and_invoices(login):
 def test_finance_viewer_reads_everything_and_changes_nothing(login):
     wallet = _wallet()
     plan = PlanFactory()
-    invoice = Invoice.objects.create(customer=wallet.customer, currency="USD", billing_boundary_at=datetime(2026, 1, 1, tzinfo=UTC))
+    invoice = Invoice.objects.create(
+        customer=wallet.customer, currency="USD", billing_boundary_at=datetime(2026, 1, 1, tzinfo=UTC),
+        reason=Invoice.Reason.ONE_OFF,
+    )
     client = login(FINANCE_VIEWER)
     for url in ("/admin/", "/admin/catalog/plan/", "/admin/invoicing/invoice/", "/admin/wallets/wallet/",
                 f"/admin/invoicing/invoice/{invoice.pk}/change/", f"/admin/catalog/plan/{plan.pk}/change/"):

@@ -21,9 +21,11 @@ Work per boundary in a run (``subscription_bill_once``), a constant whatever the
 customer (reading along whether it has a wallet and its tax rates), lock the subscription (reading along
 its plan, versions and the version in effect for the next period), insert the invoice (``ON CONFLICT DO
 NOTHING``), insert its lines (one statement), update the subscription, take the number, update the
-invoice: 7 statements between ``BEGIN`` and ``COMMIT``. Usage comes aggregated per batch of subscriptions
-(``run.usage_prefetch``); prices, tiers, meters and plan credit grants of published versions are read
-once per process. Rules chosen for speed, none changing a result:
+invoice: 7 statements between ``BEGIN`` and ``COMMIT``. What the locks read along travels in a typed
+``context.BoundaryContext``, passed explicitly. Usage, and the price sheets (prices, tiers, meters with their
+filters, plan credit grants) of the batch's versions, are read once per batch of subscriptions
+(``run.batch_prefetch``), never kept longer: a meter filter edited in the admin counts from the next batch.
+Rules chosen for speed, none changing a result:
 
 * a customer with no wallet at all (read under its lock) has no credits to apply and no plan lots to roll
   over, so credit application and period close are not called for it (``credits_applied`` is 0, as the
@@ -44,10 +46,17 @@ from customers.models import Customer, Subscription
 from customers.periods import Period
 from customers.selectors import subscription_version_for
 from customers.services import subscription_advance_locked, subscription_create
-from wallets.models import Wallet
 
 from ..models import Invoice
 from . import credits as credits_seam
+from .context import (
+    NO_SHEETS,
+    BoundaryContext,
+    PriceSheets,
+    UsageBatch,
+    tax_rates_of,
+    version_credit_grants,
+)
 from .invoices import (
     invoice_create_for_period,
     invoice_credits_settle,
@@ -55,7 +64,7 @@ from .invoices import (
     invoice_finalize_prepare,
 )
 from .lines import LineDraft, advance_lines, arrears_lines
-from .locks import customer_lock_for_boundary, subscription_lock_for_boundary
+from .locks import boundary_lock
 
 
 def _lock_customer(customer_id: int) -> Customer:
@@ -70,26 +79,15 @@ def _lock_subscription(subscription_id: int) -> Subscription:
     )
 
 
-def _next_version(subscription: Subscription, new_start: datetime) -> PlanVersion | None:
-    """The version for the period starting at ``new_start`` (``subscription_version_for``), using the id the
-    locking query read when it answers for that instant (once: the row moves on after this boundary)."""
-    carried = subscription.__dict__.pop("next_version_id", False)
-    if subscription.pinned_version_id or carried is False or new_start != subscription.current_period_end:
-        return subscription_version_for(subscription=subscription, period_start=new_start)
-    if carried is None:
-        return None
+def _next_version(subscription: Subscription, context: BoundaryContext) -> PlanVersion | None:
+    """The version for the period starting at the boundary (``subscription_version_for`` there), from the
+    context: the id the lock read, loaded unless it is the current version."""
+    carried = context.next_version
+    if carried is None or isinstance(carried, PlanVersion):
+        return carried
     if carried == subscription.plan_version_id:
         return subscription.plan_version
     return PlanVersion.objects.select_related("plan").get(pk=carried)
-
-
-def _has_wallets(customer: Customer) -> bool:
-    """Whether the customer has a wallet; the flag read with the customer lock serves one boundary only (a
-    boundary may create the plan-credit wallet, so a later boundary in the same transaction asks again)."""
-    flag = customer.__dict__.pop("has_wallets", None)
-    if flag is None:
-        flag = Wallet.objects.filter(customer=customer).exists()
-    return flag
 
 
 def version_for_period(subscription: Subscription, period: Period) -> PlanVersion:
@@ -103,41 +101,51 @@ def boundary_lines_for(
     ended: Period,
     ended_version: PlanVersion,
     ending: bool,
-    usage=None,
+    usage: UsageBatch | None = None,
     new_version: PlanVersion | None = None,
+    sheets: PriceSheets = NO_SHEETS,
 ) -> list[LineDraft]:
     """Lines of the invoice at ``ended.end``: ended period's arrears + (unless ending) next period's advance fees.
 
-    ``new_version``: the version for the next period when the caller already resolved it.
+    ``new_version``: the version for the next period when the caller already resolved it. ``usage`` and
+    ``sheets``: what a run read beforehand (``arrears_lines``, ``advance_lines``); else read now.
     """
     currency = subscription.customer.currency
-    lines = arrears_lines(subscription=subscription, version=ended_version, period=ended, currency=currency, usage=usage)
+    lines = arrears_lines(
+        subscription=subscription, version=ended_version, period=ended, currency=currency, usage=usage, sheets=sheets
+    )
     if not ending:
         new_period = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended)
         lines += advance_lines(
             subscription=subscription, version=new_version or version_for_period(subscription, new_period),
-            period=new_period, currency=currency,
+            period=new_period, currency=currency, sheets=sheets,
         )
     return lines
 
 
+#: The reasons of the invoices rebuilt from a subscription's prices and events on recalculation.
+REBUILT_REASONS = (Invoice.Reason.START, Invoice.Reason.BOUNDARY, Invoice.Reason.CANCEL)
+
+
 def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[LineDraft]:
-    """Rebuild the lines of a stored subscription invoice from events (draft recalculation)."""
+    """Rebuild the lines of a stored subscription invoice from events (draft recalculation), by its reason.
+
+    ``start``: the first period's in-advance fees; ``boundary``: the ended period's in-arrears lines and,
+    unless the subscription ended at that boundary, the next period's in-advance fees; ``cancel``: the
+    in-arrears lines of the part period that ended at once.
+    """
     period = Period(invoice.period_start, invoice.period_end)
     currency = invoice.currency
-    if invoice.billing_boundary_at == invoice.period_start:
-        # The start invoice: the first period's in-advance fees.
-        return advance_lines(
-            subscription=subscription, version=version_for_period(subscription, period), period=period, currency=currency
-        )
+    version = version_for_period(subscription, period)
+    if invoice.reason == Invoice.Reason.START:
+        return advance_lines(subscription=subscription, version=version, period=period, currency=currency)
+    if invoice.reason == Invoice.Reason.CANCEL:
+        return arrears_lines(subscription=subscription, version=version, period=period, currency=currency)
+    if invoice.reason != Invoice.Reason.BOUNDARY:
+        raise ValueError(f"a {invoice.reason} invoice is not rebuilt from its subscription's periods")
     ended_at = subscription.ended_at
     ending = ended_at is not None and ended_at <= invoice.billing_boundary_at
-    full_end = periods.period_containing(subscription.billing, subscription.start_at, subscription.plan.interval, period.start).end
-    if period.end != full_end:
-        ending = True  # a period cut short by an immediate cancellation has no next period
-    return boundary_lines_for(
-        subscription=subscription, ended=period, ended_version=version_for_period(subscription, period), ending=ending
-    )
+    return boundary_lines_for(subscription=subscription, ended=period, ended_version=version, ending=ending)
 
 
 def _finalize_or_wait(invoice: Invoice, *, now: datetime, has_wallets: bool = True) -> bool:
@@ -153,38 +161,35 @@ def _finalize_or_wait(invoice: Invoice, *, now: datetime, has_wallets: bool = Tr
 
 
 @transaction.atomic(savepoint=False)
-def subscription_boundary_bill_locked(*, subscription: Subscription, now: datetime, usage=None) -> Invoice | None:
+def subscription_boundary_bill_locked(
+    *, subscription: Subscription, now: datetime, context: BoundaryContext
+) -> Invoice | None:
     """Bill the locked subscription's due boundary (see the module docstring). Call inside a transaction,
     holding the customer and subscription locks. Returns the new invoice, or ``None`` when nothing was due
     or the boundary was already billed.
 
-    ``usage`` may be ``(period_start, period_end, plan_version_id, {(external_id, meter_id): value})``
-    aggregated beforehand for many customers at once (batch runs); it is used only when it matches the
-    locked subscription's ended period and version.
+    ``context``: read for this boundary (``locks.boundary_lock``, or ``context.boundary_context_read``); one
+    read for another boundary is refused (``ValueError``), as its wallet flag may be stale.
     """
     if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > now:
         return None
     boundary = subscription.current_period_end
+    if context.boundary_at != boundary or context.customer.pk != subscription.customer_id:
+        raise ValueError(f"the boundary context was read for {context.boundary_at.isoformat()}, not {boundary.isoformat()}")
     ended = Period(subscription.current_period_start, boundary)
     ending = subscription.cancel_at_period_end
-    has_wallets = _has_wallets(subscription.customer)
-    if usage is not None and (usage[0], usage[1], usage[2]) != (ended.start, ended.end, subscription.plan_version_id):
-        usage = None  # pre-aggregated for another period or version: query the meters instead
-    usage = usage[3] if usage is not None else None
-    new_version = None
-    if not ending:
-        # Resolved once: it prices the new period's advance fees and becomes the row's plan_version.
-        new_start = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended).start
-        new_version = _next_version(subscription, new_start)
+    # Resolved once: it prices the new period's advance fees and becomes the row's plan_version.
+    new_version = None if ending else _next_version(subscription, context)
     lines = boundary_lines_for(
-        subscription=subscription, ended=ended, ended_version=subscription.plan_version, ending=ending, usage=usage,
-        new_version=new_version,
+        subscription=subscription, ended=ended, ended_version=subscription.plan_version, ending=ending,
+        usage=context.usage, new_version=new_version, sheets=context.sheets,
     )
     invoice = invoice_create_for_period(
-        customer=subscription.customer, subscription=subscription, boundary_at=boundary, period=ended, lines=lines, now=now
+        customer=subscription.customer, subscription=subscription, boundary_at=boundary, period=ended, lines=lines,
+        now=now, tax_rates=context.tax_rates, reason=Invoice.Reason.BOUNDARY,
     )
-    needs_number = invoice is not None and _finalize_or_wait(invoice, now=now, has_wallets=has_wallets)
-    if has_wallets:  # no wallet: no plan lots to roll over or expire
+    needs_number = invoice is not None and _finalize_or_wait(invoice, now=now, has_wallets=context.has_wallets)
+    if context.has_wallets:  # no wallet: no plan lots to roll over or expire
         credits_seam.plan_credits_close_period(subscription=subscription, period=ended, ending=ending, now=now)
     subscription_advance_locked(subscription=subscription, now=now, next_version=new_version)
     if not ending:
@@ -192,6 +197,7 @@ def subscription_boundary_bill_locked(*, subscription: Subscription, now: dateti
             subscription=subscription,
             period=Period(subscription.current_period_start, subscription.current_period_end),
             now=now,
+            plan_grants=version_credit_grants(subscription.plan_version, context.sheets),
         )
     if needs_number:
         # Last: the gapless sequence stays locked from here to commit, so concurrent runs queue briefly.
@@ -204,26 +210,31 @@ class CustomerBusy(Exception):
 
 
 def subscription_bill_once(
-    *, subscription_id: int, now: datetime, usage=None, skip_locked: bool = False
+    *,
+    subscription_id: int,
+    now: datetime,
+    usage: UsageBatch | None = None,
+    sheets: PriceSheets = NO_SHEETS,
+    skip_locked: bool = False,
 ) -> tuple[bool, Invoice | None]:
     """One boundary of one subscription in its own transaction. ``(processed, invoice)``.
 
     ``processed`` is False when nothing was due (ended, caught up, or advanced by a concurrent run).
+    ``usage``/``sheets``: what a run read beforehand for a batch (``run.batch_prefetch``).
     ``skip_locked``: raise :class:`CustomerBusy` instead of waiting when the customer is locked (a parallel
     run billing it, or any other write on the customer); the caller comes back to it later.
     """
     with transaction.atomic(durable=True):
         # Lock order: the customer first (one query through the subscription), then the subscription.
-        customer = customer_lock_for_boundary(subscription_id=subscription_id, skip_locked=skip_locked)
-        if customer is None:
+        locked = boundary_lock(subscription_id=subscription_id, skip_locked=skip_locked, usage=usage, sheets=sheets)
+        if locked is None:
             if skip_locked:
                 raise CustomerBusy(subscription_id)
             return False, None
-        subscription = subscription_lock_for_boundary(subscription_id=subscription_id)
-        if subscription is None or subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > now:
+        subscription, context = locked
+        if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > now:
             return False, None
-        subscription.customer = customer  # the locked row, with its wallet flag and tax rates
-        return True, subscription_boundary_bill_locked(subscription=subscription, now=now, usage=usage)
+        return True, subscription_boundary_bill_locked(subscription=subscription, now=now, context=context)
 
 
 def subscription_catch_up(*, subscription_id: int, now: datetime) -> tuple[int, int]:
@@ -263,7 +274,7 @@ def subscription_start_locked(
     )
     invoice = invoice_create_for_period(
         customer=subscription.customer, subscription=subscription, boundary_at=first.start, period=first,
-        lines=lines, now=now,
+        lines=lines, now=now, tax_rates=tax_rates_of(customer), reason=Invoice.Reason.START,
     )
     if invoice is not None and _finalize_or_wait(invoice, now=now):
         invoice_finalize_number(invoice=invoice, now=now)
@@ -314,7 +325,7 @@ def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -
         lines = arrears_lines(subscription=subscription, version=version, period=part, currency=subscription.customer.currency)
         invoice = invoice_create_for_period(
             customer=subscription.customer, subscription=subscription, boundary_at=part.end, period=part,
-            lines=lines, now=now,
+            lines=lines, now=now, tax_rates=tax_rates_of(subscription.customer), reason=Invoice.Reason.CANCEL,
         )
         needs_number = invoice is not None and _finalize_or_wait(invoice, now=now)
         credits_seam.plan_credits_close_period(subscription=subscription, period=part, ending=True, now=now)

@@ -31,6 +31,7 @@ Rules chosen here where the design is silent:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -38,6 +39,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 
 from billing_project.money import format_decimal
+from catalog.models import PlanCreditGrant
 from catalog.pricing import currency_exponent, quantize_minor
 from customers.models import Customer, Subscription
 from customers.periods import Period
@@ -62,13 +64,15 @@ from wallets.services._ledger import grant_expire_locked, grants_locked, ledger_
 from ..models import Invoice, InvoiceLine
 
 
-def plan_credits_grant(*, subscription: Subscription, period: Period, now: datetime) -> None:
+def plan_credits_grant(
+    *, subscription: Subscription, period: Period, now: datetime, plan_grants: Sequence[PlanCreditGrant] | None = None
+) -> None:
     """Grant the period's plan credits (subscription.plan_version's grants) to the customer's wallet. Idempotent.
 
-    Call inside a transaction (the boundary's). A version without plan credit grants costs no query once
-    its (published, so unchanging) grant list is known to the process.
+    Call inside a transaction (the boundary's). ``plan_grants``: the version's grants when the caller read
+    them already (a run's price sheets), so a version without any costs no query; else they are read.
     """
-    plan_credits_grant_period(subscription=subscription, period=period, now=now)
+    plan_credits_grant_period(subscription=subscription, period=period, now=now, plan_grants=plan_grants)
 
 
 def _owed(invoice: Invoice) -> Decimal:
@@ -244,7 +248,7 @@ def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: d
     invoice = Invoice.objects.create(
         kind=Invoice.Kind.CREDIT_PURCHASE, customer_id=wallet.customer_id, currency=wallet.currency,
         status=Invoice.Status.DRAFT, finalize_after=now, subtotal=amount, tax=Decimal(0), total=amount,
-        amount_due=amount,
+        amount_due=amount, reason=Invoice.Reason.CREDIT_PURCHASE,
     )
     InvoiceLine.objects.create(
         invoice=invoice, position=0, kind=InvoiceLine.Kind.CREDIT_PURCHASE,

@@ -37,6 +37,7 @@ from customers.periods import Period
 
 from ..models import CreditNote, Invoice, InvoiceLine, NumberSequence, Payment
 from . import credits as credits_seam
+from .context import TaxRates, tax_rates_of
 from .lines import LineDraft, lines_totals, tax_breakdown
 
 SEQUENCE_PREFIXES = {"invoice": "INV-", "credit_note": "CN-"}
@@ -67,8 +68,8 @@ def _amount_due(invoice: Invoice) -> Decimal:
     return max(due, ZERO)
 
 
-def _lines_totals_set(invoice: Invoice, lines: list[LineDraft]) -> None:
-    totals = lines_totals(lines, customer=invoice.customer, currency=invoice.currency)
+def _lines_totals_set(invoice: Invoice, lines: list[LineDraft], tax_rates: TaxRates) -> None:
+    totals = lines_totals(lines, tax_rates=tax_rates, currency=invoice.currency)
     invoice.subtotal = totals.subtotal
     invoice.tax = totals.tax
     invoice.total = totals.total
@@ -90,7 +91,7 @@ def _lines_insert(invoice: Invoice, lines: list[LineDraft]) -> None:
 
 def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft]) -> None:
     """Replace a draft's lines and totals (lines -> subtotal -> tax -> total). Call inside a transaction."""
-    _lines_totals_set(invoice, lines)
+    _lines_totals_set(invoice, lines, tax_rates_of(invoice.customer))
     InvoiceLine.objects.filter(invoice=invoice).delete()
     _lines_insert(invoice, lines)
     invoice.save(update_fields=["subtotal", "tax", "total", "tax_breakdown", "amount_due", "updated_at"])
@@ -117,18 +118,23 @@ def invoice_create_for_period(
     period: Period,
     lines: list[LineDraft],
     now: datetime,
+    tax_rates: TaxRates,
+    reason: Invoice.Reason,
 ) -> Invoice | None:
     """Insert a subscription invoice and its lines; ``None`` when this boundary is already billed.
 
-    Call inside a transaction. ``invoice_unique_subscription_boundary`` makes a second invoice for the
-    boundary impossible; the insert says so itself (``ON CONFLICT DO NOTHING``), so no savepoint is needed.
+    Call inside a transaction. ``tax_rates``: the customer's (``context.tax_rates_of``, or read along with its
+    lock). ``reason``: why it is issued (start, boundary, cancel...), stored and used by recalculation.
+    ``invoice_unique_subscription_boundary`` makes a second invoice for the boundary impossible; the insert
+    says so itself (``ON CONFLICT DO NOTHING``), so no savepoint is needed.
     """
     invoice = Invoice(
+        reason=reason,
         customer=customer, subscription=subscription, currency=customer.currency, billing_boundary_at=boundary_at,
         period_start=period.start, period_end=period.end, status=Invoice.Status.DRAFT,
         finalize_after=now + timedelta(days=customer.invoice_grace_days),
     )
-    _lines_totals_set(invoice, lines)
+    _lines_totals_set(invoice, lines, tax_rates)
     if not _insert_unless_exists(invoice):
         return None
     _lines_insert(invoice, lines)
@@ -222,12 +228,14 @@ def invoice_finalize(*, invoice: Invoice, now: datetime) -> Invoice:
 
 
 def invoice_rebuild_lines(*, invoice: Invoice) -> list[LineDraft]:
-    """The lines a subscription invoice would have if built now from events (same code as the boundary)."""
-    from .boundary import boundary_lines
+    """The lines an invoice would have if built now from events (same code as the boundary), by its reason.
 
-    subscription = invoice.subscription
-    if subscription is None:
-        # Not a period invoice (a purchase or a one-off): its lines are kept as they are.
+    A subscription's start, period end or immediate cancellation is rebuilt from the subscription's prices
+    and events; any other invoice (a credit purchase, a one-off) keeps its lines as they are.
+    """
+    from .boundary import REBUILT_REASONS, boundary_lines
+
+    if invoice.reason not in REBUILT_REASONS:
         return [
             LineDraft(
                 kind=line.kind, description=line.description, amount=line.amount, quantity=line.quantity,
@@ -236,7 +244,7 @@ def invoice_rebuild_lines(*, invoice: Invoice) -> list[LineDraft]:
             )
             for line in invoice.lines.select_related("price", "plan_version", "meter")
         ]
-    return boundary_lines(subscription=subscription, invoice=invoice)
+    return boundary_lines(subscription=invoice.subscription, invoice=invoice)
 
 
 @transaction.atomic(savepoint=False)

@@ -9,8 +9,8 @@ Rules (DESIGN.md "Catalog", "Customers and subscriptions", "Invoicing"):
   a fixed fee ``in_arrears`` and every usage price (a price with a meter) are billed at its end.
   Rule chosen here: a usage price marked ``in_advance`` cannot know its usage yet, so it is billed in
   arrears too.
-* Fixed fees are prorated over a partial period by whole UTC days (``prorate(fee, days_in_part,
-  days_in_full)``), as line kind ``proration``; usage prices, tier bounds and tier flat amounts never are.
+* Fixed fees are prorated over a partial period by whole UTC days (``customers.periods.prorate_period``,
+  with its 1-day minimum), as line kind ``proration``; usage prices, tier bounds and tier flat amounts never are.
 * Each line is rounded half-up to the currency's minor unit once (``quantize_minor``); ``details`` keep
   the unrounded amount, the tier breakdown, the plan version, the meter and the period.
 """
@@ -24,16 +24,17 @@ from typing import Any
 
 from billing_project.money import format_decimal
 from catalog.models import PlanVersion, Price
-from catalog.pricing import prorate, quantize_minor
+from catalog.pricing import quantize_minor
 from catalog.quote import price_quote
 from customers import periods
-from customers.models import Customer, Subscription
+from customers.models import Subscription
 from customers.periods import Period
 from metering.models import Meter
 from metering.selectors import usage_for_customers
 
 from ..models import InvoiceLine
 from ..totals import LineAmount, Totals, totals_compute
+from .context import NO_SHEETS, PriceSheets, TaxRates, UsageBatch, version_prices
 
 
 @dataclass
@@ -105,24 +106,6 @@ def _base_details(price: Price, version: PlanVersion, period: Period) -> dict[st
     }
 
 
-def proration_for(subscription: Subscription, period: Period) -> tuple[int, int] | None:
-    """``(days_in_part, days_in_full)`` when ``period`` is partial, else ``None``.
-
-    Partial: the first calendar period starting off a boundary, or a period cut short by an immediate
-    cancellation (its full period is the schedule period it belongs to).
-    """
-    plan = subscription.plan
-    full_schedule = periods.period_containing(subscription.billing, subscription.start_at, plan.interval, period.start)
-    full = periods.full_period_for(subscription.billing, subscription.start_at, plan.interval, full_schedule)
-    if full == period:
-        return None
-    part = Period(period.start, min(period.end, full.end))
-    days_part, days_full = part.days, full.days
-    if days_part == days_full:
-        return None
-    return max(days_part, 1), days_full
-
-
 def fixed_fee_line(
     *, subscription: Subscription, price: Price, version: PlanVersion, period: Period, currency: str
 ) -> LineDraft:
@@ -130,13 +113,14 @@ def fixed_fee_line(
     result = price_quote(price, Decimal(1))
     details = {**result.to_details(), **_base_details(price, version, period)}
     label = period_label(period.start, period.end)
-    proration = proration_for(subscription, period)
+    proration = periods.prorate_period(
+        subscription.billing, subscription.start_at, subscription.plan.interval, period, result.amount
+    )
     kind = InvoiceLine.Kind.FIXED
-    exact = result.amount
+    exact = proration.amount
     description = f"{price.name} — {label}"
-    if proration is not None:
-        days_part, days_full = proration
-        exact = prorate(result.amount, days_part, days_full)
+    if proration.partial:
+        days_part, days_full = proration.days, proration.days_in_period
         kind = InvoiceLine.Kind.PRORATION
         description = f"{price.name} — {label} ({days_part} of {days_full} days)"
         details["proration"] = {
@@ -180,34 +164,19 @@ def usage_line(
     )
 
 
-# Prices of published versions, per process: a published version never changes (DESIGN.md), so its
-# prices, tiers and meters can be read once per worker instead of once per invoice.
-_PUBLISHED_PRICES: dict[int, list[Price]] = {}
-
-
-def _prices(version: PlanVersion) -> list[Price]:
-    cached = _PUBLISHED_PRICES.get(version.pk) if version.is_published else None
-    if cached is None:
-        cached = list(
-            Price.objects.filter(plan_version=version).select_related("meter", "plan_version__plan")
-            .prefetch_related("tiers", "meter__filters").order_by("position", "id")
-        )
-        if version.is_published:
-            if len(_PUBLISHED_PRICES) > 1000:
-                _PUBLISHED_PRICES.clear()
-            _PUBLISHED_PRICES[version.pk] = cached
-    return cached
-
-
 def _in_advance(price: Price) -> bool:
     return price.meter_id is None and price.timing == Price.Timing.IN_ADVANCE
 
 
-def advance_lines(*, subscription: Subscription, version: PlanVersion, period: Period, currency: str) -> list[LineDraft]:
-    """The period's in-advance fixed fees, priced with ``version`` (the version in effect for that period)."""
+def advance_lines(
+    *, subscription: Subscription, version: PlanVersion, period: Period, currency: str, sheets: PriceSheets = NO_SHEETS
+) -> list[LineDraft]:
+    """The period's in-advance fixed fees, priced with ``version`` (the version in effect for that period).
+
+    ``sheets``: price sheets read beforehand (a run's batch); a version they do not hold is read now."""
     return [
         fixed_fee_line(subscription=subscription, price=p, version=version, period=period, currency=currency)
-        for p in _prices(version) if _in_advance(p)
+        for p in version_prices(version, sheets) if _in_advance(p)
     ]
 
 
@@ -217,18 +186,21 @@ def arrears_lines(
     version: PlanVersion,
     period: Period,
     currency: str,
-    usage: dict[tuple[str, int], Decimal] | None = None,
+    usage: UsageBatch | None = None,
+    sheets: PriceSheets = NO_SHEETS,
 ) -> list[LineDraft]:
     """The ended period's in-arrears lines: usage from the meters (aggregated in SQL), fixed fees in arrears.
 
-    ``usage`` may carry pre-aggregated values ``{(customer_external_id, meter_id): quantity}`` (batch runs);
-    otherwise the meters are queried for this customer and period.
+    ``usage`` may carry values aggregated beforehand (batch runs), used when they were aggregated for this
+    period and version; otherwise the meters are queried for this customer and period. ``sheets``: as for
+    :func:`advance_lines`.
     """
-    prices = [p for p in _prices(version) if not _in_advance(p)]
+    prices = [p for p in version_prices(version, sheets) if not _in_advance(p)]
     meters = {p.meter_id: p.meter for p in prices if p.meter_id is not None}
     external_id = subscription.customer.external_id
-    if usage is None and meters:
-        usage = usage_for_customers(
+    values = usage.for_period(period.start, period.end, version.pk) if usage is not None else None
+    if values is None and meters:
+        values = usage_for_customers(
             meters=list(meters.values()), customer_external_ids=[external_id], start=period.start, end=period.end
         )
     lines: list[LineDraft] = []
@@ -236,24 +208,17 @@ def arrears_lines(
         if price.meter_id is None:
             lines.append(fixed_fee_line(subscription=subscription, price=price, version=version, period=period, currency=currency))
         else:
-            quantity = (usage or {}).get((external_id, price.meter_id), Decimal(0))
+            quantity = (values or {}).get((external_id, price.meter_id), Decimal(0))
             lines.append(usage_line(price=price, version=version, period=period, quantity=quantity, currency=currency))
     return lines
 
 
-def tax_rates_of(customer: Customer) -> tuple[tuple[str, Decimal], ...]:
-    """The customer's tax rates as ``(code, percentage)``; they apply to every line (DESIGN.md)."""
-    cached = getattr(customer, "_invoicing_tax_rates", None)
-    if cached is None:
-        cached = tuple((r.code, r.percentage) for r in customer.tax_rates.all().order_by("code"))
-        customer._invoicing_tax_rates = cached
-    return cached
-
-
-def lines_totals(lines: list[LineDraft], *, customer: Customer, currency: str) -> Totals:
-    """Subtotal, tax once per rate, total; stores each line's tax share on ``line.tax``."""
-    rates = tax_rates_of(customer)
-    totals = totals_compute([LineAmount(key=i, amount=line.amount, tax_rates=rates) for i, line in enumerate(lines)], currency)
+def lines_totals(lines: list[LineDraft], *, tax_rates: TaxRates, currency: str) -> Totals:
+    """Subtotal, tax once per rate (``tax_rates``: the customer's, :func:`~.context.tax_rates_of`), total;
+    stores each line's tax share on ``line.tax``."""
+    totals = totals_compute(
+        [LineAmount(key=i, amount=line.amount, tax_rates=tax_rates) for i, line in enumerate(lines)], currency
+    )
     for i, line in enumerate(lines):
         line.tax = totals.line_tax[i]
     return totals

@@ -1,4 +1,4 @@
-"""The two row locks an invoice-run boundary starts with, as SQL built once per process (the run's hot path).
+"""The locks an invoice-run boundary starts with (:func:`boundary_lock`), as SQL built once per process.
 
 A boundary locks its customer, then its subscription (lock order: customer -> wallets -> subscription ->
 invoice, see ``boundary``). Through the ORM these two reads cost more CPU to compile (joins, subqueries)
@@ -6,13 +6,14 @@ than everything else the boundary does in Python, so their SQL is generated once
 metadata (table and column names) and the rows become model instances through ``Model.from_db``, the
 documented way to build instances from database values. Nothing here writes.
 
-What each read carries along, so the boundary needs no further query for it:
+What the two reads carry along goes into the returned :class:`~.context.BoundaryContext`, so the boundary
+needs no further query for it:
 
-* the customer: whether it has any wallet (``has_wallets``) and its tax rates ordered by code
-  (``_invoicing_tax_rates``, the cache ``lines.tax_rates_of`` reads);
-* the subscription: its plan, current version and pinned version (as ``select_related`` would), and the id
-  of the plan's published version in effect at ``current_period_end`` (``next_version_id``; same rule as
-  ``catalog.selectors.plan_version_in_effect``: latest ``effective_from <= at``, then highest number).
+* with the customer: whether it has any wallet and its tax rates ordered by code;
+* with the subscription: its plan, current version and pinned version (set on the instance as
+  ``select_related`` would), and the id of the plan's published version in effect at ``current_period_end``
+  (same rule as ``catalog.selectors.plan_version_in_effect``: latest ``effective_from <= at``, then highest
+  number).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from django.db.models import Model
 from catalog.models import Plan, PlanVersion
 from customers.models import Customer, Subscription, TaxRate
 from wallets.models import Wallet
+
+from .context import NO_SHEETS, BoundaryContext, PriceSheets, TaxRates, UsageBatch
 
 
 def _q(name: str) -> str:
@@ -71,13 +74,8 @@ def _customer_sql() -> tuple[str, list[str]]:
     return sql, names
 
 
-def customer_lock_for_boundary(*, subscription_id: int, skip_locked: bool = False) -> Customer | None:
-    """Lock the subscription's customer ``FOR UPDATE``; ``None`` when the subscription does not exist, or,
-    with ``skip_locked``, when another transaction holds the customer's lock (``SKIP LOCKED``: no wait).
-
-    The instance carries ``has_wallets`` and ``_invoicing_tax_rates`` (see the module docstring). Call
-    inside a transaction.
-    """
+def _customer_lock(subscription_id: int, skip_locked: bool) -> tuple[Customer, bool, TaxRates] | None:
+    """``(customer, has_wallets, tax_rates)`` of the subscription's customer, locked ``FOR UPDATE``."""
     sql, names = _customer_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql + " SKIP LOCKED" if skip_locked else sql, [subscription_id])
@@ -85,10 +83,7 @@ def customer_lock_for_boundary(*, subscription_id: int, skip_locked: bool = Fals
     if row is None:
         return None
     n = len(names)
-    customer = _instance(Customer, names, row[:n])
-    customer.has_wallets = row[n]
-    customer._invoicing_tax_rates = tuple(zip(row[n + 1], row[n + 2], strict=True))
-    return customer
+    return _instance(Customer, names, row[:n]), row[n], tuple(zip(row[n + 1], row[n + 2], strict=True))
 
 
 @cache
@@ -113,12 +108,8 @@ def _subscription_sql() -> tuple[str, tuple[list[str], list[str], list[str], lis
     return sql, (s_names, p_names, v_names, pin_names)
 
 
-def subscription_lock_for_boundary(*, subscription_id: int) -> Subscription | None:
-    """Lock the subscription row ``FOR UPDATE`` (after its customer); ``None`` when it does not exist.
-
-    Plan, current and pinned versions are attached as ``select_related`` would; ``next_version_id`` is
-    the version in effect at ``current_period_end`` (or ``None``). Call inside a transaction.
-    """
+def _subscription_lock(subscription_id: int) -> tuple[Subscription, int | None] | None:
+    """The subscription locked ``FOR UPDATE`` with its plan and versions, and the next version's id."""
     sql, (s_names, p_names, v_names, pin_names) = _subscription_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, [PlanVersion.Status.PUBLISHED.value, subscription_id])
@@ -136,5 +127,35 @@ def subscription_lock_for_boundary(*, subscription_id: int) -> Subscription | No
         version.plan = plan
     subscription.plan_version = version
     subscription.pinned_version = pinned
-    subscription.next_version_id = row[i]
-    return subscription
+    return subscription, row[i]
+
+
+def boundary_lock(
+    *,
+    subscription_id: int,
+    skip_locked: bool = False,
+    usage: UsageBatch | None = None,
+    sheets: PriceSheets = NO_SHEETS,
+) -> tuple[Subscription, BoundaryContext] | None:
+    """Lock the subscription's customer, then the subscription, ``FOR UPDATE``; return the subscription (its
+    ``customer`` the locked row) and the context of its due boundary. Call inside a transaction.
+
+    ``None`` when the subscription does not exist, or, with ``skip_locked``, when another transaction holds
+    the customer's lock (``SKIP LOCKED``: no wait). ``usage``/``sheets``: what the caller read beforehand,
+    carried in the context. The caller re-checks the subscription's state (the row may have moved on).
+    """
+    locked_customer = _customer_lock(subscription_id, skip_locked)
+    if locked_customer is None:
+        return None
+    customer, has_wallets, tax_rates = locked_customer
+    locked = _subscription_lock(subscription_id)
+    if locked is None:
+        return None
+    subscription, next_version_id = locked
+    subscription.customer = customer
+    context = BoundaryContext(
+        customer=customer, boundary_at=subscription.current_period_end, tax_rates=tax_rates, has_wallets=has_wallets,
+        next_version=subscription.pinned_version if subscription.pinned_version_id else next_version_id,
+        usage=usage, sheets=sheets,
+    )
+    return subscription, context

@@ -18,23 +18,26 @@ database refuses a second invoice for one boundary.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from django.db import DatabaseError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from billing_project.instants import OUT_OF_RANGE, instant_check, instant_in_range
 from billing_project.models import BillingRun
-from catalog.models import Price
+from catalog.models import PlanVersion
 from customers.models import Subscription
 from metering.selectors import usage_for_customers
 
 from ..models import Invoice
 from . import credits as credits_seam
 from .boundary import CustomerBusy, subscription_bill_once
+from .context import NO_SHEETS, PriceSheets, UsageBatch, price_sheets_read
 from .invoices import _lock, invoice_finalize_locked
 
 logger = logging.getLogger(__name__)
@@ -173,24 +176,27 @@ def subscriptions_bill(
     billed by the run either way; ``progress`` counts each subscription once.
     """
     ids = list(subscription_ids)
-    usage: dict[int, tuple] = {}
+    batch = RunBatch()
     busy: list[int] = []
     for done, subscription_id in enumerate(ids, start=1):
         if (done - 1) % USAGE_BATCH == 0:
-            usage = usage_prefetch(subscription_ids=ids[done - 1 : done - 1 + USAGE_BATCH], now=now)
-        if not _subscription_bill(subscription_id, now=now, summary=summary, usage=usage.pop(subscription_id, None),
-                                  skip_locked=True):
+            batch = batch_prefetch(subscription_ids=ids[done - 1 : done - 1 + USAGE_BATCH], now=now)
+        if not _subscription_bill(subscription_id, now=now, summary=summary, usage=batch.usage.get(subscription_id),
+                                  sheets=batch.sheets, skip_locked=True):
             busy.append(subscription_id)
             continue
         if progress is not None:
             progress(done - len(busy), len(ids))
     for n, subscription_id in enumerate(busy, start=1):
-        _subscription_bill(subscription_id, now=now, summary=summary, usage=None, skip_locked=False)
+        _subscription_bill(subscription_id, now=now, summary=summary, usage=None, sheets=NO_SHEETS, skip_locked=False)
         if progress is not None:
             progress(len(ids) - len(busy) + n, len(ids))
 
 
-def _subscription_bill(subscription_id: int, *, now: datetime, summary: RunSummary, usage, skip_locked: bool) -> bool:
+def _subscription_bill(
+    subscription_id: int, *, now: datetime, summary: RunSummary, usage: UsageBatch | None, sheets: PriceSheets,
+    skip_locked: bool,
+) -> bool:
     """Catch one subscription up; False when ``skip_locked`` found its customer busy before any boundary."""
     first = usage
     billed_any = False
@@ -198,7 +204,8 @@ def _subscription_bill(subscription_id: int, *, now: datetime, summary: RunSumma
         while True:
             try:
                 processed, invoice = subscription_bill_once(
-                    subscription_id=subscription_id, now=now, usage=first, skip_locked=skip_locked and not billed_any
+                    subscription_id=subscription_id, now=now, usage=first, sheets=sheets,
+                    skip_locked=skip_locked and not billed_any,
                 )
             except CustomerBusy:  # only the first boundary skips: later ones wait like any lock
                 return False
@@ -223,33 +230,51 @@ def _subscription_bill(subscription_id: int, *, now: datetime, summary: RunSumma
 USAGE_BATCH = 200
 
 
-def usage_prefetch(*, subscription_ids: list[int], now: datetime) -> dict[int, tuple]:
-    """Usage of the due period of many subscriptions, aggregated in SQL with one query per meter and period.
+@dataclass(frozen=True, slots=True)
+class RunBatch:
+    """What a run reads once for a batch of subscriptions: each one's usage of its due period, and the price
+    sheets of the versions they bill with (current, pinned, and in effect for the next period)."""
 
-    Returns ``{subscription_id: (period_start, period_end, plan_version_id, {(external_id, meter_id): value})}``.
-    The boundary uses it only when the locked subscription still has that period and version; the ended
-    period is in the past, so events stored later would be late for a per-subscription query too.
+    usage: Mapping[int, UsageBatch] = field(default_factory=dict)
+    sheets: PriceSheets = field(default_factory=lambda: NO_SHEETS)
+
+
+def batch_prefetch(*, subscription_ids: list[int], now: datetime) -> RunBatch:
+    """Read a batch once: price sheets in four queries, then usage aggregated in SQL with one query per meter
+    and (version, period) group.
+
+    The boundary uses a subscription's usage only when the locked row still has that period and version
+    (``UsageBatch.for_period``); the ended period is in the past, so events stored later would be late for a
+    per-subscription query too. The sheets serve this batch only: the next batch reads them again.
     """
+    in_effect = (
+        PlanVersion.objects.filter(
+            plan_id=OuterRef("plan_id"), status=PlanVersion.Status.PUBLISHED, effective_from__lte=OuterRef("current_period_end")
+        ).order_by("-effective_from", "-number").values("id")[:1]
+    )
     rows = list(
         Subscription.objects.filter(pk__in=subscription_ids, status=Subscription.Status.ACTIVE, current_period_end__lte=now)
-        .values_list("id", "customer__external_id", "plan_version_id", "current_period_start", "current_period_end")
+        .annotate(next_version_id=Subquery(in_effect))
+        .values_list(
+            "id", "customer__external_id", "plan_version_id", "current_period_start", "current_period_end",
+            "pinned_version_id", "next_version_id",
+        )
     )
+    sheets = price_sheets_read({v for row in rows for v in (row[2], row[5], row[6]) if v is not None})
     groups: dict[tuple, list[tuple]] = {}
     for row in rows:
-        groups.setdefault((row[2], row[3], row[4]), []).append(row)
-    out: dict[int, tuple] = {}
+        if row[2] is not None:
+            groups.setdefault((row[2], row[3], row[4]), []).append(row)
+    usage: dict[int, UsageBatch] = {}
     for (version_id, start, end), members in groups.items():
-        meters = {
-            p.meter_id: p.meter
-            for p in Price.objects.filter(plan_version_id=version_id, meter__isnull=False)
-            .select_related("meter").prefetch_related("meter__filters")
-        }
+        meters = {p.meter_id: p.meter for p in sheets[version_id].prices if p.meter_id is not None}
         values = usage_for_customers(
             meters=list(meters.values()), customer_external_ids=[m[1] for m in members], start=start, end=end
         ) if meters else {}
+        batch = UsageBatch(period_start=start, period_end=end, plan_version_id=version_id, values=MappingProxyType(values))
         for member in members:
-            out[member[0]] = (start, end, version_id, values)
-    return out
+            usage[member[0]] = batch
+    return RunBatch(usage=usage, sheets=MappingProxyType(sheets))
 
 
 def drafts_finalize_due(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:

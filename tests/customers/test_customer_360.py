@@ -99,7 +99,9 @@ def test_open_due_is_summed_per_currency_over_finalized_invoices_only():
         ("EUR", "7.00", Invoice.Status.FINALIZED),
         ("USD", "99.00", Invoice.Status.DRAFT),  # not yet owed
     ]:
-        Invoice.objects.create(customer=customer, currency=currency, amount_due=Decimal(due), status=status)
+        Invoice.objects.create(
+            customer=customer, currency=currency, amount_due=Decimal(due), status=status, reason=Invoice.Reason.ONE_OFF
+        )
     overview = customer_overview(customer=customer, now=timezone.now())
     # EUR 7.00; USD 10.00 + 2.50 = 12.50 (the draft's 99.00 is left out); currencies in code order
     assert overview["open_due"] == ["€7.00", "$12.50"]

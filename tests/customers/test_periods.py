@@ -2,6 +2,7 @@
 
 import calendar
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from itertools import pairwise
 
 import pytest
@@ -19,13 +20,19 @@ from customers.periods import (
     next_period,
     period_containing,
     periods_between,
-    proration_days,
+    prorate_period,
     reset_window,
 )
 
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+def days_of(billing: str, anchor: datetime, interval: str, part: Period) -> tuple[int, int]:
+    """``(days, days_in_period)`` of :func:`prorate_period` for ``part``."""
+    p = prorate_period(billing, anchor, interval, part, Decimal("1"))
+    return p.days, p.days_in_period
 
 
 # --------------------------------------------------------------------------- exact examples
@@ -88,18 +95,18 @@ def test_calendar_monthly_partial_first_period() -> None:
     full = full_period_for("calendar", anchor, "month", first)
     assert full == Period(utc(2026, 1, 1), utc(2026, 2, 1))
     # Jan 15..Jan 31 inclusive = 17 days of January's 31.
-    assert proration_days(first, full) == (17, 31)
+    assert days_of("calendar", anchor, "month", first) == (17, 31)
     second = next_period("calendar", anchor, "month", first)
     assert second == Period(utc(2026, 2, 1), utc(2026, 3, 1))
     assert full_period_for("calendar", anchor, "month", second) == second
-    assert proration_days(second, second) == (28, 28)
+    assert days_of("calendar", anchor, "month", second) == (28, 28)
 
 
 @pytest.mark.parametrize("hour_minute", [(0, 0), (0, 1), (12, 0), (23, 59)])
 def test_calendar_proration_ignores_time_of_day(hour_minute: tuple[int, int]) -> None:
     anchor = utc(2026, 1, 15, *hour_minute)
     first = first_period("calendar", anchor, "month")
-    assert proration_days(first, full_period_for("calendar", anchor, "month", first)) == (17, 31)
+    assert days_of("calendar", anchor, "month", first) == (17, 31)
 
 
 def test_calendar_monthly_start_on_boundary_is_full() -> None:
@@ -108,7 +115,7 @@ def test_calendar_monthly_start_on_boundary_is_full() -> None:
     assert first == Period(utc(2026, 2, 1), utc(2026, 3, 1))
     full = full_period_for("calendar", anchor, "month", first)
     assert full == first
-    assert proration_days(first, full) == (28, 28)
+    assert days_of("calendar", anchor, "month", first) == (28, 28)
 
 
 def test_calendar_yearly_partial_first_period() -> None:
@@ -120,7 +127,7 @@ def test_calendar_yearly_partial_first_period() -> None:
     # Mar 10..Dec 31 2026 inclusive: March 31 - 10 + 1 = 22, then Apr 30 + May 31 + Jun 30 + Jul 31
     # + Aug 31 + Sep 30 + Oct 31 + Nov 30 + Dec 31 = 275, total 22 + 275 = 297.
     # 2026 is not a leap year: 365 days. (Cross-check: 365 - (Jan 31 + Feb 28 + Mar 1..9 = 9) = 297.)
-    assert proration_days(first, full) == (297, 365)
+    assert days_of("calendar", anchor, "year", first) == (297, 365)
     assert next_period("calendar", anchor, "year", first) == Period(utc(2027, 1, 1), utc(2028, 1, 1))
 
 
@@ -236,8 +243,8 @@ def test_invalid_arguments() -> None:
         next_period("calendar", anchor, "month", Period(anchor, utc(2026, 1, 20)))
     with pytest.raises(ValueError):
         full_period_for("calendar", anchor, "month", Period(utc(2026, 1, 1), utc(2026, 2, 1)))
-    with pytest.raises(ValueError):
-        proration_days(Period(utc(2026, 1, 1), utc(2026, 3, 1)), Period(utc(2026, 1, 1), utc(2026, 2, 1)))
+    with pytest.raises(ValueError):  # a part starting before the subscription's anchor
+        prorate_period("calendar", anchor, "month", Period(utc(2025, 12, 1), utc(2026, 1, 20)), Decimal("1"))
 
 
 def test_non_utc_aware_inputs_are_normalised() -> None:
@@ -246,7 +253,7 @@ def test_non_utc_aware_inputs_are_normalised() -> None:
     first = first_period("calendar", anchor, "month")
     assert first == Period(utc(2025, 12, 31, 23), utc(2026, 1, 1))
     assert first.start.tzinfo is UTC
-    assert proration_days(first, full_period_for("calendar", anchor, "month", first)) == (1, 31)
+    assert days_of("calendar", anchor, "month", first) == (1, 31)
 
 
 def test_period_days_and_ordering() -> None:
@@ -350,7 +357,7 @@ def test_proration_fraction_in_unit_interval(
     for i, period in enumerate(walk(billing, anchor, interval, steps)):
         full = full_period_for(billing, anchor, interval, period)
         assert full.start <= period.start and full.end == period.end
-        part_days, full_days = proration_days(period, full)
+        part_days, full_days = days_of(billing, anchor, interval, period)
         assert 0 < part_days <= full_days
         assert 0 < part_days / full_days <= 1
         if i > 0 or billing == "anniversary":
@@ -392,3 +399,85 @@ def test_period_containing_agrees_with_walk(
     assert found == period
     # Period boundaries themselves belong to the period that starts there.
     assert period_containing(billing, anchor, interval, found.end).start == found.end
+
+
+# --------------------------------------------------------------------------- proration of a part period
+
+
+def test_prorate_period_worked_examples() -> None:
+    # Calendar monthly from Jan 15: 17 of January's 31 days; 31.00 x 17 / 31 = 17 exactly.
+    jan15 = utc(2026, 1, 15, 13, 45)
+    first = first_period("calendar", jan15, "month")
+    p = prorate_period("calendar", jan15, "month", first, Decimal("31.00"))
+    assert (p.days, p.days_in_period, p.amount, p.partial) == (17, 31, Decimal("17"), True)
+    # A full period is not prorated: the amount comes back unchanged.
+    feb = Period(utc(2026, 2, 1), utc(2026, 3, 1))
+    p = prorate_period("calendar", jan15, "month", feb, Decimal("49.99"))
+    assert (p.days, p.days_in_period, p.amount, p.partial) == (28, 28, Decimal("49.99"), False)
+    # Canceled at once on Feb 10 (any hour): Feb 1..Feb 9 = 9 of 28 days; 28.00 x 9 / 28 = 9.
+    p = prorate_period("calendar", jan15, "month", Period(utc(2026, 2, 1), utc(2026, 2, 10, 18)), Decimal("28.00"))
+    assert (p.days, p.days_in_period, p.amount) == (9, 28, Decimal("9"))
+    # Anniversary from Jan 31 10:00, ended Feb 10: [Jan 31 10:00, Feb 28 10:00) has 28 days, the part 10.
+    jan31 = utc(2026, 1, 31, 10)
+    p = prorate_period("anniversary", jan31, "month", Period(jan31, utc(2026, 2, 10, 9)), Decimal("28"))
+    assert (p.days, p.days_in_period, p.amount) == (10, 28, Decimal("10"))
+
+
+def test_prorate_period_counts_at_least_one_day() -> None:
+    # Started Mar 3 09:00 and ended the same day at 17:00: 0 whole days, counted as 1 of March's 31.
+    # 31.00 x 1 / 31 = 1.
+    anchor = utc(2026, 3, 3, 9)
+    p = prorate_period("anniversary", anchor, "month", Period(anchor, utc(2026, 3, 3, 17)), Decimal("31.00"))
+    assert (p.days, p.days_in_period, p.amount, p.partial) == (1, 31, Decimal("1"), True)
+
+
+def test_prorate_period_with_as_many_days_as_the_full_period_is_not_prorated() -> None:
+    # Calendar start Jan 1 at 10:00: [Jan 1 10:00, Feb 1) has 31 whole days like January: the whole fee.
+    anchor = utc(2026, 1, 1, 10)
+    first = first_period("calendar", anchor, "month")
+    p = prorate_period("calendar", anchor, "month", first, Decimal("10.00"))
+    assert (p.days, p.days_in_period, p.amount, p.partial) == (31, 31, Decimal("10.00"), False)
+    # Anniversary [Jan 31 10:00, Feb 28 10:00) ended Feb 28 at 09:00: still 28 of 28 days.
+    jan31 = utc(2026, 1, 31, 10)
+    p = prorate_period("anniversary", jan31, "month", Period(jan31, utc(2026, 2, 28, 9)), Decimal("10.00"))
+    assert (p.days, p.amount, p.partial) == (28, Decimal("10.00"), False)
+
+
+def _old_proration(billing: str, anchor: datetime, interval: str, period: Period, amount: Decimal) -> Decimal:
+    """The rule the invoice lines applied before ``prorate_period`` existed (kept here as the oracle)."""
+    from catalog.pricing import prorate
+
+    full = full_period_for(billing, anchor, interval, period_containing(billing, anchor, interval, period.start))
+    if full == period:
+        return amount
+    part = Period(period.start, min(period.end, full.end))
+    if part.days == full.days:
+        return amount
+    return prorate(amount, max(part.days, 1), full.days)
+
+
+@PROPERTY_SETTINGS
+@given(
+    anchor=anchors,
+    billing=billings,
+    interval=intervals,
+    data=st.data(),
+    amount=st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False, allow_infinity=False),
+)
+def test_prorate_period_is_bounded_and_keeps_the_earlier_results(
+    anchor: datetime, billing: str, interval: str, data: st.DataObject, amount: Decimal
+) -> None:
+    """Any part ``[period start, t)`` of a schedule period: a (calendar) start, a cancellation at once, or both."""
+    period = data.draw(st.sampled_from(walk(billing, anchor, interval, 3)), label="period")
+    length = data.draw(st.timedeltas(min_value=timedelta(microseconds=1), max_value=period.end - period.start))
+    part = Period(period.start, period.start + length)
+    p = prorate_period(billing, anchor, interval, part, amount)
+    assert 1 <= p.days <= p.days_in_period
+    assert Decimal(0) <= p.amount <= amount
+    if not p.partial:
+        assert p.amount == amount
+    elif amount > 0:
+        assert p.amount < amount
+    if part == full_period_for(billing, anchor, interval, period):
+        assert not p.partial
+    assert p.amount == _old_proration(billing, anchor, interval, part, amount)

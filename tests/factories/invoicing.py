@@ -56,6 +56,7 @@ class InvoiceFactory(DjangoModelFactory):
     customer = factory.SubFactory(CustomerFactory)
     currency = "USD"
     kind = Invoice.Kind.ONE_OFF
+    reason = Invoice.Reason.ONE_OFF
     status = Invoice.Status.DRAFT
 
 

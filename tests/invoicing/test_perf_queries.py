@@ -16,7 +16,7 @@ from catalog.models import Price
 from customers.models import Subscription
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.services.boundary import subscription_bill_once
-from invoicing.services.run import RunSummary, subscriptions_bill, usage_prefetch
+from invoicing.services.run import RunSummary, batch_prefetch, subscriptions_bill
 from tests.factories.catalog import PlanVersionFactory, PriceFactory
 from tests.factories.customers import CustomerFactory, TaxRateFactory
 from tests.factories.invoicing import events_create
@@ -49,9 +49,11 @@ def _subscription(usage_prices: int, tag: str) -> Subscription:
 
 
 def _bill_boundary(sub: Subscription) -> CaptureQueriesContext:
-    usage = usage_prefetch(subscription_ids=[sub.pk], now=FEB1)[sub.pk]
+    batch = batch_prefetch(subscription_ids=[sub.pk], now=FEB1)
     with CaptureQueriesContext(connection) as ctx:
-        processed, invoice = subscription_bill_once(subscription_id=sub.pk, now=FEB1, usage=usage)
+        processed, invoice = subscription_bill_once(
+            subscription_id=sub.pk, now=FEB1, usage=batch.usage[sub.pk], sheets=batch.sheets
+        )
     assert processed and invoice is not None
     return ctx
 
@@ -112,12 +114,14 @@ def test_ending_at_period_end_keeps_its_history_row():
 @pytest.mark.django_db
 def test_a_boundary_already_billed_inserts_nothing_and_leaves_the_transaction_usable():
     from customers.periods import Period
+    from invoicing.services.context import tax_rates_of
     from invoicing.services.invoices import invoice_create_for_period
     from invoicing.services.lines import LineDraft
 
     sub = _subscription(0, "twice")
     lines = [LineDraft(kind=InvoiceLine.Kind.ADJUSTMENT, description="One-off", amount=Decimal("5.00"))]
-    args = dict(customer=sub.customer, subscription=sub, boundary_at=FEB1, period=Period(utc(2026, 1, 1), FEB1), now=FEB1)
+    args = dict(customer=sub.customer, subscription=sub, boundary_at=FEB1, period=Period(utc(2026, 1, 1), FEB1), now=FEB1,
+                tax_rates=tax_rates_of(sub.customer), reason=Invoice.Reason.BOUNDARY)
     first = invoice_create_for_period(lines=lines, **args)
     assert first is not None and first.pk and first.lines.count() == 1 and first.total == Decimal("6.00")  # 5 + 20%
     assert invoice_create_for_period(lines=list(lines), **args) is None

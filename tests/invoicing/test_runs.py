@@ -78,10 +78,10 @@ def test_one_failing_subscription_does_not_stop_the_run(monkeypatch):
 
     real = boundary.subscription_boundary_bill_locked
 
-    def flaky(*, subscription, now, usage=None):
+    def flaky(*, subscription, now, context):
         if subscription.pk == bad.pk:
             raise RuntimeError("meter store unavailable")
-        return real(subscription=subscription, now=now, usage=usage)
+        return real(subscription=subscription, now=now, context=context)
 
     monkeypatch.setattr(boundary, "subscription_boundary_bill_locked", flaky)
     summary = billing_run_execute(now=utc(2026, 2, 1))

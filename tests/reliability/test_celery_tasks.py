@@ -43,11 +43,11 @@ def test_a_chunk_whose_database_went_away_is_retried_and_bills_each_boundary_onc
     real = boundary.subscription_boundary_bill_locked
     failures = []
 
-    def drops_once(*, subscription, now, usage=None):
+    def drops_once(*, subscription, now, context):
         if subscription.pk == subs[1].pk and not failures:
             failures.append(subscription.pk)
             raise OperationalError("server closed the connection unexpectedly")
-        return real(subscription=subscription, now=now, usage=usage)
+        return real(subscription=subscription, now=now, context=context)
 
     monkeypatch.setattr(boundary, "subscription_boundary_bill_locked", drops_once)
     retries = []

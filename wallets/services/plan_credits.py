@@ -10,6 +10,7 @@ carries credits. Lots are grouped by the catalog's plan credit grant, each group
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -67,27 +68,19 @@ def plan_credit_grant_create(
     )
 
 
-# Credit grants of published versions, per process: a published version never changes (DESIGN.md), so the
-# boundary reads its grant list once per worker instead of once per period.
-_PUBLISHED_GRANTS: dict[int, list[PlanCreditGrant]] = {}
-
-
-def _plan_grants(version) -> list[PlanCreditGrant]:
-    cached = _PUBLISHED_GRANTS.get(version.pk) if version.is_published else None
-    if cached is None:
-        cached = list(version.credit_grants.order_by("priority", "id"))
-        if version.is_published:
-            if len(_PUBLISHED_GRANTS) > 1000:
-                _PUBLISHED_GRANTS.clear()
-            _PUBLISHED_GRANTS[version.pk] = cached
-    return cached
-
-
 @transaction.atomic(savepoint=False)
-def plan_credits_grant_period(*, subscription: Subscription, period: Period, now: datetime) -> list[CreditGrant]:
-    """Grant every credit grant of ``subscription.plan_version`` for ``period``. Idempotent. Call inside a transaction."""
+def plan_credits_grant_period(
+    *, subscription: Subscription, period: Period, now: datetime, plan_grants: Sequence[PlanCreditGrant] | None = None
+) -> list[CreditGrant]:
+    """Grant every credit grant of ``subscription.plan_version`` for ``period``. Idempotent. Call inside a transaction.
+
+    ``plan_grants``: that version's grants in ``(priority, id)`` order when the caller read them already
+    (a billing run reads them per batch); else they are read here.
+    """
+    if plan_grants is None:
+        plan_grants = list(subscription.plan_version.credit_grants.order_by("priority", "id"))
     granted = []
-    for plan_grant in _plan_grants(subscription.plan_version):
+    for plan_grant in plan_grants:
         grant, _ = plan_credit_grant_create(subscription=subscription, plan_grant=plan_grant, period=period, now=now)
         if grant is not None:
             granted.append(grant)

@@ -28,6 +28,7 @@ def _invoice(customer, lines, status=Invoice.Status.FINALIZED):
     invoice = Invoice.objects.create(
         customer=customer, currency="USD", subtotal=subtotal, tax=tax, total=subtotal + tax, amount_due=subtotal + tax,
         status=status,
+        reason=Invoice.Reason.ONE_OFF,
     )
     for i, (kind, amount, line_tax) in enumerate(lines):
         InvoiceLine.objects.create(
@@ -185,6 +186,7 @@ def test_auto_top_up_buys_a_paid_grant_and_a_purchase_invoice(django_capture_on_
     alert = LowBalanceAlert.objects.get(wallet=wallet)
     assert (alert.balance, alert.top_up_grant.kind, alert.top_up_grant.credits) == (20, "paid", 1000)
     purchase = Invoice.objects.get(kind="credit_purchase")
+    assert purchase.reason == Invoice.Reason.CREDIT_PURCHASE
     line = purchase.lines.get()
     assert (purchase.total, line.kind, line.amount, line.quantity) == (Decimal("50.00"), "credit_purchase", Decimal("50.00"), 1000)
     assert purchase.status == "finalized" or purchase.finalize_after == T0
