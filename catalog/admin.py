@@ -22,8 +22,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing_project.errors import BillingError
-from billing_project.money import currency_allowed
+from core.errors import BillingError
+from core.money import currency_allowed
 
 from . import pricing, services
 from .display import entitlement_summary, grant_summary, price_summary, tiers_summary

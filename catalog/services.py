@@ -41,7 +41,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from billing_project.money import currency_allowed
+from core.money import currency_allowed
 
 from . import pricing
 from .errors import CatalogInvalid, VersionPublished

@@ -15,9 +15,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from billing_project.errors import Conflict, ValidationFailed
-from billing_project.money import currency_allowed
 from catalog.models import Plan, PlanVersion
+from core.errors import Conflict, ValidationFailed
+from core.money import currency_allowed
 
 from . import periods
 from .models import Customer, Subscription, TaxRate

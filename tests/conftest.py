@@ -10,7 +10,7 @@ pytest_plugins = ["tests.celery_support"]
 
 @pytest.fixture
 def api_key(db):
-    from billing_project.auth import api_key_create
+    from core.auth import api_key_create
 
     key, raw = api_key_create(name="tests")
     return raw

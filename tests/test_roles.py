@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group, User
 
-from billing_project.roles import FINANCE_ADMIN, FINANCE_VIEWER, SUPPORT, roles_sync
+from backoffice.roles import FINANCE_ADMIN, FINANCE_VIEWER, SUPPORT, roles_sync
 from invoicing.models import Invoice
 from tests.factories.catalog import PlanFactory
 from tests.factories.customers import CustomerFactory

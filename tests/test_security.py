@@ -6,8 +6,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from billing_project.auth import api_key_create
-from billing_project.models import ApiAuditEntry
+from core.auth import api_key_create
+from core.models import ApiAuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +71,7 @@ def test_api_writes_are_audited_with_key_path_and_object(api):
 def test_audit_log_is_read_only_in_the_admin(admin_client, api):
     api.post("/api/v1/customers", {"external_id": "acme", "name": "Acme", "currency": "USD"}, format="json")
     entry = ApiAuditEntry.objects.get()
-    assert admin_client.get("/admin/billing_project/apiauditentry/").status_code == 200
-    page = admin_client.get(f"/admin/billing_project/apiauditentry/{entry.pk}/change/")
+    assert admin_client.get("/admin/core/apiauditentry/").status_code == 200
+    page = admin_client.get(f"/admin/core/apiauditentry/{entry.pk}/change/")
     assert page.status_code == 200 and b'name="_save"' not in page.content
-    assert admin_client.post(f"/admin/billing_project/apiauditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.post(f"/admin/core/apiauditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403

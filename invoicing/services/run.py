@@ -24,9 +24,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from billing_project.models import BillingRun
 from catalog.models import Price
 from customers.models import Subscription
+from invoicing.models import BillingRun
 from metering.selectors import usage_for_customers
 
 from ..models import Invoice

@@ -66,7 +66,7 @@ def test_customer_page_shows_subscription_usage_wallets_invoices_and_preview(adm
 
 
 def test_open_due_is_summed_per_currency_over_finalized_invoices_only():
-    from customers.admin_overview import customer_overview
+    from backoffice.customer_360 import customer_overview
     from invoicing.models import Invoice
 
     customer = CustomerFactory(external_id="due-co")

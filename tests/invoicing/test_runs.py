@@ -10,10 +10,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from billing_project.models import BillingRun
 from catalog.models import Price
 from customers.models import Subscription
-from invoicing.models import Invoice
+from invoicing.models import BillingRun, Invoice
 from invoicing.services import billing_run_execute, invoice_recalculate
 from tests.factories.catalog import PlanVersionFactory, PriceFactory
 from tests.factories.customers import CustomerFactory, TaxRateFactory

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing_project.errors import Conflict
+from core.errors import Conflict
 from invoicing.models import Invoice
 from invoicing.services import invoice_void, subscription_start
 from tests.factories.catalog import PlanFactory, PlanVersionFactory, PriceFactory

@@ -15,7 +15,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from billing_project.money import format_decimal
+from core.money import format_decimal
 
 from ..models import CreditGrant, LowBalanceAlert, Wallet
 from ._ledger import wallet_lock

@@ -141,7 +141,7 @@ def test_duplicate_tax_rate_code_is_a_400(api):
 
 
 def test_read_key_cannot_write(anon_api, db):
-    from billing_project.auth import api_key_create
+    from core.auth import api_key_create
 
     _, raw = api_key_create(name="reader", scopes=["read"])
     anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")

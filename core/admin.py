@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from .auth import api_key_create
-from .models import ApiAuditEntry, ApiKey, BillingRun
+from .models import ApiAuditEntry, ApiKey
 
 
 class ReadOnlyAdminMixin:
@@ -60,10 +60,3 @@ class ApiAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("method", "status_code")
     search_fields = ("path", "object_ref", "api_key__name")
     list_select_related = ("api_key",)
-
-
-@admin.register(BillingRun)
-class BillingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("started_at", "as_of", "trigger", "customer_external_id", "status", "summary")
-    list_filter = ("status", "trigger")
-    search_fields = ("customer_external_id", "summary")

@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import TruncMonth
 
-from billing_project.money import format_money
+from core.money import format_money
 
 
 @dataclass
@@ -130,7 +130,7 @@ def billing_runs() -> dict:
     """The last billing run's outcome and the next scheduled one (from django-celery-beat)."""
     from django_celery_beat.models import PeriodicTask
 
-    from billing_project.models import BillingRun
+    from invoicing.models import BillingRun
 
     last = BillingRun.objects.order_by("-started_at").first()
     next_run = None

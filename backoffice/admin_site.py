@@ -23,7 +23,7 @@ class BillingAdminSite(admin.AdminSite):
 
 
 class BillingAdminConfig(AdminConfig):
-    default_site = "billing_project.admin_site.BillingAdminSite"
+    default_site = "backoffice.admin_site.BillingAdminSite"
 
     def ready(self) -> None:
         super().ready()
@@ -43,7 +43,7 @@ def _readable_decimals() -> None:
     from django.contrib.admin.templatetags import admin_list
     from django.db import models
 
-    from billing_project.money import format_decimal
+    from core.money import format_decimal
 
     original = utils.display_for_field
 
