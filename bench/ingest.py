@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     setup_django()
-    from billing_project.auth import api_key_create
+    from core.auth import api_key_create
     from metering.models import Event, Meter
 
     Meter.objects.get_or_create(

@@ -26,7 +26,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 PRODUCT_NAME = "Ledgerline"
 
 INSTALLED_APPS = [
-    "billing_project.admin_site.BillingAdminConfig",
+    "backoffice.admin_site.BillingAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -41,26 +41,27 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "simple_history",
     "djmoney",
-    "billing_project",
+    "core",
     "catalog",
     "customers",
     "metering",
     "wallets",
     "invoicing",
+    "backoffice",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "billing_project.middleware.BodySizeLimitMiddleware",
+    "core.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "billing_project.middleware.AdminGuardMiddleware",
+    "core.middleware.AdminGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
-    "billing_project.middleware.ApiAuditMiddleware",
+    "core.middleware.ApiAuditMiddleware",
 ]
 
 ROOT_URLCONF = "billing_project.urls"
@@ -116,30 +117,30 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
 # --- Money ---------------------------------------------------------------------------------------
-# The configured currency list. Model fields take billing_project.money.CURRENCY_CHOICES (a pinned
+# The configured currency list. Model fields take core.money.CURRENCY_CHOICES (a pinned
 # constant), so a change of this list never churns migrations.
 CURRENCIES = tuple(env.list("CURRENCIES", default=["USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "INR"]))
 DEFAULT_CURRENCY = "USD"
 
 # --- REST API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["billing_project.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["billing_project.auth.HasApiKeyScope"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.auth.HasApiKeyScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "billing_project.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 50,
     "COERCE_DECIMAL_TO_STRING": True,
-    "EXCEPTION_HANDLER": "billing_project.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "billing_project.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": [],
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["billing_project.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "ingest": env.str("THROTTLE_INGEST", default="6000/min"),
         "read": env.str("THROTTLE_READ", default="1200/min"),
         "write": env.str("THROTTLE_WRITE", default="600/min"),
-        # requests with no key or a bad one, per client address (billing_project.throttling)
+        # requests with no key or a bad one, per client address (core.throttling)
         "anon": env.str("THROTTLE_ANON", default="60/min"),
     },
 }
@@ -208,7 +209,7 @@ if not DEBUG and SECRET_KEY == _DEV_SECRET:
         "SECRET_KEY must be set when DEBUG is false (for local development set DEBUG=true, as `make demo` does)"
     )
 
-# Admin sign-in lockout (billing_project.auth): this many failures for one username from one address within
+# Admin sign-in lockout (core.auth): this many failures for one username from one address within
 # the window lock that pair out for LOGIN_LOCKOUT_SECONDS.
 LOGIN_LOCKOUT_ATTEMPTS = env.int("LOGIN_LOCKOUT_ATTEMPTS", default=5)
 LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=15 * 60)

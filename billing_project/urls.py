@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .views import healthz
+from core.views import healthz
 
 api_v1 = [
     path("", include("catalog.api.urls")),
@@ -20,4 +20,4 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
 ]
 
-handler404 = "billing_project.views.not_found"
+handler404 = "core.views.not_found"

@@ -23,9 +23,9 @@ from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing_project.errors import BillingError
-from billing_project.instants import validate_instant
-from billing_project.money import currency_allowed
+from core.errors import BillingError
+from core.instants import validate_instant
+from core.money import currency_allowed
 
 from . import pricing, services
 from .display import entitlement_summary, grant_summary, price_summary, tiers_summary
@@ -263,7 +263,7 @@ class PlanVersionForm(forms.ModelForm):
 
     def clean_effective_from(self):
         value = self.cleaned_data["effective_from"]
-        validate_instant(value)  # periods are computed from it (billing_project.instants)
+        validate_instant(value)  # periods are computed from it (core.instants)
         return value
 
 

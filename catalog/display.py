@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from billing_project.money import format_decimal, format_money
+from core.money import format_decimal, format_money
 
 from .models import Entitlement, PlanCreditGrant, Price, Tier
 

@@ -1,8 +1,8 @@
-"""Catalog domain errors (BillingError subclasses, mapped to HTTP by billing_project.api)."""
+"""Catalog domain errors (BillingError subclasses, mapped to HTTP by core.api)."""
 
 from __future__ import annotations
 
-from billing_project.errors import Conflict, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 
 
 class CatalogInvalid(ValidationFailed):

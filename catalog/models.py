@@ -16,8 +16,8 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from billing_project.history import history_user
-from billing_project.money import CURRENCY_CHOICES
+from core.history import history_user
+from core.money import CURRENCY_CHOICES
 
 AMOUNT = {"max_digits": 28, "decimal_places": 12}
 NON_NEGATIVE = [MinValueValidator(0)]

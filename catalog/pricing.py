@@ -41,6 +41,8 @@ from decimal import (
 )
 from typing import Any
 
+from core.currencies import CURRENCY_EXPONENTS, DEFAULT_CURRENCY_EXPONENT, currency_exponent
+
 __all__ = [
     "CURRENCY_EXPONENTS",
     "DEFAULT_CURRENCY_EXPONENT",
@@ -62,21 +64,6 @@ __all__ = [
     "validate_tiers",
 ]
 
-#: Minor-unit exponent (number of decimal places) per ISO 4217 code, as in babel's currency precision.
-CURRENCY_EXPONENTS: dict[str, int] = {
-    "USD": 2,
-    "EUR": 2,
-    "GBP": 2,
-    "JPY": 0,
-    "KWD": 3,
-    "CHF": 2,
-    "CAD": 2,
-    "AUD": 2,
-    "INR": 2,
-}
-
-#: Exponent used for a currency missing from :data:`CURRENCY_EXPONENTS`.
-DEFAULT_CURRENCY_EXPONENT = 2
 
 # Exact arithmetic: 80 significant digits is far beyond 28-digit money columns times 12-dp unit
 # prices; trapping Inexact turns any silent rounding into an error instead of a wrong bill.
@@ -152,11 +139,6 @@ def _plain(value: Decimal) -> str:
 
 def _units_label(quantity: Decimal) -> str:
     return f"{_fmt_units(quantity)} {'unit' if quantity == 1 else 'units'}"
-
-
-def currency_exponent(currency: str) -> int:
-    """Number of minor-unit decimal places of ``currency`` (case-insensitive); unknown codes give 2."""
-    return CURRENCY_EXPONENTS.get(currency.upper(), DEFAULT_CURRENCY_EXPONENT)
 
 
 def quantize_minor(amount: Decimal, currency: str) -> Decimal:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db.models import Prefetch, QuerySet
 
-from billing_project.errors import NotFound
+from core.errors import NotFound
 
 from .models import Entitlement, Feature, Plan, PlanVersion, Price
 

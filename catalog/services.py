@@ -46,8 +46,8 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from billing_project.instants import OUT_OF_RANGE, instant_in_range
-from billing_project.money import currency_allowed
+from core.instants import OUT_OF_RANGE, instant_in_range
+from core.money import currency_allowed
 
 from . import pricing
 from .errors import CatalogInvalid, VersionPublished
@@ -422,7 +422,7 @@ def _datetime(value: Any, path: str, errors: _Errors, *, default: datetime) -> d
         return default
     if timezone.is_naive(value):
         value = timezone.make_aware(value, UTC)
-    if not instant_in_range(value):  # periods are computed from it (billing_project.instants)
+    if not instant_in_range(value):  # periods are computed from it (core.instants)
         errors.add(path, OUT_OF_RANGE)
         return default
     return value

@@ -25,10 +25,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from billing_project.errors import BillingError
-from billing_project.instants import validate_instant
-from billing_project.money import currency_allowed
 from catalog.models import Plan, PlanVersion
+from core.errors import BillingError
+from core.instants import validate_instant
+from core.money import currency_allowed
 
 from .models import Customer, Subscription, TaxRate
 from .selectors import subscription_periods
@@ -185,7 +185,7 @@ class CustomerAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # The customer 360 panel above the form: subscriptions, usage vs entitlements, wallets, invoices (amounts
         # only for users who may see invoices: Support gets the rest).
-        from .admin_overview import customer_overview
+        from backoffice.customer_360 import customer_overview
 
         extra_context = dict(extra_context or {})
         customer = self.get_object(request, object_id)

@@ -6,8 +6,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from billing_project.history import history_user
-from billing_project.money import CURRENCY_CHOICES
+from core.history import history_user
+from core.money import CURRENCY_CHOICES
 
 
 class TaxRate(models.Model):

@@ -7,9 +7,9 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from billing_project.errors import NotFound
 from catalog.models import PlanVersion
 from catalog.selectors import plan_version_in_effect
+from core.errors import NotFound
 
 from . import periods
 from .models import Customer, Subscription, TaxRate

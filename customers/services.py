@@ -15,10 +15,10 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from billing_project.errors import Conflict, ValidationFailed
-from billing_project.instants import instant_check
-from billing_project.money import currency_allowed
 from catalog.models import Plan, PlanVersion
+from core.errors import Conflict, ValidationFailed
+from core.instants import instant_check
+from core.money import currency_allowed
 
 from . import periods
 from .models import Customer, Subscription, TaxRate
@@ -163,7 +163,7 @@ def subscription_create(
 
     Raises ValidationFailed naming the field: a currency that does not match the plan, a pinned version of
     another plan or not published, a plan with no published version at all (``plan``), a ``start_at`` outside
-    the accepted range (``billing_project.instants``) or, unpinned, before the plan's first published version
+    the accepted range (``core.instants``) or, unpinned, before the plan's first published version
     takes effect (``start_at``).
 
     Rule chosen: a subscription pinned to a published version may start before that version's

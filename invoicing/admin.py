@@ -18,13 +18,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from billing_project.admin import ReadOnlyAdminMixin
-from billing_project.errors import BillingError
-from billing_project.money import format_decimal, format_money
 from catalog.pricing import quantize_minor
+from core.admin import ReadOnlyAdminMixin
+from core.errors import BillingError
+from core.money import format_decimal, format_money
 from customers.models import Customer
 
-from .models import CreditNote, Invoice, InvoiceLine, Payment
+from .models import BillingRun, CreditNote, Invoice, InvoiceLine, Payment
 from .pdf import breakdown_rows, invoice_context, invoice_pdf, invoice_pdf_filename
 from .selectors import upcoming_invoice_preview
 from .services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
@@ -394,3 +394,10 @@ class CreditNoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj):
         return format_money(obj.amount, obj.currency)
+
+
+@admin.register(BillingRun)
+class BillingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("started_at", "as_of", "trigger", "customer_external_id", "status", "summary")
+    list_filter = ("status", "trigger")
+    search_fields = ("customer_external_id", "summary")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db import models
 from django.db.models import Q
 
-from billing_project.money import CURRENCY_CHOICES
+from core.money import CURRENCY_CHOICES
 
 MONEY = {"max_digits": 19, "decimal_places": 4}
 QTY = {"max_digits": 28, "decimal_places": 12}
@@ -214,3 +214,35 @@ class CreditNote(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class BillingRun(models.Model):
+    """The outcome of one ``run_billing`` (by hand, beat or the demo): shown on the admin dashboard."""
+
+    #: ``trigger`` of the rows a Celery chunk records for its failures (the beat's run has "beat").
+    CHUNK_TRIGGER = "celery-chunk"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Finished with failures"
+
+    as_of = models.DateTimeField(help_text="The instant the run billed up to (UTC).")
+    customer_external_id = models.CharField(max_length=255, blank=True)
+    trigger = models.CharField(max_length=20, default="manual")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    failures = models.JSONField(default=list, blank=True)
+    failed_subscriptions = models.JSONField(
+        default=list, blank=True,
+        help_text='Subscriptions whose billing failed: [{"subscription", "customer", "boundary", "error"}].',
+    )
+    summary = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Billing run as of {self.as_of:%Y-%m-%d %H:%M} UTC ({self.get_status_display()})"

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.template.loader import render_to_string
 
-from billing_project.money import format_decimal, format_money
+from core.money import format_decimal, format_money
 
 from .models import BillTo, Invoice
 from .services.lines import period_label_of

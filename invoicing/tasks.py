@@ -25,7 +25,7 @@ import os
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from billing_project.models import BillingRun
+from invoicing.models import BillingRun
 
 from .services.run import (
     RunSummary,

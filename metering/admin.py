@@ -20,8 +20,8 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from billing_project.admin import ReadOnlyAdminMixin
-from billing_project.money import format_decimal
+from core.admin import ReadOnlyAdminMixin
+from core.money import format_decimal
 
 from .models import Event, Meter, MeterFilter
 from .selectors import event_count_estimate, meter_usage, unknown_customer_event_count
@@ -93,7 +93,7 @@ class MeterForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        from billing_project.errors import ValidationFailed
+        from core.errors import ValidationFailed
 
         locked = [name for name in METER_DEFINITION_FIELDS if name in self.changed_data]
         reason = _lock_reason(self.instance) if locked else None

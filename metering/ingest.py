@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from billing_project.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 MAX_BATCH = 1000
 MAX_ID_LENGTH = 255

@@ -11,7 +11,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from billing_project.history import history_user
+from core.history import history_user
 
 
 class Meter(models.Model):

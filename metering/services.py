@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
-from billing_project.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 from .ingest import CleanEvent
 from .models import EventIdCheckpoint, Meter, MeterFilter, MeterRollupState, UsageRollup

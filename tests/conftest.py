@@ -20,7 +20,7 @@ def _fresh_cache():
 
 @pytest.fixture
 def api_key(db):
-    from billing_project.auth import api_key_create
+    from core.auth import api_key_create
 
     key, raw = api_key_create(name="tests")
     return raw

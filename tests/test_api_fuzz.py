@@ -59,7 +59,7 @@ def no_connection_recycling():
 @pytest.fixture
 def seeded(db, no_connection_recycling):
     """Real objects for path parameters, and a fresh key per operation (so throttles never hit the fuzz)."""
-    from billing_project.auth import api_key_create
+    from core.auth import api_key_create
     from invoicing.models import Invoice
     from invoicing.services import credit_note_issue
     from tests.factories.catalog import FeatureFactory

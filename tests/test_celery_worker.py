@@ -8,8 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing_project.models import BillingRun
-from invoicing.models import Invoice
+from invoicing.models import BillingRun, Invoice
 from invoicing.services import subscription_start
 from invoicing.tasks import billing_run_task
 from tests.factories.catalog import PlanFactory, PlanVersionFactory, PriceFactory

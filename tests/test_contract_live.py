@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_project.auth import api_key_create
+from core.auth import api_key_create
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = ROOT.parent / "shared" / "contract-check" / "run.sh"

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing_project.demo import billing_instants, demo_load, month_start
+from backoffice.demo import billing_instants, demo_load, month_start
 from customers.models import Customer, Subscription
 from invoicing.models import Invoice, Payment
 from metering.models import Event
@@ -161,7 +161,7 @@ def test_demo_command_prepares_the_login_and_one_live_key_without_serving():
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from billing_project.models import ApiKey
+    from core.models import ApiKey
 
     out = io.StringIO()
     call_command("demo", "--no-serve", "--scale", "0.5", stdout=out)

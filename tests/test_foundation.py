@@ -7,8 +7,8 @@ import io
 import pytest
 from django.core.management import call_command
 
-from billing_project.auth import hash_key
-from billing_project.models import ApiKey
+from core.auth import hash_key
+from core.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 

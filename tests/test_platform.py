@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from billing_project import dashboard
-from billing_project.roles import FINANCE_ADMIN, FINANCE_VIEWER, SUPPORT, roles_sync
+from backoffice import dashboard
+from backoffice.roles import FINANCE_ADMIN, FINANCE_VIEWER, SUPPORT, roles_sync
 from invoicing.models import Invoice
 from tests.factories.customers import CustomerFactory
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group, User
 
-from billing_project.roles import FINANCE_ADMIN, FINANCE_VIEWER, SUPPORT, roles_sync
+from backoffice.roles import FINANCE_ADMIN, FINANCE_VIEWER, SUPPORT, roles_sync
 from invoicing.models import Invoice
 from tests.factories.catalog import PlanFactory
 from tests.factories.customers import CustomerFactory
@@ -206,8 +206,9 @@ def _one_of_everything():
     from django.core.management import call_command
     from django.utils import timezone
 
-    from billing_project.auth import api_key_create
-    from billing_project.models import ApiAuditEntry, BillingRun
+    from core.auth import api_key_create
+    from core.models import ApiAuditEntry
+    from invoicing.models import BillingRun
     from invoicing.services import invoice_finalize, subscription_start
     from tests.factories.catalog import PlanVersionFactory, PriceFactory
     from tests.factories.invoicing import InvoiceFactory, InvoiceLineFactory, plan_with_api_calls

@@ -6,8 +6,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from billing_project.auth import api_key_create, hash_key
-from billing_project.models import ApiAuditEntry
+from core.auth import api_key_create, hash_key
+from core.models import ApiAuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -71,10 +71,10 @@ def test_api_writes_are_audited_with_key_path_and_object(api):
 def test_audit_log_is_read_only_in_the_admin(admin_client, api):
     api.post("/api/v1/customers", {"external_id": "acme", "name": "Acme", "currency": "USD"}, format="json")
     entry = ApiAuditEntry.objects.get()
-    assert admin_client.get("/admin/billing_project/apiauditentry/").status_code == 200
-    page = admin_client.get(f"/admin/billing_project/apiauditentry/{entry.pk}/change/")
+    assert admin_client.get("/admin/core/apiauditentry/").status_code == 200
+    page = admin_client.get(f"/admin/core/apiauditentry/{entry.pk}/change/")
     assert page.status_code == 200 and b'name="_save"' not in page.content
-    assert admin_client.post(f"/admin/billing_project/apiauditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.post(f"/admin/core/apiauditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
 
 
 # ---------------------------------------------------------------- admin requests: NUL and the statement timeout
@@ -124,7 +124,7 @@ def test_a_slow_admin_statement_is_cancelled_and_answered_503(rf, settings):
     """The guard itself, around a view whose query sleeps past the limit: 503, and the connection is reset."""
     from django.db import connection, transaction
 
-    from billing_project.middleware import AdminGuardMiddleware
+    from core.middleware import AdminGuardMiddleware
 
     settings.ADMIN_STATEMENT_TIMEOUT_MS = 50
 
@@ -216,7 +216,7 @@ def test_the_lock_ends_and_a_success_clears_the_count(client, finance_user, sett
 
     settings.LOGIN_LOCKOUT_ATTEMPTS = 3
     settings.LOGIN_LOCKOUT_SECONDS = 1
-    from billing_project.auth import login_locked
+    from core.auth import login_locked
 
     # 2 failures, a success (clears the count), 2 failures: never 3 in a row, so not locked
     for password in ("wrong", "wrong", "right-password-1", "wrong", "wrong"):
@@ -233,7 +233,7 @@ def test_the_lock_ends_and_a_success_clears_the_count(client, finance_user, sett
 
 
 def test_the_lockout_reads_the_client_address_behind_the_configured_proxies(rf, settings):
-    from billing_project.auth import client_ip
+    from core.auth import client_ip
 
     request = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7")
     settings.NUM_PROXIES = 0
@@ -246,9 +246,9 @@ def test_a_new_api_key_is_shown_once_on_the_page_not_in_a_message(admin_client):
     """Regression: the admin put a new key in a message, which Django keeps in a cookie (or the session)."""
     import re
 
-    from billing_project.models import ApiKey
+    from core.models import ApiKey
 
-    response = admin_client.post("/admin/billing_project/apikey/add/", {"name": "ci", "scopes": ["read"]})
+    response = admin_client.post("/admin/core/apikey/add/", {"name": "ci", "scopes": ["read"]})
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     raw = re.search(r'<code id="new-api-key">(ll_[^<]+)</code>', response.content.decode()).group(1)
     key = ApiKey.objects.get(hashed_key=hash_key(raw))
@@ -256,7 +256,7 @@ def test_a_new_api_key_is_shown_once_on_the_page_not_in_a_message(admin_client):
     # nowhere else: no cookie, no session entry, no message on the next page
     assert all(raw not in morsel.value for morsel in response.cookies.values())
     assert all(raw not in str(value) for value in admin_client.session.values())
-    assert raw not in admin_client.get("/admin/billing_project/apikey/").content.decode()
+    assert raw not in admin_client.get("/admin/core/apikey/").content.decode()
     # the key works
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")

@@ -18,10 +18,10 @@ from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from billing_project.admin import ReadOnlyAdminMixin
-from billing_project.errors import BillingError
-from billing_project.instants import validate_instant
-from billing_project.money import format_decimal, format_money
+from core.admin import ReadOnlyAdminMixin
+from core.errors import BillingError
+from core.instants import validate_instant
+from core.money import format_decimal, format_money
 
 from .models import CreditGrant, LedgerEntry, LowBalanceAlert, Wallet
 from .selectors import wallet_real_time_balance

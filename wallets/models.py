@@ -17,7 +17,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from billing_project.money import CURRENCY_CHOICES
+from core.money import CURRENCY_CHOICES
 
 CREDITS = {"max_digits": 28, "decimal_places": 12}
 

@@ -10,9 +10,9 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from billing_project.money import decimal_text
 from catalog.models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price
 from catalog.pricing import currency_exponent
+from core.money import decimal_text
 
 
 def money_text(value: Decimal | None, currency: str) -> str | None:

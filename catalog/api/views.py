@@ -7,10 +7,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import error_responses, paginate, paginated_schema
-from billing_project.errors import NotFound
 from catalog import selectors, services
 from catalog.models import Feature, Plan
+from core.api import error_responses, paginate, paginated_schema
+from core.errors import NotFound
 
 from .serializers import (
     FeatureOutputSerializer,

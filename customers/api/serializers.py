@@ -8,7 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing_project.instants import validate_instant
+from core.instants import validate_instant
 from customers.models import Subscription
 from customers.services import DAYS_MAX
 

@@ -10,9 +10,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import error_responses, paginate, paginated_schema
-from billing_project.errors import ValidationFailed
 from catalog.models import Plan, PlanVersion
+from core.api import error_responses, paginate, paginated_schema
+from core.errors import ValidationFailed
 from customers import selectors, services
 from customers.models import Customer
 

@@ -15,8 +15,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import Pagination, error_responses, paginated_schema
-from billing_project.errors import NotFound, ValidationFailed
+from core.api import Pagination, error_responses, paginated_schema
+from core.errors import NotFound, ValidationFailed
 from customers.models import Customer
 
 from .. import selectors

@@ -38,9 +38,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q, Sum
 
-from billing_project.money import format_decimal
 from catalog.models import PlanCreditGrant
 from catalog.pricing import currency_exponent, quantize_minor
+from core.money import format_decimal
 from customers.models import Customer, Subscription
 from customers.periods import Period
 from wallets.credits import credits_applicable, credits_to_money

@@ -30,8 +30,8 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from django.db import connection, transaction
 from django.db.models.constants import OnConflict
 
-from billing_project.errors import Conflict, ValidationFailed
 from catalog.pricing import quantize_minor
+from core.errors import Conflict, ValidationFailed
 from customers.models import Customer
 from customers.periods import Period
 

@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from billing_project.money import format_decimal
 from catalog.models import PlanVersion, Price
 from catalog.pricing import quantize_minor
 from catalog.quote import price_quote
+from core.money import format_decimal
 from customers import periods
 from customers.models import Subscription
 from customers.periods import Period

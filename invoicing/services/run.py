@@ -28,10 +28,10 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from billing_project.instants import OUT_OF_RANGE, instant_check, instant_in_range
-from billing_project.models import BillingRun
 from catalog.models import PlanVersion
+from core.instants import OUT_OF_RANGE, instant_check, instant_in_range
 from customers.models import Subscription
+from invoicing.models import BillingRun
 from metering.selectors import usage_for_customers
 
 from ..models import Invoice
@@ -132,7 +132,7 @@ def as_of_parse(value: str | None) -> datetime:
     """The instant a run works as of, from ISO 8601 (a naive value is UTC); the current time when empty.
 
     Shared by ``run_billing --now`` and the Celery tasks. Raises ``ValueError`` when the value is unreadable
-    or outside the accepted range (``billing_project.instants``: a run as of year 9999 would bill every
+    or outside the accepted range (``core.instants``: a run as of year 9999 would bill every
     period up to it).
     """
     if not value:
@@ -305,7 +305,7 @@ def billing_run_execute(
     """Do all scheduled work due at or before ``now`` (optionally for one customer), idempotently.
 
     ``progress(done, total)`` is called after each subscription. The outcome is recorded as a ``BillingRun``.
-    ``now`` outside the accepted range (``billing_project.instants``) is a ValidationFailed naming ``now``.
+    ``now`` outside the accepted range (``core.instants``) is a ValidationFailed naming ``now``.
     """
     instant_check(now, field="now")
     run = BillingRun.objects.create(as_of=now, customer_external_id=customer_external_id or "", trigger=trigger)

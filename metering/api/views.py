@@ -14,10 +14,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import error_responses, paginate, paginated_schema
-from billing_project.errors import NotFound, ValidationFailed
-from billing_project.instants import instant_check
-from billing_project.money import decimal_text
+from core.api import error_responses, paginate, paginated_schema
+from core.errors import NotFound, ValidationFailed
+from core.instants import instant_check
+from core.money import decimal_text
 from customers.models import Customer
 from metering import entitlements, services
 from metering.ingest import MAX_BATCH, body_decode, event_clean, event_id_of, timestamp_parse

@@ -22,9 +22,9 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.utils import timezone
 
-from billing_project.auth import api_key_create
-from billing_project.roles import FINANCE_ADMIN, FINANCE_VIEWER, roles_sync
+from backoffice.roles import FINANCE_ADMIN, FINANCE_VIEWER, roles_sync
 from catalog.models import Plan
+from core.auth import api_key_create
 from invoicing.models import Invoice, Payment
 from metering.services import meter_create
 

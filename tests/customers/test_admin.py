@@ -117,7 +117,7 @@ def test_a_tax_rate_in_use_is_never_deleted(admin_client):
     """Regression: deleting a tax rate silently removed it from every customer's next invoices."""
     from django.db import transaction
 
-    from billing_project.errors import Conflict
+    from core.errors import Conflict
     from customers.models import TaxRate
     from customers.services import tax_rate_delete
     from tests.factories.customers import TaxRateFactory

@@ -75,7 +75,7 @@ def test_support_sees_usage_and_wallets_but_no_invoice_amounts(client):
     invoice on the customer page."""
     from django.contrib.auth.models import Group, User
 
-    from billing_project.roles import SUPPORT, roles_sync
+    from backoffice.roles import SUPPORT, roles_sync
 
     roles_sync()
     customer = _acme_with_history()
@@ -89,7 +89,7 @@ def test_support_sees_usage_and_wallets_but_no_invoice_amounts(client):
 
 
 def test_open_due_is_summed_per_currency_over_finalized_invoices_only():
-    from customers.admin_overview import customer_overview
+    from backoffice.customer_360 import customer_overview
     from invoicing.models import Invoice
 
     customer = CustomerFactory(external_id="due-co")

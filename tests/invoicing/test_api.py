@@ -180,7 +180,7 @@ def test_schema_documents_invoices(api):
 
 
 def test_finalize_service_refuses_twice(finalized):
-    from billing_project.errors import Conflict
+    from core.errors import Conflict
 
     with pytest.raises(Conflict):
         invoice_finalize(invoice=finalized, now=utc(2026, 2, 2))

@@ -15,10 +15,10 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from billing_project import dashboard
-from billing_project.models import BillingRun
+from backoffice import dashboard
 from catalog.models import Price
 from customers.models import Subscription
+from invoicing.models import BillingRun
 from invoicing.services import billing_run_execute
 from metering.models import Event
 from tests.factories.catalog import PlanVersionFactory, PriceFactory

@@ -10,10 +10,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from billing_project.models import BillingRun
 from catalog.models import Price
 from customers.models import Subscription
-from invoicing.models import Invoice
+from invoicing.models import BillingRun, Invoice
 from invoicing.services import billing_run_execute, invoice_recalculate
 from tests.factories.catalog import PlanVersionFactory, PriceFactory
 from tests.factories.customers import CustomerFactory, TaxRateFactory
@@ -179,7 +178,7 @@ def test_parallel_runs_bill_each_period_once_with_gapless_numbers():
                                  "9999-12-31T23:00:00-05:00", "2026-13-45T00:00:00Z"])
 def test_run_billing_refuses_a_now_outside_the_accepted_range(now):
     # A run as of 9999 would bill every period up to it (one per month per subscription), so it is refused
-    # before any work, like an unreadable instant (billing_project.instants: 2000-01-01..2100-01-01).
+    # before any work, like an unreadable instant (core.instants: 2000-01-01..2100-01-01).
     version = PlanVersionFactory(published=True, number=1)
     PriceFactory(plan_version=version, amount=Decimal("5"))
     start(CustomerFactory(), version.plan, utc(2026, 1, 1))
@@ -196,7 +195,7 @@ def test_run_billing_refuses_a_now_outside_the_accepted_range(now):
 def test_billing_run_execute_refuses_a_now_out_of_range_naming_it():
     from datetime import UTC, datetime
 
-    from billing_project.errors import ValidationFailed
+    from core.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as caught:
         billing_run_execute(now=datetime(9999, 12, 31, tzinfo=UTC))

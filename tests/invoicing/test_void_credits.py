@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing_project.errors import Conflict
+from core.errors import Conflict
 from invoicing.models import Invoice
 from invoicing.services import invoice_void, subscription_start
 from invoicing.services.credits import credits_scheduled_work

@@ -163,7 +163,7 @@ def test_batch_without_an_events_list_is_400(api, body):
 def test_ingest_needs_the_ingest_scope(db, anon_api):
     from rest_framework.test import APIClient
 
-    from billing_project.auth import api_key_create
+    from core.auth import api_key_create
 
     _, read_only = api_key_create(name="reader", scopes=["read"])
     client = APIClient()

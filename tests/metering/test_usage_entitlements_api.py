@@ -77,7 +77,7 @@ def test_usage_bad_window_is_400(api, setup, query):
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        # Outside 2000-01-01..2100-01-01 (billing_project.instants), the range of every accepted instant.
+        # Outside 2000-01-01..2100-01-01 (core.instants), the range of every accepted instant.
         ({"from": "0001-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}, "from"),
         ({"from": "2026-03-01T00:00:00Z", "to": "9999-12-31T23:59:59Z"}, "to"),
         ({"from": "9999-12-31T23:59:58Z"}, "from"),

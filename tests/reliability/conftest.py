@@ -51,7 +51,7 @@ def keyed_client():
     """A factory of API clients authenticated with an all-scopes key (one client per thread)."""
     from rest_framework.test import APIClient
 
-    from billing_project.auth import api_key_create
+    from core.auth import api_key_create
 
     _, raw = api_key_create(name="reliability")
 

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from billing_project.auth import api_key_create
+from core.auth import api_key_create
 from customers.models import Customer
 from invoicing.models import Invoice, Payment
 from invoicing.services import billing_run_execute

@@ -10,9 +10,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import Pagination, error_responses, paginated_schema
-from billing_project.errors import NotFound, ValidationFailed
-from billing_project.instants import validate_instant
+from core.api import Pagination, error_responses, paginated_schema
+from core.errors import NotFound, ValidationFailed
+from core.instants import validate_instant
 from customers.models import Customer
 from invoicing.selectors import customer_pending_payable
 from wallets.models import CreditGrant, LedgerEntry, Wallet

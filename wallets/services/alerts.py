@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing_project.money import format_decimal
+from core.money import format_decimal
 
 from ..models import CreditGrant, LowBalanceAlert, Wallet
 from ._ledger import wallet_lock

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q
 
-from billing_project.errors import Conflict
+from core.errors import Conflict
 from wallets.credits import consumption_plan
 
 from ..models import CreditGrant, LedgerEntry, Wallet

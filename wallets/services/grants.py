@@ -8,8 +8,8 @@ from decimal import Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from billing_project.errors import Conflict, NotFound, ValidationFailed
-from billing_project.money import currency_allowed
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.money import currency_allowed
 from customers.models import Customer
 from wallets.credits import CREDIT_DECIMAL_PLACES, expired_lots
 

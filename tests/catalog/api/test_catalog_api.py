@@ -305,7 +305,7 @@ def test_price_validation_names_the_field(api, plan, meter, prices, field):
         # The expiry is computed period by period: 100,000 periods ran past year 9999 (a 500 at subscription start).
         ({"credit_grants": [{"name": "G", "credits": "5", "expire_after_periods": 100000}]},
          "credit_grants[0].expire_after_periods"),
-        # Outside 2000-01-01..2100-01-01 (billing_project.instants): periods are computed from it.
+        # Outside 2000-01-01..2100-01-01 (core.instants): periods are computed from it.
         ({"effective_from": "9999-12-31T23:59:59Z", "publish": True}, "effective_from"),
         ({"effective_from": "0001-01-01T00:00:00Z", "publish": True}, "effective_from"),
         ({"effective_from": "1999-12-31T23:59:59Z"}, "effective_from"),

@@ -124,7 +124,7 @@ def test_a_year_of_terms_and_grace_is_accepted_and_bills(api):
 
 
 def test_the_service_refuses_day_counts_outside_0_to_365_naming_the_field():
-    from billing_project.errors import ValidationFailed
+    from core.errors import ValidationFailed
     from customers.services import customer_create, customer_update
 
     for field, value in (("net_payment_terms", 366), ("invoice_grace_days", 999999999), ("net_payment_terms", True)):
@@ -184,7 +184,7 @@ def test_duplicate_tax_rate_code_is_a_400(api):
 
 
 def test_read_key_cannot_write(anon_api, db):
-    from billing_project.auth import api_key_create
+    from core.auth import api_key_create
 
     _, raw = api_key_create(name="reader", scopes=["read"])
     anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")

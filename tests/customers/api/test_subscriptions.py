@@ -94,7 +94,7 @@ def test_pinned_version_is_a_version_number_of_the_plan(api, clock, plan, custom
         ({"customer": "acme", "plan": "draft-only"}, "plan"),  # no published version
         # Before v1 took effect (2025-01-01): the start is what is wrong, not the plan.
         ({"customer": "acme", "plan": "pro", "start_at": "2024-06-01T00:00:00Z"}, "start_at"),
-        # Outside 2000-01-01..2100-01-01 (billing_project.instants): 9999-12-31 used to overflow into a 500.
+        # Outside 2000-01-01..2100-01-01 (core.instants): 9999-12-31 used to overflow into a 500.
         ({"customer": "acme", "plan": "pro", "start_at": "9999-12-31T00:00:00Z"}, "start_at"),
         ({"customer": "acme", "plan": "pro", "start_at": "9999-12-01T00:00:00Z", "billing": "anniversary"}, "start_at"),
         ({"customer": "acme", "plan": "pro", "start_at": "2100-01-01T00:00:01Z"}, "start_at"),

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing_project.errors import Conflict, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from customers import periods
 from customers.models import Subscription
 from customers.selectors import subscription_periods

@@ -110,7 +110,7 @@ def test_grant_effective_in_the_past_is_usable_and_expiry_in_the_past_is_400(api
         ({"credits": "5", "kind": "plan"}, "kind"),
         ({"credits": "5", "kind": "gift"}, "kind"),
         ({"credits": "5", "kind": "paid", "priority": -1}, "priority"),
-        # Outside 2000-01-01..2100-01-01 (billing_project.instants).
+        # Outside 2000-01-01..2100-01-01 (core.instants).
         ({"credits": "5", "kind": "paid", "effective_at": "0001-01-01T00:00:00Z"}, "effective_at"),
         ({"credits": "5", "kind": "paid", "effective_at": "1999-12-31T23:59:59Z"}, "effective_at"),
         ({"credits": "5", "kind": "paid", "expires_at": "9999-12-31T23:59:59Z"}, "expires_at"),

@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 from django.db import transaction
 
-from billing_project.errors import Conflict
+from core.errors import Conflict
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.services.credits import credits_scheduled_work, invoice_credits_apply, invoice_credits_release
 from tests.factories.customers import CustomerFactory

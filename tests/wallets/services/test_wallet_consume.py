@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import close_old_connections, transaction
 
-from billing_project.errors import Conflict, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from tests.factories.wallets import WalletFactory
 from tests.wallets.conftest import T0, assert_ledger_whole, grant
 from wallets.models import CreditGrant, LedgerEntry

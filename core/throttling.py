@@ -37,7 +37,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
 
 
 class AnonymousRateThrottle(SimpleRateThrottle):
-    """Requests that bring no key or a bad one, per client address (``billing_project.auth.client_ip``)."""
+    """Requests that bring no key or a bad one, per client address (``core.auth.client_ip``)."""
 
     scope = "anon"
 

@@ -14,9 +14,8 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
-from billing_project.money import format_decimal, format_money
-
-from .models import Customer, Subscription
+from core.money import format_decimal, format_money
+from customers.models import Customer, Subscription
 
 RECENT = 12
 

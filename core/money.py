@@ -11,6 +11,8 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from .currencies import currency_exponent
+
 CURRENCY_CHOICES = (
     ("USD", "US Dollar"),
     ("EUR", "Euro"),
@@ -43,8 +45,6 @@ def format_money(amount: Decimal | None, currency: str) -> str:
     """Human form for the admin and PDFs: ``$1,234.50``; exact decimals kept (no float)."""
     if amount is None:
         return "—"
-    from catalog.pricing import currency_exponent
-
     exp = currency_exponent(currency)
     q = Decimal(1).scaleb(-exp)
     value = amount.quantize(q) if amount == amount.quantize(q) else amount.normalize()

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, addr: str, no_serve: bool, scale: float, **options):
-        from billing_project.demo import demo_load
+        from backoffice.demo import demo_load
 
         self.stdout.write("1/4 migrating the database…")
         call_command("migrate", verbosity=0)
@@ -58,7 +58,7 @@ class Command(BaseCommand):
 
     def _finance_user(self) -> None:
         """The ``finance`` login: staff, in the "Finance admin" group (and superuser, to see everything)."""
-        from billing_project.roles import FINANCE_ADMIN
+        from backoffice.roles import FINANCE_ADMIN
 
         user_model = get_user_model()
         user, created = user_model.objects.get_or_create(
@@ -73,8 +73,8 @@ class Command(BaseCommand):
         user.groups.add(group)
 
     def _api_key(self) -> str:
-        from billing_project.auth import api_key_create
-        from billing_project.models import ApiKey
+        from core.auth import api_key_create
+        from core.models import ApiKey
 
         ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(
             revoked=True, revoked_at=timezone.now()

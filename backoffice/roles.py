@@ -24,7 +24,7 @@ BILLING_APPS = (
     "metering",
     "wallets",
     "invoicing",
-    "billing_project",
+    "core",
     "django_celery_beat",
 )
 
@@ -86,5 +86,5 @@ def roles_sync(apps=None, **kwargs) -> None:
 
 def post_migrate_roles_sync(sender, **kwargs) -> None:
     # Runs once per migrate (for this app's signal only), after every app's permissions exist.
-    if sender.name == "billing_project":
+    if sender.name == "backoffice":
         roles_sync()

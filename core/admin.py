@@ -7,7 +7,7 @@ from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from .auth import api_key_create
-from .models import ApiAuditEntry, ApiKey, BillingRun
+from .models import ApiAuditEntry, ApiKey
 
 
 class ReadOnlyAdminMixin:
@@ -57,7 +57,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             key, raw = api_key_create(name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"] or None)
             self.log_addition(request, key, "Created")
             context.update(title="New API key", key=key, raw_key=raw)
-        response = TemplateResponse(request, "admin/billing_project/apikey/add.html", context)
+        response = TemplateResponse(request, "admin/core/apikey/add.html", context)
         response["Cache-Control"] = "no-store"
         return response
 
@@ -80,12 +80,6 @@ class ApiAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("path", "object_ref", "api_key__name")
     list_select_related = ("api_key",)
 
-
-@admin.register(BillingRun)
-class BillingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("started_at", "as_of", "trigger", "customer_external_id", "status", "summary")
-    list_filter = ("status", "trigger")
-    search_fields = ("customer_external_id", "summary")
 
 
 class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):

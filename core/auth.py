@@ -68,7 +68,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         """The key's user, or None with no header (then the permission check answers 401).
 
         Every request without a valid key is counted in the anonymous bucket of its address first
-        (``billing_project.throttling``): past the rate it gets 429 instead of 401.
+        (``core.throttling``): past the rate it gets 429 instead of 401.
         """
         from .throttling import anonymous_request_count  # throttling imports this module
 

@@ -6,7 +6,7 @@ from django.core.checks import Error, register
 
 @register()
 def currencies_configured(app_configs, **kwargs):
-    from billing_project.money import CURRENCY_CHOICES
+    from core.money import CURRENCY_CHOICES
 
     known = {code for code, _ in CURRENCY_CHOICES}
     unknown = [c for c in settings.CURRENCIES if c not in known]

@@ -2,7 +2,7 @@
 
 ``demo_load(stdout=..., scale=1.0, now=None, seed=7)``:
 
-1. the catalog (``billing_project.demo_catalog``), through the catalog and metering services;
+1. the catalog (``backoffice.demo_catalog``), through the catalog and metering services;
 2. customers, ``max(1, round(2 * scale))`` per plan family (the first of each family is the one
    docs/pricing-cookbook.md works through by hand), with wallets and a promotional grant where the plan needs
    them, then their subscriptions through ``invoicing.services.subscription_start``, as of their start:
@@ -38,7 +38,7 @@ from typing import Any
 from django.db.models import F
 from django.utils import timezone
 
-from billing_project.demo_catalog import CURRENCY, FAMILIES, catalog_load
+from backoffice.demo_catalog import CURRENCY, FAMILIES, catalog_load
 
 ANNIVERSARY_DAY = 10
 ANNIVERSARY_TIME = (9, 30)

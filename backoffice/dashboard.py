@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import TruncMonth
 
-from billing_project.money import format_money
+from core.money import format_money
 
 
 @dataclass
@@ -131,7 +131,7 @@ def billing_runs() -> dict:
     """The last billing run's outcome and the next scheduled one (from django-celery-beat)."""
     from django_celery_beat.models import PeriodicTask
 
-    from billing_project.models import BillingRun
+    from invoicing.models import BillingRun
 
     last = BillingRun.objects.order_by("-started_at").first()
     next_run = None
@@ -159,8 +159,8 @@ def billing_failures(limit: int = 20) -> dict:
     Rows: ``{"subscription_id", "subscription" (the row, or None), "customer" (external id), "boundary",
     "error"}``, one per subscription, at most ``limit`` (``count`` has them all).
     """
-    from billing_project.models import BillingRun
     from customers.models import Subscription
+    from invoicing.models import BillingRun
 
     last = BillingRun.objects.exclude(trigger=BillingRun.CHUNK_TRIGGER).order_by("-started_at", "-id").first()
     if last is None:

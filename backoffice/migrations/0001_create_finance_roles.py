@@ -8,7 +8,7 @@ def create_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    from billing_project.roles import roles_sync
+    from backoffice.roles import roles_sync
 
     roles_sync(apps)
 
@@ -20,14 +20,14 @@ def remove_roles(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing_project", "0001_initial"),
+        ("core", "0001_initial"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("catalog", "0001_initial"),
         ("customers", "0001_initial"),
         ("metering", "0001_initial"),
         ("wallets", "0001_initial"),
-        ("invoicing", "0001_initial"),
+        ("invoicing", "0006_billingrun"),
         ("django_celery_beat", "0001_initial"),
     ]
 

@@ -7,7 +7,7 @@ from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "billing_project.auth.ApiKeyAuthentication"
+    target_class = "core.auth.ApiKeyAuthentication"
     name = "bearer"
 
     def get_security_definition(self, auto_schema):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from billing_project.auth import api_key_create
+from core.auth import api_key_create
 
 
 class Command(BaseCommand):

@@ -1,5 +1,5 @@
 """The admin site: the product's name in the header, a finance dashboard as the front page, and a sign-in
-form that locks a username out of an address after repeated failures (billing_project.auth)."""
+form that locks a username out of an address after repeated failures (core.auth)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class BillingAdminSite(admin.AdminSite):
 
     @property
     def login_form(self):
-        from .auth import LockoutAuthenticationForm  # forms import models: not while the app registry loads
+        from core.auth import LockoutAuthenticationForm  # forms import models: not while the app registry loads
 
         return LockoutAuthenticationForm
 
@@ -31,7 +31,7 @@ class BillingAdminSite(admin.AdminSite):
 
 
 class BillingAdminConfig(AdminConfig):
-    default_site = "billing_project.admin_site.BillingAdminSite"
+    default_site = "backoffice.admin_site.BillingAdminSite"
 
     def ready(self) -> None:
         super().ready()
@@ -51,7 +51,7 @@ def _readable_decimals() -> None:
     from django.contrib.admin.templatetags import admin_list
     from django.db import models
 
-    from billing_project.money import format_decimal
+    from core.money import format_decimal
 
     original = utils.display_for_field
 

@@ -1,4 +1,4 @@
-"""Domain errors. Services raise these; one DRF exception handler maps them to HTTP (billing_project.api).
+"""Domain errors. Services raise these; one DRF exception handler maps them to HTTP (core.api).
 
 Each error has a stable string ``code`` (like Lago's failure codes) and, for input errors, the ``field``
 it is about, so API clients and admin messages can name what was wrong.
