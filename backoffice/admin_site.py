@@ -17,7 +17,9 @@ class BillingAdminSite(admin.AdminSite):
 
     @property
     def login_form(self):
-        from core.auth import LockoutAuthenticationForm  # forms import models: not while the app registry loads
+        from core.auth import (
+            LockoutAuthenticationForm,  # forms import models: not while the app registry loads
+        )
 
         return LockoutAuthenticationForm
 
