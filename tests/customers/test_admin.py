@@ -156,3 +156,32 @@ def test_customer_list_counts_active_subscriptions_without_a_join(admin_client, 
     assert response.status_code == 200
     assert [c._active for c in response.context["cl"].result_list] == [2]
     assert not [q["sql"] for q in ctx.captured_queries if 'JOIN "customers_subscription"' in q["sql"]]
+
+
+def _customer_form(customer=None, **changes) -> dict:
+    data = {"name": "Acme Corp", "email": "ap@acme.test", "currency": "USD", "net_payment_terms": "0",
+            "invoice_grace_days": "0", "subscriptions-TOTAL_FORMS": "0", "subscriptions-INITIAL_FORMS": "0"}
+    if customer is None:
+        data["external_id"] = "acme-2"
+    data.update(changes)
+    return data
+
+
+def test_customer_admin_saves_through_the_service_with_the_apis_rules(admin_client, subscription):
+    """The customer form is checked by customers.services.customer_check and saved by customer_create/update."""
+    vat = TaxRateFactory(code="vat-20")
+    created = admin_client.post(reverse("admin:customers_customer_add"), _customer_form(tax_rates=[str(vat.pk)]))
+    assert created.status_code == 302
+    customer = Customer.objects.get(external_id="acme-2")
+    assert [r.code for r in customer.tax_rates.all()] == ["vat-20"]
+    assert LogEntry.objects.filter(object_id=str(customer.pk), action_flag=1).exists()
+    # the API's 409 rule shows next to the currency field: the customer has an active subscription
+    busy = subscription.customer
+    url = reverse("admin:customers_customer_change", args=[busy.pk])
+    refused = admin_client.post(url, _customer_form(busy, currency="EUR"))
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["currency"] == [
+        "The currency cannot change while the customer has active subscriptions."]
+    assert admin_client.post(url, _customer_form(busy, name="Acme Inc", net_payment_terms="30")).status_code == 302
+    busy.refresh_from_db()
+    assert (busy.name, busy.net_payment_terms, busy.currency) == ("Acme Inc", 30, "USD")
