@@ -4,19 +4,24 @@ from .alerts import wallet_balance_check_locked
 from .consumption import consume_from_locked, usable_filter, wallet_consume, wallet_consume_locked
 from .grants import (
     MANUAL_KINDS,
+    WALLET_UPDATABLE,
     credits_parse,
+    wallet_check,
     wallet_create,
+    wallet_create_locked,
     wallet_for_plan_credits,
     wallet_get,
     wallet_grant_create,
     wallet_grant_create_locked,
     wallet_grant_void_locked,
     wallet_grants_expire,
+    wallet_update_locked,
 )
 from .plan_credits import plan_credit_grant_create, plan_credits_close, plan_credits_grant_period
 
 __all__ = [
     "MANUAL_KINDS",
+    "WALLET_UPDATABLE",
     "consume_from_locked",
     "credits_parse",
     "plan_credit_grant_create",
@@ -24,13 +29,16 @@ __all__ = [
     "plan_credits_grant_period",
     "usable_filter",
     "wallet_balance_check_locked",
+    "wallet_check",
     "wallet_consume",
     "wallet_consume_locked",
     "wallet_create",
+    "wallet_create_locked",
     "wallet_for_plan_credits",
     "wallet_get",
     "wallet_grant_create",
     "wallet_grant_create_locked",
     "wallet_grant_void_locked",
     "wallet_grants_expire",
+    "wallet_update_locked",
 ]
