@@ -35,6 +35,7 @@ from billing_project.errors import BillingError
 from . import services
 from .display import entitlement_summary, grant_summary, price_summary, tiers_summary
 from .models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price, Tier
+from .price_models import PRICE_COLUMNS, PRICE_FIELDS, PRICE_MODELS
 from .selectors import plan_version_in_effect
 from .validation import FieldErrors
 
@@ -292,8 +293,7 @@ class _VersionChildInline(admin.TabularInline):
 class PriceInlineForm(forms.ModelForm):
     class Meta:
         model = Price
-        fields = ["position", "name", "model", "meter", "timing", "amount", "unit_amount", "package_size",
-                  "package_amount", "tier_mode"]
+        fields = ["position", "name", "model", "meter", "timing", *PRICE_COLUMNS]
 
 
 class PriceFormSet(VersionRowsFormSet):
@@ -304,12 +304,13 @@ class PriceFormSet(VersionRowsFormSet):
     """
 
     kind = "prices"
-    input_fields = ("name", "model", "meter", "timing", "amount", "unit_amount", "package_size", "package_amount",
-                    "tier_mode")
+    input_fields = ("name", "model", "meter", "timing", *PRICE_COLUMNS)
 
     def row_input(self, form) -> dict[str, Any]:
         data = super().row_input(form)
-        data["tier_mode"] = data["tier_mode"] or None
+        for column in PRICE_COLUMNS:
+            if PRICE_FIELDS[column].kind == "choice":
+                data[column] = data[column] or None  # an empty choice is "not given", as in the API
         return data
 
 
@@ -318,8 +319,7 @@ class PriceInline(_VersionChildInline):
     max_num = services.MAX_PRICES
     form = PriceInlineForm
     formset = PriceFormSet
-    fields = ("position", "name", "model", "meter", "timing", "amount", "unit_amount", "package_size",
-              "package_amount", "tier_mode", "tiers_link")
+    fields = ("position", "name", "model", "meter", "timing", *PRICE_COLUMNS, "tiers_link")
     readonly_fields = ("tiers_link",)
     show_change_link = True
 
@@ -328,7 +328,7 @@ class PriceInline(_VersionChildInline):
 
     @admin.display(description="Tiers")
     def tiers_link(self, obj):
-        if obj.pk is None or obj.model != Price.Model.TIERED:
+        if obj.pk is None or not (obj.model in PRICE_MODELS and PRICE_MODELS[obj.model].uses_tiers):
             return "—"
         summary = tiers_summary(obj.tiers.all(), obj.plan_version.plan.currency)
         return format_html('{} <a href="{}">(edit tiers)</a>', summary, reverse("admin:catalog_price_change", args=[obj.pk]))
@@ -561,13 +561,12 @@ class PriceAdmin(SimpleHistoryAdmin):
     """A price's own page: its tiers as editable rows (Django has no nested inlines on the version page)."""
 
     list_display = ("name", "version_link", "model", "meter", "timing", "summary")
-    list_filter = ("model", "timing", "tier_mode", "plan_version__status", "plan_version__plan__currency")
+    list_filter = ("model", "timing", *(c for c in PRICE_COLUMNS if PRICE_FIELDS[c].kind == "choice"),
+                   "plan_version__status", "plan_version__plan__currency")
     search_fields = ("name", "plan_version__plan__key", "plan_version__plan__name", "meter__key")
     list_select_related = ("plan_version__plan", "meter")
-    fields = ("version_link", "name", "model", "meter", "timing", "amount", "unit_amount", "package_size",
-              "package_amount", "tier_mode", "summary")
-    readonly_fields = ("version_link", "name", "model", "meter", "timing", "amount", "unit_amount", "package_size",
-                       "package_amount", "tier_mode", "summary")
+    fields = ("version_link", "name", "model", "meter", "timing", *PRICE_COLUMNS, "summary")
+    readonly_fields = fields
     inlines = [TierInline]
 
     def get_queryset(self, request):

@@ -21,8 +21,9 @@ Rules chosen where the design is silent (also listed in the project docs):
 
 * Decimal inputs follow :mod:`catalog.validation` (no float arithmetic; at most 12 decimal places and
   16 integer digits).
-* A field that does not apply to a price's model (e.g. ``unit_amount`` on a flat fee) must be absent
-  or null; a value there is a 400 rather than a silently stored, unused number.
+* What each price model keeps, checks and charges is its row in :mod:`catalog.price_models`; a field
+  that does not apply to a price's model (e.g. ``unit_amount`` on a flat fee) must be absent or null;
+  a value there is a 400 rather than a silently stored, unused number.
 * ``limit``/``reset``/``soft`` apply only to metered features and ``value`` only to static ones; an
   enabled static entitlement needs a value. A feature appears at most once per version.
 * Plan credit grants give more than 0 credits; ``expire_after_periods`` is at least 1.
@@ -57,6 +58,7 @@ from billing_project.money import currency_allowed
 from . import pricing
 from .errors import CatalogInvalid, VersionPublished
 from .models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price, Tier
+from .price_models import MAX_TIERS, PRICE_COLUMNS, PRICE_FIELDS, PRICE_MODELS, price_model, tiers_parse
 from .quote import price_quote, price_tiers
 from .validation import (
     FieldErrors,
@@ -72,6 +74,7 @@ from .validation import (
 )
 
 __all__ = [
+    "MAX_TIERS",
     "RowEdit",
     "VersionRows",
     "feature_create",
@@ -103,19 +106,9 @@ __all__ = [
     "price_validate",
 ]
 
-USAGE_MODELS = (Price.Model.PER_UNIT, Price.Model.PACKAGE, Price.Model.TIERED)
-# The value fields each price model uses; the others must be absent or null.
-MODEL_FIELDS: dict[str, tuple[str, ...]] = {
-    Price.Model.FLAT_FEE: ("amount",),
-    Price.Model.PER_UNIT: ("unit_amount",),
-    Price.Model.PACKAGE: ("package_size", "package_amount"),
-    Price.Model.TIERED: ("tier_mode", "tiers"),
-}
-ALL_MODEL_FIELDS = ("amount", "unit_amount", "package_size", "package_amount", "tier_mode", "tiers")
 MAX_PRICES = 200
 MAX_ENTITLEMENTS = 200
 MAX_CREDIT_GRANTS = 50
-MAX_TIERS = 100
 
 
 def _meter_model() -> type[models.Model]:
@@ -166,44 +159,14 @@ def _meter(key: Any, path: str, errors: FieldErrors) -> models.Model | None:
 
 @dataclass
 class PriceSpec:
-    """A validated price with its tiers, ready to store."""
+    """A validated price, ready to store. ``terms`` holds its model's values (catalog.price_models); their
+    ``tiers`` is ``None`` when not given (a draft edited in the admin: stored tiers are kept)."""
 
     name: str
     model: str
     meter: models.Model | None
     timing: str
-    amount: Decimal | None = None
-    unit_amount: Decimal | None = None
-    package_size: Decimal | None = None
-    package_amount: Decimal | None = None
-    tier_mode: str = ""
-    # None: not given (a draft edited in the admin enters tiers on the price's own page; stored ones are kept)
-    tiers: list[pricing.Tier] | None = field(default_factory=list)
-
-
-def _tiers(value: Any, path: str, errors: FieldErrors) -> list[pricing.Tier]:
-    rows = items_parse(value, path, errors, limit=MAX_TIERS)
-    if path in errors.items:
-        return []
-    tiers: list[pricing.Tier] = []
-    ok = True
-    for index, row in enumerate(rows):
-        here = f"{path}[{index}]"
-        up_to = decimal_parse(row.get("up_to"), f"{here}.up_to", errors)
-        unit = decimal_parse(row.get("unit_amount"), f"{here}.unit_amount", errors, required=True)
-        flat = decimal_parse(row.get("flat_amount"), f"{here}.flat_amount", errors)
-        if unit is None or (row.get("up_to") not in (None, "") and up_to is None) or (
-            row.get("flat_amount") not in (None, "") and flat is None
-        ):
-            ok = False
-            continue
-        tiers.append(pricing.Tier(up_to=up_to, unit_amount=unit, flat_amount=flat or Decimal(0)))
-    if ok:
-        try:
-            pricing.validate_tiers(tiers)
-        except pricing.PricingError as exc:
-            errors.add(path, exc.message[:1].upper() + exc.message[1:] + ".")
-    return tiers
+    terms: dict[str, Any] = field(default_factory=dict)
 
 
 def price_validate(
@@ -218,36 +181,22 @@ def price_validate(
     own = errors is None
     errs = errors if errors is not None else FieldErrors()
     before = sum(len(v) for v in errs.items.values())
-    model = choice_parse(data.get("model"), path_join(prefix, "model"), errs, Price.Model.values)
+    model = choice_parse(data.get("model"), path_join(prefix, "model"), errs, list(PRICE_MODELS))
     meter_value = data.get("meter")
     meter = meter_value if isinstance(meter_value, models.Model) else _meter(meter_value, path_join(prefix, "meter"), errs)
     spec = PriceSpec(name="", model=model or "", meter=meter, timing="")
     if model is not None:
-        is_usage = model in USAGE_MODELS
-        if is_usage and meter_value in (None, ""):
+        row = PRICE_MODELS[model]
+        if row.usage and meter_value in (None, ""):
             errs.add(path_join(prefix, "meter"), f"A {model} price needs a meter.")
-        if not is_usage and meter_value not in (None, ""):
-            errs.add(path_join(prefix, "meter"), "A flat fee has no meter.")
-        default_timing = Price.Timing.IN_ARREARS if is_usage else Price.Timing.IN_ADVANCE
+        if not row.usage and meter_value not in (None, ""):
+            errs.add(path_join(prefix, "meter"), f"A {model.replace('_', ' ')} has no meter.")
+        default_timing = Price.Timing.IN_ARREARS if row.usage else Price.Timing.IN_ADVANCE
         spec.timing = choice_parse(data.get("timing"), path_join(prefix, "timing"), errs, Price.Timing.values, default=default_timing) or ""
-        for name in ALL_MODEL_FIELDS:
-            if name not in MODEL_FIELDS[model] and data.get(name) not in (None, "", [], ()):
+        for name in PRICE_FIELDS:
+            if name not in row.fields and data.get(name) not in (None, "", [], ()):
                 errs.add(path_join(prefix, name), f"Does not apply to {model} prices.")
-        if model == Price.Model.FLAT_FEE:
-            spec.amount = decimal_parse(data.get("amount"), path_join(prefix, "amount"), errs, required=True)
-        elif model == Price.Model.PER_UNIT:
-            spec.unit_amount = decimal_parse(data.get("unit_amount"), path_join(prefix, "unit_amount"), errs, required=True)
-        elif model == Price.Model.PACKAGE:
-            spec.package_size = decimal_parse(data.get("package_size"), path_join(prefix, "package_size"), errs, required=True, positive=True)
-            spec.package_amount = decimal_parse(data.get("package_amount"), path_join(prefix, "package_amount"), errs, required=True)
-        else:
-            spec.tier_mode = choice_parse(data.get("tier_mode"), path_join(prefix, "tier_mode"), errs, Price.TierMode.values) or ""
-            if partial and data.get("tiers") is None:
-                spec.tiers = None
-            elif data.get("tiers") in (None, [], ()):
-                errs.add(path_join(prefix, "tiers"), "A tiered price needs at least one tier.")
-            else:
-                spec.tiers = _tiers(data.get("tiers"), path_join(prefix, "tiers"), errs)
+        spec.terms = row.parse(data, prefix, errs, partial)
     default_name = getattr(meter, "name", "") if meter is not None else "Flat fee"
     spec.name = text_parse(data.get("name"), path_join(prefix, "name"), errs, required=False, max_length=200, default=default_name)
     if own:
@@ -530,26 +479,28 @@ def plan_version_next_number(*, plan: Plan) -> int:
 
 
 def _price_store(version: PlanVersion, spec: PriceSpec, *, position: int, row: Price | None = None) -> Price:
-    """Insert a price (``row`` None) or change ``row`` in place; its tiers follow ``spec`` (kept when not given)."""
-    values = {
-        "name": spec.name, "model": spec.model, "meter": spec.meter, "timing": spec.timing, "amount": spec.amount,
-        "unit_amount": spec.unit_amount, "package_size": spec.package_size, "package_amount": spec.package_amount,
-        "tier_mode": spec.tier_mode, "position": position,
-    }
+    """Insert a price (``row`` None) or change ``row`` in place; the columns its model does not use are emptied
+    and its tiers follow ``spec`` (kept when not given; none for a model without tiers)."""
+    values: dict[str, Any] = {"name": spec.name, "model": spec.model, "meter": spec.meter, "timing": spec.timing,
+                              "position": position}
+    for column in PRICE_COLUMNS:
+        value = spec.terms.get(column)
+        values[column] = Price._meta.get_field(column).get_default() if value is None else value
+    tiers = spec.terms.get("tiers")
     if row is None:
         row = Price.objects.create(plan_version=version, **values)
     else:
         for name, value in values.items():
             setattr(row, name, value)
         row.save()
-        if spec.tiers is not None or "tiers" not in MODEL_FIELDS[spec.model]:
+        if tiers is not None or not price_model(spec.model).uses_tiers:
             for tier in row.tiers.all():
                 tier.delete()
-    if spec.tiers:
+    if tiers:
         Tier.objects.bulk_create(
             [
                 Tier(price=row, position=index, up_to=t.up_to, unit_amount=t.unit_amount, flat_amount=t.flat_amount)
-                for index, t in enumerate(spec.tiers)
+                for index, t in enumerate(tiers)
             ]
         )
     return row
@@ -639,11 +590,10 @@ def plan_version_create(
 
 def price_as_input(price: Price) -> dict[str, Any]:
     """A stored price as a PRICE input (meter as its row, tiers in order) for re-validation."""
-    data: dict[str, Any] = {
-        "name": price.name, "model": price.model, "meter": price.meter, "timing": price.timing,
-        "amount": price.amount, "unit_amount": price.unit_amount, "package_size": price.package_size,
-        "package_amount": price.package_amount, "tier_mode": price.tier_mode or None,
-    }
+    data: dict[str, Any] = {"name": price.name, "model": price.model, "meter": price.meter, "timing": price.timing}
+    for column in PRICE_COLUMNS:
+        value = getattr(price, column)
+        data[column] = None if PRICE_FIELDS[column].kind == "choice" and not value else value
     tiers = sorted(price.tiers.all(), key=lambda t: (t.position, t.id))
     data["tiers"] = [{"up_to": t.up_to, "unit_amount": t.unit_amount, "flat_amount": t.flat_amount} for t in tiers]
     return data
@@ -747,11 +697,12 @@ def price_tiers_validate(*, price: Price, tiers: Sequence[Mapping[str, Any]], er
     own = errors is None
     errs = errors if errors is not None else FieldErrors()
     result: list[pricing.Tier] = []
-    if "tiers" not in MODEL_FIELDS.get(price.model, ()):
+    if not price_model(price.model).uses_tiers:
         if tiers:
-            errs.add("tiers", "Only tiered prices have tiers.")
+            with_tiers = " or ".join(key for key, row in PRICE_MODELS.items() if row.uses_tiers)
+            errs.add("tiers", f"Only {with_tiers} prices have tiers.")
     else:
-        result = _tiers([_tier_input(t) for t in tiers], "tiers", errs)
+        result = tiers_parse([_tier_input(t) for t in tiers], "tiers", errs)
     if own:
         errs.raise_if_any()
     return result
