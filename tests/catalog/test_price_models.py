@@ -85,3 +85,51 @@ def test_summaries_and_invoice_line_extras() -> None:
     free_first = (Tier(up_to=D("5000"), unit_amount=D("0")), Tier(up_to=None, unit_amount=D("0.01")))
     assert price_model("tiered").included_units({"tier_mode": "graduated", "tiers": free_first}) == D("5000")
     assert price_model("tiered").included_units({"tier_mode": "volume", "tiers": free_first}) is None
+
+
+@pytest.mark.django_db
+def test_a_new_row_is_all_a_new_model_needs(api, monkeypatch):
+    """Adding a model is its row (plus the migration of Price.model's choices, which only the admin's form and the
+    database's choices list read): the API validates and shows it, publishing checks it, quotes, summaries and
+    invoice lines price it. Here a hypothetical "per_block" model (its key fits the column: at most 10
+    characters): a started block of 1,000 units at a price."""
+    from datetime import UTC, datetime
+
+    from billing_project.money import format_money
+    from catalog import pricing
+    from catalog.display import price_summary
+    from catalog.models import Price
+    from catalog.price_models import PriceModel
+    from catalog.quote import price_quote
+    from catalog.validation import decimal_parse, path_join
+    from customers.periods import Period
+    from invoicing.services.lines import usage_line
+    from tests.factories.catalog import PlanFactory
+    from tests.factories.metering import MeterFactory
+
+    row = PriceModel(
+        key="per_block", label="Per 1,000 units", fields=("unit_amount",), usage=True,
+        parse=lambda data, prefix, errors, partial: {"unit_amount": decimal_parse(
+            data.get("unit_amount"), path_join(prefix, "unit_amount"), errors, required=True)},
+        price=lambda quantity, t: pricing.price_package(quantity, D(1000), t["unit_amount"]),
+        summary=lambda t, currency, meter: f"{format_money(t['unit_amount'], currency)} per 1,000 units{meter}",
+    )
+    monkeypatch.setitem(PRICE_MODELS, "per_block", row)
+    MeterFactory(key="chars", name="Characters")
+    PlanFactory(key="voice", currency="USD")
+    price = {"name": "Characters", "model": "per_block", "meter": "chars", "unit_amount": "0.30"}
+    refused = api.post("/api/v1/plans/voice/versions", {"prices": [{**price, "amount": "1"}]})
+    assert refused.status_code == 400
+    assert refused.json()["prices[0].amount"] == ["Does not apply to per_block prices."]
+    created = api.post("/api/v1/plans/voice/versions", {"prices": [price], "publish": True})
+    assert created.status_code == 201, created.json()
+    shown = created.json()["prices"][0]
+    assert (shown["model"], shown["unit_amount"], shown["timing"], shown["tiers"]) == (
+        "per_block", "0.30", "in_arrears", [])
+    stored = Price.objects.select_related("meter", "plan_version__plan").get(model="per_block")
+    # 2,500 characters: ceil(2500 / 1000) = 3 blocks x 0.30 = 0.90
+    assert price_quote(stored, D("2500")).amount == D("0.90")
+    assert price_summary(stored, "USD") == "$0.30 per 1,000 units of chars (in arrears)"
+    period = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+    line = usage_line(price=stored, version=stored.plan_version, period=period, quantity=D("2500"), currency="USD")
+    assert (line.amount, line.details["price_model"]) == (D("0.90"), "per_block")
