@@ -209,7 +209,7 @@ def _tiered_parse(data: Mapping[str, Any], prefix: str, errors: FieldErrors, par
     terms: dict[str, Any] = {
         "tier_mode": choice_parse(data.get("tier_mode"), path_join(prefix, "tier_mode"), errors, pricing.TIER_MODES) or ""
     }
-    if partial and data.get("tiers") is None:
+    if partial and not data.get("tiers"):
         terms["tiers"] = None  # entered on the price's own page; publishing requires them
     elif data.get("tiers") in (None, [], ()):
         errors.add(path_join(prefix, "tiers"), "A tiered price needs at least one tier.")

@@ -599,9 +599,16 @@ def price_as_input(price: Price) -> dict[str, Any]:
     return data
 
 
-# The lists of a version that the admin edits row by row, with how a stored row reads as input.
+def _price_row_input(price: Price) -> dict[str, Any]:
+    """A stored price as input for a row-by-row edit: its tiers are the price page's business (and publishing's)."""
+    data = price_as_input(price)
+    del data["tiers"]
+    return data
+
+
+# The lists of a version that the admin edits row by row, with how a stored row reads as input there.
 _ROW_KINDS: dict[str, tuple[type[models.Model], Any]] = {
-    "prices": (Price, price_as_input),
+    "prices": (Price, _price_row_input),
     "entitlements": (Entitlement, _entitlement_as_input),
     "credit_grants": (PlanCreditGrant, _grant_as_input),
 }

@@ -422,3 +422,20 @@ def test_admin_modules_use_no_private_name_of_another_module():
                   and node.attr.startswith("_") and not node.attr.startswith("__")):
                 offenders.append(f"{path.parent.name}/{path.name}: {node.value.id}.{node.attr}")
     assert offenders == []
+
+
+def test_a_draft_tiered_price_without_tiers_yet_does_not_block_editing_its_neighbours(admin_client, draft):
+    """Tiers are entered on the price's own page: a tiered price still without them is a valid draft row, and a
+    change to another price of the version saves (publishing is what requires the tiers)."""
+    Tier.objects.filter(price__plan_version=draft).delete()
+    tokens = draft.prices.get()
+    data = _version_post_data(draft, **{"prices-TOTAL_FORMS": "2", "prices-INITIAL_FORMS": "2",
+                                        "prices-0-name": "Tokens"})
+    fee = PriceFactory(plan_version=draft, name="Base", position=1)
+    data.update({"prices-1-id": str(fee.pk), "prices-1-plan_version": str(draft.pk), "prices-1-position": "1",
+                 "prices-1-name": "Platform fee", "prices-1-model": "flat_fee", "prices-1-meter": "",
+                 "prices-1-timing": "in_advance", "prices-1-amount": "49", "prices-1-tier_mode": ""})
+    response = admin_client.post(reverse("admin:catalog_planversion_change", args=[draft.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    fee.refresh_from_db()
+    assert (fee.name, fee.amount, tokens.tiers.count()) == ("Platform fee", Decimal("49"), 0)
