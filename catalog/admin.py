@@ -6,10 +6,15 @@ change/add/delete permission is false once a version is published, so a POST to 
 refused (403). Drafts are edited freely; publishing goes through a confirmation page that lists what
 changes against the version in effect and from when. Every catalog model keeps simple_history
 records, shown under "History" (who, when, what changed).
+
+One write path: every form here is checked by the service's own validation (``catalog.services.*_validate``,
+errors next to their fields) and saved by the service the API uses (``save_model`` / ``save_formset``), inside
+the admin's change-form transaction, so through the non-durable variants.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -19,18 +24,21 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Prefetch, Q, Subquery
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.admin import adopt, errors_to_form
 from core.errors import BillingError
 from core.instants import validate_instant
-from core.money import currency_allowed
 
-from . import pricing, services
+from . import services
 from .display import entitlement_summary, grant_summary, price_summary, tiers_summary
 from .models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price, Tier
+from .price_models import PRICE_COLUMNS, PRICE_FIELDS, PRICE_MODELS
 from .selectors import plan_version_in_effect
+from .validation import FieldErrors
 
 
 def _published(version: PlanVersion | None) -> bool:
@@ -56,6 +64,11 @@ def _link(obj: Any, text: str) -> str:
 # --------------------------------------------------------------------------- features
 
 
+def _form_values(form) -> dict[str, Any]:
+    """The form's fields as a service takes them (only the fields the form has, e.g. not read-only ones)."""
+    return {name: form.cleaned_data[name] for name in form.fields if name in form.cleaned_data}
+
+
 class FeatureForm(forms.ModelForm):
     class Meta:
         model = Feature
@@ -63,10 +76,9 @@ class FeatureForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        if data.get("type") == Feature.Type.METERED and not data.get("meter"):
-            self.add_error("meter", "A metered feature needs a meter.")
-        if data.get("type") in (Feature.Type.BOOLEAN, Feature.Type.STATIC) and data.get("meter"):
-            self.add_error("meter", "Only metered features have a meter.")
+        errors = FieldErrors()
+        services.feature_validate({name: data.get(name) for name in self.Meta.fields}, errors=errors)
+        errors_to_form(self, errors.items)
         return data
 
 
@@ -78,6 +90,14 @@ class FeatureAdmin(SimpleHistoryAdmin):
     search_fields = ("key", "name", "meter__key")
     list_select_related = ("meter",)
 
+    def save_model(self, request, obj, form, change):
+        values = _form_values(form)
+        saved = (
+            services.feature_update(feature=obj, data=values) if change
+            else services.feature_create_in_transaction(**values)
+        )
+        adopt(obj, saved)
+
 
 # --------------------------------------------------------------------------- plans
 
@@ -87,11 +107,12 @@ class PlanForm(forms.ModelForm):
         model = Plan
         fields = ["key", "name", "description", "currency", "interval"]
 
-    def clean_currency(self):
-        currency = self.cleaned_data["currency"]
-        if not currency_allowed(currency):
-            raise ValidationError(f"{currency} is not one of this installation's currencies.")
-        return currency
+    def clean(self):
+        data = super().clean()
+        errors = FieldErrors()
+        services.plan_validate({name: data.get(name) for name in self.Meta.fields}, errors=errors)
+        errors_to_form(self, errors.items)
+        return data
 
 
 class PlanVersionSummaryInline(admin.TabularInline):
@@ -149,6 +170,11 @@ class PlanAdmin(SimpleHistoryAdmin):
             .prefetch_related(Prefetch("versions", queryset=published, to_attr="published_versions"))
         )
 
+    def save_model(self, request, obj, form, change):
+        values = _form_values(form)
+        saved = services.plan_update(plan=obj, data=values) if change else services.plan_create_in_transaction(**values)
+        adopt(obj, saved)
+
     @admin.display(description="Versions", ordering="n_versions")
     def version_count(self, obj):
         return obj.n_versions
@@ -164,6 +190,84 @@ class PlanAdmin(SimpleHistoryAdmin):
 
 
 # --------------------------------------------------------------------------- plan versions and their rows
+
+
+_ROW_PATH = re.compile(r"^(\w+)\[(\d+)\](?:\.(\w+))?")
+
+
+def _errors_to_forms(items: dict[str, list[str]], kind: str, forms_in_order: list) -> list[str]:
+    """Put ``kind[i].field`` errors on the i-th form (next to the field when it has one); the rest are returned."""
+    rest: list[str] = []
+    for path, texts in items.items():
+        match = _ROW_PATH.match(path)
+        if match is None or match[1] != kind or int(match[2]) >= len(forms_in_order):
+            rest += texts
+            continue
+        errors_to_form(forms_in_order[int(match[2])], {match[3] or "": texts})
+    return rest
+
+
+class _ServiceRowsFormSet(forms.BaseInlineFormSet):
+    """Rows edited in the admin and written by a catalog service, row by row (changed, added, deleted).
+
+    ``clean`` checks the rows as they will be with the service's rules; ``save_with`` hands the edits to the
+    service and records what it stored for the change message (as ``BaseModelFormSet.save`` would)."""
+
+    def row_input(self, form) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def live_forms(self) -> list:
+        """The forms of the rows as they will be: kept stored rows and new ones, in the formset's order."""
+        return [
+            f for f in self.forms
+            if not (self.can_delete and self._should_delete_form(f)) and (f.instance.pk is not None or f.has_changed())
+        ]
+
+    def rows_are_clean(self) -> bool:
+        return not self.non_form_errors() and not any(f.errors for f in self.live_forms())
+
+    def save_with(self, service, **kwargs) -> None:
+        save, edited, deleted = [], [], []
+        for index, form in enumerate(self.forms):
+            is_new = index >= self.initial_form_count()
+            if self.can_delete and self._should_delete_form(form):
+                if not is_new and form.instance.pk is not None:
+                    deleted.append(form.instance)
+                continue
+            if form.has_changed():
+                save.append(services.RowEdit(row=None if is_new else form.instance, data=self.row_input(form),
+                                             position=form.cleaned_data.get("position")))
+                edited.append(form)
+        stored = service(save=save, delete=deleted, **kwargs) if save or deleted else []
+        self.new_objects = [row for row, edit in zip(stored, save, strict=True) if edit.row is None]
+        self.changed_objects = [
+            (row, form.changed_data) for row, edit, form in zip(stored, save, edited, strict=True) if edit.row is not None
+        ]
+        self.deleted_objects = deleted
+
+
+class VersionRowsFormSet(_ServiceRowsFormSet):
+    """One list of a version (``kind``), checked by ``services.plan_version_children_validate`` as the API checks
+    it, and saved by ``services.plan_version_rows_save_in_transaction``."""
+
+    kind = ""
+    input_fields: tuple[str, ...] = ()
+
+    def row_input(self, form) -> dict[str, Any]:
+        return {name: form.cleaned_data.get(name) for name in self.input_fields}
+
+    def clean(self):
+        super().clean()
+        if not self.rows_are_clean():
+            return
+        live = self.live_forms()
+        errors = FieldErrors()
+        services.plan_version_children_validate(
+            **{self.kind: [self.row_input(f) for f in live]}, partial=True, errors=errors
+        )
+        rest = _errors_to_forms(errors.items, self.kind, live)
+        if rest:
+            raise ValidationError(rest)
 
 
 class _VersionChildInline(admin.TabularInline):
@@ -188,35 +292,26 @@ class _VersionChildInline(admin.TabularInline):
 
 
 class PriceInlineForm(forms.ModelForm):
-    """Checks a price row as the API does (meter for usage, none for flat fees, the right amounts).
-
-    Tiers are entered on the price's own page, so a missing tier table is not an error here; the
-    whole version is checked again when it is published.
-    """
-
     class Meta:
         model = Price
-        fields = ["position", "name", "model", "meter", "timing", "amount", "unit_amount", "package_size",
-                  "package_amount", "tier_mode"]
+        fields = ["position", "name", "model", "meter", "timing", *PRICE_COLUMNS]
 
-    def clean(self):
-        data = super().clean()
-        if self.errors or not data.get("model"):
-            return data
-        errors = services._Errors()
-        payload = {name: data.get(name) for name in self.Meta.fields if name != "position"}
-        payload["tier_mode"] = payload.get("tier_mode") or None
-        if self.instance.pk:
-            payload["tiers"] = services.price_as_input(self.instance)["tiers"] if data["model"] == Price.Model.TIERED else []
-        spec = services.price_validate(payload, errors=errors)
-        for field, problems in errors.items.items():
-            if field.startswith("tiers"):
-                continue
-            target = field if field in self.fields else None
-            for problem in problems:
-                self.add_error(target, problem)
-        if spec is not None and not data.get("timing"):
-            data["timing"] = spec.timing
+
+class PriceFormSet(VersionRowsFormSet):
+    """Checks each price as the API does (meter for usage, none for flat fees, the right amounts).
+
+    Tiers are entered on the price's own page, so a missing tier table is not an error here (``partial``);
+    the whole version is checked again when it is published.
+    """
+
+    kind = "prices"
+    input_fields = ("name", "model", "meter", "timing", *PRICE_COLUMNS)
+
+    def row_input(self, form) -> dict[str, Any]:
+        data = super().row_input(form)
+        for column in PRICE_COLUMNS:
+            if PRICE_FIELDS[column].kind == "choice":
+                data[column] = data[column] or None  # an empty choice is "not given", as in the API
         return data
 
 
@@ -224,8 +319,8 @@ class PriceInline(_VersionChildInline):
     model = Price
     max_num = services.MAX_PRICES
     form = PriceInlineForm
-    fields = ("position", "name", "model", "meter", "timing", "amount", "unit_amount", "package_size",
-              "package_amount", "tier_mode", "tiers_link")
+    formset = PriceFormSet
+    fields = ("position", "name", "model", "meter", "timing", *PRICE_COLUMNS, "tiers_link")
     readonly_fields = ("tiers_link",)
     show_change_link = True
 
@@ -234,22 +329,34 @@ class PriceInline(_VersionChildInline):
 
     @admin.display(description="Tiers")
     def tiers_link(self, obj):
-        if obj.pk is None or obj.model != Price.Model.TIERED:
+        if obj.pk is None or not (obj.model in PRICE_MODELS and PRICE_MODELS[obj.model].uses_tiers):
             return "—"
         summary = tiers_summary(obj.tiers.all(), obj.plan_version.plan.currency)
         return format_html('{} <a href="{}">(edit tiers)</a>', summary, reverse("admin:catalog_price_change", args=[obj.pk]))
 
 
+class EntitlementFormSet(VersionRowsFormSet):
+    kind = "entitlements"
+    input_fields = ("feature", "enabled", "limit", "reset", "soft", "value")
+
+
+class PlanCreditGrantFormSet(VersionRowsFormSet):
+    kind = "credit_grants"
+    input_fields = ("name", "credits", "cadence", "rollover_cap", "expire_after_periods", "forfeit_on_end", "priority")
+
+
 class EntitlementInline(_VersionChildInline):
     model = Entitlement
     max_num = services.MAX_ENTITLEMENTS
-    fields = ("feature", "enabled", "limit", "reset", "soft", "value")
+    formset = EntitlementFormSet
+    fields = EntitlementFormSet.input_fields
 
 
 class PlanCreditGrantInline(_VersionChildInline):
     model = PlanCreditGrant
     max_num = services.MAX_CREDIT_GRANTS
-    fields = ("name", "credits", "cadence", "rollover_cap", "expire_after_periods", "forfeit_on_end", "priority")
+    formset = PlanCreditGrantFormSet
+    fields = PlanCreditGrantFormSet.input_fields
 
 
 class PlanVersionForm(forms.ModelForm):
@@ -350,17 +457,15 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         # Runs inside the admin's own transaction, so only non-durable services are used here.
+        values = {name: form.cleaned_data[name] for name in ("effective_from", "notes") if name in form.cleaned_data}
         if change:
-            services.plan_version_assert_draft(obj)
+            saved = services.plan_version_update_in_transaction(version=obj, **values)
         else:
-            obj.number = services.plan_version_next_number(plan=obj.plan)
-            obj.status = PlanVersion.Status.DRAFT
-        super().save_model(request, obj, form, change)
+            saved = services.plan_version_create_in_transaction(plan=form.cleaned_data["plan"], now=timezone.now(), **values)
+        adopt(obj, saved)
 
     def save_formset(self, request, form, formset, change):
-        if change:
-            services.plan_version_assert_draft(form.instance)
-        super().save_formset(request, form, formset, change)
+        formset.save_with(services.plan_version_rows_save_in_transaction, version=form.instance, kind=formset.kind)
 
     @admin.action(description="Publish selected draft versions…", permissions=["change"])
     def publish_versions(self, request, queryset):
@@ -420,28 +525,22 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
 # --------------------------------------------------------------------------- a price and its tiers
 
 
-class TierFormSet(forms.BaseInlineFormSet):
-    """The tier table must rise and end unbounded (catalog.pricing.validate_tiers)."""
+class TierFormSet(_ServiceRowsFormSet):
+    """The tier table must rise and end unbounded (``services.price_tiers_validate``, the API's rule)."""
+
+    def row_input(self, form) -> dict[str, Any]:
+        return {name: form.cleaned_data.get(name) for name in ("up_to", "unit_amount", "flat_amount")}
 
     def clean(self):
         super().clean()
-        if any(self.errors):
+        if not self.rows_are_clean():
             return
-        rows = [
-            f.cleaned_data for f in self.forms
-            if f.cleaned_data and not f.cleaned_data.get("DELETE", False)
-        ]
-        if self.instance.model != Price.Model.TIERED:
-            if rows:
-                raise ValidationError("Only tiered prices have tiers.")
-            return
-        rows.sort(key=lambda r: r.get("position") or 0)
-        tiers = [pricing.Tier(up_to=r.get("up_to"), unit_amount=r.get("unit_amount") or 0,
-                              flat_amount=r.get("flat_amount") or 0) for r in rows]
-        try:
-            pricing.validate_tiers(tiers)
-        except pricing.PricingError as exc:
-            raise ValidationError(exc.message[:1].upper() + exc.message[1:] + ".") from None
+        live = sorted(self.live_forms(), key=lambda f: f.cleaned_data.get("position") or 0)
+        errors = FieldErrors()
+        services.price_tiers_validate(price=self.instance, tiers=[self.row_input(f) for f in live], errors=errors)
+        rest = _errors_to_forms(errors.items, "tiers", live)
+        if rest:
+            raise ValidationError(rest)
 
 
 class TierInline(admin.TabularInline):
@@ -468,13 +567,12 @@ class PriceAdmin(SimpleHistoryAdmin):
     """A price's own page: its tiers as editable rows (Django has no nested inlines on the version page)."""
 
     list_display = ("name", "version_link", "model", "meter", "timing", "summary")
-    list_filter = ("model", "timing", "tier_mode", "plan_version__status", "plan_version__plan__currency")
+    list_filter = ("model", "timing", *(c for c in PRICE_COLUMNS if PRICE_FIELDS[c].kind == "choice"),
+                   "plan_version__status", "plan_version__plan__currency")
     search_fields = ("name", "plan_version__plan__key", "plan_version__plan__name", "meter__key")
     list_select_related = ("plan_version__plan", "meter")
-    fields = ("version_link", "name", "model", "meter", "timing", "amount", "unit_amount", "package_size",
-              "package_amount", "tier_mode", "summary")
-    readonly_fields = ("version_link", "name", "model", "meter", "timing", "amount", "unit_amount", "package_size",
-                       "package_amount", "tier_mode", "summary")
+    fields = ("version_link", "name", "model", "meter", "timing", *PRICE_COLUMNS, "summary")
+    readonly_fields = fields
     inlines = [TierInline]
 
     def get_queryset(self, request):
@@ -497,7 +595,9 @@ class PriceAdmin(SimpleHistoryAdmin):
     def has_delete_permission(self, request, obj=None):
         return not (obj is not None and _published(obj.plan_version)) and super().has_delete_permission(request, obj)
 
+    def save_model(self, request, obj, form, change):
+        """Nothing: the price's own fields are edited on its version's page; this page saves its tiers."""
+
     def save_formset(self, request, form, formset, change):
-        services.plan_version_assert_draft(form.instance.plan_version)
-        super().save_formset(request, form, formset, change)
+        formset.save_with(services.price_tiers_save_in_transaction, price=form.instance)
 

@@ -19,6 +19,8 @@ from simple_history.models import HistoricalRecords
 from core.history import history_user
 from core.money import CURRENCY_CHOICES
 
+from .price_models import price_model_choices
+
 AMOUNT = {"max_digits": 28, "decimal_places": 12}
 NON_NEGATIVE = [MinValueValidator(0)]
 
@@ -106,11 +108,11 @@ class PlanVersion(models.Model):
 
 
 class Price(models.Model):
-    class Model(models.TextChoices):
-        FLAT_FEE = "flat_fee", "Flat fee per period"
-        PER_UNIT = "per_unit", "Per unit"
-        PACKAGE = "package", "Package"
-        TIERED = "tiered", "Tiered"
+    """A price of a version. What each ``model`` means, keeps and charges is its row in catalog/price_models.py."""
+
+    # One member per row of catalog/price_models.py (``Price.Model.TIERED`` ...): a new row changes these choices,
+    # so it comes with a migration.
+    Model = models.TextChoices("Model", price_model_choices(), module=__name__, qualname="Price.Model")
 
     class Timing(models.TextChoices):
         IN_ADVANCE = "in_advance", "In advance"

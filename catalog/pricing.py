@@ -2,7 +2,8 @@
 
 No Django, no ``Money``: amounts are bare :class:`~decimal.Decimal` values in the price's currency
 (major units, e.g. dollars), quantities are ``Decimal`` counts of the meter's unit (may be
-fractional). The service layer attaches the currency and builds ``Money`` at its boundary.
+fractional). The service layer attaches the currency and builds ``Money`` at its boundary. Which
+function prices which price model is the model's row in ``catalog/price_models.py``.
 
 Invariants and rules:
 
@@ -46,14 +47,12 @@ from core.currencies import CURRENCY_EXPONENTS, DEFAULT_CURRENCY_EXPONENT, curre
 __all__ = [
     "CURRENCY_EXPONENTS",
     "DEFAULT_CURRENCY_EXPONENT",
-    "PRICE_MODELS",
     "PriceResult",
     "PricingError",
     "Tier",
     "TIER_MODES",
     "TierPiece",
     "currency_exponent",
-    "price_compute",
     "price_flat_fee",
     "price_graduated",
     "price_package",
@@ -74,7 +73,6 @@ _DIVISION = Context(prec=40, rounding=ROUND_HALF_UP, traps=[InvalidOperation, Di
 
 _ZERO = Decimal(0)
 
-PRICE_MODELS: tuple[str, ...] = ("flat_fee", "per_unit", "package", "tiered")
 TIER_MODES: tuple[str, ...] = ("graduated", "volume")
 
 
@@ -373,47 +371,6 @@ def price_volume(quantity: Decimal, tiers: Sequence[Tier]) -> PriceResult:
             return PriceResult(amount=piece.amount, breakdown=(piece,), explanation=explanation)
         lower = tier.up_to
     raise AssertionError("validate_tiers guarantees an unbounded last tier")  # pragma: no cover
-
-
-def price_compute(
-    model: str,
-    quantity: Decimal,
-    *,
-    amount: Decimal | None = None,
-    unit_amount: Decimal | None = None,
-    package_size: Decimal | None = None,
-    package_amount: Decimal | None = None,
-    tier_mode: str | None = None,
-    tiers: Sequence[Tier] = (),
-) -> PriceResult:
-    """Price ``quantity`` with a price of ``model`` (``flat_fee``, ``per_unit``, ``package``, ``tiered``).
-
-    ``flat_fee`` needs ``amount`` and ignores ``quantity`` (beyond checking it is not negative);
-    ``per_unit`` needs ``unit_amount``; ``package`` needs ``package_size`` and ``package_amount``;
-    ``tiered`` needs ``tier_mode`` (``graduated`` or ``volume``) and ``tiers``.
-    """
-    qty = _quantity(quantity)
-
-    def required(value: Decimal | None, field: str) -> Decimal:
-        if value is None:
-            raise PricingError(field, f"is required for {model} prices")
-        return value
-
-    if model == "flat_fee":
-        return price_flat_fee(required(amount, "amount"))
-    if model == "per_unit":
-        return price_per_unit(qty, required(unit_amount, "unit_amount"))
-    if model == "package":
-        return price_package(
-            qty, required(package_size, "package_size"), required(package_amount, "package_amount")
-        )
-    if model == "tiered":
-        if tier_mode == "graduated":
-            return price_graduated(qty, tiers)
-        if tier_mode == "volume":
-            return price_volume(qty, tiers)
-        raise PricingError("tier_mode", f"must be one of {', '.join(TIER_MODES)}, not {tier_mode!r}")
-    raise PricingError("model", f"must be one of {', '.join(PRICE_MODELS)}, not {model!r}")
 
 
 def prorate(amount: Decimal, days_in_part: int, days_in_period: int) -> Decimal:

@@ -1,5 +1,10 @@
 """Catalog writes: features, plans, plan versions (prices with tiers, entitlements, credit grants), publishing.
 
+The API and the admin write through these functions, and check input with the same rules (the admin's forms
+call the ``*_validate`` functions so each error shows next to its field). Entry points the API calls are
+durable transactions; the ``*_in_transaction`` variants and the row editors below run inside the caller's
+transaction (the admin's change form is one: CONVENTIONS.md section 4).
+
 Rules (DESIGN.md "Catalog", API.md "Catalog"):
 
 * A plan version is edited while it is a ``draft``; :func:`plan_version_publish` makes it ``published``
@@ -14,21 +19,25 @@ Rules (DESIGN.md "Catalog", API.md "Catalog"):
 
 Rules chosen where the design is silent (also listed in the project docs):
 
-* Decimal inputs are ``Decimal``, ``int`` or decimal strings; a JSON float is read from its shortest
-  text form (``0.8`` -> ``Decimal("0.8")``), as DRF's DecimalField does; no float arithmetic.
-  Amounts fit the columns: at most 12 decimal places and 16 integer digits.
-* A field that does not apply to a price's model (e.g. ``unit_amount`` on a flat fee) must be absent
-  or null; a value there is a 400 rather than a silently stored, unused number.
+* Decimal inputs follow :mod:`catalog.validation` (no float arithmetic; at most 12 decimal places and
+  16 integer digits).
+* What each price model keeps, checks and charges is its row in :mod:`catalog.price_models`; a field
+  that does not apply to a price's model (e.g. ``unit_amount`` on a flat fee) must be absent or null;
+  a value there is a 400 rather than a silently stored, unused number.
 * ``limit``/``reset``/``soft`` apply only to metered features and ``value`` only to static ones; an
   enabled static entitlement needs a value. A feature appears at most once per version.
 * Plan credit grants give more than 0 credits; ``expire_after_periods`` is 1 to ``EXPIRE_AFTER_PERIODS_MAX``
   (a hundred years of monthly periods: the expiry is computed period by period from the grant's period, and a
   larger count ran past the calendar's end, a 500 when the subscription started).
+* Publishing checks the whole version by these same rules (prices, entitlements and credit grants), so a
+  row stored some other way (an older admin form, a data fix) is named in a 400 instead of becoming a
+  published row that can never be corrected.
 * Omitted names default: a price to its meter's name (or "Flat fee"), a grant to "Plan credits".
 * Version numbers are 1, 2, ... per plan, assigned under a lock on the plan row.
 * A version holds at most ``MAX_PRICES`` prices, ``MAX_ENTITLEMENTS`` entitlements and ``MAX_CREDIT_GRANTS``
   credit grants, and a price at most ``MAX_TIERS`` tiers (a longer list is a 400 naming it): a price sheet
   is read by people, and every page and billing run that reads a version stays bounded.
+* A price whose model takes no tiers keeps none: changing a tiered price to another model removes its tiers.
 
 Meters belong to ``metering``; catalog sits below it in the dependency order, so it never imports
 metering and reaches the Meter model through its own foreign keys (:func:`_meter_model`).
@@ -38,53 +47,70 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from core.instants import OUT_OF_RANGE, instant_in_range
 from core.money import currency_allowed
 
 from . import pricing
 from .errors import CatalogInvalid, VersionPublished
 from .models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price, Tier
+from .price_models import MAX_TIERS, PRICE_COLUMNS, PRICE_FIELDS, PRICE_MODELS, price_model, tiers_parse
 from .quote import price_quote, price_tiers
+from .validation import (
+    FieldErrors,
+    bool_parse,
+    choice_parse,
+    datetime_parse,
+    decimal_parse,
+    int_parse,
+    items_parse,
+    key_parse,
+    path_join,
+    text_parse,
+)
 
 __all__ = [
+    "MAX_TIERS",
+    "RowEdit",
+    "VersionRows",
     "feature_create",
+    "feature_create_in_transaction",
+    "feature_update",
+    "feature_validate",
     "plan_create",
+    "plan_create_in_transaction",
+    "plan_update",
+    "plan_validate",
     "plan_version_assert_draft",
     "plan_version_check",
+    "plan_version_children_validate",
     "plan_version_create",
+    "plan_version_create_in_transaction",
     "plan_version_draft_from",
     "plan_version_draft_from_in_transaction",
     "plan_version_next_number",
     "plan_version_publish",
     "plan_version_publish_in_transaction",
+    "plan_version_rows_save_in_transaction",
+    "plan_version_update",
+    "plan_version_update_in_transaction",
+    "price_as_input",
     "price_quote",
     "price_tiers",
+    "price_tiers_save_in_transaction",
+    "price_tiers_validate",
     "price_validate",
 ]
 
-MAX_DECIMAL_PLACES = 12
-MAX_INTEGER_DIGITS = 28 - 12
-USAGE_MODELS = (Price.Model.PER_UNIT, Price.Model.PACKAGE, Price.Model.TIERED)
-# The value fields each price model uses; the others must be absent or null.
-MODEL_FIELDS: dict[str, tuple[str, ...]] = {
-    Price.Model.FLAT_FEE: ("amount",),
-    Price.Model.PER_UNIT: ("unit_amount",),
-    Price.Model.PACKAGE: ("package_size", "package_amount"),
-    Price.Model.TIERED: ("tier_mode", "tiers"),
-}
-ALL_MODEL_FIELDS = ("amount", "unit_amount", "package_size", "package_amount", "tier_mode", "tiers")
 MAX_PRICES = 200
 MAX_ENTITLEMENTS = 200
 MAX_CREDIT_GRANTS = 50
-MAX_TIERS = 100
 
 
 def _meter_model() -> type[models.Model]:
@@ -92,150 +118,38 @@ def _meter_model() -> type[models.Model]:
     return Price._meta.get_field("meter").related_model  # type: ignore[return-value]
 
 
+def _create_unique(model: type[models.Model], values: Mapping[str, Any], what: str) -> Any:
+    """Insert a keyed row; a duplicate key (the database's unique constraint decides) is a 400 naming ``key``."""
+    try:
+        with transaction.atomic():
+            return model.objects.create(**values)
+    except IntegrityError:
+        raise CatalogInvalid({"key": [f"A {what} with key '{values['key']}' already exists."]}) from None
+
+
+def _save_unique(row: models.Model, what: str, fields: Sequence[str]) -> None:
+    try:
+        with transaction.atomic():
+            row.save(update_fields=list(fields))
+    except IntegrityError:
+        raise CatalogInvalid({"key": [f"A {what} with key '{row.key}' already exists."]}) from None  # type: ignore[attr-defined]
+
+
+def _only(data: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise CatalogInvalid({name: ["This field cannot be changed."] for name in unknown})
+
+
 # --------------------------------------------------------------------------- input parsing
 
 
-@dataclass
-class _Errors:
-    """Collects ``path -> [messages]`` so one 400 names every bad field."""
-
-    items: dict[str, list[str]] = field(default_factory=dict)
-
-    def add(self, path: str, message: str) -> None:
-        self.items.setdefault(path, []).append(message)
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise CatalogInvalid(self.items)
-
-
-def _path(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def _decimal(value: Any, path: str, errors: _Errors, *, required: bool = False, positive: bool = False) -> Decimal | None:
-    """Parse a non-negative decimal (``positive``: > 0). ``None`` when absent/null and not required."""
-    if value is None or value == "":
-        if required:
-            errors.add(path, "This field is required.")
-        return None
-    if isinstance(value, bool):
-        errors.add(path, "A decimal number is required.")
-        return None
-    try:
-        if isinstance(value, Decimal):
-            number = value
-        elif isinstance(value, int):
-            number = Decimal(value)
-        elif isinstance(value, float):
-            number = Decimal(repr(value))
-        elif isinstance(value, str):
-            number = Decimal(value.strip())
-        else:
-            raise InvalidOperation
-    except InvalidOperation:
-        errors.add(path, "A decimal number is required.")
-        return None
-    if not number.is_finite():
-        errors.add(path, "A finite decimal number is required.")
-        return None
-    if number < 0:
-        errors.add(path, "Must not be negative.")
-        return None
-    if positive and number == 0:
-        errors.add(path, "Must be greater than 0.")
-        return None
-    sign, digits, exponent = number.normalize().as_tuple()
-    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
-        errors.add(path, f"At most {MAX_DECIMAL_PLACES} decimal places.")
-        return None
-    if number.adjusted() >= MAX_INTEGER_DIGITS:
-        errors.add(path, f"At most {MAX_INTEGER_DIGITS} digits before the decimal point.")
-        return None
-    return number
-
-
-def _choice(value: Any, path: str, errors: _Errors, choices: Sequence[str], *, default: str | None = None) -> str | None:
-    if value is None or value == "":
-        if default is None:
-            errors.add(path, "This field is required.")
-        return default
-    if not isinstance(value, str) or value not in choices:
-        errors.add(path, f"'{value}' is not one of: {', '.join(choices)}.")
-        return None
-    return value
-
-
-def _bool(value: Any, path: str, errors: _Errors, *, default: bool) -> bool:
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        errors.add(path, "Must be true or false.")
-        return default
-    return value
-
-
-def _int(value: Any, path: str, errors: _Errors, *, default: int | None, minimum: int) -> int | None:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        errors.add(path, "A whole number is required.")
-        return default
-    try:
-        number = int(value) if isinstance(value, int | str) else None
-    except ValueError:
-        number = None
-    if number is None:
-        errors.add(path, "A whole number is required.")
-        return default
-    if number < minimum:
-        errors.add(path, f"Must be at least {minimum}.")
-        return default
-    return number
-
-
-def _text(value: Any, path: str, errors: _Errors, *, required: bool, max_length: int, default: str = "") -> str:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            errors.add(path, "This field is required.")
-        return default
-    if not isinstance(value, str):
-        errors.add(path, "A string is required.")
-        return default
-    if len(value) > max_length:
-        errors.add(path, f"At most {max_length} characters.")
-        return default
-    return value.strip()
-
-
-def _items(value: Any, path: str, errors: _Errors, *, limit: int) -> list[Mapping[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list | tuple):
-        errors.add(path, "A list is required.")
-        return []
-    if len(value) > limit:
-        errors.add(path, f"At most {limit} items; got {len(value)}.")
-        return []
-    result: list[Mapping[str, Any]] = []
-    for index, item in enumerate(value):
-        if not isinstance(item, Mapping):
-            errors.add(f"{path}[{index}]", "An object is required.")
-        else:
-            result.append(item)
-    return result if len(result) == len(value) else []
-
-
-def _key(value: Any, path: str, errors: _Errors) -> str:
-    key = _text(value, path, errors, required=True, max_length=100)
-    if key and not models.SlugField.default_validators[0].regex.match(key):
-        errors.add(path, "Letters, digits, hyphens and underscores only.")
-    return key
-
-
-def _meter(key: Any, path: str, errors: _Errors) -> models.Model | None:
+def _meter(key: Any, path: str, errors: FieldErrors) -> models.Model | None:
+    """A meter given by key (API) or as its row (admin forms)."""
     if key is None or key == "":
         return None
+    if isinstance(key, _meter_model()):
+        return key
     if not isinstance(key, str):
         errors.add(path, "A meter key is required.")
         return None
@@ -247,98 +161,63 @@ def _meter(key: Any, path: str, errors: _Errors) -> models.Model | None:
 
 @dataclass
 class PriceSpec:
-    """A validated price with its tiers, ready to store."""
+    """A validated price, ready to store. ``terms`` holds its model's values (catalog.price_models); their
+    ``tiers`` is ``None`` when not given (a draft edited in the admin: stored tiers are kept)."""
 
     name: str
     model: str
     meter: models.Model | None
     timing: str
-    amount: Decimal | None = None
-    unit_amount: Decimal | None = None
-    package_size: Decimal | None = None
-    package_amount: Decimal | None = None
-    tier_mode: str = ""
-    tiers: list[pricing.Tier] = field(default_factory=list)
+    terms: dict[str, Any] = field(default_factory=dict)
 
 
-def _tiers(value: Any, path: str, errors: _Errors) -> list[pricing.Tier]:
-    rows = _items(value, path, errors, limit=MAX_TIERS)
-    if path in errors.items:
-        return []
-    tiers: list[pricing.Tier] = []
-    ok = True
-    for index, row in enumerate(rows):
-        here = f"{path}[{index}]"
-        up_to = _decimal(row.get("up_to"), f"{here}.up_to", errors)
-        unit = _decimal(row.get("unit_amount"), f"{here}.unit_amount", errors, required=True)
-        flat = _decimal(row.get("flat_amount"), f"{here}.flat_amount", errors)
-        if unit is None or (row.get("up_to") not in (None, "") and up_to is None) or (
-            row.get("flat_amount") not in (None, "") and flat is None
-        ):
-            ok = False
-            continue
-        tiers.append(pricing.Tier(up_to=up_to, unit_amount=unit, flat_amount=flat or Decimal(0)))
-    if ok:
-        try:
-            pricing.validate_tiers(tiers)
-        except pricing.PricingError as exc:
-            errors.add(path, exc.message[:1].upper() + exc.message[1:] + ".")
-    return tiers
-
-
-def price_validate(data: Mapping[str, Any], *, prefix: str = "", errors: _Errors | None = None) -> PriceSpec | None:
+def price_validate(
+    data: Mapping[str, Any], *, prefix: str = "", errors: FieldErrors | None = None, partial: bool = False
+) -> PriceSpec | None:
     """Validate one PRICE (API.md shape, meter given by key or as a Meter row).
 
     With ``errors`` given, problems are added there under ``prefix`` and ``None`` is returned for an
-    invalid price; without it, :class:`CatalogInvalid` is raised. The admin's price form uses it too.
+    invalid price; without it, :class:`CatalogInvalid` is raised. ``partial``: a draft's price edited on
+    its own in the admin, whose tiers (entered on the price's page) may be missing; publishing checks them.
     """
     own = errors is None
-    errs = errors if errors is not None else _Errors()
+    errs = errors if errors is not None else FieldErrors()
     before = sum(len(v) for v in errs.items.values())
-    model = _choice(data.get("model"), _path(prefix, "model"), errs, Price.Model.values)
+    model = choice_parse(data.get("model"), path_join(prefix, "model"), errs, list(PRICE_MODELS))
     meter_value = data.get("meter")
-    meter = meter_value if isinstance(meter_value, models.Model) else _meter(meter_value, _path(prefix, "meter"), errs)
+    meter = meter_value if isinstance(meter_value, models.Model) else _meter(meter_value, path_join(prefix, "meter"), errs)
     spec = PriceSpec(name="", model=model or "", meter=meter, timing="")
     if model is not None:
-        is_usage = model in USAGE_MODELS
-        if is_usage and meter_value in (None, ""):
-            errs.add(_path(prefix, "meter"), f"A {model} price needs a meter.")
-        if not is_usage and meter_value not in (None, ""):
-            errs.add(_path(prefix, "meter"), "A flat fee has no meter.")
-        default_timing = Price.Timing.IN_ARREARS if is_usage else Price.Timing.IN_ADVANCE
-        spec.timing = _choice(data.get("timing"), _path(prefix, "timing"), errs, Price.Timing.values, default=default_timing) or ""
-        for name in ALL_MODEL_FIELDS:
-            if name not in MODEL_FIELDS[model] and data.get(name) not in (None, "", [], ()):
-                errs.add(_path(prefix, name), f"Does not apply to {model} prices.")
-        if model == Price.Model.FLAT_FEE:
-            spec.amount = _decimal(data.get("amount"), _path(prefix, "amount"), errs, required=True)
-        elif model == Price.Model.PER_UNIT:
-            spec.unit_amount = _decimal(data.get("unit_amount"), _path(prefix, "unit_amount"), errs, required=True)
-        elif model == Price.Model.PACKAGE:
-            spec.package_size = _decimal(data.get("package_size"), _path(prefix, "package_size"), errs, required=True, positive=True)
-            spec.package_amount = _decimal(data.get("package_amount"), _path(prefix, "package_amount"), errs, required=True)
-        else:
-            spec.tier_mode = _choice(data.get("tier_mode"), _path(prefix, "tier_mode"), errs, Price.TierMode.values) or ""
-            if data.get("tiers") in (None, [], ()):
-                errs.add(_path(prefix, "tiers"), "A tiered price needs at least one tier.")
-            else:
-                spec.tiers = _tiers(data.get("tiers"), _path(prefix, "tiers"), errs)
+        row = PRICE_MODELS[model]
+        if row.usage and meter_value in (None, ""):
+            errs.add(path_join(prefix, "meter"), f"A {model} price needs a meter.")
+        if not row.usage and meter_value not in (None, ""):
+            errs.add(path_join(prefix, "meter"), f"A {model.replace('_', ' ')} has no meter.")
+        default_timing = Price.Timing.IN_ARREARS if row.usage else Price.Timing.IN_ADVANCE
+        spec.timing = choice_parse(data.get("timing"), path_join(prefix, "timing"), errs, Price.Timing.values, default=default_timing) or ""
+        for name in PRICE_FIELDS:
+            if name not in row.fields and data.get(name) not in (None, "", [], ()):
+                errs.add(path_join(prefix, name), f"Does not apply to {model} prices.")
+        spec.terms = row.parse(data, prefix, errs, partial)
     default_name = getattr(meter, "name", "") if meter is not None else "Flat fee"
-    spec.name = _text(data.get("name"), _path(prefix, "name"), errs, required=False, max_length=200, default=default_name)
+    spec.name = text_parse(data.get("name"), path_join(prefix, "name"), errs, required=False, max_length=200, default=default_name)
     if own:
         errs.raise_if_any()
     after = sum(len(v) for v in errs.items.values())
     return spec if after == before else None
 
 
-def _entitlements(rows: list[Mapping[str, Any]], errors: _Errors) -> list[dict[str, Any]]:
+def _entitlements(rows: list[Mapping[str, Any]], errors: FieldErrors) -> list[dict[str, Any]]:
     keys = [row.get("feature") for row in rows if isinstance(row.get("feature"), str)]
     features = {f.key: f for f in Feature.objects.filter(key__in=keys)}
+    # the admin's forms give the feature as its row
+    features.update({row["feature"].key: row["feature"] for row in rows if isinstance(row.get("feature"), Feature)})
     seen: set[str] = set()
     result: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         here = f"entitlements[{index}]"
         key = row.get("feature")
+        key = key.key if isinstance(key, Feature) else key
         feature = features.get(key) if isinstance(key, str) else None
         if key in (None, ""):
             errors.add(f"{here}.feature", "This field is required.")
@@ -348,13 +227,13 @@ def _entitlements(rows: list[Mapping[str, Any]], errors: _Errors) -> list[dict[s
             errors.add(f"{here}.feature", f"Feature '{key}' appears twice in this version.")
         if isinstance(key, str):
             seen.add(key)
-        enabled = _bool(row.get("enabled"), f"{here}.enabled", errors, default=True)
-        limit = _decimal(row.get("limit"), f"{here}.limit", errors)
-        reset = _choice(row.get("reset"), f"{here}.reset", errors, Entitlement.Reset.values, default=Entitlement.Reset.BILLING_PERIOD)
-        soft = _bool(row.get("soft"), f"{here}.soft", errors, default=False)
+        enabled = bool_parse(row.get("enabled"), f"{here}.enabled", errors, default=True)
+        limit = decimal_parse(row.get("limit"), f"{here}.limit", errors)
+        reset = choice_parse(row.get("reset"), f"{here}.reset", errors, Entitlement.Reset.values, default=Entitlement.Reset.BILLING_PERIOD)
+        soft = bool_parse(row.get("soft"), f"{here}.soft", errors, default=False)
         value = row.get("value")
         text = "" if value is None else (str(value) if isinstance(value, int | Decimal) and not isinstance(value, bool) else value)
-        text = _text(text, f"{here}.value", errors, required=False, max_length=200)
+        text = text_parse(text, f"{here}.value", errors, required=False, max_length=200)
         if feature is not None:
             if feature.type != Feature.Type.METERED:
                 if limit is not None:
@@ -374,61 +253,135 @@ def _entitlements(rows: list[Mapping[str, Any]], errors: _Errors) -> list[dict[s
 EXPIRE_AFTER_PERIODS_MAX = 1200
 
 
-def _expire_after_periods_check(value: int | None, path: str, errors: _Errors) -> int | None:
+def _expire_after_periods_check(value: int | None, path: str, errors: FieldErrors) -> int | None:
     if value is not None and value > EXPIRE_AFTER_PERIODS_MAX:
         errors.add(path, f"Must be at most {EXPIRE_AFTER_PERIODS_MAX}.")
         return None
     return value
 
 
-def _grants(rows: list[Mapping[str, Any]], errors: _Errors) -> list[dict[str, Any]]:
+def _grants(rows: list[Mapping[str, Any]], errors: FieldErrors) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         here = f"credit_grants[{index}]"
         result.append(
             {
-                "name": _text(row.get("name"), f"{here}.name", errors, required=False, max_length=200, default="Plan credits"),
-                "credits": _decimal(row.get("credits"), f"{here}.credits", errors, required=True, positive=True),
-                "cadence": _choice(row.get("cadence"), f"{here}.cadence", errors, PlanCreditGrant.Cadence.values,
+                "name": text_parse(row.get("name"), f"{here}.name", errors, required=False, max_length=200, default="Plan credits"),
+                "credits": decimal_parse(row.get("credits"), f"{here}.credits", errors, required=True, positive=True),
+                "cadence": choice_parse(row.get("cadence"), f"{here}.cadence", errors, PlanCreditGrant.Cadence.values,
                                    default=PlanCreditGrant.Cadence.PER_PERIOD),
-                "rollover_cap": _decimal(row.get("rollover_cap"), f"{here}.rollover_cap", errors),
+                "rollover_cap": decimal_parse(row.get("rollover_cap"), f"{here}.rollover_cap", errors),
                 "expire_after_periods": _expire_after_periods_check(
-                    _int(row.get("expire_after_periods"), f"{here}.expire_after_periods", errors, default=None, minimum=1),
+                    int_parse(row.get("expire_after_periods"), f"{here}.expire_after_periods", errors, default=None, minimum=1),
                     f"{here}.expire_after_periods", errors,
                 ),
-                "forfeit_on_end": _bool(row.get("forfeit_on_end"), f"{here}.forfeit_on_end", errors, default=True),
-                "priority": _int(row.get("priority"), f"{here}.priority", errors, default=10, minimum=0),
+                "forfeit_on_end": bool_parse(row.get("forfeit_on_end"), f"{here}.forfeit_on_end", errors, default=True),
+                "priority": int_parse(row.get("priority"), f"{here}.priority", errors, default=10, minimum=0),
             }
         )
     return result
 
 
-def _datetime(value: Any, path: str, errors: _Errors, *, default: datetime) -> datetime:
-    if value is None or value == "":
-        return default
-    if isinstance(value, str):
-        from django.utils.dateparse import parse_datetime
 
-        try:
-            parsed = parse_datetime(value)
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            errors.add(path, "An ISO 8601 date-time is required, e.g. 2026-01-15T00:00:00Z.")
-            return default
-        value = parsed
-    if not isinstance(value, datetime):
-        errors.add(path, "An ISO 8601 date-time is required.")
-        return default
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, UTC)
-    if not instant_in_range(value):  # periods are computed from it (core.instants)
-        errors.add(path, OUT_OF_RANGE)
-        return default
-    return value
+def _grant_as_input(row: PlanCreditGrant) -> dict[str, Any]:
+    return {
+        "name": row.name, "credits": row.credits, "cadence": row.cadence, "rollover_cap": row.rollover_cap,
+        "expire_after_periods": row.expire_after_periods, "forfeit_on_end": row.forfeit_on_end,
+        "priority": row.priority,
+    }
+
+
+def _entitlement_as_input(row: Entitlement) -> dict[str, Any]:
+    return {
+        "feature": row.feature, "enabled": row.enabled, "limit": row.limit, "reset": row.reset, "soft": row.soft,
+        "value": row.value,
+    }
+
+
+@dataclass
+class VersionRows:
+    """A version's lists, checked: ``None`` for a list not given. An invalid price is ``None`` in ``prices``."""
+
+    prices: list[PriceSpec | None] | None = None
+    entitlements: list[dict[str, Any]] | None = None
+    credit_grants: list[dict[str, Any]] | None = None
+
+
+def plan_version_children_validate(
+    *,
+    prices: Any = None,
+    entitlements: Any = None,
+    credit_grants: Any = None,
+    partial: bool = False,
+    errors: FieldErrors | None = None,
+) -> VersionRows:
+    """Check a version's prices, entitlements and credit grants by the one set of rules that the API, the admin
+    and publishing share. Lists not given (``None``) are not checked.
+
+    Items are API.md's PRICE / ENTITLEMENT / GRANT shapes (meters and features by key or as rows). Errors name
+    each field by its path in the lists (``entitlements[2].limit``). With ``errors`` given they are added there;
+    otherwise :class:`CatalogInvalid` is raised. ``partial``: a draft edited row by row in the admin, where a
+    price's tiers are entered on the price's own page and may still be missing.
+    """
+    own = errors is None
+    errs = errors if errors is not None else FieldErrors()
+    rows = VersionRows()
+    if prices is not None:
+        rows.prices = [
+            price_validate(row, prefix=f"prices[{index}]", errors=errs, partial=partial)
+            for index, row in enumerate(items_parse(prices, "prices", errs, limit=MAX_PRICES))
+        ]
+    if entitlements is not None:
+        rows.entitlements = _entitlements(items_parse(entitlements, "entitlements", errs, limit=MAX_ENTITLEMENTS), errs)
+    if credit_grants is not None:
+        rows.credit_grants = _grants(items_parse(credit_grants, "credit_grants", errs, limit=MAX_CREDIT_GRANTS), errs)
+    if own:
+        errs.raise_if_any()
+    return rows
 
 
 # --------------------------------------------------------------------------- features and plans
+
+FEATURE_FIELDS = ("key", "name", "type", "meter", "unit_name", "description")
+PLAN_FIELDS = ("key", "name", "currency", "interval", "description")
+
+
+def feature_validate(data: Mapping[str, Any], *, errors: FieldErrors | None = None) -> dict[str, Any]:
+    """Check a whole feature (``key``, ``name``, ``type``, ``meter`` as a key or a row, ``unit_name``,
+    ``description``) and return its values ready to store. A metered feature needs a meter; the others have none.
+
+    With ``errors`` given, problems are added there; otherwise :class:`CatalogInvalid` is raised.
+    """
+    own = errors is None
+    errs = errors if errors is not None else FieldErrors()
+    meter = data.get("meter")
+    values = {
+        "key": key_parse(data.get("key"), "key", errs),
+        "name": text_parse(data.get("name"), "name", errs, required=True, max_length=200),
+        "type": choice_parse(data.get("type"), "type", errs, Feature.Type.values),
+        "meter": _meter(meter, "meter", errs),
+        "unit_name": text_parse(data.get("unit_name"), "unit_name", errs, required=False, max_length=50),
+        "description": text_parse(data.get("description"), "description", errs, required=False, max_length=10_000),
+    }
+    kind = values["type"]
+    if kind == Feature.Type.METERED and meter in (None, ""):
+        errs.add("meter", "A metered feature needs a meter.")
+    if kind in (Feature.Type.BOOLEAN, Feature.Type.STATIC) and meter not in (None, ""):
+        errs.add("meter", f"Only metered features have a meter; this one is {kind}.")
+    if own:
+        errs.raise_if_any()
+    return values
+
+
+@transaction.atomic(savepoint=False)
+def feature_create_in_transaction(
+    *, key: str, name: str, type: str, meter: Any = None, unit_name: str = "", description: str = ""
+) -> Feature:
+    """:func:`feature_create` inside the caller's transaction (the admin's)."""
+    values = feature_validate(
+        {"key": key, "name": name, "type": type, "meter": meter, "unit_name": unit_name, "description": description}
+    )
+    return _create_unique(Feature, values, "feature")
 
 
 @transaction.atomic(durable=True)
@@ -436,45 +389,81 @@ def feature_create(
     *, key: str, name: str, type: str, meter: str | None = None, unit_name: str = "", description: str = ""
 ) -> Feature:
     """Create a feature. ``meter`` is a meter key, required for metered features and refused otherwise."""
-    errors = _Errors()
-    key = _key(key, "key", errors)
-    name = _text(name, "name", errors, required=True, max_length=200)
-    kind = _choice(type, "type", errors, Feature.Type.values)
-    meter_row = _meter(meter, "meter", errors)
-    if kind == Feature.Type.METERED and meter in (None, ""):
-        errors.add("meter", "A metered feature needs a meter.")
-    if kind in (Feature.Type.BOOLEAN, Feature.Type.STATIC) and meter not in (None, ""):
-        errors.add("meter", f"Only metered features have a meter; this one is {kind}.")
-    unit_name = _text(unit_name, "unit_name", errors, required=False, max_length=50)
-    description = _text(description, "description", errors, required=False, max_length=10_000)
-    errors.raise_if_any()
-    try:
-        with transaction.atomic():
-            return Feature.objects.create(
-                key=key, name=name, type=kind, meter=meter_row, unit_name=unit_name, description=description
-            )
-    except IntegrityError:
-        raise CatalogInvalid({"key": [f"A feature with key '{key}' already exists."]}) from None
+    return feature_create_in_transaction(
+        key=key, name=name, type=type, meter=meter, unit_name=unit_name, description=description
+    )
+
+
+@transaction.atomic(savepoint=False)
+def feature_update(*, feature: Feature, data: Mapping[str, Any]) -> Feature:
+    """Change the fields of ``feature`` present in ``data`` (PATCH); the result obeys :func:`feature_validate`.
+
+    Call inside a transaction (the admin's change form is one). Returns the stored row.
+    """
+    _only(data, FEATURE_FIELDS)
+    locked = Feature.objects.select_for_update(of=("self",)).select_related("meter").get(pk=feature.pk)
+    stored = {"key": locked.key, "name": locked.name, "type": locked.type, "meter": locked.meter,
+              "unit_name": locked.unit_name, "description": locked.description}
+    values = feature_validate({**stored, **data})
+    for name, value in values.items():
+        setattr(locked, name, value)
+    _save_unique(locked, "feature", FEATURE_FIELDS)
+    return locked
+
+
+def plan_validate(data: Mapping[str, Any], *, errors: FieldErrors | None = None) -> dict[str, Any]:
+    """Check a whole plan (``key``, ``name``, ``currency`` one of ``settings.CURRENCIES``, ``interval``,
+    ``description``) and return its values ready to store; :class:`CatalogInvalid` unless ``errors`` is given."""
+    own = errors is None
+    errs = errors if errors is not None else FieldErrors()
+    currency = data.get("currency")
+    if not isinstance(currency, str) or not currency:
+        errs.add("currency", "This field is required.")
+    elif not currency_allowed(currency):
+        errs.add("currency", f"'{currency}' is not one of this installation's currencies.")
+    values = {
+        "key": key_parse(data.get("key"), "key", errs),
+        "name": text_parse(data.get("name"), "name", errs, required=True, max_length=200),
+        "currency": currency,
+        "interval": choice_parse(data.get("interval"), "interval", errs, Plan.Interval.values, default=Plan.Interval.MONTH),
+        "description": text_parse(data.get("description"), "description", errs, required=False, max_length=10_000),
+    }
+    if own:
+        errs.raise_if_any()
+    return values
+
+
+@transaction.atomic(savepoint=False)
+def plan_create_in_transaction(
+    *, key: str, name: str, currency: str, interval: str | None = None, description: str = ""
+) -> Plan:
+    """:func:`plan_create` inside the caller's transaction (the admin's)."""
+    values = plan_validate(
+        {"key": key, "name": name, "currency": currency, "interval": interval, "description": description}
+    )
+    return _create_unique(Plan, values, "plan")
 
 
 @transaction.atomic(durable=True)
 def plan_create(*, key: str, name: str, currency: str, interval: str | None = None, description: str = "") -> Plan:
     """Create a plan (no versions yet). ``currency`` must be one of ``settings.CURRENCIES``."""
-    errors = _Errors()
-    key = _key(key, "key", errors)
-    name = _text(name, "name", errors, required=True, max_length=200)
-    if not isinstance(currency, str) or not currency:
-        errors.add("currency", "This field is required.")
-    elif not currency_allowed(currency):
-        errors.add("currency", f"'{currency}' is not an accepted currency.")
-    interval = _choice(interval, "interval", errors, Plan.Interval.values, default=Plan.Interval.MONTH)
-    description = _text(description, "description", errors, required=False, max_length=10_000)
-    errors.raise_if_any()
-    try:
-        with transaction.atomic():
-            return Plan.objects.create(key=key, name=name, currency=currency, interval=interval, description=description)
-    except IntegrityError:
-        raise CatalogInvalid({"key": [f"A plan with key '{key}' already exists."]}) from None
+    return plan_create_in_transaction(key=key, name=name, currency=currency, interval=interval, description=description)
+
+
+@transaction.atomic(savepoint=False)
+def plan_update(*, plan: Plan, data: Mapping[str, Any]) -> Plan:
+    """Change the fields of ``plan`` present in ``data`` (PATCH); the result obeys :func:`plan_validate`.
+
+    Call inside a transaction (the admin's change form is one). Returns the stored row.
+    """
+    _only(data, PLAN_FIELDS)
+    locked = Plan.objects.select_for_update().get(pk=plan.pk)
+    stored = {name: getattr(locked, name) for name in PLAN_FIELDS}
+    values = plan_validate({**stored, **data})
+    for name, value in values.items():
+        setattr(locked, name, value)
+    _save_unique(locked, "plan", PLAN_FIELDS)
+    return locked
 
 
 # --------------------------------------------------------------------------- plan versions
@@ -489,6 +478,13 @@ def plan_version_assert_draft(version: PlanVersion) -> None:
         )
 
 
+def _draft_locked(version: PlanVersion) -> PlanVersion:
+    """The version's row locked ``FOR UPDATE``, re-checked to be a draft (409 otherwise)."""
+    locked = PlanVersion.objects.select_for_update().select_related("plan").get(pk=version.pk)
+    plan_version_assert_draft(locked)
+    return locked
+
+
 def plan_version_next_number(*, plan: Plan) -> int:
     """The next version number of ``plan``, with the plan row locked. Call inside a transaction."""
     Plan.objects.select_for_update().filter(pk=plan.pk).first()
@@ -496,25 +492,91 @@ def plan_version_next_number(*, plan: Plan) -> int:
     return (top or 0) + 1
 
 
+def _price_store(version: PlanVersion, spec: PriceSpec, *, position: int, row: Price | None = None) -> Price:
+    """Insert a price (``row`` None) or change ``row`` in place; the columns its model does not use are emptied
+    and its tiers follow ``spec`` (kept when not given; none for a model without tiers)."""
+    values: dict[str, Any] = {"name": spec.name, "model": spec.model, "meter": spec.meter, "timing": spec.timing,
+                              "position": position}
+    for column in PRICE_COLUMNS:
+        value = spec.terms.get(column)
+        values[column] = Price._meta.get_field(column).get_default() if value is None else value
+    tiers = spec.terms.get("tiers")
+    if row is None:
+        row = Price.objects.create(plan_version=version, **values)
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.save()
+        if tiers is not None or not price_model(spec.model).uses_tiers:
+            for tier in row.tiers.all():
+                tier.delete()
+    if tiers:
+        Tier.objects.bulk_create(
+            [
+                Tier(price=row, position=index, up_to=t.up_to, unit_amount=t.unit_amount, flat_amount=t.flat_amount)
+                for index, t in enumerate(tiers)
+            ]
+        )
+    return row
+
+
+def _row_store(model: type[models.Model], version: PlanVersion, values: Mapping[str, Any], row: Any = None) -> Any:
+    if row is None:
+        return model.objects.create(plan_version=version, **values)
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.save()
+    return row
+
+
 def _store_children(
     version: PlanVersion, prices: list[PriceSpec], entitlements: list[dict[str, Any]], grants: list[dict[str, Any]]
 ) -> None:
     for position, spec in enumerate(prices):
-        price = Price.objects.create(
-            plan_version=version, name=spec.name, model=spec.model, meter=spec.meter, timing=spec.timing,
-            amount=spec.amount, unit_amount=spec.unit_amount, package_size=spec.package_size,
-            package_amount=spec.package_amount, tier_mode=spec.tier_mode, position=position,
-        )
-        Tier.objects.bulk_create(
-            [
-                Tier(price=price, position=index, up_to=t.up_to, unit_amount=t.unit_amount, flat_amount=t.flat_amount)
-                for index, t in enumerate(spec.tiers)
-            ]
-        )
+        _price_store(version, spec, position=position)
     for row in entitlements:
         Entitlement.objects.create(plan_version=version, **row)
     for row in grants:
         PlanCreditGrant.objects.create(plan_version=version, **row)
+
+
+@transaction.atomic(savepoint=False)
+def plan_version_create_in_transaction(
+    *,
+    plan: Plan,
+    prices: Sequence[Mapping[str, Any]] | None = None,
+    entitlements: Sequence[Mapping[str, Any]] | None = None,
+    credit_grants: Sequence[Mapping[str, Any]] | None = None,
+    publish: bool = False,
+    effective_from: datetime | str | None = None,
+    notes: str = "",
+    now: datetime | None = None,
+) -> PlanVersion:
+    """:func:`plan_version_create` inside the caller's transaction (the admin's); ``notes`` is the admin's memo."""
+    now = now or timezone.now()
+    errors = FieldErrors()
+    if not isinstance(publish, bool):
+        errors.add("publish", "Must be true or false.")
+    start = datetime_parse(effective_from, "effective_from", errors, default=now)
+    notes = text_parse(notes, "notes", errors, required=False, max_length=10_000)
+    rows = plan_version_children_validate(
+        prices=[] if prices is None else prices,
+        entitlements=[] if entitlements is None else entitlements,
+        credit_grants=[] if credit_grants is None else credit_grants,
+        errors=errors,
+    )
+    errors.raise_if_any()
+    version = PlanVersion.objects.create(
+        plan=plan,
+        number=plan_version_next_number(plan=plan),
+        status=PlanVersion.Status.PUBLISHED if publish else PlanVersion.Status.DRAFT,
+        effective_from=start,
+        published_at=now if publish else None,
+        notes=notes,
+    )
+    _store_children(version, [s for s in rows.prices or [] if s is not None], rows.entitlements or [],
+                    rows.credit_grants or [])
+    return version
 
 
 @transaction.atomic(durable=True)
@@ -534,55 +596,205 @@ def plan_version_create(
     the version is published in the same transaction (``published_at = now``). ``effective_from``
     defaults to ``now`` and may be in the past.
     """
-    now = now or timezone.now()
-    errors = _Errors()
-    if not isinstance(publish, bool):
-        errors.add("publish", "Must be true or false.")
-    start = _datetime(effective_from, "effective_from", errors, default=now)
-    price_specs = [
-        price_validate(row, prefix=f"prices[{index}]", errors=errors)
-        for index, row in enumerate(_items(prices, "prices", errors, limit=MAX_PRICES))
-    ]
-    entitlement_rows = _entitlements(_items(entitlements, "entitlements", errors, limit=MAX_ENTITLEMENTS), errors)
-    grant_rows = _grants(_items(credit_grants, "credit_grants", errors, limit=MAX_CREDIT_GRANTS), errors)
-    errors.raise_if_any()
-    version = PlanVersion.objects.create(
-        plan=plan,
-        number=plan_version_next_number(plan=plan),
-        status=PlanVersion.Status.PUBLISHED if publish else PlanVersion.Status.DRAFT,
-        effective_from=start,
-        published_at=now if publish else None,
+    return plan_version_create_in_transaction(
+        plan=plan, prices=prices, entitlements=entitlements, credit_grants=credit_grants, publish=publish,
+        effective_from=effective_from, now=now,
     )
-    _store_children(version, [s for s in price_specs if s is not None], entitlement_rows, grant_rows)
-    return version
 
 
 def price_as_input(price: Price) -> dict[str, Any]:
     """A stored price as a PRICE input (meter as its row, tiers in order) for re-validation."""
-    data: dict[str, Any] = {
-        "name": price.name, "model": price.model, "meter": price.meter, "timing": price.timing,
-        "amount": price.amount, "unit_amount": price.unit_amount, "package_size": price.package_size,
-        "package_amount": price.package_amount, "tier_mode": price.tier_mode or None,
-    }
+    data: dict[str, Any] = {"name": price.name, "model": price.model, "meter": price.meter, "timing": price.timing}
+    for column in PRICE_COLUMNS:
+        value = getattr(price, column)
+        data[column] = None if PRICE_FIELDS[column].kind == "choice" and not value else value
     tiers = sorted(price.tiers.all(), key=lambda t: (t.position, t.id))
     data["tiers"] = [{"up_to": t.up_to, "unit_amount": t.unit_amount, "flat_amount": t.flat_amount} for t in tiers]
     return data
 
 
+def _price_row_input(price: Price) -> dict[str, Any]:
+    """A stored price as input for a row-by-row edit: its tiers are the price page's business (and publishing's)."""
+    data = price_as_input(price)
+    del data["tiers"]
+    return data
+
+
+# The lists of a version that the admin edits row by row, with how a stored row reads as input there.
+_ROW_KINDS: dict[str, tuple[type[models.Model], Any]] = {
+    "prices": (Price, _price_row_input),
+    "entitlements": (Entitlement, _entitlement_as_input),
+    "credit_grants": (PlanCreditGrant, _grant_as_input),
+}
+
+
+def _stored_rows(kind: str, version: PlanVersion) -> list[Any]:
+    model = _ROW_KINDS[kind][0]
+    rows = model.objects.filter(plan_version=version)
+    if kind == "prices":
+        rows = rows.select_related("meter").prefetch_related("tiers")
+    elif kind == "entitlements":
+        rows = rows.select_related("feature")
+    return list(rows)
+
+
+@dataclass(frozen=True)
+class RowEdit:
+    """One row to store in a version's list: ``row`` is the stored row to change in place (``None``: a new
+    row) and ``data`` its fields in the API.md shape (PRICE, ENTITLEMENT or GRANT; meters and features may be
+    rows). ``position`` orders a price on the sheet (new prices default to the end)."""
+
+    row: models.Model | None
+    data: Mapping[str, Any]
+    position: int | None = None
+
+
+@transaction.atomic(savepoint=False)
+def plan_version_rows_save_in_transaction(
+    *,
+    version: PlanVersion,
+    kind: str,
+    save: Sequence[RowEdit] = (),
+    delete: Sequence[models.Model] = (),
+) -> list[Any]:
+    """Edit one list of a draft row by row (``kind``: ``prices``, ``entitlements`` or ``credit_grants``): the rows in
+    ``save`` are changed in place or added, the rows in ``delete`` removed, every other row stays as stored.
+
+    The list as it will be (stored rows in order, edited ones in their place, then the new ones) is checked as a
+    whole by :func:`plan_version_children_validate` (``partial``: tiers may still be missing) before anything is
+    written; :class:`CatalogInvalid` names the bad fields by their index in that list. A published version is a
+    :class:`VersionPublished` (409). Returns the stored rows of ``save``, in its order. Call inside a transaction
+    (the admin's change form is one).
+    """
+    if kind not in _ROW_KINDS:
+        raise ValueError(f"unknown list {kind!r}")
+    locked = _draft_locked(version)
+    model, as_input = _ROW_KINDS[kind]
+    stored = _stored_rows(kind, locked)
+    ids = {row.pk for row in stored}
+    strangers = [row for row in [*(e.row for e in save if e.row is not None), *delete] if row.pk not in ids]
+    if strangers:
+        raise CatalogInvalid({kind: [f"{strangers[0]} is not part of {locked}."]})
+    gone = {row.pk for row in delete}
+    edits = {edit.row.pk: edit for edit in save if edit.row is not None}
+    final: list[tuple[Any, RowEdit | None]] = [(row, edits.get(row.pk)) for row in stored if row.pk not in gone]
+    final += [(None, edit) for edit in save if edit.row is None]
+    checked = getattr(
+        plan_version_children_validate(
+            **{kind: [edit.data if edit is not None else as_input(row) for row, edit in final]}, partial=True
+        ),
+        kind,
+    )
+    for row in stored:
+        if row.pk in gone:
+            row.delete()
+    next_position = max((row.position for row in stored), default=-1) + 1 if kind == "prices" else 0
+    saved: dict[int, Any] = {}
+    for (row, edit), value in zip(final, checked, strict=True):
+        if edit is None:
+            continue
+        if kind == "prices":
+            position = edit.position if edit.position is not None else (row.position if row is not None else None)
+            if position is None:
+                position, next_position = next_position, next_position + 1
+            saved[id(edit)] = _price_store(locked, value, position=position, row=row)
+        else:
+            saved[id(edit)] = _row_store(model, locked, value, row=row)
+    return [saved[id(edit)] for edit in save]
+
+
+def _tier_as_input(tier: Tier) -> dict[str, Any]:
+    return {"up_to": tier.up_to, "unit_amount": tier.unit_amount, "flat_amount": tier.flat_amount}
+
+
+def _tier_input(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {"up_to": data.get("up_to"), "unit_amount": data.get("unit_amount"), "flat_amount": data.get("flat_amount")}
+
+
+def price_tiers_validate(*, price: Price, tiers: Sequence[Mapping[str, Any]], errors: FieldErrors | None = None) -> list[pricing.Tier]:
+    """Check a price's whole tier table (``{"up_to", "unit_amount", "flat_amount"}`` rows in order) as the API
+    does: tiers rise and the last is unbounded (``catalog.pricing.validate_tiers``); only tiered prices have
+    tiers. Errors are under ``tiers``; :class:`CatalogInvalid` unless ``errors`` is given."""
+    own = errors is None
+    errs = errors if errors is not None else FieldErrors()
+    result: list[pricing.Tier] = []
+    if not price_model(price.model).uses_tiers:
+        if tiers:
+            with_tiers = " or ".join(key for key, row in PRICE_MODELS.items() if row.uses_tiers)
+            errs.add("tiers", f"Only {with_tiers} prices have tiers.")
+    else:
+        result = tiers_parse([_tier_input(t) for t in tiers], "tiers", errs)
+    if own:
+        errs.raise_if_any()
+    return result
+
+
+@transaction.atomic(savepoint=False)
+def price_tiers_save_in_transaction(
+    *, price: Price, save: Sequence[RowEdit] = (), delete: Sequence[Tier] = ()
+) -> list[Tier]:
+    """Edit a draft price's tier table row by row (``RowEdit.data``: ``up_to``, ``unit_amount``, ``flat_amount``;
+    ``position`` orders it): the table as it will be, in position order, is checked by
+    :func:`price_tiers_validate` before anything is written. A published version is a 409. Returns the stored
+    tiers of ``save``, in its order. Call inside a transaction (the admin's change form is one)."""
+    locked = Price.objects.select_for_update().select_related("plan_version__plan").get(pk=price.pk)
+    _draft_locked(locked.plan_version)
+    stored = list(locked.tiers.all())
+    ids = {tier.pk for tier in stored}
+    strangers = [t for t in [*(e.row for e in save if e.row is not None), *delete] if t.pk not in ids]
+    if strangers:
+        raise CatalogInvalid({"tiers": [f"Tier {strangers[0].pk} is not one of this price's tiers."]})
+    gone = {tier.pk for tier in delete}
+    edits = {edit.row.pk: edit for edit in save if edit.row is not None}
+    final: list[tuple[int, int, Tier | None, RowEdit | None]] = []
+    for tier in stored:
+        if tier.pk not in gone:
+            edit = edits.get(tier.pk)
+            position = edit.position if edit is not None and edit.position is not None else tier.position
+            final.append((position, tier.pk, tier, edit))
+    top = max((p for p, *_ in final), default=-1)
+    for index, edit in enumerate(e for e in save if e.row is None):
+        final.append((edit.position if edit.position is not None else top + 1 + index, 1 << 62, None, edit))
+    final.sort(key=lambda item: (item[0], item[1]))
+    price_tiers_validate(
+        price=locked,
+        tiers=[_tier_input(edit.data if edit is not None else _tier_as_input(tier)) for _, _, tier, edit in final],
+    )
+    for tier in stored:
+        if tier.pk in gone:
+            tier.delete()
+    saved: dict[int, Tier] = {}
+    for position, _, tier, edit in final:
+        if edit is None:
+            continue
+        values = _tier_input(edit.data)
+        values["flat_amount"] = values["flat_amount"] or Decimal(0)
+        saved[id(edit)] = _row_store_tier(locked, tier, position, values)
+    return [saved[id(edit)] for edit in save]
+
+
+def _row_store_tier(price: Price, tier: Tier | None, position: int, values: Mapping[str, Any]) -> Tier:
+    if tier is None:
+        return Tier.objects.create(price=price, position=position, **values)
+    tier.position = position
+    for name, value in values.items():
+        setattr(tier, name, value)
+    tier.save()
+    return tier
+
+
 def plan_version_check(*, version: PlanVersion) -> None:
-    """Raise :class:`CatalogInvalid` unless every price (and credit grant) of the version is complete and valid.
+    """Raise :class:`CatalogInvalid` unless every price, entitlement and credit grant of the version is complete
+    and valid by the API's rules (:func:`plan_version_children_validate`), naming each bad row by its path.
 
     Drafts edited row by row in the admin may be incomplete (a tiered price before its tiers are
     entered); a version is checked as a whole before it is published.
     """
-    errors = _Errors()
-    prices = Price.objects.filter(plan_version=version).select_related("meter").prefetch_related("tiers")
-    for index, price in enumerate(prices):
-        price_validate(price_as_input(price), prefix=f"prices[{index}]", errors=errors)
-    grants = PlanCreditGrant.objects.filter(plan_version=version)  # in the order the version shows them
-    for index, grant in enumerate(grants):  # rows entered in the admin are checked here, as the API checks them
-        _expire_after_periods_check(grant.expire_after_periods, f"credit_grants[{index}].expire_after_periods", errors)
-    errors.raise_if_any()
+    plan_version_children_validate(
+        prices=[price_as_input(row) for row in _stored_rows("prices", version)],
+        entitlements=[_entitlement_as_input(row) for row in _stored_rows("entitlements", version)],
+        credit_grants=[_grant_as_input(row) for row in _stored_rows("credit_grants", version)],
+    )
 
 
 @transaction.atomic(savepoint=False)
@@ -590,7 +802,8 @@ def plan_version_publish_in_transaction(*, version: PlanVersion, now: datetime |
     """Publish a draft (lock, re-check, transition). Call inside a transaction (the admin's is one).
 
     Publishing a published version is a :class:`VersionPublished` conflict (409); a draft with an
-    incomplete price (e.g. a tiered price without valid tiers) is a :class:`CatalogInvalid` (400).
+    incomplete or invalid row (a tiered price without valid tiers, a limit on a boolean feature's
+    entitlement, a grant of 0 credits) is a :class:`CatalogInvalid` (400) naming it.
     """
     locked = PlanVersion.objects.select_for_update().select_related("plan").get(pk=version.pk)
     if locked.is_published:
@@ -668,6 +881,48 @@ def plan_version_draft_from(
     return plan_version_draft_from_in_transaction(version=version, effective_from=effective_from, now=now)
 
 
+@transaction.atomic(savepoint=False)
+def plan_version_update_in_transaction(
+    *,
+    version: PlanVersion,
+    prices: Sequence[Mapping[str, Any]] | None = None,
+    entitlements: Sequence[Mapping[str, Any]] | None = None,
+    credit_grants: Sequence[Mapping[str, Any]] | None = None,
+    effective_from: datetime | str | None = None,
+    notes: str | None = None,
+) -> PlanVersion:
+    """:func:`plan_version_update` inside the caller's transaction (the admin's); ``notes`` is the admin's memo."""
+    locked = _draft_locked(version)
+    errors = FieldErrors()
+    start = datetime_parse(effective_from, "effective_from", errors, default=locked.effective_from)
+    memo = locked.notes if notes is None else text_parse(notes, "notes", errors, required=False, max_length=10_000)
+    rows = plan_version_children_validate(
+        prices=prices, entitlements=entitlements, credit_grants=credit_grants, errors=errors
+    )
+    errors.raise_if_any()
+    changed = [name for name, value in (("effective_from", start), ("notes", memo)) if getattr(locked, name) != value]
+    if changed:
+        locked.effective_from, locked.notes = start, memo
+        locked.save(update_fields=changed)
+    if rows.prices is not None:
+        for price in locked.prices.all():
+            price.tiers.all().delete()
+            price.delete()
+    if rows.entitlements is not None:
+        for row in locked.entitlements.all():
+            row.delete()
+    if rows.credit_grants is not None:
+        for row in locked.credit_grants.all():
+            row.delete()
+    _store_children(
+        locked,
+        [s for s in (rows.prices or []) if s is not None],
+        rows.entitlements or [],
+        rows.credit_grants or [],
+    )
+    return locked
+
+
 @transaction.atomic(durable=True)
 def plan_version_update(
     *,
@@ -681,39 +936,7 @@ def plan_version_update(
 
     A published version raises :class:`VersionPublished` (409), before any input is looked at.
     """
-    locked = PlanVersion.objects.select_for_update().select_related("plan").get(pk=version.pk)
-    plan_version_assert_draft(locked)
-    errors = _Errors()
-    start = _datetime(effective_from, "effective_from", errors, default=locked.effective_from)
-    price_specs = (
-        None if prices is None else [
-            price_validate(row, prefix=f"prices[{index}]", errors=errors)
-            for index, row in enumerate(_items(prices, "prices", errors, limit=MAX_PRICES))
-        ]
+    return plan_version_update_in_transaction(
+        version=version, prices=prices, entitlements=entitlements, credit_grants=credit_grants,
+        effective_from=effective_from,
     )
-    entitlement_rows = None if entitlements is None else _entitlements(_items(entitlements, "entitlements", errors, limit=MAX_ENTITLEMENTS), errors)
-    grant_rows = None if credit_grants is None else _grants(_items(credit_grants, "credit_grants", errors, limit=MAX_CREDIT_GRANTS), errors)
-    errors.raise_if_any()
-    if start != locked.effective_from:
-        locked.effective_from = start
-        locked.save(update_fields=["effective_from"])
-    if price_specs is not None:
-        for price in locked.prices.all():
-            price.tiers.all().delete()
-            price.delete()
-    if entitlement_rows is not None:
-        for row in locked.entitlements.all():
-            row.delete()
-    if grant_rows is not None:
-        for row in locked.credit_grants.all():
-            row.delete()
-    _store_children(
-        locked,
-        [s for s in (price_specs or []) if s is not None],
-        entitlement_rows or [],
-        grant_rows or [],
-    )
-    return locked
-
-
-__all__ += ["plan_version_update"]

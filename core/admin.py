@@ -7,7 +7,34 @@ from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from .auth import api_key_create
+from .errors import BillingError
 from .models import ApiAuditEntry, ApiKey
+
+
+def adopt(obj, saved) -> None:
+    """Make the admin's instance ``obj`` the row a service stored (its id and every column), so that the rest of the
+    change form (inlines, the log entry, the redirect) works on the stored row. The services do the writing
+    (CONVENTIONS.md section 6: one write path); ``save_model`` calls one and adopts what it returns."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+    obj._state.db = saved._state.db
+
+
+def errors_to_form(form, errors: dict[str, list[str]]) -> None:
+    """Show a service's validation errors (``{field: [messages]}``) on an admin form, each next to its field when
+    the form has it, else above the form. A field that already shows an error of its own gets no second one."""
+    for field, messages in errors.items():
+        target = field if field in form.fields else None
+        if target is not None and target in form.errors:
+            continue
+        for message in messages:
+            form.add_error(target, message)
+
+
+def service_error_to_form(form, exc: BillingError) -> None:
+    """:func:`errors_to_form` for a raised domain error (one field, or every field of a ``CatalogInvalid``)."""
+    errors_to_form(form, getattr(exc, "errors", None) or {exc.field or "": [exc.message]})
 
 
 class ReadOnlyAdminMixin:

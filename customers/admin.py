@@ -26,13 +26,19 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from catalog.models import Plan, PlanVersion
+from core.admin import adopt, service_error_to_form
 from core.errors import BillingError
 from core.instants import validate_instant
-from core.money import currency_allowed
 
 from .models import Customer, Subscription, TaxRate
 from .selectors import subscription_periods
-from .services import DAYS_MAX, tax_rate_delete
+from .services import (
+    DAYS_MAX,
+    customer_check,
+    customer_create_in_transaction,
+    customer_update_in_transaction,
+    tax_rate_delete,
+)
 
 DATETIME_FMT = "%Y-%m-%d %H:%M"
 
@@ -82,21 +88,29 @@ class TaxRateAdmin(admin.ModelAdmin):
 
 
 class CustomerAdminForm(forms.ModelForm):
+    """Checked by ``customers.services.customer_check`` (the API's rules) and saved by the customer services."""
+
     class Meta:
         model = Customer
         fields = ("external_id", "name", "email", "currency", "tax_rates", "net_payment_terms", "invoice_grace_days")
 
-    def clean_currency(self):
-        currency = self.cleaned_data["currency"]
-        if not currency_allowed(currency):
-            raise forms.ValidationError(f"{currency} is not one of the currencies this installation bills in.")
-        if (
-            self.instance.pk
-            and currency != self.instance.currency
-            and self.instance.subscriptions.filter(status=Subscription.Status.ACTIVE).exists()
-        ):
-            raise forms.ValidationError("The currency cannot change while the customer has active subscriptions.")
-        return currency
+    def service_values(self) -> dict:
+        """The form's fields as the services take them (tax rates by code)."""
+        values = {name: self.cleaned_data[name] for name in self.fields if name in self.cleaned_data}
+        if "tax_rates" in values:
+            values["tax_rates"] = [rate.code for rate in values["tax_rates"]]
+        return values
+
+    def clean(self):
+        data = super().clean()
+        values = self.service_values()
+        if "currency" in values:
+            stored = Customer.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
+            try:
+                customer_check(customer=stored, data=values)
+            except BillingError as exc:
+                service_error_to_form(self, exc)
+        return data
 
     def clean_net_payment_terms(self):
         return self._days("net_payment_terms")
@@ -181,6 +195,20 @@ class CustomerAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The external id addresses the customer in the API and in events: fixed once created.
         return ("external_id", "created_at") if obj else ("created_at",)
+
+    def save_model(self, request, obj, form, change):
+        # Inside the admin's change-form transaction: the non-durable variants of the API's services.
+        values = form.service_values()
+        if change:
+            saved = customer_update_in_transaction(customer=obj, data=values)
+        else:
+            saved = customer_create_in_transaction(**values)
+        adopt(obj, saved)
+
+    def save_related(self, request, form, formsets, change):
+        # The tax rates were set by the service (no form.save_m2m); the subscriptions inline is read-only.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # The customer 360 panel above the form: subscriptions, usage vs entitlements, wallets, invoices (amounts

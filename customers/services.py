@@ -1,7 +1,9 @@
 """Customer and subscription writes.
 
 Entry points called by the API (``customer_create``, ``customer_update``, ``tax_rate_create``) are durable
-transactions; ``tax_rate_delete`` runs inside the admin's delete transaction. The subscription helpers (``subscription_create``, ``subscription_cancel``,
+transactions; the admin saves through their ``*_in_transaction`` variants (its change form runs in a transaction)
+and checks its form with :func:`customer_check`, the same rules; ``tax_rate_delete`` runs inside the admin's
+delete transaction. The subscription helpers (``subscription_create``, ``subscription_cancel``,
 ``subscription_advance``) run inside the caller's transaction: the work done when a period starts or ends
 (invoices, plan credits, rollover) is orchestrated at the top, in ``invoicing.services.boundary``, and
 this module only keeps the subscription row right.
@@ -9,7 +11,7 @@ this module only keeps the subscription row right.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +59,54 @@ def _tax_rates_by_code(codes: Iterable[str]) -> list[TaxRate]:
     return [found[code] for code in codes]
 
 
+def customer_check(*, customer: Customer | None, data: Mapping[str, Any]) -> list[TaxRate] | None:
+    """The rules of :func:`customer_create` (``customer`` None) and :func:`customer_update` for the fields in
+    ``data``, without writing anything: the admin's form calls it so each error shows next to its field.
+
+    Returns the tax rates named by ``data["tax_rates"]`` (codes), or None when it is absent. Raises
+    ValidationFailed (400) for a currency outside ``settings.CURRENCIES`` or an unknown tax-rate code, and
+    Conflict (409) for a currency change while the customer has active subscriptions; day counts outside
+    ``0..DAYS_MAX`` are a 400 naming their field.
+    """
+    for day_field in DAY_FIELDS:
+        if day_field in data:
+            days_check(data[day_field], field=day_field)
+    if "currency" in data and (customer is None or data["currency"] != customer.currency):
+        _check_currency(data["currency"])
+        if customer is not None and customer.subscriptions.filter(status=Subscription.Status.ACTIVE).exists():
+            raise Conflict("The currency cannot change while the customer has active subscriptions.", field="currency")
+    return _tax_rates_by_code(data["tax_rates"]) if "tax_rates" in data else None
+
+
+@transaction.atomic(savepoint=False)
+def customer_create_in_transaction(
+    *,
+    external_id: str,
+    name: str,
+    currency: str,
+    email: str = "",
+    tax_rates: Iterable[str] = (),
+    net_payment_terms: int = 0,
+    invoice_grace_days: int = 0,
+) -> Customer:
+    """:func:`customer_create` inside the caller's transaction (the admin's)."""
+    rates = customer_check(customer=None, data={
+        "currency": currency, "tax_rates": tax_rates,
+        "net_payment_terms": net_payment_terms, "invoice_grace_days": invoice_grace_days,
+    }) or []
+    customer = Customer(
+        external_id=external_id, name=name, email=email, currency=currency,
+        net_payment_terms=net_payment_terms, invoice_grace_days=invoice_grace_days,
+    )
+    try:
+        with transaction.atomic():
+            customer.save()
+    except IntegrityError:
+        raise ValidationFailed(f"A customer with external id '{external_id}' already exists.", field="external_id") from None
+    customer.tax_rates.set(rates)
+    return customer
+
+
 @transaction.atomic(durable=True)
 def customer_create(
     *,
@@ -74,20 +124,26 @@ def customer_create(
     counts outside ``0..DAYS_MAX`` or a duplicate ``external_id`` (the database's unique constraint decides,
     not a pre-check).
     """
-    _check_currency(currency)
-    days_check(net_payment_terms, field="net_payment_terms")
-    days_check(invoice_grace_days, field="invoice_grace_days")
-    rates = _tax_rates_by_code(tax_rates)
-    customer = Customer(
-        external_id=external_id, name=name, email=email, currency=currency,
+    return customer_create_in_transaction(
+        external_id=external_id, name=name, currency=currency, email=email, tax_rates=tax_rates,
         net_payment_terms=net_payment_terms, invoice_grace_days=invoice_grace_days,
     )
-    try:
-        with transaction.atomic():
-            customer.save()
-    except IntegrityError:
-        raise ValidationFailed(f"A customer with external id '{external_id}' already exists.", field="external_id") from None
-    customer.tax_rates.set(rates)
+
+
+@transaction.atomic(savepoint=False)
+def customer_update_in_transaction(*, customer: Customer, data: Mapping[str, Any]) -> Customer:
+    """:func:`customer_update` inside the caller's transaction (the admin's). Returns the stored row."""
+    unknown = sorted(set(data) - set(CUSTOMER_UPDATABLE))
+    if unknown:
+        raise ValidationFailed(f"'{unknown[0]}' cannot be changed.", field=unknown[0])
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    rates = customer_check(customer=customer, data=data)
+    for field in CUSTOMER_UPDATABLE:
+        if field in data and field != "tax_rates":
+            setattr(customer, field, data[field])
+    customer.save()
+    if rates is not None:
+        customer.tax_rates.set(rates)
     return customer
 
 
@@ -98,25 +154,7 @@ def customer_update(*, customer: Customer, data: dict[str, Any]) -> Customer:
     Rule (the design is silent): the currency may change only while the customer has no active subscription,
     because every active subscription bills in its plan's currency, which must match the customer's (409).
     """
-    unknown = sorted(set(data) - set(CUSTOMER_UPDATABLE))
-    if unknown:
-        raise ValidationFailed(f"'{unknown[0]}' cannot be changed.", field=unknown[0])
-    for field in DAY_FIELDS:
-        if field in data:
-            days_check(data[field], field=field)
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
-    if "currency" in data and data["currency"] != customer.currency:
-        _check_currency(data["currency"])
-        if customer.subscriptions.filter(status=Subscription.Status.ACTIVE).exists():
-            raise Conflict("The currency cannot change while the customer has active subscriptions.", field="currency")
-    rates = _tax_rates_by_code(data["tax_rates"]) if "tax_rates" in data else None
-    for field in CUSTOMER_UPDATABLE:
-        if field in data and field != "tax_rates":
-            setattr(customer, field, data[field])
-    customer.save()
-    if rates is not None:
-        customer.tax_rates.set(rates)
-    return customer
+    return customer_update_in_transaction(customer=customer, data=data)
 
 
 @transaction.atomic(durable=True)

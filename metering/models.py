@@ -13,17 +13,16 @@ from simple_history.models import HistoricalRecords
 
 from core.history import history_user
 
+from .aggregations import AGGREGATIONS, aggregation_choices
+
 
 class Meter(models.Model):
-    class Aggregation(models.TextChoices):
-        COUNT = "count", "Count events"
-        SUM = "sum", "Sum of a property"
-        MAX = "max", "Maximum of a property"
-        LATEST = "latest", "Latest value of a property"
-        COUNT_UNIQUE = "count_unique", "Count distinct values of a property"
-        SUM_WITH_MULTIPLIER = "sum_with_multiplier", "Sum of a property × multiplier"
+    # One member per row of metering/aggregations.py (``Meter.Aggregation.SUM`` ...): a new row changes these
+    # choices, so it comes with a migration.
+    Aggregation = models.TextChoices("Aggregation", aggregation_choices(), module=__name__, qualname="Meter.Aggregation")
 
-    NUMERIC = (Aggregation.SUM, Aggregation.MAX, Aggregation.LATEST, Aggregation.SUM_WITH_MULTIPLIER)
+    # Aggregations of a property that must be numeric (checked at ingestion).
+    NUMERIC = tuple(key for key, agg in AGGREGATIONS.items() if agg.numeric)
 
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)

@@ -29,6 +29,7 @@ from decimal import Decimal
 
 from django.db import connection
 
+from .aggregations import AGGREGATIONS
 from .models import Event, Meter
 
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
@@ -73,22 +74,6 @@ def _watermark(meter: Meter) -> int:
     return row[0] if row else 0
 
 
-def _value_sql(meter: Meter) -> str:
-    """The final value from the combined parts ``p(c, n, s, m, lts, lid, lv)``."""
-    agg = meter.aggregation
-    if agg == Meter.Aggregation.COUNT:
-        return "COALESCE(SUM(p.n), 0)"
-    if agg == Meter.Aggregation.SUM:
-        return "COALESCE(SUM(p.s), 0)"
-    if agg == Meter.Aggregation.SUM_WITH_MULTIPLIER:
-        return "COALESCE(SUM(p.s), 0) * %(multiplier)s::numeric"
-    if agg == Meter.Aggregation.MAX:
-        return "COALESCE(MAX(p.m), 0)"
-    if agg == Meter.Aggregation.LATEST:
-        return "COALESCE((ARRAY_AGG(p.lv ORDER BY p.lts DESC, p.lid DESC) FILTER (WHERE p.lv IS NOT NULL))[1], 0)"
-    raise ValueError(f"unknown aggregation {agg}")  # pragma: no cover - validated at creation
-
-
 RAW_PART = """
     SELECT r.c, COUNT(*) AS n, SUM(r.num) AS s, MAX(r.num) AS m,
            (ARRAY_AGG(r.ts ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lts,
@@ -121,15 +106,16 @@ ROLLUP_PART = """
 
 
 def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -> tuple[str, dict]:
+    agg = AGGREGATIONS[meter.aggregation]  # its SQL: metering/aggregations.py
     where, where_params = meter_filter_sql(meter)
     params = {
         "ids": ids, "start": start, "end": end, "field": meter.field or "",
-        "is_count": meter.aggregation == Meter.Aggregation.COUNT, "meter_id": meter.id, **where_params,
+        "is_count": agg.counts_every_event, "meter_id": meter.id, **where_params,
     }
     num = numeric_sql("(e.properties -> %(field)s)")
-    if meter.aggregation == Meter.Aggregation.COUNT_UNIQUE:
+    if not agg.rolls_up:
         sql = (
-            "SELECT e.customer_external_id, COUNT(DISTINCT e.properties ->> %(field)s)::numeric "
+            f"SELECT e.customer_external_id, {agg.raw_sql} "
             f"FROM metering_event e WHERE e.customer_external_id = ANY(%(ids)s) AND {where} "
             "AND e.timestamp >= %(start)s AND e.timestamp < %(end)s AND e.properties ? %(field)s "
             "GROUP BY e.customer_external_id"
@@ -140,7 +126,7 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
         hs = he = end  # no whole hour inside: everything comes from raw events
     params.update(hs=hs, he=he, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
     sql = (
-        f"SELECT p.c, {_value_sql(meter)} FROM ("
+        f"SELECT p.c, {agg.value_sql} FROM ("
         f"{RAW_PART.format(num=num, where=where)} UNION ALL {ROLLUP_PART}"
         ") AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
     )

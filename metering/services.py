@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 
 from core.errors import ValidationFailed
 
+from .aggregations import AGGREGATIONS
 from .ingest import CleanEvent
 from .models import EventIdCheckpoint, Meter, MeterFilter, MeterRollupState, UsageRollup
 from .selectors import meter_filter_sql, numeric_fields_forget, numeric_sql
@@ -55,21 +56,23 @@ def meter_filters_clean(filters: Any) -> list[tuple[str, list[str]]]:
 
 
 def meter_definition_clean(*, aggregation: str, field: str, multiplier: Any) -> tuple[str, Decimal | None]:
-    """Check the aggregation/field/multiplier rules; returns (field, multiplier)."""
-    if aggregation not in Meter.Aggregation.values:
+    """Check the aggregation/field/multiplier rules (the aggregation's row in metering/aggregations.py says
+    whether it reads a property and takes a multiplier); returns (field, multiplier)."""
+    if aggregation not in AGGREGATIONS:
         raise ValidationFailed(
-            f"Unknown aggregation '{aggregation}'; choose one of {', '.join(Meter.Aggregation.values)}.",
+            f"Unknown aggregation '{aggregation}'; choose one of {', '.join(AGGREGATIONS)}.",
             field="aggregation",
         )
+    agg = AGGREGATIONS[aggregation]
     field = (field or "").strip()
-    if aggregation == Meter.Aggregation.COUNT:
+    if not agg.field:
         if field:
-            raise ValidationFailed("A count meter counts events and takes no field.", field="field")
+            raise ValidationFailed(f"A {aggregation} meter counts events and takes no field.", field="field")
     elif not field:
         raise ValidationFailed(f"A {aggregation} meter needs the property it aggregates.", field="field")
-    if aggregation == Meter.Aggregation.SUM_WITH_MULTIPLIER:
+    if agg.multiplier:
         if multiplier in (None, ""):
-            raise ValidationFailed("sum_with_multiplier needs a multiplier.", field="multiplier")
+            raise ValidationFailed(f"{aggregation} needs a multiplier.", field="multiplier")
         try:
             value = Decimal(str(multiplier)) if not isinstance(multiplier, float) else None
         except InvalidOperation:
@@ -78,7 +81,8 @@ def meter_definition_clean(*, aggregation: str, field: str, multiplier: Any) -> 
             raise ValidationFailed("Must be a non-negative decimal string, e.g. \"2\".", field="multiplier")
         return field, value
     if multiplier not in (None, ""):
-        raise ValidationFailed("Only sum_with_multiplier meters take a multiplier.", field="multiplier")
+        takers = ", ".join(key for key, row in AGGREGATIONS.items() if row.multiplier)
+        raise ValidationFailed(f"Only {takers} meters take a multiplier.", field="multiplier")
     return field, None
 
 
@@ -249,14 +253,15 @@ def _meter_rollup_step(*, meter_id: int, upto: int, now: datetime) -> bool:
     state, _ = MeterRollupState.objects.get_or_create(meter_id=meter_id)
     state = MeterRollupState.objects.select_for_update().get(pk=state.pk)  # one refresher per meter at a time
     meter = Meter.objects.prefetch_related("filters").get(pk=meter_id)
-    if meter.aggregation == Meter.Aggregation.COUNT_UNIQUE or state.last_event_id >= upto:
+    agg = AGGREGATIONS[meter.aggregation]
+    if not agg.rolls_up or state.last_event_id >= upto:
         return False
     hi = min(upto, state.last_event_id + ROLLUP_CHUNK)
     where, where_params = meter_filter_sql(meter)
     sql = ROLLUP_MERGE.format(num=numeric_sql("(e.properties -> %(field)s)"), where=where, newer=NEWER)
     params = {
         "lo": state.last_event_id, "hi": hi, "field": meter.field or "", "meter_id": meter.id,
-        "is_count": meter.aggregation == Meter.Aggregation.COUNT,
+        "is_count": agg.counts_every_event,
         **where_params,
     }
     with connection.cursor() as cursor:

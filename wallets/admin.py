@@ -18,14 +18,21 @@ from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from core.admin import ReadOnlyAdminMixin
+from core.admin import ReadOnlyAdminMixin, adopt, service_error_to_form
 from core.errors import BillingError
 from core.instants import validate_instant
 from core.money import format_decimal, format_money
 
 from .models import CreditGrant, LedgerEntry, LowBalanceAlert, Wallet
 from .selectors import wallet_real_time_balance
-from .services import MANUAL_KINDS, wallet_grant_create_locked, wallet_grant_void_locked
+from .services import (
+    MANUAL_KINDS,
+    wallet_check,
+    wallet_create_locked,
+    wallet_grant_create_locked,
+    wallet_grant_void_locked,
+    wallet_update_locked,
+)
 
 
 class GrantCreditsForm(forms.Form):
@@ -105,6 +112,8 @@ def _pending(wallet: Wallet):
 
 
 class WalletForm(forms.ModelForm):
+    """Checked by ``wallets.services.wallet_check`` (the API's rules) and saved by the wallet services."""
+
     class Meta:
         model = Wallet
         fields = (
@@ -112,11 +121,19 @@ class WalletForm(forms.ModelForm):
             "auto_top_up_credits", "status",
         )
 
-    def clean_conversion_rate(self):
-        rate = self.cleaned_data["conversion_rate"]
-        if rate is None or rate <= 0:
-            raise forms.ValidationError("1 credit must be worth more than 0.")
-        return rate
+    def service_values(self) -> dict:
+        """The fields this form has (terms are left out for users who may not change them), as posted."""
+        return {name: self.cleaned_data[name] for name in self.fields if name in self.cleaned_data}
+
+    def clean(self):
+        data = super().clean()
+        values = self.service_values()
+        values.pop("customer", None)
+        try:
+            wallet_check(values)
+        except BillingError as exc:
+            service_error_to_form(self, exc)
+        return data
 
 
 @admin.register(Wallet)
@@ -145,6 +162,16 @@ class WalletAdmin(admin.ModelAdmin):
         if not may_change_wallet_terms(request.user):
             fields += WALLET_TERMS  # excluded from the form: posted values are never read
         return fields
+
+    def save_model(self, request, obj, form, change):
+        # Inside the admin's change-form transaction: the non-durable services. Only the form's own fields are
+        # passed, so terms a user may not change (read-only, left out of the form) are never written.
+        values = form.service_values()
+        if change:
+            saved = wallet_update_locked(wallet=obj, data=values)
+        else:
+            saved = wallet_create_locked(**values)
+        adopt(obj, saved)
 
     @admin.display(description="Balance (credits)")
     def balance_display(self, obj):

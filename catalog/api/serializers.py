@@ -11,6 +11,7 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from catalog.models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price
+from catalog.price_models import PRICE_FIELDS, PRICE_MODELS, PriceField
 from catalog.pricing import currency_exponent
 from core.money import decimal_text
 
@@ -33,6 +34,39 @@ class TierSerializer(serializers.Serializer):
     flat_amount = serializers.CharField(required=False, help_text='Default "0".')
 
 
+def _value_field(field: PriceField) -> serializers.Field:
+    """The API field of a price model value (catalog/price_models.py), documented with the models that use it."""
+    used_by = ", ".join(key for key, model in PRICE_MODELS.items() if field.name in model.fields)
+    if field.kind == "tiers":
+        return TierSerializer(many=True, required=False, help_text=used_by)
+    if field.kind == "choice":
+        return serializers.ChoiceField(choices=list(field.choices), allow_null=True, required=False, help_text=used_by)
+    return serializers.CharField(allow_null=True, required=False, help_text=used_by)
+
+
+def _value_text(field: PriceField, price: Price, currency: str):
+    """A price's value of ``field`` as the API shows it: money keeps the currency's minor unit, quantities no
+    trailing zeros, an empty choice is null, tiers a list (empty for a model without them)."""
+    if field.kind == "tiers":
+        if not PRICE_MODELS[price.model].uses_tiers:
+            return []
+        return [
+            {
+                "up_to": decimal_text(t.up_to),
+                "unit_amount": money_text(t.unit_amount, currency),
+                "flat_amount": money_text(t.flat_amount, currency),
+            }
+            for t in sorted(price.tiers.all(), key=lambda t: (t.position, t.id))
+        ]
+    value = getattr(price, field.name)
+    if field.kind == "money":
+        return money_text(value, currency)
+    if field.kind == "quantity":
+        return decimal_text(value)
+    return value or None
+
+
+# PRICE: the common fields, then every price model value (catalog/price_models.py's PRICE_FIELDS).
 class PriceSerializer(serializers.Serializer):
     id = serializers.CharField(read_only=True)
     name = serializers.CharField()
@@ -40,35 +74,21 @@ class PriceSerializer(serializers.Serializer):
     meter = serializers.CharField(allow_null=True, required=False, help_text="Meter key (usage prices; absent for fixed fees).")
     timing = serializers.ChoiceField(choices=Price.Timing.values, required=False,
                                      help_text="Default: in_advance for flat_fee, in_arrears for usage.")
-    amount = serializers.CharField(allow_null=True, required=False, help_text="flat_fee")
-    unit_amount = serializers.CharField(allow_null=True, required=False, help_text="per_unit")
-    package_size = serializers.CharField(allow_null=True, required=False, help_text="package")
-    package_amount = serializers.CharField(allow_null=True, required=False, help_text="package")
-    tier_mode = serializers.ChoiceField(choices=Price.TierMode.values, allow_null=True, required=False, help_text="tiered")
-    tiers = TierSerializer(many=True, required=False, help_text="tiered")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields.update({name: _value_field(field) for name, field in PRICE_FIELDS.items()})
+        return fields
 
     @staticmethod
     def shape(price: Price, currency: str) -> dict:
-        tiers = sorted(price.tiers.all(), key=lambda t: (t.position, t.id)) if price.model == Price.Model.TIERED else []
         return {
             "id": str(price.id),
             "name": price.name,
             "model": price.model,
             "meter": price.meter.key if price.meter_id else None,
             "timing": price.timing,
-            "amount": money_text(price.amount, currency),
-            "unit_amount": money_text(price.unit_amount, currency),
-            "package_size": decimal_text(price.package_size),
-            "package_amount": money_text(price.package_amount, currency),
-            "tier_mode": price.tier_mode or None,
-            "tiers": [
-                {
-                    "up_to": decimal_text(t.up_to),
-                    "unit_amount": money_text(t.unit_amount, currency),
-                    "flat_amount": money_text(t.flat_amount, currency),
-                }
-                for t in tiers
-            ],
+            **{name: _value_text(field, price, currency) for name, field in PRICE_FIELDS.items()},
         }
 
 

@@ -164,10 +164,11 @@ class PlanVersionDetailApi(APIView):
 
 
 class PlanVersionPublishApi(APIView):
-    """``POST /plans/{key}/versions/{number}/publish``: draft -> published; a published version is a 409."""
+    """``POST /plans/{key}/versions/{number}/publish``: draft -> published; a published version is a 409, a draft
+    with an incomplete or invalid price, entitlement or credit grant a 400 naming it."""
 
     @extend_schema(operation_id="plan_versions_publish", parameters=[_NUMBER], request=None,
-                   responses={200: VersionSerializer, **error_responses(404, 409)})
+                   responses={200: VersionSerializer, **error_responses(400, 404, 409)})
     def post(self, request, key: str, number: str):
         number = _number(number)
         plan = selectors.plan_get(key=key)

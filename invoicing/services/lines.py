@@ -24,7 +24,7 @@ from typing import Any
 
 from catalog.models import PlanVersion, Price
 from catalog.pricing import quantize_minor
-from catalog.quote import price_quote
+from catalog.quote import price_included_units, price_line_unit_amount, price_quote
 from core.money import format_decimal
 from customers import periods
 from customers.models import Subscription
@@ -81,16 +81,6 @@ def period_label_of(obj, empty: str = "") -> str:
     if obj.period_start and obj.period_end:
         return period_label(obj.period_start, obj.period_end)
     return empty
-
-
-def _included_units(price: Price) -> Decimal | None:
-    """Units included for free: a graduated price's first tier when it is free (rate 0, flat 0)."""
-    if price.model != Price.Model.TIERED or price.tier_mode != Price.TierMode.GRADUATED:
-        return None
-    tiers = sorted(price.tiers.all(), key=lambda t: (t.position, t.id))
-    if tiers and tiers[0].up_to is not None and tiers[0].unit_amount == 0 and tiers[0].flat_amount == 0:
-        return tiers[0].up_to
-    return None
 
 
 def _base_details(price: Price, version: PlanVersion, period: Period) -> dict[str, Any]:
@@ -151,14 +141,14 @@ def usage_line(
     details["quantity"] = f"{quantity:f}"
     details["unrounded_amount"] = f"{result.amount:f}"
     text = f"{format_decimal(quantity)} {'unit' if quantity == 1 else 'units'}"
-    included = _included_units(price)
+    included = price_included_units(price)
     if included is not None:
         text += f", {format_decimal(included)} included"
         details["included_units"] = f"{included:f}"
     description = f"{price.name} — {text}, {period_label(period.start, period.end)}"
     return LineDraft(
         kind=InvoiceLine.Kind.USAGE, description=description[:500], amount=quantize_minor(result.amount, currency),
-        quantity=quantity, unit_amount=price.unit_amount if price.model == Price.Model.PER_UNIT else None,
+        quantity=quantity, unit_amount=price_line_unit_amount(price),
         price=price, plan_version=version, meter=meter,
         period_start=period.start, period_end=period.end, details=details,
     )

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
-from catalog.models import PlanVersion, Price, Tier
+from catalog.models import Feature, Plan, PlanVersion, Price, Tier
 from tests.factories.catalog import (
     EntitlementFactory,
     FeatureFactory,
@@ -267,6 +267,178 @@ def test_version_page_refuses_more_prices_than_the_api_accepts(admin_user, rf, m
     formset = formset_class(data, instance=version, prefix="prices")
     assert not formset.is_valid()
     assert "at most 1" in " ".join(formset.non_form_errors())
+
+
+# ---------------------------------------------------------------- one write path: the admin saves through the services
+
+
+def _inline_admin_form(response, prefix: str, index: int):
+    formset = next(f.formset for f in response.context["inline_admin_formsets"] if f.formset.prefix == prefix)
+    return formset.forms[index]
+
+
+# Rows the admin's plain inline forms used to accept (and publishing then froze): the API refuses each of them.
+BAD_ROWS = [
+    pytest.param("entitlements", {"limit": "100"}, "limit",
+                 "A limit applies to metered features only; 'chat' is boolean.", id="limit-on-boolean"),
+    pytest.param("entitlements", {"soft": "on"}, "soft",
+                 "A soft limit applies to metered features only; 'chat' is boolean.", id="soft-on-boolean"),
+    pytest.param("credit_grants", {"credits": "0"}, "credits", "Must be greater than 0.", id="zero-credits"),
+    pytest.param("credit_grants", {"expire_after_periods": "0"}, "expire_after_periods", "Must be at least 1.",
+                 id="expire-after-0-periods"),
+]
+NEW_ROW = {
+    "entitlements": {"enabled": "on", "limit": "", "reset": "billing_period", "value": ""},
+    "credit_grants": {"name": "Monthly", "credits": "100", "cadence": "per_period", "rollover_cap": "",
+                      "expire_after_periods": "", "forfeit_on_end": "on", "priority": "10"},
+}
+
+
+def _with_new_row(version, prefix: str, row: dict) -> dict:
+    data = _version_post_data(version, **{f"{prefix}-TOTAL_FORMS": "1"})
+    data.update({f"{prefix}-0-{name}": value for name, value in row.items()})
+    return data
+
+
+@pytest.mark.parametrize(("prefix", "bad", "field", "message"), BAD_ROWS)
+def test_admin_refuses_rows_the_api_refuses_next_to_the_field(admin_client, draft, prefix, bad, field, message):
+    """Regression: built with the version page's own inline forms, an entitlement with a limit or soft on a boolean
+    feature, and a plan credit grant of 0 credits or expiring after 0 periods, were stored."""
+    chat = FeatureFactory(key="chat", type="boolean")
+    row = {**NEW_ROW[prefix], **bad}
+    if prefix == "entitlements":
+        row["feature"] = str(chat.pk)
+    before = (draft.entitlements.count(), draft.credit_grants.count())
+    response = admin_client.post(reverse("admin:catalog_planversion_change", args=[draft.pk]),
+                                 _with_new_row(draft, prefix, row))
+    assert response.status_code == 200  # the form is shown again, nothing saved
+    assert _inline_admin_form(response, prefix, 0).errors[field] == [message]
+    assert (draft.entitlements.count(), draft.credit_grants.count()) == before
+    draft.refresh_from_db()
+    assert draft.notes == ""  # the version's own change was not saved either
+
+
+@pytest.mark.parametrize("prefix", ["entitlements", "credit_grants"])
+def test_admin_adds_a_valid_row_through_the_service_and_logs_it(admin_client, draft, prefix):
+    row = dict(NEW_ROW[prefix])
+    if prefix == "entitlements":
+        row["feature"] = str(FeatureFactory(key="chat", type="boolean").pk)
+    response = admin_client.post(reverse("admin:catalog_planversion_change", args=[draft.pk]),
+                                 _with_new_row(draft, prefix, row))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert (draft.entitlements.count(), draft.credit_grants.count()) == ((2, 1) if prefix == "entitlements" else (1, 2))
+    message = LogEntry.objects.filter(object_id=str(draft.pk)).latest("action_time").get_change_message()
+    assert "Changed Name for price" in message or "Changed name for price" in message.lower()
+    assert ("Added entitlement" if prefix == "entitlements" else "Added plan credit grant") in message
+
+
+def test_admin_checks_the_rows_of_a_new_version_too(admin_client, draft):
+    chat = FeatureFactory(key="chat", type="boolean")
+    response = admin_client.post(reverse("admin:catalog_planversion_add"), {
+        "plan": str(draft.plan.pk), "effective_from_0": "2026-02-01", "effective_from_1": "00:00:00", "notes": "",
+        "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0", "prices-MIN_NUM_FORMS": "0", "prices-MAX_NUM_FORMS": "1000",
+        "entitlements-TOTAL_FORMS": "1", "entitlements-INITIAL_FORMS": "0",
+        "entitlements-MIN_NUM_FORMS": "0", "entitlements-MAX_NUM_FORMS": "1000",
+        **{f"entitlements-0-{k}": v for k, v in {**NEW_ROW["entitlements"], "feature": str(chat.pk), "limit": "5"}.items()},
+        "credit_grants-TOTAL_FORMS": "0", "credit_grants-INITIAL_FORMS": "0",
+        "credit_grants-MIN_NUM_FORMS": "0", "credit_grants-MAX_NUM_FORMS": "1000",
+    })
+    assert response.status_code == 200
+    assert "A limit applies to metered features only" in _inline_admin_form(response, "entitlements", 0).errors["limit"][0]
+    assert not PlanVersion.objects.filter(plan=draft.plan, number=2).exists()
+
+
+def test_changing_a_tiered_price_to_another_model_drops_its_tiers(admin_client, draft):
+    """A price whose model takes no tiers keeps none (they made publishing fail with "does not apply")."""
+    price = draft.prices.get()
+    data = _version_post_data(draft, **{"prices-0-model": "per_unit", "prices-0-tier_mode": "",
+                                        "prices-0-unit_amount": "0.25"})
+    response = admin_client.post(reverse("admin:catalog_planversion_change", args=[draft.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    price.refresh_from_db()
+    assert (price.model, price.unit_amount, price.tier_mode, price.tiers.count()) == ("per_unit", Decimal("0.25"), "", 0)
+
+
+def test_publish_action_refuses_invalid_rows_built_another_way(admin_client, draft):
+    """A version already holding an entitlement with a limit on a boolean feature and a grant of 0 credits (rows
+    the admin used to accept) is never published: the confirmation page names the rows, and confirming fails."""
+    EntitlementFactory(plan_version=draft, feature=FeatureFactory(key="chat"), limit=Decimal("100"), soft=True)
+    PlanCreditGrantFactory(plan_version=draft, credits=Decimal("0"), expire_after_periods=0)
+    url = reverse("admin:catalog_planversion_changelist")
+    page = admin_client.post(url, {"action": "publish_versions", "_selected_action": [draft.pk]}).content.decode()
+    assert "Cannot be published yet" in page and "entitlements[0].limit" in page and "credit_grants[1].credits" in page
+    admin_client.post(url, {"action": "publish_versions", "_selected_action": [draft.pk], "confirm": "yes"})
+    draft.refresh_from_db()
+    assert draft.status == PlanVersion.Status.DRAFT
+
+
+def test_feature_admin_checks_and_saves_through_the_service(admin_client):
+    meter = MeterFactory(key="tokens")
+    url = reverse("admin:catalog_feature_add")
+    base = {"key": "sso", "name": "SSO", "unit_name": "", "description": ""}
+    refused = admin_client.post(url, {**base, "type": "boolean", "meter": str(meter.pk)})
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["meter"] == ["Only metered features have a meter; this one is boolean."]
+    assert admin_client.post(url, {**base, "type": "boolean", "meter": ""}).status_code == 302
+    feature = Feature.objects.get(key="sso")
+    change = admin_client.post(reverse("admin:catalog_feature_change", args=[feature.pk]),
+                               {**base, "name": "Single sign-on", "type": "metered", "meter": ""})
+    assert change.context["adminform"].form.errors["meter"] == ["A metered feature needs a meter."]
+    assert admin_client.post(reverse("admin:catalog_feature_change", args=[feature.pk]),
+                             {**base, "name": "Single sign-on", "type": "boolean", "meter": ""}).status_code == 302
+    feature.refresh_from_db()
+    assert feature.name == "Single sign-on"
+    assert LogEntry.objects.filter(object_id=str(feature.pk)).count() == 2  # added, changed
+
+
+def test_plan_admin_creates_and_changes_through_the_service(admin_client):
+    inline = {"versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0", "versions-MIN_NUM_FORMS": "0",
+              "versions-MAX_NUM_FORMS": "1000"}
+    base = {"key": "pro", "name": "Pro", "description": "", "currency": "USD", "interval": "month", **inline}
+    assert admin_client.post(reverse("admin:catalog_plan_add"), base).status_code == 302
+    plan = Plan.objects.get(key="pro")
+    response = admin_client.post(reverse("admin:catalog_plan_change", args=[plan.pk]), {**base, "name": "Pro 2026"})
+    assert response.status_code == 302
+    plan.refresh_from_db()
+    assert (plan.name, plan.currency, plan.interval) == ("Pro 2026", "USD", "month")
+
+
+def test_admin_modules_use_no_private_name_of_another_module():
+    """The admin reaches services and validation through public names only (it used ``services._Errors``)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for path in sorted(root.glob("*/admin.py")) + sorted(root.glob("*/admin/*.py")):
+        tree = ast.parse(path.read_text())
+        imported = {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, ast.Import | ast.ImportFrom) for alias in node.names}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                offenders += [f"{path.name}: from {node.module} import {a.name}" for a in node.names
+                              if a.name.startswith("_") and not a.name.startswith("__")]
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in imported
+                  and node.attr.startswith("_") and not node.attr.startswith("__")):
+                offenders.append(f"{path.parent.name}/{path.name}: {node.value.id}.{node.attr}")
+    assert offenders == []
+
+
+def test_a_draft_tiered_price_without_tiers_yet_does_not_block_editing_its_neighbours(admin_client, draft):
+    """Tiers are entered on the price's own page: a tiered price still without them is a valid draft row, and a
+    change to another price of the version saves (publishing is what requires the tiers)."""
+    Tier.objects.filter(price__plan_version=draft).delete()
+    tokens = draft.prices.get()
+    data = _version_post_data(draft, **{"prices-TOTAL_FORMS": "2", "prices-INITIAL_FORMS": "2",
+                                        "prices-0-name": "Tokens"})
+    fee = PriceFactory(plan_version=draft, name="Base", position=1)
+    data.update({"prices-1-id": str(fee.pk), "prices-1-plan_version": str(draft.pk), "prices-1-position": "1",
+                 "prices-1-name": "Platform fee", "prices-1-model": "flat_fee", "prices-1-meter": "",
+                 "prices-1-timing": "in_advance", "prices-1-amount": "49", "prices-1-tier_mode": ""})
+    response = admin_client.post(reverse("admin:catalog_planversion_change", args=[draft.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    fee.refresh_from_db()
+    assert (fee.name, fee.amount, tokens.tiers.count()) == ("Platform fee", Decimal("49"), 0)
 
 
 def test_add_version_in_admin_refuses_an_effective_from_out_of_range(admin_client, draft):

@@ -17,7 +17,6 @@ from catalog.pricing import (
     Tier,
     TierPiece,
     currency_exponent,
-    price_compute,
     price_flat_fee,
     price_graduated,
     price_package,
@@ -217,32 +216,6 @@ def test_flat_fee() -> None:
     result = price_flat_fee(D("29.00"))
     assert result.amount == D("29.00")
     assert result.breakdown == ()
-
-
-def test_price_compute_dispatch() -> None:
-    assert price_compute("flat_fee", D("0"), amount=D("29.00")).amount == D("29.00")
-    assert price_compute("per_unit", D("3"), unit_amount=D("0.25")).amount == D("0.75")
-    assert price_compute("package", D("1001"), package_size=D("1000"), package_amount=D("5")).amount == 10
-    assert price_compute("tiered", D("3000"), tier_mode="graduated", tiers=TIERS).amount == D("2650.00")
-    assert price_compute("tiered", D("3000"), tier_mode="volume", tiers=TIERS).amount == D("2450.00")
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [
-        ({"model": "bogus"}, "model"),
-        ({"model": "tiered", "tier_mode": "stairs", "tiers": TIERS}, "tier_mode"),
-        ({"model": "per_unit"}, "unit_amount"),
-        ({"model": "flat_fee"}, "amount"),
-        ({"model": "package", "package_size": D("10")}, "package_amount"),
-        ({"model": "tiered", "tier_mode": "volume"}, "tiers"),
-    ],
-)
-def test_price_compute_errors(kwargs: dict[str, object], field: str) -> None:
-    model = kwargs.pop("model")
-    with pytest.raises(PricingError) as excinfo:
-        price_compute(model, D("1"), **kwargs)  # type: ignore[arg-type]
-    assert excinfo.value.field == field
 
 
 def test_to_details_is_json_safe() -> None:

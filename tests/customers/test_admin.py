@@ -208,3 +208,32 @@ def test_add_subscription_in_the_past_bills_its_first_period_and_says_runs_bill_
     # Only January 2024 is started (and invoiced) here, however long ago it was.
     assert (subscription.current_period_start, subscription.current_period_end) == (utc(2024, 1, 1), utc(2024, 2, 1))
     assert Invoice.objects.filter(subscription=subscription).count() == 1
+
+
+def _customer_form(customer=None, **changes) -> dict:
+    data = {"name": "Acme Corp", "email": "ap@acme.test", "currency": "USD", "net_payment_terms": "0",
+            "invoice_grace_days": "0", "subscriptions-TOTAL_FORMS": "0", "subscriptions-INITIAL_FORMS": "0"}
+    if customer is None:
+        data["external_id"] = "acme-2"
+    data.update(changes)
+    return data
+
+
+def test_customer_admin_saves_through_the_service_with_the_apis_rules(admin_client, subscription):
+    """The customer form is checked by customers.services.customer_check and saved by customer_create/update."""
+    vat = TaxRateFactory(code="vat-20")
+    created = admin_client.post(reverse("admin:customers_customer_add"), _customer_form(tax_rates=[str(vat.pk)]))
+    assert created.status_code == 302
+    customer = Customer.objects.get(external_id="acme-2")
+    assert [r.code for r in customer.tax_rates.all()] == ["vat-20"]
+    assert LogEntry.objects.filter(object_id=str(customer.pk), action_flag=1).exists()
+    # the API's 409 rule shows next to the currency field: the customer has an active subscription
+    busy = subscription.customer
+    url = reverse("admin:customers_customer_change", args=[busy.pk])
+    refused = admin_client.post(url, _customer_form(busy, currency="EUR"))
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["currency"] == [
+        "The currency cannot change while the customer has active subscriptions."]
+    assert admin_client.post(url, _customer_form(busy, name="Acme Inc", net_payment_terms="30")).status_code == 302
+    busy.refresh_from_db()
+    assert (busy.name, busy.net_payment_terms, busy.currency) == ("Acme Inc", 30, "USD")

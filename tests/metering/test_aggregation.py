@@ -225,3 +225,33 @@ def test_values_stored_before_a_numeric_meter_existed_count_only_when_numeric(mo
     meter = MeterFactory(event_name="api_call", aggregation="sum", field="n")
     settle(mode)
     assert usage(meter) == Decimal(3)
+
+
+def test_the_aggregation_table_gives_the_choices_the_rules_and_the_rollup():
+    """metering/aggregations.py is the one list: Meter's choices, the numeric check, the definition rules and which
+    aggregations read the hourly rollup all come from its rows."""
+    from core.errors import ValidationFailed
+    from metering.aggregations import AGGREGATIONS
+    from metering.services import meter_definition_clean
+
+    assert Meter.Aggregation.values == list(AGGREGATIONS) == [
+        "count", "sum", "max", "latest", "count_unique", "sum_with_multiplier"]
+    assert Meter.NUMERIC == ("sum", "max", "latest", "sum_with_multiplier")
+    assert [key for key, agg in AGGREGATIONS.items() if not agg.rolls_up] == ["count_unique"]
+    assert meter_definition_clean(aggregation="sum_with_multiplier", field="tokens", multiplier="2") == (
+        "tokens", Decimal("2"))
+    for aggregation, field, multiplier, message in [
+        ("count", "tokens", None, "A count meter counts events and takes no field."),
+        ("count_unique", "", None, "A count_unique meter needs the property it aggregates."),
+        ("sum_with_multiplier", "tokens", None, "sum_with_multiplier needs a multiplier."),
+        ("max", "tokens", "2", "Only sum_with_multiplier meters take a multiplier."),
+    ]:
+        with pytest.raises(ValidationFailed) as exc:
+            meter_definition_clean(aggregation=aggregation, field=field, multiplier=multiplier)
+        assert exc.value.message == message
+    # count_unique never rolls up: refreshing leaves no rollup row for it
+    meter = MeterFactory(aggregation="count_unique", field="chat_id", event_name="api_call")
+    ev({"chat_id": "a"})
+    usage_rollup_refresh(now=datetime(2030, 1, 1, tzinfo=UTC), lag=timedelta(0))
+    assert not UsageRollup.objects.filter(meter=meter).exists()
+    assert usage(meter) == 1

@@ -82,3 +82,36 @@ def test_change_page_queries_do_not_grow_with_ledger_rows(admin_client):
         for _ in range(5):
             grant(wallet, 10)
     assert queries() == few
+
+
+def test_wallet_admin_creates_through_the_service(admin_client):
+    from tests.factories.customers import CustomerFactory
+    from wallets.models import Wallet
+
+    customer = CustomerFactory(external_id="acme")
+    form = {"customer": str(customer.pk), "name": "Credits", "currency": "USD", "applies_to": "all",
+            "low_balance_threshold": "", "auto_top_up_credits": "", "status": "active",
+            "grants-TOTAL_FORMS": "0", "grants-INITIAL_FORMS": "0", "ledger-TOTAL_FORMS": "0", "ledger-INITIAL_FORMS": "0"}
+    refused = admin_client.post("/admin/wallets/wallet/add/", {**form, "conversion_rate": "0"})
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["conversion_rate"] == ["Must be greater than zero."]
+    assert admin_client.post("/admin/wallets/wallet/add/", {**form, "conversion_rate": "0.05"}).status_code == 302
+    wallet = Wallet.objects.get(customer=customer)
+    assert (wallet.conversion_rate, wallet.balance, wallet.status) == (Decimal("0.05"), Decimal("0"), "active")
+
+
+def test_wallet_update_writes_only_the_terms_never_a_stale_balance():
+    """The admin's change used to save the whole row: a balance read before a concurrent grant was written back.
+    wallet_update_locked locks the row and writes only the fields it changes."""
+    from wallets.services import wallet_update_locked
+
+    wallet = WalletFactory()
+    stale = type(wallet).objects.get(pk=wallet.pk)  # read before the grant, balance 0
+    with transaction.atomic():
+        grant(wallet, 10)
+    with transaction.atomic():
+        saved = wallet_update_locked(wallet=stale, data={"name": "Promo credits", "low_balance_threshold": Decimal("5")})
+    wallet.refresh_from_db()
+    assert (wallet.name, wallet.low_balance_threshold, wallet.balance) == ("Promo credits", Decimal("5"), Decimal("10"))
+    assert saved.balance == Decimal("10")
+    assert_ledger_whole(wallet)

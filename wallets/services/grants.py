@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -42,6 +44,60 @@ def credits_parse(value: object, *, field: str = "credits", allow_zero: bool = F
     return credits
 
 
+#: What a wallet's change may touch (its customer and currency are fixed once created).
+WALLET_UPDATABLE = ("name", "conversion_rate", "applies_to", "low_balance_threshold", "auto_top_up_credits", "status")
+
+
+def wallet_check(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The wallet fields present in ``data``, checked and parsed: ``currency`` one this installation accepts,
+    ``conversion_rate`` > 0, ``applies_to`` and ``status`` among their choices, ``low_balance_threshold`` >= 0 or
+    None, ``auto_top_up_credits`` > 0 or None (credits: at most 12 decimal places). Writes nothing; ValidationFailed
+    names the first bad field. :func:`wallet_create`, :func:`wallet_update_locked` and the admin's form use it."""
+    values: dict[str, Any] = {}
+    if "currency" in data:
+        if not currency_allowed(data["currency"]):
+            raise ValidationFailed(f"Currency '{data['currency']}' is not accepted here.", field="currency")
+        values["currency"] = data["currency"]
+    if "name" in data:
+        values["name"] = data["name"] or "Credits"
+    if "conversion_rate" in data:
+        values["conversion_rate"] = credits_parse(data["conversion_rate"], field="conversion_rate")
+    for name, choices in (("applies_to", Wallet.AppliesTo.values), ("status", Wallet.Status.values)):
+        if name in data:
+            if data[name] not in choices:
+                raise ValidationFailed(f"Must be one of {', '.join(choices)}.", field=name)
+            values[name] = data[name]
+    if "low_balance_threshold" in data:
+        threshold = data["low_balance_threshold"]
+        values["low_balance_threshold"] = (
+            None if threshold is None else credits_parse(threshold, field="low_balance_threshold", allow_zero=True)
+        )
+    if "auto_top_up_credits" in data:
+        top_up = data["auto_top_up_credits"]
+        values["auto_top_up_credits"] = None if top_up is None else credits_parse(top_up, field="auto_top_up_credits")
+    return values
+
+
+@transaction.atomic(savepoint=False)
+def wallet_create_locked(
+    *,
+    customer: Customer,
+    currency: str,
+    name: str = "Credits",
+    conversion_rate: Decimal = Decimal(1),
+    applies_to: str = Wallet.AppliesTo.ALL,
+    low_balance_threshold: Decimal | None = None,
+    auto_top_up_credits: Decimal | None = None,
+    status: str = Wallet.Status.ACTIVE,
+) -> Wallet:
+    """:func:`wallet_create` inside the caller's transaction (the admin's change form is one)."""
+    values = wallet_check({
+        "currency": currency, "name": name, "conversion_rate": conversion_rate, "applies_to": applies_to,
+        "low_balance_threshold": low_balance_threshold, "auto_top_up_credits": auto_top_up_credits, "status": status,
+    })
+    return Wallet.objects.create(customer=customer, **values)
+
+
 @transaction.atomic(durable=True)
 def wallet_create(
     *,
@@ -54,21 +110,31 @@ def wallet_create(
     auto_top_up_credits: Decimal | None = None,
 ) -> Wallet:
     """Create an active wallet. Raises ValidationFailed naming the field (currency, conversion_rate...)."""
-    if not currency_allowed(currency):
-        raise ValidationFailed(f"Currency '{currency}' is not accepted here.", field="currency")
-    rate = credits_parse(conversion_rate, field="conversion_rate")
-    if applies_to not in Wallet.AppliesTo.values:
-        raise ValidationFailed(f"Must be one of {', '.join(Wallet.AppliesTo.values)}.", field="applies_to")
-    threshold = None
-    if low_balance_threshold is not None:
-        threshold = credits_parse(low_balance_threshold, field="low_balance_threshold", allow_zero=True)
-    top_up = None
-    if auto_top_up_credits is not None:
-        top_up = credits_parse(auto_top_up_credits, field="auto_top_up_credits")
-    return Wallet.objects.create(
-        customer=customer, name=name or "Credits", currency=currency, conversion_rate=rate, applies_to=applies_to,
-        low_balance_threshold=threshold, auto_top_up_credits=top_up,
+    return wallet_create_locked(
+        customer=customer, currency=currency, name=name, conversion_rate=conversion_rate, applies_to=applies_to,
+        low_balance_threshold=low_balance_threshold, auto_top_up_credits=auto_top_up_credits,
     )
+
+
+@transaction.atomic(savepoint=False)
+def wallet_update_locked(*, wallet: Wallet, data: Mapping[str, Any]) -> Wallet:
+    """Change the fields of ``wallet`` present in ``data`` (PATCH; :data:`WALLET_UPDATABLE`, by :func:`wallet_check`'s
+    rules). Call inside a transaction (the admin's change form is one); locks the wallet.
+
+    Only those columns are written: the balance and the threshold flag move with the ledger under the same lock,
+    and a save of the whole row would write back whatever balance was read before the lock. Returns the locked row.
+    """
+    unknown = sorted(set(data) - set(WALLET_UPDATABLE))
+    if unknown:
+        raise ValidationFailed(f"'{unknown[0]}' cannot be changed.", field=unknown[0])
+    values = wallet_check(data)
+    wallet = wallet_lock(wallet=wallet)
+    changed = [name for name, value in values.items() if getattr(wallet, name) != value]
+    for name in changed:
+        setattr(wallet, name, values[name])
+    if changed:
+        wallet.save(update_fields=changed)
+    return wallet
 
 
 def wallet_for_plan_credits(*, customer: Customer, currency: str) -> Wallet:

@@ -7,7 +7,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import PlanVersion
-from tests.factories.catalog import FeatureFactory, PlanFactory, PlanVersionFactory
+from tests.factories.catalog import (
+    EntitlementFactory,
+    FeatureFactory,
+    PlanCreditGrantFactory,
+    PlanFactory,
+    PlanVersionFactory,
+)
 from tests.factories.metering import MeterFactory
 
 pytestmark = pytest.mark.django_db
@@ -336,6 +342,19 @@ def test_schema_documents_catalog_paths(api):
     text = Client().get("/api/schema/").content.decode()
     for p in ("/api/v1/features", "/api/v1/plans/{key}/versions", "/api/v1/plans/{key}/versions/{number}/publish"):
         assert p in text
+
+
+def test_publish_is_400_naming_an_invalid_entitlement_or_grant(api, plan):
+    """A draft holding rows the API refuses (built with the ORM) is not published: 400 naming each row's field."""
+    version = PlanVersionFactory(plan=plan, number=1)
+    EntitlementFactory(plan_version=version, feature=FeatureFactory(key="chat"), limit="5")
+    PlanCreditGrantFactory(plan_version=version, expire_after_periods=0)
+    r = api.post("/api/v1/plans/starter/versions/1/publish")
+    assert r.status_code == 400
+    assert r.json()["entitlements[0].limit"] == ["A limit applies to metered features only; 'chat' is boolean."]
+    assert r.json()["credit_grants[0].expire_after_periods"] == ["Must be at least 1."]
+    version.refresh_from_db()
+    assert version.status == PlanVersion.Status.DRAFT
 
 
 def test_published_factory_version_is_409_on_publish(api):

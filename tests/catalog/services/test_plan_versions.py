@@ -18,7 +18,14 @@ from catalog.services import (
     plan_version_publish,
     plan_version_update,
 )
-from tests.factories.catalog import FeatureFactory, PlanFactory, PriceFactory, TierFactory
+from tests.factories.catalog import (
+    EntitlementFactory,
+    FeatureFactory,
+    PlanCreditGrantFactory,
+    PlanFactory,
+    PriceFactory,
+    TierFactory,
+)
 from tests.factories.metering import MeterFactory
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
@@ -115,6 +122,38 @@ def test_publish_refuses_a_grant_expiring_after_more_than_1200_periods(plan):
     assert exc.value.as_dict()["credit_grants[0].expire_after_periods"] == ["Must be at most 1200."]
     version.credit_grants.update(expire_after_periods=1200)
     assert plan_version_publish(version=version).status == PlanVersion.Status.PUBLISHED
+
+
+@pytest.mark.parametrize(
+    ("rows", "errors"),
+    [
+        pytest.param(
+            {"entitlement": {"limit": Decimal("100"), "soft": True}},
+            {"entitlements[0].limit": ["A limit applies to metered features only; 'chat' is boolean."],
+             "entitlements[0].soft": ["A soft limit applies to metered features only; 'chat' is boolean."]},
+            id="limit-and-soft-on-a-boolean-feature",
+        ),
+        pytest.param(
+            {"grant": {"credits": Decimal("0"), "expire_after_periods": 0}},
+            {"credit_grants[0].credits": ["Must be greater than 0."],
+             "credit_grants[0].expire_after_periods": ["Must be at least 1."]},
+            id="zero-credits-expiring-after-0-periods",
+        ),
+    ],
+)
+def test_publish_refuses_entitlements_and_grants_the_api_refuses(plan, rows, errors):
+    """Regression: publishing checked prices only, so rows stored another way (the admin's old inline forms) were
+    published and could never be fixed. Built here directly with the ORM."""
+    version = plan_version_create(plan=plan, prices=[{"name": "Base", "model": "flat_fee", "amount": "49"}], now=NOW)
+    if "entitlement" in rows:
+        EntitlementFactory(plan_version=version, feature=FeatureFactory(key="chat"), **rows["entitlement"])
+    if "grant" in rows:
+        PlanCreditGrantFactory(plan_version=version, **rows["grant"])
+    with pytest.raises(CatalogInvalid) as exc:
+        plan_version_publish(version=version, now=NOW)
+    assert exc.value.status == 400 and exc.value.errors == errors
+    version.refresh_from_db()
+    assert (version.status, version.published_at) == ("draft", None)
 
 
 def test_validation_error_is_atomic(plan):
