@@ -1,9 +1,11 @@
-"""OpenAPI: the Bearer key scheme and, on every operation, the API key scope it needs."""
+"""OpenAPI: the Bearer key scheme, on every operation the API key scope it needs, and the number fields."""
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
+
+from .numbers import decimal_pattern, zero_pattern_ecma
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -12,6 +14,37 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "API key: `Authorization: Bearer <key>`"}
+
+
+class ExactDecimalFieldSchema(OpenApiSerializerFieldExtension):
+    """``ExactDecimalField`` (billing_project.fields): in a request, decimal text matching the field's grammar
+    (the same expression the server checks) or a JSON integer in range; "not zero" when positive. In a
+    response, decimal text."""
+
+    target_class = "billing_project.fields.ExactDecimalField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        if direction == "response":
+            return {"type": "string", "format": "decimal", "example": "2000"}
+        integer_digits = field.max_digits - field.decimal_places
+        text = {
+            "type": "string",
+            "format": "decimal",
+            "pattern": decimal_pattern(
+                integer_digits=integer_digits, decimal_places=field.decimal_places, signed=False,
+                at_most=field.at_most, dialect="ecma",
+            ),
+        }
+        if field.positive:
+            text["not"] = {"pattern": zero_pattern_ecma()}
+        whole = {
+            "type": "integer",
+            "minimum": 1 if field.positive else 0,
+            "maximum": field.at_most if field.at_most is not None else 10**integer_digits - 1,
+        }
+        return {"oneOf": [text, whole], "example": "2000"}
 
 
 class AutoSchema(BaseAutoSchema):

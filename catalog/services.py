@@ -14,9 +14,11 @@ Rules (DESIGN.md "Catalog", API.md "Catalog"):
 
 Rules chosen where the design is silent (also listed in the project docs):
 
-* Decimal inputs are ``Decimal``, ``int`` or decimal strings; a JSON float is read from its shortest
-  text form (``0.8`` -> ``Decimal("0.8")``), as DRF's DecimalField does; no float arithmetic.
-  Amounts fit the columns: at most 12 decimal places and 16 integer digits.
+* Decimal inputs are ASCII decimal strings or JSON integers (``Decimal`` from Python callers), as every API
+  decimal (``billing_project.numbers``): a JSON float is refused (a decimal with a fraction travels as a
+  string), and so are ``"1e3"``, whitespace and non-ASCII digits. Amounts fit the columns exactly: at most
+  16 digits before the point and 12 after, or a 400 naming the field (never rounded, never a 500).
+* Whole numbers (``priority``, ``expire_after_periods``) are JSON integers.
 * A field that does not apply to a price's model (e.g. ``unit_amount`` on a flat fee) must be absent
   or null; a value there is a 400 rather than a silently stored, unused number.
 * ``limit``/``reset``/``soft`` apply only to metered features and ``value`` only to static ones; an
@@ -34,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
@@ -42,6 +44,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from billing_project.money import currency_allowed
+from billing_project.numbers import NumberInvalid, decimal_parse, integer_parse
 
 from . import pricing
 from .errors import CatalogInvalid, VersionPublished
@@ -64,8 +67,9 @@ __all__ = [
     "price_validate",
 ]
 
+MAX_DIGITS = 28
 MAX_DECIMAL_PLACES = 12
-MAX_INTEGER_DIGITS = 28 - 12
+INTEGER_COLUMN_MAX = 2**31 - 1
 USAGE_MODELS = (Price.Model.PER_UNIT, Price.Model.PACKAGE, Price.Model.TIERED)
 # The value fields each price model uses; the others must be absent or null.
 MODEL_FIELDS: dict[str, tuple[str, ...]] = {
@@ -104,45 +108,18 @@ def _path(prefix: str, name: str) -> str:
 
 
 def _decimal(value: Any, path: str, errors: _Errors, *, required: bool = False, positive: bool = False) -> Decimal | None:
-    """Parse a non-negative decimal (``positive``: > 0). ``None`` when absent/null and not required."""
-    if value is None or value == "":
+    """Parse a non-negative decimal (``positive``: > 0) that fits the 28/12 columns. ``None`` when absent/null
+    and not required. The grammar is the API's one (``billing_project.numbers``): ASCII decimal text or a
+    JSON integer; a JSON float, ``"1e3"``, ``" 5"`` or other digits are refused, never reinterpreted."""
+    if value is None:
         if required:
             errors.add(path, "This field is required.")
         return None
-    if isinstance(value, bool):
-        errors.add(path, "A decimal number is required.")
-        return None
     try:
-        if isinstance(value, Decimal):
-            number = value
-        elif isinstance(value, int):
-            number = Decimal(value)
-        elif isinstance(value, float):
-            number = Decimal(repr(value))
-        elif isinstance(value, str):
-            number = Decimal(value.strip())
-        else:
-            raise InvalidOperation
-    except InvalidOperation:
-        errors.add(path, "A decimal number is required.")
+        return decimal_parse(value, max_digits=MAX_DIGITS, decimal_places=MAX_DECIMAL_PLACES, positive=positive)
+    except NumberInvalid as exc:
+        errors.add(path, exc.message)
         return None
-    if not number.is_finite():
-        errors.add(path, "A finite decimal number is required.")
-        return None
-    if number < 0:
-        errors.add(path, "Must not be negative.")
-        return None
-    if positive and number == 0:
-        errors.add(path, "Must be greater than 0.")
-        return None
-    sign, digits, exponent = number.normalize().as_tuple()
-    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
-        errors.add(path, f"At most {MAX_DECIMAL_PLACES} decimal places.")
-        return None
-    if number.adjusted() >= MAX_INTEGER_DIGITS:
-        errors.add(path, f"At most {MAX_INTEGER_DIGITS} digits before the decimal point.")
-        return None
-    return number
 
 
 def _choice(value: Any, path: str, errors: _Errors, choices: Sequence[str], *, default: str | None = None) -> str | None:
@@ -166,22 +143,14 @@ def _bool(value: Any, path: str, errors: _Errors, *, default: bool) -> bool:
 
 
 def _int(value: Any, path: str, errors: _Errors, *, default: int | None, minimum: int) -> int | None:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        errors.add(path, "A whole number is required.")
+    """A JSON integer from ``minimum`` to what an integer column holds; ``default`` when absent/null."""
+    if value is None:
         return default
     try:
-        number = int(value) if isinstance(value, int | str) else None
-    except ValueError:
-        number = None
-    if number is None:
-        errors.add(path, "A whole number is required.")
+        return integer_parse(value, minimum=minimum, maximum=INTEGER_COLUMN_MAX)
+    except NumberInvalid as exc:
+        errors.add(path, exc.message)
         return default
-    if number < minimum:
-        errors.add(path, f"Must be at least {minimum}.")
-        return default
-    return number
 
 
 def _text(value: Any, path: str, errors: _Errors, *, required: bool, max_length: int, default: str = "") -> str:

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from billing_project.fields import ExactDecimalField, WholeNumberField
 from billing_project.money import decimal_text
 from catalog.models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price
 from catalog.pricing import currency_exponent
@@ -28,9 +29,10 @@ def money_text(value: Decimal | None, currency: str) -> str | None:
 
 
 class TierSerializer(serializers.Serializer):
-    up_to = serializers.CharField(allow_null=True, help_text="Last unit of the tier (inclusive); null for the last tier.")
-    unit_amount = serializers.CharField()
-    flat_amount = serializers.CharField(required=False, help_text='Default "0".')
+    up_to = ExactDecimalField(positive=True, allow_null=True,
+                              help_text="Last unit of the tier (inclusive); null for the last tier.")
+    unit_amount = ExactDecimalField()
+    flat_amount = ExactDecimalField(required=False, help_text='Default "0".')
 
 
 class PriceSerializer(serializers.Serializer):
@@ -40,10 +42,10 @@ class PriceSerializer(serializers.Serializer):
     meter = serializers.CharField(allow_null=True, required=False, help_text="Meter key (usage prices; absent for fixed fees).")
     timing = serializers.ChoiceField(choices=Price.Timing.values, required=False,
                                      help_text="Default: in_advance for flat_fee, in_arrears for usage.")
-    amount = serializers.CharField(allow_null=True, required=False, help_text="flat_fee")
-    unit_amount = serializers.CharField(allow_null=True, required=False, help_text="per_unit")
-    package_size = serializers.CharField(allow_null=True, required=False, help_text="package")
-    package_amount = serializers.CharField(allow_null=True, required=False, help_text="package")
+    amount = ExactDecimalField(allow_null=True, required=False, help_text="flat_fee")
+    unit_amount = ExactDecimalField(allow_null=True, required=False, help_text="per_unit")
+    package_size = ExactDecimalField(positive=True, allow_null=True, required=False, help_text="package")
+    package_amount = ExactDecimalField(allow_null=True, required=False, help_text="package")
     tier_mode = serializers.ChoiceField(choices=Price.TierMode.values, allow_null=True, required=False, help_text="tiered")
     tiers = TierSerializer(many=True, required=False, help_text="tiered")
 
@@ -75,7 +77,7 @@ class PriceSerializer(serializers.Serializer):
 class EntitlementSerializer(serializers.Serializer):
     feature = serializers.CharField(help_text="Feature key.")
     enabled = serializers.BooleanField(required=False, default=True)
-    limit = serializers.CharField(allow_null=True, required=False, help_text="Metered: limit per window; null = unlimited.")
+    limit = ExactDecimalField(allow_null=True, required=False, help_text="Metered: limit per window; null = unlimited.")
     reset = serializers.ChoiceField(choices=Entitlement.Reset.values, required=False)
     soft = serializers.BooleanField(required=False, default=False)
     value = serializers.CharField(allow_blank=True, required=False, help_text="Static features: the value.")
@@ -94,13 +96,13 @@ class EntitlementSerializer(serializers.Serializer):
 
 class GrantSerializer(serializers.Serializer):
     name = serializers.CharField()
-    credits = serializers.CharField()
+    credits = ExactDecimalField(positive=True)
     cadence = serializers.ChoiceField(choices=PlanCreditGrant.Cadence.values, required=False)
-    rollover_cap = serializers.CharField(allow_null=True, required=False,
-                                         help_text='null: all unused credits roll over; "0": none.')
-    expire_after_periods = serializers.IntegerField(allow_null=True, required=False, help_text="null: never by age.")
+    rollover_cap = ExactDecimalField(allow_null=True, required=False,
+                                     help_text='null: all unused credits roll over; "0": none.')
+    expire_after_periods = WholeNumberField(min_value=1, allow_null=True, required=False, help_text="null: never by age.")
     forfeit_on_end = serializers.BooleanField(required=False, default=True)
-    priority = serializers.IntegerField(required=False, default=10)
+    priority = WholeNumberField(required=False, default=10)
 
     @staticmethod
     def shape(row: PlanCreditGrant) -> dict:

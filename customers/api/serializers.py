@@ -8,6 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing_project.fields import ExactDecimalField, WholeNumberField
 from customers.models import Subscription
 
 
@@ -25,7 +26,7 @@ class PlainDecimalField(serializers.DecimalField):
 class TaxRateInputSerializer(serializers.Serializer):
     code = serializers.SlugField(max_length=50)
     name = serializers.CharField(max_length=200)
-    percentage = serializers.DecimalField(max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100))
+    percentage = ExactDecimalField(max_digits=7, decimal_places=4, at_most=100)
 
 
 class TaxRateOutputSerializer(serializers.Serializer):
@@ -40,8 +41,8 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True, default="")
     currency = serializers.CharField(max_length=3)
     tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
-    net_payment_terms = serializers.IntegerField(min_value=0, required=False, default=0)
-    invoice_grace_days = serializers.IntegerField(min_value=0, required=False, default=0)
+    net_payment_terms = WholeNumberField(max_value=365, required=False, default=0)
+    invoice_grace_days = WholeNumberField(max_value=365, required=False, default=0)
 
     def validate_currency(self, value: str) -> str:
         value = value.upper()
@@ -58,8 +59,8 @@ class CustomerUpdateInputSerializer(CustomerCreateInputSerializer):
     email = serializers.EmailField(required=False, allow_blank=True)
     currency = serializers.CharField(max_length=3, required=False)
     tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
-    net_payment_terms = serializers.IntegerField(min_value=0, required=False)
-    invoice_grace_days = serializers.IntegerField(min_value=0, required=False)
+    net_payment_terms = WholeNumberField(max_value=365, required=False)
+    invoice_grace_days = WholeNumberField(max_value=365, required=False)
 
 
 class CustomerOutputSerializer(serializers.Serializer):
@@ -82,8 +83,8 @@ class SubscriptionCreateInputSerializer(serializers.Serializer):
     start_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
                                          help_text="Default now; may be in the past.")
     billing = serializers.ChoiceField(choices=Subscription.Billing.values, default=Subscription.Billing.CALENDAR)
-    pinned_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
-                                              help_text="A version number of the plan (grandfathered), or null.")
+    pinned_version = WholeNumberField(required=False, allow_null=True, default=None, min_value=1,
+                                      help_text="A version number of the plan (grandfathered), or null.")
 
 
 class SubscriptionCancelInputSerializer(serializers.Serializer):

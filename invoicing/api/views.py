@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 
 from billing_project.api import Pagination, error_responses, paginated_schema
 from billing_project.errors import NotFound, ValidationFailed
+from billing_project.fields import ExactDecimalField
 from customers.models import Customer
 
 from .. import selectors
@@ -98,7 +98,7 @@ class InvoiceVoidApi(APIView):
 
 class InvoicePaymentCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
-        amount = serializers.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
+        amount = ExactDecimalField(max_digits=19, decimal_places=4, positive=True)
         method = serializers.ChoiceField(choices=["offline"], default="offline")
         reference = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
@@ -164,7 +164,7 @@ class UpcomingInvoiceApi(APIView):
 class CreditNoteCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         invoice = serializers.CharField()
-        amount = serializers.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
+        amount = ExactDecimalField(max_digits=19, decimal_places=4, positive=True)
         reason = serializers.CharField(max_length=500)
         refund_to = serializers.ChoiceField(choices=CreditNote.RefundTo.values, default=CreditNote.RefundTo.INVOICE)
 

@@ -1,7 +1,8 @@
 """Meters, event ingestion, usage and entitlement endpoints (API.md "Catalog" meters and "Events and usage").
 
 The two ingestion views read ``request.body`` and decode it with msgspec (no DRF parser, no serializer per
-event); everything else is ordinary thin DRF.
+event), after the same checks DRF's JSON parser makes (``application/json`` only, nesting depth); everything
+else is ordinary thin DRF.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from datetime import datetime
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing_project.api import error_responses, paginate, paginated_schema
 from billing_project.errors import NotFound, ValidationFailed
+from billing_project.fields import ExactDecimalField
 from billing_project.money import decimal_text
 from customers.models import Customer
 from metering import entitlements, services
@@ -39,6 +42,7 @@ class MeterOutputSerializer(serializers.Serializer):
     field = serializers.SerializerMethodField()
     multiplier = serializers.SerializerMethodField()
     filters = serializers.SerializerMethodField()
+    allow_negative = serializers.BooleanField()
 
     def get_field(self, meter: Meter) -> str | None:
         return meter.field or None
@@ -59,8 +63,12 @@ class MeterInputSerializer(serializers.Serializer):
     event_name = serializers.CharField(max_length=200)
     aggregation = serializers.CharField(max_length=24)
     field = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True, default="")
-    multiplier = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None)
+    multiplier = ExactDecimalField(required=False, allow_null=True, default=None, help_text='sum_with_multiplier: e.g. "2".')
     filters = serializers.JSONField(required=False, default=list, help_text='[{"property": "model", "values": ["gpt-4o"]}]')
+    allow_negative = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Accept negative values of the property (corrections); default false: a negative value is rejected.",
+    )
 
 
 class MeterListCreateApi(APIView):
@@ -85,6 +93,7 @@ class MeterListCreateApi(APIView):
             key=values["key"], name=values["name"], event_name=values["event_name"],
             aggregation=values["aggregation"], field=values.get("field") or "",
             multiplier=values.get("multiplier"), filters=values.get("filters"),
+            allow_negative=values["allow_negative"],
         )
         meter = Meter.objects.prefetch_related("filters").get(pk=meter.pk)
         return Response(self.OutputSerializer(meter).data, status=status.HTTP_201_CREATED)
@@ -112,6 +121,15 @@ class EventSchema(serializers.Serializer):
     properties = serializers.DictField(required=False)
 
 
+def _json_body(request):
+    """The decoded body of an ingestion request: only ``application/json`` (415 otherwise, as DRF answers for
+    every other endpoint), at most 32 levels deep (400)."""
+    media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(media_type or "(none)")
+    return body_decode(request.body)
+
+
 class EventIngestApi(APIView):
     """``POST /events``: 201 accepted, 200 duplicate (the same event_id already stored for that customer)."""
 
@@ -127,7 +145,7 @@ class EventIngestApi(APIView):
     @extend_schema(operation_id="events_create", request=EventSchema,
                    responses={201: OutputSerializer, 200: OutputSerializer, **error_responses(400)})
     def post(self, request):
-        raw = body_decode(request.body)
+        raw = _json_body(request)
         event, errors = event_clean(raw, numeric_fields=numeric_fields_by_event_name(), now=timezone.now())
         if event is None:
             return Response(errors, status=status.HTTP_400_BAD_REQUEST)
@@ -164,7 +182,7 @@ class EventBatchApi(APIView):
     @extend_schema(operation_id="events_batch", request=InputSerializer,
                    responses={200: OutputSerializer, **error_responses(400)})
     def post(self, request):
-        raw = body_decode(request.body)
+        raw = _json_body(request)
         if not isinstance(raw, dict) or "events" not in raw:
             raise ValidationFailed('The body must be {"events": [...]}.', field="events")
         items = raw["events"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from billing_project.errors import NotFound, ValidationFailed
 from billing_project.money import currency_allowed
+from billing_project.numbers import NumberInvalid, decimal_parse
 from customers.models import Customer
 from wallets.credits import CREDIT_DECIMAL_PLACES, expired_lots
 
@@ -23,23 +24,13 @@ MANUAL_KINDS = (
 
 
 def credits_parse(value: object, *, field: str = "credits", allow_zero: bool = False) -> Decimal:
-    """A credit quantity from input: a finite decimal (string or number, never float noise), > 0, <= 12 dp."""
-    if isinstance(value, bool) or value is None:
-        raise ValidationFailed("A number of credits is required.", field=field)
+    """A credit quantity from input, in the API's number grammar (``billing_project.numbers``): ASCII decimal
+    text or an integer (a ``Decimal`` from Python callers), > 0 (>= 0 with ``allow_zero``), at most 16 digits
+    before the point and 12 after; ValidationFailed naming ``field`` otherwise."""
     try:
-        credits = Decimal(str(value)) if not isinstance(value, Decimal) else value
-    except (InvalidOperation, ValueError):
-        raise ValidationFailed("Must be a number, e.g. \"100\" or \"12.5\".", field=field) from None
-    if not credits.is_finite():
-        raise ValidationFailed("Must be a finite number.", field=field)
-    if credits < 0 or (credits == 0 and not allow_zero):
-        raise ValidationFailed("Must be greater than zero.", field=field)
-    # Size first: quantizing a huge number (3e256) to 12 places would overflow the decimal context.
-    if credits.adjusted() >= 16:
-        raise ValidationFailed("Too large: at most 16 digits before the decimal point.", field=field)
-    if credits != credits.quantize(Decimal(1).scaleb(-CREDIT_DECIMAL_PLACES)):
-        raise ValidationFailed(f"At most {CREDIT_DECIMAL_PLACES} decimal places.", field=field)
-    return credits
+        return decimal_parse(value, max_digits=28, decimal_places=CREDIT_DECIMAL_PLACES, positive=not allow_zero)
+    except NumberInvalid as exc:
+        raise ValidationFailed(exc.message, field=field) from None
 
 
 @transaction.atomic(durable=True)
