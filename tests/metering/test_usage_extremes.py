@@ -1,4 +1,5 @@
-"""Negative usage: refused unless the meter allows it; when allowed, it never bills below zero nor lifts a limit.
+"""Extreme usage. Negative values: refused unless the meter allows them; when allowed, they never bill below
+zero nor lift a limit. The largest values: the upcoming invoice still answers.
 
 Before: a sum meter accepted ``-999999999999999999999999``, after which the upcoming invoice answered 500
 and the billing run failed forever; one ``-1000000`` event lifted an entitlement limit.
@@ -23,7 +24,7 @@ from tests.factories.catalog import (
     PriceFactory,
     TierFactory,
 )
-from tests.factories.customers import CustomerFactory
+from tests.factories.customers import CustomerFactory, TaxRateFactory
 from tests.factories.metering import MeterFactory
 from tests.invoicing.helpers import invoices_of, start
 
@@ -145,3 +146,25 @@ def test_without_allow_negative_the_limit_holds(api):
     assert send(api, "e2", -1000000, at=(now - timedelta(hours=1)).isoformat()).status_code == 400
     state = api.get("/api/v1/customers/acme/entitlements/tokens").json()
     assert (state["usage"], state["remaining"], state["allowed"]) == ("5", "0", False)
+
+
+def test_the_largest_usage_still_previews(api):
+    # 50 events of the largest property value (20 + 12 digits) at a 16 + 12-digit unit price: far beyond any
+    # money column, but the preview is computed and shown, never a 500 (formatting used the 28-digit context).
+    version = PlanVersionFactory(published=True, number=1)
+    meter = MeterFactory(key="tokens", event_name="api_call", aggregation="sum", field="tokens")
+    PriceFactory(plan_version=version, per_unit=True, name="Tokens", meter=meter,
+                 unit_amount=Decimal("999999.999999999999"))
+    customer = CustomerFactory(external_id="acme")
+    customer.tax_rates.add(TaxRateFactory(code="vat-20", percentage=Decimal("20")))
+    start(customer, version.plan, JAN)
+    for i in range(50):
+        assert send(api, f"e{i}", "99999999999999999999.999999999999").status_code == 201
+    response = api.get("/api/v1/customers/acme/upcoming_invoice")
+    assert response.status_code == 200
+    (line,) = response.json()["lines"]
+    # 50 x 99999999999999999999.999999999999 = 4999999999999999999999.99999999995
+    assert line["quantity"] == "4999999999999999999999.99999999995"
+    # (5e21 - 5e-11) x (1e6 - 1e-12) = 5e27 - 5e9 - 5e-5 + 5e-23 = 4999999999999999994999999999.99995000...005,
+    # rounded half-up to cents
+    assert line["amount"] == "4999999999999999995000000000.00"
