@@ -80,3 +80,54 @@ class WholeNumberField(serializers.IntegerField):
             return integer_parse(data)
         except NumberInvalid as exc:
             raise serializers.ValidationError(exc.message) from None
+
+
+class TextField(serializers.CharField):
+    """Text in a JSON body: a JSON string only (DRF's CharField also takes ``5`` and stores ``"5"``), kept as
+    sent (no trimming: a length or a blank check then means what the schema says), without NUL characters.
+    The schema adds ``pattern: ^[^\\x00]*$`` (billing_project.schema)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class KeyField(serializers.SlugField):
+    """A key (ASCII letters, digits, ``-``, ``_``) in a JSON body: a JSON string only, not trimmed."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class FlagField(serializers.BooleanField):
+    """A boolean in a JSON body: ``true`` or ``false`` only (DRF's BooleanField also takes ``"yes"``, ``1``)."""
+
+    def to_internal_value(self, data) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class CurrencyField(serializers.ChoiceField):
+    """A currency this installation accepts (``settings.CURRENCIES``), as its exact ISO 4217 code."""
+
+    def __init__(self, **kwargs):
+        from django.conf import settings
+
+        super().__init__(choices=list(settings.CURRENCIES), **kwargs)
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)

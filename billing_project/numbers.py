@@ -35,6 +35,7 @@ from typing import Literal
 __all__ = [
     "PROPERTY_DECIMAL_PLACES",
     "PROPERTY_INTEGER_DIGITS",
+    "STORABLE_DIGITS",
     "NumberInvalid",
     "decimal_parse",
     "decimal_pattern",
@@ -161,11 +162,24 @@ def property_number(value: object, *, signed: bool) -> Decimal | None:
     return Decimal(text)
 
 
+#: Any JSON number stored in event properties: at most this many digits before the point and after it. Every
+#: double fits (1.8e308, 5e-324), so no client's float is refused; ``1e999999999`` (valid JSON, which PostgreSQL
+#: cannot store in ``jsonb``) is.
+STORABLE_DIGITS = 1000
+
+
 def json_number_fits(value: int | Decimal) -> bool:
-    """Whether a JSON number anywhere in event properties fits the property bounds (20 + 12 digits)."""
+    """Whether a JSON number anywhere in event properties can be stored (``STORABLE_DIGITS`` each side).
+
+    The stricter property grammar (:func:`property_number`) applies to the properties meters aggregate.
+    """
     if isinstance(value, int):
-        return abs(value) < 10**PROPERTY_INTEGER_DIGITS
-    return _number_text(value) is not None
+        return abs(value) < 10**STORABLE_DIGITS
+    if not value.is_finite():
+        return False
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    return len(digits) + exponent <= STORABLE_DIGITS and -exponent <= STORABLE_DIGITS
 
 
 # --- API fields -------------------------------------------------------------------------------------------

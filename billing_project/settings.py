@@ -124,6 +124,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["billing_project.auth.HasApiKeyScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["billing_project.parsers.JSONParser"],
+    # No ?format= override: a response's type follows the Accept header only (the schema lists no such parameter).
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_PAGINATION_CLASS": "billing_project.api.Pagination",
     "PAGE_SIZE": 50,
     "COERCE_DECIMAL_TO_STRING": True,
@@ -155,6 +157,8 @@ SPECTACULAR_SETTINGS = {
         "WalletAppliesToEnum": "wallets.models.Wallet.AppliesTo",
         "WalletAppliesToValueEnum": ["all", "usage"],
         "WalletStatusEnum": "wallets.models.Wallet.Status",
+        "AcceptedCurrencyEnum": list(CURRENCIES),
+        "CurrencyEnum": "billing_project.money.CURRENCY_CHOICES",
     },
     # Swagger UI served from our own static files (drf-spectacular-sidecar): no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -264,7 +264,7 @@ def price_validate(data: Mapping[str, Any], *, prefix: str = "", errors: _Errors
         default_timing = Price.Timing.IN_ARREARS if is_usage else Price.Timing.IN_ADVANCE
         spec.timing = _choice(data.get("timing"), _path(prefix, "timing"), errs, Price.Timing.values, default=default_timing) or ""
         for name in ALL_MODEL_FIELDS:
-            if name not in MODEL_FIELDS[model] and data.get(name) not in (None, "", [], ()):
+            if name not in MODEL_FIELDS[model] and data.get(name) not in (None, [], ()):
                 errs.add(_path(prefix, name), f"Does not apply to {model} prices.")
         if model == Price.Model.FLAT_FEE:
             spec.amount = _decimal(data.get("amount"), _path(prefix, "amount"), errs, required=True)
@@ -309,8 +309,7 @@ def _entitlements(rows: list[Mapping[str, Any]], errors: _Errors) -> list[dict[s
         reset = _choice(row.get("reset"), f"{here}.reset", errors, Entitlement.Reset.values, default=Entitlement.Reset.BILLING_PERIOD)
         soft = _bool(row.get("soft"), f"{here}.soft", errors, default=False)
         value = row.get("value")
-        text = "" if value is None else (str(value) if isinstance(value, int | Decimal) and not isinstance(value, bool) else value)
-        text = _text(text, f"{here}.value", errors, required=False, max_length=200)
+        text = _text("" if value is None else value, f"{here}.value", errors, required=False, max_length=200)
         if feature is not None:
             if feature.type != Feature.Type.METERED:
                 if limit is not None:

@@ -6,8 +6,8 @@ the fields: ``{"timestamp": ["..."]}``.
 
 Rules (shared/API.md, "Events and usage"):
 
-* ``event_id``, ``customer`` and ``event_name`` are required non-empty strings (an integer ``event_id`` is
-  accepted and kept as its decimal text).
+* ``event_id``, ``customer`` and ``event_name`` are required strings, not blank, without NUL (an integer
+  ``event_id`` from 0 to 2^63 - 1 is accepted and kept as its decimal text).
 * ``timestamp`` is ISO 8601 (``2026-01-15T00:00:00Z``); a naive time is UTC; omitted means now.
 * ``properties`` must be an object (omitted means ``{}``).
 * A property that a numeric meter (sum, max, latest, sum_with_multiplier) on the event's name aggregates must
@@ -16,9 +16,11 @@ Rules (shared/API.md, "Events and usage"):
   most 20 digits before the point and 12 after), and not negative unless every meter aggregating it allows
   negatives (``allow_negative``). The SQL cast in usage reads uses the same grammar, so whatever passes here
   is counted there with the same value. The error names the event and the property.
-* Every JSON number anywhere in ``properties`` fits the same bounds (20 digits before the point, 12 after),
-  so any property can later be aggregated exactly by a new meter, and no number (``1e999999999``) can make
-  the batch's single insert fail: such an event is rejected on its own.
+* Every JSON number anywhere in ``properties`` must be storable: at most 1,000 digits before the point and
+  1,000 after (every double fits, so no client's float is refused), so no number (``1e999999999``, valid JSON
+  that PostgreSQL cannot hold in ``jsonb``) can make the batch's single insert fail: such an event is
+  rejected on its own. A number outside the property grammar that a meter created later aggregates counts as
+  missing for it.
 * The body may nest at most 32 levels (``billing_project.parsers.json_depth_check``).
 """
 
@@ -36,6 +38,7 @@ from billing_project.errors import ValidationFailed
 from billing_project.numbers import (
     PROPERTY_DECIMAL_PLACES,
     PROPERTY_INTEGER_DIGITS,
+    STORABLE_DIGITS,
     json_number_fits,
     property_number,
 )
@@ -44,6 +47,12 @@ from billing_project.parsers import JsonTooDeep, json_depth_check
 MAX_BATCH = 1000
 MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 200
+MAX_INT_ID = 2**63 - 1
+# The schema's form of the text rule below (not blank, as ``str.strip`` sees blanks, and no NUL): every
+# character ``str.isspace`` knows, spelled out, so the pattern means the same in ECMA and Python regexes.
+_SPACES = "".join(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" for c in map(chr, range(0x3001))
+                  if c.isspace())
+NOT_BLANK_PATTERN = f"^[^\\x00]*[^\\x00{_SPACES}][^\\x00]*$"
 # Floats decode to Decimal so a property like 0.1 or 12345678901234567890.5 is stored exactly.
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
 _encoder = msgspec.json.Encoder(decimal_format="number")
@@ -70,7 +79,7 @@ def body_decode(body: bytes) -> Any:
 
 
 def _number_errors(properties: dict) -> list[str]:
-    """Messages for JSON numbers anywhere in ``properties`` (nested too) that do not fit the property bounds.
+    """Messages for JSON numbers anywhere in ``properties`` (nested too) that PostgreSQL could not store.
 
     Iterative: the body's depth is already bounded, but nothing here needs recursion.
     """
@@ -84,8 +93,8 @@ def _number_errors(properties: dict) -> list[str]:
             stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
         elif isinstance(value, int | Decimal) and not isinstance(value, bool) and not json_number_fits(value):
             bad.append(
-                f"Property {path}: a JSON number must have at most {PROPERTY_INTEGER_DIGITS} digits before the "
-                f"point and {PROPERTY_DECIMAL_PLACES} after it."
+                f"Property {path}: a JSON number must have at most {STORABLE_DIGITS} digits before the point and "
+                f"{STORABLE_DIGITS} after it (it could not be stored)."
             )
     return sorted(bad)
 
@@ -113,6 +122,9 @@ def _text(raw: Mapping, name: str, limit: int, errors: dict, *, allow_int: bool 
         errors[name] = ["This field is required."]
         return ""
     if allow_int and isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_INT_ID:
+            errors[name] = [f"An integer {name} must be from 0 to {MAX_INT_ID}."]
+            return ""
         value = str(value)
     if not isinstance(value, str):
         errors[name] = ["Must be a string."]
@@ -134,7 +146,7 @@ def timestamp_parse(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError("Must be an ISO 8601 string, e.g. 2026-01-15T00:00:00Z.")
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"'{value}' is not an ISO 8601 time, e.g. 2026-01-15T00:00:00Z.") from None
     if parsed.tzinfo is None:

@@ -185,6 +185,20 @@ def test_wallet_decimals(api, field, value):
     assert field in response.json()
 
 
+def test_a_grant_past_the_balance_column_is_400_naming_credits(api):
+    # two grants of 9,999,999,999,999,999 credits: the second would take the balance past numeric(28, 12)
+    # (the database refused the update: a 400 that named no field)
+    from tests.factories.customers import CustomerFactory
+
+    CustomerFactory(external_id="acme")
+    wallet = api.post("/api/v1/wallets", {"customer": "acme", "currency": "USD"}, format="json").json()
+    grant = {"credits": "9999999999999999", "kind": "paid"}
+    assert api.post(f"/api/v1/wallets/{wallet['id']}/grants", grant, format="json").status_code == 201
+    response = api.post(f"/api/v1/wallets/{wallet['id']}/grants", grant, format="json")
+    assert response.status_code == 400 and "credits" in response.json()
+    assert api.get(f"/api/v1/wallets/{wallet['id']}").json()["balance"] == "9999999999999999"
+
+
 def test_meter_multiplier_is_stored_exactly_or_refused(api):
     body = {"key": "m", "name": "M", "event_name": "e", "aggregation": "sum_with_multiplier", "field": "n"}
     response = api.post("/api/v1/meters", {**body, "multiplier": "1e-30"}, format="json")
@@ -219,3 +233,88 @@ def test_lone_surrogates_are_400(api):
     # a well-formed pair is text
     response = post_raw(api, "plans", '{"key": "r", "name": "\\ud83d\\ude00", "currency": "USD"}')
     assert response.status_code == 201 and Plan.objects.get(key="r").name == "\U0001f600"
+
+
+# --- what the schema says about text, booleans, choices and list parameters ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("plans", {"key": "p", "name": "P", "currency": "USD", "description": 0}, "description"),  # stored "0"
+        ("plans", {"key": "p", "name": 5, "currency": "USD"}, "name"),
+        ("plans", {"key": 5, "name": "P", "currency": "USD"}, "key"),
+        ("plans", {"key": " p", "name": "P", "currency": "USD"}, "key"),  # was trimmed and accepted
+        ("plans", {"key": "p", "name": "P", "currency": "usd"}, "currency"),
+        ("plans", {"key": "p", "name": "P", "currency": "KWD"}, "currency"),  # known, not configured
+        ("customers", {**CUSTOMER, "tax_rates": [1]}, "tax_rates"),
+        ("customers", {**CUSTOMER, "external_id": 7}, "external_id"),
+        ("meters", {"key": "m", "name": "M", "event_name": "e", "aggregation": "count", "allow_negative": "yes"},
+         "allow_negative"),
+        ("meters", {"key": "m", "name": "M", "event_name": "e", "aggregation": "count", "allow_negative": 1},
+         "allow_negative"),
+        ("meters", {"key": "m", "name": "M", "event_name": "e", "aggregation": "count",
+                    "filters": [{"property": "model", "values": []}]}, "filters"),
+        ("plans/p/versions", {"publish": "true"}, "publish"),
+    ],
+)
+def test_types_are_the_schemas(api, path, body, field):
+    if path.startswith("plans/p"):
+        api.post("/api/v1/plans", {"key": "p", "name": "P", "currency": "USD"}, format="json")
+    response = api.post(f"/api/v1/{path}", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert field in response.json()
+
+
+@pytest.mark.parametrize("query", ["offset=null", "offset=-1", "limit=0", "limit=abc", "offset=2147483648",
+                                   "limit=1.5", "offset=\u0665"])
+def test_bad_pagination_is_400_naming_the_parameter(api, query):
+    # DRF fell back to its default page: a 200 for a request the schema refuses
+    response = api.get(f"/api/v1/customers?{query}")
+    assert response.status_code == 400
+    assert query.split("=")[0] in response.json()
+
+
+def test_pagination_bounds(api):
+    from tests.factories.customers import CustomerFactory
+
+    for i in range(3):
+        CustomerFactory(external_id=f"c{i}")
+    page = api.get("/api/v1/customers?limit=5000&offset=2").json()  # above 1,000 reads as 1,000
+    assert (page["count"], len(page["results"])) == (3, 1)
+
+
+def test_empty_list_filters_mean_any(api):
+    assert api.get("/api/v1/invoices?status=&customer=&subscription=").status_code == 200
+    assert api.get("/api/v1/invoices?subscription=abc").status_code == 400
+
+
+def test_an_empty_usage_window_bound_is_400(api):
+    from tests.factories.customers import CustomerFactory
+
+    CustomerFactory(external_id="acme")
+    assert api.get("/api/v1/customers/acme/usage?from=").status_code == 400
+
+
+def test_a_domain_error_on_a_field_named_code_keeps_its_message(api):
+    # the error's own "code" key overwrote the field's messages: {"code": "invalid"} named nothing
+    body = {"code": "vat", "name": "VAT", "percentage": "20"}
+    assert api.post("/api/v1/tax_rates", body, format="json").status_code == 201
+    response = api.post("/api/v1/tax_rates", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == ["A tax rate with code 'vat' already exists."]
+
+
+@pytest.mark.parametrize(("event_id", "ok"), [(0, True), (2**63 - 1, True), (-1, False), (2**63, False)])
+def test_integer_event_ids(api, event_id, ok):
+    body = {"event_id": event_id, "customer": "c1", "event_name": "e"}
+    response = post_raw(api, "events", json.dumps(body))
+    assert response.status_code == (201 if ok else 400)
+    if not ok:
+        assert "event_id" in response.json()
+
+
+def test_event_timestamp_is_iso_8601_as_sent(api):
+    body = {"event_id": "e1", "customer": "c1", "event_name": "e", "timestamp": " 2026-01-15T10:00:00Z"}
+    response = post_raw(api, "events", json.dumps(body))
+    assert response.status_code == 400 and "timestamp" in response.json()

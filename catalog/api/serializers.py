@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from billing_project.fields import ExactDecimalField, WholeNumberField
+from billing_project.fields import ExactDecimalField, TextField, WholeNumberField
 from billing_project.money import decimal_text
 from catalog.models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price
 from catalog.pricing import currency_exponent
@@ -29,19 +29,20 @@ def money_text(value: Decimal | None, currency: str) -> str | None:
 
 
 class TierSerializer(serializers.Serializer):
-    up_to = ExactDecimalField(positive=True, allow_null=True,
-                              help_text="Last unit of the tier (inclusive); null for the last tier.")
+    up_to = ExactDecimalField(positive=True, allow_null=True, required=False,
+                              help_text="Last unit of the tier (inclusive); null (or absent) for the last tier.")
     unit_amount = ExactDecimalField()
-    flat_amount = ExactDecimalField(required=False, help_text='Default "0".')
+    flat_amount = ExactDecimalField(required=False, allow_null=True, help_text='Default (or null) "0".')
 
 
 class PriceSerializer(serializers.Serializer):
     id = serializers.CharField(read_only=True)
-    name = serializers.CharField()
+    name = TextField(required=False, allow_null=True, max_length=200,
+                     help_text="Default (or null): the meter's name, or \"Flat fee\".")
     model = serializers.ChoiceField(choices=Price.Model.values)
-    meter = serializers.CharField(allow_null=True, required=False, help_text="Meter key (usage prices; absent for fixed fees).")
-    timing = serializers.ChoiceField(choices=Price.Timing.values, required=False,
-                                     help_text="Default: in_advance for flat_fee, in_arrears for usage.")
+    meter = TextField(allow_null=True, required=False, help_text="Meter key (usage prices; absent for fixed fees).")
+    timing = serializers.ChoiceField(choices=Price.Timing.values, required=False, allow_null=True,
+                                     help_text="Default (or null): in_advance for flat_fee, in_arrears for usage.")
     amount = ExactDecimalField(allow_null=True, required=False, help_text="flat_fee")
     unit_amount = ExactDecimalField(allow_null=True, required=False, help_text="per_unit")
     package_size = ExactDecimalField(positive=True, allow_null=True, required=False, help_text="package")
@@ -75,12 +76,14 @@ class PriceSerializer(serializers.Serializer):
 
 
 class EntitlementSerializer(serializers.Serializer):
-    feature = serializers.CharField(help_text="Feature key.")
-    enabled = serializers.BooleanField(required=False, default=True)
+    feature = TextField(help_text="Feature key.")
+    enabled = serializers.BooleanField(required=False, allow_null=True, default=True, help_text="Default (or null) true.")
     limit = ExactDecimalField(allow_null=True, required=False, help_text="Metered: limit per window; null = unlimited.")
-    reset = serializers.ChoiceField(choices=Entitlement.Reset.values, required=False)
-    soft = serializers.BooleanField(required=False, default=False)
-    value = serializers.CharField(allow_blank=True, required=False, help_text="Static features: the value.")
+    reset = serializers.ChoiceField(choices=Entitlement.Reset.values, required=False, allow_null=True,
+                                    help_text="Default (or null) billing_period.")
+    soft = serializers.BooleanField(required=False, allow_null=True, default=False, help_text="Default (or null) false.")
+    value = TextField(allow_blank=True, allow_null=True, required=False, max_length=200,
+                      help_text="Static features: the value.")
 
     @staticmethod
     def shape(row: Entitlement) -> dict:
@@ -95,14 +98,16 @@ class EntitlementSerializer(serializers.Serializer):
 
 
 class GrantSerializer(serializers.Serializer):
-    name = serializers.CharField()
+    name = TextField(required=False, allow_null=True, max_length=200, help_text='Default (or null) "Plan credits".')
     credits = ExactDecimalField(positive=True)
-    cadence = serializers.ChoiceField(choices=PlanCreditGrant.Cadence.values, required=False)
+    cadence = serializers.ChoiceField(choices=PlanCreditGrant.Cadence.values, required=False, allow_null=True,
+                                      help_text="Default (or null) per_period.")
     rollover_cap = ExactDecimalField(allow_null=True, required=False,
                                      help_text='null: all unused credits roll over; "0": none.')
     expire_after_periods = WholeNumberField(min_value=1, allow_null=True, required=False, help_text="null: never by age.")
-    forfeit_on_end = serializers.BooleanField(required=False, default=True)
-    priority = WholeNumberField(required=False, default=10)
+    forfeit_on_end = serializers.BooleanField(required=False, allow_null=True, default=True,
+                                              help_text="Default (or null) true.")
+    priority = WholeNumberField(required=False, allow_null=True, default=10, help_text="Default (or null) 10.")
 
     @staticmethod
     def shape(row: PlanCreditGrant) -> dict:
@@ -158,7 +163,8 @@ class VersionInputDocSerializer(serializers.Serializer):
     entitlements = EntitlementSerializer(many=True, required=False)
     credit_grants = GrantSerializer(many=True, required=False)
     publish = serializers.BooleanField(required=False, default=False)
-    effective_from = serializers.DateTimeField(required=False, help_text="Default now; may be in the past.")
+    effective_from = serializers.DateTimeField(required=False, allow_null=True,
+                                               help_text="Default (or null) now on create, unchanged on edit; may be in the past.")
 
 
 class FeatureOutputSerializer(serializers.ModelSerializer):

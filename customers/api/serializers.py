@@ -8,7 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing_project.fields import ExactDecimalField, WholeNumberField
+from billing_project.fields import CurrencyField, ExactDecimalField, KeyField, TextField, WholeNumberField
 from customers.models import Subscription
 
 
@@ -24,8 +24,8 @@ class PlainDecimalField(serializers.DecimalField):
 
 
 class TaxRateInputSerializer(serializers.Serializer):
-    code = serializers.SlugField(max_length=50)
-    name = serializers.CharField(max_length=200)
+    code = KeyField(max_length=50)
+    name = TextField(max_length=200)
     percentage = ExactDecimalField(max_digits=7, decimal_places=4, at_most=100)
 
 
@@ -36,11 +36,11 @@ class TaxRateOutputSerializer(serializers.Serializer):
 
 
 class CustomerCreateInputSerializer(serializers.Serializer):
-    external_id = serializers.CharField(max_length=255)
-    name = serializers.CharField(max_length=255)
+    external_id = TextField(max_length=255)
+    name = TextField(max_length=255)
     email = serializers.EmailField(required=False, allow_blank=True, default="")
-    currency = serializers.CharField(max_length=3)
-    tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
+    currency = CurrencyField()
+    tax_rates = serializers.ListField(child=TextField(max_length=50), required=False, default=list)
     net_payment_terms = WholeNumberField(max_value=365, required=False, default=0)
     invoice_grace_days = WholeNumberField(max_value=365, required=False, default=0)
 
@@ -55,10 +55,10 @@ class CustomerUpdateInputSerializer(CustomerCreateInputSerializer):
     """PATCH: every field optional, no defaults; ``external_id`` is the address and cannot change."""
 
     external_id = None
-    name = serializers.CharField(max_length=255, required=False)
+    name = TextField(max_length=255, required=False)
     email = serializers.EmailField(required=False, allow_blank=True)
-    currency = serializers.CharField(max_length=3, required=False)
-    tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+    currency = CurrencyField(required=False)
+    tax_rates = serializers.ListField(child=TextField(max_length=50), required=False)
     net_payment_terms = WholeNumberField(max_value=365, required=False)
     invoice_grace_days = WholeNumberField(max_value=365, required=False)
 
@@ -78,8 +78,8 @@ class CustomerOutputSerializer(serializers.Serializer):
 
 
 class SubscriptionCreateInputSerializer(serializers.Serializer):
-    customer = serializers.CharField(max_length=255, help_text="The customer's external id.")
-    plan = serializers.CharField(max_length=100, help_text="The plan's key.")
+    customer = TextField(max_length=255, help_text="The customer's external id.")
+    plan = TextField(max_length=100, help_text="The plan's key.")
     start_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
                                          help_text="Default now; may be in the past.")
     billing = serializers.ChoiceField(choices=Subscription.Billing.values, default=Subscription.Billing.CALENDAR)

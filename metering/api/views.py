@@ -18,11 +18,22 @@ from rest_framework.views import APIView
 
 from billing_project.api import error_responses, paginate, paginated_schema
 from billing_project.errors import NotFound, ValidationFailed
-from billing_project.fields import ExactDecimalField
+from billing_project.fields import ExactDecimalField, FlagField, KeyField, TextField
 from billing_project.money import decimal_text
+from billing_project.parsers import JSONParser
 from customers.models import Customer
 from metering import entitlements, services
-from metering.ingest import MAX_BATCH, body_decode, event_clean, event_id_of, timestamp_parse
+from metering.ingest import (
+    MAX_BATCH,
+    MAX_ID_LENGTH,
+    MAX_INT_ID,
+    MAX_NAME_LENGTH,
+    NOT_BLANK_PATTERN,
+    body_decode,
+    event_clean,
+    event_id_of,
+    timestamp_parse,
+)
 from metering.models import Meter
 from metering.selectors import numeric_fields_by_event_name
 
@@ -30,8 +41,8 @@ from metering.selectors import numeric_fields_by_event_name
 
 
 class MeterFilterSerializer(serializers.Serializer):
-    property = serializers.CharField()
-    values = serializers.ListField(child=serializers.CharField())
+    property = TextField(max_length=200)
+    values = serializers.ListField(child=TextField(max_length=200), min_length=1)
 
 
 class MeterOutputSerializer(serializers.Serializer):
@@ -58,14 +69,14 @@ class MeterOutputSerializer(serializers.Serializer):
 class MeterInputSerializer(serializers.Serializer):
     """Shape only; the rules (aggregation, field, multiplier, filters) are checked by ``meter_create``."""
 
-    key = serializers.SlugField(max_length=100)
-    name = serializers.CharField(max_length=200)
-    event_name = serializers.CharField(max_length=200)
-    aggregation = serializers.CharField(max_length=24)
-    field = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True, default="")
+    key = KeyField(max_length=100)
+    name = TextField(max_length=200)
+    event_name = TextField(max_length=200)
+    aggregation = serializers.ChoiceField(choices=Meter.Aggregation.values)
+    field = TextField(max_length=200, required=False, allow_blank=True, allow_null=True, default="")
     multiplier = ExactDecimalField(required=False, allow_null=True, default=None, help_text='sum_with_multiplier: e.g. "2".')
-    filters = serializers.JSONField(required=False, default=list, help_text='[{"property": "model", "values": ["gpt-4o"]}]')
-    allow_negative = serializers.BooleanField(
+    filters = MeterFilterSerializer(many=True, required=False, default=list)
+    allow_negative = FlagField(
         required=False, default=False,
         help_text="Accept negative values of the property (corrections); default false: a negative value is rejected.",
     )
@@ -113,12 +124,38 @@ class MeterDetailApi(APIView):
 # --- Events ---------------------------------------------------------------------------------------------------
 
 
+def _event_text(max_length: int) -> dict:
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": NOT_BLANK_PATTERN}
+
+
+@extend_schema_field({"oneOf": [_event_text(MAX_ID_LENGTH), {"type": "integer", "minimum": 0, "maximum": MAX_INT_ID}]})
+class _EventIdDoc(serializers.Field):
+    """Documentation only (the ingestion endpoints check events by hand, metering.ingest)."""
+
+
+@extend_schema_field(_event_text(MAX_ID_LENGTH))
+class _CustomerDoc(serializers.Field):
+    pass
+
+
+@extend_schema_field(_event_text(MAX_NAME_LENGTH))
+class _EventNameDoc(serializers.Field):
+    pass
+
+
+class _PropertiesDoc(serializers.DictField):
+    """Documentation only: any JSON object without NUL characters (PostgreSQL's jsonb cannot hold them), whose
+    numbers are storable (every double is); see ``billing_project.schema.EventPropertiesSchema``."""
+
+
 class EventSchema(serializers.Serializer):
-    event_id = serializers.CharField()
-    customer = serializers.CharField()
-    event_name = serializers.CharField()
-    timestamp = serializers.DateTimeField(required=False)
-    properties = serializers.DictField(required=False)
+    """An EVENT as the ingestion endpoints check it (``metering.ingest.event_clean``)."""
+
+    event_id = _EventIdDoc(help_text="A string, or an integer kept as its decimal text.")
+    customer = _CustomerDoc(help_text="The customer's external id (it may not exist yet).")
+    event_name = _EventNameDoc()
+    timestamp = serializers.DateTimeField(required=False, allow_null=True, help_text="Default (or null): now.")
+    properties = _PropertiesDoc(required=False, allow_null=True, help_text="Default (or null): {}.")
 
 
 def _json_body(request):
@@ -134,7 +171,9 @@ class EventIngestApi(APIView):
     """``POST /events``: 201 accepted, 200 duplicate (the same event_id already stored for that customer)."""
 
     required_scope = "ingest"
-    parser_classes: list = []  # the body is read raw and decoded by msgspec
+    # The body is read raw and decoded by msgspec (request.data is never used): the parser only tells the
+    # schema that the body is JSON.
+    parser_classes = [JSONParser]
 
     class OutputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=["accepted", "duplicate"])
@@ -154,14 +193,20 @@ class EventIngestApi(APIView):
         return Response({"status": "duplicate"}, status=status.HTTP_200_OK)
 
 
+@extend_schema_field({"type": "array", "maxItems": MAX_BATCH, "items": {}})
+class _BatchEventsDoc(serializers.Field):
+    """Documentation only: any item is answered (an invalid one is a ``rejected`` entry, not a 400)."""
+
+
 class EventBatchApi(APIView):
     """``POST /events/batch``: up to 1,000 events; valid ones are stored even when others are rejected."""
 
     required_scope = "ingest"
-    parser_classes: list = []
+    parser_classes = [JSONParser]
 
     class InputSerializer(serializers.Serializer):
-        events = EventSchema(many=True)
+        events = _BatchEventsDoc(help_text="Up to 1,000 EVENTs (see EventSchema); each one that is not a valid event "
+                                           "becomes a `rejected` entry and the others are stored.")
 
         class Meta:
             ref_name = "EventBatch"
@@ -221,7 +266,7 @@ def _customer(external_id: str) -> Customer:
 
 def _time_param(request, name: str) -> datetime | None:
     value = request.query_params.get(name)
-    if value in (None, ""):
+    if value is None:  # absent: the default window; present but empty is not a time (400, as the schema says)
         return None
     try:
         return timestamp_parse(value)

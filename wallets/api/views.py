@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from billing_project.api import Pagination, error_responses, paginated_schema
 from billing_project.errors import NotFound, ValidationFailed
-from billing_project.fields import CreditsField, WholeNumberField
+from billing_project.fields import CreditsField, CurrencyField, TextField, WholeNumberField
 from customers.models import Customer
 from invoicing.selectors import customer_pending_payable
 from wallets.models import CreditGrant, LedgerEntry, Wallet
@@ -61,9 +61,9 @@ class WalletDetailOutput(WalletOutput):
 
 class WalletCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
-        customer = serializers.CharField()
-        name = serializers.CharField(required=False, default="Credits", max_length=200)
-        currency = serializers.CharField(max_length=3)
+        customer = TextField()
+        name = TextField(required=False, default="Credits", max_length=200)
+        currency = CurrencyField()
         conversion_rate = CreditsField(required=False, default=Decimal(1))
         applies_to = serializers.ChoiceField(choices=Wallet.AppliesTo.values, required=False, default="all")
         low_balance_threshold = CreditsField(positive=False, required=False, allow_null=True, default=None)
@@ -116,10 +116,10 @@ class WalletGrantCreateApi(APIView):
         credits = CreditsField()
         kind = serializers.ChoiceField(choices=[str(k) for k in MANUAL_KINDS])
         priority = WholeNumberField(required=False, default=10, max_value=1_000_000)
-        name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+        name = TextField(required=False, default="", allow_blank=True, max_length=200)
         effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
         expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-        idempotency_key = serializers.CharField(required=False, allow_null=True, default=None, max_length=255)
+        idempotency_key = TextField(required=False, allow_null=True, default=None, max_length=255)
 
     @extend_schema(request=InputSerializer, responses={201: GrantOutput, 200: GrantOutput, **error_responses(400, 404, 409)},
                    summary="Grant credits")

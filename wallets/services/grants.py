@@ -17,6 +17,9 @@ from wallets.credits import CREDIT_DECIMAL_PLACES, expired_lots
 from ..models import CreditGrant, LedgerEntry, Wallet
 from ._ledger import grant_expire_locked, grants_locked, ledger_append, lots_of, wallet_lock
 
+#: A balance (numeric(28, 12)) stays below this.
+MAX_BALANCE = Decimal(10**16)
+
 #: Kinds a person (API or admin) may grant; plan, rollover credits come from subscriptions only.
 MANUAL_KINDS = (
     CreditGrant.Kind.SIGNUP, CreditGrant.Kind.PROMOTIONAL, CreditGrant.Kind.PAID, CreditGrant.Kind.ADJUSTMENT,
@@ -110,6 +113,9 @@ def wallet_grant_create_locked(
         if existing is not None:
             return existing, False
     credits = credits_parse(credits)
+    if wallet.balance + credits >= MAX_BALANCE:
+        # The balance column holds 16 digits before the point: beyond it the update failed in the database.
+        raise ValidationFailed(f"The wallet's balance would reach {MAX_BALANCE:,} credits or more.", field="credits")
     if kind not in CreditGrant.Kind.values:
         raise ValidationFailed(f"Must be one of {', '.join(CreditGrant.Kind.values)}.", field="kind")
     if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
