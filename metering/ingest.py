@@ -8,8 +8,8 @@ Rules (shared/API.md, "Events and usage"):
 
 * ``event_id``, ``customer`` and ``event_name`` are required strings, not blank, without NUL (an integer
   ``event_id`` from 0 to 2^63 - 1 is accepted and kept as its decimal text).
-* ``timestamp`` is ISO 8601 (``2026-01-15T00:00:00Z``); a naive time is UTC; omitted means now.
-* ``properties`` must be an object (omitted means ``{}``).
+* ``timestamp`` is ISO 8601 (``2026-01-15T00:00:00Z``), as sent; a naive time is UTC; omitted or null means now.
+* ``properties`` must be an object (omitted or null means ``{}``).
 * A property that a numeric meter (sum, max, latest, sum_with_multiplier) on the event's name aggregates must
   be numeric when present: a JSON number or a decimal string (``5``, ``2.5``, ``"2.5"``) in the one property
   grammar (``billing_project.numbers``: ASCII digits, no whitespace of any kind, no exponent in strings, at
