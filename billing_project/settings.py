@@ -127,7 +127,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["core.auth.HasApiKeyScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
+    # No ?format= override: a response's type follows the Accept header only (the schema lists no such parameter).
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 50,
     "COERCE_DECIMAL_TO_STRING": True,
@@ -161,6 +163,8 @@ SPECTACULAR_SETTINGS = {
         "WalletAppliesToEnum": "wallets.models.Wallet.AppliesTo",
         "WalletAppliesToValueEnum": ["all", "usage"],
         "WalletStatusEnum": "wallets.models.Wallet.Status",
+        "AcceptedCurrencyEnum": list(CURRENCIES),
+        "CurrencyEnum": "core.money.CURRENCY_CHOICES",
     },
     # Swagger UI served from our own static files (drf-spectacular-sidecar): no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

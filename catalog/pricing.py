@@ -16,7 +16,12 @@ Invariants and rules:
   divides, and it rounds to 40 significant digits (still far below the minor unit).
 * Quantity zero gives amount ``0`` and an empty breakdown for every usage model (``per_unit``,
   ``package``, ``tiered``): **no tier is entered with zero units**, so no tier flat amount is
-  charged. A negative quantity raises :class:`PricingError` (callers never pass one).
+  charged.
+* A **negative quantity** (net usage below zero: only a meter with ``allow_negative`` can produce one,
+  when corrections outweigh usage) is charged exactly like zero, in every usage model: amount ``0``, no
+  tier entered, no package started, and the explanation says the usage is below zero. A usage amount is
+  never negative; money goes back to a customer through a credit note, never through a negative usage
+  line (docs/billing-rules.md). The quantity is still checked: it must be a finite Decimal or int.
 * A tier ``i`` covers the half-open range ``(previous up_to, up_to]``: bounds are inclusive upper
   bounds, the first tier starts after 0, and the last tier is unbounded (``up_to=None``).
 * Graduated: each unit is charged at its own tier's rate, plus the flat amount of every *entered*
@@ -258,10 +263,16 @@ def validate_tiers(tiers: Sequence[Tier]) -> None:
 
 
 def _quantity(quantity: object) -> Decimal:
-    return _non_negative(quantity, "quantity")
+    """A finite quantity; it may be negative (net usage below zero, charged as zero)."""
+    return _to_decimal(quantity, "quantity")
 
 
 def _zero_result(quantity: Decimal) -> PriceResult:
+    """Nothing to charge: quantity zero, or below zero (net usage after corrections)."""
+    if quantity < 0:
+        return PriceResult(
+            amount=_ZERO, breakdown=(), explanation=f"{_units_label(quantity)}: usage below zero, nothing to charge"
+        )
     return PriceResult(amount=_ZERO, breakdown=(), explanation=f"{_units_label(quantity)}: nothing to charge")
 
 
@@ -275,7 +286,7 @@ def price_per_unit(quantity: Decimal, unit_amount: Decimal) -> PriceResult:
     """``quantity * unit_amount``, exact (unit amounts may have 12 decimal places)."""
     qty = _quantity(quantity)
     unit = _non_negative(unit_amount, "unit_amount")
-    if qty == 0:
+    if qty <= 0:
         return _zero_result(qty)
     with localcontext(_EXACT):
         amount = qty * unit
@@ -292,7 +303,7 @@ def price_package(quantity: Decimal, package_size: Decimal, package_amount: Deci
     if size <= 0:
         raise PricingError("package_size", "must be greater than 0")
     price = _non_negative(package_amount, "package_amount")
-    if qty == 0:
+    if qty <= 0:
         return _zero_result(qty)
     with localcontext(_EXACT):
         whole, remainder = divmod(qty, size)
@@ -328,11 +339,11 @@ def price_graduated(quantity: Decimal, tiers: Sequence[Tier]) -> PriceResult:
     """Graduated tiers: each unit at its own tier's rate, plus each entered tier's flat amount.
 
     Tier ``i`` covers ``(tiers[i-1].up_to, tiers[i].up_to]``. A tier is entered when it receives
-    more than zero units, so quantity 0 enters no tier and costs 0.
+    more than zero units, so quantity 0 (or below zero) enters no tier and costs 0.
     """
     qty = _quantity(quantity)
     validate_tiers(tiers)
-    if qty == 0:
+    if qty <= 0:
         return _zero_result(qty)
     pieces: list[TierPiece] = []
     lower = _ZERO
@@ -356,12 +367,12 @@ def price_volume(quantity: Decimal, tiers: Sequence[Tier]) -> PriceResult:
     """Volume tiers: all units at the rate of the tier the total falls in, plus that tier's flat.
 
     The total falls in the first tier whose inclusive ``up_to`` is >= quantity (or the unbounded
-    last tier). Quantity 0 falls in no tier and costs 0. The single breakdown piece names that tier
+    last tier). Quantity 0 (or below zero) falls in no tier and costs 0. The single breakdown piece names that tier
     and carries all ``quantity`` units.
     """
     qty = _quantity(quantity)
     validate_tiers(tiers)
-    if qty == 0:
+    if qty <= 0:
         return _zero_result(qty)
     lower = _ZERO
     for index, tier in enumerate(tiers):

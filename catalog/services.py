@@ -19,8 +19,11 @@ Rules (DESIGN.md "Catalog", API.md "Catalog"):
 
 Rules chosen where the design is silent (also listed in the project docs):
 
-* Decimal inputs follow :mod:`catalog.validation` (no float arithmetic; at most 12 decimal places and
-  16 integer digits).
+* Decimal inputs are ASCII decimal strings or JSON integers (``Decimal`` from Python callers), as every API
+  decimal (``core.numbers``): a JSON float is refused (a decimal with a fraction travels as a
+  string), and so are ``"1e3"``, whitespace and non-ASCII digits. Amounts fit the columns exactly: at most
+  16 digits before the point and 12 after, or a 400 naming the field (never rounded, never a 500).
+* Whole numbers (``priority``, ``expire_after_periods``) are JSON integers.
 * What each price model keeps, checks and charges is its row in :mod:`catalog.price_models`; a field
   that does not apply to a price's model (e.g. ``unit_amount`` on a flat fee) must be absent or null;
   a value there is a 400 rather than a silently stored, unused number.
@@ -232,8 +235,7 @@ def _entitlements(rows: list[Mapping[str, Any]], errors: FieldErrors) -> list[di
         reset = choice_parse(row.get("reset"), f"{here}.reset", errors, Entitlement.Reset.values, default=Entitlement.Reset.BILLING_PERIOD)
         soft = bool_parse(row.get("soft"), f"{here}.soft", errors, default=False)
         value = row.get("value")
-        text = "" if value is None else (str(value) if isinstance(value, int | Decimal) and not isinstance(value, bool) else value)
-        text = text_parse(text, f"{here}.value", errors, required=False, max_length=200)
+        text = text_parse("" if value is None else value, f"{here}.value", errors, required=False, max_length=200)
         if feature is not None:
             if feature.type != Feature.Type.METERED:
                 if limit is not None:

@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db import models
 from django.utils import timezone
 
 from core.instants import OUT_OF_RANGE, instant_in_range
+from core.numbers import NumberInvalid, integer_parse
+from core.numbers import decimal_parse as number_decimal_parse
 
 from .errors import CatalogInvalid
 
@@ -40,7 +42,10 @@ __all__ = [
 ]
 
 MAX_DECIMAL_PLACES = 12
-MAX_INTEGER_DIGITS = 28 - 12
+MAX_DIGITS = 28
+MAX_INTEGER_DIGITS = MAX_DIGITS - MAX_DECIMAL_PLACES
+#: The largest value an integer column holds.
+INTEGER_COLUMN_MAX = 2**31 - 1
 
 
 @dataclass
@@ -62,45 +67,19 @@ def path_join(prefix: str, name: str) -> str:
 
 
 def decimal_parse(value: Any, path: str, errors: FieldErrors, *, required: bool = False, positive: bool = False) -> Decimal | None:
-    """Parse a non-negative decimal (``positive``: > 0). ``None`` when absent/null and not required."""
-    if value is None or value == "":
+    """Parse a non-negative decimal (``positive``: > 0) that fits the 28/12 columns; ``None`` when absent/null
+    and not required. The grammar is the API's one (``core.numbers``): ASCII decimal text, a JSON integer or a
+    ``Decimal`` from Python callers; ``""``, a JSON float, ``"1e3"``, ``" 5"`` or other digits are refused,
+    never reinterpreted (admin forms pass their cleaned values: ``None`` for an empty field)."""
+    if value is None:
         if required:
             errors.add(path, "This field is required.")
         return None
-    if isinstance(value, bool):
-        errors.add(path, "A decimal number is required.")
-        return None
     try:
-        if isinstance(value, Decimal):
-            number = value
-        elif isinstance(value, int):
-            number = Decimal(value)
-        elif isinstance(value, float):
-            number = Decimal(repr(value))
-        elif isinstance(value, str):
-            number = Decimal(value.strip())
-        else:
-            raise InvalidOperation
-    except InvalidOperation:
-        errors.add(path, "A decimal number is required.")
+        return number_decimal_parse(value, max_digits=MAX_DIGITS, decimal_places=MAX_DECIMAL_PLACES, positive=positive)
+    except NumberInvalid as exc:
+        errors.add(path, exc.message)
         return None
-    if not number.is_finite():
-        errors.add(path, "A finite decimal number is required.")
-        return None
-    if number < 0:
-        errors.add(path, "Must not be negative.")
-        return None
-    if positive and number == 0:
-        errors.add(path, "Must be greater than 0.")
-        return None
-    sign, digits, exponent = number.normalize().as_tuple()
-    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
-        errors.add(path, f"At most {MAX_DECIMAL_PLACES} decimal places.")
-        return None
-    if number.adjusted() >= MAX_INTEGER_DIGITS:
-        errors.add(path, f"At most {MAX_INTEGER_DIGITS} digits before the decimal point.")
-        return None
-    return number
 
 
 def choice_parse(value: Any, path: str, errors: FieldErrors, choices: Sequence[str], *, default: str | None = None) -> str | None:
@@ -124,22 +103,15 @@ def bool_parse(value: Any, path: str, errors: FieldErrors, *, default: bool) -> 
 
 
 def int_parse(value: Any, path: str, errors: FieldErrors, *, default: int | None, minimum: int) -> int | None:
+    """A JSON integer (an ``int`` from Python callers) from ``minimum`` to what an integer column holds;
+    ``default`` when absent/null (or empty, from an admin form)."""
     if value is None or value == "":
         return default
-    if isinstance(value, bool):
-        errors.add(path, "A whole number is required.")
-        return default
     try:
-        number = int(value) if isinstance(value, int | str) else None
-    except ValueError:
-        number = None
-    if number is None:
-        errors.add(path, "A whole number is required.")
+        return integer_parse(value, minimum=minimum, maximum=INTEGER_COLUMN_MAX)
+    except NumberInvalid as exc:
+        errors.add(path, exc.message)
         return default
-    if number < minimum:
-        errors.add(path, f"Must be at least {minimum}.")
-        return default
-    return number
 
 
 def text_parse(value: Any, path: str, errors: FieldErrors, *, required: bool, max_length: int, default: str = "") -> str:

@@ -9,13 +9,14 @@ database connection is 503 with Retry-After (nothing of the request was committe
 from __future__ import annotations
 
 import logging
+import re
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -44,11 +45,38 @@ def _nul_path(data, prefix: str = "") -> str | None:
     return None
 
 
+#: The largest ``offset`` a list accepts (an ``integer``; beyond it the database could not take the value).
+MAX_OFFSET = 2**31 - 1
+_DIGITS = re.compile(r"\A[0-9]{1,10}\Z")
+
+
+def _page_param(request, name: str, *, minimum: int, maximum: int, default: int) -> int:
+    """A pagination parameter: ASCII digits from ``minimum`` to ``maximum``; absent means ``default``.
+
+    DRF's pagination falls back to its default for anything it cannot read (``offset=null``, ``limit=-1``):
+    a silent 200 for a wrong request. Here it is a 400 naming the parameter, as the schema says.
+    """
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not _DIGITS.match(raw) or not minimum <= int(raw) <= maximum:
+        raise ValidationError({name: [f"Must be a whole number from {minimum} to {maximum}."]})
+    return int(raw)
+
+
 class Pagination(LimitOffsetPagination):
-    """``{"count", "next", "previous", "results"}`` with ``?limit=&offset=``."""
+    """``{"count", "next", "previous", "results"}`` with ``?limit=`` (1 or more; above 1,000 reads as 1,000)
+    and ``?offset=`` (0 or more); anything else is a 400 naming the parameter."""
 
     default_limit = 50
     max_limit = 1000
+
+    def get_limit(self, request) -> int:
+        return min(_page_param(request, self.limit_query_param, minimum=1, maximum=9_999_999_999,
+                               default=self.default_limit), self.max_limit)
+
+    def get_offset(self, request) -> int:
+        return _page_param(request, self.offset_query_param, minimum=0, maximum=MAX_OFFSET, default=0)
 
 
 def paginate(request, view, queryset, output) -> Response:

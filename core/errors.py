@@ -21,6 +21,9 @@ class BillingError(Exception):
             self.code = code
 
     def as_dict(self) -> dict:
+        if self.field == "code":
+            # A field named "code" (a tax rate's) keeps its messages; the error code would overwrite them.
+            return {"code": [self.message], "detail": self.message}
         if self.field:
             return {self.field: [self.message], "code": self.code}
         return {"detail": self.message, "code": self.code}

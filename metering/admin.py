@@ -89,7 +89,7 @@ class MeterFilterInline(admin.TabularInline):
 class MeterForm(forms.ModelForm):
     class Meta:
         model = Meter
-        fields = ("key", "name", "event_name", "aggregation", "field", "multiplier")
+        fields = ("key", "name", "event_name", "aggregation", "field", "multiplier", "allow_negative")
 
     def clean(self):
         data = super().clean()
@@ -127,11 +127,11 @@ class PreviewForm(forms.Form):
 class MeterAdmin(admin.ModelAdmin):
     form = MeterForm
     list_display = ("key", "name", "event_name", "aggregation", "field", "multiplier_display", "filters_display")
-    list_filter = ("aggregation",)
+    list_filter = ("aggregation", "allow_negative")
     search_fields = ("key", "name", "event_name")
     inlines = [MeterFilterInline]
     readonly_fields = ("in_use", "preview_link")
-    fields = ("key", "name", "event_name", "aggregation", "field", "multiplier", "in_use", "preview_link")
+    fields = ("key", "name", "event_name", "aggregation", "field", "multiplier", "allow_negative", "in_use", "preview_link")
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("filters")

@@ -10,6 +10,8 @@ Rules where the design is silent (docs/metering.md):
 * Metered windows: ``billing_period`` is the subscription's current period; ``day``/``week``/``month``/``year``
   are the UTC calendar window containing now; ``never`` runs from the subscription's start with no end.
 * ``remaining = max(limit - usage, 0)``; ``allowed = enabled and (unlimited or soft or usage < limit)``.
+* Usage below zero (a meter with ``allow_negative`` whose corrections outweigh its usage) counts as 0 here:
+  a correction can give back what was used, never lift the limit (``remaining`` is at most ``limit``).
 * Usage window by default: from the earliest ``current_period_start`` to the latest ``current_period_end``
   of the active subscriptions; with none, the current UTC calendar month.
 """
@@ -90,9 +92,9 @@ def _state(ent: Entitlement, sub: Subscription, customer: Customer, now: datetim
             window_start=None, window_end=None,
         )
     start, end = _window(ent, sub, now)
-    usage = meter_usage(
-        meter=feature.meter, customer_external_id=customer.external_id,
-        start=start or sub.start_at, end=end,
+    usage = max(
+        meter_usage(meter=feature.meter, customer_external_id=customer.external_id, start=start or sub.start_at, end=end),
+        Decimal(0),
     )
     limit = ent.limit
     remaining = None if limit is None else max(limit - usage, Decimal(0))

@@ -6,19 +6,26 @@ the fields: ``{"timestamp": ["..."]}``.
 
 Rules (shared/API.md, "Events and usage"):
 
-* ``event_id``, ``customer`` and ``event_name`` are required non-empty strings (an integer ``event_id`` is
-  accepted and kept as its decimal text).
-* ``timestamp`` is ISO 8601 (``2026-01-15T00:00:00Z``); a naive time is UTC; omitted means now.
-* ``properties`` must be an object (omitted means ``{}``).
+* ``event_id``, ``customer`` and ``event_name`` are required strings, not blank, without NUL (an integer
+  ``event_id`` from 0 to 2^63 - 1 is accepted and kept as its decimal text).
+* ``timestamp`` is ISO 8601 (``2026-01-15T00:00:00Z``), as sent; a naive time is UTC; omitted or null means now.
+* ``properties`` must be an object (omitted or null means ``{}``).
 * A property that a numeric meter (sum, max, latest, sum_with_multiplier) on the event's name aggregates must
-  be numeric when present: a JSON number or a decimal string (``5``, ``2.5``, ``"2.5"``), with magnitude
-  below 10^27 (aggregates are kept to 12 decimal places in 40 digits). The error names the event and the
-  property.
+  be numeric when present: a JSON number or a decimal string (``5``, ``2.5``, ``"2.5"``) in the one property
+  grammar (``core.numbers``: ASCII digits, no whitespace of any kind, no exponent in strings, at
+  most 20 digits before the point and 12 after), and not negative unless every meter aggregating it allows
+  negatives (``allow_negative``). The SQL cast in usage reads uses the same grammar, so whatever passes here
+  is counted there with the same value. The error names the event and the property.
+* Every JSON number anywhere in ``properties`` must be storable: at most 1,000 digits before the point and
+  1,000 after (every double fits, so no client's float is refused), so no number (``1e999999999``, valid JSON
+  that PostgreSQL cannot hold in ``jsonb``) can make the batch's single insert fail: such an event is
+  rejected on its own. A number outside the property grammar that a meter created later aggregates counts as
+  missing for it.
+* The body may nest at most 32 levels (``core.parsers.json_depth_check``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,15 +35,24 @@ from typing import Any
 import msgspec
 
 from core.errors import ValidationFailed
+from core.numbers import (
+    PROPERTY_DECIMAL_PLACES,
+    PROPERTY_INTEGER_DIGITS,
+    STORABLE_DIGITS,
+    json_number_fits,
+    property_number,
+)
+from core.parsers import JsonTooDeep, json_depth_check
 
 MAX_BATCH = 1000
 MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 200
-NUMERIC_LIMIT = Decimal("1e27")
-
-# Same pattern as the SQL side (metering.selectors): a decimal string, no exponent.
-DECIMAL_STRING = re.compile(r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)\s*$")
-
+MAX_INT_ID = 2**63 - 1
+# The schema's form of the text rule below (not blank, as ``str.strip`` sees blanks, and no NUL): every
+# character ``str.isspace`` knows, spelled out, so the pattern means the same in ECMA and Python regexes.
+_SPACES = "".join(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" for c in map(chr, range(0x3001))
+                  if c.isspace())
+NOT_BLANK_PATTERN = f"^[^\\x00]*[^\\x00{_SPACES}][^\\x00]*$"
 # Floats decode to Decimal so a property like 0.1 or 12345678901234567890.5 is stored exactly.
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
 _encoder = msgspec.json.Encoder(decimal_format="number")
@@ -52,24 +68,52 @@ class CleanEvent:
 
 
 def body_decode(body: bytes) -> Any:
-    """Parse a request body; invalid JSON is a 400, never a 500."""
+    """Parse a request body; invalid or too deeply nested JSON is a 400, never a 500."""
     try:
+        json_depth_check(body)
         return _decoder.decode(body)
-    except (msgspec.DecodeError, ValueError) as exc:
+    except JsonTooDeep as exc:
+        raise ValidationFailed(str(exc), field="body") from None
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:
         raise ValidationFailed(f"The body is not valid JSON: {exc}", field="body") from None
 
 
-def is_numeric(value: Any) -> bool:
-    """A JSON number (not a boolean) or a decimal string, finite and below 10^27 in magnitude."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return abs(value) < NUMERIC_LIMIT
-    if isinstance(value, Decimal):
-        return value.is_finite() and abs(value) < NUMERIC_LIMIT
-    if isinstance(value, str) and DECIMAL_STRING.match(value):
-        return abs(Decimal(value.strip())) < NUMERIC_LIMIT
-    return False
+def _number_errors(properties: dict) -> list[str]:
+    """Messages for JSON numbers anywhere in ``properties`` (nested too) that PostgreSQL could not store.
+
+    Iterative: the body's depth is already bounded, but nothing here needs recursion.
+    """
+    bad: list[str] = []
+    stack: list[tuple[str, Any]] = [(repr(k), v) for k, v in properties.items()]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k!r}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+        elif isinstance(value, int | Decimal) and not isinstance(value, bool) and not json_number_fits(value):
+            bad.append(
+                f"Property {path}: a JSON number must have at most {STORABLE_DIGITS} digits before the point and "
+                f"{STORABLE_DIGITS} after it (it could not be stored)."
+            )
+    return sorted(bad)
+
+
+def _numeric_error(event_name: str, event_id: str, name: str, value: Any, signed: bool) -> str | None:
+    """Why an aggregated property is not numeric for its meters, or None when it is (or is absent)."""
+    if property_number(value, signed=signed) is not None:
+        return None
+    where = f"Event '{event_name}' ({event_id or 'no event_id'}): property '{name}'"
+    if not signed and property_number(value, signed=True) is not None:
+        return (
+            f"{where} must not be negative: a meter aggregates it and does not allow negative values; "
+            f"got {value!r}."
+        )
+    return (
+        f"{where} must be numeric because a meter aggregates it: a JSON number or a decimal string in ASCII "
+        f"digits (no spaces, no exponent), at most {PROPERTY_INTEGER_DIGITS} digits before the point and "
+        f"{PROPERTY_DECIMAL_PLACES} after; got {value!r}."
+    )[:1000]
 
 
 def _text(raw: Mapping, name: str, limit: int, errors: dict, *, allow_int: bool = False) -> str:
@@ -78,6 +122,9 @@ def _text(raw: Mapping, name: str, limit: int, errors: dict, *, allow_int: bool 
         errors[name] = ["This field is required."]
         return ""
     if allow_int and isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_INT_ID:
+            errors[name] = [f"An integer {name} must be from 0 to {MAX_INT_ID}."]
+            return ""
         value = str(value)
     if not isinstance(value, str):
         errors[name] = ["Must be a string."]
@@ -99,7 +146,7 @@ def timestamp_parse(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError("Must be an ISO 8601 string, e.g. 2026-01-15T00:00:00Z.")
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"'{value}' is not an ISO 8601 time, e.g. 2026-01-15T00:00:00Z.") from None
     if parsed.tzinfo is None:
@@ -108,9 +155,12 @@ def timestamp_parse(value: Any) -> datetime:
 
 
 def event_clean(
-    raw: Any, *, numeric_fields: Mapping[str, frozenset[str]], now: datetime
+    raw: Any, *, numeric_fields: Mapping[str, Mapping[str, bool]], now: datetime
 ) -> tuple[CleanEvent | None, dict[str, list[str]]]:
-    """Validate one event. Returns ``(event, {})`` or ``(None, errors)`` with errors keyed by field."""
+    """Validate one event. Returns ``(event, {})`` or ``(None, errors)`` with errors keyed by field.
+
+    ``numeric_fields``: ``{event_name: {property: negatives allowed}}`` (``numeric_fields_by_event_name``).
+    """
     if not isinstance(raw, dict):
         return None, {"event": ["Each event must be a JSON object."]}
     errors: dict[str, list[str]] = {}
@@ -137,13 +187,16 @@ def event_clean(
 
     numeric = numeric_fields.get(event_name)
     if numeric:
-        bad = [name for name in numeric if name in properties and not is_numeric(properties[name])]
-        if bad:
-            errors.setdefault("properties", []).extend(
-                f"Event '{event_name}' ({event_id or 'no event_id'}): property '{name}' must be numeric "
-                f"(a number or a decimal string) because a meter aggregates it; got {properties[name]!r}."
-                for name in sorted(bad)
-            )
+        messages = [
+            message
+            for name in sorted(numeric)
+            if name in properties
+            and (message := _numeric_error(event_name, event_id, name, properties[name], numeric[name]))
+        ]
+        if messages:
+            errors.setdefault("properties", []).extend(messages)
+    if "properties" not in errors and (messages := _number_errors(properties)):
+        errors["properties"] = messages
     encoded = _encoder.encode(properties).decode() if not errors else ""
     if "\\u0000" in encoded:
         # PostgreSQL's jsonb cannot hold NUL characters; reject instead of failing the whole batch.

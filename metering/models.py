@@ -30,6 +30,11 @@ class Meter(models.Model):
     aggregation = models.CharField(max_length=24, choices=Aggregation.choices)
     field = models.CharField(max_length=200, blank=True, help_text="The event property aggregated (all but count).")
     multiplier = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
+    allow_negative = models.BooleanField(
+        default=False,
+        help_text="Accept negative values of the property (corrections). Off: an event with a negative value is "
+        "rejected at ingestion.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords(get_user=history_user)
 

@@ -12,7 +12,9 @@ So the answer never depends on when the rollup last ran; only its speed does. ``
 added up across hours and always reads raw events (index on customer, event name, timestamp).
 
 Rules where the design is silent: a property counts for numeric aggregations only when it is a JSON number
-or a decimal string below 10^27, rounded to 12 decimal places; ``max`` and ``latest`` are 0 when no event
+or a decimal string in the property grammar (ASCII digits, at most 20 before the point and 12 after,
+negative only for a meter with ``allow_negative``; ``core.numbers``), anything else counts as
+missing; ``max`` and ``latest`` are 0 when no event
 has the property; ``latest`` picks the event with the greatest timestamp, then the greatest id (arrival)
 among events whose property is numeric; ``count_unique`` counts distinct values of the property compared as
 text (the number ``1`` and the string ``"1"`` are one value).
@@ -29,6 +31,8 @@ from decimal import Decimal
 
 from django.db import connection
 
+from core.numbers import property_pattern
+
 from .aggregations import AGGREGATIONS
 from .models import Event, Meter
 
@@ -37,13 +41,25 @@ HOUR = timedelta(hours=1)
 
 
 def numeric_sql(expr: str) -> str:
-    """SQL turning a jsonb value into numeric(40,12), or NULL when it is not a number / decimal string."""
+    """SQL turning a jsonb value into ``numeric``, or NULL when it is not a number the meter counts.
+
+    A JSON number or a string counts when its text (PostgreSQL's text of a number never has an exponent)
+    matches the meter's property grammar, passed as the ``%(num_pattern)s`` parameter
+    (:func:`numeric_params`): the same regular expression the ingestion check uses
+    (``core.numbers.property_pattern``). Only matching text is ever cast, so the cast cannot fail
+    and a row stored before the rule existed (or written around the API) counts as a missing property: it
+    can never stop a usage read or the rollup.
+    """
+    text = f"({expr} #>> '{{}}')"
     return (
-        f"(CASE WHEN jsonb_typeof({expr}) = 'number' AND abs(({expr})::text::numeric) < 1e27 "
-        f"THEN round(({expr})::text::numeric, 12) "
-        f"WHEN jsonb_typeof({expr}) = 'string' AND ({expr} #>> '{{}}') ~ '^\\s*[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)\\s*$' "
-        f"AND abs(({expr} #>> '{{}}')::numeric) < 1e27 THEN round(({expr} #>> '{{}}')::numeric, 12) END)"
+        f"(CASE WHEN jsonb_typeof({expr}) IN ('number', 'string') AND {text} ~ %(num_pattern)s "
+        f"THEN {text}::numeric END)"
     )
+
+
+def numeric_params(meter: Meter) -> dict[str, str]:
+    """The parameters :func:`numeric_sql` needs: the property grammar, signed only for ``allow_negative``."""
+    return {"num_pattern": property_pattern(signed=meter.allow_negative)}
 
 
 def meter_filter_sql(meter: Meter, alias: str = "e") -> tuple[str, dict]:
@@ -111,6 +127,7 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     params = {
         "ids": ids, "start": start, "end": end, "field": meter.field or "",
         "is_count": agg.counts_every_event, "meter_id": meter.id, **where_params,
+        **numeric_params(meter),
     }
     num = numeric_sql("(e.properties -> %(field)s)")
     if not agg.rolls_up:
@@ -187,28 +204,32 @@ NUMERIC_FIELDS_TTL = 5.0  # seconds a process trusts its copy; a new meter is en
 @dataclass
 class _Cache:
     loaded_at: float = -1e9
-    value: dict[str, frozenset[str]] | None = None
+    value: dict[str, dict[str, bool]] | None = None
 
 
 _cache = _Cache()
 _cache_lock = threading.Lock()
 
 
-def numeric_fields_by_event_name() -> dict[str, frozenset[str]]:
-    """``{event_name: {property, ...}}`` that numeric meters aggregate; one query, cached for a few seconds."""
+def numeric_fields_by_event_name() -> dict[str, dict[str, bool]]:
+    """``{event_name: {property: negatives allowed}}`` for the properties numeric meters aggregate.
+
+    One query, cached for a few seconds. When several meters aggregate the same property of the same event
+    name, negatives are allowed only if every one of them allows them (a meter that does not must never
+    receive a negative value).
+    """
     now = time.monotonic()
     value = _cache.value
     if value is not None and now - _cache.loaded_at < NUMERIC_FIELDS_TTL:
         return value
-    fields: dict[str, set[str]] = {}
-    for event_name, field in Meter.objects.filter(aggregation__in=Meter.NUMERIC).exclude(field="").values_list(
-        "event_name", "field"
-    ):
-        fields.setdefault(event_name, set()).add(field)
-    value = {name: frozenset(names) for name, names in fields.items()}
+    fields: dict[str, dict[str, bool]] = {}
+    rows = Meter.objects.filter(aggregation__in=Meter.NUMERIC).exclude(field="")
+    for event_name, field, allow_negative in rows.values_list("event_name", "field", "allow_negative"):
+        by_field = fields.setdefault(event_name, {})
+        by_field[field] = by_field.get(field, True) and allow_negative
     with _cache_lock:
-        _cache.value, _cache.loaded_at = value, now
-    return value
+        _cache.value, _cache.loaded_at = fields, now
+    return fields
 
 
 def numeric_fields_forget() -> None:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 
 from core.errors import ValidationFailed
+from core.numbers import NumberInvalid, decimal_parse
 
 from .aggregations import AGGREGATIONS
 from .ingest import CleanEvent
 from .models import EventIdCheckpoint, Meter, MeterFilter, MeterRollupState, UsageRollup
-from .selectors import meter_filter_sql, numeric_fields_forget, numeric_sql
+from .selectors import meter_filter_sql, numeric_fields_forget, numeric_params, numeric_sql
+
+logger = logging.getLogger(__name__)
 
 # --- Meters ---------------------------------------------------------------------------------------------------
 
@@ -74,11 +78,9 @@ def meter_definition_clean(*, aggregation: str, field: str, multiplier: Any) -> 
         if multiplier in (None, ""):
             raise ValidationFailed(f"{aggregation} needs a multiplier.", field="multiplier")
         try:
-            value = Decimal(str(multiplier)) if not isinstance(multiplier, float) else None
-        except InvalidOperation:
-            value = None
-        if value is None or not value.is_finite() or value < 0 or abs(value) >= Decimal("1e16"):
-            raise ValidationFailed("Must be a non-negative decimal string, e.g. \"2\".", field="multiplier")
+            value = decimal_parse(multiplier, max_digits=28, decimal_places=12)
+        except NumberInvalid as exc:
+            raise ValidationFailed(exc.message, field="multiplier") from None
         return field, value
     if multiplier not in (None, ""):
         takers = ", ".join(key for key, row in AGGREGATIONS.items() if row.multiplier)
@@ -132,14 +134,20 @@ def meter_create(
     field: str = "",
     multiplier: Any = None,
     filters: Any = None,
+    allow_negative: bool = False,
 ) -> Meter:
-    """Create a meter with its filters. A duplicate key is a 400 naming ``key`` (enforced by the database)."""
+    """Create a meter with its filters. A duplicate key is a 400 naming ``key`` (enforced by the database).
+
+    ``allow_negative``: events may carry negative values of the property (corrections); by default they are
+    rejected at ingestion (docs/metering.md).
+    """
     field, mult = meter_definition_clean(aggregation=aggregation, field=field, multiplier=multiplier)
     cleaned = meter_filters_clean(filters)
     try:
         with transaction.atomic():
             meter = Meter.objects.create(
-                key=key, name=name, event_name=event_name, aggregation=aggregation, field=field, multiplier=mult
+                key=key, name=name, event_name=event_name, aggregation=aggregation, field=field, multiplier=mult,
+                allow_negative=allow_negative,
             )
     except IntegrityError:
         raise ValidationFailed(f"A meter with key '{key}' already exists.", field="key") from None
@@ -263,6 +271,7 @@ def _meter_rollup_step(*, meter_id: int, upto: int, now: datetime) -> bool:
         "lo": state.last_event_id, "hi": hi, "field": meter.field or "", "meter_id": meter.id,
         "is_count": agg.counts_every_event,
         **where_params,
+        **numeric_params(meter),
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -272,15 +281,30 @@ def _meter_rollup_step(*, meter_id: int, upto: int, now: datetime) -> bool:
     return hi < upto
 
 
+class RollupFailed(Exception):
+    """Some meters' rollup could not advance (the others did); their usage reads stay exact from raw events."""
+
+
 def usage_rollup_refresh(*, now: datetime, lag: timedelta = ROLLUP_LAG, meters: Sequence[Meter] | None = None) -> int:
     """Fold events that arrived since the last run into every meter's hourly rollup; returns the watermark.
 
     Idempotent and safe to run concurrently (each meter's state row is locked while it advances). Usage
     reads are exact whether or not this has run; it only makes them fast.
+
+    Meters are independent: the SQL casts only values in the property grammar, so no stored event can make
+    a step fail, and should a step still fail on its data (``DataError``, e.g. a sum past the column), that
+    meter keeps its watermark, the other meters advance, and :class:`RollupFailed` names it at the end.
     """
     with transaction.atomic(durable=True):
         upto = _rollup_safe_event_id(now=now, lag=lag)
+    failed: list[str] = []
     for meter in meters if meters is not None else Meter.objects.all():
-        while _meter_rollup_step(meter_id=meter.id, upto=upto, now=now):
-            pass
+        try:
+            while _meter_rollup_step(meter_id=meter.id, upto=upto, now=now):
+                pass
+        except DataError:
+            logger.exception("usage rollup of meter %s failed; the other meters go on", meter.key)
+            failed.append(meter.key)
+    if failed:
+        raise RollupFailed(f"The usage rollup of meter(s) {', '.join(failed)} failed (logged); the others advanced.")
     return upto

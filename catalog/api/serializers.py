@@ -13,6 +13,7 @@ from rest_framework import serializers
 from catalog.models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price
 from catalog.price_models import PRICE_FIELDS, PRICE_MODELS, PriceField
 from catalog.pricing import currency_exponent
+from core.fields import ExactDecimalField, TextField, WholeNumberField
 from core.money import decimal_text
 
 
@@ -29,9 +30,10 @@ def money_text(value: Decimal | None, currency: str) -> str | None:
 
 
 class TierSerializer(serializers.Serializer):
-    up_to = serializers.CharField(allow_null=True, help_text="Last unit of the tier (inclusive); null for the last tier.")
-    unit_amount = serializers.CharField()
-    flat_amount = serializers.CharField(required=False, help_text='Default "0".')
+    up_to = ExactDecimalField(positive=True, allow_null=True, required=False,
+                              help_text="Last unit of the tier (inclusive); null (or absent) for the last tier.")
+    unit_amount = ExactDecimalField()
+    flat_amount = ExactDecimalField(required=False, allow_null=True, help_text='Default (or null) "0".')
 
 
 def _value_field(field: PriceField) -> serializers.Field:
@@ -41,7 +43,8 @@ def _value_field(field: PriceField) -> serializers.Field:
         return TierSerializer(many=True, required=False, help_text=used_by)
     if field.kind == "choice":
         return serializers.ChoiceField(choices=list(field.choices), allow_null=True, required=False, help_text=used_by)
-    return serializers.CharField(allow_null=True, required=False, help_text=used_by)
+    # money and quantities: ASCII decimal text or a JSON integer that fits the column (core.fields)
+    return ExactDecimalField(positive=field.kind == "quantity", allow_null=True, required=False, help_text=used_by)
 
 
 def _value_text(field: PriceField, price: Price, currency: str):
@@ -69,11 +72,12 @@ def _value_text(field: PriceField, price: Price, currency: str):
 # PRICE: the common fields, then every price model value (catalog/price_models.py's PRICE_FIELDS).
 class PriceSerializer(serializers.Serializer):
     id = serializers.CharField(read_only=True)
-    name = serializers.CharField()
+    name = TextField(required=False, allow_null=True, max_length=200,
+                     help_text="Default (or null): the meter's name, or \"Flat fee\".")
     model = serializers.ChoiceField(choices=Price.Model.values)
-    meter = serializers.CharField(allow_null=True, required=False, help_text="Meter key (usage prices; absent for fixed fees).")
-    timing = serializers.ChoiceField(choices=Price.Timing.values, required=False,
-                                     help_text="Default: in_advance for flat_fee, in_arrears for usage.")
+    meter = TextField(allow_null=True, required=False, help_text="Meter key (usage prices; absent for fixed fees).")
+    timing = serializers.ChoiceField(choices=Price.Timing.values, required=False, allow_null=True,
+                                     help_text="Default (or null): in_advance for flat_fee, in_arrears for usage.")
 
     def get_fields(self):
         fields = super().get_fields()
@@ -93,12 +97,14 @@ class PriceSerializer(serializers.Serializer):
 
 
 class EntitlementSerializer(serializers.Serializer):
-    feature = serializers.CharField(help_text="Feature key.")
-    enabled = serializers.BooleanField(required=False, default=True)
-    limit = serializers.CharField(allow_null=True, required=False, help_text="Metered: limit per window; null = unlimited.")
-    reset = serializers.ChoiceField(choices=Entitlement.Reset.values, required=False)
-    soft = serializers.BooleanField(required=False, default=False)
-    value = serializers.CharField(allow_blank=True, required=False, help_text="Static features: the value.")
+    feature = TextField(help_text="Feature key.")
+    enabled = serializers.BooleanField(required=False, allow_null=True, default=True, help_text="Default (or null) true.")
+    limit = ExactDecimalField(allow_null=True, required=False, help_text="Metered: limit per window; null = unlimited.")
+    reset = serializers.ChoiceField(choices=Entitlement.Reset.values, required=False, allow_null=True,
+                                    help_text="Default (or null) billing_period.")
+    soft = serializers.BooleanField(required=False, allow_null=True, default=False, help_text="Default (or null) false.")
+    value = TextField(allow_blank=True, allow_null=True, required=False, max_length=200,
+                      help_text="Static features: the value.")
 
     @staticmethod
     def shape(row: Entitlement) -> dict:
@@ -113,14 +119,16 @@ class EntitlementSerializer(serializers.Serializer):
 
 
 class GrantSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    credits = serializers.CharField()
-    cadence = serializers.ChoiceField(choices=PlanCreditGrant.Cadence.values, required=False)
-    rollover_cap = serializers.CharField(allow_null=True, required=False,
-                                         help_text='null: all unused credits roll over; "0": none.')
-    expire_after_periods = serializers.IntegerField(allow_null=True, required=False, help_text="null: never by age.")
-    forfeit_on_end = serializers.BooleanField(required=False, default=True)
-    priority = serializers.IntegerField(required=False, default=10)
+    name = TextField(required=False, allow_null=True, max_length=200, help_text='Default (or null) "Plan credits".')
+    credits = ExactDecimalField(positive=True)
+    cadence = serializers.ChoiceField(choices=PlanCreditGrant.Cadence.values, required=False, allow_null=True,
+                                      help_text="Default (or null) per_period.")
+    rollover_cap = ExactDecimalField(allow_null=True, required=False,
+                                     help_text='null: all unused credits roll over; "0": none.')
+    expire_after_periods = WholeNumberField(min_value=1, allow_null=True, required=False, help_text="null: never by age.")
+    forfeit_on_end = serializers.BooleanField(required=False, allow_null=True, default=True,
+                                              help_text="Default (or null) true.")
+    priority = WholeNumberField(required=False, allow_null=True, default=10, help_text="Default (or null) 10.")
 
     @staticmethod
     def shape(row: PlanCreditGrant) -> dict:
@@ -176,7 +184,8 @@ class VersionInputDocSerializer(serializers.Serializer):
     entitlements = EntitlementSerializer(many=True, required=False)
     credit_grants = GrantSerializer(many=True, required=False)
     publish = serializers.BooleanField(required=False, default=False)
-    effective_from = serializers.DateTimeField(required=False, help_text="Default now; may be in the past.")
+    effective_from = serializers.DateTimeField(required=False, allow_null=True,
+                                               help_text="Default (or null) now on create, unchanged on edit; may be in the past.")
 
 
 class FeatureOutputSerializer(serializers.ModelSerializer):

@@ -11,6 +11,7 @@ from catalog import selectors, services
 from catalog.models import Feature, Plan
 from core.api import error_responses, paginate, paginated_schema
 from core.errors import NotFound
+from core.fields import CurrencyField, FlagField, KeyField, TextField
 
 from .serializers import (
     FeatureOutputSerializer,
@@ -38,12 +39,12 @@ class FeaturesApi(APIView):
         class Meta:
             ref_name = "FeatureCreateInput"
 
-        key = serializers.CharField()
-        name = serializers.CharField()
+        key = KeyField(max_length=100)
+        name = TextField(max_length=200)
         type = serializers.ChoiceField(choices=Feature.Type.values)
-        meter = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Metered only.")
-        unit_name = serializers.CharField(required=False, allow_blank=True, default="")
-        description = serializers.CharField(required=False, allow_blank=True, default="")
+        meter = TextField(required=False, allow_null=True, allow_blank=True, max_length=100, help_text="Metered only.")
+        unit_name = TextField(required=False, allow_blank=True, default="", max_length=50)
+        description = TextField(required=False, allow_blank=True, default="")
 
     OutputSerializer = FeatureOutputSerializer
 
@@ -74,10 +75,10 @@ class PlansApi(APIView):
         class Meta:
             ref_name = "PlanCreateInput"
 
-        key = serializers.CharField()
-        name = serializers.CharField()
-        description = serializers.CharField(required=False, allow_blank=True, default="")
-        currency = serializers.CharField(help_text="ISO 4217, one of the configured currencies.")
+        key = KeyField(max_length=100)
+        name = TextField(max_length=200)
+        description = TextField(required=False, allow_blank=True, default="")
+        currency = CurrencyField(help_text="ISO 4217, one of the configured currencies.")
         interval = serializers.ChoiceField(choices=Plan.Interval.values, required=False, default=Plan.Interval.MONTH)
 
     OutputSerializer = PlanOutputSerializer
@@ -112,7 +113,7 @@ class PlanVersionsApi(APIView):
         prices = serializers.ListField(child=serializers.DictField(), required=False, default=list)
         entitlements = serializers.ListField(child=serializers.DictField(), required=False, default=list)
         credit_grants = serializers.ListField(child=serializers.DictField(), required=False, default=list)
-        publish = serializers.BooleanField(required=False, default=False)
+        publish = FlagField(required=False, default=False)
         effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
     OutputSerializer = VersionSerializer
@@ -143,7 +144,7 @@ class PlanVersionDetailApi(APIView):
         prices = serializers.ListField(child=serializers.DictField(), required=False)
         entitlements = serializers.ListField(child=serializers.DictField(), required=False)
         credit_grants = serializers.ListField(child=serializers.DictField(), required=False)
-        effective_from = serializers.DateTimeField(required=False)
+        effective_from = serializers.DateTimeField(required=False, allow_null=True)
 
     @extend_schema(operation_id="plan_versions_retrieve", parameters=[_NUMBER], responses={200: VersionSerializer, **error_responses(404)})
     def get(self, request, key: str, number: str):

@@ -8,6 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.fields import CurrencyField, ExactDecimalField, KeyField, TextField, WholeNumberField
 from core.instants import validate_instant
 from customers.models import Subscription
 from customers.services import DAYS_MAX
@@ -25,9 +26,9 @@ class PlainDecimalField(serializers.DecimalField):
 
 
 class TaxRateInputSerializer(serializers.Serializer):
-    code = serializers.SlugField(max_length=50)
-    name = serializers.CharField(max_length=200)
-    percentage = serializers.DecimalField(max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100))
+    code = KeyField(max_length=50)
+    name = TextField(max_length=200)
+    percentage = ExactDecimalField(max_digits=7, decimal_places=4, at_most=100)
 
 
 class TaxRateOutputSerializer(serializers.Serializer):
@@ -37,13 +38,13 @@ class TaxRateOutputSerializer(serializers.Serializer):
 
 
 class CustomerCreateInputSerializer(serializers.Serializer):
-    external_id = serializers.CharField(max_length=255)
-    name = serializers.CharField(max_length=255)
+    external_id = TextField(max_length=255)
+    name = TextField(max_length=255)
     email = serializers.EmailField(required=False, allow_blank=True, default="")
-    currency = serializers.CharField(max_length=3)
-    tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
-    net_payment_terms = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False, default=0)
-    invoice_grace_days = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False, default=0)
+    currency = CurrencyField()
+    tax_rates = serializers.ListField(child=TextField(max_length=50), required=False, default=list)
+    net_payment_terms = WholeNumberField(max_value=DAYS_MAX, required=False, default=0)
+    invoice_grace_days = WholeNumberField(max_value=DAYS_MAX, required=False, default=0)
 
     def validate_currency(self, value: str) -> str:
         value = value.upper()
@@ -56,12 +57,12 @@ class CustomerUpdateInputSerializer(CustomerCreateInputSerializer):
     """PATCH: every field optional, no defaults; ``external_id`` is the address and cannot change."""
 
     external_id = None
-    name = serializers.CharField(max_length=255, required=False)
+    name = TextField(max_length=255, required=False)
     email = serializers.EmailField(required=False, allow_blank=True)
-    currency = serializers.CharField(max_length=3, required=False)
-    tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
-    net_payment_terms = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False)
-    invoice_grace_days = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False)
+    currency = CurrencyField(required=False)
+    tax_rates = serializers.ListField(child=TextField(max_length=50), required=False)
+    net_payment_terms = WholeNumberField(max_value=DAYS_MAX, required=False)
+    invoice_grace_days = WholeNumberField(max_value=DAYS_MAX, required=False)
 
 
 class CustomerOutputSerializer(serializers.Serializer):
@@ -79,16 +80,16 @@ class CustomerOutputSerializer(serializers.Serializer):
 
 
 class SubscriptionCreateInputSerializer(serializers.Serializer):
-    customer = serializers.CharField(max_length=255, help_text="The customer's external id.")
-    plan = serializers.CharField(max_length=100, help_text="The plan's key.")
+    customer = TextField(max_length=255, help_text="The customer's external id.")
+    plan = TextField(max_length=100, help_text="The plan's key.")
     start_at = serializers.DateTimeField(
         required=False, allow_null=True, default=None, validators=[validate_instant],
         help_text="Default now; may be in the past (not before the plan's first published version takes effect, "
                   "unless pinned); between 2000-01-01 and 2100-01-01 UTC.",
     )
     billing = serializers.ChoiceField(choices=Subscription.Billing.values, default=Subscription.Billing.CALENDAR)
-    pinned_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
-                                              help_text="A version number of the plan (grandfathered), or null.")
+    pinned_version = WholeNumberField(required=False, allow_null=True, default=None, min_value=1,
+                                      help_text="A version number of the plan (grandfathered), or null.")
 
 
 class SubscriptionCancelInputSerializer(serializers.Serializer):

@@ -59,7 +59,7 @@ class CustomerDetailApi(APIView):
         return Response(self.OutputSerializer(selectors.customer_get(external_id=external_id)).data)
 
     @extend_schema(operation_id="customers_update", request=InputSerializer,
-                   responses={200: OutputSerializer, **error_responses(400, 404)})
+                   responses={200: OutputSerializer, **error_responses(400, 404, 409)})
     def patch(self, request, external_id: str):
         customer = selectors.customer_get(external_id=external_id)
         # A body that is not a JSON object (null, a list) is left to the serializer, which answers 400.
@@ -95,7 +95,7 @@ class SubscriptionListCreateApi(APIView):
 
     @extend_schema(
         operation_id="subscriptions_list",
-        parameters=[OpenApiParameter("customer", str, description="A customer's external id."),
+        parameters=[OpenApiParameter("customer", str, description="A customer's external id.", pattern=r"^[^\x00]*$"),
                     OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
         responses={200: paginated_schema("PaginatedSubscriptionList", OutputSerializer), **error_responses(400)},
     )

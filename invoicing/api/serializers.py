@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -16,20 +16,26 @@ class MoneyString(serializers.Field):
         return None if value is None else _fmt(value)
 
 
+# Wide enough for any amount a preview can compute (usage of 20-digit values times 12-dp prices), so showing a
+# number never fails where the thread's 28-digit default context would (a 500 on the upcoming invoice).
+_WIDE = Context(prec=80)
+
+
 def _fmt(value) -> str:
     # Stored amounts are (19, 4) columns already rounded to the minor unit: show them at 2 dp for
     # 2-dp currencies ("124.00"), keeping extra digits only when a currency needs them (KWD 0.001).
-    if value == value.quantize(Decimal("0.01")):
-        return f"{value.quantize(Decimal('0.01')):f}"
-    return f"{value.normalize():f}"
+    cents = value.quantize(Decimal("0.01"), context=_WIDE)
+    if value == cents:
+        return f"{cents:f}"
+    return f"{value.normalize(_WIDE):f}"
 
 
 def _qty(value) -> str | None:
     if value is None:
         return None
-    normalized = value.normalize()
-    if normalized == normalized.to_integral():
-        return f"{normalized.quantize(1):f}"
+    normalized = value.normalize(_WIDE)
+    if normalized == normalized.to_integral(context=_WIDE):
+        return f"{normalized.quantize(Decimal(1), context=_WIDE):f}"
     return f"{normalized:f}"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 
 from core.api import Pagination, error_responses, paginated_schema
 from core.errors import NotFound, ValidationFailed
+from core.fields import ExactDecimalField, TextField
 from customers.models import Customer
 
 from .. import selectors
@@ -50,16 +50,16 @@ def _out(invoice: Invoice, status: int = 200) -> Response:
 
 class InvoiceListApi(APIView):
     class FilterSerializer(serializers.Serializer):
-        customer = serializers.CharField(required=False)
-        subscription = serializers.IntegerField(required=False)
-        status = serializers.ChoiceField(choices=Invoice.Status.choices, required=False)
+        customer = TextField(required=False, allow_blank=True)
+        subscription = serializers.RegexField(r"\A[0-9]{0,18}\Z", required=False, allow_blank=True)
+        status = serializers.ChoiceField(choices=Invoice.Status.choices, required=False, allow_blank=True)
 
     @extend_schema(
         operation_id="invoices_list",
         parameters=[
-            OpenApiParameter("customer", str, description="Customer external id"),
-            OpenApiParameter("subscription", str, description="Subscription id"),
-            OpenApiParameter("status", str, enum=Invoice.Status.values),
+            OpenApiParameter("customer", str, description="Customer external id (empty: any)", pattern=r"^[^\x00]*$"),
+            OpenApiParameter("subscription", str, description="Subscription id (empty: any)", pattern=r"^[0-9]{0,18}$"),
+            OpenApiParameter("status", str, enum=[*Invoice.Status.values, ""], description="Empty: any"),
         ],
         responses={200: paginated_schema("PaginatedInvoiceList", InvoiceOutputSerializer), **error_responses(400)},
     )
@@ -98,9 +98,9 @@ class InvoiceVoidApi(APIView):
 
 class InvoicePaymentCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
-        amount = serializers.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
+        amount = ExactDecimalField(max_digits=19, decimal_places=4, positive=True)
         method = serializers.ChoiceField(choices=["offline"], default="offline")
-        reference = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        reference = TextField(max_length=200, required=False, allow_blank=True, default="")
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField()
@@ -145,6 +145,12 @@ class PdfRenderer(BaseRenderer):
 class InvoicePdfApi(APIView):
     renderer_classes = [PdfRenderer, JSONRenderer]
 
+    def handle_exception(self, exc):
+        # An error (401, 404, ...) is a JSON body: answer it as application/json, not as a "PDF".
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
+        return response
+
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, 404: _ERRORS[404]})
     def get(self, request, invoice_id):
         invoice = _invoice(invoice_id)
@@ -163,9 +169,9 @@ class UpcomingInvoiceApi(APIView):
 
 class CreditNoteCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
-        invoice = serializers.CharField()
-        amount = serializers.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
-        reason = serializers.CharField(max_length=500)
+        invoice = TextField()
+        amount = ExactDecimalField(max_digits=19, decimal_places=4, positive=True)
+        reason = TextField(max_length=500)
         refund_to = serializers.ChoiceField(choices=CreditNote.RefundTo.values, default=CreditNote.RefundTo.INVOICE)
 
     @extend_schema(request=InputSerializer, responses={201: CreditNoteOutputSerializer, **_ERRORS})

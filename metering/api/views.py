@@ -1,7 +1,8 @@
 """Meters, event ingestion, usage and entitlement endpoints (API.md "Catalog" meters and "Events and usage").
 
 The two ingestion views read ``request.body`` and decode it with msgspec (no DRF parser, no serializer per
-event); everything else is ordinary thin DRF.
+event), after the same checks DRF's JSON parser makes (``application/json`` only, nesting depth); everything
+else is ordinary thin DRF.
 """
 
 from __future__ import annotations
@@ -11,16 +12,29 @@ from datetime import datetime
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import error_responses, paginate, paginated_schema
 from core.errors import NotFound, ValidationFailed
+from core.fields import ExactDecimalField, FlagField, KeyField, TextField
 from core.instants import instant_check
 from core.money import decimal_text
+from core.parsers import JSONParser
 from customers.models import Customer
 from metering import entitlements, services
-from metering.ingest import MAX_BATCH, body_decode, event_clean, event_id_of, timestamp_parse
+from metering.ingest import (
+    MAX_BATCH,
+    MAX_ID_LENGTH,
+    MAX_INT_ID,
+    MAX_NAME_LENGTH,
+    NOT_BLANK_PATTERN,
+    body_decode,
+    event_clean,
+    event_id_of,
+    timestamp_parse,
+)
 from metering.models import Meter
 from metering.selectors import numeric_fields_by_event_name
 
@@ -28,8 +42,8 @@ from metering.selectors import numeric_fields_by_event_name
 
 
 class MeterFilterSerializer(serializers.Serializer):
-    property = serializers.CharField()
-    values = serializers.ListField(child=serializers.CharField())
+    property = TextField(max_length=200)
+    values = serializers.ListField(child=TextField(max_length=200), min_length=1)
 
 
 class MeterOutputSerializer(serializers.Serializer):
@@ -40,6 +54,7 @@ class MeterOutputSerializer(serializers.Serializer):
     field = serializers.SerializerMethodField()
     multiplier = serializers.SerializerMethodField()
     filters = serializers.SerializerMethodField()
+    allow_negative = serializers.BooleanField()
 
     def get_field(self, meter: Meter) -> str | None:
         return meter.field or None
@@ -55,13 +70,17 @@ class MeterOutputSerializer(serializers.Serializer):
 class MeterInputSerializer(serializers.Serializer):
     """Shape only; the rules (aggregation, field, multiplier, filters) are checked by ``meter_create``."""
 
-    key = serializers.SlugField(max_length=100)
-    name = serializers.CharField(max_length=200)
-    event_name = serializers.CharField(max_length=200)
-    aggregation = serializers.CharField(max_length=24)
-    field = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True, default="")
-    multiplier = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None)
-    filters = serializers.JSONField(required=False, default=list, help_text='[{"property": "model", "values": ["gpt-4o"]}]')
+    key = KeyField(max_length=100)
+    name = TextField(max_length=200)
+    event_name = TextField(max_length=200)
+    aggregation = serializers.ChoiceField(choices=Meter.Aggregation.values)
+    field = TextField(max_length=200, required=False, allow_blank=True, allow_null=True, default="")
+    multiplier = ExactDecimalField(required=False, allow_null=True, default=None, help_text='sum_with_multiplier: e.g. "2".')
+    filters = MeterFilterSerializer(many=True, required=False, default=list)
+    allow_negative = FlagField(
+        required=False, default=False,
+        help_text="Accept negative values of the property (corrections); default false: a negative value is rejected.",
+    )
 
 
 class MeterListCreateApi(APIView):
@@ -86,6 +105,7 @@ class MeterListCreateApi(APIView):
             key=values["key"], name=values["name"], event_name=values["event_name"],
             aggregation=values["aggregation"], field=values.get("field") or "",
             multiplier=values.get("multiplier"), filters=values.get("filters"),
+            allow_negative=values["allow_negative"],
         )
         meter = Meter.objects.prefetch_related("filters").get(pk=meter.pk)
         return Response(self.OutputSerializer(meter).data, status=status.HTTP_201_CREATED)
@@ -105,19 +125,56 @@ class MeterDetailApi(APIView):
 # --- Events ---------------------------------------------------------------------------------------------------
 
 
+def _event_text(max_length: int) -> dict:
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": NOT_BLANK_PATTERN}
+
+
+@extend_schema_field({"oneOf": [_event_text(MAX_ID_LENGTH), {"type": "integer", "minimum": 0, "maximum": MAX_INT_ID}]})
+class _EventIdDoc(serializers.Field):
+    """Documentation only (the ingestion endpoints check events by hand, metering.ingest)."""
+
+
+@extend_schema_field(_event_text(MAX_ID_LENGTH))
+class _CustomerDoc(serializers.Field):
+    pass
+
+
+@extend_schema_field(_event_text(MAX_NAME_LENGTH))
+class _EventNameDoc(serializers.Field):
+    pass
+
+
+class _PropertiesDoc(serializers.DictField):
+    """Documentation only: any JSON object without NUL characters (PostgreSQL's jsonb cannot hold them), whose
+    numbers are storable (every double is); see ``core.schema.EventPropertiesSchema``."""
+
+
 class EventSchema(serializers.Serializer):
-    event_id = serializers.CharField()
-    customer = serializers.CharField()
-    event_name = serializers.CharField()
-    timestamp = serializers.DateTimeField(required=False)
-    properties = serializers.DictField(required=False)
+    """An EVENT as the ingestion endpoints check it (``metering.ingest.event_clean``)."""
+
+    event_id = _EventIdDoc(help_text="A string, or an integer kept as its decimal text.")
+    customer = _CustomerDoc(help_text="The customer's external id (it may not exist yet).")
+    event_name = _EventNameDoc()
+    timestamp = serializers.DateTimeField(required=False, allow_null=True, help_text="Default (or null): now.")
+    properties = _PropertiesDoc(required=False, allow_null=True, help_text="Default (or null): {}.")
+
+
+def _json_body(request):
+    """The decoded body of an ingestion request: only ``application/json`` (415 otherwise, as DRF answers for
+    every other endpoint), at most 32 levels deep (400)."""
+    media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(media_type or "(none)")
+    return body_decode(request.body)
 
 
 class EventIngestApi(APIView):
     """``POST /events``: 201 accepted, 200 duplicate (the same event_id already stored for that customer)."""
 
     required_scope = "ingest"
-    parser_classes: list = []  # the body is read raw and decoded by msgspec
+    # The body is read raw and decoded by msgspec (request.data is never used): the parser only tells the
+    # schema that the body is JSON.
+    parser_classes = [JSONParser]
 
     class OutputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=["accepted", "duplicate"])
@@ -128,7 +185,7 @@ class EventIngestApi(APIView):
     @extend_schema(operation_id="events_create", request=EventSchema,
                    responses={201: OutputSerializer, 200: OutputSerializer, **error_responses(400)})
     def post(self, request):
-        raw = body_decode(request.body)
+        raw = _json_body(request)
         event, errors = event_clean(raw, numeric_fields=numeric_fields_by_event_name(), now=timezone.now())
         if event is None:
             return Response(errors, status=status.HTTP_400_BAD_REQUEST)
@@ -137,14 +194,20 @@ class EventIngestApi(APIView):
         return Response({"status": "duplicate"}, status=status.HTTP_200_OK)
 
 
+@extend_schema_field({"type": "array", "maxItems": MAX_BATCH, "items": {}})
+class _BatchEventsDoc(serializers.Field):
+    """Documentation only: any item is answered (an invalid one is a ``rejected`` entry, not a 400)."""
+
+
 class EventBatchApi(APIView):
     """``POST /events/batch``: up to 1,000 events; valid ones are stored even when others are rejected."""
 
     required_scope = "ingest"
-    parser_classes: list = []
+    parser_classes = [JSONParser]
 
     class InputSerializer(serializers.Serializer):
-        events = EventSchema(many=True)
+        events = _BatchEventsDoc(help_text="Up to 1,000 EVENTs (see EventSchema); each one that is not a valid event "
+                                           "becomes a `rejected` entry and the others are stored.")
 
         class Meta:
             ref_name = "EventBatch"
@@ -165,7 +228,7 @@ class EventBatchApi(APIView):
     @extend_schema(operation_id="events_batch", request=InputSerializer,
                    responses={200: OutputSerializer, **error_responses(400)})
     def post(self, request):
-        raw = body_decode(request.body)
+        raw = _json_body(request)
         if not isinstance(raw, dict) or "events" not in raw:
             raise ValidationFailed('The body must be {"events": [...]}.', field="events")
         items = raw["events"]
@@ -204,7 +267,7 @@ def _customer(external_id: str) -> Customer:
 
 def _time_param(request, name: str) -> datetime | None:
     value = request.query_params.get(name)
-    if value in (None, ""):
+    if value is None:  # absent: the default window; present but empty is not a time (400, as the schema says)
         return None
     try:
         parsed = timestamp_parse(value)

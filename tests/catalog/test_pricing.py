@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from catalog.price_models import price_model
 from catalog.pricing import (
     CURRENCY_EXPONENTS,
     PriceResult,
@@ -188,14 +189,24 @@ def test_zero_quantity_enters_no_tier() -> None:
     assert price_volume(D("0"), flat_first).amount == 0
 
 
-def test_negative_quantity_rejected() -> None:
+def test_negative_quantity_is_charged_as_zero() -> None:
+    # Net usage below zero (a meter with allow_negative whose corrections outweigh usage) charges nothing,
+    # in every usage model: no tier entered (no flat amount), no package started, never a negative amount.
+    for result in (
+        price_graduated(D("-1"), TIERS),
+        price_volume(D("-1"), TIERS),
+        price_per_unit(D("-0.1"), D("1")),
+        price_package(D("-5"), D("1"), D("1")),
+        price_graduated(D("-999999999999999999999999"), TIERS),
+    ):
+        assert (result.amount, result.breakdown) == (D(0), ())
+    assert price_per_unit(D("-5"), D("2")).explanation == "-5 units: usage below zero, nothing to charge"
+    # the price itself is still checked, whatever the quantity
+    with pytest.raises(PricingError):
+        price_package(D("-5"), D("0"), D("1"))
     with pytest.raises(PricingError) as excinfo:
-        price_graduated(D("-1"), TIERS)
+        price_per_unit(D("NaN"), D("1"))
     assert excinfo.value.field == "quantity"
-    with pytest.raises(PricingError):
-        price_per_unit(D("-0.1"), D("1"))
-    with pytest.raises(PricingError):
-        price_package(D("-5"), D("1"), D("1"))
 
 
 def test_floats_rejected() -> None:
@@ -309,6 +320,32 @@ def test_amounts_never_negative(quantity: Decimal, tiers: tuple[Tier, ...]) -> N
     assert price_graduated(quantity, tiers).amount >= 0
     assert price_volume(quantity, tiers).amount >= 0
     assert price_per_unit(quantity, tiers[0].unit_amount).amount >= 0
+
+
+@FAST
+@given(
+    negative=scaled(-(10**32), -1, 12),
+    unit=unit_amounts,
+    size=st.integers(1, 10_000).map(Decimal),
+    package_amount=flat_amounts,
+    tiers=tier_tables(),
+)
+def test_negative_quantity_prices_like_zero(
+    negative: Decimal, unit: Decimal, size: Decimal, package_amount: Decimal, tiers: tuple[Tier, ...]
+) -> None:
+    # Any net usage below zero (down to -10^20, the largest single property, and beyond for sums) bills
+    # exactly what zero bills in every usage model: 0, no breakdown; never negative, never an error.
+    models = (
+        ("per_unit", {"unit_amount": unit}),
+        ("package", {"package_size": size, "package_amount": package_amount}),
+        ("tiered", {"tier_mode": "graduated", "tiers": tiers}),
+        ("tiered", {"tier_mode": "volume", "tiers": tiers}),
+    )
+    for model, fields in models:
+        below = price_model(model).price(negative, fields)
+        zero = price_model(model).price(Decimal(0), fields)
+        assert (below.amount, below.breakdown) == (zero.amount, zero.breakdown) == (Decimal(0), ())
+        assert "below zero" in below.explanation
 
 
 @FAST

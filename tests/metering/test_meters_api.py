@@ -17,11 +17,19 @@ def test_create_and_read_a_meter(api):
     response = api.post("/api/v1/meters", body)
     assert response.status_code == 201
     expected = {"key": "gpt-tokens", "name": "Tokens", "event_name": "api_call", "aggregation": "sum_with_multiplier",
-                "field": "tokens", "multiplier": "2", "filters": [{"property": "model", "values": ["gpt-4o", "gpt-4o-mini"]}]}
+                "field": "tokens", "multiplier": "2", "filters": [{"property": "model", "values": ["gpt-4o", "gpt-4o-mini"]}],
+                "allow_negative": False}
     assert response.json() == expected
     assert api.get("/api/v1/meters/gpt-tokens").json() == expected
     listing = api.get("/api/v1/meters").json()
     assert listing["count"] == 1 and listing["results"] == [expected]
+
+
+def test_allow_negative_is_stored_and_shown(api):
+    response = api.post("/api/v1/meters", meter(key="credits-used", allow_negative=True))
+    assert response.status_code == 201
+    assert response.json()["allow_negative"] is True
+    assert api.get("/api/v1/meters/credits-used").json()["allow_negative"] is True
 
 
 def test_count_meter_needs_no_field(api):
@@ -41,6 +49,14 @@ def test_count_meter_needs_no_field(api):
         (meter(aggregation="sum_with_multiplier", multiplier="two"), "multiplier"),
         (meter(aggregation="sum_with_multiplier", multiplier="-1"), "multiplier"),
         (meter(multiplier="2"), "multiplier"),
+        # the multiplier is stored exactly or refused: 1e-30 would be stored as 0, 1e1000000 overflowed (500)
+        (meter(aggregation="sum_with_multiplier", multiplier="0.0000000000001"), "multiplier"),
+        (meter(aggregation="sum_with_multiplier", multiplier="1e-30"), "multiplier"),
+        (meter(aggregation="sum_with_multiplier", multiplier="1e1000000"), "multiplier"),
+        (meter(aggregation="sum_with_multiplier", multiplier="10000000000000000"), "multiplier"),
+        (meter(aggregation="sum_with_multiplier", multiplier="\u0662"), "multiplier"),  # Arabic-Indic 2
+        (meter(aggregation="sum_with_multiplier", multiplier="1_0"), "multiplier"),
+        (meter(aggregation="sum_with_multiplier", multiplier=" 2"), "multiplier"),
         (meter(filters={"model": "x"}), "filters"),
         (meter(filters=[{"property": "model"}]), "filters"),
         (meter(filters=[{"property": "model", "values": []}]), "filters"),

@@ -94,7 +94,7 @@ def test_wallet_admin_creates_through_the_service(admin_client):
             "grants-TOTAL_FORMS": "0", "grants-INITIAL_FORMS": "0", "ledger-TOTAL_FORMS": "0", "ledger-INITIAL_FORMS": "0"}
     refused = admin_client.post("/admin/wallets/wallet/add/", {**form, "conversion_rate": "0"})
     assert refused.status_code == 200
-    assert refused.context["adminform"].form.errors["conversion_rate"] == ["Must be greater than zero."]
+    assert refused.context["adminform"].form.errors["conversion_rate"] == ["Must be greater than 0."]
     assert admin_client.post("/admin/wallets/wallet/add/", {**form, "conversion_rate": "0.05"}).status_code == 302
     wallet = Wallet.objects.get(customer=customer)
     assert (wallet.conversion_rate, wallet.balance, wallet.status) == (Decimal("0.05"), Decimal("0"), "active")

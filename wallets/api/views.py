@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import Pagination, error_responses, paginated_schema
 from core.errors import NotFound, ValidationFailed
+from core.fields import CreditsField, CurrencyField, TextField, WholeNumberField
 from core.instants import validate_instant
 from customers.models import Customer
 from invoicing.selectors import customer_pending_payable
@@ -22,28 +23,7 @@ from wallets.selectors import (
     wallet_ledger_list,
     wallet_real_time_balance,
 )
-from wallets.services import MANUAL_KINDS, credits_parse, wallet_create, wallet_get, wallet_grant_create
-
-
-@extend_schema_field({"type": "string", "format": "decimal", "example": "2000"})
-class CreditsField(serializers.Field):
-    """A credit quantity (or a conversion rate) in and out as a plain decimal string ("2000", "0.05");
-    input errors name the field (400)."""
-
-    def __init__(self, *, positive: bool = True, **kwargs):
-        self.positive = positive
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        try:
-            return credits_parse(data, field=self.field_name, allow_zero=not self.positive)
-        except ValidationFailed as exc:
-            raise serializers.ValidationError(exc.message) from None
-        except InvalidOperation:  # a number too large to quantize (e.g. 3e+256): bad input, not a 500
-            raise serializers.ValidationError("Too large.") from None
-
-    def to_representation(self, value):
-        return _str_decimal(value)
+from wallets.services import MANUAL_KINDS, wallet_create, wallet_get, wallet_grant_create
 
 
 def _str_decimal(value):
@@ -82,9 +62,9 @@ class WalletDetailOutput(WalletOutput):
 
 class WalletCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
-        customer = serializers.CharField()
-        name = serializers.CharField(required=False, default="Credits", max_length=200)
-        currency = serializers.CharField(max_length=3)
+        customer = TextField()
+        name = TextField(required=False, default="Credits", max_length=200)
+        currency = CurrencyField()
         conversion_rate = CreditsField(required=False, default=Decimal(1))
         applies_to = serializers.ChoiceField(choices=Wallet.AppliesTo.values, required=False, default="all")
         low_balance_threshold = CreditsField(positive=False, required=False, allow_null=True, default=None)
@@ -136,11 +116,11 @@ class WalletGrantCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         credits = CreditsField()
         kind = serializers.ChoiceField(choices=[str(k) for k in MANUAL_KINDS])
-        priority = serializers.IntegerField(required=False, default=10, min_value=0, max_value=1_000_000)
-        name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+        priority = WholeNumberField(required=False, default=10, max_value=1_000_000)
+        name = TextField(required=False, default="", allow_blank=True, max_length=200)
         effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None, validators=[validate_instant])
         expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None, validators=[validate_instant])
-        idempotency_key = serializers.CharField(required=False, allow_null=True, default=None, max_length=255)
+        idempotency_key = TextField(required=False, allow_null=True, default=None, max_length=255)
 
     @extend_schema(request=InputSerializer, responses={201: GrantOutput, 200: GrantOutput, **error_responses(400, 404, 409)},
                    summary="Grant credits")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -12,11 +12,15 @@ from django.db.models import Q
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.money import currency_allowed
+from core.numbers import NumberInvalid, decimal_parse
 from customers.models import Customer
 from wallets.credits import CREDIT_DECIMAL_PLACES, expired_lots
 
 from ..models import CreditGrant, LedgerEntry, Wallet
 from ._ledger import grant_expire_locked, grants_locked, ledger_append, lots_of, wallet_lock
+
+#: A balance (numeric(28, 12)) stays below this.
+MAX_BALANCE = Decimal(10**16)
 
 #: Kinds a person (API or admin) may grant; plan, rollover credits come from subscriptions only.
 MANUAL_KINDS = (
@@ -25,23 +29,13 @@ MANUAL_KINDS = (
 
 
 def credits_parse(value: object, *, field: str = "credits", allow_zero: bool = False) -> Decimal:
-    """A credit quantity from input: a finite decimal (string or number, never float noise), > 0, <= 12 dp."""
-    if isinstance(value, bool) or value is None:
-        raise ValidationFailed("A number of credits is required.", field=field)
+    """A credit quantity from input, in the API's number grammar (``core.numbers``): ASCII decimal
+    text or an integer (a ``Decimal`` from Python callers), > 0 (>= 0 with ``allow_zero``), at most 16 digits
+    before the point and 12 after; ValidationFailed naming ``field`` otherwise."""
     try:
-        credits = Decimal(str(value)) if not isinstance(value, Decimal) else value
-    except (InvalidOperation, ValueError):
-        raise ValidationFailed("Must be a number, e.g. \"100\" or \"12.5\".", field=field) from None
-    if not credits.is_finite():
-        raise ValidationFailed("Must be a finite number.", field=field)
-    if credits < 0 or (credits == 0 and not allow_zero):
-        raise ValidationFailed("Must be greater than zero.", field=field)
-    # Size first: quantizing a huge number (3e256) to 12 places would overflow the decimal context.
-    if credits.adjusted() >= 16:
-        raise ValidationFailed("Too large: at most 16 digits before the decimal point.", field=field)
-    if credits != credits.quantize(Decimal(1).scaleb(-CREDIT_DECIMAL_PLACES)):
-        raise ValidationFailed(f"At most {CREDIT_DECIMAL_PLACES} decimal places.", field=field)
-    return credits
+        return decimal_parse(value, max_digits=28, decimal_places=CREDIT_DECIMAL_PLACES, positive=not allow_zero)
+    except NumberInvalid as exc:
+        raise ValidationFailed(exc.message, field=field) from None
 
 
 #: What a wallet's change may touch (its customer and currency are fixed once created).
@@ -189,6 +183,9 @@ def wallet_grant_create_locked(
         existing = CreditGrant.objects.filter(wallet=wallet, idempotency_key=idempotency_key).first()
         if existing is not None:
             return _replayed(existing, replay), False
+    if wallet.balance + credits >= MAX_BALANCE:
+        # The balance column holds 16 digits before the point: beyond it the update failed in the database.
+        raise ValidationFailed(f"The wallet's balance would reach {MAX_BALANCE:,} credits or more.", field="credits")
     if kind not in CreditGrant.Kind.values:
         raise ValidationFailed(f"Must be one of {', '.join(CreditGrant.Kind.values)}.", field="kind")
     if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
