@@ -212,6 +212,19 @@ def invoice_finalize_locked(*, invoice: Invoice, now: datetime) -> Invoice:
     return invoice_finalize_number(invoice=invoice, now=now)
 
 
+def invoice_finalize_or_hold(*, invoice: Invoice, now: datetime, has_wallets: bool = True) -> bool:
+    """A new subscription invoice: its customer's grace 0 finalizes it now (credits applied; the number is
+    the caller's :func:`invoice_finalize_number` at the end of the transaction), else credits are held for the
+    draft. Returns whether the invoice needs its number. Call inside a transaction.
+
+    ``has_wallets=False``: the (locked) customer has no wallet, so no credits are looked for."""
+    if invoice.customer.invoice_grace_days == 0:
+        invoice_finalize_prepare(invoice=invoice, now=now, has_wallets=has_wallets)
+        return True
+    invoice_credits_settle(invoice=invoice, now=now, has_wallets=has_wallets)
+    return False
+
+
 def _lock(invoice_id: int, *, customer: bool = False) -> Invoice:
     """Lock the invoice (after its customer, when asked: lock order customer -> wallets -> invoice)."""
     if customer:
