@@ -15,6 +15,7 @@ from .grants import (
     wallet_grants_expire,
 )
 from .holds import holds_consume_locked, holds_of_invoice_locked, holds_place_locked, holds_release_locked
+from .invoice_payment import wallet_invoice_pay, wallet_invoice_release
 from .plan_credits import plan_credit_grant_create, plan_credits_close, plan_credits_grant_period
 
 __all__ = [
@@ -40,5 +41,7 @@ __all__ = [
     "wallet_grant_revoke_locked",
     "wallet_grant_void_locked",
     "wallet_grants_expire",
+    "wallet_invoice_pay",
+    "wallet_invoice_release",
     "wallet_spendable",
 ]
