@@ -43,17 +43,15 @@ from datetime import datetime
 from django.db import transaction
 
 from catalog.models import PlanVersion
-from customers import periods
 from customers.models import Subscription
 from customers.periods import Period
-from customers.selectors import subscription_version_for
 from customers.services import subscription_row_advance_locked
 
 from ..models import Invoice
 from . import credits as credits_seam
 from .context import NO_SHEETS, BoundaryContext, PriceSheets, UsageBatch, version_credit_grants
 from .invoices import invoice_create_for_period, invoice_finalize_number, invoice_finalize_or_hold
-from .lines import LineDraft, advance_lines, arrears_lines
+from .lines import boundary_lines_for
 from .locks import boundary_lock
 
 
@@ -66,64 +64,6 @@ def _next_version(subscription: Subscription, context: BoundaryContext) -> PlanV
     if carried == subscription.plan_version_id:
         return subscription.plan_version
     return PlanVersion.objects.select_related("plan").get(pk=carried)
-
-
-def version_for_period(subscription: Subscription, period: Period) -> PlanVersion:
-    """The version billing ``period``: pinned, else in effect at its start; the current one if none is."""
-    return subscription_version_for(subscription=subscription, period_start=period.start) or subscription.plan_version
-
-
-def boundary_lines_for(
-    *,
-    subscription: Subscription,
-    ended: Period,
-    ended_version: PlanVersion,
-    ending: bool,
-    usage: UsageBatch | None = None,
-    new_version: PlanVersion | None = None,
-    sheets: PriceSheets = NO_SHEETS,
-) -> list[LineDraft]:
-    """Lines of the invoice at ``ended.end``: ended period's arrears + (unless ending) next period's advance fees.
-
-    ``new_version``: the version for the next period when the caller already resolved it. ``usage`` and
-    ``sheets``: what a run read beforehand (``arrears_lines``, ``advance_lines``); else read now.
-    """
-    currency = subscription.customer.currency
-    lines = arrears_lines(
-        subscription=subscription, version=ended_version, period=ended, currency=currency, usage=usage, sheets=sheets
-    )
-    if not ending:
-        new_period = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended)
-        lines += advance_lines(
-            subscription=subscription, version=new_version or version_for_period(subscription, new_period),
-            period=new_period, currency=currency, sheets=sheets,
-        )
-    return lines
-
-
-#: The reasons of the invoices rebuilt from a subscription's prices and events on recalculation.
-REBUILT_REASONS = (Invoice.Reason.START, Invoice.Reason.BOUNDARY, Invoice.Reason.CANCEL)
-
-
-def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[LineDraft]:
-    """Rebuild the lines of a stored subscription invoice from events (draft recalculation), by its reason.
-
-    ``start``: the first period's in-advance fees; ``boundary``: the ended period's in-arrears lines and,
-    unless the subscription ended at that boundary, the next period's in-advance fees; ``cancel``: the
-    in-arrears lines of the part period that ended at once.
-    """
-    period = Period(invoice.period_start, invoice.period_end)
-    currency = invoice.currency
-    version = version_for_period(subscription, period)
-    if invoice.reason == Invoice.Reason.START:
-        return advance_lines(subscription=subscription, version=version, period=period, currency=currency)
-    if invoice.reason == Invoice.Reason.CANCEL:
-        return arrears_lines(subscription=subscription, version=version, period=period, currency=currency)
-    if invoice.reason != Invoice.Reason.BOUNDARY:
-        raise ValueError(f"a {invoice.reason} invoice is not rebuilt from its subscription's periods")
-    ended_at = subscription.ended_at
-    ending = ended_at is not None and ended_at <= invoice.billing_boundary_at
-    return boundary_lines_for(subscription=subscription, ended=period, ended_version=version, ending=ending)
 
 
 @transaction.atomic(savepoint=False)

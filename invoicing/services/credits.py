@@ -29,7 +29,9 @@ Rules chosen where the design is silent:
 * **A lot expiring exactly at the invoice's boundary still pays it** (credits pay their period first).
 * **Credits never pay a credit-purchase invoice.**
 * **Credit purchases are not taxed** (tax is charged when the credits pay taxed invoices); an auto top-up's
-  purchase invoice has one ``credit_purchase`` line priced at credits x conversion rate.
+  purchase invoice has one ``credit_purchase`` line priced at credits x conversion rate
+  (``invoices.credit_purchase_invoice_create``, passed in as ``top_up``: this module imports no other service
+  module of invoicing, so the service modules import each other in one direction only).
 """
 
 from __future__ import annotations
@@ -41,12 +43,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q
 
-from billing_project.money import format_decimal
 from catalog.models import PlanCreditGrant
-from catalog.pricing import quantize_minor
 from customers.models import Customer, Subscription
 from customers.periods import Period
-from wallets.credits import credits_to_money
 from wallets.models import CreditGrant, Wallet
 from wallets.services import (
     plan_credits_close,
@@ -57,6 +56,7 @@ from wallets.services import (
     wallet_invoice_pay,
     wallet_invoice_release,
 )
+from wallets.services.alerts import TopUp
 
 from ..models import Invoice, InvoiceLine
 
@@ -101,7 +101,7 @@ def _lock_customer(invoice: Invoice) -> None:
 
 
 @transaction.atomic(savepoint=False)
-def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool = True) -> None:
+def invoice_credits_apply(*, invoice: Invoice, now: datetime, top_up: TopUp, has_wallets: bool = True) -> None:
     """Hold wallet credits for a draft, or apply them to an invoice being finalized; sets credits_applied.
 
     ``invoice.status`` as the caller holds it decides: a draft gets holds (no ledger row, the balance does not
@@ -113,6 +113,8 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool 
     caller's); locks in the order customer -> invoice (the callers finalizing or recalculating hold it
     already) -> wallets -> lots.
 
+    ``top_up``: what an auto top-up triggered by the payment buys besides its credits (the purchase invoice,
+    ``invoices.credit_purchase_invoice_create``; passed in because finalizing it comes back here).
     ``has_wallets=False``: the caller holds the customer's lock and found it has no wallet at all, so nothing
     can pay the invoice and nothing can be held for it: ``credits_applied`` is 0 with no query (the same
     figures the full path would store; the caller saves the invoice).
@@ -130,7 +132,7 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool 
     applied = wallet_invoice_pay(
         customer_id=invoice.customer_id, currency=invoice.currency, invoice_id=invoice.pk,
         payable=_owed(locked), usage_payable=_usage_payable(locked), hold=invoice.status == Invoice.Status.DRAFT,
-        now=now, expiring_after=invoice.billing_boundary_at or now, top_up=credit_purchase_invoice_create,
+        now=now, expiring_after=invoice.billing_boundary_at or now, top_up=top_up,
     )
     if applied is not None:
         _set_credits_applied(locked, applied)
@@ -165,35 +167,6 @@ def plan_credits_close_period(*, subscription: Subscription, period: Period, end
     plan_credits_close(subscription=subscription, period=period, ending=ending, now=now)
 
 
-def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: datetime) -> Invoice:
-    """The purchase invoice of an auto top-up: one ``credit_purchase`` line, credits x conversion rate, untaxed.
-
-    Finalized at once (``invoice_finalize_locked``: numbered, and paid when nothing is due). Call inside a
-    transaction.
-    """
-    amount = quantize_minor(credits_to_money(Decimal(grant.credits), Decimal(wallet.conversion_rate)), wallet.currency)
-    invoice = Invoice.objects.create(
-        kind=Invoice.Kind.CREDIT_PURCHASE, customer_id=wallet.customer_id, currency=wallet.currency,
-        status=Invoice.Status.DRAFT, finalize_after=now, subtotal=amount, tax=Decimal(0), total=amount,
-        amount_due=amount, reason=Invoice.Reason.CREDIT_PURCHASE,
-    )
-    InvoiceLine.objects.create(
-        invoice=invoice, position=0, kind=InvoiceLine.Kind.CREDIT_PURCHASE,
-        description=(
-            f"{format_decimal(grant.credits)} credits at {format_decimal(wallet.conversion_rate)} {wallet.currency} "
-            f"per credit (automatic top-up of wallet \"{wallet.name}\")"
-        ),
-        quantity=grant.credits, unit_amount=wallet.conversion_rate, amount=amount,
-        details={
-            "wallet": str(wallet.pk), "grant": str(grant.pk), "credits": str(grant.credits),
-            "conversion_rate": str(wallet.conversion_rate), "reason": "auto top-up below the low-balance threshold",
-        },
-    )
-    from .invoices import invoice_finalize_locked  # here: invoices imports this module
-
-    return invoice_finalize_locked(invoice=invoice, now=now)
-
-
 def credit_purchase_grant(invoice: Invoice) -> tuple[CreditGrant | None, Decimal]:
     """The paid grant a credit-purchase invoice bills, and the price per credit it charged (its line's unit amount)."""
     line = invoice.lines.filter(kind=InvoiceLine.Kind.CREDIT_PURCHASE).order_by("position", "id").first()
@@ -215,8 +188,10 @@ def credit_purchase_revoke(*, invoice: Invoice, credits: Decimal, key: str, reas
     return wallet_grant_revoke_locked(grant=grant, credits=credits, key=key, reason=reason)
 
 
-def credits_scheduled_work(*, now: datetime, customer_external_id: str | None = None) -> dict:
+def credits_scheduled_work(*, now: datetime, top_up: TopUp, customer_external_id: str | None = None) -> dict:
     """Run-time wallet work: expire grants past expires_at, low-balance alerts and auto top-ups. Returns counts.
+
+    ``top_up``: what an auto top-up buys besides its credits (``invoices.credit_purchase_invoice_create``).
 
     One transaction per wallet (nested in the caller's if there is one), so one wallet's failure never
     undoes another's work. Idempotent: a second run at the same instant finds nothing to do.
@@ -230,7 +205,7 @@ def credits_scheduled_work(*, now: datetime, customer_external_id: str | None = 
             Customer.objects.select_for_update(of=("self",)).filter(wallets__pk=wallet_id).first()
             wallet = Wallet.objects.get(pk=wallet_id)
             counts["grants_expired"] += wallet_grants_expire(wallet=wallet, now=now)
-            alert = wallet_balance_check_locked(wallet=wallet, now=now, top_up=credit_purchase_invoice_create)
+            alert = wallet_balance_check_locked(wallet=wallet, now=now, top_up=top_up)
             if alert is not None:
                 counts["alerts"] += 1
                 counts["top_ups"] += 1 if alert.top_up_grant_id else 0
