@@ -55,7 +55,7 @@ def fixtures():
 
     from catalog.models import Entitlement, Feature, Plan, PlanVersion
     from customers.models import Customer, Subscription
-    from customers.services import subscription_create
+    from customers.services import subscription_row_create
     from metering.models import Meter
 
     meter, _ = Meter.objects.get_or_create(
@@ -72,7 +72,7 @@ def fixtures():
         customer, _ = Customer.objects.get_or_create(external_id=external_id, defaults={"name": external_id, "currency": "USD"})
         if not Subscription.objects.filter(customer=customer).exists():
             with transaction.atomic():
-                subscription_create(customer=customer, plan=plan, start_at=PERIOD[0])
+                subscription_row_create(customer=customer, plan=plan, start_at=PERIOD[0])
     return meter
 
 

@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from .clients import client_ip, required_scope
 from .models import ApiKey
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -113,25 +114,7 @@ class HasApiKeyScope(permissions.BasePermission):
         return True
 
 
-def required_scope(request, view) -> str:
-    scope = getattr(view, "required_scope", None)
-    if scope:
-        return scope
-    return "read" if request.method in permissions.SAFE_METHODS else "write"
-
-
 # --- Admin sign-in lockout ------------------------------------------------------------------------------------
-
-
-def client_ip(request) -> str:
-    """The client's address: ``REMOTE_ADDR``, or the one ``NUM_PROXIES`` hops back in ``X-Forwarded-For``."""
-    remote = request.META.get("REMOTE_ADDR", "")
-    proxies = settings.NUM_PROXIES
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
-    if not proxies or not forwarded:
-        return remote
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    return hops[-min(proxies, len(hops))] if hops else remote
 
 
 def _lockout_key(username: str, ip: str) -> str:

@@ -12,7 +12,7 @@ from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from .auth import client_ip, required_scope
+from .clients import client_ip, required_scope
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):

@@ -1,12 +1,17 @@
-"""Customer and subscription writes.
+"""Customer writes, and the subscription row helpers of invoicing's lifecycle.
 
 Entry points called by the API (``customer_create``, ``customer_update``, ``tax_rate_create``) are durable
 transactions; the admin saves through their ``*_in_transaction`` variants (its change form runs in a transaction)
 and checks its form with :func:`customer_check`, the same rules; ``tax_rate_delete`` runs inside the admin's
-delete transaction. The subscription helpers (``subscription_create``, ``subscription_cancel``,
-``subscription_advance``) run inside the caller's transaction: the work done when a period starts or ends
-(invoices, plan credits, rollover) is orchestrated at the top, in ``invoicing.services.boundary``, and
-this module only keeps the subscription row right.
+delete transaction.
+
+The subscription row helpers (``subscription_row_create``, ``subscription_row_cancel``,
+``subscription_row_advance`` and ``subscription_row_advance_locked``) only keep the subscription row right, inside
+the caller's transaction. The subscription lifecycle (start, cancel, the period boundary; plan changes and trial
+ends) is ``invoicing``'s: what a start, an end or a boundary bills and grants (invoices, plan credits, rollover)
+is orchestrated there, in one transaction with the row change. Call these helpers only from invoicing's
+lifecycle (``invoicing.services.lifecycle`` and ``invoicing.services.boundary``); tests may call them to set up
+a row without its billing.
 """
 
 from __future__ import annotations
@@ -189,7 +194,7 @@ def tax_rate_delete(*, rate: TaxRate) -> None:
 
 
 @transaction.atomic(savepoint=False)
-def subscription_create(
+def subscription_row_create(
     *,
     customer: Customer,
     plan: Plan,
@@ -197,7 +202,8 @@ def subscription_create(
     billing: str = Subscription.Billing.CALENDAR,
     pinned_version: PlanVersion | None = None,
 ) -> Subscription:
-    """Create an active subscription with its first period. Call inside a transaction.
+    """Create an active subscription row with its first period. Call inside a transaction, only from invoicing's
+    lifecycle (``invoicing.services.subscription_start`` bills the first period with it).
 
     Raises ValidationFailed naming the field: a currency that does not match the plan, a pinned version of
     another plan or not published, a plan with no published version at all (``plan``), a ``start_at`` outside
@@ -268,14 +274,16 @@ def _lock(subscription: Subscription) -> Subscription:
 
 
 @transaction.atomic(savepoint=False)
-def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -> Subscription:
-    """Cancel at ``"period_end"`` or ``"now"``. Call inside a transaction; returns ``subscription``, updated.
+def subscription_row_cancel(*, subscription: Subscription, at: str, now: datetime) -> Subscription:
+    """Mark the row canceled at ``"period_end"`` or ``"now"``; returns ``subscription``, updated. Call inside a
+    transaction, only from invoicing's lifecycle (``invoicing.services.subscription_cancel`` bills what ending
+    now owes).
 
     The row is re-read ``FOR UPDATE`` and its state re-checked after locking, so of two concurrent cancels
     one wins and the other sees the new state.
 
     * ``period_end``: stays ``active`` with ``cancel_at_period_end`` true and ``canceled_at = now``; the period
-      boundary (``subscription_advance``) ends it.
+      boundary (``subscription_row_advance_locked``) ends it.
     * ``now``: ``ended`` with ``ended_at = now`` (``canceled_at = now`` unless already set).
 
     Conflict (409): the subscription already ended; or ``period_end`` asked again when it is already set to
@@ -301,10 +309,11 @@ def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -
 
 
 @transaction.atomic(savepoint=False)
-def subscription_advance(*, subscription: Subscription, now: datetime) -> Subscription:
-    """Move an active subscription past its current period's end. Call inside a transaction.
+def subscription_row_advance(*, subscription: Subscription, now: datetime) -> Subscription:
+    """Move an active subscription row past its current period's end. Call inside a transaction.
 
-    Called by the period boundary (``invoicing.services.boundary``) once the ended period's work is done.
+    The period boundary (``invoicing.services.boundary``) calls :func:`subscription_row_advance_locked` once the
+    ended period's work is done; this variant locks the row itself (tests set rows up with it).
     The row is re-read ``FOR UPDATE`` and its state re-checked after locking; the changes are saved and copied
     onto the ``subscription`` passed in, which is returned.
 
@@ -325,10 +334,10 @@ def subscription_advance(*, subscription: Subscription, now: datetime) -> Subscr
     return _copied(subscription, locked, fields)
 
 
-def subscription_advance_locked(
+def subscription_row_advance_locked(
     *, subscription: Subscription, now: datetime, next_version: PlanVersion | None = None
 ) -> Subscription:
-    """:func:`subscription_advance` for a row the caller already holds ``FOR UPDATE`` (the period boundary).
+    """:func:`subscription_row_advance` for a row the caller already holds ``FOR UPDATE`` (the period boundary).
 
     Call inside a transaction, with ``subscription`` fetched ``SELECT ... FOR UPDATE`` in it and its state
     re-checked: the row is not locked or read again. ``next_version`` is the version for the next period
@@ -346,7 +355,7 @@ def subscription_advance_locked(
 
 
 def _advance_row(locked: Subscription, *, now: datetime, next_version: PlanVersion | None, history: bool) -> None:
-    """Move the locked row past its period's end and save it (rules: ``subscription_advance``)."""
+    """Move the locked row past its period's end and save it (rules: ``subscription_row_advance``)."""
     if locked.status == Subscription.Status.ENDED:
         raise Conflict("This subscription has already ended.", code="subscription_ended")
     if locked.current_period_end > now:

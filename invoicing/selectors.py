@@ -12,9 +12,8 @@ from customers.models import Customer, Subscription
 from customers.periods import Period
 
 from .models import Invoice, InvoiceLine
-from .services.boundary import boundary_lines_for
 from .services.context import tax_rates_of
-from .services.lines import LineDraft, lines_totals, tax_breakdown
+from .services.lines import LineDraft, boundary_lines_for, lines_totals, tax_breakdown
 
 ZERO = Decimal("0")
 

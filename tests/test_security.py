@@ -233,7 +233,7 @@ def test_the_lock_ends_and_a_success_clears_the_count(client, finance_user, sett
 
 
 def test_the_lockout_reads_the_client_address_behind_the_configured_proxies(rf, settings):
-    from core.auth import client_ip
+    from core.clients import client_ip
 
     request = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7")
     settings.NUM_PROXIES = 0

@@ -48,12 +48,15 @@ from decimal import (
 __all__ = [
     "CREDIT_DECIMAL_PLACES",
     "Lot",
+    "Payer",
+    "Payment",
     "RolloverSplit",
     "Take",
     "consumption_plan",
     "credits_applicable",
     "credits_to_money",
     "expired_lots",
+    "invoice_payment_plan",
     "lots_order_key",
     "lots_ordered",
     "money_to_credits",
@@ -380,3 +383,70 @@ def credits_applicable(
     if _exponent(credits) < -CREDIT_DECIMAL_PLACES:
         credits = credits.quantize(_CREDIT_QUANTUM, context=_division_context(ROUND_CEILING))
     return money, credits
+
+
+@dataclass(frozen=True)
+class Payer:
+    """A wallet as far as paying one invoice is concerned.
+
+    * ``id``: the wallet's identifier, echoed in :class:`Payment`.
+    * ``usage_only``: the wallet pays usage lines (with their tax) only; else it pays all lines.
+    * ``available``: the credits it may spend on this invoice (Decimal, <= 12 dp); 0 or less pays nothing.
+    * ``rate``: currency units per credit; a rate of 0 or less pays nothing.
+    """
+
+    id: LotId
+    usage_only: bool
+    available: Decimal
+    rate: Decimal
+
+
+@dataclass(frozen=True)
+class Payment:
+    """What one wallet pays: ``money`` (currency units, rounded down to the minor unit, > 0) for ``credits``."""
+
+    payer_id: LotId
+    money: Decimal
+    credits: Decimal
+
+
+def invoice_payment_plan(
+    payers: Sequence[Payer], payable: Decimal, usage_payable: Decimal, minor_exponent: int
+) -> list[Payment]:
+    """How wallets pay an invoice (or what is pending): the one payment loop, in the order ``payers`` come.
+
+    The caller passes the wallets in payment order (usage-only wallets first, then all-lines wallets, oldest
+    first: ``wallets.selectors.wallets_payment_order``). ``payable`` is what the invoice still asks, in money;
+    ``usage_payable`` the part of it that usage-only wallets may pay (usage lines with their tax; 0 or less: none).
+
+    * an all-lines wallet pays at most what is left of ``payable``; a usage-only wallet at most what is left of
+      both ``usage_payable`` and ``payable``;
+    * each pays ``credits_applicable(that, available, rate, minor_exponent)``: money rounded down to the minor
+      unit, credits worth at least the money;
+    * what a wallet pays comes off ``payable`` and off ``usage_payable`` (never below 0); once nothing is
+      payable, no further wallet pays.
+
+    Returns one :class:`Payment` per wallet that pays something (credits > 0), in payment order. The sum of
+    the money paid never exceeds ``payable``, nor the usage-only wallets' part ``usage_payable``.
+
+    Example: lines $50 + $10 tax (fixed) and $30 + $6 tax (usage), nothing paid yet: payable 96.00, usage 36.00;
+    a usage-only wallet (rate 1, 1,000 credits) pays 36.00 for 36 credits, then an all-lines wallet (rate 0.5,
+    100 credits = $50) pays min(60.00, 50.00) = 50.00 for 100 credits; 10.00 is left due.
+    """
+    ctx = _exact_context()
+    left = _check_decimal(payable, "payable")
+    usage_left = _check_decimal(usage_payable, "usage_payable")
+    plan: list[Payment] = []
+    for payer in payers:
+        if left <= 0:
+            break
+        amount = min(usage_left, left) if payer.usage_only else left
+        if amount <= 0 or payer.available <= 0 or payer.rate <= 0:
+            continue
+        money, credits = credits_applicable(amount, payer.available, payer.rate, minor_exponent)
+        if credits <= 0:
+            continue
+        plan.append(Payment(payer_id=payer.id, money=money, credits=credits))
+        left = ctx.subtract(left, money)
+        usage_left = max(ctx.subtract(usage_left, money), _ZERO)
+    return plan

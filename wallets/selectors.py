@@ -9,7 +9,7 @@ from django.db.models import QuerySet, Sum
 
 from catalog.pricing import currency_exponent
 from customers.models import Customer
-from wallets.credits import credits_applicable
+from wallets.credits import Payer, invoice_payment_plan
 
 from .models import CreditGrant, CreditHold, LedgerEntry, Wallet
 
@@ -65,25 +65,22 @@ def customer_real_time_balances(
 
     ``pending`` is ``(payable_by_all_lines_wallets, payable_by_usage_only_wallets)`` in money, as
     invoicing.selectors.customer_pending_payable returns it (wallets does not import invoicing): what is not
-    held yet. The wallets pay it as they would pay an invoice: usage-only wallets first from the usage part,
-    then all-lines wallets from what is left, oldest first, each at its own rate.
+    held yet. The wallets pay it as they pay an invoice (the same loop, ``wallets.credits.invoice_payment_plan``):
+    usage-only wallets first from the usage part, then all-lines wallets from what is left, oldest first, each
+    at its own rate.
     """
-    all_left, usage_left = pending
+    all_payable, usage_payable = pending
     wallets = list(Wallet.objects.filter(customer=customer, currency=currency, status=Wallet.Status.ACTIVE))
     held = wallets_held(wallet_ids=[w.pk for w in wallets])
-    result: dict[int, Decimal] = {}
-    exponent = currency_exponent(currency)
-    for wallet in wallets_payment_order(wallets):
-        payable = usage_left if wallet.applies_to == Wallet.AppliesTo.USAGE else all_left
-        balance = max(wallet.balance - held.get(wallet.pk, Decimal(0)), Decimal(0))
-        if payable <= 0 or wallet.conversion_rate <= 0:
-            result[wallet.pk] = balance
-            continue
-        money, credits = credits_applicable(min(payable, all_left), balance, wallet.conversion_rate, exponent)
-        usage_left = max(usage_left - money, Decimal(0))
-        all_left = max(all_left - money, Decimal(0))
-        result[wallet.pk] = max(balance - credits, Decimal(0))
-    return result
+    ordered = wallets_payment_order(wallets)
+    free = {w.pk: max(w.balance - held.get(w.pk, Decimal(0)), Decimal(0)) for w in ordered}
+    payers = [
+        Payer(id=w.pk, usage_only=w.applies_to == Wallet.AppliesTo.USAGE, available=free[w.pk], rate=w.conversion_rate)
+        for w in ordered
+    ]
+    plan = invoice_payment_plan(payers, all_payable, usage_payable, currency_exponent(currency))
+    spent = {payment.payer_id: payment.credits for payment in plan}
+    return {w.pk: max(free[w.pk] - spent.get(w.pk, Decimal(0)), Decimal(0)) for w in ordered}
 
 
 def wallet_real_time_balance(*, wallet: Wallet, pending: tuple[Decimal, Decimal]) -> Decimal:

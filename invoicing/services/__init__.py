@@ -1,12 +1,6 @@
 """Invoicing services (entry points are durable transactions). Re-exported here."""
 
-from .boundary import (
-    subscription_bill_once,
-    subscription_cancel,
-    subscription_catch_up,
-    subscription_start,
-    subscription_start_locked,
-)
+from .boundary import subscription_bill_once, subscription_catch_up
 from .invoices import (
     credit_note_issue,
     invoice_finalize,
@@ -16,6 +10,7 @@ from .invoices import (
     number_next,
     payment_record,
 )
+from .lifecycle import subscription_cancel, subscription_start, subscription_start_locked
 from .run import RunSummary, billing_run_execute
 
 __all__ = [

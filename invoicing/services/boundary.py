@@ -31,7 +31,9 @@ Rules chosen for speed, none changing a result:
   over, so credit application and period close are not called for it (``credits_applied`` is 0, as the
   seam would find); the new period's plan credits are granted as always (that creates the wallet);
 * the period advance is written without a change-history row (``customers.services.
-  subscription_advance_locked`` says why); ending at period end keeps its history row.
+  subscription_row_advance_locked`` says why); ending at period end keeps its history row.
+
+Starting and canceling a subscription are the lifecycle's other verbs, beside this module in ``lifecycle.py``.
 """
 
 from __future__ import annotations
@@ -40,43 +42,17 @@ from datetime import datetime
 
 from django.db import transaction
 
-from catalog.models import Plan, PlanVersion
-from customers import periods
-from customers.models import Customer, Subscription
+from catalog.models import PlanVersion
+from customers.models import Subscription
 from customers.periods import Period
-from customers.selectors import subscription_version_for
-from customers.services import subscription_advance_locked, subscription_create
+from customers.services import subscription_row_advance_locked
 
 from ..models import Invoice
 from . import credits as credits_seam
-from .context import (
-    NO_SHEETS,
-    BoundaryContext,
-    PriceSheets,
-    UsageBatch,
-    tax_rates_of,
-    version_credit_grants,
-)
-from .invoices import (
-    invoice_create_for_period,
-    invoice_credits_settle,
-    invoice_finalize_number,
-    invoice_finalize_prepare,
-)
-from .lines import LineDraft, advance_lines, arrears_lines
+from .context import NO_SHEETS, BoundaryContext, PriceSheets, UsageBatch, version_credit_grants
+from .invoices import invoice_create_for_period, invoice_finalize_number, invoice_finalize_or_hold
+from .lines import boundary_lines_for
 from .locks import boundary_lock
-
-
-def _lock_customer(customer_id: int) -> Customer:
-    return Customer.objects.select_for_update().get(pk=customer_id)
-
-
-def _lock_subscription(subscription_id: int) -> Subscription:
-    return (
-        Subscription.objects.select_for_update(of=("self",))
-        .select_related("customer", "plan", "plan_version", "plan_version__plan", "pinned_version")
-        .get(pk=subscription_id)
-    )
 
 
 def _next_version(subscription: Subscription, context: BoundaryContext) -> PlanVersion | None:
@@ -88,76 +64,6 @@ def _next_version(subscription: Subscription, context: BoundaryContext) -> PlanV
     if carried == subscription.plan_version_id:
         return subscription.plan_version
     return PlanVersion.objects.select_related("plan").get(pk=carried)
-
-
-def version_for_period(subscription: Subscription, period: Period) -> PlanVersion:
-    """The version billing ``period``: pinned, else in effect at its start; the current one if none is."""
-    return subscription_version_for(subscription=subscription, period_start=period.start) or subscription.plan_version
-
-
-def boundary_lines_for(
-    *,
-    subscription: Subscription,
-    ended: Period,
-    ended_version: PlanVersion,
-    ending: bool,
-    usage: UsageBatch | None = None,
-    new_version: PlanVersion | None = None,
-    sheets: PriceSheets = NO_SHEETS,
-) -> list[LineDraft]:
-    """Lines of the invoice at ``ended.end``: ended period's arrears + (unless ending) next period's advance fees.
-
-    ``new_version``: the version for the next period when the caller already resolved it. ``usage`` and
-    ``sheets``: what a run read beforehand (``arrears_lines``, ``advance_lines``); else read now.
-    """
-    currency = subscription.customer.currency
-    lines = arrears_lines(
-        subscription=subscription, version=ended_version, period=ended, currency=currency, usage=usage, sheets=sheets
-    )
-    if not ending:
-        new_period = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended)
-        lines += advance_lines(
-            subscription=subscription, version=new_version or version_for_period(subscription, new_period),
-            period=new_period, currency=currency, sheets=sheets,
-        )
-    return lines
-
-
-#: The reasons of the invoices rebuilt from a subscription's prices and events on recalculation.
-REBUILT_REASONS = (Invoice.Reason.START, Invoice.Reason.BOUNDARY, Invoice.Reason.CANCEL)
-
-
-def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[LineDraft]:
-    """Rebuild the lines of a stored subscription invoice from events (draft recalculation), by its reason.
-
-    ``start``: the first period's in-advance fees; ``boundary``: the ended period's in-arrears lines and,
-    unless the subscription ended at that boundary, the next period's in-advance fees; ``cancel``: the
-    in-arrears lines of the part period that ended at once.
-    """
-    period = Period(invoice.period_start, invoice.period_end)
-    currency = invoice.currency
-    version = version_for_period(subscription, period)
-    if invoice.reason == Invoice.Reason.START:
-        return advance_lines(subscription=subscription, version=version, period=period, currency=currency)
-    if invoice.reason == Invoice.Reason.CANCEL:
-        return arrears_lines(subscription=subscription, version=version, period=period, currency=currency)
-    if invoice.reason != Invoice.Reason.BOUNDARY:
-        raise ValueError(f"a {invoice.reason} invoice is not rebuilt from its subscription's periods")
-    ended_at = subscription.ended_at
-    ending = ended_at is not None and ended_at <= invoice.billing_boundary_at
-    return boundary_lines_for(subscription=subscription, ended=period, ended_version=version, ending=ending)
-
-
-def _finalize_or_wait(invoice: Invoice, *, now: datetime, has_wallets: bool = True) -> bool:
-    """Grace 0: finalize now (credits applied here; number taken by ``invoice_finalize_number`` at the end
-    of the transaction); else hold credits for the draft. Returns whether the invoice needs its number.
-
-    ``has_wallets=False``: the (locked) customer has no wallet, so no credits are looked for."""
-    if invoice.customer.invoice_grace_days == 0:
-        invoice_finalize_prepare(invoice=invoice, now=now, has_wallets=has_wallets)
-        return True
-    invoice_credits_settle(invoice=invoice, now=now, has_wallets=has_wallets)
-    return False
 
 
 @transaction.atomic(savepoint=False)
@@ -188,10 +94,12 @@ def subscription_boundary_bill_locked(
         customer=subscription.customer, subscription=subscription, boundary_at=boundary, period=ended, lines=lines,
         now=now, tax_rates=context.tax_rates, reason=Invoice.Reason.BOUNDARY,
     )
-    needs_number = invoice is not None and _finalize_or_wait(invoice, now=now, has_wallets=context.has_wallets)
+    needs_number = invoice is not None and invoice_finalize_or_hold(
+        invoice=invoice, now=now, has_wallets=context.has_wallets
+    )
     if context.has_wallets:  # no wallet: no plan lots to roll over or expire
         credits_seam.plan_credits_close_period(subscription=subscription, period=ended, ending=ending, now=now)
-    subscription_advance_locked(subscription=subscription, now=now, next_version=new_version)
+    subscription_row_advance_locked(subscription=subscription, now=now, next_version=new_version)
     if not ending:
         credits_seam.plan_credits_grant(
             subscription=subscription,
@@ -249,86 +157,3 @@ def subscription_catch_up(*, subscription_id: int, now: datetime) -> tuple[int, 
             return boundaries, invoices
         boundaries += 1
         invoices += invoice is not None
-
-
-@transaction.atomic(savepoint=False)
-def subscription_start_locked(
-    *,
-    customer: Customer,
-    plan: Plan,
-    start_at: datetime,
-    billing: str,
-    pinned_version: PlanVersion | None,
-    now: datetime,
-) -> Subscription:
-    """``subscription_start`` inside the caller's transaction: the first period's start work only."""
-    customer = _lock_customer(customer.pk)
-    subscription = subscription_create(
-        customer=customer, plan=plan, start_at=start_at, billing=billing, pinned_version=pinned_version
-    )
-    subscription = _lock_subscription(subscription.pk)
-    first = Period(subscription.current_period_start, subscription.current_period_end)
-    credits_seam.plan_credits_grant(subscription=subscription, period=first, now=now)
-    lines = advance_lines(
-        subscription=subscription, version=subscription.plan_version, period=first, currency=customer.currency
-    )
-    invoice = invoice_create_for_period(
-        customer=subscription.customer, subscription=subscription, boundary_at=first.start, period=first,
-        lines=lines, now=now, tax_rates=tax_rates_of(customer), reason=Invoice.Reason.START,
-    )
-    if invoice is not None and _finalize_or_wait(invoice, now=now):
-        invoice_finalize_number(invoice=invoice, now=now)
-    return subscription
-
-
-@transaction.atomic(durable=True)
-def subscription_start(
-    *,
-    customer: Customer,
-    plan: Plan,
-    start_at: datetime,
-    billing: str,
-    pinned_version: PlanVersion | None,
-    now: datetime,
-) -> Subscription:
-    """Create a subscription and do its first period's start work at once (plan credits, in-advance invoice).
-
-    The first period's in-advance fixed fees are prorated by whole days for a partial calendar period.
-    Only the first period, the one containing ``start_at``, is started here, even when ``start_at`` is in the
-    past (DESIGN.md): every later boundary is a billing run's work (``run_billing --now T``, or the beat task
-    at its next tick), one boundary per period, so the subscription's ``current_period_*`` stay on the first
-    period until a run advances them. Creating a subscription therefore does a bounded amount of work, and a
-    suite stepping time with ``run_billing --now`` sees each boundary billed by the run that reaches it.
-    """
-    return subscription_start_locked(
-        customer=customer, plan=plan, start_at=start_at, billing=billing, pinned_version=pinned_version, now=now
-    )
-
-
-@transaction.atomic(durable=True)
-def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -> Subscription:
-    """Cancel at ``period_end`` (stays active until its period ends) or ``now`` (ends at once).
-
-    Canceling an ended subscription is a Conflict (409). Ending now bills what the ended part owes: an
-    invoice at the end instant with the part period's in-arrears lines (fixed fees in arrears prorated by
-    whole days); fees paid in advance are not refunded here (a credit note does that).
-    """
-    from customers.services import subscription_cancel as cancel_row
-
-    _lock_customer(subscription.customer_id)
-    locked = _lock_subscription(subscription.pk)
-    part_start = locked.current_period_start
-    version = locked.plan_version
-    subscription = cancel_row(subscription=locked, at=at, now=now)
-    if subscription.status == Subscription.Status.ENDED and subscription.ended_at and subscription.ended_at > part_start:
-        part = Period(part_start, subscription.ended_at)
-        lines = arrears_lines(subscription=subscription, version=version, period=part, currency=subscription.customer.currency)
-        invoice = invoice_create_for_period(
-            customer=subscription.customer, subscription=subscription, boundary_at=part.end, period=part,
-            lines=lines, now=now, tax_rates=tax_rates_of(subscription.customer), reason=Invoice.Reason.CANCEL,
-        )
-        needs_number = invoice is not None and _finalize_or_wait(invoice, now=now)
-        credits_seam.plan_credits_close_period(subscription=subscription, period=part, ending=True, now=now)
-        if needs_number:
-            invoice_finalize_number(invoice=invoice, now=now)
-    return subscription

@@ -6,7 +6,11 @@ grace period the credits are held for it now, before rollover and expiry), then 
 (rollover up to the cap, the rest expires; forfeited when the subscription ends), then the subscription
 advances and ``plan_credits_grant`` gives the new period's credits.
 
-Rules chosen here where the design is silent:
+Wallets own paying an invoice with credits (``wallets.services.invoice_payment``: which wallets pay and in what
+order, the lots, the holds, the ledger rows); this module passes them plain values (what the invoice still owes,
+its usage lines with their tax) and stores the money applied on the invoice.
+
+Rules chosen where the design is silent:
 
 * **A hold is a reservation, not a spend** (DESIGN.md). Credits for a draft are held
   (``wallets.services.holds``: a ``CreditHold`` per lot, the lot's ``held`` raised), with no ledger row: the
@@ -21,45 +25,38 @@ Rules chosen here where the design is silent:
 * **What credits may pay:** an all-lines wallet pays the invoice total (tax included), a usage-only wallet
   the usage lines plus their tax; never more than the invoice still owes (total - credit notes - paid).
   Usage-only wallets pay first, then all-lines wallets, oldest first; money is rounded down to the minor
-  unit (wallets.credits.credits_applicable).
+  unit (wallets.credits.invoice_payment_plan).
 * **A lot expiring exactly at the invoice's boundary still pays it** (credits pay their period first).
 * **Credits never pay a credit-purchase invoice.**
 * **Credit purchases are not taxed** (tax is charged when the credits pay taxed invoices); an auto top-up's
-  purchase invoice has one ``credit_purchase`` line priced at credits x conversion rate.
+  purchase invoice has one ``credit_purchase`` line priced at credits x conversion rate
+  (``invoices.credit_purchase_invoice_create``, passed in as ``top_up``: this module imports no other service
+  module of invoicing, so the service modules import each other in one direction only).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 
 from catalog.models import PlanCreditGrant
-from catalog.pricing import currency_exponent, quantize_minor
-from core.money import format_decimal
 from customers.models import Customer, Subscription
 from customers.periods import Period
-from wallets.credits import credits_applicable, credits_to_money
-from wallets.models import CreditGrant, LedgerEntry, Wallet
-from wallets.selectors import wallets_payment_order
+from wallets.models import CreditGrant, Wallet
 from wallets.services import (
-    consume_from_locked,
-    holds_consume_locked,
-    holds_of_invoice_locked,
-    holds_place_locked,
-    holds_release_locked,
     plan_credits_close,
     plan_credits_grant_period,
-    usable_filter,
     wallet_balance_check_locked,
     wallet_grant_revoke_locked,
     wallet_grants_expire,
+    wallet_invoice_pay,
+    wallet_invoice_release,
 )
-from wallets.services._ledger import grant_expire_locked, grants_locked, ledger_append
+from wallets.services.alerts import TopUp
 
 from ..models import Invoice, InvoiceLine
 
@@ -80,6 +77,11 @@ def _owed(invoice: Invoice) -> Decimal:
     return max(invoice.total - invoice.credit_notes_total - invoice.amount_paid, Decimal(0))
 
 
+def _usage_payable(invoice: Invoice) -> Decimal:
+    """What usage-only wallets may pay: the invoice's usage lines with their tax."""
+    return sum((line.amount + line.tax for line in invoice.lines.filter(kind=InvoiceLine.Kind.USAGE)), Decimal(0))
+
+
 def _set_credits_applied(invoice: Invoice, money: Decimal) -> None:
     """Store ``money`` (>= 0) as the credits applied; ``amount_due`` is what is owed beyond it."""
     invoice.credits_applied = money
@@ -93,30 +95,26 @@ def _sync_credits(target: Invoice, source: Invoice) -> None:
     target.amount_due = source.amount_due
 
 
-def _lock_customer_wallets(invoice: Invoice) -> list[Wallet]:
-    """Lock the invoice's customer, then its wallets in the invoice currency (lock order customer -> wallets)."""
+def _lock_customer(invoice: Invoice) -> None:
+    """Lock the invoice's customer: first in the lock order, before the invoice and the customer's wallets."""
     Customer.objects.select_for_update().get(pk=invoice.customer_id)
-    return list(
-        Wallet.objects.select_for_update().select_related("customer")
-        .filter(customer_id=invoice.customer_id, currency=invoice.currency).order_by("id")
-    )
-
-
-def _invoice_rows(invoice: Invoice, wallets: list[Wallet]):
-    return LedgerEntry.objects.filter(invoice_id=invoice.pk, wallet__in=wallets)
 
 
 @transaction.atomic(savepoint=False)
-def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool = True) -> None:
+def invoice_credits_apply(*, invoice: Invoice, now: datetime, top_up: TopUp, has_wallets: bool = True) -> None:
     """Hold wallet credits for a draft, or apply them to an invoice being finalized; sets credits_applied.
 
     ``invoice.status`` as the caller holds it decides: a draft gets holds (no ledger row, the balance does not
     move); an invoice the caller is finalizing (status already set to finalized in memory) gets ``consume``
     rows -- its draft's holds become those rows, or, when nothing was held, the credits are applied now.
     Idempotent: an invoice already holding or having consumed credits is left as it is (release first to
-    re-apply). One transaction (call inside the caller's), locks in the order customer -> wallets -> lots ->
-    invoice.
+    re-apply). Wallets do the paying (``wallets.services.wallet_invoice_pay``) from plain values read here:
+    what the invoice still owes and its usage lines with their tax. One transaction (call inside the
+    caller's); locks in the order customer -> invoice (the callers finalizing or recalculating hold it
+    already) -> wallets -> lots.
 
+    ``top_up``: what an auto top-up triggered by the payment buys besides its credits (the purchase invoice,
+    ``invoices.credit_purchase_invoice_create``; passed in because finalizing it comes back here).
     ``has_wallets=False``: the caller holds the customer's lock and found it has no wallet at all, so nothing
     can pay the invoice and nothing can be held for it: ``credits_applied`` is 0 with no query (the same
     figures the full path would store; the caller saves the invoice).
@@ -126,71 +124,19 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, has_wallets: bool 
             invoice.credits_applied = Decimal(0)
             invoice.amount_due = _owed(invoice)
         return
-    finalizing = invoice.status != Invoice.Status.DRAFT
-    wallets = _lock_customer_wallets(invoice)
-    by_id = {w.pk: w for w in wallets}
-    holds = holds_of_invoice_locked(invoice_id=invoice.pk, wallets=wallets)
-    rows = _invoice_rows(invoice, wallets)
-    spent = -(rows.aggregate(s=Sum("credits"))["s"] or Decimal(0))
-    active_wallets = [w for w in wallets if w.status == Wallet.Status.ACTIVE]
-    paying = wallets_payment_order(active_wallets)
-    lots_by_wallet: dict[int, list[CreditGrant]] = {}
-    boundary = invoice.billing_boundary_at or now
-    eligible = usable_filter(now=now, expiring_after=boundary) | Q(status=CreditGrant.Status.EXPIRED)
-    for wallet in paying:
-        lots_by_wallet[wallet.pk] = grants_locked(wallet=wallet, filters=eligible)
+    _lock_customer(invoice)
     locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if locked.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED):
-        _sync_credits(invoice, locked)  # nothing to pay: the caller sees the stored figures
+    if locked.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED) or locked.kind == Invoice.Kind.CREDIT_PURCHASE:
+        _sync_credits(invoice, locked)  # nothing to pay; and credits never pay for credits
         return
-    if holds:
-        if finalizing:  # the draft's reservation becomes the spend: one consume row per lot
-            holds_consume_locked(holds=holds, wallets=by_id, reference=f"invoice:{invoice.pk}", now=now)
-        _sync_credits(invoice, locked)
-        return
-    if spent > 0 or locked.kind == Invoice.Kind.CREDIT_PURCHASE:
-        _sync_credits(invoice, locked)  # already applied; and credits never pay for credits
-        return
-    round_no = rows.count()
-    owed_left = _owed(locked)
-    usage_left = sum(
-        (line.amount + line.tax for line in locked.lines.filter(kind=InvoiceLine.Kind.USAGE)), Decimal(0)
+    applied = wallet_invoice_pay(
+        customer_id=invoice.customer_id, currency=invoice.currency, invoice_id=invoice.pk,
+        payable=_owed(locked), usage_payable=_usage_payable(locked), hold=invoice.status == Invoice.Status.DRAFT,
+        now=now, expiring_after=invoice.billing_boundary_at or now, top_up=top_up,
     )
-    exponent = currency_exponent(locked.currency)
-    applied = Decimal(0)
-    for wallet in paying:
-        if owed_left <= 0:
-            break
-        payable = min(usage_left, owed_left) if wallet.applies_to == Wallet.AppliesTo.USAGE else owed_left
-        lots = lots_by_wallet[wallet.pk]
-        available = sum((g.free for g in lots), Decimal(0))
-        if payable <= 0 or available <= 0:
-            continue
-        money, credits = credits_applicable(payable, available, wallet.conversion_rate, exponent)
-        if credits <= 0:
-            continue
-        if finalizing:
-            consume_from_locked(
-                wallet=wallet, grants=lots, credits=credits, key_prefix=f"invoice:{invoice.pk}:apply:{round_no}",
-                reference=f"invoice:{invoice.pk}", invoice_id=invoice.pk,
-            )
-        else:
-            holds_place_locked(wallet=wallet, grants=lots, credits=credits, invoice_id=invoice.pk)
-        applied += money
-        owed_left -= money
-        usage_left = max(usage_left - money, Decimal(0))
-    for wallet in active_wallets:
-        for grant in lots_by_wallet[wallet.pk]:
-            if grant.status != CreditGrant.Status.ACTIVE and grant.free > 0:
-                grant_expire_locked(
-                    wallet=wallet, grant=grant, credits=grant.free, key=f"expire:{grant.pk}:{grant.ledger.count()}",
-                    reference=f"invoice:{invoice.pk}", description="Released credits of a lot no longer active",
-                    status=grant.status,
-                )
-    _set_credits_applied(locked, applied)
-    _sync_credits(invoice, locked)
-    for wallet in active_wallets:
-        wallet_balance_check_locked(wallet=wallet, now=now, top_up=credit_purchase_invoice_create)
+    if applied is not None:
+        _set_credits_applied(locked, applied)
+    _sync_credits(invoice, locked)  # applied now, or the figures stored when the credits were first applied
 
 
 @transaction.atomic(savepoint=False)
@@ -199,33 +145,16 @@ def invoice_credits_release(
 ) -> None:
     """Give back credits held for a draft (before it is recalculated) or applied to an invoice being voided.
 
-    Idempotent. Call inside a transaction.
-
-    A draft's holds are released with no ledger row (the balance never moved). Credits an invoice consumed
-    go back to the lots they came from, each exactly what it gave (``adjustment`` rows); a used-up lot
-    becomes active again. Lock order customer -> wallets -> lots -> invoice.
+    Idempotent. Call inside a transaction. The wallets give them back (``wallets.services.
+    wallet_invoice_release``: holds released with no ledger row, consumed credits back to their lots as
+    ``adjustment`` rows); the invoice's credits applied become 0. Lock order customer -> wallets -> lots ->
+    invoice.
     """
-    wallets = _lock_customer_wallets(invoice)
-    holds_release_locked(holds=holds_of_invoice_locked(invoice_id=invoice.pk, wallets=wallets), now=now)
-    rows = _invoice_rows(invoice, wallets)
-    net: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
-    for wallet_id, grant_id, credits in rows.values_list("wallet_id", "grant_id", "credits"):
-        net[(wallet_id, grant_id)] += credits
-    round_no = rows.count()
-    by_wallet = {w.pk: w for w in wallets}
-    grant_ids = [g for (_, g), c in net.items() if c < 0]
-    grants = {g.pk: g for g in CreditGrant.objects.select_for_update().filter(pk__in=grant_ids).order_by("id")}
+    _lock_customer(invoice)
+    wallet_invoice_release(
+        customer_id=invoice.customer_id, currency=invoice.currency, invoice_id=invoice.pk, now=now, reason=reason
+    )
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    for (wallet_id, grant_id), credits in sorted(net.items()):
-        if credits >= 0:
-            continue
-        grant = grants[grant_id]
-        ledger_append(
-            wallet=by_wallet[wallet_id], grant=grant, type=LedgerEntry.Type.ADJUSTMENT, credits=-credits,
-            idempotency_key=f"invoice:{invoice.pk}:release:{round_no}:{grant_id}", reference=f"invoice:{invoice.pk}",
-            invoice_id=invoice.pk, description=reason,
-            grant_status=CreditGrant.Status.ACTIVE if grant.status == CreditGrant.Status.CONSUMED else None,
-        )
     if invoice.credits_applied:
         _set_credits_applied(invoice, Decimal(0))
 
@@ -236,35 +165,6 @@ def plan_credits_close_period(*, subscription: Subscription, period: Period, end
     Call inside a transaction, after ``invoice_credits_apply`` of the period's invoice.
     """
     plan_credits_close(subscription=subscription, period=period, ending=ending, now=now)
-
-
-def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: datetime) -> Invoice:
-    """The purchase invoice of an auto top-up: one ``credit_purchase`` line, credits x conversion rate, untaxed.
-
-    Finalized at once (``invoice_finalize_locked``: numbered, and paid when nothing is due). Call inside a
-    transaction.
-    """
-    amount = quantize_minor(credits_to_money(Decimal(grant.credits), Decimal(wallet.conversion_rate)), wallet.currency)
-    invoice = Invoice.objects.create(
-        kind=Invoice.Kind.CREDIT_PURCHASE, customer_id=wallet.customer_id, currency=wallet.currency,
-        status=Invoice.Status.DRAFT, finalize_after=now, subtotal=amount, tax=Decimal(0), total=amount,
-        amount_due=amount, reason=Invoice.Reason.CREDIT_PURCHASE,
-    )
-    InvoiceLine.objects.create(
-        invoice=invoice, position=0, kind=InvoiceLine.Kind.CREDIT_PURCHASE,
-        description=(
-            f"{format_decimal(grant.credits)} credits at {format_decimal(wallet.conversion_rate)} {wallet.currency} "
-            f"per credit (automatic top-up of wallet \"{wallet.name}\")"
-        ),
-        quantity=grant.credits, unit_amount=wallet.conversion_rate, amount=amount,
-        details={
-            "wallet": str(wallet.pk), "grant": str(grant.pk), "credits": str(grant.credits),
-            "conversion_rate": str(wallet.conversion_rate), "reason": "auto top-up below the low-balance threshold",
-        },
-    )
-    from .invoices import invoice_finalize_locked  # here: invoices imports this module
-
-    return invoice_finalize_locked(invoice=invoice, now=now)
 
 
 def credit_purchase_grant(invoice: Invoice) -> tuple[CreditGrant | None, Decimal]:
@@ -288,8 +188,10 @@ def credit_purchase_revoke(*, invoice: Invoice, credits: Decimal, key: str, reas
     return wallet_grant_revoke_locked(grant=grant, credits=credits, key=key, reason=reason)
 
 
-def credits_scheduled_work(*, now: datetime, customer_external_id: str | None = None) -> dict:
+def credits_scheduled_work(*, now: datetime, top_up: TopUp, customer_external_id: str | None = None) -> dict:
     """Run-time wallet work: expire grants past expires_at, low-balance alerts and auto top-ups. Returns counts.
+
+    ``top_up``: what an auto top-up buys besides its credits (``invoices.credit_purchase_invoice_create``).
 
     One transaction per wallet (nested in the caller's if there is one), so one wallet's failure never
     undoes another's work. Idempotent: a second run at the same instant finds nothing to do.
@@ -303,7 +205,7 @@ def credits_scheduled_work(*, now: datetime, customer_external_id: str | None = 
             Customer.objects.select_for_update(of=("self",)).filter(wallets__pk=wallet_id).first()
             wallet = Wallet.objects.get(pk=wallet_id)
             counts["grants_expired"] += wallet_grants_expire(wallet=wallet, now=now)
-            alert = wallet_balance_check_locked(wallet=wallet, now=now, top_up=credit_purchase_invoice_create)
+            alert = wallet_balance_check_locked(wallet=wallet, now=now, top_up=top_up)
             if alert is not None:
                 counts["alerts"] += 1
                 counts["top_ups"] += 1 if alert.top_up_grant_id else 0

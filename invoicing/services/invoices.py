@@ -32,13 +32,17 @@ from django.db.models.constants import OnConflict
 
 from catalog.pricing import quantize_minor
 from core.errors import Conflict, ValidationFailed
+from core.money import format_decimal
 from customers.models import Customer
 from customers.periods import Period
+from wallets.credits import credits_to_money
+from wallets.models import CreditGrant, Wallet
+from wallets.services import wallet_for_plan_credits, wallet_grant_create_locked
 
 from ..models import CreditNote, Invoice, InvoiceLine, NumberSequence, Payment
 from . import credits as credits_seam
 from .context import TaxRates, tax_rates_of
-from .lines import LineDraft, lines_totals, tax_breakdown
+from .lines import REBUILT_REASONS, LineDraft, boundary_lines, lines_totals, tax_breakdown
 
 SEQUENCE_PREFIXES = {"invoice": "INV-", "credit_note": "CN-"}
 ZERO = Decimal("0")
@@ -103,7 +107,9 @@ def invoice_credits_settle(*, invoice: Invoice, now: datetime, save: bool = True
     The seam sets ``invoice.credits_applied`` on the instance passed in. ``has_wallets=False`` tells the seam
     the caller, holding the customer lock, found no wallet for the customer (nothing to look up).
     """
-    credits_seam.invoice_credits_apply(invoice=invoice, now=now, has_wallets=has_wallets)
+    credits_seam.invoice_credits_apply(
+        invoice=invoice, now=now, top_up=credit_purchase_invoice_create, has_wallets=has_wallets
+    )
     invoice.credits_applied = quantize_minor(invoice.credits_applied, invoice.currency)
     invoice.amount_due = _amount_due(invoice)
     if save:
@@ -212,6 +218,47 @@ def invoice_finalize_locked(*, invoice: Invoice, now: datetime) -> Invoice:
     return invoice_finalize_number(invoice=invoice, now=now)
 
 
+def invoice_finalize_or_hold(*, invoice: Invoice, now: datetime, has_wallets: bool = True) -> bool:
+    """A new subscription invoice: its customer's grace 0 finalizes it now (credits applied; the number is
+    the caller's :func:`invoice_finalize_number` at the end of the transaction), else credits are held for the
+    draft. Returns whether the invoice needs its number. Call inside a transaction.
+
+    ``has_wallets=False``: the (locked) customer has no wallet, so no credits are looked for."""
+    if invoice.customer.invoice_grace_days == 0:
+        invoice_finalize_prepare(invoice=invoice, now=now, has_wallets=has_wallets)
+        return True
+    invoice_credits_settle(invoice=invoice, now=now, has_wallets=has_wallets)
+    return False
+
+
+def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: datetime) -> Invoice:
+    """The purchase invoice of an auto top-up: one ``credit_purchase`` line, credits x conversion rate, untaxed.
+
+    Finalized at once (``invoice_finalize_locked``: numbered, and paid when nothing is due). Call inside a
+    transaction. It is the ``top_up`` passed to the credits seam: wallets call it when they buy the credits, and
+    finalizing it comes back to the seam, so the seam receives it instead of importing this module.
+    """
+    amount = quantize_minor(credits_to_money(Decimal(grant.credits), Decimal(wallet.conversion_rate)), wallet.currency)
+    invoice = Invoice.objects.create(
+        kind=Invoice.Kind.CREDIT_PURCHASE, customer_id=wallet.customer_id, currency=wallet.currency,
+        status=Invoice.Status.DRAFT, finalize_after=now, subtotal=amount, tax=Decimal(0), total=amount,
+        amount_due=amount, reason=Invoice.Reason.CREDIT_PURCHASE,
+    )
+    InvoiceLine.objects.create(
+        invoice=invoice, position=0, kind=InvoiceLine.Kind.CREDIT_PURCHASE,
+        description=(
+            f"{format_decimal(grant.credits)} credits at {format_decimal(wallet.conversion_rate)} {wallet.currency} "
+            f"per credit (automatic top-up of wallet \"{wallet.name}\")"
+        ),
+        quantity=grant.credits, unit_amount=wallet.conversion_rate, amount=amount,
+        details={
+            "wallet": str(wallet.pk), "grant": str(grant.pk), "credits": str(grant.credits),
+            "conversion_rate": str(wallet.conversion_rate), "reason": "auto top-up below the low-balance threshold",
+        },
+    )
+    return invoice_finalize_locked(invoice=invoice, now=now)
+
+
 def _lock(invoice_id: int, *, customer: bool = False) -> Invoice:
     """Lock the invoice (after its customer, when asked: lock order customer -> wallets -> invoice)."""
     if customer:
@@ -233,8 +280,6 @@ def invoice_rebuild_lines(*, invoice: Invoice) -> list[LineDraft]:
     A subscription's start, period end or immediate cancellation is rebuilt from the subscription's prices
     and events; any other invoice (a credit purchase, a one-off) keeps its lines as they are.
     """
-    from .boundary import REBUILT_REASONS, boundary_lines
-
     if invoice.reason not in REBUILT_REASONS:
         return [
             LineDraft(
@@ -462,8 +507,6 @@ def _refund_to_wallet(*, note: CreditNote, now: datetime) -> None:
     places: the credits are never worth more than the money refunded). Call inside a transaction, holding the
     customer lock (lock order customer -> wallets -> invoice).
     """
-    from wallets.services import wallet_for_plan_credits, wallet_grant_create_locked
-
     invoice = note.invoice
     wallet = wallet_for_plan_credits(customer=invoice.customer, currency=invoice.currency)
     credits = _money_to_credits(note.amount, wallet.conversion_rate, ROUND_DOWN)

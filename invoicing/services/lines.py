@@ -1,7 +1,9 @@
 """Building invoice lines from a subscription's prices, meters and periods (reads only, no writes).
 
 The same code builds boundary invoices, the start invoice, recalculated drafts and the upcoming-invoice
-preview, so a preview always shows what the invoice will say.
+preview, so a preview always shows what the invoice will say: :func:`boundary_lines_for` (the invoice at a
+period's end) and :func:`boundary_lines` (a stored subscription invoice rebuilt by its reason) are here, below
+the services that write invoices and run boundaries.
 
 Rules (DESIGN.md "Catalog", "Customers and subscriptions", "Invoicing"):
 
@@ -29,10 +31,11 @@ from core.money import format_decimal
 from customers import periods
 from customers.models import Subscription
 from customers.periods import Period
+from customers.selectors import subscription_version_for
 from metering.models import Meter
 from metering.selectors import usage_for_customers
 
-from ..models import InvoiceLine
+from ..models import Invoice, InvoiceLine
 from ..totals import LineAmount, Totals, totals_compute
 from .context import NO_SHEETS, PriceSheets, TaxRates, UsageBatch, version_prices
 
@@ -201,6 +204,64 @@ def arrears_lines(
             quantity = (values or {}).get((external_id, price.meter_id), Decimal(0))
             lines.append(usage_line(price=price, version=version, period=period, quantity=quantity, currency=currency))
     return lines
+
+
+def version_for_period(subscription: Subscription, period: Period) -> PlanVersion:
+    """The version billing ``period``: pinned, else in effect at its start; the current one if none is."""
+    return subscription_version_for(subscription=subscription, period_start=period.start) or subscription.plan_version
+
+
+def boundary_lines_for(
+    *,
+    subscription: Subscription,
+    ended: Period,
+    ended_version: PlanVersion,
+    ending: bool,
+    usage: UsageBatch | None = None,
+    new_version: PlanVersion | None = None,
+    sheets: PriceSheets = NO_SHEETS,
+) -> list[LineDraft]:
+    """Lines of the invoice at ``ended.end``: ended period's arrears + (unless ending) next period's advance fees.
+
+    ``new_version``: the version for the next period when the caller already resolved it. ``usage`` and
+    ``sheets``: what a run read beforehand (``arrears_lines``, ``advance_lines``); else read now.
+    """
+    currency = subscription.customer.currency
+    lines = arrears_lines(
+        subscription=subscription, version=ended_version, period=ended, currency=currency, usage=usage, sheets=sheets
+    )
+    if not ending:
+        new_period = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended)
+        lines += advance_lines(
+            subscription=subscription, version=new_version or version_for_period(subscription, new_period),
+            period=new_period, currency=currency, sheets=sheets,
+        )
+    return lines
+
+
+#: The reasons of the invoices rebuilt from a subscription's prices and events on recalculation.
+REBUILT_REASONS = (Invoice.Reason.START, Invoice.Reason.BOUNDARY, Invoice.Reason.CANCEL)
+
+
+def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[LineDraft]:
+    """Rebuild the lines of a stored subscription invoice from events (draft recalculation), by its reason.
+
+    ``start``: the first period's in-advance fees; ``boundary``: the ended period's in-arrears lines and,
+    unless the subscription ended at that boundary, the next period's in-advance fees; ``cancel``: the
+    in-arrears lines of the part period that ended at once.
+    """
+    period = Period(invoice.period_start, invoice.period_end)
+    currency = invoice.currency
+    version = version_for_period(subscription, period)
+    if invoice.reason == Invoice.Reason.START:
+        return advance_lines(subscription=subscription, version=version, period=period, currency=currency)
+    if invoice.reason == Invoice.Reason.CANCEL:
+        return arrears_lines(subscription=subscription, version=version, period=period, currency=currency)
+    if invoice.reason != Invoice.Reason.BOUNDARY:
+        raise ValueError(f"a {invoice.reason} invoice is not rebuilt from its subscription's periods")
+    ended_at = subscription.ended_at
+    ending = ended_at is not None and ended_at <= invoice.billing_boundary_at
+    return boundary_lines_for(subscription=subscription, ended=period, ended_version=version, ending=ending)
 
 
 def lines_totals(lines: list[LineDraft], *, tax_rates: TaxRates, currency: str) -> Totals:

@@ -38,7 +38,7 @@ from ..models import Invoice
 from . import credits as credits_seam
 from .boundary import CustomerBusy, subscription_bill_once
 from .context import NO_SHEETS, PriceSheets, UsageBatch, price_sheets_read
-from .invoices import _lock, invoice_finalize_locked
+from .invoices import _lock, credit_purchase_invoice_create, invoice_finalize_locked
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +323,9 @@ def billing_run_execute(
 def wallet_work(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:
     """Expiry, low-balance alerts and top-ups, through the credits seam; a failure is recorded, not raised."""
     try:
-        counts = credits_seam.credits_scheduled_work(now=now, customer_external_id=customer_external_id) or {}
+        counts = credits_seam.credits_scheduled_work(
+            now=now, top_up=credit_purchase_invoice_create, customer_external_id=customer_external_id
+        ) or {}
     except Exception as exc:
         logger.exception("Wallet scheduled work failed")
         summary.failures.append(f"wallets: {error_text(exc)}")

@@ -57,10 +57,10 @@ def test_customer_form_refuses_an_unconfigured_currency(admin_client):
 def test_subscription_page_shows_its_periods_table(admin_client, subscription):
     from django.db import transaction
 
-    from customers.services import subscription_advance
+    from customers.services import subscription_row_advance
 
     with transaction.atomic():
-        subscription_advance(subscription=subscription, now=utc(2026, 2, 1))
+        subscription_row_advance(subscription=subscription, now=utc(2026, 2, 1))
     page = admin_client.get(reverse("admin:customers_subscription_change", args=[subscription.pk]))
     assert page.status_code == 200
     html = page.content.decode()

@@ -26,12 +26,12 @@ class CustomerFactory(DjangoModelFactory):
     currency = "USD"
 
 
-# Subscriptions are created through customers.services.subscription_create (or invoicing's
-# subscription_start), never by a factory: their periods and version come from the rules.
+# Subscriptions are created through invoicing's subscription_start, or as a bare row (no billing) through
+# customers.services.subscription_row_create, never by a factory: their periods and version come from the rules.
 
 
 def subscribe(*, customer=None, plan=None, start_at=None, billing="calendar", pinned_version=None):
-    """A subscription made by the rules (customers.services.subscription_create), not by a factory.
+    """A subscription made by the rules (customers.services.subscription_row_create), not by a factory.
 
     Defaults: a new USD customer, a new monthly plan with one published version (effective 2020-01-01),
     calendar billing starting 2026-01-15 00:00 UTC. No period-start work is done (that is invoicing's).
@@ -40,7 +40,7 @@ def subscribe(*, customer=None, plan=None, start_at=None, billing="calendar", pi
 
     from django.db import transaction
 
-    from customers.services import subscription_create
+    from customers.services import subscription_row_create
 
     from .catalog import PlanFactory, PlanVersionFactory
 
@@ -49,7 +49,7 @@ def subscribe(*, customer=None, plan=None, start_at=None, billing="calendar", pi
         PlanVersionFactory(plan=plan, number=1, published=True)
     customer = customer or CustomerFactory(currency=plan.currency)
     with transaction.atomic():
-        return subscription_create(
+        return subscription_row_create(
             customer=customer, plan=plan, start_at=start_at or datetime(2026, 1, 15, tzinfo=UTC),
             billing=billing, pinned_version=pinned_version,
         )

@@ -12,6 +12,7 @@ from core.errors import Conflict
 from invoicing.models import Invoice
 from invoicing.services import invoice_void, subscription_start
 from invoicing.services.credits import credits_scheduled_work
+from invoicing.services.invoices import credit_purchase_invoice_create
 from tests.factories.catalog import PlanFactory, PlanVersionFactory, PriceFactory
 from tests.factories.customers import CustomerFactory
 from wallets.models import LedgerEntry
@@ -137,7 +138,7 @@ def _topped_up(external_id: str = "topup"):
         customer=customer, currency="USD", low_balance_threshold=Decimal(100), auto_top_up_credits=Decimal(500)
     )
     wallet_grant_create(wallet=wallet, credits=Decimal(5), kind="promotional", effective_at=START, now=START)
-    credits_scheduled_work(now=START)
+    credits_scheduled_work(now=START, top_up=credit_purchase_invoice_create)
     wallet.refresh_from_db()
     purchase = Invoice.objects.get(customer=customer, kind=Invoice.Kind.CREDIT_PURCHASE)
     assert (wallet.balance, purchase.status, purchase.amount_due) == (Decimal(505), "finalized", Decimal("500.00"))

@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from customers.services import subscription_create
+from customers.services import subscription_row_create
 from tests.factories.catalog import EntitlementFactory, FeatureFactory, PlanVersionFactory, PriceFactory
 from tests.factories.customers import CustomerFactory
 from tests.factories.metering import EventFactory, MeterFactory
@@ -21,7 +21,7 @@ START = datetime(2026, 1, 10, tzinfo=UTC)
 
 def subscribe(customer, version, start_at=START, billing="calendar"):
     with transaction.atomic():
-        return subscription_create(customer=customer, plan=version.plan, start_at=start_at, billing=billing)
+        return subscription_row_create(customer=customer, plan=version.plan, start_at=start_at, billing=billing)
 
 
 def calls(customer, n, at, name="api_call", **props):

@@ -17,12 +17,15 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from wallets.credits import (
     Lot,
+    Payer,
+    Payment,
     RolloverSplit,
     Take,
     consumption_plan,
     credits_applicable,
     credits_to_money,
     expired_lots,
+    invoice_payment_plan,
     lots_order_key,
     lots_ordered,
     money_to_credits,
@@ -569,6 +572,70 @@ def test_credits_applicable_properties(
     assert credits == credits.quantize(D("1e-12"))  # storable with 12 dp
     assert credits * rate >= money  # the credits burned are worth at least the money paid
     assert (credits - D("1e-12")) * rate < money or money == 0  # ...and not one 1e-12 credit more
+
+
+def test_invoice_payment_plan_usage_only_wallet_pays_first_then_all_lines_wallet() -> None:
+    # Lines: fixed $50 + $10 tax, usage $30 + $6 tax: payable $96.00, usage $36.00. The usage-only wallet
+    # (rate 1, 1,000 credits) pays min(36, 96) = $36.00 for 36 credits; the all-lines wallet (rate 0.5, 100
+    # credits = $50) pays min(96 - 36 = 60, 50) = $50.00 for 50 / 0.5 = 100 credits; $10.00 stays due.
+    payers = [Payer(id="usage", usage_only=True, available=D(1000), rate=D(1)),
+              Payer(id="all", usage_only=False, available=D(100), rate=D("0.5"))]
+    assert invoice_payment_plan(payers, D("96.00"), D("36.00"), 2) == [
+        Payment(payer_id="usage", money=D("36.00"), credits=D(36)),
+        Payment(payer_id="all", money=D("50.00"), credits=D(100)),
+    ]
+
+
+def test_invoice_payment_plan_stops_when_nothing_is_payable_and_skips_wallets_that_cannot_pay() -> None:
+    # $20.00 owed, no usage: the usage-only wallet pays nothing; an empty wallet and one with a zero rate are
+    # skipped; the first all-lines wallet with credits (rate 1, 50) pays $20.00 for 20; the last pays nothing.
+    payers = [Payer(id=1, usage_only=True, available=D(500), rate=D(1)),
+              Payer(id=2, usage_only=False, available=D(0), rate=D(1)),
+              Payer(id=3, usage_only=False, available=D(80), rate=D(0)),
+              Payer(id=4, usage_only=False, available=D(50), rate=D(1)),
+              Payer(id=5, usage_only=False, available=D(50), rate=D(1))]
+    assert invoice_payment_plan(payers, D("20.00"), D(0), 2) == [Payment(payer_id=4, money=D("20.00"), credits=D(20))]
+    # Negative usage (a correction) lets usage-only wallets pay nothing: 0 is payable by them.
+    assert invoice_payment_plan(payers[:1], D("20.00"), D("-5.00"), 2) == []
+
+
+@st.composite
+def payer_lists(draw: st.DrawFn) -> list[Payer]:
+    size = draw(st.integers(0, 5))
+    payers = [
+        Payer(id=n, usage_only=draw(st.booleans()), available=draw(credit_amounts), rate=draw(positive_rates))
+        for n in range(size)
+    ]
+    return sorted(payers, key=lambda p: not p.usage_only)  # the payment order: usage-only wallets first
+
+
+@PROPERTY_SETTINGS
+@given(payers=payer_lists(), payable=scaled(10**8, 2), usage=scaled(10**8, 2), minor_exponent=st.sampled_from([0, 2]))
+def test_invoice_payment_plan_properties(
+    payers: list[Payer], payable: Decimal, usage: Decimal, minor_exponent: int
+) -> None:
+    minor_unit = D(1).scaleb(-minor_exponent)
+    payable, usage = payable.quantize(minor_unit, rounding=ROUND_DOWN), usage.quantize(minor_unit, rounding=ROUND_DOWN)
+    plan = invoice_payment_plan(payers, payable, usage, minor_exponent)
+    by_id = {p.id: p for p in payers}
+    paid = {payment.payer_id: payment.money for payment in plan}
+    assert len(paid) == len(plan) and [p.payer_id for p in plan] == [p.id for p in payers if p.id in paid]
+    for payment in plan:
+        payer = by_id[payment.payer_id]
+        # What credits_applicable charges for that money: never more credits than the wallet has.
+        assert (payment.money, payment.credits) == credits_applicable(
+            payment.money, payer.available, payer.rate, minor_exponent
+        )
+        assert payment.money > 0 and 0 < payment.credits <= payer.available
+    usage_paid = sum((m for i, m in paid.items() if by_id[i].usage_only), D(0))
+    assert sum(paid.values(), D(0)) <= payable and usage_paid <= usage
+    for payer in payers:  # a wallet worth more than it paid left nothing it may pay unpaid
+        worth = credits_to_money(payer.available, payer.rate).quantize(minor_unit, rounding=ROUND_DOWN)
+        if worth > paid.get(payer.id, D(0)):
+            if payer.usage_only:
+                assert usage_paid == min(usage, payable)
+            else:
+                assert sum(paid.values(), D(0)) == payable
 
 
 @PROPERTY_SETTINGS

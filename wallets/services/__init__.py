@@ -19,6 +19,7 @@ from .grants import (
     wallet_update_locked,
 )
 from .holds import holds_consume_locked, holds_of_invoice_locked, holds_place_locked, holds_release_locked
+from .invoice_payment import wallet_invoice_pay, wallet_invoice_release
 from .plan_credits import plan_credit_grant_create, plan_credits_close, plan_credits_grant_period
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "wallet_grant_revoke_locked",
     "wallet_grant_void_locked",
     "wallet_grants_expire",
+    "wallet_invoice_pay",
+    "wallet_invoice_release",
     "wallet_spendable",
     "wallet_update_locked",
 ]

@@ -14,6 +14,7 @@ from wallets.credits import consumption_plan
 
 from ..models import CreditGrant, LedgerEntry, Wallet
 from ._ledger import grants_locked, ledger_append, lots_of, wallet_lock
+from .alerts import wallet_balance_check_locked
 
 
 def usable_filter(*, now: datetime, expiring_after: datetime | None = None) -> Q:
@@ -90,8 +91,6 @@ def wallet_consume(
     invoice_id: int | None = None,
 ) -> Decimal:
     """Entry point: :func:`wallet_consume_locked` in its own durable transaction, then the low-balance check."""
-    from .alerts import wallet_balance_check_locked
-
     consumed = wallet_consume_locked(
         wallet=wallet, credits=credits, reference=reference, idempotency_key=idempotency_key, now=now,
         invoice_id=invoice_id,

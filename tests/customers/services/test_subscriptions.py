@@ -1,4 +1,5 @@
-"""subscription_advance, subscription_cancel and subscription_periods on a real database."""
+"""The subscription row helpers (subscription_row_advance, subscription_row_cancel), invoicing's
+subscription_cancel racing itself, and subscription_periods, on a real database."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from core.errors import Conflict, ValidationFailed
 from customers import periods
 from customers.models import Subscription
 from customers.selectors import subscription_periods
-from customers.services import subscription_advance, subscription_cancel
+from customers.services import subscription_row_advance, subscription_row_cancel
+from invoicing.services import subscription_cancel
 from tests.factories.catalog import PlanFactory, PlanVersionFactory
 from tests.factories.customers import subscribe
 
@@ -25,12 +27,12 @@ def utc(*args) -> datetime:
 
 def advance(subscription: Subscription, now: datetime) -> Subscription:
     with transaction.atomic():
-        return subscription_advance(subscription=subscription, now=now)
+        return subscription_row_advance(subscription=subscription, now=now)
 
 
 def cancel(subscription: Subscription, at: str, now: datetime) -> Subscription:
     with transaction.atomic():
-        return subscription_cancel(subscription=subscription, at=at, now=now)
+        return subscription_row_cancel(subscription=subscription, at=at, now=now)
 
 
 @pytest.fixture
@@ -150,8 +152,6 @@ def test_cancel_rules(plan):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_cancels_one_wins_the_other_is_a_conflict(plan):
-    from invoicing.services import subscription_cancel as cancel_entry
-
     subscription = subscribe(plan=plan, start_at=utc(2026, 1, 15))
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
@@ -162,7 +162,7 @@ def test_concurrent_cancels_one_wins_the_other_is_a_conflict(plan):
             row = Subscription.objects.get(pk=subscription.pk)  # both read it active, then race
             barrier.wait(timeout=10)
             try:
-                cancel_entry(subscription=row, at="now", now=utc(2026, 1, 20))
+                subscription_cancel(subscription=row, at="now", now=utc(2026, 1, 20))
                 result = "ok"
             except Conflict:
                 result = "conflict"
@@ -212,7 +212,7 @@ def test_advancing_walks_the_pure_schedule(plan, anchor, billing, interval):
             subscription = subscribe(plan=plan, billing=billing, start_at=anchor)
             seen = [(subscription.current_period_start, subscription.current_period_end)]
             for _ in range(3):
-                subscription_advance(subscription=subscription, now=subscription.current_period_end)
+                subscription_row_advance(subscription=subscription, now=subscription.current_period_end)
                 seen.append((subscription.current_period_start, subscription.current_period_end))
             raise _Rollback
     except _Rollback:

@@ -1,4 +1,7 @@
-"""invoicing.services.credits: credits applied to invoices, released for recalculation, alerts and top-ups."""
+"""invoicing.services.credits: credits applied to invoices, released for recalculation, alerts and top-ups.
+
+The seam receives what an auto top-up buys besides its credits (``top_up``: the purchase invoice); these tests
+pass it as invoicing's own callers do."""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from django.db import transaction
 
 from core.errors import Conflict
 from invoicing.models import Invoice, InvoiceLine
-from invoicing.services.credits import credits_scheduled_work, invoice_credits_apply, invoice_credits_release
+from invoicing.services import credits as credits_seam
+from invoicing.services.credits import invoice_credits_release
+from invoicing.services.invoices import credit_purchase_invoice_create
 from tests.factories.customers import CustomerFactory
 from tests.factories.wallets import WalletFactory
 from tests.wallets.conftest import T0, assert_ledger_whole, grant
@@ -18,6 +23,14 @@ from wallets.models import CreditHold, LowBalanceAlert
 from wallets.services import wallet_consume, wallet_grant_void_locked, wallet_spendable
 
 pytestmark = pytest.mark.django_db
+
+
+def invoice_credits_apply(*, invoice, now):
+    credits_seam.invoice_credits_apply(invoice=invoice, now=now, top_up=credit_purchase_invoice_create)
+
+
+def credits_scheduled_work(*, now):
+    return credits_seam.credits_scheduled_work(now=now, top_up=credit_purchase_invoice_create)
 
 
 def _invoice(customer, lines, status=Invoice.Status.FINALIZED):

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from customers import periods
 from customers.periods import Period
-from customers.services import subscription_create
+from customers.services import subscription_row_create
 from tests.factories.catalog import PlanCreditGrantFactory, PlanFactory, PlanVersionFactory
 from tests.factories.customers import CustomerFactory
 from tests.wallets.conftest import assert_ledger_whole
@@ -28,7 +28,7 @@ def _subscription(**grant_fields):
     PlanCreditGrantFactory(plan_version=version, **grant_fields)
     customer = CustomerFactory(currency="USD")
     with transaction.atomic():
-        sub = subscription_create(customer=customer, plan=plan, start_at=JAN, billing="calendar")
+        sub = subscription_row_create(customer=customer, plan=plan, start_at=JAN, billing="calendar")
     return sub
 
 
