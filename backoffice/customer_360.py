@@ -29,9 +29,9 @@ def _bar(usage: Decimal | None, limit: Decimal | None) -> int | None:
 
 
 def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = True) -> dict:
+    from customers.entitlements import entitlement_list
     from invoicing.models import CreditNote, Invoice, Payment
     from invoicing.selectors import customer_pending_payable, upcoming_invoice_preview
-    from metering.entitlements import entitlement_list
     from wallets.models import Wallet
     from wallets.selectors import customer_real_time_balances
 

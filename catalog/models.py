@@ -5,8 +5,8 @@ date and read-only forever after (a new price is a new version). Prices keep pla
 (28 digits, 12 decimal places, e.g. $0.000002 per token) in the plan's single currency, which is stored
 once on the plan; ``Money`` objects are built at the service boundary.
 
-``Feature.meter`` and ``Price.meter`` reference ``metering.Meter`` by name only (the issue places meters in
-``metering``); no catalog code imports metering.
+``Feature.meter`` and ``Price.meter`` point at ``metering.Meter``: metering (events and meter definitions) is the
+layer below catalog, so catalog may read meters and metering never reads the catalog (README "Layout").
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from core.errors import NotFound
+from metering.models import Meter
 
 from .models import Entitlement, Feature, Plan, PlanVersion, Price
 
@@ -65,3 +66,26 @@ def plan_version_get(*, plan: Plan, number: int) -> PlanVersion:
     if version is None:
         raise NotFound(f"Plan '{plan.key}' has no version {number}.")
     return version
+
+
+def meter_lock_reason(*, meter: Meter, invoiced: bool = False) -> str | None:
+    """Why ``meter``'s definition (``metering.services.METER_DEFINITION_FIELDS``) may not change, or None: a published
+    version prices or entitles by it. ``invoiced``: the caller found issued invoice lines measured by it (invoicing
+    sits above catalog, so the outer shell asks and passes the answer)."""
+    if meter.pk is None:
+        return None
+    versions = list(
+        PlanVersion.objects.filter(status=PlanVersion.Status.PUBLISHED)
+        .filter(
+            Q(Exists(Price.objects.filter(plan_version=OuterRef("pk"), meter=meter)))
+            | Q(Exists(Entitlement.objects.filter(plan_version=OuterRef("pk"), feature__meter=meter)))
+        )
+        .select_related("plan")
+        .order_by("plan__key", "number")[:4]
+    )
+    if versions:
+        named = ", ".join(f"{v.plan.key} v{v.number}" for v in versions[:3]) + (", ..." if len(versions) > 3 else "")
+        return f"published plan versions use this meter ({named})"
+    if invoiced:
+        return "issued invoices have lines measured by this meter"
+    return None

@@ -2,7 +2,7 @@
 
 A meter in use (by a published plan version, or by lines of issued invoices) keeps its definition: a change
 of its key, event name, aggregation, field, multiplier or filters is a validation error naming the field
-(``metering.services.meter_lock_reason``); only its name may change.
+(``catalog.selectors.meter_lock_reason``); only its name may change.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from catalog.selectors import meter_lock_reason
 from core.admin import ReadOnlyAdminMixin
 from core.money import format_decimal
 
@@ -30,7 +31,6 @@ from .services import (
     MAX_FILTERS,
     METER_DEFINITION_FIELDS,
     meter_definition_clean,
-    meter_lock_reason,
     meter_locked_message,
     meter_rollup_reset,
 )

@@ -94,32 +94,6 @@ def meter_definition_clean(*, aggregation: str, field: str, multiplier: Any) -> 
 METER_DEFINITION_FIELDS = ("key", "event_name", "aggregation", "field", "multiplier", "filters")
 
 
-def meter_lock_reason(*, meter: Meter, invoiced: bool = False) -> str | None:
-    """Why ``meter``'s definition may not change, or None. ``invoiced``: the caller found finalized invoice lines
-    measured by it (invoicing sits above metering, so the outer shell asks and passes the answer)."""
-    from django.db.models import Exists, OuterRef, Q
-
-    from catalog.models import Entitlement, PlanVersion, Price
-
-    if meter.pk is None:
-        return None
-    versions = list(
-        PlanVersion.objects.filter(status=PlanVersion.Status.PUBLISHED)
-        .filter(
-            Q(Exists(Price.objects.filter(plan_version=OuterRef("pk"), meter=meter)))
-            | Q(Exists(Entitlement.objects.filter(plan_version=OuterRef("pk"), feature__meter=meter)))
-        )
-        .select_related("plan")
-        .order_by("plan__key", "number")[:4]
-    )
-    if versions:
-        named = ", ".join(f"{v.plan.key} v{v.number}" for v in versions[:3]) + (", ..." if len(versions) > 3 else "")
-        return f"published plan versions use this meter ({named})"
-    if invoiced:
-        return "issued invoices have lines measured by this meter"
-    return None
-
-
 def meter_locked_message(field: str, reason: str) -> str:
     return f"Cannot change {field}: {reason}. Create a new meter instead."
 

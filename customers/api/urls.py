@@ -1,10 +1,21 @@
 from django.urls import path
 
-from . import views
+from . import usage, views
 
 urlpatterns = [
     path("customers", views.CustomerListCreateApi.as_view(), name="customers"),
     path("customers/<str:external_id>", views.CustomerDetailApi.as_view(), name="customer"),
+    path("customers/<str:external_id>/usage", usage.CustomerUsageApi.as_view(), name="customer-usage"),
+    path(
+        "customers/<str:external_id>/entitlements",
+        usage.CustomerEntitlementListApi.as_view(),
+        name="customer-entitlements",
+    ),
+    path(
+        "customers/<str:external_id>/entitlements/<str:feature>",
+        usage.CustomerEntitlementDetailApi.as_view(),
+        name="customer-entitlement",
+    ),
     path("tax_rates", views.TaxRateListCreateApi.as_view(), name="tax-rates"),
     path("subscriptions", views.SubscriptionListCreateApi.as_view(), name="subscriptions"),
     path("subscriptions/<str:subscription_id>", views.SubscriptionDetailApi.as_view(), name="subscription"),

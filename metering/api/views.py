@@ -7,8 +7,6 @@ else is ordinary thin DRF.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
@@ -19,11 +17,9 @@ from rest_framework.views import APIView
 from core.api import error_responses, paginate, paginated_schema
 from core.errors import NotFound, ValidationFailed
 from core.fields import ExactDecimalField, FlagField, KeyField, TextField
-from core.instants import instant_check
 from core.money import decimal_text
 from core.parsers import JSONParser
-from customers.models import Customer
-from metering import entitlements, services
+from metering import services
 from metering.ingest import (
     MAX_BATCH,
     MAX_ID_LENGTH,
@@ -33,7 +29,6 @@ from metering.ingest import (
     body_decode,
     event_clean,
     event_id_of,
-    timestamp_parse,
 )
 from metering.models import Meter
 from metering.selectors import numeric_fields_by_event_name
@@ -253,114 +248,3 @@ class EventBatchApi(APIView):
         return Response(
             {"accepted": accepted, "duplicates": len(valid) - accepted + in_batch_duplicates, "rejected": rejected}
         )
-
-
-# --- Usage and entitlements -----------------------------------------------------------------------------------
-
-
-def _customer(external_id: str) -> Customer:
-    customer = Customer.objects.filter(external_id=external_id).first()
-    if customer is None:
-        raise NotFound(f"No customer '{external_id}'.")
-    return customer
-
-
-def _time_param(request, name: str) -> datetime | None:
-    value = request.query_params.get(name)
-    if value is None:  # absent: the default window; present but empty is not a time (400, as the schema says)
-        return None
-    try:
-        parsed = timestamp_parse(value)
-    except (ValueError, OverflowError) as exc:
-        raise ValidationFailed(str(exc), field=name) from None
-    return instant_check(parsed, field=name)
-
-
-class CustomerUsageApi(APIView):
-    """Usage per meter over ``[from, to)``; default: the customer's current billing period."""
-
-    class OutputSerializer(serializers.Serializer):
-        meter = serializers.CharField()
-        value = serializers.CharField()
-
-        class Meta:
-            ref_name = "MeterUsage"
-
-    @extend_schema(
-        operation_id="customers_usage",
-        parameters=[OpenApiParameter("from", datetime), OpenApiParameter("to", datetime)],
-        responses={
-            200: inline_serializer(
-                name="CustomerUsage",
-                fields={"from": serializers.DateTimeField(), "to": serializers.DateTimeField(),
-                        "meters": OutputSerializer(many=True)},
-            ),
-            **error_responses(400, 404),
-        },
-    )
-    def get(self, request, external_id: str):
-        customer = _customer(external_id)
-        start, end = _time_param(request, "from"), _time_param(request, "to")
-        if start is None or end is None:
-            default_start, default_end = entitlements.usage_default_window(customer=customer, now=timezone.now())
-            start, end = start or default_start, end or default_end
-        if start >= end:
-            raise ValidationFailed("'to' must be after 'from'.", field="to")
-        rows = entitlements.customer_usage(customer=customer, start=start, end=end)
-        return Response(
-            {
-                "from": serializers.DateTimeField().to_representation(start),
-                "to": serializers.DateTimeField().to_representation(end),
-                "meters": [{"meter": m.key, "value": decimal_text(v)} for m, v in rows],
-            }
-        )
-
-
-class EntitlementStateSerializer(serializers.Serializer):
-    feature = serializers.CharField()
-    type = serializers.CharField()
-    enabled = serializers.BooleanField()
-    value = serializers.CharField(allow_null=True)
-    limit = serializers.SerializerMethodField()
-    usage = serializers.SerializerMethodField()
-    remaining = serializers.SerializerMethodField()
-    soft = serializers.BooleanField()
-    allowed = serializers.BooleanField()
-    window_start = serializers.DateTimeField(allow_null=True)
-    window_end = serializers.DateTimeField(allow_null=True)
-
-    def get_limit(self, obj) -> str | None:
-        return decimal_text(obj.limit)
-
-    def get_usage(self, obj) -> str | None:
-        return decimal_text(obj.usage)
-
-    def get_remaining(self, obj) -> str | None:
-        return decimal_text(obj.remaining)
-
-
-class CustomerEntitlementListApi(APIView):
-    OutputSerializer = EntitlementStateSerializer
-
-    @extend_schema(
-        operation_id="customers_entitlements_list",
-        responses={
-            200: inline_serializer(name="EntitlementList", fields={"entitlements": OutputSerializer(many=True)}),
-            **error_responses(404),
-        },
-    )
-    def get(self, request, external_id: str):
-        states = entitlements.entitlement_list(customer=_customer(external_id), now=timezone.now())
-        return Response({"entitlements": self.OutputSerializer(states, many=True).data})
-
-
-class CustomerEntitlementDetailApi(APIView):
-    OutputSerializer = EntitlementStateSerializer
-
-    @extend_schema(operation_id="customers_entitlements_retrieve",
-                   responses={200: OutputSerializer, **error_responses(404)})
-    def get(self, request, external_id: str, feature: str):
-        state = entitlements.entitlement_check(customer=_customer(external_id), feature_key=feature, now=timezone.now())
-        if state is None:
-            raise NotFound(f"Customer '{external_id}' is not entitled to '{feature}'.")
-        return Response(self.OutputSerializer(state).data)

@@ -23,11 +23,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from catalog.models import Entitlement, Feature, Price
-from customers import periods
-from customers.models import Customer, Subscription
+from metering.models import Meter
+from metering.selectors import meter_ids_with_events, meter_usage, usage_for_customers
 
-from .models import Meter
-from .selectors import meter_ids_with_events, meter_usage, usage_for_customers
+from . import periods
+from .models import Customer, Subscription
 
 
 @dataclass(frozen=True)
