@@ -83,4 +83,28 @@ class BillingRun(models.Model):
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
-        return f"Billing run as of {self.as_of:%Y-%m-%d %H:%M} UTC ({self.get_status_display()})"
+        from .instants import format_instant
+
+        return f"Billing run as of {format_instant(self.as_of)} ({self.get_status_display()})"
+
+    @property
+    def counts_text(self) -> str:
+        """What the run did, in words: "12 invoices created, 3 finalized, 12 period boundaries billed";
+        "Nothing was due." when it did nothing (failures are told apart, from ``failures``)."""
+        counts = self.counts or {}
+        parts = []
+        for key, one, many in COUNT_WORDS:
+            n = int(counts.get(key) or 0)
+            if n:
+                parts.append(f"{n:,} {one if n == 1 else many}")
+        return ", ".join(parts) if parts else "Nothing was due."
+
+
+# ``BillingRun.counts`` keys in the order people read them, with their words for one and for several.
+COUNT_WORDS = (
+    ("invoices_created", "invoice created", "invoices created"),
+    ("invoices_finalized", "finalized", "finalized"),
+    ("boundaries", "period boundary billed", "period boundaries billed"),
+    ("grants_expired", "credit grant expired", "credit grants expired"),
+    ("alerts", "low-balance alert", "low-balance alerts"),
+)

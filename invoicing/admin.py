@@ -6,10 +6,12 @@ service per invoice, reports each success or failure with ``message_user`` and l
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count, Sum
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -110,6 +112,35 @@ def _due_in_minor_units(invoice: Invoice | None) -> Decimal | None:
     return quantize_minor(invoice.amount_due, invoice.currency) if invoice is not None else None
 
 
+class IssuedMonthFilter(admin.SimpleListFilter):
+    """Invoices issued in one UTC month (``?issued_month=2026-03``): the dashboard's "issued this month" links.
+
+    The choices are the last twelve months, computed without a query; any other well-formed month works too.
+    """
+
+    title = "issued in"
+    parameter_name = "issued_month"
+
+    def lookups(self, request, model_admin):
+        first = timezone.now().astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        months = []
+        for back in range(12):
+            index = first.year * 12 + first.month - 1 - back
+            months.append(datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC))
+        return [(f"{m:%Y-%m}", f"{m:%B %Y}") for m in months]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        try:
+            start = datetime.strptime(self.value(), "%Y-%m").replace(tzinfo=UTC)
+            index = start.year * 12 + start.month  # the next month, counted from month 0 of year 0
+            end = datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+        except ValueError:
+            raise IncorrectLookupParameters(f"issued_month must look like 2026-03, not {self.value()!r}") from None
+        return queryset.filter(issued_at__gte=start, issued_at__lt=end)
+
+
 class PaymentForm(forms.Form):
     amount = forms.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
     reference = forms.CharField(max_length=200, required=False)
@@ -128,7 +159,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         "number_display", "billed_to", "status", "period_display", "total_display", "credits_display",
         "amount_due_display", "issued_at", "due_at",
     )
-    list_filter = ("status", ("period_start", admin.DateFieldListFilter), "customer__currency", "kind")
+    list_filter = ("status", IssuedMonthFilter, ("period_start", admin.DateFieldListFilter), "customer__currency", "kind")
     search_fields = ("number", "customer__external_id", "customer__name", "bill_to_name")
     list_select_related = ("customer",)
     date_hierarchy = "period_start"
