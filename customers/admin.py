@@ -41,6 +41,18 @@ def _when(value) -> str:
     return value.astimezone(UTC).strftime(DATETIME_FMT) if value else "—"
 
 
+def _catalog_fields_for(request, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """``fields`` with the plan and pinned version shown as text for users who may not open catalog pages.
+
+    Django links every read-only foreign key to its admin page without asking whether the user may open it; a
+    Support user would land on a 403. Those users get the ``*_text`` display instead.
+    """
+    if request.user.has_perm("catalog.view_plan") and request.user.has_perm("catalog.view_planversion"):
+        return fields
+    swap = {"plan": "plan_text", "pinned_version": "pinned_version_text"}
+    return tuple(swap.get(name, name) for name in fields)
+
+
 def period_text(start, end) -> str:
     """``2026-01-15 00:00 → 2026-02-01 00:00`` (UTC, half-open: the end belongs to the next period)."""
     return f"{_when(start)} → {_when(end)}"
@@ -118,8 +130,15 @@ class SubscriptionInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
     fields = ("subscription_link", "plan", "version_number", "billing", "current_period", "status_display")
-    readonly_fields = fields
+    readonly_fields = (*fields, "plan_text")
     verbose_name_plural = "Subscriptions"
+
+    def get_fields(self, request, obj=None):
+        return _catalog_fields_for(request, self.fields)
+
+    @admin.display(description="Plan")
+    def plan_text(self, obj: Subscription) -> str:
+        return str(obj.plan)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -241,7 +260,21 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "customer", "plan", "version_number", "pinned_version", "billing", "start_at", "status_display",
         "current_period", "canceled_at", "ended_at", "cancel_link", "periods_table",
     )
-    readonly_fields = fields
+    readonly_fields = (*fields, "plan_text", "pinned_version_text")
+
+    def get_fields(self, request, obj=None):
+        fields = _catalog_fields_for(request, self.fields)
+        if not self.has_cancel_permission(request):
+            fields = tuple(name for name in fields if name != "cancel_link")  # its page would answer 403
+        return fields
+
+    @admin.display(description="Plan")
+    def plan_text(self, obj: Subscription) -> str:
+        return str(obj.plan)
+
+    @admin.display(description="Pinned version")
+    def pinned_version_text(self, obj: Subscription) -> str:
+        return str(obj.pinned_version) if obj.pinned_version_id else "—"
 
     # --- read-only rows: changes go through the rules -------------------------------------------
     def has_change_permission(self, request, obj=None):
