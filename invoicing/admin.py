@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 
 from billing_project.admin import ReadOnlyAdminMixin
 from billing_project.errors import BillingError
+from billing_project.instants import format_instant, validate_instant
 from billing_project.money import format_decimal, format_money
 from catalog.pricing import quantize_minor
 from customers.models import Customer
@@ -143,7 +144,33 @@ class IssuedMonthFilter(admin.SimpleListFilter):
 
 class PaymentForm(forms.Form):
     amount = forms.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
-    reference = forms.CharField(max_length=200, required=False)
+    paid_at = forms.DateTimeField(
+        label="Received at", required=False, validators=[validate_instant],
+        help_text="When the money arrived (UTC), e.g. 2026-03-01 14:05. Empty = now. Never in the future.",
+    )
+    method = forms.ChoiceField(choices=[(Payment.Method.OFFLINE, Payment.Method.OFFLINE.label)],
+                               initial=Payment.Method.OFFLINE, required=False,
+                               help_text="Wallet credits are applied by billing, never recorded here.")
+    reference = forms.CharField(max_length=200, required=False,
+                                help_text="The bank transfer or cheque reference, as on the statement.")
+
+
+def payment_told(invoice: Invoice, payment: Payment) -> str:
+    """"Payment of $50.00 recorded on INV-000012; $74.00 still due." (or "...; INV-000012 is paid in full.")."""
+    recorded = f"Payment of {format_money(payment.amount, payment.currency)} recorded on {invoice}"
+    if invoice.amount_due > 0:
+        return f"{recorded}; {format_money(invoice.amount_due, invoice.currency)} still due."
+    return f"{recorded}; {invoice} is paid in full."
+
+
+def credit_note_told(invoice: Invoice, note: CreditNote) -> str:
+    amount = format_money(note.amount, note.currency)
+    if note.refund_to == CreditNote.RefundTo.WALLET:
+        return (f"Credit note {note.number} of {amount} issued on {invoice}: refunded to the customer's "
+                f"{note.currency} wallet as credits; what the invoice owes is unchanged.")
+    still = (f"{format_money(invoice.amount_due, invoice.currency)} still due" if invoice.amount_due > 0
+             else "nothing left to pay")
+    return f"Credit note {note.number} of {amount} issued on {invoice}: credited to the invoice; {still}."
 
 
 class CreditNoteForm(forms.Form):
@@ -172,6 +199,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         ("Period and dates (UTC)", {"fields": ("period_start", "period_end", "billing_boundary_at", "issued_at", "due_at", "finalize_after", "paid_at", "voided_at")}),
         ("Totals", {"fields": ("subtotal_display", "tax_display_block", "total_display", "credits_display",
                                "credit_notes_display", "amount_paid_display", "amount_due_display")}),
+        ("Payments and credit notes", {"fields": ("payments_table", "credit_notes_table")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -239,7 +267,47 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Credit notes")
     def credit_notes_display(self, obj):
-        return format_money(obj.credit_notes_total, obj.currency)
+        """Both kinds of note: what reduced the amount due, and what went back to the wallet (which does not)."""
+        refunded = sum((n.amount for n in obj.credit_notes.all() if n.refund_to == CreditNote.RefundTo.WALLET),
+                       Decimal(0))
+        if not refunded:
+            if not obj.credit_notes_total:
+                return "None"
+            return format_money(obj.credit_notes_total, obj.currency) + " credited to the invoice"
+        return format_html(
+            "{} credited to the invoice<br>{} refunded to the customer's wallet (as credits; the amount due is "
+            "unchanged)", format_money(obj.credit_notes_total, obj.currency), format_money(refunded, obj.currency),
+        )
+
+    @admin.display(description="Payments")
+    def payments_table(self, obj):
+        payments = list(obj.payments.order_by("paid_at", "id")) if obj.pk else []
+        if not payments:
+            return "None."
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td></tr>",
+            ((format_instant(p.paid_at), p.get_method_display(), p.reference or "—",
+              format_money(p.amount, p.currency)) for p in payments),
+        )
+        return format_html(
+            "<table class='invoice-payments'><thead><tr><th>Received</th><th>Method</th><th>Reference</th>"
+            "<th>Amount</th></tr></thead><tbody>{}</tbody></table>", rows,
+        )
+
+    @admin.display(description="Credit notes issued")
+    def credit_notes_table(self, obj):
+        notes = list(obj.credit_notes.order_by("created_at", "id")) if obj.pk else []
+        if not notes:
+            return "None."
+        rows = format_html_join(
+            "", "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td></tr>",
+            ((reverse("admin:invoicing_creditnote_change", args=[n.pk]), n.number, format_instant(n.created_at),
+              n.get_refund_to_display(), n.reason, format_money(n.amount, n.currency)) for n in notes),
+        )
+        return format_html(
+            "<table class='invoice-credit-notes'><thead><tr><th>Number</th><th>Issued</th><th>Effect</th>"
+            "<th>Reason</th><th>Amount</th></tr></thead><tbody>{}</tbody></table>", rows,
+        )
 
     @admin.display(description="Amount paid")
     def amount_paid_display(self, obj):
@@ -310,7 +378,23 @@ class InvoiceAdmin(admin.ModelAdmin):
         return response
 
     # ---- actions ---------------------------------------------------------------------------------
+    # Started from an invoice's own page (its buttons post ``_return_to_object``), an action ends back on that
+    # page; from the list, on the list. Each success is told per invoice, with what changed.
+    RETURN_TO_OBJECT = "_return_to_object"
+
+    def _from_object(self, request, queryset) -> Invoice | None:
+        if request.POST.get(self.RETURN_TO_OBJECT) and queryset.count() == 1:
+            return queryset.first()
+        return None
+
+    def _back(self, request, queryset):
+        invoice = self._from_object(request, queryset)
+        if invoice is None:
+            return None  # the list, as Django does after an action
+        return HttpResponseRedirect(reverse("admin:invoicing_invoice_change", args=[invoice.pk]))
+
     def _confirm(self, request, queryset, *, action, title, explanation, form=None):
+        invoice = self._from_object(request, queryset)
         context = {
             **self.admin_site.each_context(request), "title": title, "explanation": explanation,
             "queryset": queryset, "action": action, "form": form, "opts": self.model._meta,
@@ -320,11 +404,15 @@ class InvoiceAdmin(admin.ModelAdmin):
                 for inv in queryset.select_related("customer")
             ],
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "return_to_object": invoice is not None,
+            "back_url": reverse("admin:invoicing_invoice_change", args=[invoice.pk]) if invoice is not None
+            else reverse("admin:invoicing_invoice_changelist"),
         }
         return TemplateResponse(request, "admin/invoicing/invoice/action_confirm.html", context)
 
     def _run(self, request, queryset, *, verb, call):
-        done = 0
+        """Call the service for each invoice: an error is told for its invoice, the invoices done together."""
+        done = []
         for invoice in queryset:
             try:
                 call(invoice)
@@ -333,15 +421,15 @@ class InvoiceAdmin(admin.ModelAdmin):
                 continue
             invoice.refresh_from_db()
             self.log_change(request, invoice, f"{verb.capitalize()} in the admin")
-            done += 1
+            done.append(str(invoice))
         if done:
-            self.message_user(request, f"{done} invoice(s) {verb}.", level=messages.SUCCESS)
+            self.message_user(request, f"{', '.join(done)} {verb}.", level=messages.SUCCESS)
 
     def _simple_action(self, request, queryset, *, action, verb, title, explanation, service):
         if request.POST.get("confirm") != "yes":
             return self._confirm(request, queryset, action=action, title=title, explanation=explanation)
         self._run(request, queryset, verb=verb, call=lambda inv: service(invoice=inv, now=timezone.now()))
-        return None
+        return self._back(request, queryset)
 
     @admin.action(description="Recalculate selected drafts from events", permissions=["change"])
     def recalculate_action(self, request, queryset):
@@ -367,15 +455,30 @@ class InvoiceAdmin(admin.ModelAdmin):
             service=invoice_void,
         )
 
-    def _form_action(self, request, queryset, *, action, form_class, title, explanation, verb, call, initial=None):
+    def _form_action(self, request, queryset, *, action, form_class, title, explanation, verb, call, told,
+                     initial=None):
+        """One invoice, a form. A refusal that names one of the form's fields is shown beside that field, on
+        the form again (nothing was done); any other refusal is told in a message."""
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one invoice.", level=messages.WARNING)
             return None
         form = form_class(request.POST if request.POST.get("confirm") == "yes" else None, initial=initial)
         if request.POST.get("confirm") != "yes" or not form.is_valid():
             return self._confirm(request, queryset, action=action, title=title, explanation=explanation, form=form)
-        self._run(request, queryset, verb=verb, call=lambda inv: call(inv, form.cleaned_data))
-        return None
+        invoice = queryset.get()
+        try:
+            result = call(invoice, form.cleaned_data)
+        except BillingError as exc:
+            if exc.field in form.fields:
+                form.add_error(exc.field, exc.message)
+                return self._confirm(request, queryset, action=action, title=title, explanation=explanation,
+                                     form=form)
+            self.message_user(request, f"{invoice}: not {verb}: {exc.message}", level=messages.ERROR)
+            return self._back(request, queryset)
+        invoice.refresh_from_db()
+        self.log_change(request, invoice, f"{verb.capitalize()} in the admin")
+        self.message_user(request, told(invoice, result), level=messages.SUCCESS)
+        return self._back(request, queryset)
 
     @admin.action(description="Record an offline payment", permissions=["change"])
     def record_payment_action(self, request, queryset):
@@ -385,18 +488,24 @@ class InvoiceAdmin(admin.ModelAdmin):
             initial={"amount": _due_in_minor_units(queryset.first())},
             explanation="Record money received outside the system (bank transfer, cheque). Partial payments are allowed.",
             verb="paid",
-            call=lambda inv, data: payment_record(invoice=inv, amount=data["amount"], reference=data["reference"], now=timezone.now()),
+            call=lambda inv, data: payment_record(
+                invoice=inv, amount=data["amount"], reference=data["reference"], paid_at=data["paid_at"],
+                now=timezone.now(),
+            ),
+            told=payment_told,
         )
 
     @admin.action(description="Issue a credit note", permissions=["finalize"])
     def credit_note_action(self, request, queryset):
         return self._form_action(
             request, queryset, action="credit_note_action", form_class=CreditNoteForm, title="Issue a credit note",
-            explanation="A numbered credit note reduces what the invoice owes, or refunds credits to the wallet. This cannot be undone.",
+            explanation="A numbered credit note reduces what the invoice owes, or refunds what was received for it "
+                        "to the customer's wallet in the invoice's currency (it must have one). This cannot be undone.",
             verb="credited",
             call=lambda inv, data: credit_note_issue(
                 invoice=inv, amount=data["amount"], reason=data["reason"], refund_to=data["refund_to"], now=timezone.now()
             ),
+            told=credit_note_told,
         )
 
     def response_change(self, request, obj):

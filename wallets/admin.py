@@ -48,6 +48,13 @@ class GrantCreditsForm(forms.Form):
                 f"together ({wallet_count} selected)."
             )
 
+    def clean_expires_at(self):
+        """The service's rule, on the form: the field says what is wrong and nothing is granted."""
+        expires_at = self.cleaned_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError("Must be in the future (UTC), e.g. 2026-12-31 00:00; empty = never.")
+        return expires_at
+
     def clean_credits(self):
         """The limit bounds the whole action: credits x the number of wallets selected."""
         credits = self.cleaned_data["credits"]
@@ -185,11 +192,16 @@ class WalletAdmin(admin.ModelAdmin):
                             reference=f"admin:{request.user.pk}",
                         )
                 except BillingError as exc:
-                    self.message_user(request, f"{wallet}: {exc.message}", level=messages.ERROR)
+                    field = f"{exc.field}: " if exc.field else ""
+                    self.message_user(request, f"{wallet}: not granted: {field}{exc.message}", level=messages.ERROR)
                     continue
                 self.log_change(request, wallet, f"Granted {format_decimal(grant.credits)} {grant.kind} credits (grant {grant.pk})")
                 done += 1
-            self.message_user(request, f"Granted {format_decimal(data['credits'])} credits to {done} wallet(s).")
+            if done:  # a refused grant shows its error alone, never beside "granted to 0 wallets"
+                wallets = "1 wallet" if done == 1 else f"{done} wallets"
+                self.message_user(
+                    request, f"Granted {format_decimal(data['credits'])} credits to {wallets}.", level=messages.SUCCESS
+                )
             return None
         return TemplateResponse(request, "admin/wallets/grant_credits.html", {
             **self.admin_site.each_context(request), "title": "Grant credits", "form": form, "wallets": queryset,

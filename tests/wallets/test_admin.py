@@ -82,3 +82,28 @@ def test_change_page_queries_do_not_grow_with_ledger_rows(admin_client):
         for _ in range(5):
             grant(wallet, 10)
     assert queries() == few
+
+
+def test_a_refused_grant_shows_only_its_error(admin_client):
+    """Regression: a refused grant showed "Must be in the future." beside "Granted 10 credits to 0 wallet(s)"."""
+    from wallets.models import Wallet
+
+    wallet = WalletFactory()
+    post = {"action": "grant_credits", "_selected_action": [wallet.pk], "confirm": "yes", "credits": "10",
+            "kind": "promotional", "priority": "5", "name": ""}
+    # An expiry in the past: the form says so beside the field; nothing is granted, nothing claims success.
+    page = admin_client.post("/admin/wallets/wallet/", {**post, "expires_at": "2001-01-01 00:00"})
+    assert page.status_code == 200 and b"Must be in the future" in page.content
+    assert [str(m) for m in page.wsgi_request._messages] == []
+
+    # The service refuses a closed wallet: its error alone; the open wallet selected with it is granted.
+    closed = WalletFactory(status=Wallet.Status.CLOSED)
+    response = admin_client.post("/admin/wallets/wallet/", {**post, "expires_at": "", "_selected_action": [closed.pk]})
+    messages = [str(m) for m in response.wsgi_request._messages]
+    assert len(messages) == 1 and "not granted: wallet: This wallet is closed." in messages[0]
+    response = admin_client.post("/admin/wallets/wallet/", {**post, "expires_at": "",
+                                                            "_selected_action": [wallet.pk, closed.pk]})
+    messages = [str(m) for m in response.wsgi_request._messages]
+    assert messages[-1] == "Granted 10 credits to 1 wallet." and "This wallet is closed." in messages[0]
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal(10)
