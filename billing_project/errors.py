@@ -21,6 +21,9 @@ class BillingError(Exception):
             self.code = code
 
     def as_dict(self) -> dict:
+        if self.field == "code":
+            # An input field named "code" (a tax rate's) keeps its name and message; the error code moves aside.
+            return {"code": [self.message], "error_code": self.code}
         if self.field:
             return {self.field: [self.message], "code": self.code}
         return {"detail": self.message, "code": self.code}

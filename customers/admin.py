@@ -96,7 +96,13 @@ class TaxRateAdmin(admin.ModelAdmin):
 class CustomerAdminForm(forms.ModelForm):
     class Meta:
         model = Customer
-        fields = ("external_id", "name", "email", "currency", "tax_rates", "net_payment_terms", "invoice_grace_days")
+        fields = (
+            "external_id", "name", "email", "currency", "tax_rates", "net_payment_terms", "invoice_grace_days",
+            *Customer.ADDRESS_FIELDS,
+        )
+
+    def clean_address_country(self):
+        return (self.cleaned_data.get("address_country") or "").upper()
 
     def clean_currency(self):
         currency = self.cleaned_data["currency"]
@@ -178,6 +184,12 @@ class CustomerAdmin(admin.ModelAdmin):
     filter_horizontal = ("tax_rates",)
     readonly_fields = ("created_at",)
     inlines = [SubscriptionInline]
+    fieldsets = (
+        (None, {"fields": ("external_id", "name", "email", "currency", "tax_rates", "net_payment_terms",
+                           "invoice_grace_days", "created_at")}),
+        ("Billing address (printed on invoices; copied onto each invoice when it is finalized)",
+         {"fields": Customer.ADDRESS_FIELDS}),
+    )
 
     show_full_result_count = False  # a search counts its matches only, not every customer again
 

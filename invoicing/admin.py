@@ -236,13 +236,13 @@ class InvoiceAdmin(admin.ModelAdmin):
     def bill_to_block(self, obj):
         bill_to = obj.bill_to
         url = reverse("admin:customers_customer_change", args=[obj.customer_id])
-        email = format_html("<br>{}", bill_to.email) if bill_to.email else ""
+        details = format_html_join("", "<br>{}", ((line,) for line in [*bill_to.address_lines, bill_to.email] if line))
         note = (
             "The customer as it is now; copied onto the invoice when it is finalized."
             if obj.status == Invoice.Status.DRAFT else "As at finalization: later edits of the customer do not change it."
         )
         return format_html('<a href="{}">{} ({})</a>{}<div class="help">{}</div>', url, bill_to.name,
-                           bill_to.external_id, email, note)
+                           bill_to.external_id, details, note)
 
     @admin.display(description="Period", ordering="period_start")
     def period_display(self, obj):

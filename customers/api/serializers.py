@@ -44,6 +44,20 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
     net_payment_terms = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False, default=0)
     invoice_grace_days = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False, default=0)
+    # The billing address printed on invoices: optional, added to API.md's shape.
+    address_line1 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    address_line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    address_city = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    address_postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    address_country = serializers.CharField(
+        max_length=2, required=False, allow_blank=True, default="", help_text="Two-letter ISO 3166 code, e.g. GB."
+    )
+
+    def validate_address_country(self, value: str) -> str:
+        value = value.upper()
+        if value and not (len(value) == 2 and value.isascii() and value.isalpha()):
+            raise serializers.ValidationError("Must be a two-letter ISO 3166 country code, e.g. GB.")
+        return value
 
     def validate_currency(self, value: str) -> str:
         value = value.upper()
@@ -62,6 +76,11 @@ class CustomerUpdateInputSerializer(CustomerCreateInputSerializer):
     tax_rates = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
     net_payment_terms = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False)
     invoice_grace_days = serializers.IntegerField(min_value=0, max_value=DAYS_MAX, required=False)
+    address_line1 = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    address_line2 = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    address_city = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    address_postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    address_country = serializers.CharField(max_length=2, required=False, allow_blank=True)
 
 
 class CustomerOutputSerializer(serializers.Serializer):
@@ -72,6 +91,11 @@ class CustomerOutputSerializer(serializers.Serializer):
     tax_rates = serializers.SerializerMethodField()
     net_payment_terms = serializers.IntegerField()
     invoice_grace_days = serializers.IntegerField()
+    address_line1 = serializers.CharField()
+    address_line2 = serializers.CharField()
+    address_city = serializers.CharField()
+    address_postal_code = serializers.CharField()
+    address_country = serializers.CharField()
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_tax_rates(self, obj) -> list[str]:

@@ -20,7 +20,7 @@ Rules chosen where the design is silent:
 * Only a finalized invoice with no payment recorded and **no credit note** can be voided (409 otherwise:
   correct it with further credit notes instead). Wallet credits applied to it go back to their lots; voiding
   a credit purchase takes back the credits it granted, refused (409) once any of them was spent.
-* Finalization copies the customer's name, email and external id onto the invoice (``bill_to_*``): the PDF and
+* Finalization copies the customer's name, email, external id and address onto the invoice (``bill_to_*``): the PDF and
   the admin show that copy for every non-draft, so editing the customer never changes an issued document.
 """
 
@@ -177,6 +177,11 @@ def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
     invoice.bill_to_name = customer.name
     invoice.bill_to_email = customer.email
     invoice.bill_to_external_id = customer.external_id
+    invoice.bill_to_address_line1 = customer.address_line1
+    invoice.bill_to_address_line2 = customer.address_line2
+    invoice.bill_to_city = customer.address_city
+    invoice.bill_to_postal_code = customer.address_postal_code
+    invoice.bill_to_country = customer.address_country
     invoice.number = number_next(name="invoice")
     invoice.issued_at = now
     invoice.finalized_at = now
@@ -194,7 +199,8 @@ def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
 # written by whoever created or last recalculated the draft, under the same invoice lock.
 FINALIZE_FIELDS = [
     "number", "status", "issued_at", "finalized_at", "due_at", "finalize_after", "credits_applied", "amount_due",
-    "paid_at", "bill_to_name", "bill_to_email", "bill_to_external_id", "updated_at",
+    "paid_at", "bill_to_name", "bill_to_email", "bill_to_external_id", "bill_to_address_line1", "bill_to_address_line2",
+    "bill_to_city", "bill_to_postal_code", "bill_to_country", "updated_at",
 ]
 
 
