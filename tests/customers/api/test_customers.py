@@ -185,7 +185,8 @@ def test_duplicate_tax_rate_code_is_a_400(api):
     TaxRateFactory(code="vat-20")
     response = api.post("/api/v1/tax_rates", {"code": "vat-20", "name": "VAT", "percentage": "20"})
     assert response.status_code == 400
-    assert "code" in response.json()
+    # Regression: the answer was {"code": "invalid"}: the error code overwrote the field named "code".
+    assert response.json() == {"code": ["A tax rate with code 'vat-20' already exists."], "error_code": "invalid"}
 
 
 def test_read_key_cannot_write(anon_api, db):
