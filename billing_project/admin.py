@@ -1,3 +1,5 @@
+from collections.abc import Callable, Iterable
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -21,6 +23,25 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def currency_filter(field_path: str, in_use: Callable[[], Iterable[str]]) -> type[admin.SimpleListFilter]:
+    """A list filter offering only the currencies in use (``in_use()``), not every currency the code knows.
+
+    Its URL parameter is Django's own (``currency__exact``), so existing links keep working.
+    """
+
+    class CurrencyInUseFilter(admin.SimpleListFilter):
+        title = "currency"
+        parameter_name = f"{field_path}__exact"
+
+        def lookups(self, request, model_admin):
+            return [(code, code) for code in sorted({c for c in in_use() if c})]
+
+        def queryset(self, request, queryset):
+            return queryset.filter(**{field_path: self.value()}) if self.value() else queryset
+
+    return CurrencyInUseFilter
 
 
 class ApiKeyAddForm(forms.Form):
@@ -88,13 +109,39 @@ class BillingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("customer_external_id", "summary")
 
 
+def registered_task_choices() -> list[tuple[str, str]]:
+    """Every Celery task the project registers, as the schedule form's "Task (registered)" choices.
+
+    A web process starts no worker, so nothing else imports the apps' ``tasks`` modules; Celery's autodiscovery is
+    forced here each time the form is built, and the names are read from the project's own app (django-celery-beat
+    reads ``current_app`` once and keeps the first answer, which was empty when it came first).
+    """
+    from .celery import app
+
+    app.autodiscover_tasks(force=True)
+    names = sorted(name for name in app.tasks if not name.startswith("celery."))
+    return [("", "---------"), *((name, name) for name in names)]
+
+
 class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
     """django-celery-beat's schedule list, with its actions behind the change permission.
 
     Its actions (enable, disable, toggle, run now) declare no permission, so Django offers them to anyone who
     may view the list: a Finance viewer could run the billing task. Every admin action here needs a change (or
     a more specific) permission; an action that names none is removed for users without change.
+    The form lists the registered tasks (:func:`registered_task_choices`).
     """
+
+    def get_form(self, request, obj=None, **kwargs):
+        base = super().get_form(request, obj, **kwargs)
+
+        class PeriodicTaskForm(base):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, **kw)
+                if "regtask" in self.fields:
+                    self.fields["regtask"].widget = forms.Select(choices=registered_task_choices())
+
+        return PeriodicTaskForm
 
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -23,14 +23,20 @@ from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 from simple_history.admin import SimpleHistoryAdmin
 
+from billing_project.admin import currency_filter
 from billing_project.errors import BillingError
-from billing_project.instants import validate_instant
+from billing_project.instants import format_instant, validate_instant
 from billing_project.money import currency_allowed
 
 from . import pricing, services
 from .display import entitlement_summary, grant_summary, price_summary, tiers_summary
 from .models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price, Tier
 from .selectors import plan_version_in_effect
+
+
+def _plan_currencies():
+    """The currencies plans are priced in (the currency filters list only these)."""
+    return Plan.objects.order_by().values_list("currency", flat=True).distinct()
 
 
 def _published(version: PlanVersion | None) -> bool:
@@ -136,7 +142,7 @@ class PlanVersionSummaryInline(admin.TabularInline):
 class PlanAdmin(SimpleHistoryAdmin):
     form = PlanForm
     list_display = ("key", "name", "currency", "interval", "version_count", "latest_published")
-    list_filter = ("currency", "interval")
+    list_filter = (currency_filter("currency", _plan_currencies), "interval")
     search_fields = ("key", "name", "description")
     inlines = [PlanVersionSummaryInline]
 
@@ -159,8 +165,7 @@ class PlanAdmin(SimpleHistoryAdmin):
         if version is None:
             return "—"
         # format_html escapes its arguments to text first, so the date is formatted before it is passed.
-        return format_html("{} (from {} UTC)", _link(version, f"v{version.number}"),
-                           f"{version.effective_from:%Y-%m-%d %H:%M}")
+        return format_html("{} (from {})", _link(version, f"v{version.number}"), format_instant(version.effective_from))
 
 
 # --------------------------------------------------------------------------- plan versions and their rows
@@ -237,7 +242,10 @@ class PriceInline(_VersionChildInline):
         if obj.pk is None or obj.model != Price.Model.TIERED:
             return "—"
         summary = tiers_summary(obj.tiers.all(), obj.plan_version.plan.currency)
-        return format_html('{} <a href="{}">(edit tiers)</a>', summary, reverse("admin:catalog_price_change", args=[obj.pk]))
+        # A published version never changes: its price page is read-only, and the link says so.
+        verb = "edit" if obj.plan_version.status == obj.plan_version.Status.DRAFT else "view"
+        return format_html('{} <a href="{}">({} tiers)</a>', summary, reverse("admin:catalog_price_change", args=[obj.pk]),
+                           verb)
 
 
 class EntitlementInline(_VersionChildInline):
@@ -304,7 +312,7 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
 
     form = PlanVersionForm
     list_display = ("__str__", "plan", "number", "status", "effective_from", "published_at", "price_count")
-    list_filter = ("status", "plan__currency", "plan__interval", "plan")
+    list_filter = ("status", currency_filter("plan__currency", _plan_currencies), "plan__interval", "plan")
     search_fields = ("plan__key", "plan__name", "notes")
     search_help_text = "Plan key or name, notes, or the name of one of the version's prices."
     list_select_related = ("plan",)
@@ -468,7 +476,8 @@ class PriceAdmin(SimpleHistoryAdmin):
     """A price's own page: its tiers as editable rows (Django has no nested inlines on the version page)."""
 
     list_display = ("name", "version_link", "model", "meter", "timing", "summary")
-    list_filter = ("model", "timing", "tier_mode", "plan_version__status", "plan_version__plan__currency")
+    list_filter = ("model", "timing", "tier_mode", "plan_version__status",
+                   currency_filter("plan_version__plan__currency", _plan_currencies))
     search_fields = ("name", "plan_version__plan__key", "plan_version__plan__name", "meter__key")
     list_select_related = ("plan_version__plan", "meter")
     fields = ("version_link", "name", "model", "meter", "timing", "amount", "unit_amount", "package_size",

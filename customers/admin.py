@@ -11,8 +11,6 @@ Subscriptions: rows are read-only here; they change only through the rules.
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -25,8 +23,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from billing_project.admin import currency_filter
 from billing_project.errors import BillingError
-from billing_project.instants import validate_instant
+from billing_project.instants import format_instant, validate_instant
 from billing_project.money import currency_allowed
 from catalog.models import Plan, PlanVersion
 
@@ -34,11 +33,9 @@ from .models import Customer, Subscription, TaxRate
 from .selectors import subscription_periods
 from .services import DAYS_MAX, tax_rate_delete
 
-DATETIME_FMT = "%Y-%m-%d %H:%M"
-
 
 def _when(value) -> str:
-    return value.astimezone(UTC).strftime(DATETIME_FMT) if value else "—"
+    return format_instant(value)
 
 
 def _catalog_fields_for(request, fields: tuple[str, ...]) -> tuple[str, ...]:
@@ -54,7 +51,7 @@ def _catalog_fields_for(request, fields: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def period_text(start, end) -> str:
-    """``2026-01-15 00:00 → 2026-02-01 00:00`` (UTC, half-open: the end belongs to the next period)."""
+    """``15 Jan 2026, 00:00 → 1 Feb 2026, 00:00`` (UTC, half-open: the end belongs to the next period)."""
     return f"{_when(start)} → {_when(end)}"
 
 
@@ -165,7 +162,7 @@ class SubscriptionInline(admin.TabularInline):
         pinned = " (pinned)" if obj.pinned_version_id else ""
         return f"v{obj.plan_version.number}{pinned}"
 
-    @admin.display(description="Current period (UTC)")
+    @admin.display(description="Current period")
     def current_period(self, obj: Subscription) -> str:
         return period_text(obj.current_period_start, obj.current_period_end)
 
@@ -178,7 +175,10 @@ class SubscriptionInline(admin.TabularInline):
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerAdminForm
     list_display = ("external_id", "name", "email", "currency", "tax_rates_display", "active_subscriptions", "created_at")
-    list_filter = ("currency", "tax_rates")
+    list_filter = (
+        currency_filter("currency", lambda: Customer.objects.order_by().values_list("currency", flat=True).distinct()),
+        "tax_rates",
+    )
     search_fields = ("external_id", "name", "email")
     list_select_related = ()
     filter_horizontal = ("tax_rates",)
@@ -304,7 +304,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         pinned = " (pinned)" if obj.pinned_version_id else ""
         return f"{obj.plan.key} v{obj.plan_version.number}{pinned}"
 
-    @admin.display(description="Current period (UTC)", ordering="current_period_start")
+    @admin.display(description="Current period", ordering="current_period_start")
     def current_period(self, obj: Subscription) -> str:
         return period_text(obj.current_period_start, obj.current_period_end)
 
@@ -323,7 +323,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         url = reverse("admin:customers_subscription_cancel", args=[obj.pk])
         return format_html('<a class="button" href="{}">Cancel this subscription…</a>', url)
 
-    @admin.display(description="Billing periods (past and current, UTC)")
+    @admin.display(description="Billing periods (past and current)")
     def periods_table(self, obj: Subscription) -> str:
         if obj.pk is None:
             return "—"

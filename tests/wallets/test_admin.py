@@ -107,3 +107,33 @@ def test_a_refused_grant_shows_only_its_error(admin_client):
     assert messages[-1] == "Granted 10 credits to 1 wallet." and "This wallet is closed." in messages[0]
     wallet.refresh_from_db()
     assert wallet.balance == Decimal(10)
+
+
+def test_ledger_references_name_the_invoice_and_link_to_it(admin_client, client):
+    """Regression: ledger rows showed internal ids ("invoice:31") instead of the invoice's number."""
+    from django.contrib.auth.models import Group, User
+
+    from billing_project.roles import SUPPORT, roles_sync
+    from invoicing.models import Invoice
+
+    wallet = WalletFactory()
+    issued = Invoice.objects.create(customer=wallet.customer, currency="USD", status="finalized", number="INV-000012")
+    draft = Invoice.objects.create(customer=wallet.customer, currency="USD")
+    with transaction.atomic():
+        grant(wallet, 10, reference=f"invoice:{issued.pk}")
+        grant(wallet, 5, reference=f"invoice:{draft.pk}")
+        grant(wallet, 1, reference="invoice:not-a-number")
+    for url in ("/admin/wallets/ledgerentry/", f"/admin/wallets/wallet/{wallet.pk}/change/"):
+        html = admin_client.get(url).content.decode()
+        assert f'<a href="/admin/invoicing/invoice/{issued.pk}/change/">INV-000012</a>' in html, url
+        assert f'<a href="/admin/invoicing/invoice/{draft.pk}/change/">Draft #{draft.pk}</a>' in html, url
+        assert f"invoice:{issued.pk}<" not in html and "invoice:not-a-number" in html, url
+
+    # Support may not open invoices: the number, as text.
+    roles_sync()
+    user = User.objects.create_user("support", password="pw-support-1", is_staff=True)
+    user.groups.add(Group.objects.get(name=SUPPORT))
+    client.force_login(user)
+    for url in ("/admin/wallets/ledgerentry/", f"/admin/wallets/wallet/{wallet.pk}/change/"):
+        html = client.get(url).content.decode()
+        assert "INV-000012" in html and "/admin/invoicing/" not in html, url
