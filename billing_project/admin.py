@@ -1,10 +1,14 @@
+import json
 from collections.abc import Callable, Iterable
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connections
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
@@ -23,6 +27,43 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def planner_row_estimate(queryset) -> int:
+    """PostgreSQL's estimate of how many rows ``queryset`` returns (``EXPLAIN``: nothing is read). Unlike
+    ``pg_class.reltuples`` it is sound on a table never analyzed, and it estimates a filtered query too."""
+    sql, params = queryset.order_by().query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class EstimatedCountPaginator(Paginator):
+    """A list's count that never reads a large table whole.
+
+    Rows are counted exactly up to ``exact_up_to`` (``COUNT(*)`` over a ``LIMIT``-ed subquery: at most that many
+    rows are read); past it, the count is PostgreSQL's estimate for the query (:func:`planner_row_estimate`), and
+    the list says "about". A full ``COUNT(*)`` over millions of events took seconds; worse, the estimate alone
+    (``reltuples``) reads 0 on a table never analyzed, and the admin then rendered every row on one page (it
+    shows the whole query when the count fits one page: ``exact_up_to`` must stay above the page size).
+    """
+
+    exact_up_to = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        counted = queryset.order_by()[: self.exact_up_to + 1].count()
+        if counted <= self.exact_up_to:
+            return counted
+        return max(planner_row_estimate(queryset), counted)
+
+    @cached_property
+    def estimated(self) -> bool:
+        return self.count > self.exact_up_to
 
 
 def currency_filter(field_path: str, in_use: Callable[[], Iterable[str]]) -> type[admin.SimpleListFilter]:
