@@ -205,6 +205,11 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     assert _readonly(page, "total_display") == "$25.00"
     assert _readonly(page, "amount_due_display") == "$25.00"
     assert _readonly(page, "status") == "Finalized"
+    # The invoice's action buttons line up with the links beside them ("Download PDF", "History"): same top and
+    # height (they sat 8 px shorter and higher).
+    tools = page.locator(".object-tools li a, .object-tools li button")
+    boxes = [tools.nth(i).bounding_box() for i in range(tools.count())]
+    assert len(boxes) >= 4 and len({(b["y"], b["height"]) for b in boxes}) == 1, boxes
     screenshot(page, "invoice")
 
     # 7. A bank transfer of $25.00 recorded from the invoice's page ("Record a payment…" runs the
