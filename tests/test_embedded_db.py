@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:.*XDG_RUNTIME_DIR")]
 
 
 def test_make_stop_db_stops_a_server_other_processes_still_claim(tmp_path):
