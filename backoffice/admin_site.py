@@ -14,6 +14,8 @@ class BillingAdminSite(admin.AdminSite):
     site_title = f"{settings.PRODUCT_NAME} billing"
     index_title = "Dashboard"
     index_template = "admin/billing_index.html"
+    # The header's link beside "Log out": the project serves no public site (Django's "View site" opened a 404).
+    site_url = "/api/docs/"
 
     @property
     def login_form(self):

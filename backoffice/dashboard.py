@@ -8,10 +8,11 @@ and shown only for users who may view invoices.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
+from urllib.parse import urlencode
 
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncMonth
 
 from core.money import format_money
@@ -55,17 +56,34 @@ def amounts_due(now: datetime) -> list[dict]:
     ]
 
 
-def invoices_by_status_this_month(now: datetime) -> list[dict]:
+def invoices_by_status_this_month(now: datetime) -> dict:
+    """Invoices issued this month (UTC) by their status now, each with the changelist query that lists them.
+
+    Counted by issue date, as the revenue chart is: an invoice belongs to the month it was issued in, whenever
+    its row was created (a billing run catching up past periods creates rows today for earlier months). Drafts
+    are not issued yet and are counted by "Drafts waiting for review".
+    """
     from invoicing.models import Invoice
 
     start = _month_start(now)
+    end = _add_months(start, 1)
     counts = dict(
-        Invoice.objects.filter(created_at__gte=start).values_list("status").annotate(n=Count("id")).order_by()
+        Invoice.objects.filter(issued_at__gte=start, issued_at__lt=end)
+        .values_list("status").annotate(n=Count("id")).order_by()
     )
-    return [
-        {"status": label, "value": value, "count": counts.get(value, 0)}
-        for value, label in Invoice.Status.choices
-    ]
+    month = f"{start:%Y-%m}"
+    return {
+        "month": start,
+        "rows": [
+            {
+                "status": label, "value": value, "count": counts.get(value, 0),
+                # the changelist's own filters: status, and the "Issued in" month filter (invoicing.admin)
+                "query": urlencode({"status__exact": value, "issued_month": month}),
+            }
+            for value, label in Invoice.Status.choices
+            if value != Invoice.Status.DRAFT
+        ],
+    }
 
 
 def revenue_by_month(now: datetime, months: int = 12) -> tuple[list[MonthRevenue], list[str]]:
@@ -127,13 +145,28 @@ def revenue_chart_svg(buckets: list[MonthRevenue], currency: str, width: int = 6
     return "".join(parts)
 
 
-def billing_runs() -> dict:
+def next_run_at(schedule, *, last_run_at: datetime | None, now: datetime) -> tuple[datetime, bool]:
+    """When a crontab schedule fires next, to the second, and whether it is already due.
+
+    The beat fires a task at the schedule's first instant after its last run (after ``now`` when it never ran);
+    an instant already past means the next beat tick runs it. The instant is computed exactly, as
+    ``last run + the schedule's step`` (celery's ``remaining_delta``): adding a "time remaining" measured
+    against another clock reading to ``now`` gave 14:04:59.99 for a crontab at :05, shown as 14:04.
+    """
+    base = last_run_at or now
+    start, step, _ = schedule.remaining_delta(base)
+    at = (start + step).astimezone(UTC)
+    return at, at <= now
+
+
+def billing_runs(now: datetime | None = None) -> dict:
     """The last billing run's outcome and the next scheduled one (from django-celery-beat)."""
     from django_celery_beat.models import PeriodicTask
 
     from invoicing.models import BillingRun
 
-    last = BillingRun.objects.order_by("-started_at").first()
+    now = now or datetime.now(UTC)
+    last = BillingRun.objects.exclude(trigger=BillingRun.CHUNK_TRIGGER).order_by("-started_at", "-id").first()
     next_run = None
     task = (
         PeriodicTask.objects.filter(task="invoicing.billing_run_execute", enabled=True)
@@ -141,13 +174,8 @@ def billing_runs() -> dict:
         .first()
     )
     if task is not None and task.crontab is not None:
-        now = datetime.now(UTC)
-        remaining = task.crontab.schedule.remaining_estimate(task.last_run_at or now)
-        next_run = {
-            "name": task.name,
-            "at": now + max(remaining, timedelta(0)),
-            "schedule": str(task.crontab),
-        }
+        at, due = next_run_at(task.crontab.schedule, last_run_at=task.last_run_at, now=now)
+        next_run = {"name": task.name, "at": at, "due": due, "schedule": str(task.crontab)}
     return {"last": last, "next": next_run}
 
 
@@ -199,24 +227,17 @@ def wallets_below_threshold(limit: int = 10):
     return qs.count(), list(qs[:limit])
 
 
-def unknown_customer_events() -> tuple[int, list[dict]]:
-    """Events whose customer external id matches no customer (stored, waiting for the customer)."""
-    from customers.models import Customer
-    from metering.models import Event
-    from metering.selectors import unknown_customer_event_count
+#: Past this many, the unknown-customer events are shown as "10,000+" (reading them all would scan the table).
+UNKNOWN_EVENTS_CAP = 10_000
 
-    count = unknown_customer_event_count()
-    top = []
-    if count:
-        qs = Event.objects.filter(
-            ~Exists(Customer.objects.filter(external_id=OuterRef("customer_external_id")))
-        )
-        top = list(
-            qs.values("customer_external_id")
-            .annotate(n=Count("id"))
-            .order_by("-n", "customer_external_id")[:5]
-        )
-    return count, top
+
+def unknown_customer_events() -> tuple[int, list[dict]]:
+    """Events whose customer external id matches no customer (stored, waiting for the customer): how many (up
+    to ``UNKNOWN_EVENTS_CAP + 1``) and the five ids with the most, by index reads only."""
+    from metering.selectors import unknown_customer_event_count, unknown_customer_event_top
+
+    count = unknown_customer_event_count(cap=UNKNOWN_EVENTS_CAP)
+    return count, (unknown_customer_event_top(limit=5) if count else [])
 
 
 def drafts_waiting(limit: int = 10):
@@ -236,11 +257,12 @@ def dashboard_context(now: datetime, *, invoicing: bool = True) -> dict:
     context = {
         "now": now,
         "invoicing": invoicing,
-        "runs": billing_runs(),
+        "runs": billing_runs(now),
         "billing_failures": billing_failures(),
         "low_wallets_count": wallets_count,
         "low_wallets": wallets,
         "unknown_events_count": unknown_count,
+        "unknown_events_capped": unknown_count > UNKNOWN_EVENTS_CAP,
         "unknown_events_top": unknown_top,
     }
     if not invoicing:
@@ -250,7 +272,7 @@ def dashboard_context(now: datetime, *, invoicing: bool = True) -> dict:
     return {
         **context,
         "amounts_due": amounts_due(now),
-        "status_counts": invoices_by_status_this_month(now),
+        "issued_this_month": invoices_by_status_this_month(now),
         "revenue_charts": [
             {
                 "currency": c,

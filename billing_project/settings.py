@@ -111,6 +111,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Dates on every admin page in the project's one format, "1 Mar 2026, 14:05" (core.instants).
+FORMAT_MODULE_PATH = ["billing_project.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -227,6 +229,11 @@ NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 ADMIN_STATEMENT_TIMEOUT_MS = env.int("ADMIN_STATEMENT_TIMEOUT_MS", default=30_000)
 
 # --- Billing -------------------------------------------------------------------------------------
+# The seller printed on every invoice PDF: the company's legal name, its postal address (lines separated by ";")
+# and its tax id (e.g. "GB123456789"). Set them before issuing invoices to customers.
+SELLER_NAME = env.str("SELLER_NAME", default=PRODUCT_NAME)
+SELLER_ADDRESS = env.str("SELLER_ADDRESS", default="")
+SELLER_TAX_ID = env.str("SELLER_TAX_ID", default="")
 # Support staff may grant at most this many credits per grant from the admin.
 SUPPORT_GRANT_LIMIT = Decimal(env.str("SUPPORT_GRANT_LIMIT", default="1000"))
 

@@ -29,9 +29,9 @@ from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import adopt, errors_to_form
+from core.admin import adopt, currency_filter, errors_to_form
 from core.errors import BillingError
-from core.instants import validate_instant
+from core.instants import format_instant, validate_instant
 
 from . import services
 from .display import entitlement_summary, grant_summary, price_summary, tiers_summary
@@ -39,6 +39,11 @@ from .models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Pr
 from .price_models import PRICE_COLUMNS, PRICE_FIELDS, PRICE_MODELS
 from .selectors import plan_version_in_effect
 from .validation import FieldErrors
+
+
+def _plan_currencies():
+    """The currencies plans are priced in (the currency filters list only these)."""
+    return Plan.objects.order_by().values_list("currency", flat=True).distinct()
 
 
 def _published(version: PlanVersion | None) -> bool:
@@ -157,7 +162,7 @@ class PlanVersionSummaryInline(admin.TabularInline):
 class PlanAdmin(SimpleHistoryAdmin):
     form = PlanForm
     list_display = ("key", "name", "currency", "interval", "version_count", "latest_published")
-    list_filter = ("currency", "interval")
+    list_filter = (currency_filter("currency", _plan_currencies), "interval")
     search_fields = ("key", "name", "description")
     inlines = [PlanVersionSummaryInline]
 
@@ -185,8 +190,7 @@ class PlanAdmin(SimpleHistoryAdmin):
         if version is None:
             return "—"
         # format_html escapes its arguments to text first, so the date is formatted before it is passed.
-        return format_html("{} (from {} UTC)", _link(version, f"v{version.number}"),
-                           f"{version.effective_from:%Y-%m-%d %H:%M}")
+        return format_html("{} (from {})", _link(version, f"v{version.number}"), format_instant(version.effective_from))
 
 
 # --------------------------------------------------------------------------- plan versions and their rows
@@ -332,7 +336,10 @@ class PriceInline(_VersionChildInline):
         if obj.pk is None or not (obj.model in PRICE_MODELS and PRICE_MODELS[obj.model].uses_tiers):
             return "—"
         summary = tiers_summary(obj.tiers.all(), obj.plan_version.plan.currency)
-        return format_html('{} <a href="{}">(edit tiers)</a>', summary, reverse("admin:catalog_price_change", args=[obj.pk]))
+        # A published version never changes: its price page is read-only, and the link says so.
+        verb = "edit" if obj.plan_version.status == obj.plan_version.Status.DRAFT else "view"
+        return format_html('{} <a href="{}">({} tiers)</a>', summary, reverse("admin:catalog_price_change", args=[obj.pk]),
+                           verb)
 
 
 class EntitlementFormSet(VersionRowsFormSet):
@@ -411,7 +418,7 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
 
     form = PlanVersionForm
     list_display = ("__str__", "plan", "number", "status", "effective_from", "published_at", "price_count")
-    list_filter = ("status", "plan__currency", "plan__interval", "plan")
+    list_filter = ("status", currency_filter("plan__currency", _plan_currencies), "plan__interval", "plan")
     search_fields = ("plan__key", "plan__name", "notes")
     search_help_text = "Plan key or name, notes, or the name of one of the version's prices."
     list_select_related = ("plan",)
@@ -568,7 +575,7 @@ class PriceAdmin(SimpleHistoryAdmin):
 
     list_display = ("name", "version_link", "model", "meter", "timing", "summary")
     list_filter = ("model", "timing", *(c for c in PRICE_COLUMNS if PRICE_FIELDS[c].kind == "choice"),
-                   "plan_version__status", "plan_version__plan__currency")
+                   "plan_version__status", currency_filter("plan_version__plan__currency", _plan_currencies))
     search_fields = ("name", "plan_version__plan__key", "plan_version__plan__name", "meter__key")
     list_select_related = ("plan_version__plan", "meter")
     fields = ("version_link", "name", "model", "meter", "timing", *PRICE_COLUMNS, "summary")

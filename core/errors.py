@@ -22,8 +22,8 @@ class BillingError(Exception):
 
     def as_dict(self) -> dict:
         if self.field == "code":
-            # A field named "code" (a tax rate's) keeps its messages; the error code would overwrite them.
-            return {"code": [self.message], "detail": self.message}
+            # An input field named "code" (a tax rate's) keeps its name and message; the error code moves aside.
+            return {"code": [self.message], "error_code": self.code}
         if self.field:
             return {self.field: [self.message], "code": self.code}
         return {"detail": self.message, "code": self.code}

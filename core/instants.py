@@ -28,7 +28,40 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 OUT_OF_RANGE = "Must be between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z."
 
-__all__ = ["EARLIEST", "LATEST", "OUT_OF_RANGE", "instant_check", "instant_in_range", "validate_instant"]
+__all__ = [
+    "DAY_FORMAT", "EARLIEST", "INSTANT_FORMAT", "LATEST", "OUT_OF_RANGE", "format_day", "format_instant",
+    "instant_check", "instant_in_range", "validate_instant",
+]
+
+# How every page and document shows an instant and a day: "1 Mar 2026, 14:05" and "1 Mar 2026", always in UTC
+# (Django date-format syntax). The admin's own date columns use them too (billing_project/formats/en), and
+# each page says once that its times are UTC (the admin header, the PDF's dates block).
+INSTANT_FORMAT = "j M Y, H:i"
+DAY_FORMAT = "j M Y"
+
+
+def format_instant(value: datetime | None, empty: str = "—") -> str:
+    """``1 Mar 2026, 14:05`` (UTC); ``empty`` for ``None``. The one helper for instants shown to people."""
+    from django.utils.dateformat import format as date_format
+
+    if value is None:
+        return empty
+    return date_format(_utc(value), INSTANT_FORMAT)
+
+
+def format_day(value: datetime | None, empty: str = "—") -> str:
+    """``1 Mar 2026`` (the UTC day of ``value``); ``empty`` for ``None``."""
+    from django.utils.dateformat import format as date_format
+
+    if value is None:
+        return empty
+    return date_format(_utc(value), DAY_FORMAT)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def instant_in_range(value: datetime) -> bool:

@@ -11,8 +11,6 @@ Subscriptions: rows are read-only here; they change only through the rules.
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -26,9 +24,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from catalog.models import Plan, PlanVersion
-from core.admin import adopt, service_error_to_form
+from core.admin import adopt, currency_filter, service_error_to_form
 from core.errors import BillingError
-from core.instants import validate_instant
+from core.instants import format_instant, validate_instant
 
 from .models import Customer, Subscription, TaxRate
 from .selectors import subscription_periods
@@ -40,15 +38,25 @@ from .services import (
     tax_rate_delete,
 )
 
-DATETIME_FMT = "%Y-%m-%d %H:%M"
-
 
 def _when(value) -> str:
-    return value.astimezone(UTC).strftime(DATETIME_FMT) if value else "—"
+    return format_instant(value)
+
+
+def _catalog_fields_for(request, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """``fields`` with the plan and pinned version shown as text for users who may not open catalog pages.
+
+    Django links every read-only foreign key to its admin page without asking whether the user may open it; a
+    Support user would land on a 403. Those users get the ``*_text`` display instead.
+    """
+    if request.user.has_perm("catalog.view_plan") and request.user.has_perm("catalog.view_planversion"):
+        return fields
+    swap = {"plan": "plan_text", "pinned_version": "pinned_version_text"}
+    return tuple(swap.get(name, name) for name in fields)
 
 
 def period_text(start, end) -> str:
-    """``2026-01-15 00:00 → 2026-02-01 00:00`` (UTC, half-open: the end belongs to the next period)."""
+    """``15 Jan 2026, 00:00 → 1 Feb 2026, 00:00`` (UTC, half-open: the end belongs to the next period)."""
     return f"{_when(start)} → {_when(end)}"
 
 
@@ -92,7 +100,13 @@ class CustomerAdminForm(forms.ModelForm):
 
     class Meta:
         model = Customer
-        fields = ("external_id", "name", "email", "currency", "tax_rates", "net_payment_terms", "invoice_grace_days")
+        fields = (
+            "external_id", "name", "email", "currency", "tax_rates", "net_payment_terms", "invoice_grace_days",
+            *Customer.ADDRESS_FIELDS,
+        )
+
+    def clean_address_country(self):
+        return (self.cleaned_data.get("address_country") or "").upper()
 
     def service_values(self) -> dict:
         """The form's fields as the services take them (tax rates by code)."""
@@ -132,8 +146,15 @@ class SubscriptionInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
     fields = ("subscription_link", "plan", "version_number", "billing", "current_period", "status_display")
-    readonly_fields = fields
+    readonly_fields = (*fields, "plan_text")
     verbose_name_plural = "Subscriptions"
+
+    def get_fields(self, request, obj=None):
+        return _catalog_fields_for(request, self.fields)
+
+    @admin.display(description="Plan")
+    def plan_text(self, obj: Subscription) -> str:
+        return str(obj.plan)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -154,7 +175,7 @@ class SubscriptionInline(admin.TabularInline):
         pinned = " (pinned)" if obj.pinned_version_id else ""
         return f"v{obj.plan_version.number}{pinned}"
 
-    @admin.display(description="Current period (UTC)")
+    @admin.display(description="Current period")
     def current_period(self, obj: Subscription) -> str:
         return period_text(obj.current_period_start, obj.current_period_end)
 
@@ -167,12 +188,21 @@ class SubscriptionInline(admin.TabularInline):
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerAdminForm
     list_display = ("external_id", "name", "email", "currency", "tax_rates_display", "active_subscriptions", "created_at")
-    list_filter = ("currency", "tax_rates")
+    list_filter = (
+        currency_filter("currency", lambda: Customer.objects.order_by().values_list("currency", flat=True).distinct()),
+        "tax_rates",
+    )
     search_fields = ("external_id", "name", "email")
     list_select_related = ()
     filter_horizontal = ("tax_rates",)
     readonly_fields = ("created_at",)
     inlines = [SubscriptionInline]
+    fieldsets = (
+        (None, {"fields": ("external_id", "name", "email", "currency", "tax_rates", "net_payment_terms",
+                           "invoice_grace_days", "created_at")}),
+        ("Billing address (printed on invoices; copied onto each invoice when it is finalized)",
+         {"fields": Customer.ADDRESS_FIELDS}),
+    )
 
     show_full_result_count = False  # a search counts its matches only, not every customer again
 
@@ -269,7 +299,21 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "customer", "plan", "version_number", "pinned_version", "billing", "start_at", "status_display",
         "current_period", "canceled_at", "ended_at", "cancel_link", "periods_table",
     )
-    readonly_fields = fields
+    readonly_fields = (*fields, "plan_text", "pinned_version_text")
+
+    def get_fields(self, request, obj=None):
+        fields = _catalog_fields_for(request, self.fields)
+        if not self.has_cancel_permission(request):
+            fields = tuple(name for name in fields if name != "cancel_link")  # its page would answer 403
+        return fields
+
+    @admin.display(description="Plan")
+    def plan_text(self, obj: Subscription) -> str:
+        return str(obj.plan)
+
+    @admin.display(description="Pinned version")
+    def pinned_version_text(self, obj: Subscription) -> str:
+        return str(obj.pinned_version) if obj.pinned_version_id else "—"
 
     # --- read-only rows: changes go through the rules -------------------------------------------
     def has_change_permission(self, request, obj=None):
@@ -287,7 +331,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         pinned = " (pinned)" if obj.pinned_version_id else ""
         return f"{obj.plan.key} v{obj.plan_version.number}{pinned}"
 
-    @admin.display(description="Current period (UTC)", ordering="current_period_start")
+    @admin.display(description="Current period", ordering="current_period_start")
     def current_period(self, obj: Subscription) -> str:
         return period_text(obj.current_period_start, obj.current_period_end)
 
@@ -306,7 +350,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         url = reverse("admin:customers_subscription_cancel", args=[obj.pk])
         return format_html('<a class="button" href="{}">Cancel this subscription…</a>', url)
 
-    @admin.display(description="Billing periods (past and current, UTC)")
+    @admin.display(description="Billing periods (past and current)")
     def periods_table(self, obj: Subscription) -> str:
         if obj.pk is None:
             return "—"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
@@ -36,8 +36,19 @@ class Customer(models.Model):
     invoice_grace_days = models.PositiveIntegerField(
         default=0, help_text="Days a new invoice stays a draft before it is finalized (0 = at once)."
     )
+    # The billing address printed on invoices (all optional); copied onto each invoice at finalization.
+    address_line1 = models.CharField("address line 1", max_length=200, blank=True)
+    address_line2 = models.CharField("address line 2", max_length=200, blank=True)
+    address_city = models.CharField("city", max_length=100, blank=True)
+    address_postal_code = models.CharField("postal code", max_length=20, blank=True)
+    address_country = models.CharField(
+        "country", max_length=2, blank=True, help_text="Two-letter ISO 3166 code, e.g. GB, US, DE.",
+        validators=[RegexValidator(r"^[A-Z]{2}$", "Must be a two-letter ISO 3166 country code in capitals, e.g. GB.")],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords(m2m_fields=[tax_rates], get_user=history_user)
+
+    ADDRESS_FIELDS = ("address_line1", "address_line2", "address_city", "address_postal_code", "address_country")
 
     class Meta:
         ordering = ["external_id"]

@@ -35,7 +35,9 @@ CANCEL_AT_PERIOD_END = "period_end"
 CANCEL_NOW = "now"
 CANCEL_CHOICES = (CANCEL_AT_PERIOD_END, CANCEL_NOW)
 
-CUSTOMER_UPDATABLE = ("name", "email", "currency", "tax_rates", "net_payment_terms", "invoice_grace_days")
+CUSTOMER_UPDATABLE = (
+    "name", "email", "currency", "tax_rates", "net_payment_terms", "invoice_grace_days", *Customer.ADDRESS_FIELDS,
+)
 
 #: ``net_payment_terms`` and ``invoice_grace_days`` are whole days in ``0..DAYS_MAX`` (API.md "Input bounds"): a
 #: due date or a grace deadline is an invoice's instant plus that many days, which must stay a real date.
@@ -93,15 +95,19 @@ def customer_create_in_transaction(
     tax_rates: Iterable[str] = (),
     net_payment_terms: int = 0,
     invoice_grace_days: int = 0,
+    **address: str,
 ) -> Customer:
     """:func:`customer_create` inside the caller's transaction (the admin's)."""
+    unknown = sorted(set(address) - set(Customer.ADDRESS_FIELDS))
+    if unknown:
+        raise ValidationFailed(f"Unknown field '{unknown[0]}'.", field=unknown[0])
     rates = customer_check(customer=None, data={
         "currency": currency, "tax_rates": tax_rates,
         "net_payment_terms": net_payment_terms, "invoice_grace_days": invoice_grace_days,
     }) or []
     customer = Customer(
         external_id=external_id, name=name, email=email, currency=currency,
-        net_payment_terms=net_payment_terms, invoice_grace_days=invoice_grace_days,
+        net_payment_terms=net_payment_terms, invoice_grace_days=invoice_grace_days, **address,
     )
     try:
         with transaction.atomic():
@@ -122,8 +128,9 @@ def customer_create(
     tax_rates: Iterable[str] = (),
     net_payment_terms: int = 0,
     invoice_grace_days: int = 0,
+    **address: str,
 ) -> Customer:
-    """Create a customer. ``tax_rates`` are tax-rate codes.
+    """Create a customer. ``tax_rates`` are tax-rate codes; ``address`` the optional ``address_*`` fields.
 
     400 (ValidationFailed) for a currency outside ``settings.CURRENCIES``, an unknown tax-rate code, day
     counts outside ``0..DAYS_MAX`` or a duplicate ``external_id`` (the database's unique constraint decides,
@@ -131,7 +138,7 @@ def customer_create(
     """
     return customer_create_in_transaction(
         external_id=external_id, name=name, currency=currency, email=email, tax_rates=tax_rates,
-        net_payment_terms=net_payment_terms, invoice_grace_days=invoice_grace_days,
+        net_payment_terms=net_payment_terms, invoice_grace_days=invoice_grace_days, **address,
     )
 
 

@@ -6,10 +6,12 @@ service per invoice, reports each success or failure with ``message_user`` and l
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count, Sum
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -19,8 +21,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from catalog.pricing import quantize_minor
-from core.admin import ReadOnlyAdminMixin
+from core.admin import ReadOnlyAdminMixin, currency_filter
 from core.errors import BillingError
+from core.instants import format_instant, validate_instant
 from core.money import format_decimal, format_money
 from customers.models import Customer
 
@@ -29,6 +32,15 @@ from .pdf import breakdown_rows, invoice_context, invoice_pdf, invoice_pdf_filen
 from .selectors import upcoming_invoice_preview
 from .services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
 from .services.lines import period_label_of
+
+
+def _currencies_in_use() -> list[str]:
+    """The currencies documents can be in: the customers' and the wallets' (credit purchases), in one small query
+    over those tables rather than a DISTINCT over every invoice or payment."""
+    from wallets.models import Wallet
+
+    customers = Customer.objects.order_by().values_list("currency", flat=True).distinct()
+    return list(customers.union(Wallet.objects.order_by().values_list("currency", flat=True).distinct()))
 
 
 def line_explanation(details: dict, currency: str) -> str:
@@ -110,9 +122,64 @@ def _due_in_minor_units(invoice: Invoice | None) -> Decimal | None:
     return quantize_minor(invoice.amount_due, invoice.currency) if invoice is not None else None
 
 
+class IssuedMonthFilter(admin.SimpleListFilter):
+    """Invoices issued in one UTC month (``?issued_month=2026-03``): the dashboard's "issued this month" links.
+
+    The choices are the last twelve months, computed without a query; any other well-formed month works too.
+    """
+
+    title = "issued in"
+    parameter_name = "issued_month"
+
+    def lookups(self, request, model_admin):
+        first = timezone.now().astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        months = []
+        for back in range(12):
+            index = first.year * 12 + first.month - 1 - back
+            months.append(datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC))
+        return [(f"{m:%Y-%m}", f"{m:%B %Y}") for m in months]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        try:
+            start = datetime.strptime(self.value(), "%Y-%m").replace(tzinfo=UTC)
+            index = start.year * 12 + start.month  # the next month, counted from month 0 of year 0
+            end = datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+        except ValueError:
+            raise IncorrectLookupParameters(f"issued_month must look like 2026-03, not {self.value()!r}") from None
+        return queryset.filter(issued_at__gte=start, issued_at__lt=end)
+
+
 class PaymentForm(forms.Form):
     amount = forms.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
-    reference = forms.CharField(max_length=200, required=False)
+    paid_at = forms.DateTimeField(
+        label="Received at", required=False, validators=[validate_instant],
+        help_text="When the money arrived (UTC), e.g. 2026-03-01 14:05. Empty = now. Never in the future.",
+    )
+    method = forms.ChoiceField(choices=[(Payment.Method.OFFLINE, Payment.Method.OFFLINE.label)],
+                               initial=Payment.Method.OFFLINE, required=False,
+                               help_text="Wallet credits are applied by billing, never recorded here.")
+    reference = forms.CharField(max_length=200, required=False,
+                                help_text="The bank transfer or cheque reference, as on the statement.")
+
+
+def payment_told(invoice: Invoice, payment: Payment) -> str:
+    """"Payment of $50.00 recorded on INV-000012; $74.00 still due." (or "...; INV-000012 is paid in full.")."""
+    recorded = f"Payment of {format_money(payment.amount, payment.currency)} recorded on {invoice}"
+    if invoice.amount_due > 0:
+        return f"{recorded}; {format_money(invoice.amount_due, invoice.currency)} still due."
+    return f"{recorded}; {invoice} is paid in full."
+
+
+def credit_note_told(invoice: Invoice, note: CreditNote) -> str:
+    amount = format_money(note.amount, note.currency)
+    if note.refund_to == CreditNote.RefundTo.WALLET:
+        return (f"Credit note {note.number} of {amount} issued on {invoice}: refunded to the customer's "
+                f"{note.currency} wallet as credits; what the invoice owes is unchanged.")
+    still = (f"{format_money(invoice.amount_due, invoice.currency)} still due" if invoice.amount_due > 0
+             else "nothing left to pay")
+    return f"Credit note {note.number} of {amount} issued on {invoice}: credited to the invoice; {still}."
 
 
 class CreditNoteForm(forms.Form):
@@ -128,7 +195,10 @@ class InvoiceAdmin(admin.ModelAdmin):
         "number_display", "billed_to", "status", "period_display", "total_display", "credits_display",
         "amount_due_display", "issued_at", "due_at",
     )
-    list_filter = ("status", ("period_start", admin.DateFieldListFilter), "customer__currency", "kind", "reason")
+    list_filter = (
+        "status", IssuedMonthFilter, ("period_start", admin.DateFieldListFilter),
+        currency_filter("customer__currency", lambda: _currencies_in_use()), "kind", "reason",
+    )
     search_fields = ("number", "customer__external_id", "customer__name", "bill_to_name")
     list_select_related = ("customer",)
     date_hierarchy = "period_start"
@@ -138,9 +208,10 @@ class InvoiceAdmin(admin.ModelAdmin):
     change_form_template = "admin/invoicing/invoice/change_form.html"
     fieldsets = (
         (None, {"fields": ("number", "status", "kind", "reason", "bill_to_block", "subscription", "currency", "pdf_link")}),
-        ("Period and dates (UTC)", {"fields": ("period_start", "period_end", "billing_boundary_at", "issued_at", "due_at", "finalize_after", "paid_at", "voided_at")}),
+        ("Period and dates", {"fields": ("period_start", "period_end", "billing_boundary_at", "issued_at", "due_at", "finalize_after", "paid_at", "voided_at")}),
         ("Totals", {"fields": ("subtotal_display", "tax_display_block", "total_display", "credits_display",
                                "credit_notes_display", "amount_paid_display", "amount_due_display")}),
+        ("Payments and credit notes", {"fields": ("payments_table", "credit_notes_table")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -177,13 +248,13 @@ class InvoiceAdmin(admin.ModelAdmin):
     def bill_to_block(self, obj):
         bill_to = obj.bill_to
         url = reverse("admin:customers_customer_change", args=[obj.customer_id])
-        email = format_html("<br>{}", bill_to.email) if bill_to.email else ""
+        details = format_html_join("", "<br>{}", ((line,) for line in [*bill_to.address_lines, bill_to.email] if line))
         note = (
             "The customer as it is now; copied onto the invoice when it is finalized."
             if obj.status == Invoice.Status.DRAFT else "As at finalization: later edits of the customer do not change it."
         )
         return format_html('<a href="{}">{} ({})</a>{}<div class="help">{}</div>', url, bill_to.name,
-                           bill_to.external_id, email, note)
+                           bill_to.external_id, details, note)
 
     @admin.display(description="Period", ordering="period_start")
     def period_display(self, obj):
@@ -208,7 +279,47 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Credit notes")
     def credit_notes_display(self, obj):
-        return format_money(obj.credit_notes_total, obj.currency)
+        """Both kinds of note: what reduced the amount due, and what went back to the wallet (which does not)."""
+        refunded = sum((n.amount for n in obj.credit_notes.all() if n.refund_to == CreditNote.RefundTo.WALLET),
+                       Decimal(0))
+        if not refunded:
+            if not obj.credit_notes_total:
+                return "None"
+            return format_money(obj.credit_notes_total, obj.currency) + " credited to the invoice"
+        return format_html(
+            "{} credited to the invoice<br>{} refunded to the customer's wallet (as credits; the amount due is "
+            "unchanged)", format_money(obj.credit_notes_total, obj.currency), format_money(refunded, obj.currency),
+        )
+
+    @admin.display(description="Payments")
+    def payments_table(self, obj):
+        payments = list(obj.payments.order_by("paid_at", "id")) if obj.pk else []
+        if not payments:
+            return "None."
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td></tr>",
+            ((format_instant(p.paid_at), p.get_method_display(), p.reference or "—",
+              format_money(p.amount, p.currency)) for p in payments),
+        )
+        return format_html(
+            "<table class='invoice-payments'><thead><tr><th>Received</th><th>Method</th><th>Reference</th>"
+            "<th>Amount</th></tr></thead><tbody>{}</tbody></table>", rows,
+        )
+
+    @admin.display(description="Credit notes issued")
+    def credit_notes_table(self, obj):
+        notes = list(obj.credit_notes.order_by("created_at", "id")) if obj.pk else []
+        if not notes:
+            return "None."
+        rows = format_html_join(
+            "", "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td></tr>",
+            ((reverse("admin:invoicing_creditnote_change", args=[n.pk]), n.number, format_instant(n.created_at),
+              n.get_refund_to_display(), n.reason, format_money(n.amount, n.currency)) for n in notes),
+        )
+        return format_html(
+            "<table class='invoice-credit-notes'><thead><tr><th>Number</th><th>Issued</th><th>Effect</th>"
+            "<th>Reason</th><th>Amount</th></tr></thead><tbody>{}</tbody></table>", rows,
+        )
 
     @admin.display(description="Amount paid")
     def amount_paid_display(self, obj):
@@ -279,7 +390,23 @@ class InvoiceAdmin(admin.ModelAdmin):
         return response
 
     # ---- actions ---------------------------------------------------------------------------------
+    # Started from an invoice's own page (its buttons post ``_return_to_object``), an action ends back on that
+    # page; from the list, on the list. Each success is told per invoice, with what changed.
+    RETURN_TO_OBJECT = "_return_to_object"
+
+    def _from_object(self, request, queryset) -> Invoice | None:
+        if request.POST.get(self.RETURN_TO_OBJECT) and queryset.count() == 1:
+            return queryset.first()
+        return None
+
+    def _back(self, request, queryset):
+        invoice = self._from_object(request, queryset)
+        if invoice is None:
+            return None  # the list, as Django does after an action
+        return HttpResponseRedirect(reverse("admin:invoicing_invoice_change", args=[invoice.pk]))
+
     def _confirm(self, request, queryset, *, action, title, explanation, form=None):
+        invoice = self._from_object(request, queryset)
         context = {
             **self.admin_site.each_context(request), "title": title, "explanation": explanation,
             "queryset": queryset, "action": action, "form": form, "opts": self.model._meta,
@@ -289,11 +416,15 @@ class InvoiceAdmin(admin.ModelAdmin):
                 for inv in queryset.select_related("customer")
             ],
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "return_to_object": invoice is not None,
+            "back_url": reverse("admin:invoicing_invoice_change", args=[invoice.pk]) if invoice is not None
+            else reverse("admin:invoicing_invoice_changelist"),
         }
         return TemplateResponse(request, "admin/invoicing/invoice/action_confirm.html", context)
 
     def _run(self, request, queryset, *, verb, call):
-        done = 0
+        """Call the service for each invoice: an error is told for its invoice, the invoices done together."""
+        done = []
         for invoice in queryset:
             try:
                 call(invoice)
@@ -302,15 +433,15 @@ class InvoiceAdmin(admin.ModelAdmin):
                 continue
             invoice.refresh_from_db()
             self.log_change(request, invoice, f"{verb.capitalize()} in the admin")
-            done += 1
+            done.append(str(invoice))
         if done:
-            self.message_user(request, f"{done} invoice(s) {verb}.", level=messages.SUCCESS)
+            self.message_user(request, f"{', '.join(done)} {verb}.", level=messages.SUCCESS)
 
     def _simple_action(self, request, queryset, *, action, verb, title, explanation, service):
         if request.POST.get("confirm") != "yes":
             return self._confirm(request, queryset, action=action, title=title, explanation=explanation)
         self._run(request, queryset, verb=verb, call=lambda inv: service(invoice=inv, now=timezone.now()))
-        return None
+        return self._back(request, queryset)
 
     @admin.action(description="Recalculate selected drafts from events", permissions=["change"])
     def recalculate_action(self, request, queryset):
@@ -336,15 +467,30 @@ class InvoiceAdmin(admin.ModelAdmin):
             service=invoice_void,
         )
 
-    def _form_action(self, request, queryset, *, action, form_class, title, explanation, verb, call, initial=None):
+    def _form_action(self, request, queryset, *, action, form_class, title, explanation, verb, call, told,
+                     initial=None):
+        """One invoice, a form. A refusal that names one of the form's fields is shown beside that field, on
+        the form again (nothing was done); any other refusal is told in a message."""
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one invoice.", level=messages.WARNING)
             return None
         form = form_class(request.POST if request.POST.get("confirm") == "yes" else None, initial=initial)
         if request.POST.get("confirm") != "yes" or not form.is_valid():
             return self._confirm(request, queryset, action=action, title=title, explanation=explanation, form=form)
-        self._run(request, queryset, verb=verb, call=lambda inv: call(inv, form.cleaned_data))
-        return None
+        invoice = queryset.get()
+        try:
+            result = call(invoice, form.cleaned_data)
+        except BillingError as exc:
+            if exc.field in form.fields:
+                form.add_error(exc.field, exc.message)
+                return self._confirm(request, queryset, action=action, title=title, explanation=explanation,
+                                     form=form)
+            self.message_user(request, f"{invoice}: not {verb}: {exc.message}", level=messages.ERROR)
+            return self._back(request, queryset)
+        invoice.refresh_from_db()
+        self.log_change(request, invoice, f"{verb.capitalize()} in the admin")
+        self.message_user(request, told(invoice, result), level=messages.SUCCESS)
+        return self._back(request, queryset)
 
     @admin.action(description="Record an offline payment", permissions=["change"])
     def record_payment_action(self, request, queryset):
@@ -354,18 +500,24 @@ class InvoiceAdmin(admin.ModelAdmin):
             initial={"amount": _due_in_minor_units(queryset.first())},
             explanation="Record money received outside the system (bank transfer, cheque). Partial payments are allowed.",
             verb="paid",
-            call=lambda inv, data: payment_record(invoice=inv, amount=data["amount"], reference=data["reference"], now=timezone.now()),
+            call=lambda inv, data: payment_record(
+                invoice=inv, amount=data["amount"], reference=data["reference"], paid_at=data["paid_at"],
+                now=timezone.now(),
+            ),
+            told=payment_told,
         )
 
     @admin.action(description="Issue a credit note", permissions=["finalize"])
     def credit_note_action(self, request, queryset):
         return self._form_action(
             request, queryset, action="credit_note_action", form_class=CreditNoteForm, title="Issue a credit note",
-            explanation="A numbered credit note reduces what the invoice owes, or refunds credits to the wallet. This cannot be undone.",
+            explanation="A numbered credit note reduces what the invoice owes, or refunds what was received for it "
+                        "to the customer's wallet in the invoice's currency (it must have one). This cannot be undone.",
             verb="credited",
             call=lambda inv, data: credit_note_issue(
                 invoice=inv, amount=data["amount"], reason=data["reason"], refund_to=data["refund_to"], now=timezone.now()
             ),
+            told=credit_note_told,
         )
 
     def response_change(self, request, obj):
@@ -375,7 +527,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("paid_at", "invoice", "amount_display", "method", "reference")
-    list_filter = ("method", "currency")
+    list_filter = ("method", currency_filter("currency", lambda: _currencies_in_use()))
     search_fields = ("invoice__number", "reference", "invoice__customer__external_id")
     list_select_related = ("invoice",)
 
@@ -387,7 +539,7 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 @admin.register(CreditNote)
 class CreditNoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("number", "invoice", "amount_display", "refund_to", "reason", "created_at")
-    list_filter = ("refund_to", "currency")
+    list_filter = ("refund_to", currency_filter("currency", lambda: _currencies_in_use()))
     search_fields = ("number", "invoice__number", "invoice__customer__external_id", "reason")
     list_select_related = ("invoice",)
 

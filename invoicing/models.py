@@ -31,11 +31,30 @@ class NumberSequence(models.Model):
 
 @dataclass(frozen=True)
 class BillTo:
-    """Who an invoice is addressed to, as the document shows it."""
+    """Who an invoice is addressed to, as the document shows it (the address parts may be empty)."""
 
     name: str
     email: str
     external_id: str
+    address_line1: str = ""
+    address_line2: str = ""
+    city: str = ""
+    postal_code: str = ""
+    country: str = ""
+
+    @classmethod
+    def of_customer(cls, customer) -> BillTo:
+        return cls(
+            name=customer.name, email=customer.email, external_id=customer.external_id,
+            address_line1=customer.address_line1, address_line2=customer.address_line2, city=customer.address_city,
+            postal_code=customer.address_postal_code, country=customer.address_country,
+        )
+
+    @property
+    def address_lines(self) -> list[str]:
+        """The postal address as printed: street lines, "postal code city", country; empty parts left out."""
+        town = " ".join(part for part in (self.postal_code, self.city) if part)
+        return [line for line in (self.address_line1, self.address_line2, town, self.country) if line]
 
 
 class InvoiceQuerySet(models.QuerySet):
@@ -112,6 +131,11 @@ class Invoice(models.Model):
     bill_to_name = models.CharField(max_length=255, blank=True)
     bill_to_email = models.EmailField(blank=True)
     bill_to_external_id = models.CharField(max_length=255, blank=True)
+    bill_to_address_line1 = models.CharField(max_length=200, blank=True)
+    bill_to_address_line2 = models.CharField(max_length=200, blank=True)
+    bill_to_city = models.CharField(max_length=100, blank=True)
+    bill_to_postal_code = models.CharField(max_length=20, blank=True)
+    bill_to_country = models.CharField(max_length=2, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -139,9 +163,12 @@ class Invoice(models.Model):
     def bill_to(self) -> BillTo:
         """The snapshot once finalized (paid, void, uncollectible too); the customer as it is now for a draft."""
         if self.status != self.Status.DRAFT and self.bill_to_external_id:
-            return BillTo(name=self.bill_to_name, email=self.bill_to_email, external_id=self.bill_to_external_id)
-        customer = self.customer
-        return BillTo(name=customer.name, email=customer.email, external_id=customer.external_id)
+            return BillTo(
+                name=self.bill_to_name, email=self.bill_to_email, external_id=self.bill_to_external_id,
+                address_line1=self.bill_to_address_line1, address_line2=self.bill_to_address_line2,
+                city=self.bill_to_city, postal_code=self.bill_to_postal_code, country=self.bill_to_country,
+            )
+        return BillTo.of_customer(self.customer)
 
 
 class InvoiceLine(models.Model):
@@ -245,4 +272,28 @@ class BillingRun(models.Model):
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
-        return f"Billing run as of {self.as_of:%Y-%m-%d %H:%M} UTC ({self.get_status_display()})"
+        from core.instants import format_instant
+
+        return f"Billing run as of {format_instant(self.as_of)} ({self.get_status_display()})"
+
+    @property
+    def counts_text(self) -> str:
+        """What the run did, in words: "12 invoices created, 3 finalized, 12 period boundaries billed";
+        "Nothing was due." when it did nothing (failures are told apart, from ``failures``)."""
+        counts = self.counts or {}
+        parts = []
+        for key, one, many in COUNT_WORDS:
+            n = int(counts.get(key) or 0)
+            if n:
+                parts.append(f"{n:,} {one if n == 1 else many}")
+        return ", ".join(parts) if parts else "Nothing was due."
+
+
+# ``BillingRun.counts`` keys in the order people read them, with their words for one and for several.
+COUNT_WORDS = (
+    ("invoices_created", "invoice created", "invoices created"),
+    ("invoices_finalized", "finalized", "finalized"),
+    ("boundaries", "period boundary billed", "period boundaries billed"),
+    ("grants_expired", "credit grant expired", "credit grants expired"),
+    ("alerts", "low-balance alert", "low-balance alerts"),
+)

@@ -1,9 +1,15 @@
-"""Invoice PDFs: ``templates/invoicing/invoice.html`` rendered by WeasyPrint. Dates are shown in UTC."""
+"""Invoice PDFs: ``templates/invoicing/invoice.html`` rendered by WeasyPrint. Dates are shown in UTC.
+
+The document carries the seller (``settings.SELLER_NAME``, ``SELLER_ADDRESS``, ``SELLER_TAX_ID``) and whom it
+bills (the finalization copy of the customer's name, email and address); a draft or a preview is watermarked.
+Rows that would read "-$0.00" (no credits, no payment, no credit note) are left out.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.template.loader import render_to_string
 
 from core.money import format_decimal, format_money
@@ -49,8 +55,27 @@ def invoice_bill_to(invoice) -> BillTo:
     """Who the document is addressed to: the finalization copy of a stored invoice, the live customer otherwise."""
     if isinstance(invoice, Invoice):
         return invoice.bill_to
-    customer = invoice.customer  # a preview: nothing issued yet
-    return BillTo(name=customer.name, email=customer.email, external_id=customer.external_id)
+    return BillTo.of_customer(invoice.customer)  # a preview: nothing issued yet
+
+
+def seller() -> dict:
+    """Who issues the invoices (settings): name, address lines (``SELLER_ADDRESS`` split at ``;``), tax id."""
+    return {
+        "name": settings.SELLER_NAME,
+        "address_lines": [part.strip() for part in settings.SELLER_ADDRESS.split(";") if part.strip()],
+        "tax_id": settings.SELLER_TAX_ID,
+    }
+
+
+def _deductions(invoice, currency: str) -> list[dict[str, str]]:
+    """What comes off the total, only where something does: credits, notes to the invoice, payments."""
+    rows = []
+    for name, label in (("credits_applied", "Credits applied"), ("credit_notes_total", "Credit notes"),
+                        ("amount_paid", "Paid")):
+        value = getattr(invoice, name, None)
+        if value:
+            rows.append({"label": label, "amount": format_money(-value, currency)})
+    return rows
 
 
 def invoice_context(invoice) -> dict:
@@ -65,19 +90,39 @@ def invoice_context(invoice) -> dict:
         for name in ("subtotal", "tax", "total", "credits_applied", "credit_notes_total", "amount_paid", "amount_due")
         if hasattr(invoice, name)
     }
+    stored = isinstance(invoice, Invoice) and invoice.pk is not None
+    status_words = "Preview (nothing issued)" if invoice.status == "preview" else invoice.get_status_display()
+    taxes = [
+        {"label": f"{t['code']} ({t['percentage']}%)", "taxable": format_money(Decimal(t["taxable"]), currency),
+         "amount": format_money(Decimal(t["amount"]), currency)}
+        for t in (invoice.tax_breakdown or [])
+    ]
     return {
         "invoice": invoice,
         "number": invoice.number or ("Preview" if invoice.status == "preview" else "Draft"),
         "status": invoice.status,
+        "status_words": status_words,
+        # Not an issued document yet: every page says so across its face.
+        "watermark": {"draft": "DRAFT", "preview": "PREVIEW"}.get(invoice.status, ""),
+        "seller": seller(),
         "customer": invoice.customer,
         "bill_to": invoice_bill_to(invoice),
         "period": period_label_of(invoice),
         "lines": [_line_context(line, currency) for line in lines],
-        "taxes": [
-            {"label": f"{t['code']} ({t['percentage']}%)", "taxable": format_money(Decimal(t["taxable"]), currency),
-             "amount": format_money(Decimal(t["amount"]), currency)}
-            for t in (invoice.tax_breakdown or [])
-        ],
+        "taxes": taxes,
+        # One row per tax rate already says the tax; a total row only when several rates add up (or none applies).
+        "tax_total_row": len(taxes) != 1,
+        "deductions": _deductions(invoice, currency),
+        "payments": [
+            {"paid_at": p.paid_at, "method": p.get_method_display(), "reference": p.reference,
+             "amount": format_money(p.amount, p.currency)}
+            for p in invoice.payments.order_by("paid_at", "id")
+        ] if stored else [],
+        "credit_notes": [
+            {"number": n.number, "created_at": n.created_at, "reason": n.reason,
+             "effect": n.get_refund_to_display(), "amount": format_money(n.amount, n.currency)}
+            for n in invoice.credit_notes.order_by("created_at", "id")
+        ] if stored else [],
         "money": money,
     }
 

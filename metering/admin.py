@@ -13,19 +13,17 @@ from datetime import UTC
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from catalog.selectors import meter_lock_reason
-from core.admin import ReadOnlyAdminMixin
+from core.admin import EstimatedCountPaginator, ReadOnlyAdminMixin
 from core.money import format_decimal
 
 from .models import Event, Meter, MeterFilter
-from .selectors import event_count_estimate, meter_usage, unknown_customer_event_count
+from .selectors import meter_usage, unknown_customer_event_count
 from .services import (
     MAX_FILTER_VALUES,
     MAX_FILTERS,
@@ -194,15 +192,7 @@ class MeterAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/metering/meter/preview.html", context)
 
 
-class EstimatedCountPaginator(Paginator):
-    """The unfiltered event log shows PostgreSQL's row estimate instead of a COUNT(*) over millions of rows."""
-
-    @cached_property
-    def count(self) -> int:
-        query = getattr(self.object_list, "query", None)
-        if query is not None and not query.where:
-            return event_count_estimate()
-        return super().count
+UNKNOWN_EVENTS_CAP = 10_000
 
 
 class EventNameFilter(admin.SimpleListFilter):
@@ -221,11 +211,22 @@ class EventNameFilter(admin.SimpleListFilter):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The event log, built to open at once with tens of millions of events.
+
+    Newest received first (the primary key's order: no sort of the table), no column sorting, no date
+    hierarchy (it read the whole table for its first and last dates and its distinct months before showing a
+    row), an event-name filter whose choices come from the meters (never a DISTINCT over events), a count that
+    reads at most 10,001 rows and estimates past that (``EstimatedCountPaginator``). A search is a customer's
+    external id (its index) or, when no event has that customer, an event id. Usage over a window is the meter
+    preview's work (rollup and index), not this list's.
+    """
+
     list_display = ("timestamp", "event_name", "customer_external_id", "event_id", "properties_display", "received_at")
     list_filter = (EventNameFilter,)
     search_fields = ("=customer_external_id", "=event_id")
-    date_hierarchy = "timestamp"
-    ordering = ("-timestamp", "-id")
+    search_help_text = "A customer's external id (exactly), or an event id."
+    ordering = ("-id",)
+    sortable_by = ()
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     fields = ("event_id", "customer_external_id", "event_name", "timestamp", "received_at", "properties_table")
@@ -247,6 +248,18 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def _value(value) -> str:
         return value if isinstance(value, str) else json.dumps(value)
 
+    def get_search_results(self, request, queryset, search_term):
+        """One index lookup, never ``customer = q OR event_id = q`` (the OR reads the whole table)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if Event.objects.filter(customer_external_id=term).exists():
+            return queryset.filter(customer_external_id=term), False
+        return queryset.filter(event_id=term), False
+
     def changelist_view(self, request, extra_context=None):
-        extra = {"unknown_customer_events": unknown_customer_event_count(), **(extra_context or {})}
+        # Counted up to 10,001 (index reads only): "10,000+" beyond, never a count of every unknown event.
+        unknown = unknown_customer_event_count(cap=UNKNOWN_EVENTS_CAP)
+        extra = {"unknown_customer_events": unknown, "unknown_customer_events_capped": unknown > UNKNOWN_EVENTS_CAP,
+                 **(extra_context or {})}
         return super().changelist_view(request, extra_context=extra)

@@ -241,29 +241,59 @@ def numeric_fields_forget() -> None:
 # --- Admin / dashboard -----------------------------------------------------------------------------------------
 
 
-def unknown_customer_event_count() -> int:
+# The customer ids the events name, one index probe each (a skip scan of the (customer, event name, timestamp)
+# index), less those of known customers.
+_UNKNOWN_IDS_SQL = """
+    WITH RECURSIVE ids(c) AS (
+        (SELECT customer_external_id FROM metering_event ORDER BY customer_external_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT e.customer_external_id FROM metering_event e WHERE e.customer_external_id > ids.c
+                ORDER BY e.customer_external_id LIMIT 1)
+        FROM ids WHERE ids.c IS NOT NULL
+    ), unknown AS (
+        SELECT c FROM ids
+        WHERE ids.c IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers_customer cu WHERE cu.external_id = ids.c)
+    )
+"""
+
+
+def unknown_customer_event_count(*, cap: int | None = None) -> int:
     """Events whose customer external id matches no customer (yet).
 
     Walks the distinct customer ids with a skip scan on the (customer, event name, timestamp) index, then
-    counts only the unknown ones' events, so it stays quick with millions of events for known customers.
+    counts only the unknown ones' events, so it stays quick with millions of events for known customers. With
+    ``cap``, at most ``cap + 1`` events are read (a page says "10,000+"), however many the unknown ids sent.
     """
+    if cap is None:
+        sql = f"""{_UNKNOWN_IDS_SQL}
+            SELECT COALESCE(SUM((SELECT COUNT(*) FROM metering_event e WHERE e.customer_external_id = u.c)), 0)
+            FROM unknown u"""
+        params: list = []
+    else:
+        sql = f"""{_UNKNOWN_IDS_SQL}
+            SELECT COUNT(*) FROM (
+                SELECT 1 FROM unknown u,
+                LATERAL (SELECT 1 FROM metering_event e WHERE e.customer_external_id = u.c LIMIT %s) x
+                LIMIT %s
+            ) counted"""
+        params = [cap + 1, cap + 1]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])
+
+
+def unknown_customer_event_top(*, limit: int = 5, cap: int = 100) -> list[dict]:
+    """The unknown customer ids with the most events (``{"customer_external_id", "n"}``), each counted up to
+    ``cap + 1``: index reads only, never a scan of the event table."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            WITH RECURSIVE ids(c) AS (
-                (SELECT customer_external_id FROM metering_event ORDER BY customer_external_id LIMIT 1)
-                UNION ALL
-                SELECT (SELECT e.customer_external_id FROM metering_event e WHERE e.customer_external_id > ids.c
-                        ORDER BY e.customer_external_id LIMIT 1)
-                FROM ids WHERE ids.c IS NOT NULL
-            )
-            SELECT COALESCE(SUM((SELECT COUNT(*) FROM metering_event e WHERE e.customer_external_id = ids.c)), 0)
-            FROM ids
-            WHERE ids.c IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM customers_customer cu WHERE cu.external_id = ids.c)
-            """
+            f"""{_UNKNOWN_IDS_SQL}
+            SELECT u.c, (SELECT COUNT(*) FROM (SELECT 1 FROM metering_event e WHERE e.customer_external_id = u.c
+                                              LIMIT %s) x) AS n
+            FROM unknown u ORDER BY n DESC, u.c LIMIT %s""",
+            [cap + 1, limit],
         )
-        return int(cursor.fetchone()[0])
+        return [{"customer_external_id": c, "n": int(n)} for c, n in cursor.fetchall()]
 
 
 def event_count_estimate() -> int:

@@ -59,7 +59,7 @@ def positive_data_acceptance_or_domain_rule(ctx, response, case):
             body = None
         if (
             isinstance(body, dict)
-            and (isinstance(body.get("code"), str) or "detail" in body)
+            and (isinstance(body.get("code"), str) or "detail" in body or "error_code" in body)
             and body.get("detail") != NOT_STORABLE
         ):
             return None

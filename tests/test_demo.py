@@ -157,22 +157,40 @@ def test_billing_instants_are_each_first_of_the_month_then_now():
 
 
 @pytest.mark.django_db
-def test_demo_command_prepares_the_login_and_one_live_key_without_serving():
+def test_demo_command_prepares_the_login_and_one_live_key_without_serving(tmp_path, monkeypatch):
+    import re
+
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
+    from backoffice.management.commands import demo
     from core.models import ApiKey
 
+    monkeypatch.setattr(demo, "DEMO_KEY_FILE", tmp_path / ".demo" / "api-key")
+    monkeypatch.setattr(demo.settings, "BASE_DIR", tmp_path)
     out = io.StringIO()
     call_command("demo", "--no-serve", "--scale", "0.5", stdout=out)
+    first = out.getvalue()
     call_command("demo", "--no-serve", "--scale", "0.5", stdout=out)
     text = out.getvalue()
+    second = text[len(first):]
     assert "is ready" in text and "/admin/invoicing/invoice/" in text and "/admin/wallets/wallet/" in text
     user = get_user_model().objects.get(username="finance")
     assert user.is_staff and user.check_password("finance-demo")
     assert list(user.groups.values_list("name", flat=True)) == ["Finance admin"]
-    # Keys are stored hashed, so each run prints a new one and revokes the previous demo key.
+    # Regression: a second run revoked the key the first one printed. The demo keeps its key (stored hashed in the
+    # database, raw only in .demo/api-key, owner-only) and prints the same one while it is valid.
+    key = re.search(r"API key:\s+(ll_\S+)", first).group(1)
+    assert re.search(r"API key:\s+(ll_\S+)", second).group(1) == key and "the same key as the last run" in second
+    assert (tmp_path / ".demo" / "api-key").read_text().strip() == key
+    assert (tmp_path / ".demo" / "api-key").stat().st_mode & 0o077 == 0
     assert ApiKey.objects.filter(name="demo", revoked=False).count() == 1
+    assert not ApiKey.objects.filter(name="demo", revoked=True).exists()
+    # Without the file, a new key; the one nobody can show any more is revoked, and the run says so.
+    (tmp_path / ".demo" / "api-key").unlink()
+    call_command("demo", "--no-serve", "--scale", "0.5", stdout=(third := io.StringIO()))
+    assert re.search(r"API key:\s+(ll_\S+)", third.getvalue()).group(1) != key
+    assert "1 earlier demo key revoked" in third.getvalue()
     assert ApiKey.objects.filter(name="demo", revoked=True).count() == 1
     assert text.count("4/4 starting the server") == 0
     assert Customer.objects.count() == 7

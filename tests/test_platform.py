@@ -110,3 +110,62 @@ def test_openapi_schema_names_the_scope_of_each_operation(client):
     assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     operations = [op for path in schema["paths"].values() for op in path.values() if isinstance(op, dict)]
     assert operations and all(op.get("x-required-scope") in ("ingest", "read", "write") for op in operations)
+
+
+def test_the_header_links_to_the_api_docs_and_the_pages_have_a_favicon(admin_client):
+    """Regression: "View site" opened Django's debug 404 (the project serves no site at /); no favicon."""
+    from django.contrib.staticfiles import finders
+
+    html = admin_client.get("/admin/").content.decode()
+    assert 'href="/api/docs/" id="api-docs-link">API docs</a>' in html and "View site" not in html
+    assert admin_client.get("/api/docs/").status_code == 200
+    assert '<link rel="icon" type="image/svg+xml" href="/static/ledgerline/favicon.svg">' in html
+    path = finders.find("ledgerline/favicon.svg")
+    assert path and open(path).read().startswith("<svg")
+    # the sign-in page too
+    admin_client.logout()
+    assert "ledgerline/favicon.svg" in admin_client.get("/admin/login/").content.decode()
+
+
+def test_every_admin_date_is_in_one_format_and_the_page_says_utc_once(admin_client):
+    """Regression: three pages, three formats ("March 1, 2026, 2:05 p.m.", "2026-03-01 14:05", "1 Mar 2026")."""
+    from django.utils import formats
+
+    from core.instants import format_day, format_instant
+
+    at = datetime(2026, 3, 1, 14, 5, tzinfo=UTC)
+    assert format_instant(at) == "1 Mar 2026, 14:05" and format_day(at) == "1 Mar 2026"
+    # Django's own columns use the same format (billing_project/formats/en).
+    assert formats.date_format(at, "DATETIME_FORMAT") == "1 Mar 2026, 14:05"
+    customer = CustomerFactory(name="Acme")
+    Invoice.objects.create(reason=Invoice.Reason.BOUNDARY, customer=customer, currency="USD", status=Invoice.Status.FINALIZED, number="INV-9",
+                           issued_at=at, due_at=at + timedelta(days=14))
+    html = admin_client.get("/admin/invoicing/invoice/").content.decode()
+    assert "1 Mar 2026, 14:05" in html and "15 Mar 2026, 14:05" in html and "p.m." not in html
+    assert html.count('id="times-in-utc"') == 1
+
+
+def test_the_schedule_form_lists_the_registered_tasks(admin_client):
+    """Regression: the beat schedule form's "Task (registered)" list was empty: nothing imports the apps' tasks
+    modules in a web process, and django-celery-beat keeps the first (empty) answer."""
+    from django_celery_beat.admin import PeriodicTaskForm
+
+    stale = PeriodicTaskForm.base_fields["regtask"].widget
+    stale._choices = (("", ""),)  # what the widget kept from a first look before the tasks were imported
+    html = admin_client.get("/admin/django_celery_beat/periodictask/add/").content.decode()
+    select = html.split('id="id_regtask"')[1].split("</select>")[0]
+    for name in ("invoicing.billing_run_execute", "invoicing.subscriptions_bill", "metering.usage_rollup_refresh"):
+        assert f'<option value="{name}">{name}</option>' in select
+    stale._choices = None
+
+
+def test_currency_filters_of_documents_list_only_currencies_in_use(admin_client):
+    CustomerFactory(currency="EUR")
+    for url, param in [("/admin/customers/customer/", "currency__exact"), ("/admin/wallets/wallet/", "currency__exact"),
+                       ("/admin/invoicing/invoice/", "customer__currency__exact"),
+                       ("/admin/invoicing/payment/", "currency__exact"),
+                       ("/admin/invoicing/creditnote/", "currency__exact")]:
+        html = admin_client.get(url).content.decode()
+        assert f"{param}=JPY" not in html and f"{param}=GBP" not in html, url
+        if url != "/admin/wallets/wallet/":  # no wallet exists: its filter lists nothing
+            assert f"{param}=EUR" in html, url

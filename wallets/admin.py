@@ -15,10 +15,14 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import transaction
+from django.db.models import BigIntegerField, Case, OuterRef, Subquery, When
+from django.db.models.functions import Cast, Substr
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
-from core.admin import ReadOnlyAdminMixin, adopt, service_error_to_form
+from core.admin import ReadOnlyAdminMixin, adopt, currency_filter, service_error_to_form
 from core.errors import BillingError
 from core.instants import validate_instant
 from core.money import format_decimal, format_money
@@ -55,6 +59,13 @@ class GrantCreditsForm(forms.Form):
                 f"together ({wallet_count} selected)."
             )
 
+    def clean_expires_at(self):
+        """The service's rule, on the form: the field says what is wrong and nothing is granted."""
+        expires_at = self.cleaned_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError("Must be in the future (UTC), e.g. 2026-12-31 00:00; empty = never.")
+        return expires_at
+
     def clean_credits(self):
         """The limit bounds the whole action: credits x the number of wallets selected."""
         credits = self.cleaned_data["credits"]
@@ -86,6 +97,84 @@ def may_change_wallet_terms(user) -> bool:
     return user.has_perm("wallets.change_wallet_terms")
 
 
+# --- ledger references: what caused a row, named as finance knows it ------------------------------------------
+# ``LedgerEntry.reference`` is "kind:id" ("invoice:31", "credit_note:4", "subscription:7", "grant:12",
+# "alert:3", "admin:2"). The admin shows the invoice's number ("INV-000012", or "Draft #31"), the note's number,
+# the user's name, each a link to its page for users who may open it. The numbers are read with the rows
+# (subqueries), never one query per row.
+REFERENCE_PAGES = {
+    "invoice": ("invoicing.view_invoice", "admin:invoicing_invoice_change"),
+    "credit_note": ("invoicing.view_creditnote", "admin:invoicing_creditnote_change"),
+    "subscription": ("customers.view_subscription", "admin:customers_subscription_change"),
+    "grant": ("wallets.view_creditgrant", "admin:wallets_creditgrant_change"),
+    "alert": ("wallets.view_lowbalancealert", "admin:wallets_lowbalancealert_change"),
+}
+
+
+def _reference_id(kind: str):
+    """The id in a "kind:id" reference, as a number; NULL for any other reference."""
+    return Case(
+        When(reference__regex=rf"^{kind}:[0-9]{{1,18}}$",
+             then=Cast(Substr("reference", len(kind) + 2), BigIntegerField())),
+        default=None, output_field=BigIntegerField(),
+    )
+
+
+def with_reference_names(queryset):
+    """Ledger rows with the names their references point to (``ref_invoice_number``, ``ref_credit_note_number``,
+    ``ref_username``)."""
+    from django.contrib.auth import get_user_model
+
+    from invoicing.models import CreditNote, Invoice  # outer shell: the admin may read invoicing
+
+    def first(model, field: str, kind: str):
+        return Subquery(model.objects.filter(pk=OuterRef(f"ref_{kind}_id")).values(field)[:1])
+
+    return queryset.annotate(
+        ref_invoice_id=_reference_id("invoice"), ref_credit_note_id=_reference_id("credit_note"),
+        ref_admin_id=_reference_id("admin"),
+    ).annotate(
+        ref_invoice_number=first(Invoice, "number", "invoice"),
+        ref_credit_note_number=first(CreditNote, "number", "credit_note"),
+        ref_username=first(get_user_model(), "username", "admin"),
+    )
+
+
+def reference_text(entry) -> tuple[str, str | None, str | None]:
+    """(text, kind, id) for a ledger row's reference, from :func:`with_reference_names`'s annotations."""
+    kind, _, ident = (entry.reference or "").partition(":")
+    if not ident.isdigit():
+        return entry.reference or "—", None, None
+    if kind == "invoice":
+        return getattr(entry, "ref_invoice_number", None) or f"Draft #{ident}", kind, ident
+    if kind == "credit_note":
+        return getattr(entry, "ref_credit_note_number", None) or f"Credit note #{ident}", kind, ident
+    if kind == "admin":
+        name = getattr(entry, "ref_username", None)
+        return (f"Granted in the admin by {name}" if name else "Granted in the admin"), None, None
+    label = {"subscription": "Subscription", "grant": "Grant", "alert": "Low-balance alert"}.get(kind)
+    return (f"{label} #{ident}", kind, ident) if label else (entry.reference, None, None)
+
+
+def reference_link(entry, user) -> str:
+    text, kind, ident = reference_text(entry)
+    page = REFERENCE_PAGES.get(kind or "")
+    if page is None or not user.has_perm(page[0]):
+        return text
+    return format_html('<a href="{}">{}</a>', reverse(page[1], args=[ident]), text)
+
+
+def reference_column(user):
+    """The "Reference" column for ``user``: a display callable (Django admin display methods get no request, so
+    each request builds the column for its user's permissions)."""
+
+    @admin.display(description="Reference")
+    def reference(entry):
+        return reference_link(entry, user)
+
+    return reference
+
+
 class CreditGrantInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = CreditGrant
     fields = ("kind", "name", "credits", "remaining", "priority", "effective_at", "expires_at", "status")
@@ -96,13 +185,23 @@ class CreditGrantInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 class LedgerEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = LedgerEntry
-    fields = ("created_at", "type", "credits", "balance_after", "grant", "reference", "description")
+    fields = ("created_at", "type", "credits", "balance_after", "grant", "reference_display", "description")
     readonly_fields = fields
     extra = 0
     ordering = ("-id",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("grant")  # each row shows its grant
+        # each row shows its grant, and its reference by name (invoice numbers, not internal ids)
+        return with_reference_names(super().get_queryset(request).select_related("grant"))
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # Django builds the inlines afresh for each request: the user kept here is this request's.
+        self.user = request.user
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description="Reference")
+    def reference_display(self, entry):
+        return reference_link(entry, self.user)
 
 
 def _pending(wallet: Wallet):
@@ -140,7 +239,11 @@ class WalletForm(forms.ModelForm):
 class WalletAdmin(admin.ModelAdmin):
     form = WalletForm
     list_display = ("name", "customer", "currency", "balance_display", "rate_display", "applies_to", "status")
-    list_filter = ("status", "currency", "applies_to")
+    list_filter = (
+        "status",
+        currency_filter("currency", lambda: Wallet.objects.order_by().values_list("currency", flat=True).distinct()),
+        "applies_to",
+    )
     search_fields = ("name", "customer__external_id", "customer__name", "customer__email")
     list_select_related = ("customer",)
     autocomplete_fields = ("customer",)
@@ -212,11 +315,16 @@ class WalletAdmin(admin.ModelAdmin):
                             reference=f"admin:{request.user.pk}",
                         )
                 except BillingError as exc:
-                    self.message_user(request, f"{wallet}: {exc.message}", level=messages.ERROR)
+                    field = f"{exc.field}: " if exc.field else ""
+                    self.message_user(request, f"{wallet}: not granted: {field}{exc.message}", level=messages.ERROR)
                     continue
                 self.log_change(request, wallet, f"Granted {format_decimal(grant.credits)} {grant.kind} credits (grant {grant.pk})")
                 done += 1
-            self.message_user(request, f"Granted {format_decimal(data['credits'])} credits to {done} wallet(s).")
+            if done:  # a refused grant shows its error alone, never beside "granted to 0 wallets"
+                wallets = "1 wallet" if done == 1 else f"{done} wallets"
+                self.message_user(
+                    request, f"Granted {format_decimal(data['credits'])} credits to {wallets}.", level=messages.SUCCESS
+                )
             return None
         return TemplateResponse(request, "admin/wallets/grant_credits.html", {
             **self.admin_site.each_context(request), "title": "Grant credits", "form": form, "wallets": queryset,
@@ -257,6 +365,13 @@ class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("type",)
     search_fields = ("wallet__customer__external_id", "reference", "idempotency_key")
     list_select_related = ("wallet__customer", "grant")
+
+    def get_queryset(self, request):
+        return with_reference_names(super().get_queryset(request))
+
+    def get_list_display(self, request):
+        column = reference_column(request.user)
+        return [column if name == "reference" else name for name in self.list_display]
 
 
 @admin.register(LowBalanceAlert)

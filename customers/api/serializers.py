@@ -13,8 +13,13 @@ from core.instants import validate_instant
 from customers.models import Subscription
 from customers.services import DAYS_MAX
 
+#: A billing address's country: two ASCII letters (ISO 3166), or blank.
+COUNTRY_PATTERN = r"^([A-Za-z]{2})?$"
+COUNTRY_MESSAGE = "Must be a two-letter ISO 3166 country code, e.g. GB."
+
 
 @extend_schema_field({"type": "string", "example": "20"})
+
 class PlainDecimalField(serializers.DecimalField):
     """A decimal rendered as its shortest exact string (``20.0000`` -> ``"20"``, ``7.5000`` -> ``"7.5"``)."""
 
@@ -45,6 +50,18 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     tax_rates = serializers.ListField(child=TextField(max_length=50), required=False, default=list)
     net_payment_terms = WholeNumberField(max_value=DAYS_MAX, required=False, default=0)
     invoice_grace_days = WholeNumberField(max_value=DAYS_MAX, required=False, default=0)
+    # The billing address printed on invoices: optional, added to API.md's shape.
+    address_line1 = TextField(max_length=200, required=False, allow_blank=True, default="")
+    address_line2 = TextField(max_length=200, required=False, allow_blank=True, default="")
+    address_city = TextField(max_length=100, required=False, allow_blank=True, default="")
+    address_postal_code = TextField(max_length=20, required=False, allow_blank=True, default="")
+    address_country = serializers.RegexField(
+        COUNTRY_PATTERN, max_length=2, required=False, allow_blank=True, default="",
+        help_text="Two-letter ISO 3166 code, e.g. GB.", error_messages={"invalid": COUNTRY_MESSAGE},
+    )
+
+    def validate_address_country(self, value: str) -> str:
+        return value.upper()
 
     def validate_currency(self, value: str) -> str:
         value = value.upper()
@@ -63,6 +80,17 @@ class CustomerUpdateInputSerializer(CustomerCreateInputSerializer):
     tax_rates = serializers.ListField(child=TextField(max_length=50), required=False)
     net_payment_terms = WholeNumberField(max_value=DAYS_MAX, required=False)
     invoice_grace_days = WholeNumberField(max_value=DAYS_MAX, required=False)
+    address_line1 = TextField(max_length=200, required=False, allow_blank=True)
+    address_line2 = TextField(max_length=200, required=False, allow_blank=True)
+    address_city = TextField(max_length=100, required=False, allow_blank=True)
+    address_postal_code = TextField(max_length=20, required=False, allow_blank=True)
+    address_country = serializers.RegexField(
+        COUNTRY_PATTERN, max_length=2, required=False, allow_blank=True,
+        help_text="Two-letter ISO 3166 code, e.g. GB.", error_messages={"invalid": COUNTRY_MESSAGE},
+    )
+
+    def validate_address_country(self, value: str) -> str:
+        return value.upper()
 
 
 class CustomerOutputSerializer(serializers.Serializer):
@@ -73,6 +101,11 @@ class CustomerOutputSerializer(serializers.Serializer):
     tax_rates = serializers.SerializerMethodField()
     net_payment_terms = serializers.IntegerField()
     invoice_grace_days = serializers.IntegerField()
+    address_line1 = serializers.CharField()
+    address_line2 = serializers.CharField()
+    address_city = serializers.CharField()
+    address_postal_code = serializers.CharField()
+    address_country = serializers.CharField()
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_tax_rates(self, obj) -> list[str]:

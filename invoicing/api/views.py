@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from core.api import Pagination, error_responses, paginated_schema
 from core.errors import NotFound, ValidationFailed
 from core.fields import ExactDecimalField, TextField
+from core.instants import validate_instant
 from customers.models import Customer
 
 from .. import selectors
@@ -101,6 +102,10 @@ class InvoicePaymentCreateApi(APIView):
         amount = ExactDecimalField(max_digits=19, decimal_places=4, positive=True)
         method = serializers.ChoiceField(choices=["offline"], default="offline")
         reference = TextField(max_length=200, required=False, allow_blank=True, default="")
+        paid_at = serializers.DateTimeField(
+            required=False, allow_null=True, default=None, validators=[validate_instant],
+            help_text="When the money was received (default now; never in the future).",
+        )
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField()
@@ -122,7 +127,7 @@ class InvoicePaymentCreateApi(APIView):
         data.is_valid(raise_exception=True)
         payment = payment_record(
             invoice=invoice, amount=data.validated_data["amount"], reference=data.validated_data["reference"],
-            now=timezone.now(),
+            paid_at=data.validated_data["paid_at"], now=timezone.now(),
         )
         # The invoice shape (what is now paid and due) with the recorded payment under "payment".
         response = _out(invoice, status=201)

@@ -12,13 +12,15 @@ Rules chosen where the design is silent:
   ``total - credit notes already issued`` (400 ``amount``); ``refund_to: invoice`` at most what the invoice
   still owes, its ``amount_due`` (400 ``refund_to``: a paid invoice has nothing left to reduce); ``refund_to:
   wallet`` at most what was received for the invoice -- payments plus wallet credits applied -- less what
-  earlier notes already refunded to the wallet (400 ``refund_to``: an unpaid invoice has nothing to refund).
+  earlier notes already refunded to the wallet (400 ``refund_to``: an unpaid invoice has nothing to refund), and
+  only into an active wallet of the invoice's currency that the customer already has (400 ``refund_to``
+  otherwise: a refund never creates a wallet, whose rate finance chooses).
   A credit purchase's note takes the credits it credits back from the purchased grant (``refund_to:
   invoice`` only; 409 when they were spent).
 * Only a finalized invoice with no payment recorded and **no credit note** can be voided (409 otherwise:
   correct it with further credit notes instead). Wallet credits applied to it go back to their lots; voiding
   a credit purchase takes back the credits it granted, refused (409) once any of them was spent.
-* Finalization copies the customer's name, email and external id onto the invoice (``bill_to_*``): the PDF and
+* Finalization copies the customer's name, email, external id and address onto the invoice (``bill_to_*``): the PDF and
   the admin show that copy for every non-draft, so editing the customer never changes an issued document.
 """
 
@@ -32,6 +34,7 @@ from django.db.models.constants import OnConflict
 
 from catalog.pricing import quantize_minor
 from core.errors import Conflict, ValidationFailed
+from core.instants import OUT_OF_RANGE, instant_in_range
 from core.money import format_decimal
 from customers.models import Customer
 from customers.periods import Period
@@ -186,6 +189,11 @@ def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
     invoice.bill_to_name = customer.name
     invoice.bill_to_email = customer.email
     invoice.bill_to_external_id = customer.external_id
+    invoice.bill_to_address_line1 = customer.address_line1
+    invoice.bill_to_address_line2 = customer.address_line2
+    invoice.bill_to_city = customer.address_city
+    invoice.bill_to_postal_code = customer.address_postal_code
+    invoice.bill_to_country = customer.address_country
     invoice.number = number_next(name="invoice")
     invoice.issued_at = now
     invoice.finalized_at = now
@@ -203,7 +211,8 @@ def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
 # written by whoever created or last recalculated the draft, under the same invoice lock.
 FINALIZE_FIELDS = [
     "number", "status", "issued_at", "finalized_at", "due_at", "finalize_after", "credits_applied", "amount_due",
-    "paid_at", "bill_to_name", "bill_to_email", "bill_to_external_id", "updated_at",
+    "paid_at", "bill_to_name", "bill_to_email", "bill_to_external_id", "bill_to_address_line1", "bill_to_address_line2",
+    "bill_to_city", "bill_to_postal_code", "bill_to_country", "updated_at",
 ]
 
 
@@ -387,30 +396,46 @@ def _positive_amount(amount, currency: str) -> Decimal:
 
 
 @transaction.atomic(savepoint=False)
-def payment_record_locked(*, invoice: Invoice, amount: Decimal, reference: str, now: datetime) -> Payment:
-    """Record an offline payment on a locked invoice. Call inside a transaction."""
+def payment_record_locked(
+    *, invoice: Invoice, amount: Decimal, reference: str, now: datetime, paid_at: datetime | None = None
+) -> Payment:
+    """Record an offline payment on a locked invoice. Call inside a transaction.
+
+    ``paid_at`` is when the money was received (default ``now``): never after ``now`` (400 ``paid_at``). An
+    invoice paid in full is ``paid`` as of its latest payment's date.
+    """
     if invoice.status != Invoice.Status.FINALIZED:
         raise Conflict(f"Invoice {invoice} is {invoice.status}; payments are recorded on finalized invoices only.")
     amount = _positive_amount(amount, invoice.currency)
     if amount > invoice.amount_due:
         raise ValidationFailed(f"More than the amount due ({invoice.amount_due} {invoice.currency}).", field="amount")
+    paid_at = paid_at or now
+    if not instant_in_range(paid_at):
+        raise ValidationFailed(OUT_OF_RANGE, field="paid_at")
+    if paid_at > now:
+        raise ValidationFailed("Must not be in the future: record a payment once it is received.", field="paid_at")
     payment = Payment.objects.create(
         invoice=invoice, amount=amount, currency=invoice.currency, method=Payment.Method.OFFLINE,
-        reference=reference or "", paid_at=now,
+        reference=reference or "", paid_at=paid_at,
     )
     invoice.amount_paid += amount
     invoice.amount_due = _amount_due(invoice)
     if invoice.amount_due == 0:
         invoice.status = Invoice.Status.PAID
-        invoice.paid_at = now
+        invoice.paid_at = max(p.paid_at for p in invoice.payments.all())
     invoice.save(update_fields=["amount_paid", "amount_due", "status", "paid_at", "updated_at"])
     return payment
 
 
 @transaction.atomic(durable=True)
-def payment_record(*, invoice: Invoice, amount: Decimal, reference: str = "", now: datetime) -> Payment:
-    """Offline payment; partial allowed; more than due -> 400 ``amount``; drafts, void, paid -> 409."""
-    return payment_record_locked(invoice=_lock(invoice.pk), amount=amount, reference=reference, now=now)
+def payment_record(
+    *, invoice: Invoice, amount: Decimal, reference: str = "", now: datetime, paid_at: datetime | None = None
+) -> Payment:
+    """Offline payment; partial allowed; more than due -> 400 ``amount``; a future ``paid_at`` -> 400 ``paid_at``;
+    drafts, void, paid -> 409."""
+    return payment_record_locked(
+        invoice=_lock(invoice.pk), amount=amount, reference=reference, now=now, paid_at=paid_at
+    )
 
 
 def _notes_total(invoice: Invoice, refund_to: str | None = None) -> Decimal:
@@ -472,6 +497,12 @@ def credit_note_issue_locked(
             "only payments and credits applied can be refunded to the wallet.",
             field="refund_to",
         )
+    if refund_to == CreditNote.RefundTo.WALLET and _refund_wallet(invoice) is None:
+        raise ValidationFailed(
+            f"{invoice.customer.name} has no active {invoice.currency} wallet to refund to: create one first "
+            "(POST /wallets, or Wallets in the admin, choosing its conversion rate), then issue the note again.",
+            field="refund_to",
+        )
     note = CreditNote.objects.create(
         number=number_next(name="credit_note"), invoice=invoice, amount=amount, currency=invoice.currency,
         reason=reason.strip(), refund_to=refund_to,
@@ -500,15 +531,25 @@ def _money_to_credits(amount: Decimal, rate: Decimal, rounding: str) -> Decimal:
     return (amount / rate).quantize(Decimal("0.000000000001"), rounding=rounding)
 
 
+def _refund_wallet(invoice: Invoice):
+    """The wallet a refund goes to: the customer's first active wallet in the invoice's currency, or ``None``.
+
+    A refund never creates a wallet (unlike plan credits, API.md): its conversion rate decides what the money is
+    worth in credits, so finance chooses it; the note is refused (400 ``refund_to``) until the wallet exists.
+    """
+
+    return wallet_for_plan_credits(customer=invoice.customer, currency=invoice.currency, create=False)
+
+
 def _refund_to_wallet(*, note: CreditNote, now: datetime) -> None:
-    """Grant the note's amount as ``adjustment`` credits to the customer's wallet in the invoice currency.
+    """Grant the note's amount as ``adjustment`` credits to the customer's wallet in the invoice currency
+    (:func:`_refund_wallet`, checked before the note was numbered).
 
     Money becomes credits at the wallet's conversion rate (credits = amount / rate, rounded down to 12 decimal
     places: the credits are never worth more than the money refunded). Call inside a transaction, holding the
     customer lock (lock order customer -> wallets -> invoice).
     """
-    invoice = note.invoice
-    wallet = wallet_for_plan_credits(customer=invoice.customer, currency=invoice.currency)
+    wallet = _refund_wallet(note.invoice)
     credits = _money_to_credits(note.amount, wallet.conversion_rate, ROUND_DOWN)
     wallet_grant_create_locked(
         wallet=wallet, credits=credits, kind="adjustment", now=now, idempotency_key=f"credit-note:{note.number}",

@@ -183,7 +183,7 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     invoice = Invoice.objects.get(customer__external_id="acme", billing_boundary_at=period_end)
     assert invoice.status == Invoice.Status.FINALIZED
     page.goto("/admin/")
-    assert "1 invoices created" in page.inner_text("#billing-dashboard")  # the last run's outcome
+    assert "1 invoice created, 1 finalized" in page.inner_text("#billing-dashboard")  # the last run's outcome
     screenshot(page, "dashboard-after-run")
 
     # 6. The invoice, read on its page.
@@ -205,6 +205,11 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     assert _readonly(page, "total_display") == "$25.00"
     assert _readonly(page, "amount_due_display") == "$25.00"
     assert _readonly(page, "status") == "Finalized"
+    # The invoice's action buttons line up with the links beside them ("Download PDF", "History"): same top and
+    # height (they sat 8 px shorter and higher).
+    tools = page.locator(".object-tools li a, .object-tools li button")
+    boxes = [tools.nth(i).bounding_box() for i in range(tools.count())]
+    assert len(boxes) >= 4 and len({(b["y"], b["height"]) for b in boxes}) == 1, boxes
     screenshot(page, "invoice")
 
     # 7. A bank transfer of $25.00 recorded from the invoice's page ("Record a payment…" runs the
@@ -217,8 +222,10 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     screenshot(page, "payment-confirmation")
     page.click("input[value='Yes, record a payment']")
     page.wait_for_selector("ul.messagelist li")
-    assert "1 invoice(s) paid" in page.inner_text("ul.messagelist")
-    page.goto(f"/admin/invoicing/invoice/{invoice.pk}/change/")
+    # Started from the invoice's page, the action lands back on it and says what changed.
+    assert page.url.endswith(f"/admin/invoicing/invoice/{invoice.pk}/change/")
+    assert (f"Payment of $25.00 recorded on {invoice.number}; {invoice.number} is paid in full."
+            in page.inner_text("ul.messagelist"))
     assert _readonly(page, "status") == "Paid"
     assert _readonly(page, "amount_paid_display") == "$25.00"
     assert _readonly(page, "amount_due_display") == "$0.00"

@@ -50,7 +50,7 @@ def test_plan_list_shows_the_latest_published_version(admin_client, draft):
     PlanVersionFactory(plan=draft.plan, number=2, published=True, effective_from=datetime(2026, 3, 1, tzinfo=UTC))
     response = admin_client.get(reverse("admin:catalog_plan_changelist"))
     assert response.status_code == 200
-    assert "v2</a> (from 2026-03-01 00:00 UTC)" in response.content.decode()
+    assert "v2</a> (from 1 Mar 2026, 00:00)" in response.content.decode()
 
 
 def test_change_pages_render(admin_client, draft):
@@ -73,7 +73,7 @@ def test_publish_shows_confirmation_then_publishes(admin_client, draft):
     page = admin_client.post(url, {"action": "publish_versions", "_selected_action": [draft.pk]})
     assert page.status_code == 200
     text = page.content.decode()
-    assert "Publishing is permanent" in text and "New — Tokens" in text and "2020-01-01 00:00 UTC" in text
+    assert "Publishing is permanent" in text and "New — Tokens" in text and "1 Jan 2020, 00:00" in text
     draft.refresh_from_db()
     assert draft.status == PlanVersion.Status.DRAFT  # nothing happens before confirming
     admin_client.post(url, {"action": "publish_versions", "_selected_action": [draft.pk], "confirm": "yes"})
@@ -453,3 +453,23 @@ def test_add_version_in_admin_refuses_an_effective_from_out_of_range(admin_clien
     assert response.status_code == 200
     assert list(response.context["adminform"].form.errors) == ["effective_from"]
     assert not PlanVersion.objects.filter(plan=draft.plan, number=2).exists()
+
+
+def test_a_published_versions_tiers_link_says_view_not_edit(admin_client, draft):
+    """Regression: "(edit tiers)" on a published version led to a read-only page."""
+    url = reverse("admin:catalog_planversion_change", args=[draft.pk])
+    assert "(edit tiers)" in admin_client.get(url).content.decode()
+    draft.status = PlanVersion.Status.PUBLISHED
+    draft.save()
+    html = admin_client.get(url).content.decode()
+    assert "(view tiers)" in html and "(edit tiers)" not in html
+
+
+def test_currency_filters_list_only_currencies_in_use(admin_client, draft):
+    """Regression: the currency filters listed every currency the code knows (ten) when one was used."""
+    html = admin_client.get(reverse("admin:catalog_plan_changelist")).content.decode()
+    assert "?currency__exact=USD" in html and "currency__exact=JPY" not in html and "currency__exact=EUR" not in html
+    filtered = admin_client.get(reverse("admin:catalog_plan_changelist"), {"currency__exact": "EUR"})
+    assert filtered.status_code == 200 and list(filtered.context["cl"].result_list) == []
+    html = admin_client.get(reverse("admin:catalog_planversion_changelist")).content.decode()
+    assert "plan__currency__exact=USD" in html and "plan__currency__exact=JPY" not in html

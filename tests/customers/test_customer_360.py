@@ -105,3 +105,64 @@ def test_open_due_is_summed_per_currency_over_finalized_invoices_only():
     overview = customer_overview(customer=customer, now=timezone.now())
     # EUR 7.00; USD 10.00 + 2.50 = 12.50 (the draft's 99.00 is left out); currencies in code order
     assert overview["open_due"] == ["€7.00", "$12.50"]
+
+
+def _admin_links(html: str) -> set[str]:
+    """Every admin page a page links to (hrefs under /admin/, without the logout form and static files)."""
+    import re
+
+    links = set(re.findall(r'href="(/admin/[^"#]*)"', html))
+    return {link.replace("&amp;", "&") for link in links if "/logout/" not in link}
+
+
+def test_support_is_never_offered_a_link_to_a_page_its_role_may_not_open(client):
+    """Regression: on the customer page Support saw links (the plan, the subscription's cancel page) that answer
+    403; the dashboard linked to the billing run and the event log. Every admin link on the customer, subscription
+    and wallet pages and the dashboard must open for the role that sees it."""
+    from django.contrib.auth.models import Group, User
+
+    from backoffice.roles import SUPPORT, roles_sync
+    from customers.models import Subscription
+    from wallets.models import Wallet
+
+    roles_sync()
+    customer = _acme_with_history()
+    Event.objects.create(customer_external_id="ghost", event_id="g1", event_name="api_call", timestamp=timezone.now())
+    subscription = Subscription.objects.get(customer=customer)
+    wallet = Wallet.objects.get(customer=customer)
+    user = User.objects.create_user("support", password="pw-support-1", is_staff=True)
+    user.groups.add(Group.objects.get(name=SUPPORT))
+    client.force_login(user)
+
+    pages = [
+        f"/admin/customers/customer/{customer.pk}/change/",
+        f"/admin/customers/subscription/{subscription.pk}/change/",
+        f"/admin/wallets/wallet/{wallet.pk}/change/",
+        "/admin/",
+    ]
+    seen = set()
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+        seen |= _admin_links(response.content.decode())
+    # the pages do link somewhere (the subscription, the wallet, the customer)
+    assert f"/admin/customers/subscription/{subscription.pk}/change/" in seen
+    assert f"/admin/wallets/wallet/{wallet.pk}/change/" in seen
+    refused = {link: client.get(link).status_code for link in sorted(seen)}
+    assert {link: code for link, code in refused.items() if code == 403} == {}
+    # the plan is named, not linked
+    html = client.get(f"/admin/customers/subscription/{subscription.pk}/change/").content.decode()
+    assert "Pro" in html and "/admin/catalog/" not in html and "/cancel/" not in html
+
+
+def test_customer_panel_links_follow_each_permission(client):
+    """A role that may see customers but not their subscriptions or wallets gets names, not links."""
+    from django.contrib.auth.models import Permission, User
+
+    customer = _acme_with_history()
+    user = User.objects.create_user("reader", password="pw-reader-1", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_customer"))
+    client.force_login(user)
+    html = client.get(f"/admin/customers/customer/{customer.pk}/change/").content.decode()
+    assert 'id="customer-360"' in html and "Prepaid" in html
+    assert "/admin/customers/subscription/" not in html and "/admin/wallets/wallet/" not in html

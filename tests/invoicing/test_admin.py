@@ -126,3 +126,84 @@ def test_tier_table_is_the_same_in_the_admin_and_the_pdf():
     assert breakdown_rows({}, "USD") == [] and line_explanation({}, "USD") == "—"
     assert invoice_pdf_filename(Invoice(pk=7)) == "draft-7.pdf"
     assert invoice_pdf_filename(Invoice(pk=7, number="INV-000042")) == "INV-000042.pdf"
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.wsgi_request._messages]
+
+
+def test_a_partial_payment_says_how_much_was_recorded_and_what_is_still_due(admin_client, feb_invoice):
+    """Regression: a partial payment said "1 invoice(s) paid"."""
+    response = _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00",
+                       paid_at="2026-02-03 10:30", method="offline", reference="Wire WT-2210")
+    # $124.00 - $24.00 = $100.00 still due
+    assert _messages(response) == ["Payment of $24.00 recorded on INV-000002; $100.00 still due."]
+    payment = Payment.objects.get()
+    assert (payment.paid_at, payment.method, payment.reference) == (utc(2026, 2, 3, 10, 30), "offline", "Wire WT-2210")
+    # The rest, received "now" (the date left empty): paid in full, as of that payment.
+    response = _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="100.00",
+                       method="offline", reference="")
+    assert _messages(response)[-1] == "Payment of $100.00 recorded on INV-000002; INV-000002 is paid in full."
+    feb_invoice.refresh_from_db()
+    latest = Payment.objects.order_by("-paid_at").first()
+    assert feb_invoice.status == Invoice.Status.PAID and feb_invoice.paid_at == latest.paid_at
+
+
+def test_a_payment_received_in_the_future_is_refused_on_the_form(admin_client, feb_invoice):
+    page = _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00",
+                   paid_at="2099-01-01 00:00", method="offline")
+    assert page.status_code == 200
+    assert page.context["form"].errors["paid_at"] == ["Must not be in the future: record a payment once it is received."]
+    assert not Payment.objects.exists()
+
+
+def test_an_action_started_on_the_invoice_page_lands_back_on_it(admin_client, feb_invoice):
+    page = f"{CHANGELIST}{feb_invoice.pk}/change/"
+    html = admin_client.get(page).content.decode()
+    assert 'name="_return_to_object" value="1"' in html
+    confirm = _action(admin_client, "record_payment_action", feb_invoice, _return_to_object="1")
+    assert 'name="_return_to_object"' in confirm.content.decode() and f'href="{page}"' in confirm.content.decode()
+    done = _action(admin_client, "record_payment_action", feb_invoice, _return_to_object="1", confirm="yes",
+                   amount="24.00", method="offline")
+    assert done.status_code == 302 and done["Location"] == page
+    # From the list, back to the list (Django's own behaviour).
+    listed = _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="1.00", method="offline")
+    assert listed.status_code == 302 and listed["Location"] == CHANGELIST
+
+
+def test_the_invoice_page_lists_its_payments_and_both_kinds_of_credit_note(admin_client, feb_invoice):
+    """Regression: the page listed neither payments nor credit notes, and "Credit notes" omitted wallet refunds."""
+    from wallets.services import wallet_create
+
+    wallet_create(customer=feb_invoice.customer, name="Credits", currency="USD")
+    _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00",
+            paid_at="2026-02-03 10:30", method="offline", reference="Wire WT-2210")
+    _action(admin_client, "credit_note_action", feb_invoice, confirm="yes", amount="10.00", reason="Goodwill",
+            refund_to="invoice")
+    response = _action(admin_client, "credit_note_action", feb_invoice, confirm="yes", amount="4.00",
+                       reason="Outage", refund_to="wallet")
+    assert _messages(response)[-1] == (
+        "Credit note CN-000002 of $4.00 issued on INV-000002: refunded to the customer's USD wallet as credits; "
+        "what the invoice owes is unchanged."
+    )
+    html = admin_client.get(f"{CHANGELIST}{feb_invoice.pk}/change/").content.decode()
+    assert "3 Feb 2026, 10:30" in html and "Wire WT-2210" in html
+    assert "CN-000001" in html and "Goodwill" in html and "CN-000002" in html and "Outage" in html
+    # $10.00 reduced what it owes ($124.00 - $24.00 - $10.00 = $90.00 due); $4.00 went to the wallet.
+    assert "$10.00 credited to the invoice<br>$4.00 refunded to the customer's wallet" in html
+    feb_invoice.refresh_from_db()
+    assert feb_invoice.amount_due == Decimal("90.00")
+
+
+def test_a_wallet_refund_for_a_customer_without_a_wallet_is_refused_and_creates_none(admin_client, feb_invoice):
+    """Regression: the refund silently created a wallet (rate 1) for the customer."""
+    from wallets.models import Wallet
+
+    _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00", method="offline")
+    response = _action(admin_client, "credit_note_action", feb_invoice, confirm="yes", amount="4.00",
+                       reason="Outage", refund_to="wallet")
+    # The form again, the rule beside "refund to"; no success message, no note, no wallet.
+    assert response.status_code == 200 and "has no active USD wallet" in response.content.decode()
+    assert response.context["form"].errors["refund_to"][0].startswith(f"{feb_invoice.customer.name} has no active")
+    assert not any("issued" in m for m in _messages(response))
+    assert not Wallet.objects.exists() and not CreditNote.objects.exists()

@@ -188,7 +188,10 @@ def test_finalize_service_refuses_twice(finalized):
 
 def test_credit_note_refund_to_wallet_grants_adjustment_credits_for_money_received(api, finalized):
     from wallets.models import CreditGrant
+    from wallets.services import wallet_create
 
+    # A refund goes into the customer's wallet and never creates one (docs/billing-rules.md).
+    wallet_create(customer=finalized.customer, name="Credits", currency="USD", conversion_rate=Decimal(1))
     body = {"invoice": str(finalized.pk), "amount": "12.50", "reason": "Outage", "refund_to": "wallet"}
     # Nothing was received for the unpaid $124.00 invoice: nothing can be refunded to the wallet.
     unpaid = api.post("/api/v1/credit_notes", body)
@@ -198,10 +201,36 @@ def test_credit_note_refund_to_wallet_grants_adjustment_credits_for_money_receiv
     response = api.post("/api/v1/credit_notes", body)
     assert response.status_code == 201, response.json()
     grant = CreditGrant.objects.get(kind="adjustment")
-    # A new wallet in USD at rate 1: $12.50 -> 12.5 credits; the invoice still owes $124.00 - $20.00 = $104.00.
+    # The USD wallet at rate 1: $12.50 -> 12.5 credits; the invoice still owes $124.00 - $20.00 = $104.00.
     assert grant.credits == Decimal("12.5") and grant.wallet.customer == finalized.customer
     finalized.refresh_from_db()
     assert finalized.amount_due == Decimal("104.00")
     # $20.00 received - $12.50 refunded = $7.50 left to refund.
     assert api.post("/api/v1/credit_notes", {**body, "amount": "7.51"}).json().keys() >= {"refund_to"}
     assert api.post("/api/v1/credit_notes", {**body, "amount": "7.50"}).status_code == 201
+
+
+def test_payment_takes_method_reference_and_the_date_received(api, finalized):
+    response = api.post(f"/api/v1/invoices/{finalized.pk}/payments", {
+        "amount": "24.00", "method": "offline", "reference": "Wire WT-2210", "paid_at": "2026-02-03T10:30:00Z"})
+    assert response.status_code == 201, response.json()
+    assert response.json()["payment"]["paid_at"] == "2026-02-03T10:30:00Z"
+    assert response.json()["payment"]["reference"] == "Wire WT-2210"
+    future = api.post(f"/api/v1/invoices/{finalized.pk}/payments", {"amount": "1.00", "paid_at": "2099-01-01T00:00:00Z"})
+    assert future.status_code == 400 and "paid_at" in future.json()
+    bad = api.post(f"/api/v1/invoices/{finalized.pk}/payments", {"amount": "1.00", "paid_at": "3000-01-01T00:00:00Z"})
+    assert bad.status_code == 400 and "paid_at" in bad.json()
+
+
+def test_credit_note_to_a_wallet_the_customer_does_not_have_is_refused(api, finalized):
+    """Rule (docs/billing-rules.md): a refund never creates a wallet; 400 refund_to until one exists."""
+    from wallets.models import Wallet
+    from wallets.services import wallet_create
+
+    assert api.post(f"/api/v1/invoices/{finalized.pk}/payments", {"amount": "20.00"}).status_code == 201
+    body = {"invoice": str(finalized.pk), "amount": "12.50", "reason": "Outage", "refund_to": "wallet"}
+    refused = api.post("/api/v1/credit_notes", body)
+    assert refused.status_code == 400 and "no active USD wallet" in refused.json()["refund_to"][0]
+    assert not Wallet.objects.exists()
+    wallet_create(customer=finalized.customer, name="Credits", currency="USD")
+    assert api.post("/api/v1/credit_notes", body).status_code == 201

@@ -115,3 +115,58 @@ def test_wallet_update_writes_only_the_terms_never_a_stale_balance():
     assert (wallet.name, wallet.low_balance_threshold, wallet.balance) == ("Promo credits", Decimal("5"), Decimal("10"))
     assert saved.balance == Decimal("10")
     assert_ledger_whole(wallet)
+
+
+def test_a_refused_grant_shows_only_its_error(admin_client):
+    """Regression: a refused grant showed "Must be in the future." beside "Granted 10 credits to 0 wallet(s)"."""
+    from wallets.models import Wallet
+
+    wallet = WalletFactory()
+    post = {"action": "grant_credits", "_selected_action": [wallet.pk], "confirm": "yes", "credits": "10",
+            "kind": "promotional", "priority": "5", "name": ""}
+    # An expiry in the past: the form says so beside the field; nothing is granted, nothing claims success.
+    page = admin_client.post("/admin/wallets/wallet/", {**post, "expires_at": "2001-01-01 00:00"})
+    assert page.status_code == 200 and b"Must be in the future" in page.content
+    assert [str(m) for m in page.wsgi_request._messages] == []
+
+    # The service refuses a closed wallet: its error alone; the open wallet selected with it is granted.
+    closed = WalletFactory(status=Wallet.Status.CLOSED)
+    response = admin_client.post("/admin/wallets/wallet/", {**post, "expires_at": "", "_selected_action": [closed.pk]})
+    messages = [str(m) for m in response.wsgi_request._messages]
+    assert len(messages) == 1 and "not granted: wallet: This wallet is closed." in messages[0]
+    response = admin_client.post("/admin/wallets/wallet/", {**post, "expires_at": "",
+                                                            "_selected_action": [wallet.pk, closed.pk]})
+    messages = [str(m) for m in response.wsgi_request._messages]
+    assert messages[-1] == "Granted 10 credits to 1 wallet." and "This wallet is closed." in messages[0]
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal(10)
+
+
+def test_ledger_references_name_the_invoice_and_link_to_it(admin_client, client):
+    """Regression: ledger rows showed internal ids ("invoice:31") instead of the invoice's number."""
+    from django.contrib.auth.models import Group, User
+
+    from backoffice.roles import SUPPORT, roles_sync
+    from invoicing.models import Invoice
+
+    wallet = WalletFactory()
+    issued = Invoice.objects.create(reason=Invoice.Reason.BOUNDARY, customer=wallet.customer, currency="USD", status="finalized", number="INV-000012")
+    draft = Invoice.objects.create(reason=Invoice.Reason.BOUNDARY, customer=wallet.customer, currency="USD")
+    with transaction.atomic():
+        grant(wallet, 10, reference=f"invoice:{issued.pk}")
+        grant(wallet, 5, reference=f"invoice:{draft.pk}")
+        grant(wallet, 1, reference="invoice:not-a-number")
+    for url in ("/admin/wallets/ledgerentry/", f"/admin/wallets/wallet/{wallet.pk}/change/"):
+        html = admin_client.get(url).content.decode()
+        assert f'<a href="/admin/invoicing/invoice/{issued.pk}/change/">INV-000012</a>' in html, url
+        assert f'<a href="/admin/invoicing/invoice/{draft.pk}/change/">Draft #{draft.pk}</a>' in html, url
+        assert f"invoice:{issued.pk}<" not in html and "invoice:not-a-number" in html, url
+
+    # Support may not open invoices: the number, as text.
+    roles_sync()
+    user = User.objects.create_user("support", password="pw-support-1", is_staff=True)
+    user.groups.add(Group.objects.get(name=SUPPORT))
+    client.force_login(user)
+    for url in ("/admin/wallets/ledgerentry/", f"/admin/wallets/wallet/{wallet.pk}/change/"):
+        html = client.get(url).content.decode()
+        assert "INV-000012" in html and "/admin/invoicing/" not in html, url

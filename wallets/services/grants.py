@@ -131,8 +131,9 @@ def wallet_update_locked(*, wallet: Wallet, data: Mapping[str, Any]) -> Wallet:
     return wallet
 
 
-def wallet_for_plan_credits(*, customer: Customer, currency: str) -> Wallet:
-    """The customer's first active wallet in ``currency``; created (rate 1, applies to all) if none (API.md).
+def wallet_for_plan_credits(*, customer: Customer, currency: str, create: bool = True) -> Wallet | None:
+    """The customer's first active wallet in ``currency``; created (rate 1, applies to all) if none (API.md),
+    or ``None`` then with ``create=False`` (a credit note's refund: docs/billing-rules.md).
 
     Call inside a transaction; the customer row is locked so two boundaries never create two wallets.
     """
@@ -141,7 +142,7 @@ def wallet_for_plan_credits(*, customer: Customer, currency: str) -> Wallet:
         Wallet.objects.filter(customer=customer, currency=currency, status=Wallet.Status.ACTIVE)
         .order_by("created_at", "id").first()
     )
-    if wallet is not None:
+    if wallet is not None or not create:
         return wallet
     return Wallet.objects.create(customer=customer, currency=currency, name="Credits", conversion_rate=Decimal(1))
 

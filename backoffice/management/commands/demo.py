@@ -1,7 +1,9 @@
 """The main job for a newcomer: migrate, load the demo, run billing, create logins, start the server.
 
-Safe to run twice: every step is an upsert or idempotent. The API key is the exception by necessity (keys are
-stored hashed, so an old one cannot be shown again): each run revokes the earlier demo keys and prints a new one.
+Safe to run twice: every step is an upsert or idempotent, the API key included. Keys are stored hashed, so the
+demo keeps its key's raw value in ``.demo/api-key`` (git-ignored, readable by its owner only) and prints the same
+key on every run while it is still valid. Without that file (a new checkout on the same database) or with a
+revoked key, a new key is made, the earlier demo keys are revoked, and the command says so.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.utils import timezone
 DEMO_USER = "finance"
 DEMO_PASSWORD = "finance-demo"
 DEMO_KEY_NAME = "demo"
+DEMO_KEY_FILE = settings.BASE_DIR / ".demo" / "api-key"
 
 
 class Command(BaseCommand):
@@ -49,8 +52,8 @@ class Command(BaseCommand):
         demo_load(stdout=self.stdout, scale=scale)
         self.stdout.write("3/4 creating the finance login and an API key…")
         self._finance_user()
-        raw_key = self._api_key()
-        self.stdout.write("\n".join(self._where_to_go(addr, raw_key)))
+        raw_key, note = self._api_key()
+        self.stdout.write("\n".join(self._where_to_go(addr, raw_key, note)))
         if no_serve:
             return
         self.stdout.write(f"4/4 starting the server on http://{addr}/ (Ctrl-C to stop)")
@@ -72,17 +75,28 @@ class Command(BaseCommand):
         group, _ = Group.objects.get_or_create(name=FINANCE_ADMIN)
         user.groups.add(group)
 
-    def _api_key(self) -> str:
-        from core.auth import api_key_create
+    def _api_key(self) -> tuple[str, str]:
+        """The demo's key and what happened to it: the one kept in ``DEMO_KEY_FILE`` while it is still valid, else a
+        new one (earlier demo keys revoked), kept there for the next run."""
+        from core.auth import api_key_create, hash_key
         from core.models import ApiKey
 
-        ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(
+        kept = DEMO_KEY_FILE.read_text().strip() if DEMO_KEY_FILE.exists() else ""
+        if kept and ApiKey.objects.filter(name=DEMO_KEY_NAME, hashed_key=hash_key(kept), revoked=False).exists():
+            return kept, "the same key as the last run"
+        revoked = ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(
             revoked=True, revoked_at=timezone.now()
         )
         _, raw_key = api_key_create(name=DEMO_KEY_NAME)
-        return raw_key
+        DEMO_KEY_FILE.parent.mkdir(exist_ok=True)
+        DEMO_KEY_FILE.touch(mode=0o600)
+        DEMO_KEY_FILE.write_text(raw_key + "\n")
+        note = f"a new key, kept in {DEMO_KEY_FILE.relative_to(settings.BASE_DIR)} for the next runs"
+        if revoked:
+            note += f"; {revoked} earlier demo key{'s' if revoked > 1 else ''} revoked"
+        return raw_key, note
 
-    def _where_to_go(self, addr: str, raw_key: str) -> list[str]:
+    def _where_to_go(self, addr: str, raw_key: str, key_note: str = "") -> list[str]:
         from invoicing.models import Invoice
         from wallets.models import Wallet
 
@@ -116,7 +130,7 @@ class Command(BaseCommand):
             lines.append(f"  A draft to review:     {base}{url}   (finalize it from the admin)")
         lines += [
             f"  API docs:              {base}/api/docs/",
-            f"  API key:               {raw_key}",
+            f"  API key:               {raw_key}" + (f"   ({key_note})" if key_note else ""),
             f"  Try:   curl -H 'Authorization: Bearer {raw_key}' {base}/api/v1/customers/scoreapi/upcoming_invoice",
             f"         curl -H 'Authorization: Bearer {raw_key}' {base}/api/v1/customers/scoreapi/usage",
             "  Guides: docs/README.md (pricing cookbook, billing rules, API quickstart, operations)",

@@ -16,6 +16,8 @@ def test_create_customer_with_defaults(api):
     assert response.json() == {
         "external_id": "acme", "name": "Acme", "email": "", "currency": "EUR", "tax_rates": [],
         "net_payment_terms": 0, "invoice_grace_days": 0,
+        # the optional billing address (added fields), empty when not given
+        "address_line1": "", "address_line2": "", "address_city": "", "address_postal_code": "", "address_country": "",
     }
 
 
@@ -24,6 +26,8 @@ def test_create_customer_full_shape_and_read_it_back(api):
     body = {
         "external_id": "acme", "name": "Acme", "email": "billing@acme.test", "currency": "USD",
         "tax_rates": ["vat-20"], "net_payment_terms": 30, "invoice_grace_days": 3,
+        "address_line1": "1 Main Street", "address_line2": "Floor 2", "address_city": "London",
+        "address_postal_code": "EC1A 1AA", "address_country": "GB",
     }
     assert api.post("/api/v1/customers", body).status_code == 201
     assert api.get("/api/v1/customers/acme").json() == body
@@ -79,6 +83,7 @@ def test_patch_changes_only_the_fields_sent(api):
     assert response.json() == {
         "external_id": "acme", "name": "Acme", "email": "a@acme.test", "currency": "USD",
         "tax_rates": ["gst-5", "vat-20"], "net_payment_terms": 15, "invoice_grace_days": 2,
+        "address_line1": "", "address_line2": "", "address_city": "", "address_postal_code": "", "address_country": "",
     }
     response = api.patch("/api/v1/customers/acme", {"tax_rates": []})
     assert response.json()["tax_rates"] == []
@@ -180,7 +185,8 @@ def test_duplicate_tax_rate_code_is_a_400(api):
     TaxRateFactory(code="vat-20")
     response = api.post("/api/v1/tax_rates", {"code": "vat-20", "name": "VAT", "percentage": "20"})
     assert response.status_code == 400
-    assert "code" in response.json()
+    # Regression: the answer was {"code": "invalid"}: the error code overwrote the field named "code".
+    assert response.json() == {"code": ["A tax rate with code 'vat-20' already exists."], "error_code": "invalid"}
 
 
 def test_read_key_cannot_write(anon_api, db):
@@ -190,3 +196,16 @@ def test_read_key_cannot_write(anon_api, db):
     anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert anon_api.get("/api/v1/customers").status_code == 200
     assert anon_api.post("/api/v1/customers", {}, format="json").status_code == 403
+
+
+def test_customer_address_is_optional_patchable_and_its_country_checked(api):
+    assert api.post("/api/v1/customers", {"external_id": "acme", "name": "Acme", "currency": "USD",
+                                          "address_country": "gb"}).json()["address_country"] == "GB"
+    patched = api.patch("/api/v1/customers/acme", {"address_line1": "2 High St", "address_city": "Leeds"})
+    assert patched.status_code == 200
+    assert (patched.json()["address_line1"], patched.json()["address_city"], patched.json()["address_country"]) == (
+        "2 High St", "Leeds", "GB")
+    bad = api.patch("/api/v1/customers/acme", {"address_country": "Britain"})
+    assert bad.status_code == 400 and "address_country" in bad.json()
+    assert api.post("/api/v1/customers", {"external_id": "b", "name": "B", "currency": "USD",
+                                          "address_country": "G1"}).json().keys() >= {"address_country"}
