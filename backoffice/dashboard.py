@@ -69,14 +69,18 @@ def invoices_by_status_this_month(now: datetime) -> dict:
     end = _add_months(start, 1)
     counts = dict(
         Invoice.objects.filter(issued_at__gte=start, issued_at__lt=end)
-        .values_list("status").annotate(n=Count("id")).order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     month = f"{start:%Y-%m}"
     return {
         "month": start,
         "rows": [
             {
-                "status": label, "value": value, "count": counts.get(value, 0),
+                "status": label,
+                "value": value,
+                "count": counts.get(value, 0),
                 # the changelist's own filters: status, and the "Issued in" month filter (invoicing.admin)
                 "query": urlencode({"status__exact": value, "issued_month": month}),
             }
@@ -243,11 +247,7 @@ def unknown_customer_events() -> tuple[int, list[dict]]:
 def drafts_waiting(limit: int = 10):
     from invoicing.models import Invoice
 
-    qs = (
-        Invoice.objects.filter(status=Invoice.Status.DRAFT)
-        .select_related("customer")
-        .order_by("finalize_after", "id")
-    )
+    qs = Invoice.objects.filter(status=Invoice.Status.DRAFT).select_related("customer").order_by("finalize_after", "id")
     return qs.count(), list(qs[:limit])
 
 

@@ -329,7 +329,8 @@ def _video_plans() -> list[PlanSpec]:
                 "video",
                 f"video-{slug}",
                 f"Video {label}",
-                f"Video tool {label}: ${fee}/month; {credits} AI credits, {minutes_text}, {seconds} s of generative video "
+                f"Video tool {label}: ${fee}/month; {credits} AI credits, {minutes_text}, {seconds} s of "
+                "generative video "
                 "a month (hard limits).",
                 prices=[flat(fee)],
                 entitlements=entitlements,
@@ -397,7 +398,8 @@ def _analytics_plans() -> list[PlanSpec]:
             "analytics",
             "analytics-growth",
             "Analytics Growth",
-            "Analytics (Amplitude-style): $49/month plus monthly tracked users, the last snapshot of the period, priced "
+            "Analytics (Amplitude-style): $49/month plus monthly tracked users, the last snapshot of the period, "
+            "priced "
             "in volume tiers: up to 10,000 at $0.005 each, up to 50,000 at $0.004, beyond at $0.003 (all users at the "
             "rate of the tier the total falls in).",
             prices=[

@@ -29,8 +29,16 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 OUT_OF_RANGE = "Must be between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z."
 
 __all__ = [
-    "DAY_FORMAT", "EARLIEST", "INSTANT_FORMAT", "LATEST", "OUT_OF_RANGE", "format_day", "format_instant",
-    "instant_check", "instant_in_range", "validate_instant",
+    "DAY_FORMAT",
+    "EARLIEST",
+    "INSTANT_FORMAT",
+    "LATEST",
+    "OUT_OF_RANGE",
+    "format_day",
+    "format_instant",
+    "instant_check",
+    "instant_in_range",
+    "validate_instant",
 ]
 
 # How every page and document shows an instant and a day: "1 Mar 2026, 14:05" and "1 Mar 2026", always in UTC

@@ -14,7 +14,9 @@ class TaxRate(models.Model):
     code = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=200)
     percentage = models.DecimalField(
-        max_digits=7, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(100)],
+        max_digits=7,
+        decimal_places=4,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
         help_text="e.g. 20 for 20%",
     )
     history = HistoricalRecords(get_user=history_user)
@@ -42,7 +44,10 @@ class Customer(models.Model):
     address_city = models.CharField("city", max_length=100, blank=True)
     address_postal_code = models.CharField("postal code", max_length=20, blank=True)
     address_country = models.CharField(
-        "country", max_length=2, blank=True, help_text="Two-letter ISO 3166 code, e.g. GB, US, DE.",
+        "country",
+        max_length=2,
+        blank=True,
+        help_text="Two-letter ISO 3166 code, e.g. GB, US, DE.",
         validators=[RegexValidator(r"^[A-Z]{2}$", "Must be a two-letter ISO 3166 country code in capitals, e.g. GB.")],
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -75,11 +80,17 @@ class Subscription(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
     plan = models.ForeignKey("catalog.Plan", on_delete=models.PROTECT, related_name="subscriptions")
     pinned_version = models.ForeignKey(
-        "catalog.PlanVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="pinned_subscriptions",
+        "catalog.PlanVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="pinned_subscriptions",
         help_text="Grandfathered: bill every period with this version.",
     )
     plan_version = models.ForeignKey(
-        "catalog.PlanVersion", on_delete=models.PROTECT, related_name="subscriptions",
+        "catalog.PlanVersion",
+        on_delete=models.PROTECT,
+        related_name="subscriptions",
         help_text="The version billing the current period.",
     )
     billing = models.CharField(max_length=12, choices=Billing.choices, default=Billing.CALENDAR)
@@ -100,7 +111,8 @@ class Subscription(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                name="subscription_period_order", condition=models.Q(current_period_start__lt=models.F("current_period_end"))
+                name="subscription_period_order",
+                condition=models.Q(current_period_start__lt=models.F("current_period_end")),
             ),
         ]
 

@@ -56,17 +56,16 @@ def line_explanation(details: dict, currency: str) -> str:
         facts.append(details["period"])
     if details.get("proration"):
         facts.append(details["proration"].get("text", ""))
-    html = format_html("<div>{}</div><div style='color:#666'>{}</div>", details.get("explanation", ""), " · ".join(facts))
+    html = format_html(
+        "<div>{}</div><div style='color:#666'>{}</div>", details.get("explanation", ""), " · ".join(facts)
+    )
     pieces = breakdown_rows(details, currency)
     if pieces:
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td style='text-align:right'>{}</td><td style='text-align:right'>{}</td>"
             "<td style='text-align:right'>{}</td><td style='text-align:right'>{}</td></tr>",
-            (
-                (p["tier"], p["range"], p["units"], p["unit_amount"], p["flat_amount"], p["amount"])
-                for p in pieces
-            ),
+            ((p["tier"], p["range"], p["units"], p["unit_amount"], p["flat_amount"], p["amount"]) for p in pieces),
         )
         html += format_html(
             "<table style='margin-top:4px'><tr><th>Tier</th><th>Range</th><th>Units</th><th>Unit price</th>"
@@ -80,7 +79,18 @@ class InvoiceLineInline(admin.TabularInline):
     model = InvoiceLine
     extra = 0
     can_delete = False
-    fields = ("kind", "description", "price", "plan_version_number", "meter", "quantity_display", "period", "amount_display", "tax_display", "why")
+    fields = (
+        "kind",
+        "description",
+        "price",
+        "plan_version_number",
+        "meter",
+        "quantity_display",
+        "period",
+        "amount_display",
+        "tax_display",
+        "why",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -154,18 +164,24 @@ class IssuedMonthFilter(admin.SimpleListFilter):
 class PaymentForm(forms.Form):
     amount = forms.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
     paid_at = forms.DateTimeField(
-        label="Received at", required=False, validators=[validate_instant],
+        label="Received at",
+        required=False,
+        validators=[validate_instant],
         help_text="When the money arrived (UTC), e.g. 2026-03-01 14:05. Empty = now. Never in the future.",
     )
-    method = forms.ChoiceField(choices=[(Payment.Method.OFFLINE, Payment.Method.OFFLINE.label)],
-                               initial=Payment.Method.OFFLINE, required=False,
-                               help_text="Wallet credits are applied by billing, never recorded here.")
-    reference = forms.CharField(max_length=200, required=False,
-                                help_text="The bank transfer or cheque reference, as on the statement.")
+    method = forms.ChoiceField(
+        choices=[(Payment.Method.OFFLINE, Payment.Method.OFFLINE.label)],
+        initial=Payment.Method.OFFLINE,
+        required=False,
+        help_text="Wallet credits are applied by billing, never recorded here.",
+    )
+    reference = forms.CharField(
+        max_length=200, required=False, help_text="The bank transfer or cheque reference, as on the statement."
+    )
 
 
 def payment_told(invoice: Invoice, payment: Payment) -> str:
-    """"Payment of $50.00 recorded on INV-000012; $74.00 still due." (or "...; INV-000012 is paid in full.")."""
+    """ "Payment of $50.00 recorded on INV-000012; $74.00 still due." (or "...; INV-000012 is paid in full.")."""
     recorded = f"Payment of {format_money(payment.amount, payment.currency)} recorded on {invoice}"
     if invoice.amount_due > 0:
         return f"{recorded}; {format_money(invoice.amount_due, invoice.currency)} still due."
@@ -175,10 +191,15 @@ def payment_told(invoice: Invoice, payment: Payment) -> str:
 def credit_note_told(invoice: Invoice, note: CreditNote) -> str:
     amount = format_money(note.amount, note.currency)
     if note.refund_to == CreditNote.RefundTo.WALLET:
-        return (f"Credit note {note.number} of {amount} issued on {invoice}: refunded to the customer's "
-                f"{note.currency} wallet as credits; what the invoice owes is unchanged.")
-    still = (f"{format_money(invoice.amount_due, invoice.currency)} still due" if invoice.amount_due > 0
-             else "nothing left to pay")
+        return (
+            f"Credit note {note.number} of {amount} issued on {invoice}: refunded to the customer's "
+            f"{note.currency} wallet as credits; what the invoice owes is unchanged."
+        )
+    still = (
+        f"{format_money(invoice.amount_due, invoice.currency)} still due"
+        if invoice.amount_due > 0
+        else "nothing left to pay"
+    )
     return f"Credit note {note.number} of {amount} issued on {invoice}: credited to the invoice; {still}."
 
 
@@ -192,12 +213,23 @@ class CreditNoteForm(forms.Form):
 class InvoiceAdmin(admin.ModelAdmin):
     show_full_result_count = False  # a large table: a search counts its matches only
     list_display = (
-        "number_display", "billed_to", "status", "period_display", "total_display", "credits_display",
-        "amount_due_display", "issued_at", "due_at",
+        "number_display",
+        "billed_to",
+        "status",
+        "period_display",
+        "total_display",
+        "credits_display",
+        "amount_due_display",
+        "issued_at",
+        "due_at",
     )
     list_filter = (
-        "status", IssuedMonthFilter, ("period_start", admin.DateFieldListFilter),
-        currency_filter("customer__currency", lambda: _currencies_in_use()), "kind", "reason",
+        "status",
+        IssuedMonthFilter,
+        ("period_start", admin.DateFieldListFilter),
+        currency_filter("customer__currency", lambda: _currencies_in_use()),
+        "kind",
+        "reason",
     )
     search_fields = ("number", "customer__external_id", "customer__name", "bill_to_name")
     list_select_related = ("customer",)
@@ -207,10 +239,39 @@ class InvoiceAdmin(admin.ModelAdmin):
     change_list_template = "admin/invoicing/invoice/change_list.html"
     change_form_template = "admin/invoicing/invoice/change_form.html"
     fieldsets = (
-        (None, {"fields": ("number", "status", "kind", "reason", "bill_to_block", "subscription", "currency", "pdf_link")}),
-        ("Period and dates", {"fields": ("period_start", "period_end", "billing_boundary_at", "issued_at", "due_at", "finalize_after", "paid_at", "voided_at")}),
-        ("Totals", {"fields": ("subtotal_display", "tax_display_block", "total_display", "credits_display",
-                               "credit_notes_display", "amount_paid_display", "amount_due_display")}),
+        (
+            None,
+            {"fields": ("number", "status", "kind", "reason", "bill_to_block", "subscription", "currency", "pdf_link")},
+        ),
+        (
+            "Period and dates",
+            {
+                "fields": (
+                    "period_start",
+                    "period_end",
+                    "billing_boundary_at",
+                    "issued_at",
+                    "due_at",
+                    "finalize_after",
+                    "paid_at",
+                    "voided_at",
+                )
+            },
+        ),
+        (
+            "Totals",
+            {
+                "fields": (
+                    "subtotal_display",
+                    "tax_display_block",
+                    "total_display",
+                    "credits_display",
+                    "credit_notes_display",
+                    "amount_paid_display",
+                    "amount_due_display",
+                )
+            },
+        ),
         ("Payments and credit notes", {"fields": ("payments_table", "credit_notes_table")}),
     )
 
@@ -251,10 +312,17 @@ class InvoiceAdmin(admin.ModelAdmin):
         details = format_html_join("", "<br>{}", ((line,) for line in [*bill_to.address_lines, bill_to.email] if line))
         note = (
             "The customer as it is now; copied onto the invoice when it is finalized."
-            if obj.status == Invoice.Status.DRAFT else "As at finalization: later edits of the customer do not change it."
+            if obj.status == Invoice.Status.DRAFT
+            else "As at finalization: later edits of the customer do not change it."
         )
-        return format_html('<a href="{}">{} ({})</a>{}<div class="help">{}</div>', url, bill_to.name,
-                           bill_to.external_id, details, note)
+        return format_html(
+            '<a href="{}">{} ({})</a>{}<div class="help">{}</div>',
+            url,
+            bill_to.name,
+            bill_to.external_id,
+            details,
+            note,
+        )
 
     @admin.display(description="Period", ordering="period_start")
     def period_display(self, obj):
@@ -280,15 +348,18 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.display(description="Credit notes")
     def credit_notes_display(self, obj):
         """Both kinds of note: what reduced the amount due, and what went back to the wallet (which does not)."""
-        refunded = sum((n.amount for n in obj.credit_notes.all() if n.refund_to == CreditNote.RefundTo.WALLET),
-                       Decimal(0))
+        refunded = sum(
+            (n.amount for n in obj.credit_notes.all() if n.refund_to == CreditNote.RefundTo.WALLET), Decimal(0)
+        )
         if not refunded:
             if not obj.credit_notes_total:
                 return "None"
             return format_money(obj.credit_notes_total, obj.currency) + " credited to the invoice"
         return format_html(
             "{} credited to the invoice<br>{} refunded to the customer's wallet (as credits; the amount due is "
-            "unchanged)", format_money(obj.credit_notes_total, obj.currency), format_money(refunded, obj.currency),
+            "unchanged)",
+            format_money(obj.credit_notes_total, obj.currency),
+            format_money(refunded, obj.currency),
         )
 
     @admin.display(description="Payments")
@@ -297,13 +368,22 @@ class InvoiceAdmin(admin.ModelAdmin):
         if not payments:
             return "None."
         rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td></tr>",
-            ((format_instant(p.paid_at), p.get_method_display(), p.reference or "—",
-              format_money(p.amount, p.currency)) for p in payments),
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td></tr>",
+            (
+                (
+                    format_instant(p.paid_at),
+                    p.get_method_display(),
+                    p.reference or "—",
+                    format_money(p.amount, p.currency),
+                )
+                for p in payments
+            ),
         )
         return format_html(
             "<table class='invoice-payments'><thead><tr><th>Received</th><th>Method</th><th>Reference</th>"
-            "<th>Amount</th></tr></thead><tbody>{}</tbody></table>", rows,
+            "<th>Amount</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
         )
 
     @admin.display(description="Credit notes issued")
@@ -312,13 +392,25 @@ class InvoiceAdmin(admin.ModelAdmin):
         if not notes:
             return "None."
         rows = format_html_join(
-            "", "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td></tr>",
-            ((reverse("admin:invoicing_creditnote_change", args=[n.pk]), n.number, format_instant(n.created_at),
-              n.get_refund_to_display(), n.reason, format_money(n.amount, n.currency)) for n in notes),
+            "",
+            "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td "
+            "style='text-align:right'>{}</td></tr>",
+            (
+                (
+                    reverse("admin:invoicing_creditnote_change", args=[n.pk]),
+                    n.number,
+                    format_instant(n.created_at),
+                    n.get_refund_to_display(),
+                    n.reason,
+                    format_money(n.amount, n.currency),
+                )
+                for n in notes
+            ),
         )
         return format_html(
             "<table class='invoice-credit-notes'><thead><tr><th>Number</th><th>Issued</th><th>Effect</th>"
-            "<th>Reason</th><th>Amount</th></tr></thead><tbody>{}</tbody></table>", rows,
+            "<th>Reason</th><th>Amount</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
         )
 
     @admin.display(description="Amount paid")
@@ -330,22 +422,36 @@ class InvoiceAdmin(admin.ModelAdmin):
         if not obj.tax_breakdown:
             return format_money(obj.tax, obj.currency)
         return format_html_join(
-            "", "<div>{} ({}%) on {}: {}</div>",
-            ((t["code"], t["percentage"], format_money(Decimal(t["taxable"]), obj.currency),
-              format_money(Decimal(t["amount"]), obj.currency)) for t in obj.tax_breakdown),
+            "",
+            "<div>{} ({}%) on {}: {}</div>",
+            (
+                (
+                    t["code"],
+                    t["percentage"],
+                    format_money(Decimal(t["taxable"]), obj.currency),
+                    format_money(Decimal(t["amount"]), obj.currency),
+                )
+                for t in obj.tax_breakdown
+            ),
         )
 
     @admin.display(description="PDF")
     def pdf_link(self, obj):
         if not obj.pk:
             return "—"
-        return format_html('<a class="button" href="{}">Download PDF</a>', reverse("admin:invoicing_invoice_pdf", args=[obj.pk]))
+        return format_html(
+            '<a class="button" href="{}">Download PDF</a>', reverse("admin:invoicing_invoice_pdf", args=[obj.pk])
+        )
 
     # ---- extra views -----------------------------------------------------------------------------
     def get_urls(self):
         return [
             path("<int:invoice_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoicing_invoice_pdf"),
-            path("upcoming/<int:customer_id>/", self.admin_site.admin_view(self.upcoming_view), name="invoicing_invoice_upcoming"),
+            path(
+                "upcoming/<int:customer_id>/",
+                self.admin_site.admin_view(self.upcoming_view),
+                name="invoicing_invoice_upcoming",
+            ),
             *super().get_urls(),
         ]
 
@@ -363,11 +469,18 @@ class InvoiceAdmin(admin.ModelAdmin):
         customer = get_object_or_404(Customer, pk=customer_id)
         preview = upcoming_invoice_preview(customer=customer, now=timezone.now())
         context = {
-            **self.admin_site.each_context(request), **invoice_context(preview), "opts": self.model._meta,
-            "title": f"Upcoming invoice for {customer}", "preview_lines": [
-                {"line": line, "why": line_explanation(line.details, preview.currency),
-                 "period": period_label_of(line),
-                 "amount": format_money(line.amount, preview.currency), "quantity": format_decimal(line.quantity)}
+            **self.admin_site.each_context(request),
+            **invoice_context(preview),
+            "opts": self.model._meta,
+            "title": f"Upcoming invoice for {customer}",
+            "preview_lines": [
+                {
+                    "line": line,
+                    "why": line_explanation(line.details, preview.currency),
+                    "period": period_label_of(line),
+                    "amount": format_money(line.amount, preview.currency),
+                    "quantity": format_decimal(line.quantity),
+                }
                 for line in preview.lines
             ],
         }
@@ -378,13 +491,19 @@ class InvoiceAdmin(admin.ModelAdmin):
         cl = getattr(response, "context_data", {}).get("cl")  # a redirect (after an action) has no context
         if cl is not None:
             rows = (
-                cl.queryset.order_by().values("currency")
+                cl.queryset.order_by()
+                .values("currency")
                 .annotate(n=Count("id"), total=Sum("total"), due=Sum("amount_due"), paid=Sum("amount_paid"))
                 .order_by("currency")
             )
             response.context_data["invoice_totals"] = [
-                {"currency": r["currency"], "count": r["n"], "total": format_money(r["total"], r["currency"]),
-                 "due": format_money(r["due"], r["currency"]), "paid": format_money(r["paid"], r["currency"])}
+                {
+                    "currency": r["currency"],
+                    "count": r["n"],
+                    "total": format_money(r["total"], r["currency"]),
+                    "due": format_money(r["due"], r["currency"]),
+                    "paid": format_money(r["paid"], r["currency"]),
+                }
                 for r in rows
             ]
         return response
@@ -408,16 +527,25 @@ class InvoiceAdmin(admin.ModelAdmin):
     def _confirm(self, request, queryset, *, action, title, explanation, form=None):
         invoice = self._from_object(request, queryset)
         context = {
-            **self.admin_site.each_context(request), "title": title, "explanation": explanation,
-            "queryset": queryset, "action": action, "form": form, "opts": self.model._meta,
+            **self.admin_site.each_context(request),
+            "title": title,
+            "explanation": explanation,
+            "queryset": queryset,
+            "action": action,
+            "form": form,
+            "opts": self.model._meta,
             "rows": [
-                {"invoice": inv, "total": format_money(inv.total, inv.currency),
-                 "due": format_money(inv.amount_due, inv.currency)}
+                {
+                    "invoice": inv,
+                    "total": format_money(inv.total, inv.currency),
+                    "due": format_money(inv.amount_due, inv.currency),
+                }
                 for inv in queryset.select_related("customer")
             ],
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             "return_to_object": invoice is not None,
-            "back_url": reverse("admin:invoicing_invoice_change", args=[invoice.pk]) if invoice is not None
+            "back_url": reverse("admin:invoicing_invoice_change", args=[invoice.pk])
+            if invoice is not None
             else reverse("admin:invoicing_invoice_changelist"),
         }
         return TemplateResponse(request, "admin/invoicing/invoice/action_confirm.html", context)
@@ -446,7 +574,11 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Recalculate selected drafts from events", permissions=["change"])
     def recalculate_action(self, request, queryset):
         return self._simple_action(
-            request, queryset, action="recalculate_action", verb="recalculated", title="Recalculate drafts",
+            request,
+            queryset,
+            action="recalculate_action",
+            verb="recalculated",
+            title="Recalculate drafts",
             explanation="Each draft's lines are rebuilt from the events stored now. Finalized invoices are refused.",
             service=invoice_recalculate,
         )
@@ -454,21 +586,32 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Finalize selected drafts (assigns numbers)", permissions=["finalize"])
     def finalize_action(self, request, queryset):
         return self._simple_action(
-            request, queryset, action="finalize_action", verb="finalized", title="Finalize invoices",
-            explanation="Finalizing assigns the next invoice number and makes the invoice unchangeable. This cannot be undone.",
+            request,
+            queryset,
+            action="finalize_action",
+            verb="finalized",
+            title="Finalize invoices",
+            explanation=(
+                "Finalizing assigns the next invoice number and makes the invoice unchangeable. This cannot be undone."
+            ),
             service=invoice_finalize,
         )
 
     @admin.action(description="Void selected unpaid invoices", permissions=["finalize"])
     def void_action(self, request, queryset):
         return self._simple_action(
-            request, queryset, action="void_action", verb="voided", title="Void invoices",
+            request,
+            queryset,
+            action="void_action",
+            verb="voided",
+            title="Void invoices",
             explanation="Voiding cancels what a finalized, unpaid invoice asks for. This cannot be undone.",
             service=invoice_void,
         )
 
-    def _form_action(self, request, queryset, *, action, form_class, title, explanation, verb, call, told,
-                     initial=None):
+    def _form_action(
+        self, request, queryset, *, action, form_class, title, explanation, verb, call, told, initial=None
+    ):
         """One invoice, a form. A refusal that names one of the form's fields is shown beside that field, on
         the form again (nothing was done); any other refusal is told in a message."""
         if queryset.count() != 1:
@@ -483,8 +626,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         except BillingError as exc:
             if exc.field in form.fields:
                 form.add_error(exc.field, exc.message)
-                return self._confirm(request, queryset, action=action, title=title, explanation=explanation,
-                                     form=form)
+                return self._confirm(request, queryset, action=action, title=title, explanation=explanation, form=form)
             self.message_user(request, f"{invoice}: not {verb}: {exc.message}", level=messages.ERROR)
             return self._back(request, queryset)
         invoice.refresh_from_db()
@@ -495,13 +637,22 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Record an offline payment", permissions=["change"])
     def record_payment_action(self, request, queryset):
         return self._form_action(
-            request, queryset, action="record_payment_action", form_class=PaymentForm, title="Record a payment",
+            request,
+            queryset,
+            action="record_payment_action",
+            form_class=PaymentForm,
+            title="Record a payment",
             # The usual case is a payment of everything still due: offered, and editable for a partial one.
             initial={"amount": _due_in_minor_units(queryset.first())},
-            explanation="Record money received outside the system (bank transfer, cheque). Partial payments are allowed.",
+            explanation=(
+                "Record money received outside the system (bank transfer, cheque). Partial payments are allowed."
+            ),
             verb="paid",
             call=lambda inv, data: payment_record(
-                invoice=inv, amount=data["amount"], reference=data["reference"], paid_at=data["paid_at"],
+                invoice=inv,
+                amount=data["amount"],
+                reference=data["reference"],
+                paid_at=data["paid_at"],
                 now=timezone.now(),
             ),
             told=payment_told,
@@ -510,12 +661,20 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Issue a credit note", permissions=["finalize"])
     def credit_note_action(self, request, queryset):
         return self._form_action(
-            request, queryset, action="credit_note_action", form_class=CreditNoteForm, title="Issue a credit note",
+            request,
+            queryset,
+            action="credit_note_action",
+            form_class=CreditNoteForm,
+            title="Issue a credit note",
             explanation="A numbered credit note reduces what the invoice owes, or refunds what was received for it "
-                        "to the customer's wallet in the invoice's currency (it must have one). This cannot be undone.",
+            "to the customer's wallet in the invoice's currency (it must have one). This cannot be undone.",
             verb="credited",
             call=lambda inv, data: credit_note_issue(
-                invoice=inv, amount=data["amount"], reason=data["reason"], refund_to=data["refund_to"], now=timezone.now()
+                invoice=inv,
+                amount=data["amount"],
+                reason=data["reason"],
+                refund_to=data["refund_to"],
+                now=timezone.now(),
             ),
             told=credit_note_told,
         )

@@ -70,8 +70,11 @@ def seller() -> dict:
 def _deductions(invoice, currency: str) -> list[dict[str, str]]:
     """What comes off the total, only where something does: credits, notes to the invoice, payments."""
     rows = []
-    for name, label in (("credits_applied", "Credits applied"), ("credit_notes_total", "Credit notes"),
-                        ("amount_paid", "Paid")):
+    for name, label in (
+        ("credits_applied", "Credits applied"),
+        ("credit_notes_total", "Credit notes"),
+        ("amount_paid", "Paid"),
+    ):
         value = getattr(invoice, name, None)
         if value:
             rows.append({"label": label, "amount": format_money(-value, currency)})
@@ -93,8 +96,11 @@ def invoice_context(invoice) -> dict:
     stored = isinstance(invoice, Invoice) and invoice.pk is not None
     status_words = "Preview (nothing issued)" if invoice.status == "preview" else invoice.get_status_display()
     taxes = [
-        {"label": f"{t['code']} ({t['percentage']}%)", "taxable": format_money(Decimal(t["taxable"]), currency),
-         "amount": format_money(Decimal(t["amount"]), currency)}
+        {
+            "label": f"{t['code']} ({t['percentage']}%)",
+            "taxable": format_money(Decimal(t["taxable"]), currency),
+            "amount": format_money(Decimal(t["amount"]), currency),
+        }
         for t in (invoice.tax_breakdown or [])
     ]
     return {
@@ -114,15 +120,28 @@ def invoice_context(invoice) -> dict:
         "tax_total_row": len(taxes) != 1,
         "deductions": _deductions(invoice, currency),
         "payments": [
-            {"paid_at": p.paid_at, "method": p.get_method_display(), "reference": p.reference,
-             "amount": format_money(p.amount, p.currency)}
+            {
+                "paid_at": p.paid_at,
+                "method": p.get_method_display(),
+                "reference": p.reference,
+                "amount": format_money(p.amount, p.currency),
+            }
             for p in invoice.payments.order_by("paid_at", "id")
-        ] if stored else [],
+        ]
+        if stored
+        else [],
         "credit_notes": [
-            {"number": n.number, "created_at": n.created_at, "reason": n.reason,
-             "effect": n.get_refund_to_display(), "amount": format_money(n.amount, n.currency)}
+            {
+                "number": n.number,
+                "created_at": n.created_at,
+                "reason": n.reason,
+                "effect": n.get_refund_to_display(),
+                "amount": format_money(n.amount, n.currency),
+            }
             for n in invoice.credit_notes.order_by("created_at", "id")
-        ] if stored else [],
+        ]
+        if stored
+        else [],
         "money": money,
     }
 

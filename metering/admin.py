@@ -80,6 +80,7 @@ class MeterFilterInline(admin.TabularInline):
 
     def get_formset(self, request, obj=None, **kwargs):
         return super().get_formset(request, obj, validate_max=True, **kwargs)
+
     verbose_name = "filter (the property must be one of the values)"
     verbose_name_plural = "filters: an event counts only when every property below has one of its values"
 
@@ -129,7 +130,17 @@ class MeterAdmin(admin.ModelAdmin):
     search_fields = ("key", "name", "event_name")
     inlines = [MeterFilterInline]
     readonly_fields = ("in_use", "preview_link")
-    fields = ("key", "name", "event_name", "aggregation", "field", "multiplier", "allow_negative", "in_use", "preview_link")
+    fields = (
+        "key",
+        "name",
+        "event_name",
+        "aggregation",
+        "field",
+        "multiplier",
+        "allow_negative",
+        "in_use",
+        "preview_link",
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("filters")
@@ -147,7 +158,10 @@ class MeterAdmin(admin.ModelAdmin):
         reason = _lock_reason(obj)
         if reason is None:
             return "No: its definition may still change."
-        return f"Yes: {reason}. Only its name may change; the key, event name, aggregation, field, multiplier and filters are fixed."
+        return (
+            f"Yes: {reason}. Only its name may change; "
+            "the key, event name, aggregation, field, multiplier and filters are fixed."
+        )
 
     @admin.display(description="Preview")
     def preview_link(self, obj: Meter) -> str:
@@ -164,7 +178,11 @@ class MeterAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view), name="metering_meter_preview"),
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="metering_meter_preview",
+            ),
             *super().get_urls(),
         ]
 
@@ -260,6 +278,9 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         # Counted up to 10,001 (index reads only): "10,000+" beyond, never a count of every unknown event.
         unknown = unknown_customer_event_count(cap=UNKNOWN_EVENTS_CAP)
-        extra = {"unknown_customer_events": unknown, "unknown_customer_events_capped": unknown > UNKNOWN_EVENTS_CAP,
-                 **(extra_context or {})}
+        extra = {
+            "unknown_customer_events": unknown,
+            "unknown_customer_events_capped": unknown > UNKNOWN_EVENTS_CAP,
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra_context=extra)

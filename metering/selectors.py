@@ -112,9 +112,12 @@ RAW_PART = """
 
 ROLLUP_PART = """
     SELECT u.customer_external_id, SUM(u.event_count), SUM(u.value_sum), MAX(u.value_max),
-           (ARRAY_AGG(u.latest_at ORDER BY u.latest_at DESC, u.latest_id DESC) FILTER (WHERE u.latest_value IS NOT NULL))[1],
-           (ARRAY_AGG(u.latest_id ORDER BY u.latest_at DESC, u.latest_id DESC) FILTER (WHERE u.latest_value IS NOT NULL))[1],
-           (ARRAY_AGG(u.latest_value ORDER BY u.latest_at DESC, u.latest_id DESC) FILTER (WHERE u.latest_value IS NOT NULL))[1]
+           (ARRAY_AGG(u.latest_at ORDER BY u.latest_at DESC, u.latest_id DESC)
+              FILTER (WHERE u.latest_value IS NOT NULL))[1],
+           (ARRAY_AGG(u.latest_id ORDER BY u.latest_at DESC, u.latest_id DESC)
+              FILTER (WHERE u.latest_value IS NOT NULL))[1],
+           (ARRAY_AGG(u.latest_value ORDER BY u.latest_at DESC, u.latest_id DESC)
+              FILTER (WHERE u.latest_value IS NOT NULL))[1]
     FROM metering_usagerollup u
     WHERE u.meter_id = %(meter_id)s AND u.customer_external_id = ANY(%(ids)s) AND u.hour >= %(hs)s AND u.hour < %(he)s
     GROUP BY u.customer_external_id
@@ -125,8 +128,13 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     agg = AGGREGATIONS[meter.aggregation]  # its SQL: metering/aggregations.py
     where, where_params = meter_filter_sql(meter)
     params = {
-        "ids": ids, "start": start, "end": end, "field": meter.field or "",
-        "is_count": agg.counts_every_event, "meter_id": meter.id, **where_params,
+        "ids": ids,
+        "start": start,
+        "end": end,
+        "field": meter.field or "",
+        "is_count": agg.counts_every_event,
+        "meter_id": meter.id,
+        **where_params,
         **numeric_params(meter),
     }
     num = numeric_sql("(e.properties -> %(field)s)")

@@ -19,8 +19,13 @@ pytestmark = pytest.mark.django_db
 
 
 def _invoice(customer, *, status, issued_at, total="10.00"):
-    return Invoice.objects.create(reason=Invoice.Reason.BOUNDARY,
-        customer=customer, currency="USD", status=status, total=Decimal(total), subtotal=Decimal(total),
+    return Invoice.objects.create(
+        reason=Invoice.Reason.BOUNDARY,
+        customer=customer,
+        currency="USD",
+        status=status,
+        total=Decimal(total),
+        subtotal=Decimal(total),
         issued_at=issued_at,
     )
 
@@ -60,8 +65,9 @@ def test_invoices_this_month_count_by_issue_date_and_link_to_that_month_and_stat
 def test_next_billing_run_is_the_crontab_minute_exactly(admin_client):
     """Regression: a crontab at :05 showed as 14:04 (now + a remaining time measured against a later clock
     reading: 14:04:59.99)."""
-    schedule = CrontabSchedule.objects.create(minute="5", hour="*", day_of_week="*", day_of_month="*",
-                                              month_of_year="*", timezone="UTC")
+    schedule = CrontabSchedule.objects.create(
+        minute="5", hour="*", day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
+    )
     PeriodicTask.objects.create(name="billing run", task="invoicing.billing_run_execute", crontab=schedule)
 
     now = datetime(2026, 3, 1, 14, 4, 30, 500_000, tzinfo=UTC)
@@ -85,13 +91,13 @@ def test_next_billing_run_is_the_crontab_minute_exactly(admin_client):
 def test_last_billing_run_reads_as_a_date_and_counts_in_words(admin_client):
     """Regression: the card showed the summary line with a raw ISO timestamp and the counts as JSON-ish text."""
     run = BillingRun.objects.create(
-        as_of=datetime(2026, 3, 1, tzinfo=UTC), trigger="beat", status=BillingRun.Status.SUCCEEDED,
+        as_of=datetime(2026, 3, 1, tzinfo=UTC),
+        trigger="beat",
+        status=BillingRun.Status.SUCCEEDED,
         counts={"boundaries": 12, "invoices_created": 12, "invoices_finalized": 3, "grants_expired": 0, "alerts": 1},
         summary="as of 2026-03-01T00:00:00+00:00: 12 period boundaries, ...",
     )
-    assert run.counts_text == (
-        "12 invoices created, 3 finalized, 12 period boundaries billed, 1 low-balance alert"
-    )
+    assert run.counts_text == ("12 invoices created, 3 finalized, 12 period boundaries billed, 1 low-balance alert")
     assert BillingRun(counts={"boundaries": 0}).counts_text == "Nothing was due."
 
     body = admin_client.get("/admin/").content.decode()

@@ -28,7 +28,9 @@ def utc(*args) -> datetime:
 
 
 def invoice(external_id: str, boundary: datetime) -> Invoice:
-    return Invoice.objects.prefetch_related("lines").get(customer__external_id=external_id, billing_boundary_at=boundary)
+    return Invoice.objects.prefetch_related("lines").get(
+        customer__external_id=external_id, billing_boundary_at=boundary
+    )
 
 
 def amounts(inv: Invoice) -> tuple[Decimal, Decimal, Decimal]:
@@ -41,8 +43,11 @@ def line_amounts(inv: Invoice) -> list[tuple[str, Decimal, Decimal]]:
 
 def counts() -> dict[str, int]:
     return {
-        "customers": Customer.objects.count(), "subscriptions": Subscription.objects.count(),
-        "invoices": Invoice.objects.count(), "events": Event.objects.count(), "ledger": LedgerEntry.objects.count(),
+        "customers": Customer.objects.count(),
+        "subscriptions": Subscription.objects.count(),
+        "invoices": Invoice.objects.count(),
+        "events": Event.objects.count(),
+        "ledger": LedgerEntry.objects.count(),
         "payments": Payment.objects.count(),
     }
 
@@ -65,9 +70,11 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
     assert first["payments"] == 1 + settled.count()
     assert settled.exists() and not settled.filter(invoice__customer__external_id="clipwise").exists()
     assert all(p.invoice.due_at < utc(2026, 3, 26) for p in settled)
-    assert not Invoice.objects.filter(
-        status=Invoice.Status.FINALIZED, amount_due__gt=0, due_at__lt=utc(2026, 3, 26)
-    ).exclude(customer__external_id="clipwise").exists()
+    assert (
+        not Invoice.objects.filter(status=Invoice.Status.FINALIZED, amount_due__gt=0, due_at__lt=utc(2026, 3, 26))
+        .exclude(customer__external_id="clipwise")
+        .exists()
+    )
     assert Invoice.objects.filter(customer__external_id="clipwise", status=Invoice.Status.FINALIZED).exists()
 
     # API Pro ($99 + 5,000 calls included, then $0.01), VAT 20%. January: 5,250 calls.
@@ -97,7 +104,8 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
     first_period = invoice("devshop", utc(2026, 2, 10, 9, 30))
     assert (first_period.period_start, first_period.period_end) == (utc(2026, 1, 10, 9, 30), utc(2026, 2, 10, 9, 30))
     assert line_amounts(first_period) == [
-        ("usage", Decimal(60), Decimal("2.40")), ("usage", Decimal(80), Decimal("3.20")),
+        ("usage", Decimal(60), Decimal("2.40")),
+        ("usage", Decimal(80), Decimal("3.20")),
         ("fixed", Decimal(1), Decimal("20.00")),
     ]
     assert first_period.total == Decimal("25.60")
@@ -152,7 +160,9 @@ def test_billing_instants_are_each_first_of_the_month_then_now():
     assert billing_instants(start, NOW) == [utc(2026, 2, 1), utc(2026, 3, 1), utc(2026, 4, 1), NOW]
     # On a month's first instant, "now" is not repeated; January is reached across a year end.
     assert billing_instants(month_start(utc(2026, 2, 1), 3), utc(2026, 2, 1)) == [
-        utc(2025, 12, 1), utc(2026, 1, 1), utc(2026, 2, 1),
+        utc(2025, 12, 1),
+        utc(2026, 1, 1),
+        utc(2026, 2, 1),
     ]
 
 
@@ -173,7 +183,7 @@ def test_demo_command_prepares_the_login_and_one_live_key_without_serving(tmp_pa
     first = out.getvalue()
     call_command("demo", "--no-serve", "--scale", "0.5", stdout=out)
     text = out.getvalue()
-    second = text[len(first):]
+    second = text[len(first) :]
     assert "is ready" in text and "/admin/invoicing/invoice/" in text and "/admin/wallets/wallet/" in text
     user = get_user_model().objects.get(username="finance")
     assert user.is_staff and user.check_password("finance-demo")

@@ -37,9 +37,11 @@ def page_steps(text: str) -> list[tuple[str, tuple[str, str] | None]]:
             continue
         expected = None
         following = blocks[i + 1] if i + 1 < len(blocks) else None
-        if following is not None and following.group(1) in ("json", "text") and not text[
-            block.end():following.start()
-        ].strip():
+        if (
+            following is not None
+            and following.group(1) in ("json", "text")
+            and not text[block.end() : following.start()].strip()
+        ):
             expected = (following.group(1), following.group(2))
         steps.append((block.group(2), expected))
     return steps
@@ -80,8 +82,8 @@ def shown_matches(shown, got, path: str = "$") -> list[str]:
 
 
 def test_page_reading_rules():
-    steps = page_steps("```bash\necho 1\n```\n```json\n{\"a\": 1}\n```\ntext\n```bash\necho 2\n```\n")
-    assert steps == [("echo 1\n", ("json", "{\"a\": 1}\n")), ("echo 2\n", None)]
+    steps = page_steps('```bash\necho 1\n```\n```json\n{"a": 1}\n```\ntext\n```bash\necho 2\n```\n')
+    assert steps == [("echo 1\n", ("json", '{"a": 1}\n')), ("echo 2\n", None)]
     assert json_values('{"a": 1}\n{"b":\n [2]}') == [{"a": 1}, {"b": [2]}]
     assert shown_matches({"id": ANY, "n": [1]}, {"id": "7", "n": [1], "more": True}) == []
     assert shown_matches({"n": "2"}, {"n": "3"}) == ["$.n: the page shows '2', the answer was '3'"]
@@ -102,7 +104,9 @@ def test_the_quickstart_runs_as_written_against_the_demo(live_server, tmp_path, 
     assert len(steps) >= 10 and sum(1 for _, expected in steps if expected) >= 10
     db = connection.settings_dict
     env = {
-        **os.environ, "TMPDIR": str(tmp_path), "DEBUG": "true",
+        **os.environ,
+        "TMPDIR": str(tmp_path),
+        "DEBUG": "true",
         # manage.py commands of the page reach the test database the live server serves
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
     }

@@ -19,7 +19,6 @@ COUNTRY_MESSAGE = "Must be a two-letter ISO 3166 country code, e.g. GB."
 
 
 @extend_schema_field({"type": "string", "example": "20"})
-
 class PlainDecimalField(serializers.DecimalField):
     """A decimal rendered as its shortest exact string (``20.0000`` -> ``"20"``, ``7.5000`` -> ``"7.5"``)."""
 
@@ -56,8 +55,13 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     address_city = TextField(max_length=100, required=False, allow_blank=True, default="")
     address_postal_code = TextField(max_length=20, required=False, allow_blank=True, default="")
     address_country = serializers.RegexField(
-        COUNTRY_PATTERN, max_length=2, required=False, allow_blank=True, default="",
-        help_text="Two-letter ISO 3166 code, e.g. GB.", error_messages={"invalid": COUNTRY_MESSAGE},
+        COUNTRY_PATTERN,
+        max_length=2,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Two-letter ISO 3166 code, e.g. GB.",
+        error_messages={"invalid": COUNTRY_MESSAGE},
     )
 
     def validate_address_country(self, value: str) -> str:
@@ -66,7 +70,9 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     def validate_currency(self, value: str) -> str:
         value = value.upper()
         if value not in settings.CURRENCIES:
-            raise serializers.ValidationError(f"'{value}' is not an accepted currency ({', '.join(settings.CURRENCIES)}).")
+            raise serializers.ValidationError(
+                f"'{value}' is not an accepted currency ({', '.join(settings.CURRENCIES)})."
+            )
         return value
 
 
@@ -85,8 +91,12 @@ class CustomerUpdateInputSerializer(CustomerCreateInputSerializer):
     address_city = TextField(max_length=100, required=False, allow_blank=True)
     address_postal_code = TextField(max_length=20, required=False, allow_blank=True)
     address_country = serializers.RegexField(
-        COUNTRY_PATTERN, max_length=2, required=False, allow_blank=True,
-        help_text="Two-letter ISO 3166 code, e.g. GB.", error_messages={"invalid": COUNTRY_MESSAGE},
+        COUNTRY_PATTERN,
+        max_length=2,
+        required=False,
+        allow_blank=True,
+        help_text="Two-letter ISO 3166 code, e.g. GB.",
+        error_messages={"invalid": COUNTRY_MESSAGE},
     )
 
     def validate_address_country(self, value: str) -> str:
@@ -116,13 +126,21 @@ class SubscriptionCreateInputSerializer(serializers.Serializer):
     customer = TextField(max_length=255, help_text="The customer's external id.")
     plan = TextField(max_length=100, help_text="The plan's key.")
     start_at = serializers.DateTimeField(
-        required=False, allow_null=True, default=None, validators=[validate_instant],
+        required=False,
+        allow_null=True,
+        default=None,
+        validators=[validate_instant],
         help_text="Default now; may be in the past (not before the plan's first published version takes effect, "
-                  "unless pinned); between 2000-01-01 and 2100-01-01 UTC.",
+        "unless pinned); between 2000-01-01 and 2100-01-01 UTC.",
     )
     billing = serializers.ChoiceField(choices=Subscription.Billing.values, default=Subscription.Billing.CALENDAR)
-    pinned_version = WholeNumberField(required=False, allow_null=True, default=None, min_value=1,
-                                      help_text="A version number of the plan (grandfathered), or null.")
+    pinned_version = WholeNumberField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        help_text="A version number of the plan (grandfathered), or null.",
+    )
 
 
 class SubscriptionCancelInputSerializer(serializers.Serializer):

@@ -56,8 +56,11 @@ class CustomerUsageApi(APIView):
         responses={
             200: inline_serializer(
                 name="CustomerUsage",
-                fields={"from": serializers.DateTimeField(), "to": serializers.DateTimeField(),
-                        "meters": OutputSerializer(many=True)},
+                fields={
+                    "from": serializers.DateTimeField(),
+                    "to": serializers.DateTimeField(),
+                    "meters": OutputSerializer(many=True),
+                },
             ),
             **error_responses(400, 404),
         },
@@ -121,8 +124,9 @@ class CustomerEntitlementListApi(APIView):
 class CustomerEntitlementDetailApi(APIView):
     OutputSerializer = EntitlementStateSerializer
 
-    @extend_schema(operation_id="customers_entitlements_retrieve",
-                   responses={200: OutputSerializer, **error_responses(404)})
+    @extend_schema(
+        operation_id="customers_entitlements_retrieve", responses={200: OutputSerializer, **error_responses(404)}
+    )
     def get(self, request, external_id: str, feature: str):
         state = entitlements.entitlement_check(customer=_customer(external_id), feature_key=feature, now=timezone.now())
         if state is None:

@@ -103,7 +103,10 @@ class InvoicePaymentCreateApi(APIView):
         method = serializers.ChoiceField(choices=["offline"], default="offline")
         reference = TextField(max_length=200, required=False, allow_blank=True, default="")
         paid_at = serializers.DateTimeField(
-            required=False, allow_null=True, default=None, validators=[validate_instant],
+            required=False,
+            allow_null=True,
+            default=None,
+            validators=[validate_instant],
             help_text="When the money was received (default now; never in the future).",
         )
 
@@ -118,16 +121,18 @@ class InvoicePaymentCreateApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: InvoiceOutputSerializer,
-                   **_ERRORS},
+        responses={201: InvoiceOutputSerializer, **_ERRORS},
     )
     def post(self, request, invoice_id):
         invoice = _invoice(invoice_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         payment = payment_record(
-            invoice=invoice, amount=data.validated_data["amount"], reference=data.validated_data["reference"],
-            paid_at=data.validated_data["paid_at"], now=timezone.now(),
+            invoice=invoice,
+            amount=data.validated_data["amount"],
+            reference=data.validated_data["reference"],
+            paid_at=data.validated_data["paid_at"],
+            now=timezone.now(),
         )
         # The invoice shape (what is now paid and due) with the recorded payment under "payment".
         response = _out(invoice, status=201)

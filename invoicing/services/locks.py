@@ -65,7 +65,8 @@ def _customer_sql() -> tuple[str, list[str]]:
     )
     sql = (
         f"SELECT {', '.join(cols)}, "
-        f"EXISTS (SELECT 1 FROM {_q(Wallet._meta.db_table)} w WHERE w.{_q(Wallet._meta.get_field('customer').column)} = c.id), "
+        f"EXISTS (SELECT 1 FROM {_q(Wallet._meta.db_table)} w WHERE "
+        f"w.{_q(Wallet._meta.get_field('customer').column)} = c.id), "
         f"ARRAY(SELECT t.code {rates}), ARRAY(SELECT t.percentage {rates}) "
         f"FROM {_q(Customer._meta.db_table)} c JOIN {_q(Subscription._meta.db_table)} s "
         f"ON s.{_q(Subscription._meta.get_field('customer').column)} = c.id "
@@ -154,8 +155,12 @@ def boundary_lock(
     subscription, next_version_id = locked
     subscription.customer = customer
     context = BoundaryContext(
-        customer=customer, boundary_at=subscription.current_period_end, tax_rates=tax_rates, has_wallets=has_wallets,
+        customer=customer,
+        boundary_at=subscription.current_period_end,
+        tax_rates=tax_rates,
+        has_wallets=has_wallets,
         next_version=subscription.pinned_version if subscription.pinned_version_id else next_version_id,
-        usage=usage, sheets=sheets,
+        usage=usage,
+        sheets=sheets,
     )
     return subscription, context

@@ -78,7 +78,15 @@ def test_actions_confirm_then_act_and_log(admin_client, feb_invoice):
     _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00", reference="wire")
     feb_invoice.refresh_from_db()
     assert feb_invoice.amount_due == Decimal("100.00") and Payment.objects.count() == 1
-    _action(admin_client, "credit_note_action", feb_invoice, confirm="yes", amount="10.00", reason="Goodwill", refund_to="invoice")
+    _action(
+        admin_client,
+        "credit_note_action",
+        feb_invoice,
+        confirm="yes",
+        amount="10.00",
+        reason="Goodwill",
+        refund_to="invoice",
+    )
     assert CreditNote.objects.get().number == "CN-000001"
     assert LogEntry.objects.filter(object_id=str(feb_invoice.pk)).count() == 2
     # Void refused: something was paid.
@@ -112,14 +120,39 @@ def test_tier_table_is_the_same_in_the_admin_and_the_pdf():
     from invoicing.admin import line_explanation
     from invoicing.pdf import breakdown_rows, invoice_pdf_filename
 
-    details = {"explanation": "graduated", "breakdown": [
-        {"tier": 1, "first_unit": "1", "up_to": "5000", "units": "5000", "unit_amount": "0", "flat_amount": "0", "amount": "0"},
-        {"tier": 2, "first_unit": "5001", "up_to": None, "units": "2500", "unit_amount": "0.01", "flat_amount": "0", "amount": "25"},
-    ]}
+    details = {
+        "explanation": "graduated",
+        "breakdown": [
+            {
+                "tier": 1,
+                "first_unit": "1",
+                "up_to": "5000",
+                "units": "5000",
+                "unit_amount": "0",
+                "flat_amount": "0",
+                "amount": "0",
+            },
+            {
+                "tier": 2,
+                "first_unit": "5001",
+                "up_to": None,
+                "units": "2500",
+                "unit_amount": "0.01",
+                "flat_amount": "0",
+                "amount": "25",
+            },
+        ],
+    }
     rows = breakdown_rows(details, "USD")
     assert [r["range"] for r in rows] == ["1 – 5,000", "5,001 – ∞"]
-    assert rows[1] == {"tier": 2, "range": "5,001 – ∞", "units": "2,500", "unit_amount": "$0.01",
-                       "flat_amount": "$0.00", "amount": "$25.00"}
+    assert rows[1] == {
+        "tier": 2,
+        "range": "5,001 – ∞",
+        "units": "2,500",
+        "unit_amount": "$0.01",
+        "flat_amount": "$0.00",
+        "amount": "$25.00",
+    }
     html = line_explanation(details, "USD")
     assert "<td>2</td><td>5,001 – ∞</td><td style='text-align:right'>2,500</td>" in html
     assert "<td style='text-align:right'>$25.00</td></tr></table>" in html
@@ -134,15 +167,30 @@ def _messages(response) -> list[str]:
 
 def test_a_partial_payment_says_how_much_was_recorded_and_what_is_still_due(admin_client, feb_invoice):
     """Regression: a partial payment said "1 invoice(s) paid"."""
-    response = _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00",
-                       paid_at="2026-02-03 10:30", method="offline", reference="Wire WT-2210")
+    response = _action(
+        admin_client,
+        "record_payment_action",
+        feb_invoice,
+        confirm="yes",
+        amount="24.00",
+        paid_at="2026-02-03 10:30",
+        method="offline",
+        reference="Wire WT-2210",
+    )
     # $124.00 - $24.00 = $100.00 still due
     assert _messages(response) == ["Payment of $24.00 recorded on INV-000002; $100.00 still due."]
     payment = Payment.objects.get()
     assert (payment.paid_at, payment.method, payment.reference) == (utc(2026, 2, 3, 10, 30), "offline", "Wire WT-2210")
     # The rest, received "now" (the date left empty): paid in full, as of that payment.
-    response = _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="100.00",
-                       method="offline", reference="")
+    response = _action(
+        admin_client,
+        "record_payment_action",
+        feb_invoice,
+        confirm="yes",
+        amount="100.00",
+        method="offline",
+        reference="",
+    )
     assert _messages(response)[-1] == "Payment of $100.00 recorded on INV-000002; INV-000002 is paid in full."
     feb_invoice.refresh_from_db()
     latest = Payment.objects.order_by("-paid_at").first()
@@ -150,10 +198,19 @@ def test_a_partial_payment_says_how_much_was_recorded_and_what_is_still_due(admi
 
 
 def test_a_payment_received_in_the_future_is_refused_on_the_form(admin_client, feb_invoice):
-    page = _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00",
-                   paid_at="2099-01-01 00:00", method="offline")
+    page = _action(
+        admin_client,
+        "record_payment_action",
+        feb_invoice,
+        confirm="yes",
+        amount="24.00",
+        paid_at="2099-01-01 00:00",
+        method="offline",
+    )
     assert page.status_code == 200
-    assert page.context["form"].errors["paid_at"] == ["Must not be in the future: record a payment once it is received."]
+    assert page.context["form"].errors["paid_at"] == [
+        "Must not be in the future: record a payment once it is received."
+    ]
     assert not Payment.objects.exists()
 
 
@@ -163,8 +220,15 @@ def test_an_action_started_on_the_invoice_page_lands_back_on_it(admin_client, fe
     assert 'name="_return_to_object" value="1"' in html
     confirm = _action(admin_client, "record_payment_action", feb_invoice, _return_to_object="1")
     assert 'name="_return_to_object"' in confirm.content.decode() and f'href="{page}"' in confirm.content.decode()
-    done = _action(admin_client, "record_payment_action", feb_invoice, _return_to_object="1", confirm="yes",
-                   amount="24.00", method="offline")
+    done = _action(
+        admin_client,
+        "record_payment_action",
+        feb_invoice,
+        _return_to_object="1",
+        confirm="yes",
+        amount="24.00",
+        method="offline",
+    )
     assert done.status_code == 302 and done["Location"] == page
     # From the list, back to the list (Django's own behaviour).
     listed = _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="1.00", method="offline")
@@ -176,12 +240,34 @@ def test_the_invoice_page_lists_its_payments_and_both_kinds_of_credit_note(admin
     from wallets.services import wallet_create
 
     wallet_create(customer=feb_invoice.customer, name="Credits", currency="USD")
-    _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00",
-            paid_at="2026-02-03 10:30", method="offline", reference="Wire WT-2210")
-    _action(admin_client, "credit_note_action", feb_invoice, confirm="yes", amount="10.00", reason="Goodwill",
-            refund_to="invoice")
-    response = _action(admin_client, "credit_note_action", feb_invoice, confirm="yes", amount="4.00",
-                       reason="Outage", refund_to="wallet")
+    _action(
+        admin_client,
+        "record_payment_action",
+        feb_invoice,
+        confirm="yes",
+        amount="24.00",
+        paid_at="2026-02-03 10:30",
+        method="offline",
+        reference="Wire WT-2210",
+    )
+    _action(
+        admin_client,
+        "credit_note_action",
+        feb_invoice,
+        confirm="yes",
+        amount="10.00",
+        reason="Goodwill",
+        refund_to="invoice",
+    )
+    response = _action(
+        admin_client,
+        "credit_note_action",
+        feb_invoice,
+        confirm="yes",
+        amount="4.00",
+        reason="Outage",
+        refund_to="wallet",
+    )
     assert _messages(response)[-1] == (
         "Credit note CN-000002 of $4.00 issued on INV-000002: refunded to the customer's USD wallet as credits; "
         "what the invoice owes is unchanged."
@@ -200,8 +286,15 @@ def test_a_wallet_refund_for_a_customer_without_a_wallet_is_refused_and_creates_
     from wallets.models import Wallet
 
     _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00", method="offline")
-    response = _action(admin_client, "credit_note_action", feb_invoice, confirm="yes", amount="4.00",
-                       reason="Outage", refund_to="wallet")
+    response = _action(
+        admin_client,
+        "credit_note_action",
+        feb_invoice,
+        confirm="yes",
+        amount="4.00",
+        reason="Outage",
+        refund_to="wallet",
+    )
     # The form again, the rule beside "refund to"; no success message, no note, no wallet.
     assert response.status_code == 200 and "has no active USD wallet" in response.content.decode()
     assert response.context["form"].errors["refund_to"][0].startswith(f"{feb_invoice.customer.name} has no active")

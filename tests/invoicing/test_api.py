@@ -211,12 +211,16 @@ def test_credit_note_refund_to_wallet_grants_adjustment_credits_for_money_receiv
 
 
 def test_payment_takes_method_reference_and_the_date_received(api, finalized):
-    response = api.post(f"/api/v1/invoices/{finalized.pk}/payments", {
-        "amount": "24.00", "method": "offline", "reference": "Wire WT-2210", "paid_at": "2026-02-03T10:30:00Z"})
+    response = api.post(
+        f"/api/v1/invoices/{finalized.pk}/payments",
+        {"amount": "24.00", "method": "offline", "reference": "Wire WT-2210", "paid_at": "2026-02-03T10:30:00Z"},
+    )
     assert response.status_code == 201, response.json()
     assert response.json()["payment"]["paid_at"] == "2026-02-03T10:30:00Z"
     assert response.json()["payment"]["reference"] == "Wire WT-2210"
-    future = api.post(f"/api/v1/invoices/{finalized.pk}/payments", {"amount": "1.00", "paid_at": "2099-01-01T00:00:00Z"})
+    future = api.post(
+        f"/api/v1/invoices/{finalized.pk}/payments", {"amount": "1.00", "paid_at": "2099-01-01T00:00:00Z"}
+    )
     assert future.status_code == 400 and "paid_at" in future.json()
     bad = api.post(f"/api/v1/invoices/{finalized.pk}/payments", {"amount": "1.00", "paid_at": "3000-01-01T00:00:00Z"})
     assert bad.status_code == 400 and "paid_at" in bad.json()

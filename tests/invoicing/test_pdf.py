@@ -20,8 +20,13 @@ from wallets.services import wallet_create
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 3, 1, 14, 5, tzinfo=UTC)
-ADDRESS = {"address_line1": "1 Main Street", "address_line2": "Floor 2", "address_city": "London",
-           "address_postal_code": "EC1A 1AA", "address_country": "GB"}
+ADDRESS = {
+    "address_line1": "1 Main Street",
+    "address_line2": "Floor 2",
+    "address_city": "London",
+    "address_postal_code": "EC1A 1AA",
+    "address_country": "GB",
+}
 
 
 def _text(html: str) -> str:
@@ -30,8 +35,9 @@ def _text(html: str) -> str:
 
 
 def _invoice(customer, *, amount="100.00", tax="20.00", with_tax_rate=True) -> Invoice:
-    invoice = InvoiceLineFactory(invoice=InvoiceFactory(customer=customer), amount=Decimal(amount),
-                                 tax=Decimal(tax)).invoice
+    invoice = InvoiceLineFactory(
+        invoice=InvoiceFactory(customer=customer), amount=Decimal(amount), tax=Decimal(tax)
+    ).invoice
     invoice.subtotal = Decimal(amount)
     invoice.tax = Decimal(tax)
     invoice.total = invoice.amount_due = Decimal(amount) + Decimal(tax)
@@ -57,11 +63,13 @@ def test_the_document_names_the_seller_and_the_bill_to_address_as_at_finalizatio
     invoice.refresh_from_db()
 
     assert (invoice.bill_to_address_line1, invoice.bill_to_city, invoice.bill_to_country) == (
-        "1 Main Street", "London", "GB")
+        "1 Main Street",
+        "London",
+        "GB",
+    )
     text = _text(invoice_html(invoice))
     assert "From Ledgerline Ltd 10 Billing Road Manchester M1 1AA GB Tax id: GB123456789" in text
-    assert ("Bill to Acme Ltd 1 Main Street Floor 2 EC1A 1AA London GB billing@acme.test Customer id: acme"
-            in text)
+    assert "Bill to Acme Ltd 1 Main Street Floor 2 EC1A 1AA London GB billing@acme.test Customer id: acme" in text
     assert "Elsewhere" not in text and "Paris" not in text
     # The status in words, the dates in the project's format, UTC said once.
     assert "Status Finalized" in text and "Issued 1 Mar 2026, 14:05" in text
@@ -112,8 +120,10 @@ def test_payments_and_credit_notes_are_listed_and_deducted(seller):
     html = invoice_html(invoice)
     totals = _text(html.split('id="totals">')[1].split("</table>")[0])
     # $120.00 - $10.00 credited to the invoice - $50.00 paid = $60.00 due; the $5.00 wallet refund leaves it.
-    assert totals == ("Subtotal $100.00 Tax vat-20 (20%) on $100.00 $20.00 Total $120.00 Credit notes -$10.00 "
-                      "Paid -$50.00 Amount due $60.00")
+    assert totals == (
+        "Subtotal $100.00 Tax vat-20 (20%) on $100.00 $20.00 Total $120.00 Credit notes -$10.00 "
+        "Paid -$50.00 Amount due $60.00"
+    )
     payments = _text(html.split('id="payments">')[1].split("</table>")[0])
     assert "2 Mar 2026, 09:00" in payments and "Wire WT-2210" in payments and "$50.00" in payments
     notes = _text(html.split('id="credit-notes">')[1].split("</table>")[0])

@@ -14,20 +14,37 @@ def test_create_customer_with_defaults(api):
     response = api.post("/api/v1/customers", {"external_id": "acme", "name": "Acme", "currency": "EUR"})
     assert response.status_code == 201, response.json()
     assert response.json() == {
-        "external_id": "acme", "name": "Acme", "email": "", "currency": "EUR", "tax_rates": [],
-        "net_payment_terms": 0, "invoice_grace_days": 0,
+        "external_id": "acme",
+        "name": "Acme",
+        "email": "",
+        "currency": "EUR",
+        "tax_rates": [],
+        "net_payment_terms": 0,
+        "invoice_grace_days": 0,
         # the optional billing address (added fields), empty when not given
-        "address_line1": "", "address_line2": "", "address_city": "", "address_postal_code": "", "address_country": "",
+        "address_line1": "",
+        "address_line2": "",
+        "address_city": "",
+        "address_postal_code": "",
+        "address_country": "",
     }
 
 
 def test_create_customer_full_shape_and_read_it_back(api):
     TaxRateFactory(code="vat-20")
     body = {
-        "external_id": "acme", "name": "Acme", "email": "billing@acme.test", "currency": "USD",
-        "tax_rates": ["vat-20"], "net_payment_terms": 30, "invoice_grace_days": 3,
-        "address_line1": "1 Main Street", "address_line2": "Floor 2", "address_city": "London",
-        "address_postal_code": "EC1A 1AA", "address_country": "GB",
+        "external_id": "acme",
+        "name": "Acme",
+        "email": "billing@acme.test",
+        "currency": "USD",
+        "tax_rates": ["vat-20"],
+        "net_payment_terms": 30,
+        "invoice_grace_days": 3,
+        "address_line1": "1 Main Street",
+        "address_line2": "Floor 2",
+        "address_city": "London",
+        "address_postal_code": "EC1A 1AA",
+        "address_country": "GB",
     }
     assert api.post("/api/v1/customers", body).status_code == 201
     assert api.get("/api/v1/customers/acme").json() == body
@@ -81,9 +98,18 @@ def test_patch_changes_only_the_fields_sent(api):
     response = api.patch("/api/v1/customers/acme", {"tax_rates": ["vat-20", "gst-5"], "invoice_grace_days": 2})
     assert response.status_code == 200, response.json()
     assert response.json() == {
-        "external_id": "acme", "name": "Acme", "email": "a@acme.test", "currency": "USD",
-        "tax_rates": ["gst-5", "vat-20"], "net_payment_terms": 15, "invoice_grace_days": 2,
-        "address_line1": "", "address_line2": "", "address_city": "", "address_postal_code": "", "address_country": "",
+        "external_id": "acme",
+        "name": "Acme",
+        "email": "a@acme.test",
+        "currency": "USD",
+        "tax_rates": ["gst-5", "vat-20"],
+        "net_payment_terms": 15,
+        "invoice_grace_days": 2,
+        "address_line1": "",
+        "address_line2": "",
+        "address_city": "",
+        "address_postal_code": "",
+        "address_country": "",
     }
     response = api.patch("/api/v1/customers/acme", {"tax_rates": []})
     assert response.json()["tax_rates"] == []
@@ -116,13 +142,25 @@ def test_a_year_of_terms_and_grace_is_accepted_and_bills(api):
     from invoicing.services import subscription_start
     from tests.factories.catalog import PlanVersionFactory, PriceFactory
 
-    body = {"external_id": "slow", "name": "Slow", "currency": "USD", "net_payment_terms": 365, "invoice_grace_days": 365}
+    body = {
+        "external_id": "slow",
+        "name": "Slow",
+        "currency": "USD",
+        "net_payment_terms": 365,
+        "invoice_grace_days": 365,
+    }
     assert api.post("/api/v1/customers", body).status_code == 201
     version = PlanVersionFactory(published=True, number=1)
     PriceFactory(plan_version=version, amount=Decimal("10"))
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    subscription_start(customer=Customer.objects.get(external_id="slow"), plan=version.plan, start_at=start,
-                       billing="calendar", pinned_version=None, now=start)
+    subscription_start(
+        customer=Customer.objects.get(external_id="slow"),
+        plan=version.plan,
+        start_at=start,
+        billing="calendar",
+        pinned_version=None,
+        now=start,
+    )
     invoice = Invoice.objects.get()
     # A draft for 365 days: finalized by the first run at or after 2027-01-01 (2026 has 365 days).
     assert invoice.status == Invoice.Status.DRAFT and invoice.finalize_after == datetime(2027, 1, 1, tzinfo=UTC)
@@ -199,13 +237,21 @@ def test_read_key_cannot_write(anon_api, db):
 
 
 def test_customer_address_is_optional_patchable_and_its_country_checked(api):
-    assert api.post("/api/v1/customers", {"external_id": "acme", "name": "Acme", "currency": "USD",
-                                          "address_country": "gb"}).json()["address_country"] == "GB"
+    assert (
+        api.post(
+            "/api/v1/customers", {"external_id": "acme", "name": "Acme", "currency": "USD", "address_country": "gb"}
+        ).json()["address_country"]
+        == "GB"
+    )
     patched = api.patch("/api/v1/customers/acme", {"address_line1": "2 High St", "address_city": "Leeds"})
     assert patched.status_code == 200
     assert (patched.json()["address_line1"], patched.json()["address_city"], patched.json()["address_country"]) == (
-        "2 High St", "Leeds", "GB")
+        "2 High St",
+        "Leeds",
+        "GB",
+    )
     bad = api.patch("/api/v1/customers/acme", {"address_country": "Britain"})
     assert bad.status_code == 400 and "address_country" in bad.json()
-    assert api.post("/api/v1/customers", {"external_id": "b", "name": "B", "currency": "USD",
-                                          "address_country": "G1"}).json().keys() >= {"address_country"}
+    assert api.post(
+        "/api/v1/customers", {"external_id": "b", "name": "B", "currency": "USD", "address_country": "G1"}
+    ).json().keys() >= {"address_country"}
