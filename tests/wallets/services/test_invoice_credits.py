@@ -165,7 +165,7 @@ def test_held_credits_are_not_spent_elsewhere_nor_voided():
 def test_low_balance_alert_once_per_crossing_with_email(django_capture_on_commit_callbacks):
     # Threshold 50: 100 -> 60 (above), -> 40 (crossing: alert), -> 30 (still below: none), +50 = 80 (re-armed),
     # -> 20 (second crossing: second alert).
-    customer = CustomerFactory(email="clay@example.com")
+    customer = CustomerFactory(email="clay@example.com", name="Clay Labs", external_id="clay")
     wallet = WalletFactory(customer=customer, low_balance_threshold=Decimal(50))
     with transaction.atomic():
         grant(wallet, 100)
