@@ -29,6 +29,8 @@ from catalog.models import Plan, PlanVersion
 from core.admin import adopt, service_error_to_form
 from core.errors import BillingError
 from core.instants import validate_instant
+from core.money import decimal_text, format_percent
+from core.numbers import NumberInvalid, decimal_parse
 
 from .models import Customer, Subscription, TaxRate
 from .selectors import subscription_periods
@@ -52,17 +54,37 @@ def period_text(start, end) -> str:
     return f"{_when(start)} → {_when(end)}"
 
 
+class PercentageFilter(admin.SimpleListFilter):
+    """The rates in use, written as percentages (``20%``; Django's own filter lists the column's ``20.0000``)."""
+
+    title = "rate"
+    parameter_name = "percentage"
+
+    def lookups(self, request, model_admin):
+        values = TaxRate.objects.order_by("percentage").values_list("percentage", flat=True).distinct()
+        return [(decimal_text(value), format_percent(value)) for value in values]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            return queryset.filter(percentage=decimal_parse(value, max_digits=7, decimal_places=4))
+        except NumberInvalid:
+            return queryset.none()
+
+
 @admin.register(TaxRate)
 class TaxRateAdmin(admin.ModelAdmin):
     list_display = ("code", "name", "percentage_display")
     search_fields = ("code", "name")
-    list_filter = ("percentage",)
+    list_filter = (PercentageFilter,)
     list_select_related = ()
     ordering = ("code",)
 
     @admin.display(description="Rate", ordering="percentage")
     def percentage_display(self, obj: TaxRate) -> str:
-        return f"{obj.percentage.normalize():f}%"
+        return format_percent(obj.percentage)
 
     # A rate in use is never deleted (customers.services.tax_rate_delete): the delete page and the "delete
     # selected" action list its customers as protected and refuse, and the delete itself goes through the rule.

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Sum
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -241,14 +242,14 @@ class InvoiceAdmin(admin.ModelAdmin):
     def pdf_view(self, request, invoice_id):
         invoice = get_object_or_404(Invoice, pk=invoice_id)
         if not self.has_view_permission(request, invoice):
-            return HttpResponse(status=403)
+            raise PermissionDenied
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{invoice_pdf_filename(invoice)}"'
         return response
 
     def upcoming_view(self, request, customer_id):
         if not self.has_view_permission(request):
-            return HttpResponse(status=403)
+            raise PermissionDenied
         customer = get_object_or_404(Customer, pk=customer_id)
         preview = upcoming_invoice_preview(customer=customer, now=timezone.now())
         context = {

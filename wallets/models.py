@@ -17,7 +17,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from core.money import CURRENCY_CHOICES
+from core.money import CURRENCY_CHOICES, format_decimal
 
 CREDITS = {"max_digits": 28, "decimal_places": 12}
 
@@ -114,7 +114,7 @@ class CreditGrant(models.Model):
         indexes = [models.Index(fields=["wallet", "status"], name="creditgrant_wallet_status_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} grant of {self.credits} ({self.remaining} left)"
+        return f"{self.get_kind_display()} grant of {format_decimal(self.credits)} ({format_decimal(self.remaining)} left)"
 
     @property
     def free(self):
@@ -157,7 +157,7 @@ class CreditHold(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.credits} credits {self.get_status_display().lower()} for invoice {self.invoice_id}"
+        return f"{format_decimal(self.credits)} credits {self.get_status_display().lower()} for invoice {self.invoice_id}"
 
 
 class LedgerEntry(models.Model):
@@ -194,7 +194,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.credits} (balance {self.balance_after})"
+        return f"{self.type} {format_decimal(self.credits)} (balance {format_decimal(self.balance_after)})"
 
 
 class LowBalanceAlert(models.Model):
@@ -211,4 +211,4 @@ class LowBalanceAlert(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Low balance on {self.wallet}: {self.balance} < {self.threshold}"
+        return f"Low balance on {self.wallet}: {format_decimal(self.balance)} < {format_decimal(self.threshold)}"
