@@ -279,9 +279,7 @@ class CancelForm(forms.Form):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = (
-        "id", "customer", "plan", "version_number", "billing", "current_period", "status_display", "start_at",
-    )
+    list_display = ("id", "customer", "version_number", "current_period", "status_display")
     list_filter = ("status", "billing", "cancel_at_period_end", "plan")
     search_fields = ("=id", "customer__external_id", "customer__name", "plan__key", "plan__name")
     list_select_related = ("customer", "plan", "plan_version", "pinned_version")
@@ -304,10 +302,10 @@ class SubscriptionAdmin(admin.ModelAdmin):
         return request.user.has_perm("customers.change_subscription")
 
     # --- display -------------------------------------------------------------------------------
-    @admin.display(description="Version")
+    @admin.display(description="Plan and version")
     def version_number(self, obj: Subscription) -> str:
         pinned = " (pinned)" if obj.pinned_version_id else ""
-        return f"{obj.plan.key} v{obj.plan_version.number}{pinned}"
+        return f"{obj.plan.name} v{obj.plan_version.number}{pinned}"
 
     @admin.display(description="Current period (UTC)", ordering="current_period_start")
     def current_period(self, obj: Subscription) -> str:
