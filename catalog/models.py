@@ -167,7 +167,8 @@ class Tier(models.Model):
             return format_money(value, currency) if currency else format_decimal(value)
 
         bound = "and up" if self.up_to is None else f"up to {format_decimal(self.up_to)}"
-        return f"{bound}: {money(self.unit_amount)}/unit" + (f" + {money(self.flat_amount)}" if self.flat_amount else "")
+        flat = f" + {money(self.flat_amount)}" if self.flat_amount else ""
+        return f"{bound}: {money(self.unit_amount)}/unit{flat}"
 
 
 class Entitlement(models.Model):

@@ -53,13 +53,10 @@ def line_explanation(details: dict, currency: str, *, facts: bool = True) -> str
     if pieces:
         flat = any(Decimal(str(piece.get("flat_amount") or 0)) for piece in details["breakdown"])
         cell = "<td class='num'>{}</td>"
+        columns = ("range", "units", "unit_amount", *(("flat_amount",) if flat else ()), "amount")
         rows = format_html_join(
-            "",
-            "<tr><td>{}</td>" + cell * (5 if flat else 4) + "</tr>",
-            (
-                (p["tier"], p["range"], p["units"], p["unit_amount"], *((p["flat_amount"],) if flat else ()), p["amount"])
-                for p in pieces
-            ),
+            "", "<tr><td>{}</td>" + cell * len(columns) + "</tr>",
+            ((p["tier"], *(p[c] for c in columns)) for p in pieces),
         )
         titles = [t for t in ("Tier", "Range", "Units", "Unit price", "Flat", "Amount") if flat or t != "Flat"]
         head = format_html_join("", "<th>{}</th>", ((t,) for t in titles))

@@ -179,8 +179,9 @@ class Walk:
         self.pages += 1
         html = response.content.decode()
         page = read(html)
-        self.messages += len(re.findall(r"<li[^>]*>", html.split('<ul class="messagelist">', 1)[1].split("</ul>", 1)[0])) \
-            if '<ul class="messagelist">' in html else 0
+        if '<ul class="messagelist">' in html:
+            listed = html.split('<ul class="messagelist">', 1)[1].split("</ul>", 1)[0]
+            self.messages += len(re.findall(r"<li[^>]*>", listed))
         for found in number_problems(page.text):
             self.problem(where, found)
         return page
@@ -228,7 +229,10 @@ def _form_data(form: dict, fill: dict[str, str]) -> dict[str, list[str]]:
 
 
 # What a person types into an action's empty fields: 250 credits, $5 (a credit note), a reason, a reference.
-FILL = {"credits": "250", "amount": "5", "reason": "Goodwill after an outage", "reference": "Bank transfer 0420", "name": "Goodwill"}
+FILL = {
+    "credits": "250", "amount": "5", "reason": "Goodwill after an outage", "reference": "Bank transfer 0420",
+    "name": "Goodwill",
+}
 
 
 def _admin_paths():
@@ -256,8 +260,8 @@ def _walk_actions(walk: Walk) -> None:
         if response.status_code != 200:
             continue
         html = response.content.decode()
-        actions = [a for a in re.findall(r'<option value="(\w+)"', html.split('name="action"', 1)[-1].split("</select>", 1)[0])
-                   if a not in SKIPPED_ACTIONS]
+        offered = html.split('name="action"', 1)[-1].split("</select>", 1)[0]
+        actions = [a for a in re.findall(r'<option value="(\w+)"', offered) if a not in SKIPPED_ACTIONS]
         selected = re.findall(r'<input type="checkbox" name="_selected_action" value="(\d+)"', html)
         if not actions or not selected:
             continue

@@ -253,7 +253,8 @@ class CreditGrantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False  # a large table: a search counts its matches only
-    list_display = ("created_at", "wallet", "type", "credits", "balance_after", "reference", "description")  # grant: on the row's page
+    # The grant: on the row's page.
+    list_display = ("created_at", "wallet", "type", "credits", "balance_after", "reference", "description")
     list_filter = ("type",)
     search_fields = ("wallet__customer__external_id", "reference", "idempotency_key")
     list_select_related = ("wallet__customer", "grant")

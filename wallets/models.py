@@ -114,7 +114,8 @@ class CreditGrant(models.Model):
         indexes = [models.Index(fields=["wallet", "status"], name="creditgrant_wallet_status_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} grant of {format_decimal(self.credits)} ({format_decimal(self.remaining)} left)"
+        credits, left = format_decimal(self.credits), format_decimal(self.remaining)
+        return f"{self.get_kind_display()} grant of {credits} ({left} left)"
 
     @property
     def free(self):
@@ -157,7 +158,8 @@ class CreditHold(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{format_decimal(self.credits)} credits {self.get_status_display().lower()} for invoice {self.invoice_id}"
+        status = self.get_status_display().lower()
+        return f"{format_decimal(self.credits)} credits {status} for invoice {self.invoice_id}"
 
 
 class LedgerEntry(models.Model):

@@ -317,8 +317,8 @@ def _void_refusal(invoice: Invoice) -> str | None:
     payment recorded and no credit note (a note already gave part of it back: voiding would give it twice)."""
     if invoice.status not in (Invoice.Status.FINALIZED, Invoice.Status.PAID) or invoice.amount_paid != 0:
         return (
-            f"Invoice {invoice} is {invoice.status} with {format_money(invoice.amount_paid, invoice.currency)} paid; only finalized, unpaid invoices "
-            "can be voided."
+            f"Invoice {invoice} is {invoice.status} with {format_money(invoice.amount_paid, invoice.currency)} paid; "
+            "only finalized, unpaid invoices can be voided."
         )
     if invoice.credit_notes.exists():
         return f"Invoice {invoice} has credit notes; correct it with further credit notes instead of voiding it."
@@ -393,7 +393,8 @@ def payment_record_locked(*, invoice: Invoice, amount: Decimal, reference: str, 
         raise Conflict(f"Invoice {invoice} is {invoice.status}; payments are recorded on finalized invoices only.")
     amount = _positive_amount(amount, invoice.currency)
     if amount > invoice.amount_due:
-        raise ValidationFailed(f"More than the amount due ({format_money(invoice.amount_due, invoice.currency)}).", field="amount")
+        due = format_money(invoice.amount_due, invoice.currency)
+        raise ValidationFailed(f"More than the amount due ({due}).", field="amount")
     payment = Payment.objects.create(
         invoice=invoice, amount=amount, currency=invoice.currency, method=Payment.Method.OFFLINE,
         reference=reference or "", paid_at=now,
@@ -452,7 +453,8 @@ def credit_note_issue_locked(
     remaining = creditable_amount(invoice)
     if amount > remaining:
         raise ValidationFailed(
-            f"More than the invoice can still be credited ({format_money(remaining, invoice.currency)}).", field="amount"
+            f"More than the invoice can still be credited ({format_money(remaining, invoice.currency)}).",
+            field="amount",
         )
     purchase = invoice.kind == Invoice.Kind.CREDIT_PURCHASE
     if refund_to == CreditNote.RefundTo.WALLET and purchase:
@@ -468,7 +470,8 @@ def credit_note_issue_locked(
         )
     if refund_to == CreditNote.RefundTo.WALLET and amount > (refundable := refundable_to_wallet(invoice)):
         raise ValidationFailed(
-            f"More than was received for the invoice and not yet refunded ({format_money(refundable, invoice.currency)}): "
+            "More than was received for the invoice and not yet refunded "
+            f"({format_money(refundable, invoice.currency)}): "
             "only payments and credits applied can be refunded to the wallet.",
             field="refund_to",
         )

@@ -64,7 +64,9 @@ def _pages(user) -> dict[str, str]:
         pages[f"list of {model._meta.verbose_name_plural}"] = reverse(
             f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"
         )
-    tiered = Invoice.objects.get(customer__external_id="narrator-studio", billing_boundary_at=datetime(2026, 2, 1, tzinfo=UTC))
+    tiered = Invoice.objects.get(
+        customer__external_id="narrator-studio", billing_boundary_at=datetime(2026, 2, 1, tzinfo=UTC)
+    )
     draft_version = PlanVersion.objects.get(plan__key="api-pro", status=PlanVersion.Status.DRAFT)
     pages.update({
         "invoice": _change(tiered),  # usage over the included characters: a tier table in "why"
@@ -113,7 +115,8 @@ def test_every_list_and_main_page_fits_a_1400_px_window(new_page, screenshot):
         assert response is not None and response.status == 200, (name, path)
         measured = page.evaluate(MEASURE)
         if measured["page"] > measured["window"]:
-            problems.append(f"{name} ({path}): the page is {measured['page']} px wide in a {measured['window']} px window")
+            wide, window = measured["page"], measured["window"]
+            problems.append(f"{name} ({path}): the page is {wide} px wide in a {window} px window")
         problems += [f"{name} ({path}): {cut}" for cut in measured["cut"]]
         if name in ("dashboard", "invoice", "wallet", "customer"):
             screenshot(page, f"fit-{name}")

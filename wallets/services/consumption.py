@@ -80,7 +80,10 @@ def wallet_consume_locked(
     grants = grants_locked(wallet=wallet, filters=usable_filter(now=now))
     available = sum((g.free for g in grants), Decimal(0))
     if available < credits:
-        raise Conflict(f"The wallet holds {format_decimal(available)} usable credits; {format_decimal(credits)} were asked.", code="insufficient_credits")
+        raise Conflict(
+            f"The wallet holds {format_decimal(available)} usable credits; {format_decimal(credits)} were asked.",
+            code="insufficient_credits",
+        )
     return consume_from_locked(
         wallet=wallet, grants=grants, credits=credits, key_prefix=prefix, reference=reference, invoice_id=invoice_id,
     )

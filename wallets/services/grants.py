@@ -274,7 +274,8 @@ def wallet_grant_revoke_locked(*, grant: CreditGrant, credits: Decimal, key: str
         if LedgerEntry.objects.filter(wallet=wallet, idempotency_key=key).exists():
             return Decimal(0)  # a replay: taken back already
         raise Conflict(
-            f"Only {format_decimal(grant.free)} of the {format_decimal(grant.credits)} credits of grant {grant.pk} are unspent; "
+            f"Only {format_decimal(grant.free)} of the {format_decimal(grant.credits)} credits of grant {grant.pk} "
+            "are unspent; "
             f"{format_decimal(credits)} cannot be taken back.",
             code="credits_spent",
         )
