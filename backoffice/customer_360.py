@@ -77,8 +77,13 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
     ]
 
     if not invoicing:
-        return {"now": now, "subscriptions": subscriptions, "entitlements": entitlements, "wallets": wallet_rows,
-                "invoicing": False}
+        return {
+            "now": now,
+            "subscriptions": subscriptions,
+            "entitlements": entitlements,
+            "wallets": wallet_rows,
+            "invoicing": False,
+        }
 
     invoices = list(Invoice.objects.filter(customer=customer).order_by("-created_at", "-id")[:RECENT])
     payments = list(
@@ -87,9 +92,7 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
         .order_by("-paid_at", "-id")[:RECENT]
     )
     credit_notes = list(
-        CreditNote.objects.filter(invoice__customer=customer)
-        .select_related("invoice")
-        .order_by("-created_at")[:RECENT]
+        CreditNote.objects.filter(invoice__customer=customer).select_related("invoice").order_by("-created_at")[:RECENT]
     )
     open_due = (
         Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALIZED)

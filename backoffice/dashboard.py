@@ -62,10 +62,7 @@ def invoices_by_status_this_month(now: datetime) -> list[dict]:
     counts = dict(
         Invoice.objects.filter(created_at__gte=start).values_list("status").annotate(n=Count("id")).order_by()
     )
-    return [
-        {"status": label, "value": value, "count": counts.get(value, 0)}
-        for value, label in Invoice.Status.choices
-    ]
+    return [{"status": label, "value": value, "count": counts.get(value, 0)} for value, label in Invoice.Status.choices]
 
 
 def revenue_by_month(now: datetime, months: int = 12) -> tuple[list[MonthRevenue], list[str]]:
@@ -208,25 +205,15 @@ def unknown_customer_events() -> tuple[int, list[dict]]:
     count = unknown_customer_event_count()
     top = []
     if count:
-        qs = Event.objects.filter(
-            ~Exists(Customer.objects.filter(external_id=OuterRef("customer_external_id")))
-        )
-        top = list(
-            qs.values("customer_external_id")
-            .annotate(n=Count("id"))
-            .order_by("-n", "customer_external_id")[:5]
-        )
+        qs = Event.objects.filter(~Exists(Customer.objects.filter(external_id=OuterRef("customer_external_id"))))
+        top = list(qs.values("customer_external_id").annotate(n=Count("id")).order_by("-n", "customer_external_id")[:5])
     return count, top
 
 
 def drafts_waiting(limit: int = 10):
     from invoicing.models import Invoice
 
-    qs = (
-        Invoice.objects.filter(status=Invoice.Status.DRAFT)
-        .select_related("customer")
-        .order_by("finalize_after", "id")
-    )
+    qs = Invoice.objects.filter(status=Invoice.Status.DRAFT).select_related("customer").order_by("finalize_after", "id")
     return qs.count(), list(qs[:limit])
 
 

@@ -61,9 +61,7 @@ def voice_usage(chars: list[int], events: int = 20) -> Usage:
 
     def build(i: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         per = pick(chars, i) // events
-        return [
-            ("tts_generation", {"characters": per, "voice": "rachel", "model": "multilingual_v2"})
-        ] * events
+        return [("tts_generation", {"characters": per, "voice": "rachel", "model": "multilingual_v2"})] * events
 
     return build
 
@@ -139,9 +137,7 @@ def random_usage(family: str) -> Usage:
         if family == "enrichment":
             return enrichment_usage([rng.randrange(100, 600, 10)])(i, rng)
         if family == "video":
-            return video_usage(rng.randrange(10, 30), rng.randrange(40, 160, 4), rng.randrange(30, 90, 3))(
-                i, rng
-            )
+            return video_usage(rng.randrange(10, 30), rng.randrange(40, 160, 4), rng.randrange(30, 90, 3))(i, rng)
         if family == "coding":
             return coding_usage([rng.randrange(50, 200)], [rng.randrange(20, 120)])(i, rng)
         if family == "support":
@@ -265,9 +261,7 @@ CUSTOMERS: list[CustomerSpec] = [
         pinned_version=1,
     ),
     CustomerSpec("api", "geo-lookup", "Geo Lookup", "api-pro", api_usage([5_100, 4_000, 6_500, 1_200]), always=True),
-    CustomerSpec(
-        "api", "fraud-signal", "Fraud Signal", "api-pro", random_usage("api"), tax_rates=("vat-20",)
-    ),
+    CustomerSpec("api", "fraud-signal", "Fraud Signal", "api-pro", random_usage("api"), tax_rates=("vat-20",)),
 ]
 
 PAYMENT_CUSTOMER = "scoreapi"
@@ -489,7 +483,9 @@ def _settle_older_invoices(now: datetime, created: dict[str, int]) -> None:
     )
     for invoice in due:
         paid_at = min(invoice.due_at + timedelta(days=5), now)
-        payment_record(invoice=invoice, amount=invoice.amount_due, reference=f"Bank transfer {invoice.number}", now=paid_at)
+        payment_record(
+            invoice=invoice, amount=invoice.amount_due, reference=f"Bank transfer {invoice.number}", now=paid_at
+        )
         created["payments"] += 1
 
 

@@ -30,6 +30,7 @@ def month_start(value: datetime, months_back: int = 0) -> datetime:
     index = value.year * 12 + (value.month - 1) - months_back
     return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
+
 # --------------------------------------------------------------------------- meters
 
 METERS: list[dict[str, Any]] = [
@@ -576,8 +577,13 @@ def later_versions_load(*, now: datetime) -> int:
         takes_effect = month_start(now, spec.months_back)
         with transaction.atomic(durable=True):
             plan_version_create_in_transaction(
-                plan=plan, prices=spec.prices, entitlements=spec.entitlements, credit_grants=spec.credit_grants,
-                publish=True, effective_from=takes_effect, notes=spec.notes,
+                plan=plan,
+                prices=spec.prices,
+                entitlements=spec.entitlements,
+                credit_grants=spec.credit_grants,
+                publish=True,
+                effective_from=takes_effect,
+                notes=spec.notes,
                 now=takes_effect - timedelta(days=spec.notice_days),
             )
         published += 1

@@ -33,7 +33,12 @@ CUSTOM_PERMISSIONS = (
     ("wallets", "wallet", "grant_credits", "Can grant credits (up to the support limit)"),
     ("wallets", "wallet", "grant_credits_unlimited", "Can grant any amount of credits"),
     ("wallets", "wallet", "void_credits", "Can void remaining credits"),
-    ("wallets", "wallet", "change_wallet_terms", "Can change a wallet's rate, what it pays, threshold, top-up and status"),
+    (
+        "wallets",
+        "wallet",
+        "change_wallet_terms",
+        "Can change a wallet's rate, what it pays, threshold, top-up and status",
+    ),
     ("invoicing", "invoice", "finalize_invoice", "Can finalize, void and credit invoices"),
 )
 

@@ -80,9 +80,20 @@ def server_start(port: int, workers: int = 2) -> subprocess.Popen:
     import requests
 
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "bench.common:application", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", "--backlog", "2048"],
-        cwd=ROOT, env=bench_env(),
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "bench.common:application",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "2048",
+        ],
+        cwd=ROOT,
+        env=bench_env(),
     )
     deadline = time.time() + 30
     while time.time() < deadline:

@@ -20,9 +20,13 @@ from bench.common import server_start, server_stop, setup_django
 
 def make_events(n: int, tag: str) -> list[dict]:
     return [
-        {"event_id": f"{tag}-{i}", "customer": f"cust-{i % 500}", "event_name": "api_call",
-         "timestamp": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
-         "properties": {"tokens": i % 1000, "model": "gpt-4o" if i % 2 else "o1"}}
+        {
+            "event_id": f"{tag}-{i}",
+            "customer": f"cust-{i % 500}",
+            "event_name": "api_call",
+            "timestamp": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+            "properties": {"tokens": i % 1000, "model": "gpt-4o" if i % 2 else "o1"},
+        }
         for i in range(n)
     ]
 
@@ -42,7 +46,9 @@ def copy_rate(events: list[dict]) -> float:
     buf = io.StringIO()
     for e in events:
         props = json.dumps(e["properties"]).replace("\\", "\\\\")
-        buf.write(f"{e['customer']}\t{e['event_id']}\t{e['event_name']}\t{e['timestamp']}\t{props}\t2026-01-01T00:00:00Z\n")
+        buf.write(
+            f"{e['customer']}\t{e['event_id']}\t{e['event_name']}\t{e['timestamp']}\t{props}\t2026-01-01T00:00:00Z\n"
+        )
     data = buf.getvalue()
     truncate()
     connection.ensure_connection()
@@ -101,7 +107,8 @@ def main() -> None:
     from metering.models import Event, Meter
 
     Meter.objects.get_or_create(
-        key="bench-tokens", defaults={"name": "Bench tokens", "event_name": "api_call", "aggregation": "sum", "field": "tokens"}
+        key="bench-tokens",
+        defaults={"name": "Bench tokens", "event_name": "api_call", "aggregation": "sum", "field": "tokens"},
     )
     _, key = api_key_create(name=f"bench-{uuid.uuid4().hex[:6]}", scopes=["ingest"])
     run = uuid.uuid4().hex[:8]
@@ -113,7 +120,9 @@ def main() -> None:
         base = f"http://127.0.0.1:{args.port}"
         truncate()
         batch_events = make_events(args.events, f"http-{run}")
-        bodies = [json.dumps({"events": batch_events[i:i + 1000]}).encode() for i in range(0, len(batch_events), 1000)]
+        bodies = [
+            json.dumps({"events": batch_events[i : i + 1000]}).encode() for i in range(0, len(batch_events), 1000)
+        ]
         elapsed = run_threads(args.threads, bodies, f"{base}/api/v1/events/batch", key)
         stored = Event.objects.count()
         assert stored == args.events, f"stored {stored} of {args.events}"
@@ -128,9 +137,13 @@ def main() -> None:
 
     print(f"events: {args.events:,}; client threads: {args.threads}; server: gunicorn, 2 sync workers")
     print(f"raw COPY into metering_event          {copy:12,.0f} rows/s   (baseline)")
-    print(f"POST /events/batch (1,000 per batch)  {batch_rate:12,.0f} events/s = {batch_rate / copy:.0%} of COPY (target >= 30%)")
+    print(
+        f"POST /events/batch (1,000 per batch)  {batch_rate:12,.0f} events/s = {batch_rate / copy:.0%} of COPY (target >= 30%)"
+    )
     print(f"trivial DRF endpoint                  {trivial_rate:12,.0f} requests/s (baseline)")
-    print(f"POST /events (one event)              {single_rate:12,.0f} requests/s = {single_rate / trivial_rate:.0%} of trivial (target >= 50%)")
+    print(
+        f"POST /events (one event)              {single_rate:12,.0f} requests/s = {single_rate / trivial_rate:.0%} of trivial (target >= 50%)"
+    )
 
 
 if __name__ == "__main__":

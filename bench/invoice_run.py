@@ -51,7 +51,9 @@ def _django():
 def _ensure_database() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url:
-        sys.exit("Set DATABASE_URL to a database of its own, e.g. postgres://postgres@127.0.0.1:5432/billing_bench_invoice")
+        sys.exit(
+            "Set DATABASE_URL to a database of its own, e.g. postgres://postgres@127.0.0.1:5432/billing_bench_invoice"
+        )
     import psycopg
 
     base, name = url.rsplit("/", 1)
@@ -82,17 +84,28 @@ def setup(subscriptions: int, events: int) -> None:
     version = PlanVersion.objects.filter(plan=plan, number=1).first()
     if version is None:
         version = PlanVersion.objects.create(
-            plan=plan, number=1, status=PlanVersion.Status.PUBLISHED, effective_from=datetime(2020, 1, 1, tzinfo=UTC),
+            plan=plan,
+            number=1,
+            status=PlanVersion.Status.PUBLISHED,
+            effective_from=datetime(2020, 1, 1, tzinfo=UTC),
             published_at=datetime(2020, 1, 1, tzinfo=UTC),
         )
-        Price.objects.create(plan_version=version, name="Platform fee", model="flat_fee", timing="in_advance", amount=Decimal("49"))
+        Price.objects.create(
+            plan_version=version, name="Platform fee", model="flat_fee", timing="in_advance", amount=Decimal("49")
+        )
         for i in range(3):
             meter, _ = Meter.objects.get_or_create(
-                key=f"bench-m{i}", defaults={"name": f"Bench meter {i}", "event_name": f"bench_ev{i}", "aggregation": "count"}
+                key=f"bench-m{i}",
+                defaults={"name": f"Bench meter {i}", "event_name": f"bench_ev{i}", "aggregation": "count"},
             )
             Price.objects.create(
-                plan_version=version, name=f"Usage {i}", model="per_unit", timing="in_arrears", meter=meter,
-                unit_amount=Decimal("0.0015"), position=i + 1,
+                plan_version=version,
+                name=f"Usage {i}",
+                model="per_unit",
+                timing="in_arrears",
+                meter=meter,
+                unit_amount=Decimal("0.0015"),
+                position=i + 1,
             )
     customers = Customer.objects.bulk_create(
         [Customer(external_id=f"bench-{i}", name=f"Bench {i}", currency="USD") for i in range(subscriptions)],
@@ -101,8 +114,13 @@ def setup(subscriptions: int, events: int) -> None:
     Subscription.objects.bulk_create(
         [
             Subscription(
-                customer=c, plan=plan, plan_version=version, billing="calendar", start_at=JAN1,
-                current_period_start=JAN1, current_period_end=FEB1,
+                customer=c,
+                plan=plan,
+                plan_version=version,
+                billing="calendar",
+                start_at=JAN1,
+                current_period_start=JAN1,
+                current_period_end=FEB1,
             )
             for c in customers
         ],
@@ -131,7 +149,9 @@ def reset_billing() -> None:
     from customers.models import Subscription
 
     with connection.cursor() as cur:
-        cur.execute("TRUNCATE invoicing_invoiceline, invoicing_invoice, invoicing_numbersequence RESTART IDENTITY CASCADE")
+        cur.execute(
+            "TRUNCATE invoicing_invoiceline, invoicing_invoice, invoicing_numbersequence RESTART IDENTITY CASCADE"
+        )
     Subscription.objects.filter(customer__external_id__startswith="bench-").update(
         current_period_start=JAN1, current_period_end=FEB1, status="active", ended_at=None
     )
@@ -144,8 +164,15 @@ def _worker(ids: list[int], queue) -> None:
     summary = RunSummary(as_of=FEB1)
     cpu = time.process_time()
     subscriptions_bill(subscription_ids=ids, now=FEB1, summary=summary)
-    queue.put((summary.invoices_created, len(summary.failures), summary.failures[:3],
-               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.process_time() - cpu))
+    queue.put(
+        (
+            summary.invoices_created,
+            len(summary.failures),
+            summary.failures[:3],
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            time.process_time() - cpu,
+        )
+    )
 
 
 def _check() -> tuple[int, Decimal]:
@@ -155,7 +182,10 @@ def _check() -> tuple[int, Decimal]:
     from invoicing.models import Invoice
 
     agg = Invoice.objects.filter(billing_boundary_at=FEB1).aggregate(
-        n=Count("id"), subs=Count("subscription", distinct=True), total=Sum("total"), last=Max("number"),
+        n=Count("id"),
+        subs=Count("subscription", distinct=True),
+        total=Sum("total"),
+        last=Max("number"),
     )
     numbered = Invoice.objects.filter(number__isnull=False).count()
     assert agg["n"] == agg["subs"], "two invoices for one subscription"
@@ -225,8 +255,12 @@ def baseline(seconds: float = 3.0) -> float:
     from django.db import connection, transaction
 
     with connection.cursor() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS bench_balance (id int PRIMARY KEY, balance numeric NOT NULL CHECK (balance >= 0))")
-        cur.execute("CREATE TABLE IF NOT EXISTS bench_ledger (id bigserial PRIMARY KEY, wallet int, credits numeric, key text UNIQUE)")
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS bench_balance (id int PRIMARY KEY, balance numeric NOT NULL CHECK (balance >= 0))"
+        )
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS bench_ledger (id bigserial PRIMARY KEY, wallet int, credits numeric, key text UNIQUE)"
+        )
         cur.execute("TRUNCATE bench_ledger")
         cur.execute("INSERT INTO bench_balance VALUES (1, 1e12) ON CONFLICT (id) DO UPDATE SET balance = 1e12")
     n = 0
@@ -238,7 +272,9 @@ def baseline(seconds: float = 3.0) -> float:
             cur.execute("UPDATE bench_balance SET balance = balance - 1 WHERE id = 1 AND balance >= 1")
         n += 1
     rate = n / (time.perf_counter() - t0)
-    print(f"baseline: guarded debit transaction (ledger insert + balance update) {rate:,.0f}/s on one process", flush=True)
+    print(
+        f"baseline: guarded debit transaction (ledger insert + balance update) {rate:,.0f}/s on one process", flush=True
+    )
     return rate
 
 
@@ -258,8 +294,10 @@ def main() -> None:
 
     subscriptions = Subscription.objects.filter(customer__external_id__startswith="bench-").count()
     events = Event.objects.count()
-    print(f"sizes: {subscriptions:,} subscriptions, 3 usage prices each, {events:,} events; {os.cpu_count()} CPU cores",
-          flush=True)
+    print(
+        f"sizes: {subscriptions:,} subscriptions, 3 usage prices each, {events:,} events; {os.cpu_count()} CPU cores",
+        flush=True,
+    )
     rollup(args.rollup)
     base = baseline()
     reset_billing()

@@ -24,7 +24,9 @@ def generate(events: int, heavy: int, customers: int) -> None:
 
     ordinary = events - heavy
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE metering_event, metering_usagerollup, metering_meterrollupstate, metering_eventidcheckpoint")
+        cursor.execute(
+            "TRUNCATE metering_event, metering_usagerollup, metering_meterrollupstate, metering_eventidcheckpoint"
+        )
         # ordinary customers: spread over Dec-Feb; the heavy one: all in January
         cursor.execute(
             """
@@ -59,17 +61,27 @@ def fixtures():
     from metering.models import Meter
 
     meter, _ = Meter.objects.get_or_create(
-        key="bench-tokens", defaults={"name": "Bench tokens", "event_name": "api_call", "aggregation": "sum", "field": "tokens"}
+        key="bench-tokens",
+        defaults={"name": "Bench tokens", "event_name": "api_call", "aggregation": "sum", "field": "tokens"},
     )
-    feature, _ = Feature.objects.get_or_create(key="bench-tokens", defaults={"name": "Tokens", "type": "metered", "meter": meter})
+    feature, _ = Feature.objects.get_or_create(
+        key="bench-tokens", defaults={"name": "Tokens", "type": "metered", "meter": meter}
+    )
     plan, _ = Plan.objects.get_or_create(key="bench-plan", defaults={"name": "Bench", "currency": "USD"})
     version, _ = PlanVersion.objects.get_or_create(
-        plan=plan, number=1,
-        defaults={"status": "published", "effective_from": datetime(2020, 1, 1, tzinfo=UTC), "published_at": datetime(2020, 1, 1, tzinfo=UTC)},
+        plan=plan,
+        number=1,
+        defaults={
+            "status": "published",
+            "effective_from": datetime(2020, 1, 1, tzinfo=UTC),
+            "published_at": datetime(2020, 1, 1, tzinfo=UTC),
+        },
     )
     Entitlement.objects.get_or_create(plan_version=version, feature=feature, defaults={"limit": Decimal(10**9)})
     for external_id in ("bench-1", "bench-heavy"):
-        customer, _ = Customer.objects.get_or_create(external_id=external_id, defaults={"name": external_id, "currency": "USD"})
+        customer, _ = Customer.objects.get_or_create(
+            external_id=external_id, defaults={"name": external_id, "currency": "USD"}
+        )
         if not Subscription.objects.filter(customer=customer).exists():
             with transaction.atomic():
                 subscription_row_create(customer=customer, plan=plan, start_at=PERIOD[0])
@@ -114,14 +126,32 @@ def main() -> None:
     rows = []
     for label, customer in (("ordinary customer", "bench-1"), (f"customer with {args.heavy:,} events", "bench-heavy")):
         rows.append((f"raw SUM, {label} (baseline)", timed(lambda c=customer: raw_sum(c), max(5, args.repeat // 5))))
-        rows.append((f"usage, {label}", timed(
-            lambda c=customer: meter_usage(meter=meter, customer_external_id=c, start=PERIOD[0], end=PERIOD[1]), args.repeat)))
+        rows.append(
+            (
+                f"usage, {label}",
+                timed(
+                    lambda c=customer: meter_usage(meter=meter, customer_external_id=c, start=PERIOD[0], end=PERIOD[1]),
+                    args.repeat,
+                ),
+            )
+        )
         cust = Customer.objects.get(external_id=customer)
-        rows.append((f"entitlement check, {label}", timed(
-            lambda c=cust: entitlement_check(customer=c, feature_key="bench-tokens", now=now), args.repeat)))
+        rows.append(
+            (
+                f"entitlement check, {label}",
+                timed(lambda c=cust: entitlement_check(customer=c, feature_key="bench-tokens", now=now), args.repeat),
+            )
+        )
     ids = [f"bench-{i}" for i in range(args.customers)]
-    rows.append((f"usage of {len(ids):,} customers at once", timed(
-        lambda: usage_for_customers(meters=[meter], customer_external_ids=ids, start=PERIOD[0], end=PERIOD[1]), 5)))
+    rows.append(
+        (
+            f"usage of {len(ids):,} customers at once",
+            timed(
+                lambda: usage_for_customers(meters=[meter], customer_external_ids=ids, start=PERIOD[0], end=PERIOD[1]),
+                5,
+            ),
+        )
+    )
     print(f"{args.events:,} events stored; window {PERIOD[0]:%Y-%m-%d} to {PERIOD[1]:%Y-%m-%d}")
     for label, (p50, p95) in rows:
         print(f"{label:<52} p50 {p50:9.2f} ms   p95 {p95:9.2f} ms")

@@ -94,7 +94,8 @@ class FeatureAdmin(SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         values = _form_values(form)
         saved = (
-            services.feature_update(feature=obj, data=values) if change
+            services.feature_update(feature=obj, data=values)
+            if change
             else services.feature_create_in_transaction(**values)
         )
         adopt(obj, saved)
@@ -139,10 +140,14 @@ class PlanVersionSummaryInline(admin.TabularInline):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            n_prices=_row_count(Price.objects.filter(plan_version=OuterRef("pk"))),
-            n_entitlements=_row_count(Entitlement.objects.filter(plan_version=OuterRef("pk"))),
-            n_grants=_row_count(PlanCreditGrant.objects.filter(plan_version=OuterRef("pk"))),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_prices=_row_count(Price.objects.filter(plan_version=OuterRef("pk"))),
+                n_entitlements=_row_count(Entitlement.objects.filter(plan_version=OuterRef("pk"))),
+                n_grants=_row_count(PlanCreditGrant.objects.filter(plan_version=OuterRef("pk"))),
+            )
         )
 
     @admin.display(description="Version")
@@ -186,8 +191,9 @@ class PlanAdmin(SimpleHistoryAdmin):
         if version is None:
             return "—"
         # format_html escapes its arguments to text first, so the date is formatted before it is passed.
-        return format_html("{} (from {} UTC)", _link(version, f"v{version.number}"),
-                           f"{version.effective_from:%Y-%m-%d %H:%M}")
+        return format_html(
+            "{} (from {} UTC)", _link(version, f"v{version.number}"), f"{version.effective_from:%Y-%m-%d %H:%M}"
+        )
 
 
 # --------------------------------------------------------------------------- plan versions and their rows
@@ -220,7 +226,8 @@ class _ServiceRowsFormSet(forms.BaseInlineFormSet):
     def live_forms(self) -> list:
         """The forms of the rows as they will be: kept stored rows and new ones, in the formset's order."""
         return [
-            f for f in self.forms
+            f
+            for f in self.forms
             if not (self.can_delete and self._should_delete_form(f)) and (f.instance.pk is not None or f.has_changed())
         ]
 
@@ -236,13 +243,20 @@ class _ServiceRowsFormSet(forms.BaseInlineFormSet):
                     deleted.append(form.instance)
                 continue
             if form.has_changed():
-                save.append(services.RowEdit(row=None if is_new else form.instance, data=self.row_input(form),
-                                             position=form.cleaned_data.get("position")))
+                save.append(
+                    services.RowEdit(
+                        row=None if is_new else form.instance,
+                        data=self.row_input(form),
+                        position=form.cleaned_data.get("position"),
+                    )
+                )
                 edited.append(form)
         stored = service(save=save, delete=deleted, **kwargs) if save or deleted else []
         self.new_objects = [row for row, edit in zip(stored, save, strict=True) if edit.row is None]
         self.changed_objects = [
-            (row, form.changed_data) for row, edit, form in zip(stored, save, edited, strict=True) if edit.row is not None
+            (row, form.changed_data)
+            for row, edit, form in zip(stored, save, edited, strict=True)
+            if edit.row is not None
         ]
         self.deleted_objects = deleted
 
@@ -355,7 +369,9 @@ class PriceInline(_VersionChildMixin, admin.StackedInline):
         if obj.pk is None or not (obj.model in PRICE_MODELS and PRICE_MODELS[obj.model].uses_tiers):
             return "—"
         summary = tiers_summary(obj.tiers.all(), obj.plan_version.plan.currency)
-        return format_html('{} <a href="{}">(edit tiers)</a>', summary, reverse("admin:catalog_price_change", args=[obj.pk]))
+        return format_html(
+            '{} <a href="{}">(edit tiers)</a>', summary, reverse("admin:catalog_price_change", args=[obj.pk])
+        )
 
 
 class EntitlementFormSet(VersionRowsFormSet):
@@ -388,7 +404,7 @@ class PlanVersionForm(forms.ModelForm):
         fields = ["plan", "effective_from", "notes"]
         help_texts = {
             "effective_from": "UTC. Billing periods starting at or after this instant use this version once it is "
-                              "published. May be in the past (to bill past periods); between 2000-01-01 and 2100-01-01.",
+            "published. May be in the past (to bill past periods); between 2000-01-01 and 2100-01-01.",
         }
 
     def clean_effective_from(self):
@@ -445,8 +461,10 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            n_prices=_row_count(Price.objects.filter(plan_version=OuterRef("pk")))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_prices=_row_count(Price.objects.filter(plan_version=OuterRef("pk"))))
         )
 
     def get_search_results(self, request, queryset, search_term):
@@ -455,7 +473,9 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
             if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
                 bit = unescape_string_literal(bit)
             queryset = queryset.filter(
-                Q(plan__key__icontains=bit) | Q(plan__name__icontains=bit) | Q(notes__icontains=bit)
+                Q(plan__key__icontains=bit)
+                | Q(plan__name__icontains=bit)
+                | Q(notes__icontains=bit)
                 | Q(Exists(Price.objects.filter(plan_version=OuterRef("pk"), name__icontains=bit)))
             )
         return queryset, False
@@ -484,7 +504,9 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
         if change:
             saved = services.plan_version_update_in_transaction(version=obj, **values)
         else:
-            saved = services.plan_version_create_in_transaction(plan=form.cleaned_data["plan"], now=timezone.now(), **values)
+            saved = services.plan_version_create_in_transaction(
+                plan=form.cleaned_data["plan"], now=timezone.now(), **values
+            )
         adopt(obj, saved)
 
     def save_formset(self, request, form, formset, change):
@@ -493,8 +515,9 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
     @admin.action(description="Publish selected draft versions…", permissions=["change"])
     def publish_versions(self, request, queryset):
         versions = list(
-            queryset.select_related("plan").prefetch_related("prices__tiers", "prices__meter", "entitlements__feature",
-                                                              "credit_grants")
+            queryset.select_related("plan").prefetch_related(
+                "prices__tiers", "prices__meter", "entitlements__feature", "credit_grants"
+            )
         )
         if request.POST.get("confirm") != "yes":
             items = []
@@ -508,16 +531,23 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
                         services.plan_version_check(version=version)
                     except BillingError as exc:
                         problem = "Cannot be published yet: " + "; ".join(
-                            f"{field}: {' '.join(msgs)}" for field, msgs in getattr(exc, "errors", {exc.field: [exc.message]}).items()
+                            f"{field}: {' '.join(msgs)}"
+                            for field, msgs in getattr(exc, "errors", {exc.field: [exc.message]}).items()
                         )
-                items.append({"version": version, "current": current, "changes": _changes(current, version),
-                              "problem": problem})
+                items.append(
+                    {"version": version, "current": current, "changes": _changes(current, version), "problem": problem}
+                )
             return TemplateResponse(
                 request,
                 "admin/catalog/planversion/publish_confirmation.html",
-                {**self.admin_site.each_context(request), "title": "Publish plan versions?", "items": items,
-                 "queryset": queryset, "opts": self.model._meta,
-                 "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME},
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Publish plan versions?",
+                    "items": items,
+                    "queryset": queryset,
+                    "opts": self.model._meta,
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
             )
         published = 0
         for version in versions:
@@ -528,7 +558,11 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
                 self.message_user(request, f"{version}: {exc.message}", level=messages.ERROR)
                 continue
             published += 1
-            self.log_change(request, version, f"Published v{version.number}, effective from {version.effective_from:%Y-%m-%d %H:%M} UTC.")
+            self.log_change(
+                request,
+                version,
+                f"Published v{version.number}, effective from {version.effective_from:%Y-%m-%d %H:%M} UTC.",
+            )
         if published:
             self.message_user(request, f"Published {published} version(s). They are read-only from now on.")
         return None
@@ -541,7 +575,9 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
             self.log_addition(request, draft, f"New draft copied from v{version.number}.")
             self.message_user(
                 request,
-                format_html("Created {} from v{}: edit its prices, then publish it.", _link(draft, str(draft)), version.number),
+                format_html(
+                    "Created {} from v{}: edit its prices, then publish it.", _link(draft, str(draft)), version.number
+                ),
             )
 
 
@@ -590,8 +626,13 @@ class PriceAdmin(SimpleHistoryAdmin):
     """A price's own page: its tiers as editable rows (Django has no nested inlines on the version page)."""
 
     list_display = ("name", "version_link", "model", "meter", "timing", "summary")
-    list_filter = ("model", "timing", *(c for c in PRICE_COLUMNS if PRICE_FIELDS[c].kind == "choice"),
-                   "plan_version__status", "plan_version__plan__currency")
+    list_filter = (
+        "model",
+        "timing",
+        *(c for c in PRICE_COLUMNS if PRICE_FIELDS[c].kind == "choice"),
+        "plan_version__status",
+        "plan_version__plan__currency",
+    )
     search_fields = ("name", "plan_version__plan__key", "plan_version__plan__name", "meter__key")
     list_select_related = ("plan_version__plan", "meter")
     fields = ("version_link", "name", "model", "meter", "timing", *PRICE_COLUMNS, "summary")
@@ -623,4 +664,3 @@ class PriceAdmin(SimpleHistoryAdmin):
 
     def save_formset(self, request, form, formset, change):
         formset.save_with(services.price_tiers_save_in_transaction, price=form.instance)
-

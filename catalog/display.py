@@ -39,8 +39,14 @@ def entitlement_summary(row: Entitlement) -> str:
 
 def grant_summary(row: PlanCreditGrant) -> str:
     cadence = "every period" if row.cadence == PlanCreditGrant.Cadence.PER_PERIOD else "once at start"
-    rollover = "all unused roll over" if row.rollover_cap is None else (
-        "no rollover" if row.rollover_cap == 0 else f"rollover up to {format_decimal(row.rollover_cap)}"
+    rollover = (
+        "all unused roll over"
+        if row.rollover_cap is None
+        else ("no rollover" if row.rollover_cap == 0 else f"rollover up to {format_decimal(row.rollover_cap)}")
     )
-    expiry = "never expire by age" if row.expire_after_periods is None else f"expire after {row.expire_after_periods} period(s)"
+    expiry = (
+        "never expire by age"
+        if row.expire_after_periods is None
+        else f"expire after {row.expire_after_periods} period(s)"
+    )
     return f"{format_decimal(row.credits)} credits {cadence}; {rollover}; {expiry}; priority {row.priority}"

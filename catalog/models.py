@@ -35,7 +35,11 @@ class Feature(models.Model):
     name = models.CharField(max_length=200)
     type = models.CharField(max_length=10, choices=Type.choices)
     meter = models.ForeignKey(
-        "metering.Meter", null=True, blank=True, on_delete=models.PROTECT, related_name="features",
+        "metering.Meter",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="features",
         help_text="Metered features only: the meter that counts their usage.",
     )
     unit_name = models.CharField(max_length=50, blank=True, help_text="e.g. characters, minutes, seats")
@@ -86,7 +90,9 @@ class PlanVersion(models.Model):
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="versions")
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    effective_from = models.DateTimeField(help_text="UTC. Periods starting at or after this instant bill with this version.")
+    effective_from = models.DateTimeField(
+        help_text="UTC. Periods starting at or after this instant bill with this version."
+    )
     published_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -127,8 +133,12 @@ class Price(models.Model):
     model = models.CharField(max_length=10, choices=Model.choices)
     meter = models.ForeignKey("metering.Meter", null=True, blank=True, on_delete=models.PROTECT, related_name="prices")
     timing = models.CharField(max_length=10, choices=Timing.choices)
-    amount = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE, help_text="flat_fee: amount per period")
-    unit_amount = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE, help_text="per_unit: price of one unit")
+    amount = models.DecimalField(
+        **AMOUNT, null=True, blank=True, validators=NON_NEGATIVE, help_text="flat_fee: amount per period"
+    )
+    unit_amount = models.DecimalField(
+        **AMOUNT, null=True, blank=True, validators=NON_NEGATIVE, help_text="per_unit: price of one unit"
+    )
     package_size = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE)
     package_amount = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE)
     tier_mode = models.CharField(max_length=10, choices=TierMode.choices, blank=True)
@@ -151,7 +161,9 @@ class Tier(models.Model):
 
     price = models.ForeignKey(Price, on_delete=models.CASCADE, related_name="tiers")
     position = models.PositiveIntegerField(default=0)
-    up_to = models.DecimalField(**AMOUNT, null=True, blank=True, help_text="Last unit of this tier (inclusive); empty for the last tier.")
+    up_to = models.DecimalField(
+        **AMOUNT, null=True, blank=True, help_text="Last unit of this tier (inclusive); empty for the last tier."
+    )
     unit_amount = models.DecimalField(**AMOUNT, default=0, validators=NON_NEGATIVE)
     flat_amount = models.DecimalField(**AMOUNT, default=0, validators=NON_NEGATIVE)
     history = HistoricalRecords(get_user=history_user)
@@ -183,7 +195,13 @@ class Entitlement(models.Model):
     plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="entitlements")
     feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="entitlements")
     enabled = models.BooleanField(default=True)
-    limit = models.DecimalField(**AMOUNT, null=True, blank=True, validators=NON_NEGATIVE, help_text="Metered: usage limit per reset window; empty = unlimited.")
+    limit = models.DecimalField(
+        **AMOUNT,
+        null=True,
+        blank=True,
+        validators=NON_NEGATIVE,
+        help_text="Metered: usage limit per reset window; empty = unlimited.",
+    )
     reset = models.CharField(max_length=20, choices=Reset.choices, default=Reset.BILLING_PERIOD)
     soft = models.BooleanField(default=False, help_text="Soft limit: usage past it is allowed and flagged.")
     value = models.CharField(max_length=200, blank=True, help_text="Static features: the value, e.g. 192kbps or 3.")
@@ -209,13 +227,18 @@ class PlanCreditGrant(models.Model):
     credits = models.DecimalField(**AMOUNT, validators=NON_NEGATIVE)
     cadence = models.CharField(max_length=12, choices=Cadence.choices, default=Cadence.PER_PERIOD)
     rollover_cap = models.DecimalField(
-        **AMOUNT, null=True, blank=True, validators=NON_NEGATIVE,
+        **AMOUNT,
+        null=True,
+        blank=True,
+        validators=NON_NEGATIVE,
         help_text="Unused credits that may carry into the next period. Empty = all roll over; 0 = none.",
     )
     expire_after_periods = models.PositiveIntegerField(
         null=True, blank=True, help_text="Credits expire this many periods after their grant. Empty = never by age."
     )
-    forfeit_on_end = models.BooleanField(default=True, help_text="Unused credits are forfeited when the subscription ends.")
+    forfeit_on_end = models.BooleanField(
+        default=True, help_text="Unused credits are forfeited when the subscription ends."
+    )
     priority = models.PositiveIntegerField(default=10, help_text="Lower numbers are spent first.")
     history = HistoricalRecords(get_user=history_user)
 

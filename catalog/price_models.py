@@ -142,8 +142,10 @@ def tiers_parse(value: Any, path: str, errors: FieldErrors) -> list[pricing.Tier
         up_to = decimal_parse(row.get("up_to"), f"{here}.up_to", errors)
         unit = decimal_parse(row.get("unit_amount"), f"{here}.unit_amount", errors, required=True)
         flat = decimal_parse(row.get("flat_amount"), f"{here}.flat_amount", errors)
-        if unit is None or (row.get("up_to") not in (None, "") and up_to is None) or (
-            row.get("flat_amount") not in (None, "") and flat is None
+        if (
+            unit is None
+            or (row.get("up_to") not in (None, "") and up_to is None)
+            or (row.get("flat_amount") not in (None, "") and flat is None)
         ):
             ok = False
             continue
@@ -175,7 +177,11 @@ def tiers_text(tiers: Iterable[Any], currency: str) -> str:
         if tier.up_to is None:
             span = f"{start} and up" if not start.startswith("over") else start
         else:
-            span = f"{start}–{format_decimal(tier.up_to)}" if not start.startswith("over") else f"{start} to {format_decimal(tier.up_to)}"
+            span = (
+                f"{start}–{format_decimal(tier.up_to)}"
+                if not start.startswith("over")
+                else f"{start} to {format_decimal(tier.up_to)}"
+            )
         text = f"{span}: {format_money(tier.unit_amount, currency)}/unit"
         if tier.flat_amount:
             text += f" + {format_money(tier.flat_amount, currency)}"
@@ -198,16 +204,19 @@ def _money(name: str, *, positive: bool = False) -> _Parse:
 
 def _package_parse(data: Mapping[str, Any], prefix: str, errors: FieldErrors, partial: bool) -> dict[str, Any]:
     return {
-        "package_size": decimal_parse(data.get("package_size"), path_join(prefix, "package_size"), errors,
-                                      required=True, positive=True),
-        "package_amount": decimal_parse(data.get("package_amount"), path_join(prefix, "package_amount"), errors,
-                                        required=True),
+        "package_size": decimal_parse(
+            data.get("package_size"), path_join(prefix, "package_size"), errors, required=True, positive=True
+        ),
+        "package_amount": decimal_parse(
+            data.get("package_amount"), path_join(prefix, "package_amount"), errors, required=True
+        ),
     }
 
 
 def _tiered_parse(data: Mapping[str, Any], prefix: str, errors: FieldErrors, partial: bool) -> dict[str, Any]:
     terms: dict[str, Any] = {
-        "tier_mode": choice_parse(data.get("tier_mode"), path_join(prefix, "tier_mode"), errors, pricing.TIER_MODES) or ""
+        "tier_mode": choice_parse(data.get("tier_mode"), path_join(prefix, "tier_mode"), errors, pricing.TIER_MODES)
+        or ""
     }
     if partial and not data.get("tiers"):
         terms["tiers"] = None  # entered on the price's own page; publishing requires them
@@ -246,20 +255,29 @@ PRICE_MODELS: dict[str, PriceModel] = {
     model.key: model
     for model in (
         PriceModel(
-            key="flat_fee", label="Flat fee per period", fields=("amount",), usage=False,
+            key="flat_fee",
+            label="Flat fee per period",
+            fields=("amount",),
+            usage=False,
             parse=_money("amount"),
             price=lambda quantity, t: pricing.price_flat_fee(_required(t, "amount", "flat_fee")),
             summary=lambda t, currency, meter: f"{format_money(t.get('amount'), currency)} per period",
         ),
         PriceModel(
-            key="per_unit", label="Per unit", fields=("unit_amount",), usage=True,
+            key="per_unit",
+            label="Per unit",
+            fields=("unit_amount",),
+            usage=True,
             parse=_money("unit_amount"),
             price=lambda quantity, t: pricing.price_per_unit(quantity, _required(t, "unit_amount", "per_unit")),
             summary=lambda t, currency, meter: f"{format_money(t.get('unit_amount'), currency)} per unit{meter}",
             line_unit_amount=lambda t: t.get("unit_amount"),
         ),
         PriceModel(
-            key="package", label="Package", fields=("package_size", "package_amount"), usage=True,
+            key="package",
+            label="Package",
+            fields=("package_size", "package_amount"),
+            usage=True,
             parse=_package_parse,
             price=lambda quantity, t: pricing.price_package(
                 quantity, _required(t, "package_size", "package"), _required(t, "package_amount", "package")
@@ -270,8 +288,13 @@ PRICE_MODELS: dict[str, PriceModel] = {
             ),
         ),
         PriceModel(
-            key="tiered", label="Tiered", fields=("tier_mode", "tiers"), usage=True,
-            parse=_tiered_parse, price=_tiered_price, summary=_tiered_summary,
+            key="tiered",
+            label="Tiered",
+            fields=("tier_mode", "tiers"),
+            usage=True,
+            parse=_tiered_parse,
+            price=_tiered_price,
+            summary=_tiered_summary,
             included_units=_tiered_included_units,
         ),
     )

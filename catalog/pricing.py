@@ -256,8 +256,7 @@ def validate_tiers(tiers: Sequence[Tier]) -> None:
         if tier.up_to <= previous:
             raise PricingError(
                 "tiers",
-                f"tier {number}: up_to {_fmt(tier.up_to)} must be greater than tier {number - 1}'s "
-                f"{_fmt(previous)}",
+                f"tier {number}: up_to {_fmt(tier.up_to)} must be greater than tier {number - 1}'s {_fmt(previous)}",
             )
         previous = tier.up_to
 

@@ -33,7 +33,9 @@ def feature_get(*, key: str) -> Feature:
 
 
 def plan_list() -> QuerySet[Plan]:
-    return Plan.objects.prefetch_related(Prefetch("versions", queryset=PlanVersion.objects.order_by("number"))).order_by("key")
+    return Plan.objects.prefetch_related(
+        Prefetch("versions", queryset=PlanVersion.objects.order_by("number"))
+    ).order_by("key")
 
 
 def plan_get(*, key: str) -> Plan:

@@ -188,7 +188,9 @@ def price_validate(
     before = sum(len(v) for v in errs.items.values())
     model = choice_parse(data.get("model"), path_join(prefix, "model"), errs, list(PRICE_MODELS))
     meter_value = data.get("meter")
-    meter = meter_value if isinstance(meter_value, models.Model) else _meter(meter_value, path_join(prefix, "meter"), errs)
+    meter = (
+        meter_value if isinstance(meter_value, models.Model) else _meter(meter_value, path_join(prefix, "meter"), errs)
+    )
     spec = PriceSpec(name="", model=model or "", meter=meter, timing="")
     if model is not None:
         row = PRICE_MODELS[model]
@@ -197,13 +199,20 @@ def price_validate(
         if not row.usage and meter_value not in (None, ""):
             errs.add(path_join(prefix, "meter"), f"A {model.replace('_', ' ')} has no meter.")
         default_timing = Price.Timing.IN_ARREARS if row.usage else Price.Timing.IN_ADVANCE
-        spec.timing = choice_parse(data.get("timing"), path_join(prefix, "timing"), errs, Price.Timing.values, default=default_timing) or ""
+        spec.timing = (
+            choice_parse(
+                data.get("timing"), path_join(prefix, "timing"), errs, Price.Timing.values, default=default_timing
+            )
+            or ""
+        )
         for name in PRICE_FIELDS:
             if name not in row.fields and data.get(name) not in (None, "", [], ()):
                 errs.add(path_join(prefix, name), f"Does not apply to {model} prices.")
         spec.terms = row.parse(data, prefix, errs, partial)
     default_name = getattr(meter, "name", "") if meter is not None else "Flat fee"
-    spec.name = text_parse(data.get("name"), path_join(prefix, "name"), errs, required=False, max_length=200, default=default_name)
+    spec.name = text_parse(
+        data.get("name"), path_join(prefix, "name"), errs, required=False, max_length=200, default=default_name
+    )
     if own:
         errs.raise_if_any()
     after = sum(len(v) for v in errs.items.values())
@@ -232,7 +241,13 @@ def _entitlements(rows: list[Mapping[str, Any]], errors: FieldErrors) -> list[di
             seen.add(key)
         enabled = bool_parse(row.get("enabled"), f"{here}.enabled", errors, default=True)
         limit = decimal_parse(row.get("limit"), f"{here}.limit", errors)
-        reset = choice_parse(row.get("reset"), f"{here}.reset", errors, Entitlement.Reset.values, default=Entitlement.Reset.BILLING_PERIOD)
+        reset = choice_parse(
+            row.get("reset"),
+            f"{here}.reset",
+            errors,
+            Entitlement.Reset.values,
+            default=Entitlement.Reset.BILLING_PERIOD,
+        )
         soft = bool_parse(row.get("soft"), f"{here}.soft", errors, default=False)
         value = row.get("value")
         text = text_parse("" if value is None else value, f"{here}.value", errors, required=False, max_length=200)
@@ -241,7 +256,9 @@ def _entitlements(rows: list[Mapping[str, Any]], errors: FieldErrors) -> list[di
                 if limit is not None:
                     errors.add(f"{here}.limit", f"A limit applies to metered features only; '{key}' is {feature.type}.")
                 if soft:
-                    errors.add(f"{here}.soft", f"A soft limit applies to metered features only; '{key}' is {feature.type}.")
+                    errors.add(
+                        f"{here}.soft", f"A soft limit applies to metered features only; '{key}' is {feature.type}."
+                    )
             if feature.type != Feature.Type.STATIC and text:
                 errors.add(f"{here}.value", f"A value applies to static features only; '{key}' is {feature.type}.")
             if feature.type == Feature.Type.STATIC and enabled and not text:
@@ -268,14 +285,24 @@ def _grants(rows: list[Mapping[str, Any]], errors: FieldErrors) -> list[dict[str
         here = f"credit_grants[{index}]"
         result.append(
             {
-                "name": text_parse(row.get("name"), f"{here}.name", errors, required=False, max_length=200, default="Plan credits"),
+                "name": text_parse(
+                    row.get("name"), f"{here}.name", errors, required=False, max_length=200, default="Plan credits"
+                ),
                 "credits": decimal_parse(row.get("credits"), f"{here}.credits", errors, required=True, positive=True),
-                "cadence": choice_parse(row.get("cadence"), f"{here}.cadence", errors, PlanCreditGrant.Cadence.values,
-                                   default=PlanCreditGrant.Cadence.PER_PERIOD),
+                "cadence": choice_parse(
+                    row.get("cadence"),
+                    f"{here}.cadence",
+                    errors,
+                    PlanCreditGrant.Cadence.values,
+                    default=PlanCreditGrant.Cadence.PER_PERIOD,
+                ),
                 "rollover_cap": decimal_parse(row.get("rollover_cap"), f"{here}.rollover_cap", errors),
                 "expire_after_periods": _expire_after_periods_check(
-                    int_parse(row.get("expire_after_periods"), f"{here}.expire_after_periods", errors, default=None, minimum=1),
-                    f"{here}.expire_after_periods", errors,
+                    int_parse(
+                        row.get("expire_after_periods"), f"{here}.expire_after_periods", errors, default=None, minimum=1
+                    ),
+                    f"{here}.expire_after_periods",
+                    errors,
                 ),
                 "forfeit_on_end": bool_parse(row.get("forfeit_on_end"), f"{here}.forfeit_on_end", errors, default=True),
                 "priority": int_parse(row.get("priority"), f"{here}.priority", errors, default=10, minimum=0),
@@ -284,18 +311,25 @@ def _grants(rows: list[Mapping[str, Any]], errors: FieldErrors) -> list[dict[str
     return result
 
 
-
 def _grant_as_input(row: PlanCreditGrant) -> dict[str, Any]:
     return {
-        "name": row.name, "credits": row.credits, "cadence": row.cadence, "rollover_cap": row.rollover_cap,
-        "expire_after_periods": row.expire_after_periods, "forfeit_on_end": row.forfeit_on_end,
+        "name": row.name,
+        "credits": row.credits,
+        "cadence": row.cadence,
+        "rollover_cap": row.rollover_cap,
+        "expire_after_periods": row.expire_after_periods,
+        "forfeit_on_end": row.forfeit_on_end,
         "priority": row.priority,
     }
 
 
 def _entitlement_as_input(row: Entitlement) -> dict[str, Any]:
     return {
-        "feature": row.feature, "enabled": row.enabled, "limit": row.limit, "reset": row.reset, "soft": row.soft,
+        "feature": row.feature,
+        "enabled": row.enabled,
+        "limit": row.limit,
+        "reset": row.reset,
+        "soft": row.soft,
         "value": row.value,
     }
 
@@ -404,8 +438,14 @@ def feature_update(*, feature: Feature, data: Mapping[str, Any]) -> Feature:
     """
     _only(data, FEATURE_FIELDS)
     locked = Feature.objects.select_for_update(of=("self",)).select_related("meter").get(pk=feature.pk)
-    stored = {"key": locked.key, "name": locked.name, "type": locked.type, "meter": locked.meter,
-              "unit_name": locked.unit_name, "description": locked.description}
+    stored = {
+        "key": locked.key,
+        "name": locked.name,
+        "type": locked.type,
+        "meter": locked.meter,
+        "unit_name": locked.unit_name,
+        "description": locked.description,
+    }
     values = feature_validate({**stored, **data})
     for name, value in values.items():
         setattr(locked, name, value)
@@ -427,7 +467,9 @@ def plan_validate(data: Mapping[str, Any], *, errors: FieldErrors | None = None)
         "key": key_parse(data.get("key"), "key", errs),
         "name": text_parse(data.get("name"), "name", errs, required=True, max_length=200),
         "currency": currency,
-        "interval": choice_parse(data.get("interval"), "interval", errs, Plan.Interval.values, default=Plan.Interval.MONTH),
+        "interval": choice_parse(
+            data.get("interval"), "interval", errs, Plan.Interval.values, default=Plan.Interval.MONTH
+        ),
         "description": text_parse(data.get("description"), "description", errs, required=False, max_length=10_000),
     }
     if own:
@@ -473,7 +515,11 @@ def plan_update(*, plan: Plan, data: Mapping[str, Any]) -> Plan:
 
 def plan_version_assert_draft(version: PlanVersion) -> None:
     """Raise :class:`VersionPublished` (409) unless ``version`` is still a draft (as stored)."""
-    status = PlanVersion.objects.filter(pk=version.pk).values_list("status", flat=True).first() if version.pk else version.status
+    status = (
+        PlanVersion.objects.filter(pk=version.pk).values_list("status", flat=True).first()
+        if version.pk
+        else version.status
+    )
     if status == PlanVersion.Status.PUBLISHED or version.is_published:
         raise VersionPublished(
             f"{version.plan.key} v{version.number} is published and can never change; create a new draft from it instead."
@@ -497,8 +543,13 @@ def plan_version_next_number(*, plan: Plan) -> int:
 def _price_store(version: PlanVersion, spec: PriceSpec, *, position: int, row: Price | None = None) -> Price:
     """Insert a price (``row`` None) or change ``row`` in place; the columns its model does not use are emptied
     and its tiers follow ``spec`` (kept when not given; none for a model without tiers)."""
-    values: dict[str, Any] = {"name": spec.name, "model": spec.model, "meter": spec.meter, "timing": spec.timing,
-                              "position": position}
+    values: dict[str, Any] = {
+        "name": spec.name,
+        "model": spec.model,
+        "meter": spec.meter,
+        "timing": spec.timing,
+        "position": position,
+    }
     for column in PRICE_COLUMNS:
         value = spec.terms.get(column)
         values[column] = Price._meta.get_field(column).get_default() if value is None else value
@@ -576,8 +627,9 @@ def plan_version_create_in_transaction(
         published_at=now if publish else None,
         notes=notes,
     )
-    _store_children(version, [s for s in rows.prices or [] if s is not None], rows.entitlements or [],
-                    rows.credit_grants or [])
+    _store_children(
+        version, [s for s in rows.prices or [] if s is not None], rows.entitlements or [], rows.credit_grants or []
+    )
     return version
 
 
@@ -599,8 +651,13 @@ def plan_version_create(
     defaults to ``now`` and may be in the past.
     """
     return plan_version_create_in_transaction(
-        plan=plan, prices=prices, entitlements=entitlements, credit_grants=credit_grants, publish=publish,
-        effective_from=effective_from, now=now,
+        plan=plan,
+        prices=prices,
+        entitlements=entitlements,
+        credit_grants=credit_grants,
+        publish=publish,
+        effective_from=effective_from,
+        now=now,
     )
 
 
@@ -713,7 +770,9 @@ def _tier_input(data: Mapping[str, Any]) -> dict[str, Any]:
     return {"up_to": data.get("up_to"), "unit_amount": data.get("unit_amount"), "flat_amount": data.get("flat_amount")}
 
 
-def price_tiers_validate(*, price: Price, tiers: Sequence[Mapping[str, Any]], errors: FieldErrors | None = None) -> list[pricing.Tier]:
+def price_tiers_validate(
+    *, price: Price, tiers: Sequence[Mapping[str, Any]], errors: FieldErrors | None = None
+) -> list[pricing.Tier]:
     """Check a price's whole tier table (``{"up_to", "unit_amount", "flat_amount"}`` rows in order) as the API
     does: tiers rise and the last is unbounded (``catalog.pricing.validate_tiers``); only tiered prices have
     tiers. Errors are under ``tiers``; :class:`CatalogInvalid` unless ``errors`` is given."""
@@ -853,22 +912,42 @@ def plan_version_draft_from_in_transaction(
         price.save()
         Tier.objects.bulk_create(
             [
-                Tier(price=price, position=t.position, up_to=t.up_to, unit_amount=t.unit_amount, flat_amount=t.flat_amount)
+                Tier(
+                    price=price,
+                    position=t.position,
+                    up_to=t.up_to,
+                    unit_amount=t.unit_amount,
+                    flat_amount=t.flat_amount,
+                )
                 for t in tiers
             ]
         )
     Entitlement.objects.bulk_create(
         [
-            Entitlement(plan_version=draft, feature_id=e.feature_id, enabled=e.enabled, limit=e.limit, reset=e.reset,
-                        soft=e.soft, value=e.value)
+            Entitlement(
+                plan_version=draft,
+                feature_id=e.feature_id,
+                enabled=e.enabled,
+                limit=e.limit,
+                reset=e.reset,
+                soft=e.soft,
+                value=e.value,
+            )
             for e in source.entitlements.all()
         ]
     )
     PlanCreditGrant.objects.bulk_create(
         [
-            PlanCreditGrant(plan_version=draft, name=g.name, credits=g.credits, cadence=g.cadence,
-                            rollover_cap=g.rollover_cap, expire_after_periods=g.expire_after_periods,
-                            forfeit_on_end=g.forfeit_on_end, priority=g.priority)
+            PlanCreditGrant(
+                plan_version=draft,
+                name=g.name,
+                credits=g.credits,
+                cadence=g.cadence,
+                rollover_cap=g.rollover_cap,
+                expire_after_periods=g.expire_after_periods,
+                forfeit_on_end=g.forfeit_on_end,
+                priority=g.priority,
+            )
             for g in source.credit_grants.all()
         ]
     )
@@ -939,6 +1018,9 @@ def plan_version_update(
     A published version raises :class:`VersionPublished` (409), before any input is looked at.
     """
     return plan_version_update_in_transaction(
-        version=version, prices=prices, entitlements=entitlements, credit_grants=credit_grants,
+        version=version,
+        prices=prices,
+        entitlements=entitlements,
+        credit_grants=credit_grants,
         effective_from=effective_from,
     )

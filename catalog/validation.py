@@ -66,7 +66,9 @@ def path_join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def decimal_parse(value: Any, path: str, errors: FieldErrors, *, required: bool = False, positive: bool = False) -> Decimal | None:
+def decimal_parse(
+    value: Any, path: str, errors: FieldErrors, *, required: bool = False, positive: bool = False
+) -> Decimal | None:
     """Parse a non-negative decimal (``positive``: > 0) that fits the 28/12 columns; ``None`` when absent/null
     and not required. The grammar is the API's one (``core.numbers``): ASCII decimal text, a JSON integer or a
     ``Decimal`` from Python callers; ``""``, a JSON float, ``"1e3"``, ``" 5"`` or other digits are refused,
@@ -82,7 +84,9 @@ def decimal_parse(value: Any, path: str, errors: FieldErrors, *, required: bool 
         return None
 
 
-def choice_parse(value: Any, path: str, errors: FieldErrors, choices: Sequence[str], *, default: str | None = None) -> str | None:
+def choice_parse(
+    value: Any, path: str, errors: FieldErrors, choices: Sequence[str], *, default: str | None = None
+) -> str | None:
     if value is None or value == "":
         if default is None:
             errors.add(path, "This field is required.")
@@ -114,7 +118,9 @@ def int_parse(value: Any, path: str, errors: FieldErrors, *, default: int | None
         return default
 
 
-def text_parse(value: Any, path: str, errors: FieldErrors, *, required: bool, max_length: int, default: str = "") -> str:
+def text_parse(
+    value: Any, path: str, errors: FieldErrors, *, required: bool, max_length: int, default: str = ""
+) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             errors.add(path, "This field is required.")
@@ -151,7 +157,6 @@ def key_parse(value: Any, path: str, errors: FieldErrors) -> str:
     if key and not models.SlugField.default_validators[0].regex.match(key):
         errors.add(path, "Letters, digits, hyphens and underscores only.")
     return key
-
 
 
 def datetime_parse(value: Any, path: str, errors: FieldErrors, *, default: datetime) -> datetime:

@@ -51,9 +51,11 @@ class ReadOnlyAdminMixin:
 
 
 class ApiKeyAddForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="Who or what uses the key, e.g. \"ingest service\".")
+    name = forms.CharField(max_length=100, help_text='Who or what uses the key, e.g. "ingest service".')
     scopes = forms.MultipleChoiceField(
-        choices=ApiKey.Scope.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=ApiKey.Scope.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every scope.",
     )
 
@@ -78,8 +80,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = ApiKeyAddForm(request.POST or None)
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Add API key", "form": form,
-                   **(extra_context or {})}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Add API key",
+            "form": form,
+            **(extra_context or {}),
+        }
         if request.method == "POST" and form.is_valid():
             key, raw = api_key_create(name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"] or None)
             self.log_addition(request, key, "Created")
@@ -106,7 +113,6 @@ class ApiAuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("method", "status_code")
     search_fields = ("path", "object_ref", "api_key__name")
     list_select_related = ("api_key",)
-
 
 
 class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):

@@ -72,8 +72,10 @@ class Pagination(LimitOffsetPagination):
     max_limit = 1000
 
     def get_limit(self, request) -> int:
-        return min(_page_param(request, self.limit_query_param, minimum=1, maximum=9_999_999_999,
-                               default=self.default_limit), self.max_limit)
+        return min(
+            _page_param(request, self.limit_query_param, minimum=1, maximum=9_999_999_999, default=self.default_limit),
+            self.max_limit,
+        )
 
     def get_offset(self, request) -> int:
         return _page_param(request, self.offset_query_param, minimum=0, maximum=MAX_OFFSET, default=0)
@@ -118,7 +120,8 @@ def exception_handler(exc, context):
         if path:
             return Response({path: ["NUL characters (\\u0000) are not allowed."]}, status=status.HTTP_400_BAD_REQUEST)
         return Response(
-            {"detail": "A value is out of range or not storable.", "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST
+            {"detail": "A value is out of range or not storable.", "code": "invalid"},
+            status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, Http404):
         return Response({"detail": "Not found.", "code": "not_found"}, status=status.HTTP_404_NOT_FOUND)
@@ -131,9 +134,9 @@ def exception_handler(exc, context):
 # --- OpenAPI declarations shared by the apps' views --------------------------------------------------------
 
 _ERROR_TEXT = {
-    400: "Invalid input: a JSON object naming each bad field with its messages (`{\"field\": [\"why\"]}`).",
-    404: "Unknown object (`{\"detail\", \"code\": \"not_found\"}`).",
-    409: "Not allowed in the object's current state (`{\"detail\", \"code\"}`).",
+    400: 'Invalid input: a JSON object naming each bad field with its messages (`{"field": ["why"]}`).',
+    404: 'Unknown object (`{"detail", "code": "not_found"}`).',
+    409: 'Not allowed in the object\'s current state (`{"detail", "code"}`).',
 }
 
 

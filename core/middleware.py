@@ -98,7 +98,8 @@ class AdminGuardMiddleware:
             return HttpResponse(
                 "This page asked the database for more than it may in one request and was stopped. "
                 "Narrow the search or the filters and try again.",
-                status=503, content_type="text/plain",
+                status=503,
+                content_type="text/plain",
             )
         return None
 

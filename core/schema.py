@@ -34,8 +34,11 @@ class ExactDecimalFieldSchema(OpenApiSerializerFieldExtension):
             "type": "string",
             "format": "decimal",
             "pattern": decimal_pattern(
-                integer_digits=integer_digits, decimal_places=field.decimal_places, signed=False,
-                at_most=field.at_most, dialect="ecma",
+                integer_digits=integer_digits,
+                decimal_places=field.decimal_places,
+                signed=False,
+                at_most=field.at_most,
+                dialect="ecma",
             ),
         }
         if field.positive:
@@ -83,8 +86,9 @@ class EventPropertiesSchema(OpenApiSerializerFieldExtension):
             ],
         }
         auto_schema.registry.register_on_missing(
-            ResolvedComponent(name="EventPropertyValue", type=ResolvedComponent.SCHEMA, schema=value,
-                              object="EventPropertyValue")
+            ResolvedComponent(
+                name="EventPropertyValue", type=ResolvedComponent.SCHEMA, schema=value, object="EventPropertyValue"
+            )
         )
         return {"type": "object", "additionalProperties": ref}
 
@@ -117,12 +121,13 @@ class AutoSchema(BaseAutoSchema):
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "query" and parameter.get("name") in PAGE_PARAMETERS:
                     parameter["schema"] = dict(PAGE_PARAMETERS[parameter["name"]])
-                    responses.setdefault("400", {"description": BAD_PAGE,
-                                                 "content": {"application/json": {"schema": ERROR_SCHEMA}}})
+                    responses.setdefault(
+                        "400", {"description": BAD_PAGE, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+                    )
             if "requestBody" in operation:
                 responses.setdefault(
-                    "415", {"description": UNSUPPORTED_MEDIA_TYPE,
-                            "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+                    "415",
+                    {"description": UNSUPPORTED_MEDIA_TYPE, "content": {"application/json": {"schema": ERROR_SCHEMA}}},
                 )
             for code, text in COMMON_ERRORS.items():
                 responses.setdefault(
@@ -137,7 +142,7 @@ PAGE_PARAMETERS = {
     "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
 }
 UNSUPPORTED_MEDIA_TYPE = "The body is not `application/json`."
-BAD_PAGE = "`limit` or `offset` is not a whole number in its range (`{\"offset\": [\"why\"]}`)."
+BAD_PAGE = '`limit` or `offset` is not a whole number in its range (`{"offset": ["why"]}`).'
 ERROR_SCHEMA = {
     "type": "object",
     "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},

@@ -188,7 +188,15 @@ class SubscriptionInline(admin.TabularInline):
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerAdminForm
-    list_display = ("external_id", "name", "email", "currency", "tax_rates_display", "active_subscriptions", "created_at")
+    list_display = (
+        "external_id",
+        "name",
+        "email",
+        "currency",
+        "tax_rates_display",
+        "active_subscriptions",
+        "created_at",
+    )
     list_filter = ("currency", "tax_rates")
     search_fields = ("external_id", "name", "email")
     list_select_related = ()
@@ -258,22 +266,28 @@ class SubscriptionAddForm(forms.Form):
     customer = forms.ModelChoiceField(queryset=Customer.objects.order_by("external_id"))
     plan = forms.ModelChoiceField(queryset=Plan.objects.order_by("key"))
     start_at = forms.DateTimeField(
-        required=False, validators=[validate_instant],
+        required=False,
+        validators=[validate_instant],
         help_text="UTC, e.g. 2026-01-15 00:00. Empty = now. May be in the past (only the first period is billed "
-                  "now; billing runs bill the later ones), not before the plan's first published version.",
+        "now; billing runs bill the later ones), not before the plan's first published version.",
     )
     billing = forms.ChoiceField(choices=Subscription.Billing.choices, initial=Subscription.Billing.CALENDAR)
     pinned_version = forms.ModelChoiceField(
         queryset=PlanVersion.objects.filter(status=PlanVersion.Status.PUBLISHED).select_related("plan"),
-        required=False, help_text="Optional: bill every period with this version (grandfathered).",
+        required=False,
+        help_text="Optional: bill every period with this version (grandfathered).",
     )
 
 
 class CancelForm(forms.Form):
     at = forms.ChoiceField(
-        choices=[("period_end", "At the end of the current period (stays active until then)"),
-                 ("now", "Now (ends at once; the part of the period that ran is billed)")],
-        widget=forms.RadioSelect, initial="period_end", label="When",
+        choices=[
+            ("period_end", "At the end of the current period (stays active until then)"),
+            ("now", "Now (ends at once; the part of the period that ran is billed)"),
+        ],
+        widget=forms.RadioSelect,
+        initial="period_end",
+        label="When",
     )
 
 
@@ -286,8 +300,18 @@ class SubscriptionAdmin(admin.ModelAdmin):
     date_hierarchy = "start_at"
     actions = ["cancel_subscriptions"]
     fields = (
-        "customer", "plan", "version_number", "pinned_version", "billing", "start_at", "status_display",
-        "current_period", "canceled_at", "ended_at", "cancel_link", "periods_table",
+        "customer",
+        "plan",
+        "version_number",
+        "pinned_version",
+        "billing",
+        "start_at",
+        "status_display",
+        "current_period",
+        "canceled_at",
+        "ended_at",
+        "cancel_link",
+        "periods_table",
     )
     readonly_fields = fields
 
@@ -338,7 +362,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    _when(r.start), _when(r.end), r.days,
+                    _when(r.start),
+                    _when(r.end),
+                    r.days,
                     f"v{r.plan_version.number}" if r.plan_version else "—",
                     "current" if r.is_current else (f"ended {_when(r.ended_at)}" if r.ended_at else "past"),
                 )
@@ -364,15 +390,20 @@ class SubscriptionAdmin(admin.ModelAdmin):
             now = timezone.now()
             try:
                 subscription = subscription_start(
-                    customer=data["customer"], plan=data["plan"], start_at=data["start_at"] or now,
-                    billing=data["billing"], pinned_version=data["pinned_version"], now=now,
+                    customer=data["customer"],
+                    plan=data["plan"],
+                    start_at=data["start_at"] or now,
+                    billing=data["billing"],
+                    pinned_version=data["pinned_version"],
+                    now=now,
                 )
             except BillingError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
                 self.log_addition(request, subscription, "Created (first period started)")
                 later = (
-                    " The periods after it are billed by the next billing run." if subscription.current_period_end <= now
+                    " The periods after it are billed by the next billing run."
+                    if subscription.current_period_end <= now
                     else ""
                 )
                 self.message_user(
@@ -385,8 +416,11 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(reverse("admin:customers_subscription_change", args=[subscription.pk]))
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.opts, "form": form, "title": "Add subscription",
-            "media": self.media + form.media, **(extra_context or {}),
+            "opts": self.opts,
+            "form": form,
+            "title": "Add subscription",
+            "media": self.media + form.media,
+            **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/customers/subscription/add.html", context)
 
@@ -394,8 +428,11 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def get_urls(self):
         urls = super().get_urls()
         custom = [
-            path("<path:object_id>/cancel/", self.admin_site.admin_view(self.cancel_view),
-                 name="customers_subscription_cancel"),
+            path(
+                "<path:object_id>/cancel/",
+                self.admin_site.admin_view(self.cancel_view),
+                name="customers_subscription_cancel",
+            ),
         ]
         return custom + urls
 
@@ -425,7 +462,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
                     failed.append(f"#{subscription.pk}: {exc.message}")
                     continue
                 done += 1
-                self.log_change(request, subscription, "Canceled at period end" if at == "period_end" else "Canceled now")
+                self.log_change(
+                    request, subscription, "Canceled at period end" if at == "period_end" else "Canceled now"
+                )
             if done:
                 when = "at the end of their current period" if at == "period_end" else "now"
                 self.message_user(request, f"Canceled {done} subscription(s) {when}.", messages.SUCCESS)

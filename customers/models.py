@@ -14,7 +14,9 @@ class TaxRate(models.Model):
     code = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=200)
     percentage = models.DecimalField(
-        max_digits=7, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(100)],
+        max_digits=7,
+        decimal_places=4,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
         help_text="e.g. 20 for 20%",
     )
     history = HistoricalRecords(get_user=history_user)
@@ -64,11 +66,17 @@ class Subscription(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
     plan = models.ForeignKey("catalog.Plan", on_delete=models.PROTECT, related_name="subscriptions")
     pinned_version = models.ForeignKey(
-        "catalog.PlanVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="pinned_subscriptions",
+        "catalog.PlanVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="pinned_subscriptions",
         help_text="Grandfathered: bill every period with this version.",
     )
     plan_version = models.ForeignKey(
-        "catalog.PlanVersion", on_delete=models.PROTECT, related_name="subscriptions",
+        "catalog.PlanVersion",
+        on_delete=models.PROTECT,
+        related_name="subscriptions",
         help_text="The version billing the current period.",
     )
     billing = models.CharField(max_length=12, choices=Billing.choices, default=Billing.CALENDAR)
@@ -89,7 +97,8 @@ class Subscription(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                name="subscription_period_order", condition=models.Q(current_period_start__lt=models.F("current_period_end"))
+                name="subscription_period_order",
+                condition=models.Q(current_period_start__lt=models.F("current_period_end")),
             ),
         ]
 

@@ -223,15 +223,11 @@ def next_period(billing: str, anchor: datetime, interval: str, period: Period) -
     """
     following = period_containing(billing, anchor, interval, period.end)
     if following.start != period.end:
-        raise ValueError(
-            f"{period.end.isoformat()} is not a period boundary of this {billing} {interval}ly schedule"
-        )
+        raise ValueError(f"{period.end.isoformat()} is not a period boundary of this {billing} {interval}ly schedule")
     return following
 
 
-def periods_between(
-    billing: str, anchor: datetime, interval: str, start: datetime, end: datetime
-) -> list[Period]:
+def periods_between(billing: str, anchor: datetime, interval: str, start: datetime, end: datetime) -> list[Period]:
     """All periods of the schedule that overlap ``[start, end)``, in order.
 
     A period overlaps when ``period.start < end and start < period.end``. Nothing exists before the

@@ -92,13 +92,20 @@ def subscription_periods(*, subscription: Subscription, until: datetime) -> list
     interval = subscription.plan.interval
     last_end = subscription.current_period_end
     end = min(until, last_end)
-    schedule = periods.periods_between(subscription.billing, subscription.start_at, interval, subscription.start_at, end)
+    schedule = periods.periods_between(
+        subscription.billing, subscription.start_at, interval, subscription.start_at, end
+    )
     ended = subscription.status == Subscription.Status.ENDED
     current_start = subscription.current_period_start
     pinned = subscription.pinned_version if subscription.pinned_version_id else None
-    versions = [] if pinned else list(
-        PlanVersion.objects.filter(plan_id=subscription.plan_id, status=PlanVersion.Status.PUBLISHED)
-        .order_by("-effective_from", "-number")
+    versions = (
+        []
+        if pinned
+        else list(
+            PlanVersion.objects.filter(plan_id=subscription.plan_id, status=PlanVersion.Status.PUBLISHED).order_by(
+                "-effective_from", "-number"
+            )
+        )
     )
 
     def version_at(at: datetime) -> PlanVersion | None:
@@ -113,8 +120,9 @@ def subscription_periods(*, subscription: Subscription, until: datetime) -> list
                 end=period.end,
                 plan_version=subscription.plan_version if is_row_period else version_at(period.start),
                 is_current=is_row_period and not ended,
-                ended_at=subscription.ended_at if (ended and is_row_period and subscription.ended_at
-                                                   and subscription.ended_at < period.end) else None,
+                ended_at=subscription.ended_at
+                if (ended and is_row_period and subscription.ended_at and subscription.ended_at < period.end)
+                else None,
             )
         )
     return rows

@@ -95,19 +95,33 @@ def customer_create_in_transaction(
     invoice_grace_days: int = 0,
 ) -> Customer:
     """:func:`customer_create` inside the caller's transaction (the admin's)."""
-    rates = customer_check(customer=None, data={
-        "currency": currency, "tax_rates": tax_rates,
-        "net_payment_terms": net_payment_terms, "invoice_grace_days": invoice_grace_days,
-    }) or []
+    rates = (
+        customer_check(
+            customer=None,
+            data={
+                "currency": currency,
+                "tax_rates": tax_rates,
+                "net_payment_terms": net_payment_terms,
+                "invoice_grace_days": invoice_grace_days,
+            },
+        )
+        or []
+    )
     customer = Customer(
-        external_id=external_id, name=name, email=email, currency=currency,
-        net_payment_terms=net_payment_terms, invoice_grace_days=invoice_grace_days,
+        external_id=external_id,
+        name=name,
+        email=email,
+        currency=currency,
+        net_payment_terms=net_payment_terms,
+        invoice_grace_days=invoice_grace_days,
     )
     try:
         with transaction.atomic():
             customer.save()
     except IntegrityError:
-        raise ValidationFailed(f"A customer with external id '{external_id}' already exists.", field="external_id") from None
+        raise ValidationFailed(
+            f"A customer with external id '{external_id}' already exists.", field="external_id"
+        ) from None
     customer.tax_rates.set(rates)
     return customer
 
@@ -130,8 +144,13 @@ def customer_create(
     not a pre-check).
     """
     return customer_create_in_transaction(
-        external_id=external_id, name=name, currency=currency, email=email, tax_rates=tax_rates,
-        net_payment_terms=net_payment_terms, invoice_grace_days=invoice_grace_days,
+        external_id=external_id,
+        name=name,
+        currency=currency,
+        email=email,
+        tax_rates=tax_rates,
+        net_payment_terms=net_payment_terms,
+        invoice_grace_days=invoice_grace_days,
     )
 
 
@@ -225,14 +244,21 @@ def subscription_row_create(
         raise ValidationFailed("The pinned version must be a published version of this plan.", field="pinned_version")
     first = periods.first_period(billing, start_at, plan.interval)
     subscription = Subscription(
-        customer=customer, plan=plan, pinned_version=pinned_version, billing=billing, start_at=start_at,
-        current_period_start=first.start, current_period_end=first.end,
+        customer=customer,
+        plan=plan,
+        pinned_version=pinned_version,
+        billing=billing,
+        start_at=start_at,
+        current_period_start=first.start,
+        current_period_end=first.end,
     )
     version = subscription_version_for(subscription=subscription, period_start=first.start)
     if version is None:
         earliest = (
             PlanVersion.objects.filter(plan=plan, status=PlanVersion.Status.PUBLISHED)
-            .order_by("effective_from").values_list("effective_from", flat=True).first()
+            .order_by("effective_from")
+            .values_list("effective_from", flat=True)
+            .first()
         )
         if earliest is None:
             raise ValidationFailed("The plan has no published version.", field="plan")
@@ -328,9 +354,11 @@ def subscription_row_advance(*, subscription: Subscription, now: datetime) -> Su
     """
     locked = _lock(subscription)
     _advance_row(locked, now=now, next_version=None, history=True)
-    fields = ["status", "ended_at"] if locked.status == Subscription.Status.ENDED else [
-        "current_period_start", "current_period_end", "plan_version"
-    ]
+    fields = (
+        ["status", "ended_at"]
+        if locked.status == Subscription.Status.ENDED
+        else ["current_period_start", "current_period_end", "plan_version"]
+    )
     return _copied(subscription, locked, fields)
 
 

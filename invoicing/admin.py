@@ -55,7 +55,8 @@ def line_explanation(details: dict, currency: str, *, facts: bool = True) -> str
         cell = "<td class='num'>{}</td>"
         columns = ("range", "units", "unit_amount", *(("flat_amount",) if flat else ()), "amount")
         rows = format_html_join(
-            "", "<tr><td>{}</td>" + cell * len(columns) + "</tr>",
+            "",
+            "<tr><td>{}</td>" + cell * len(columns) + "</tr>",
             ((p["tier"], *(p[c] for c in columns)) for p in pieces),
         )
         titles = [t for t in ("Tier", "Range", "Units", "Unit price", "Flat", "Amount") if flat or t != "Flat"]
@@ -77,8 +78,11 @@ def line_summary(line: InvoiceLine) -> str:
     proration = (line.details or {}).get("proration")
     if proration and proration.get("text"):
         facts.append(format_html("{}", proration["text"]))
-    return format_html("<div>{}</div><div class='line-facts'>{}</div>", line.description,
-                       format_html_join(" · ", "{}", ((f,) for f in facts)))
+    return format_html(
+        "<div>{}</div><div class='line-facts'>{}</div>",
+        line.description,
+        format_html_join(" · ", "{}", ((f,) for f in facts)),
+    )
 
 
 class InvoiceLineInline(admin.TabularInline):
@@ -140,7 +144,13 @@ class CreditNoteForm(forms.Form):
 class InvoiceAdmin(admin.ModelAdmin):
     show_full_result_count = False  # a large table: a search counts its matches only
     list_display = (  # credits applied and the issue date: on the invoice's page
-        "number_display", "billed_to", "status", "period_display", "total_display", "amount_due_display", "due_at",
+        "number_display",
+        "billed_to",
+        "status",
+        "period_display",
+        "total_display",
+        "amount_due_display",
+        "due_at",
     )
     list_filter = ("status", ("period_start", admin.DateFieldListFilter), "customer__currency", "kind", "reason")
     search_fields = ("number", "customer__external_id", "customer__name", "bill_to_name")
@@ -151,10 +161,39 @@ class InvoiceAdmin(admin.ModelAdmin):
     change_list_template = "admin/invoicing/invoice/change_list.html"
     change_form_template = "admin/invoicing/invoice/change_form.html"
     fieldsets = (
-        (None, {"fields": ("number", "status", "kind", "reason", "bill_to_block", "subscription", "currency", "pdf_link")}),
-        ("Period and dates (UTC)", {"fields": ("period_start", "period_end", "billing_boundary_at", "issued_at", "due_at", "finalize_after", "paid_at", "voided_at")}),
-        ("Totals", {"fields": ("subtotal_display", "tax_display_block", "total_display", "credits_display",
-                               "credit_notes_display", "amount_paid_display", "amount_due_display")}),
+        (
+            None,
+            {"fields": ("number", "status", "kind", "reason", "bill_to_block", "subscription", "currency", "pdf_link")},
+        ),
+        (
+            "Period and dates (UTC)",
+            {
+                "fields": (
+                    "period_start",
+                    "period_end",
+                    "billing_boundary_at",
+                    "issued_at",
+                    "due_at",
+                    "finalize_after",
+                    "paid_at",
+                    "voided_at",
+                )
+            },
+        ),
+        (
+            "Totals",
+            {
+                "fields": (
+                    "subtotal_display",
+                    "tax_display_block",
+                    "total_display",
+                    "credits_display",
+                    "credit_notes_display",
+                    "amount_paid_display",
+                    "amount_due_display",
+                )
+            },
+        ),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -194,10 +233,12 @@ class InvoiceAdmin(admin.ModelAdmin):
         email = format_html("<br>{}", bill_to.email) if bill_to.email else ""
         note = (
             "The customer as it is now; copied onto the invoice when it is finalized."
-            if obj.status == Invoice.Status.DRAFT else "As at finalization: later edits of the customer do not change it."
+            if obj.status == Invoice.Status.DRAFT
+            else "As at finalization: later edits of the customer do not change it."
         )
-        return format_html('<a href="{}">{} ({})</a>{}<div class="help">{}</div>', url, bill_to.name,
-                           bill_to.external_id, email, note)
+        return format_html(
+            '<a href="{}">{} ({})</a>{}<div class="help">{}</div>', url, bill_to.name, bill_to.external_id, email, note
+        )
 
     @admin.display(description="Period", ordering="period_start")
     def period_display(self, obj):
@@ -233,22 +274,36 @@ class InvoiceAdmin(admin.ModelAdmin):
         if not obj.tax_breakdown:
             return format_money(obj.tax, obj.currency)
         return format_html_join(
-            "", "<div>{} ({}%) on {}: {}</div>",
-            ((t["code"], t["percentage"], format_money(Decimal(t["taxable"]), obj.currency),
-              format_money(Decimal(t["amount"]), obj.currency)) for t in obj.tax_breakdown),
+            "",
+            "<div>{} ({}%) on {}: {}</div>",
+            (
+                (
+                    t["code"],
+                    t["percentage"],
+                    format_money(Decimal(t["taxable"]), obj.currency),
+                    format_money(Decimal(t["amount"]), obj.currency),
+                )
+                for t in obj.tax_breakdown
+            ),
         )
 
     @admin.display(description="PDF")
     def pdf_link(self, obj):
         if not obj.pk:
             return "—"
-        return format_html('<a class="button" href="{}">Download PDF</a>', reverse("admin:invoicing_invoice_pdf", args=[obj.pk]))
+        return format_html(
+            '<a class="button" href="{}">Download PDF</a>', reverse("admin:invoicing_invoice_pdf", args=[obj.pk])
+        )
 
     # ---- extra views -----------------------------------------------------------------------------
     def get_urls(self):
         return [
             path("<int:invoice_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoicing_invoice_pdf"),
-            path("upcoming/<int:customer_id>/", self.admin_site.admin_view(self.upcoming_view), name="invoicing_invoice_upcoming"),
+            path(
+                "upcoming/<int:customer_id>/",
+                self.admin_site.admin_view(self.upcoming_view),
+                name="invoicing_invoice_upcoming",
+            ),
             *super().get_urls(),
         ]
 
@@ -266,11 +321,18 @@ class InvoiceAdmin(admin.ModelAdmin):
         customer = get_object_or_404(Customer, pk=customer_id)
         preview = upcoming_invoice_preview(customer=customer, now=timezone.now())
         context = {
-            **self.admin_site.each_context(request), **invoice_context(preview), "opts": self.model._meta,
-            "title": f"Upcoming invoice for {customer}", "preview_lines": [
-                {"line": line, "why": line_explanation(line.details, preview.currency),
-                 "period": period_label_of(line),
-                 "amount": format_money(line.amount, preview.currency), "quantity": format_decimal(line.quantity)}
+            **self.admin_site.each_context(request),
+            **invoice_context(preview),
+            "opts": self.model._meta,
+            "title": f"Upcoming invoice for {customer}",
+            "preview_lines": [
+                {
+                    "line": line,
+                    "why": line_explanation(line.details, preview.currency),
+                    "period": period_label_of(line),
+                    "amount": format_money(line.amount, preview.currency),
+                    "quantity": format_decimal(line.quantity),
+                }
                 for line in preview.lines
             ],
         }
@@ -281,13 +343,19 @@ class InvoiceAdmin(admin.ModelAdmin):
         cl = getattr(response, "context_data", {}).get("cl")  # a redirect (after an action) has no context
         if cl is not None:
             rows = (
-                cl.queryset.order_by().values("currency")
+                cl.queryset.order_by()
+                .values("currency")
                 .annotate(n=Count("id"), total=Sum("total"), due=Sum("amount_due"), paid=Sum("amount_paid"))
                 .order_by("currency")
             )
             response.context_data["invoice_totals"] = [
-                {"currency": r["currency"], "count": r["n"], "total": format_money(r["total"], r["currency"]),
-                 "due": format_money(r["due"], r["currency"]), "paid": format_money(r["paid"], r["currency"])}
+                {
+                    "currency": r["currency"],
+                    "count": r["n"],
+                    "total": format_money(r["total"], r["currency"]),
+                    "due": format_money(r["due"], r["currency"]),
+                    "paid": format_money(r["paid"], r["currency"]),
+                }
                 for r in rows
             ]
         return response
@@ -295,11 +363,19 @@ class InvoiceAdmin(admin.ModelAdmin):
     # ---- actions ---------------------------------------------------------------------------------
     def _confirm(self, request, queryset, *, action, title, explanation, form=None):
         context = {
-            **self.admin_site.each_context(request), "title": title, "explanation": explanation,
-            "queryset": queryset, "action": action, "form": form, "opts": self.model._meta,
+            **self.admin_site.each_context(request),
+            "title": title,
+            "explanation": explanation,
+            "queryset": queryset,
+            "action": action,
+            "form": form,
+            "opts": self.model._meta,
             "rows": [
-                {"invoice": inv, "total": format_money(inv.total, inv.currency),
-                 "due": format_money(inv.amount_due, inv.currency)}
+                {
+                    "invoice": inv,
+                    "total": format_money(inv.total, inv.currency),
+                    "due": format_money(inv.amount_due, inv.currency),
+                }
                 for inv in queryset.select_related("customer")
             ],
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
@@ -329,7 +405,11 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Recalculate selected drafts from events", permissions=["change"])
     def recalculate_action(self, request, queryset):
         return self._simple_action(
-            request, queryset, action="recalculate_action", verb="recalculated", title="Recalculate drafts",
+            request,
+            queryset,
+            action="recalculate_action",
+            verb="recalculated",
+            title="Recalculate drafts",
             explanation="Each draft's lines are rebuilt from the events stored now. Finalized invoices are refused.",
             service=invoice_recalculate,
         )
@@ -337,7 +417,11 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Finalize selected drafts (assigns numbers)", permissions=["finalize"])
     def finalize_action(self, request, queryset):
         return self._simple_action(
-            request, queryset, action="finalize_action", verb="finalized", title="Finalize invoices",
+            request,
+            queryset,
+            action="finalize_action",
+            verb="finalized",
+            title="Finalize invoices",
             explanation="Finalizing assigns the next invoice number and makes the invoice unchangeable. This cannot be undone.",
             service=invoice_finalize,
         )
@@ -345,7 +429,11 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Void selected unpaid invoices", permissions=["finalize"])
     def void_action(self, request, queryset):
         return self._simple_action(
-            request, queryset, action="void_action", verb="voided", title="Void invoices",
+            request,
+            queryset,
+            action="void_action",
+            verb="voided",
+            title="Void invoices",
             explanation="Voiding cancels what a finalized, unpaid invoice asks for. This cannot be undone.",
             service=invoice_void,
         )
@@ -363,22 +451,36 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Record an offline payment", permissions=["change"])
     def record_payment_action(self, request, queryset):
         return self._form_action(
-            request, queryset, action="record_payment_action", form_class=PaymentForm, title="Record a payment",
+            request,
+            queryset,
+            action="record_payment_action",
+            form_class=PaymentForm,
+            title="Record a payment",
             # The usual case is a payment of everything still due: offered, and editable for a partial one.
             initial={"amount": _due_in_minor_units(queryset.first())},
             explanation="Record money received outside the system (bank transfer, cheque). Partial payments are allowed.",
             verb="paid",
-            call=lambda inv, data: payment_record(invoice=inv, amount=data["amount"], reference=data["reference"], now=timezone.now()),
+            call=lambda inv, data: payment_record(
+                invoice=inv, amount=data["amount"], reference=data["reference"], now=timezone.now()
+            ),
         )
 
     @admin.action(description="Issue a credit note", permissions=["finalize"])
     def credit_note_action(self, request, queryset):
         return self._form_action(
-            request, queryset, action="credit_note_action", form_class=CreditNoteForm, title="Issue a credit note",
+            request,
+            queryset,
+            action="credit_note_action",
+            form_class=CreditNoteForm,
+            title="Issue a credit note",
             explanation="A numbered credit note reduces what the invoice owes, or refunds credits to the wallet. This cannot be undone.",
             verb="credited",
             call=lambda inv, data: credit_note_issue(
-                invoice=inv, amount=data["amount"], reason=data["reason"], refund_to=data["refund_to"], now=timezone.now()
+                invoice=inv,
+                amount=data["amount"],
+                reason=data["reason"],
+                refund_to=data["refund_to"],
+                now=timezone.now(),
             ),
         )
 

@@ -80,7 +80,8 @@ class Invoice(models.Model):
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.DRAFT)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SUBSCRIPTION)
     reason = models.CharField(
-        max_length=16, choices=Reason.choices,
+        max_length=16,
+        choices=Reason.choices,
         help_text="Why it was issued: a subscription's start, a period's end, an immediate cancellation, a credit purchase...",
     )
     customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="invoices")
@@ -94,7 +95,9 @@ class Invoice(models.Model):
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
     issued_at = models.DateTimeField(null=True, blank=True)
-    finalize_after = models.DateTimeField(null=True, blank=True, help_text="Drafts are finalized by the first run at or after this instant.")
+    finalize_after = models.DateTimeField(
+        null=True, blank=True, help_text="Drafts are finalized by the first run at or after this instant."
+    )
     finalized_at = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -121,7 +124,8 @@ class Invoice(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["subscription", "billing_boundary_at"], name="invoice_unique_subscription_boundary",
+                fields=["subscription", "billing_boundary_at"],
+                name="invoice_unique_subscription_boundary",
                 condition=Q(subscription__isnull=False, billing_boundary_at__isnull=False),
             ),
             # Every creation path names its reason: an invoice created without one is refused, not guessed.
@@ -157,7 +161,9 @@ class InvoiceLine(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     description = models.CharField(max_length=500)
     price = models.ForeignKey("catalog.Price", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    plan_version = models.ForeignKey("catalog.PlanVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    plan_version = models.ForeignKey(
+        "catalog.PlanVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     meter = models.ForeignKey("metering.Meter", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     quantity = models.DecimalField(**QTY, default=0)
     unit_amount = models.DecimalField(**QTY, null=True, blank=True)
@@ -165,7 +171,9 @@ class InvoiceLine(models.Model):
     tax = models.DecimalField(**MONEY, default=0)
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
-    details = models.JSONField(default=dict, blank=True, help_text="Why this amount: tier breakdown, proration, plan version.")
+    details = models.JSONField(
+        default=dict, blank=True, help_text="Why this amount: tier breakdown, proration, plan version."
+    )
 
     class Meta:
         ordering = ["invoice", "position", "id"]
@@ -236,7 +244,8 @@ class BillingRun(models.Model):
     counts = models.JSONField(default=dict, blank=True)
     failures = models.JSONField(default=list, blank=True)
     failed_subscriptions = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text='Subscriptions whose billing failed: [{"subscription", "customer", "boundary", "error"}].',
     )
     summary = models.TextField(blank=True)

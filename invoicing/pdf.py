@@ -74,8 +74,11 @@ def invoice_context(invoice) -> dict:
         "period": period_label_of(invoice),
         "lines": [_line_context(line, currency) for line in lines],
         "taxes": [
-            {"label": f"{t['code']} ({t['percentage']}%)", "taxable": format_money(Decimal(t["taxable"]), currency),
-             "amount": format_money(Decimal(t["amount"]), currency)}
+            {
+                "label": f"{t['code']} ({t['percentage']}%)",
+                "taxable": format_money(Decimal(t["taxable"]), currency),
+                "amount": format_money(Decimal(t["amount"]), currency),
+            }
             for t in (invoice.tax_breakdown or [])
         ],
         "money": money,

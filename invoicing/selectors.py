@@ -18,7 +18,9 @@ from .services.lines import LineDraft, boundary_lines_for, lines_totals, tax_bre
 ZERO = Decimal("0")
 
 
-def invoice_list(*, customer: str | None = None, subscription: str | None = None, status: str | None = None) -> QuerySet[Invoice]:
+def invoice_list(
+    *, customer: str | None = None, subscription: str | None = None, status: str | None = None
+) -> QuerySet[Invoice]:
     """Invoices, newest first, filtered by customer external id, subscription id and status."""
     qs = Invoice.objects.select_related("customer", "subscription").prefetch_related(
         "lines__price", "lines__plan_version", "lines__meter"
@@ -80,17 +82,24 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
     for sub in subscriptions:
         sub.customer = customer
         lines += boundary_lines_for(
-            subscription=sub, ended=Period(sub.current_period_start, sub.current_period_end),
-            ended_version=sub.plan_version, ending=sub.cancel_at_period_end,
+            subscription=sub,
+            ended=Period(sub.current_period_start, sub.current_period_end),
+            ended_version=sub.plan_version,
+            ending=sub.cancel_at_period_end,
         )
     totals = lines_totals(lines, tax_rates=tax_rates_of(customer), currency=customer.currency)
     return InvoicePreview(
-        customer=customer, currency=customer.currency,
+        customer=customer,
+        currency=customer.currency,
         subscription=subscriptions[0] if len(subscriptions) == 1 else None,
         period_start=min((s.current_period_start for s in subscriptions), default=None),
         period_end=max((s.current_period_end for s in subscriptions), default=None),
-        lines=lines, subtotal=totals.subtotal, tax=totals.tax, total=totals.total,
-        tax_breakdown=tax_breakdown(totals), amount_due=totals.total,
+        lines=lines,
+        subtotal=totals.subtotal,
+        tax=totals.tax,
+        total=totals.total,
+        tax_breakdown=tax_breakdown(totals),
+        amount_due=totals.total,
         reason=Invoice.Reason.BOUNDARY if subscriptions else None,
     )
 
@@ -114,8 +123,9 @@ def customer_pending_payable(*, customer: Customer, currency: str, now: datetime
     payable_all = payable_usage = ZERO
     current = {
         (start, end)
-        for start, end in Subscription.objects.filter(customer=customer, status=Subscription.Status.ACTIVE)
-        .values_list("current_period_start", "current_period_end")
+        for start, end in Subscription.objects.filter(customer=customer, status=Subscription.Status.ACTIVE).values_list(
+            "current_period_start", "current_period_end"
+        )
     }
     for line in preview.lines:
         if line.is_usage and (line.period_start, line.period_end) in current:

@@ -88,9 +88,7 @@ def _check_decimal(value: object, what: str) -> Decimal:
     return value
 
 
-def _allocate(
-    tax: Decimal, shares: list[tuple[Hashable, Decimal]], minor: Decimal
-) -> list[tuple[Hashable, Decimal]]:
+def _allocate(tax: Decimal, shares: list[tuple[Hashable, Decimal]], minor: Decimal) -> list[tuple[Hashable, Decimal]]:
     """Split ``tax`` over lines proportionally to their exact ``shares`` (largest remainder).
 
     Each share is floored to the minor unit; the minor units left over (``tax`` minus the floors,
@@ -110,9 +108,7 @@ def _allocate(
     order = sorted(range(len(shares)), key=lambda i: (-remainders[i], i))
     bumped = set(order[:leftover_units])
     with localcontext(_EXACT):
-        return [
-            (key, floors[i] + minor if i in bumped else floors[i]) for i, (key, _share) in enumerate(shares)
-        ]
+        return [(key, floors[i] + minor if i in bumped else floors[i]) for i, (key, _share) in enumerate(shares)]
 
 
 def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:

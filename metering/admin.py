@@ -82,6 +82,7 @@ class MeterFilterInline(admin.TabularInline):
 
     def get_formset(self, request, obj=None, **kwargs):
         return super().get_formset(request, obj, validate_max=True, **kwargs)
+
     verbose_name = "filter (the property must be one of the values)"
     verbose_name_plural = "filters: an event counts only when every property below has one of its values"
 
@@ -131,7 +132,17 @@ class MeterAdmin(admin.ModelAdmin):
     search_fields = ("key", "name", "event_name")
     inlines = [MeterFilterInline]
     readonly_fields = ("in_use", "preview_link")
-    fields = ("key", "name", "event_name", "aggregation", "field", "multiplier", "allow_negative", "in_use", "preview_link")
+    fields = (
+        "key",
+        "name",
+        "event_name",
+        "aggregation",
+        "field",
+        "multiplier",
+        "allow_negative",
+        "in_use",
+        "preview_link",
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("filters")
@@ -166,7 +177,11 @@ class MeterAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view), name="metering_meter_preview"),
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="metering_meter_preview",
+            ),
             *super().get_urls(),
         ]
 

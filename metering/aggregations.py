@@ -46,21 +46,30 @@ AGGREGATIONS: dict[str, Aggregation] = {
     agg.key: agg
     for agg in (
         Aggregation(
-            key="count", label="Count events", field=False, numeric=False, counts_every_event=True,
+            key="count",
+            label="Count events",
+            field=False,
+            numeric=False,
+            counts_every_event=True,
             value_sql="COALESCE(SUM(p.n), 0)",
         ),
         Aggregation(key="sum", label="Sum of a property", value_sql="COALESCE(SUM(p.s), 0)"),
         Aggregation(key="max", label="Maximum of a property", value_sql="COALESCE(MAX(p.m), 0)"),
         Aggregation(
-            key="latest", label="Latest value of a property",
+            key="latest",
+            label="Latest value of a property",
             value_sql="COALESCE((ARRAY_AGG(p.lv ORDER BY p.lts DESC, p.lid DESC) FILTER (WHERE p.lv IS NOT NULL))[1], 0)",
         ),
         Aggregation(
-            key="count_unique", label="Count distinct values of a property", numeric=False,
+            key="count_unique",
+            label="Count distinct values of a property",
+            numeric=False,
             raw_sql="COUNT(DISTINCT e.properties ->> %(field)s)::numeric",
         ),
         Aggregation(
-            key="sum_with_multiplier", label="Sum of a property × multiplier", multiplier=True,
+            key="sum_with_multiplier",
+            label="Sum of a property × multiplier",
+            multiplier=True,
             value_sql="COALESCE(SUM(p.s), 0) * %(multiplier)s::numeric",
         ),
     )

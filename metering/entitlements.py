@@ -86,22 +86,40 @@ def _state(ent: Entitlement, sub: Subscription, customer: Customer, now: datetim
     feature = ent.feature
     if feature.type != Feature.Type.METERED or feature.meter is None:
         return EntitlementState(
-            feature=feature.key, type=feature.type, enabled=ent.enabled,
+            feature=feature.key,
+            type=feature.type,
+            enabled=ent.enabled,
             value=(ent.value or None) if feature.type == Feature.Type.STATIC else None,
-            limit=None, usage=None, remaining=None, soft=ent.soft, allowed=ent.enabled,
-            window_start=None, window_end=None,
+            limit=None,
+            usage=None,
+            remaining=None,
+            soft=ent.soft,
+            allowed=ent.enabled,
+            window_start=None,
+            window_end=None,
         )
     start, end = _window(ent, sub, now)
     usage = max(
-        meter_usage(meter=feature.meter, customer_external_id=customer.external_id, start=start or sub.start_at, end=end),
+        meter_usage(
+            meter=feature.meter, customer_external_id=customer.external_id, start=start or sub.start_at, end=end
+        ),
         Decimal(0),
     )
     limit = ent.limit
     remaining = None if limit is None else max(limit - usage, Decimal(0))
     allowed = ent.enabled and (limit is None or ent.soft or usage < limit)
     return EntitlementState(
-        feature=feature.key, type=feature.type, enabled=ent.enabled, value=None, limit=limit, usage=usage,
-        remaining=remaining, soft=ent.soft, allowed=allowed, window_start=start, window_end=end,
+        feature=feature.key,
+        type=feature.type,
+        enabled=ent.enabled,
+        value=None,
+        limit=limit,
+        usage=usage,
+        remaining=remaining,
+        soft=ent.soft,
+        allowed=allowed,
+        window_start=start,
+        window_end=end,
     )
 
 
@@ -132,7 +150,9 @@ def customer_usage(*, customer: Customer, start: datetime, end: datetime) -> lis
     the customer's current plan versions (value 0 when none)."""
     versions = [s.plan_version_id for s in active_subscriptions(customer=customer)]
     ids = set(meter_ids_with_events(customer_external_id=customer.external_id, start=start, end=end))
-    ids |= set(Price.objects.filter(plan_version_id__in=versions, meter__isnull=False).values_list("meter_id", flat=True))
+    ids |= set(
+        Price.objects.filter(plan_version_id__in=versions, meter__isnull=False).values_list("meter_id", flat=True)
+    )
     ids |= set(
         Entitlement.objects.filter(plan_version_id__in=versions, feature__meter__isnull=False).values_list(
             "feature__meter_id", flat=True

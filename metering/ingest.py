@@ -50,8 +50,9 @@ MAX_NAME_LENGTH = 200
 MAX_INT_ID = 2**63 - 1
 # The schema's form of the text rule below (not blank, as ``str.strip`` sees blanks, and no NUL): every
 # character ``str.isspace`` knows, spelled out, so the pattern means the same in ECMA and Python regexes.
-_SPACES = "".join(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" for c in map(chr, range(0x3001))
-                  if c.isspace())
+_SPACES = "".join(
+    f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace()
+)
 NOT_BLANK_PATTERN = f"^[^\\x00]*[^\\x00{_SPACES}][^\\x00]*$"
 # Floats decode to Decimal so a property like 0.1 or 12345678901234567890.5 is stored exactly.
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
@@ -105,10 +106,7 @@ def _numeric_error(event_name: str, event_id: str, name: str, value: Any, signed
         return None
     where = f"Event '{event_name}' ({event_id or 'no event_id'}): property '{name}'"
     if not signed and property_number(value, signed=True) is not None:
-        return (
-            f"{where} must not be negative: a meter aggregates it and does not allow negative values; "
-            f"got {value!r}."
-        )
+        return f"{where} must not be negative: a meter aggregates it and does not allow negative values; got {value!r}."
     return (
         f"{where} must be numeric because a meter aggregates it: a JSON number or a decimal string in ASCII "
         f"digits (no spaces, no exponent), at most {PROPERTY_INTEGER_DIGITS} digits before the point and "

@@ -19,7 +19,9 @@ from .aggregations import AGGREGATIONS, aggregation_choices
 class Meter(models.Model):
     # One member per row of metering/aggregations.py (``Meter.Aggregation.SUM`` ...): a new row changes these
     # choices, so it comes with a migration.
-    Aggregation = models.TextChoices("Aggregation", aggregation_choices(), module=__name__, qualname="Meter.Aggregation")
+    Aggregation = models.TextChoices(
+        "Aggregation", aggregation_choices(), module=__name__, qualname="Meter.Aggregation"
+    )
 
     # Aggregations of a property that must be numeric (checked at ingestion).
     NUMERIC = tuple(key for key, agg in AGGREGATIONS.items() if agg.numeric)
@@ -101,7 +103,9 @@ class UsageRollup(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["meter", "customer_external_id", "hour"], name="usagerollup_unique_meter_customer_hour"),
+            models.UniqueConstraint(
+                fields=["meter", "customer_external_id", "hour"], name="usagerollup_unique_meter_customer_hour"
+            ),
         ]
 
     def __str__(self) -> str:

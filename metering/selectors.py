@@ -125,8 +125,13 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     agg = AGGREGATIONS[meter.aggregation]  # its SQL: metering/aggregations.py
     where, where_params = meter_filter_sql(meter)
     params = {
-        "ids": ids, "start": start, "end": end, "field": meter.field or "",
-        "is_count": agg.counts_every_event, "meter_id": meter.id, **where_params,
+        "ids": ids,
+        "start": start,
+        "end": end,
+        "field": meter.field or "",
+        "is_count": agg.counts_every_event,
+        "meter_id": meter.id,
+        **where_params,
         **numeric_params(meter),
     }
     num = numeric_sql("(e.properties -> %(field)s)")

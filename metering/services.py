@@ -146,7 +146,12 @@ def meter_create(
     try:
         with transaction.atomic():
             meter = Meter.objects.create(
-                key=key, name=name, event_name=event_name, aggregation=aggregation, field=field, multiplier=mult,
+                key=key,
+                name=name,
+                event_name=event_name,
+                aggregation=aggregation,
+                field=field,
+                multiplier=mult,
                 allow_negative=allow_negative,
             )
     except IntegrityError:
@@ -268,7 +273,10 @@ def _meter_rollup_step(*, meter_id: int, upto: int, now: datetime) -> bool:
     where, where_params = meter_filter_sql(meter)
     sql = ROLLUP_MERGE.format(num=numeric_sql("(e.properties -> %(field)s)"), where=where, newer=NEWER)
     params = {
-        "lo": state.last_event_id, "hi": hi, "field": meter.field or "", "meter_id": meter.id,
+        "lo": state.last_event_id,
+        "hi": hi,
+        "field": meter.field or "",
+        "meter_id": meter.id,
         "is_count": agg.counts_every_event,
         **where_params,
         **numeric_params(meter),

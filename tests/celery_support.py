@@ -54,11 +54,31 @@ class WorkerProcess:
         self.log.parent.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "billing_project", "worker", "-Q", self.queue,
-                "-c", str(self.concurrency), "-P", "prefork", "--without-gossip", "--without-mingle",
-                "--without-heartbeat", "-l", "INFO", "-n", f"{self.queue}@%h",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "billing_project",
+                "worker",
+                "-Q",
+                self.queue,
+                "-c",
+                str(self.concurrency),
+                "-P",
+                "prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "INFO",
+                "-n",
+                f"{self.queue}@%h",
             ],
-            cwd=ROOT, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

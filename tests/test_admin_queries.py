@@ -23,9 +23,16 @@ def _rows(n: int) -> None:
         sub = subscribe(start_at=datetime(2026, 1, 1, tzinfo=UTC))
         sub.customer.tax_rates.add(vat)
         invoice = Invoice.objects.create(
-            customer=sub.customer, subscription=sub, currency="USD", total=Decimal("10.00"),
-            subtotal=Decimal("10.00"), amount_due=Decimal("10.00"), period_start=sub.current_period_start,
-            period_end=sub.current_period_end, billing_boundary_at=sub.start_at, reason=Invoice.Reason.START,
+            customer=sub.customer,
+            subscription=sub,
+            currency="USD",
+            total=Decimal("10.00"),
+            subtotal=Decimal("10.00"),
+            amount_due=Decimal("10.00"),
+            period_start=sub.current_period_start,
+            period_end=sub.current_period_end,
+            billing_boundary_at=sub.start_at,
+            reason=Invoice.Reason.START,
         )
         InvoiceLine.objects.create(invoice=invoice, kind="fixed", description="Fee", amount=Decimal("10.00"))
         wallet_create(customer=sub.customer, name="Credits", currency="USD", conversion_rate=Decimal("1"))

@@ -230,7 +230,10 @@ def _form_data(form: dict, fill: dict[str, str]) -> dict[str, list[str]]:
 
 # What a person types into an action's empty fields: 250 credits, $5 (a credit note), a reason, a reference.
 FILL = {
-    "credits": "250", "amount": "5", "reason": "Goodwill after an outage", "reference": "Bank transfer 0420",
+    "credits": "250",
+    "amount": "5",
+    "reason": "Goodwill after an outage",
+    "reference": "Bank transfer 0420",
     "name": "Goodwill",
 }
 
@@ -270,8 +273,14 @@ def _walk_actions(walk: Walk) -> None:
             for rows in (selected, selected[:1]):  # some actions take one row at a time (a payment, a note)
                 asked = {"action": action, "_selected_action": rows, "index": "0"}
                 page = walk.post(changelist, asked, f"{action}: confirmation page for {len(rows)} row(s)")
-                confirm = page and next((f for f in page.forms if f["method"] == "post" and
-                                         any(name == "confirm" for name, *_ in f["fields"])), None)
+                confirm = page and next(
+                    (
+                        f
+                        for f in page.forms
+                        if f["method"] == "post" and any(name == "confirm" for name, *_ in f["fields"])
+                    ),
+                    None,
+                )
                 if confirm:
                     break
             if confirm and action not in UNCONFIRMED_ACTIONS:
@@ -307,8 +316,12 @@ def test_every_admin_page_writes_numbers_for_people_and_refuses_with_a_styled_pa
     _walk_actions(walk)
     assert walk.pages > 40  # the walk did open the back office
     if role == FINANCE_ADMIN:  # and confirmed every kind of action, each leaving messages
-        assert {"invoice.record_payment_action", "invoice.credit_note_action", "wallet.grant_credits",
-                "planversion.publish_versions"} <= set(walk.actions) and walk.messages > 20
+        assert {
+            "invoice.record_payment_action",
+            "invoice.credit_note_action",
+            "wallet.grant_credits",
+            "planversion.publish_versions",
+        } <= set(walk.actions) and walk.messages > 20
     assert not walk.problems, walk.report()
 
 

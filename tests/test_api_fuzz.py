@@ -134,7 +134,9 @@ def seeded(db, no_connection_recycling, monkeypatch):
     subscription = start(customer, version.plan, now)
     wallet = wallet_create(customer=customer, currency="USD", name="Fuzz wallet")
     invoice = Invoice.objects.get(subscription=subscription)  # the start invoice: $99 fee, finalized at once
-    credit_note = credit_note_issue(invoice=invoice, amount=Decimal("1.00"), reason="fuzz", refund_to="invoice", now=now)
+    credit_note = credit_note_issue(
+        invoice=invoice, amount=Decimal("1.00"), reason="fuzz", refund_to="invoice", now=now
+    )
     _, raw = api_key_create(name="fuzz")
     _current_key["key"] = raw
     return {
@@ -159,8 +161,10 @@ def _point_at_seeded(case, seeded: dict) -> None:
     for name in list(params):
         if name == "key":
             params[name] = (
-                seeded["plan"] if path.startswith("/api/v1/plans")
-                else seeded["feature"] if path.startswith("/api/v1/features")
+                seeded["plan"]
+                if path.startswith("/api/v1/plans")
+                else seeded["feature"]
+                if path.startswith("/api/v1/features")
                 else seeded["meter"]
             )
         elif name in seeded:

@@ -23,8 +23,12 @@ def test_beat_task_fans_out_through_a_real_worker_and_bills_each_period_once(cel
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for i in range(3):
         subscription_start(
-            customer=CustomerFactory(external_id=f"c{i}"), plan=plan, start_at=start, billing="calendar",
-            pinned_version=None, now=start,
+            customer=CustomerFactory(external_id=f"c{i}"),
+            plan=plan,
+            start_at=start,
+            billing="calendar",
+            pinned_version=None,
+            now=start,
         )
     assert Invoice.objects.count() == 3  # the Jan 1 in-advance invoices
 

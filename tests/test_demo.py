@@ -30,7 +30,9 @@ def utc(*args) -> datetime:
 
 
 def invoice(external_id: str, boundary: datetime) -> Invoice:
-    return Invoice.objects.prefetch_related("lines").get(customer__external_id=external_id, billing_boundary_at=boundary)
+    return Invoice.objects.prefetch_related("lines").get(
+        customer__external_id=external_id, billing_boundary_at=boundary
+    )
 
 
 def amounts(inv: Invoice) -> tuple[Decimal, Decimal, Decimal]:
@@ -43,8 +45,11 @@ def line_amounts(inv: Invoice) -> list[tuple[str, Decimal, Decimal]]:
 
 def counts() -> dict[str, int]:
     return {
-        "customers": Customer.objects.count(), "subscriptions": Subscription.objects.count(),
-        "invoices": Invoice.objects.count(), "events": Event.objects.count(), "ledger": LedgerEntry.objects.count(),
+        "customers": Customer.objects.count(),
+        "subscriptions": Subscription.objects.count(),
+        "invoices": Invoice.objects.count(),
+        "events": Event.objects.count(),
+        "ledger": LedgerEntry.objects.count(),
         "payments": Payment.objects.count(),
     }
 
@@ -68,9 +73,11 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
     assert first["payments"] == 1 + settled.count()
     assert settled.exists() and not settled.filter(invoice__customer__external_id="clipwise").exists()
     assert all(p.invoice.due_at < utc(2026, 3, 26) for p in settled)
-    assert not Invoice.objects.filter(
-        status=Invoice.Status.FINALIZED, amount_due__gt=0, due_at__lt=utc(2026, 3, 26)
-    ).exclude(customer__external_id="clipwise").exists()
+    assert (
+        not Invoice.objects.filter(status=Invoice.Status.FINALIZED, amount_due__gt=0, due_at__lt=utc(2026, 3, 26))
+        .exclude(customer__external_id="clipwise")
+        .exists()
+    )
     assert Invoice.objects.filter(customer__external_id="clipwise", status=Invoice.Status.FINALIZED).exists()
 
     # API Pro ($99 + 5,000 calls included, then $0.01), VAT 20%. January: 5,250 calls.
@@ -101,10 +108,14 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
         for inv in Invoice.objects.filter(customer__external_id="geo-lookup").order_by("billing_boundary_at")
     ]
     assert versions == [
-        (Decimal("99.00"), [1]), (Decimal("100.00"), [1, 1]), (Decimal("119.00"), [1, 2]), (Decimal("124.00"), [2, 2]),
+        (Decimal("99.00"), [1]),
+        (Decimal("100.00"), [1, 1]),
+        (Decimal("119.00"), [1, 2]),
+        (Decimal("124.00"), [2, 2]),
     ]
     assert line_amounts(invoice("geo-lookup", utc(2026, 4, 1))) == [
-        ("usage", Decimal(6500), Decimal("5.00")), ("fixed", Decimal(1), Decimal("119.00")),
+        ("usage", Decimal(6500), Decimal("5.00")),
+        ("fixed", Decimal(1), Decimal("119.00")),
     ]
     # ScoreAPI's April invoice, on v1 beside it: March's 5,600 calls, 600 over v1's 5,000 (v2 would include 6,000).
     assert [line.plan_version for line in invoice("scoreapi", utc(2026, 4, 1)).lines.all()] == [v1, v1]
@@ -127,7 +138,8 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
     first_period = invoice("devshop", utc(2026, 2, 10, 9, 30))
     assert (first_period.period_start, first_period.period_end) == (utc(2026, 1, 10, 9, 30), utc(2026, 2, 10, 9, 30))
     assert line_amounts(first_period) == [
-        ("usage", Decimal(60), Decimal("2.40")), ("usage", Decimal(80), Decimal("3.20")),
+        ("usage", Decimal(60), Decimal("2.40")),
+        ("usage", Decimal(80), Decimal("3.20")),
         ("fixed", Decimal(1), Decimal("20.00")),
     ]
     assert first_period.total == Decimal("25.60")
@@ -182,7 +194,9 @@ def test_billing_instants_are_each_first_of_the_month_then_now():
     assert billing_instants(start, NOW) == [utc(2026, 2, 1), utc(2026, 3, 1), utc(2026, 4, 1), NOW]
     # On a month's first instant, "now" is not repeated; January is reached across a year end.
     assert billing_instants(month_start(utc(2026, 2, 1), 3), utc(2026, 2, 1)) == [
-        utc(2025, 12, 1), utc(2026, 1, 1), utc(2026, 2, 1),
+        utc(2025, 12, 1),
+        utc(2026, 1, 1),
+        utc(2026, 2, 1),
     ]
 
 

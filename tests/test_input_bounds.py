@@ -70,8 +70,11 @@ def test_ingestion_takes_json_only(api, path, content_type):
 
 
 def version_with(api, price: dict):
-    api.post("/api/v1/meters", {"key": "tokens", "name": "Tokens", "event_name": "api_call", "aggregation": "sum",
-                                "field": "tokens"}, format="json")
+    api.post(
+        "/api/v1/meters",
+        {"key": "tokens", "name": "Tokens", "event_name": "api_call", "aggregation": "sum", "field": "tokens"},
+        format="json",
+    )
     if not Plan.objects.filter(key="p").exists():
         assert api.post("/api/v1/plans", {"key": "p", "name": "P", "currency": "USD"}, format="json").status_code == 201
     return api.post("/api/v1/plans/p/versions", {"prices": [price]}, format="json")
@@ -113,8 +116,9 @@ def test_catalog_decimals_are_ascii_and_fit(api, value, price, field):
 @pytest.mark.parametrize("value", BAD_DECIMALS)
 def test_tier_bounds_and_amounts_are_ascii_and_fit(api, value):
     tiers = [{"up_to": value, "unit_amount": "1"}, {"up_to": None, "unit_amount": value, "flat_amount": value}]
-    response = version_with(api, {"name": "T", "model": "tiered", "meter": "tokens", "tier_mode": "volume",
-                                  "tiers": tiers})
+    response = version_with(
+        api, {"name": "T", "model": "tiered", "meter": "tokens", "tier_mode": "volume", "tiers": tiers}
+    )
     assert response.status_code == 400
     fields = set(response.json())
     assert {"prices[0].tiers[0].up_to", "prices[0].tiers[1].unit_amount", "prices[0].tiers[1].flat_amount"} <= fields
@@ -122,8 +126,9 @@ def test_tier_bounds_and_amounts_are_ascii_and_fit(api, value):
 
 def test_catalog_takes_decimal_text_and_json_integers(api):
     tiers = [{"up_to": 5000, "unit_amount": "0.000002"}, {"up_to": None, "unit_amount": "+0.5", "flat_amount": "5."}]
-    response = version_with(api, {"name": "T", "model": "tiered", "meter": "tokens", "tier_mode": "graduated",
-                                  "tiers": tiers})
+    response = version_with(
+        api, {"name": "T", "model": "tiered", "meter": "tokens", "tier_mode": "graduated", "tiers": tiers}
+    )
     assert response.status_code == 201, response.json()
     assert response.json()["prices"][0]["tiers"] == [
         {"up_to": "5000", "unit_amount": "0.000002", "flat_amount": "0.00"},
@@ -134,8 +139,9 @@ def test_catalog_takes_decimal_text_and_json_integers(api):
 @pytest.mark.parametrize("value", ["1e1000000", "1e1", "\u0662", "1_0", "0.00000000000001", 0.5])
 def test_grant_and_entitlement_decimals(api, value):
     api.post("/api/v1/plans", {"key": "p", "name": "P", "currency": "USD"}, format="json")
-    response = api.post("/api/v1/plans/p/versions", {"credit_grants": [{"credits": value, "rollover_cap": value}]},
-                        format="json")
+    response = api.post(
+        "/api/v1/plans/p/versions", {"credit_grants": [{"credits": value, "rollover_cap": value}]}, format="json"
+    )
     assert response.status_code == 400
     assert {"credit_grants[0].credits", "credit_grants[0].rollover_cap"} <= set(response.json())
 
@@ -161,8 +167,9 @@ def test_customer_day_counts(api, field, value):
 
 
 def test_customer_day_counts_accept_0_to_365(api):
-    response = api.post("/api/v1/customers", {**CUSTOMER, "net_payment_terms": 365, "invoice_grace_days": 0},
-                        format="json")
+    response = api.post(
+        "/api/v1/customers", {**CUSTOMER, "net_payment_terms": 365, "invoice_grace_days": 0}, format="json"
+    )
     assert response.status_code == 201
     assert (response.json()["net_payment_terms"], response.json()["invoice_grace_days"]) == (365, 0)
 
@@ -215,8 +222,9 @@ def test_nul_in_catalog_strings_is_400_naming_the_field(api):
     response = api.post("/api/v1/plans", {"key": "p", "name": "a\x00b", "currency": "USD"}, format="json")
     assert response.status_code == 400 and "name" in response.json()
     assert api.post("/api/v1/plans", {"key": "p", "name": "P", "currency": "USD"}, format="json").status_code == 201
-    response = api.post("/api/v1/plans/p/versions", {"prices": [{"name": "a\x00b", "model": "flat_fee",
-                                                                 "amount": "1"}]}, format="json")
+    response = api.post(
+        "/api/v1/plans/p/versions", {"prices": [{"name": "a\x00b", "model": "flat_fee", "amount": "1"}]}, format="json"
+    )
     assert response.status_code == 400
     assert not PlanVersion.objects.exists()
 
@@ -249,12 +257,27 @@ def test_lone_surrogates_are_400(api):
         ("plans", {"key": "p", "name": "P", "currency": "KWD"}, "currency"),  # known, not configured
         ("customers", {**CUSTOMER, "tax_rates": [1]}, "tax_rates"),
         ("customers", {**CUSTOMER, "external_id": 7}, "external_id"),
-        ("meters", {"key": "m", "name": "M", "event_name": "e", "aggregation": "count", "allow_negative": "yes"},
-         "allow_negative"),
-        ("meters", {"key": "m", "name": "M", "event_name": "e", "aggregation": "count", "allow_negative": 1},
-         "allow_negative"),
-        ("meters", {"key": "m", "name": "M", "event_name": "e", "aggregation": "count",
-                    "filters": [{"property": "model", "values": []}]}, "filters"),
+        (
+            "meters",
+            {"key": "m", "name": "M", "event_name": "e", "aggregation": "count", "allow_negative": "yes"},
+            "allow_negative",
+        ),
+        (
+            "meters",
+            {"key": "m", "name": "M", "event_name": "e", "aggregation": "count", "allow_negative": 1},
+            "allow_negative",
+        ),
+        (
+            "meters",
+            {
+                "key": "m",
+                "name": "M",
+                "event_name": "e",
+                "aggregation": "count",
+                "filters": [{"property": "model", "values": []}],
+            },
+            "filters",
+        ),
         ("plans/p/versions", {"publish": "true"}, "publish"),
     ],
 )
@@ -266,8 +289,9 @@ def test_types_are_the_schemas(api, path, body, field):
     assert field in response.json()
 
 
-@pytest.mark.parametrize("query", ["offset=null", "offset=-1", "limit=0", "limit=abc", "offset=2147483648",
-                                   "limit=1.5", "offset=\u0665"])
+@pytest.mark.parametrize(
+    "query", ["offset=null", "offset=-1", "limit=0", "limit=abc", "offset=2147483648", "limit=1.5", "offset=\u0665"]
+)
 def test_bad_pagination_is_400_naming_the_parameter(api, query):
     # DRF fell back to its default page: a 200 for a request the schema refuses
     response = api.get(f"/api/v1/customers?{query}")

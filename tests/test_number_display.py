@@ -63,8 +63,9 @@ def test_money_text_is_exact_and_never_in_exponent_form(value, currency):
 
 def test_template_filters_follow_the_rule():
     template = Template("{% load numbers_display %}{{ c|credits }} | {{ m|money:'USD' }} | {{ p|percent }}")
-    text = template.render(Context({"c": Decimal("2000.000000000000"), "m": Decimal("121.8000"),
-                                    "p": Decimal("20.0000")}))
+    text = template.render(
+        Context({"c": Decimal("2000.000000000000"), "m": Decimal("121.8000"), "p": Decimal("20.0000")})
+    )
     assert text == "2,000 | $121.80 | 20%"
 
 
@@ -80,8 +81,10 @@ def test_an_editable_decimal_field_shows_what_it_holds_without_stored_zeros():
 @pytest.mark.django_db
 def test_the_text_of_each_object_follows_the_rule():
     price = PriceFactory(name="API calls", model="tiered", amount=None, tier_mode="graduated")
-    tiers = [TierFactory(price=price, up_to=Decimal(5000), unit_amount=Decimal(0)),
-             TierFactory(price=price, up_to=None, unit_amount=Decimal("0.01"), flat_amount=Decimal(50))]
+    tiers = [
+        TierFactory(price=price, up_to=Decimal(5000), unit_amount=Decimal(0)),
+        TierFactory(price=price, up_to=None, unit_amount=Decimal("0.01"), flat_amount=Decimal(50)),
+    ]
     plan_grant = PlanCreditGrantFactory(credits=Decimal(2000))
     rate = TaxRateFactory(percentage=Decimal("20"))
     customer = CustomerFactory(external_id="acme")
@@ -90,7 +93,8 @@ def test_the_text_of_each_object_follows_the_rule():
     LowBalanceAlert.objects.create(wallet=wallet, balance=Decimal(50), threshold=Decimal(100))
 
     assert [str(t) for t in type(tiers[0]).objects.filter(price=price).order_by("position")] == [
-        "up to 5,000: $0.00/unit", "and up: $0.01/unit + $50.00",
+        "up to 5,000: $0.00/unit",
+        "and up: $0.01/unit + $50.00",
     ]
     assert str(type(plan_grant).objects.get(pk=plan_grant.pk)) == "Monthly credits: 2,000 credits"
     assert str(TaxRate.objects.get(pk=rate.pk)) == "VAT 20% (20%)"  # was "VAT 20% (2E+1%)"
@@ -122,8 +126,11 @@ def test_a_refused_admin_page_is_the_admins_own_styled_page(client):
     version, _ = plan_with_api_calls(effective_from=datetime(2026, 1, 1, tzinfo=UTC))
     start(CustomerFactory(external_id="acme"), version.plan, datetime(2026, 1, 1, tzinfo=UTC))
     invoice = Invoice.objects.get()
-    for path in ("/admin/catalog/plan/", f"/admin/invoicing/invoice/{invoice.pk}/pdf/",
-                 f"/admin/invoicing/invoice/upcoming/{invoice.customer_id}/"):
+    for path in (
+        "/admin/catalog/plan/",
+        f"/admin/invoicing/invoice/{invoice.pk}/pdf/",
+        f"/admin/invoicing/invoice/upcoming/{invoice.customer_id}/",
+    ):
         response = client.get(path)
         page = response.content.decode()
         assert response.status_code == 403, path

@@ -19,8 +19,16 @@ pytestmark = pytest.mark.django_db
 
 def _invoice(customer, *, status, total, due, issued_at, due_at=None, currency="USD"):
     return Invoice.objects.create(
-        customer=customer, currency=currency, status=status, total=total, subtotal=total,
-        amount_due=due, issued_at=issued_at, due_at=due_at, finalize_after=issued_at, reason=Invoice.Reason.ONE_OFF,
+        customer=customer,
+        currency=currency,
+        status=status,
+        total=total,
+        subtotal=total,
+        amount_due=due,
+        issued_at=issued_at,
+        due_at=due_at,
+        finalize_after=issued_at,
+        reason=Invoice.Reason.ONE_OFF,
     )
 
 
@@ -45,10 +53,22 @@ def test_dashboard_shows_receivables_status_counts_and_revenue(admin_client):
     now = timezone.now()
     usd = CustomerFactory(name="Acme")
     # Open receivables: 124.00 due in the future + 50.00 overdue = 174.00 due, 50.00 overdue.
-    _invoice(usd, status=Invoice.Status.FINALIZED, total=Decimal("124.00"), due=Decimal("124.00"),
-             issued_at=now, due_at=now + timedelta(days=10))
-    _invoice(usd, status=Invoice.Status.FINALIZED, total=Decimal("50.00"), due=Decimal("50.00"),
-             issued_at=now - timedelta(days=40), due_at=now - timedelta(days=10))
+    _invoice(
+        usd,
+        status=Invoice.Status.FINALIZED,
+        total=Decimal("124.00"),
+        due=Decimal("124.00"),
+        issued_at=now,
+        due_at=now + timedelta(days=10),
+    )
+    _invoice(
+        usd,
+        status=Invoice.Status.FINALIZED,
+        total=Decimal("50.00"),
+        due=Decimal("50.00"),
+        issued_at=now - timedelta(days=40),
+        due_at=now - timedelta(days=10),
+    )
     _invoice(usd, status=Invoice.Status.PAID, total=Decimal("99.00"), due=Decimal("0"), issued_at=now)
     Invoice.objects.create(customer=usd, currency="USD", reason=Invoice.Reason.ONE_OFF)  # a draft waiting for review
 
@@ -69,8 +89,14 @@ def test_dashboard_shows_receivables_status_counts_and_revenue(admin_client):
 def test_support_sees_the_dashboard_without_invoice_amounts_or_revenue(client):
     """Regression: Support (no invoicing permission) saw receivables, revenue and drafts on the front page."""
     now = timezone.now()
-    _invoice(CustomerFactory(name="Acme"), status=Invoice.Status.FINALIZED, total=Decimal("124.00"),
-             due=Decimal("124.00"), issued_at=now, due_at=now + timedelta(days=10))
+    _invoice(
+        CustomerFactory(name="Acme"),
+        status=Invoice.Status.FINALIZED,
+        total=Decimal("124.00"),
+        due=Decimal("124.00"),
+        issued_at=now,
+        due_at=now + timedelta(days=10),
+    )
     roles_sync()
     user = User.objects.create_user("support", password="pw-support-1", is_staff=True)
     user.groups.add(Group.objects.get(name=SUPPORT))

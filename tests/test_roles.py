@@ -39,8 +39,16 @@ def _wallet():
 def _grant(client, wallet, credits: str):
     return client.post(
         "/admin/wallets/wallet/",
-        {"action": "grant_credits", "_selected_action": [wallet.pk], "confirm": "yes", "credits": credits,
-         "kind": "promotional", "priority": "10", "expires_at": "", "name": ""},
+        {
+            "action": "grant_credits",
+            "_selected_action": [wallet.pk],
+            "confirm": "yes",
+            "credits": credits,
+            "kind": "promotional",
+            "priority": "10",
+            "expires_at": "",
+            "name": "",
+        },
     )
 
 
@@ -68,7 +76,10 @@ def test_support_cannot_void_or_touch_catalog_and_invoices(login):
     # the void action is not offered, and posting it does nothing
     page = client.get("/admin/wallets/wallet/").content.decode()
     assert "grant_credits" in page and "void_remaining_credits" not in page
-    client.post("/admin/wallets/wallet/", {"action": "void_remaining_credits", "_selected_action": [wallet.pk], "confirm": "yes"})
+    client.post(
+        "/admin/wallets/wallet/",
+        {"action": "void_remaining_credits", "_selected_action": [wallet.pk], "confirm": "yes"},
+    )
     assert not wallet.ledger.filter(type="void").exists()
 
 
@@ -76,12 +87,20 @@ def test_finance_viewer_reads_everything_and_changes_nothing(login):
     wallet = _wallet()
     plan = PlanFactory()
     invoice = Invoice.objects.create(
-        customer=wallet.customer, currency="USD", billing_boundary_at=datetime(2026, 1, 1, tzinfo=UTC),
+        customer=wallet.customer,
+        currency="USD",
+        billing_boundary_at=datetime(2026, 1, 1, tzinfo=UTC),
         reason=Invoice.Reason.ONE_OFF,
     )
     client = login(FINANCE_VIEWER)
-    for url in ("/admin/", "/admin/catalog/plan/", "/admin/invoicing/invoice/", "/admin/wallets/wallet/",
-                f"/admin/invoicing/invoice/{invoice.pk}/change/", f"/admin/catalog/plan/{plan.pk}/change/"):
+    for url in (
+        "/admin/",
+        "/admin/catalog/plan/",
+        "/admin/invoicing/invoice/",
+        "/admin/wallets/wallet/",
+        f"/admin/invoicing/invoice/{invoice.pk}/change/",
+        f"/admin/catalog/plan/{plan.pk}/change/",
+    ):
         assert client.get(url).status_code == 200, url
     # no action is offered to a viewer on invoices or wallets; a forged action POST changes nothing
     page = client.get("/admin/invoicing/invoice/").content.decode()
@@ -105,7 +124,10 @@ def test_finance_admin_may_grant_any_amount_and_void(login, settings):
     _grant(client, wallet, "5000")
     wallet.refresh_from_db()
     assert wallet.balance == Decimal("5000")
-    client.post("/admin/wallets/wallet/", {"action": "void_remaining_credits", "_selected_action": [wallet.pk], "confirm": "yes"})
+    client.post(
+        "/admin/wallets/wallet/",
+        {"action": "void_remaining_credits", "_selected_action": [wallet.pk], "confirm": "yes"},
+    )
     wallet.refresh_from_db()
     assert wallet.balance == Decimal("0")
 
@@ -116,11 +138,20 @@ def test_finance_admin_may_grant_any_amount_and_void(login, settings):
 def _wallet_form(wallet, **changes):
     """Every field of the wallet's change form as a browser would post it, with ``changes`` forged in."""
     data = {
-        "name": wallet.name, "conversion_rate": str(wallet.conversion_rate), "applies_to": wallet.applies_to,
-        "low_balance_threshold": "", "auto_top_up_credits": "", "status": wallet.status,
-        "grants-TOTAL_FORMS": "0", "grants-INITIAL_FORMS": "0", "grants-MIN_NUM_FORMS": "0",
-        "grants-MAX_NUM_FORMS": "0", "ledger-TOTAL_FORMS": "0", "ledger-INITIAL_FORMS": "0",
-        "ledger-MIN_NUM_FORMS": "0", "ledger-MAX_NUM_FORMS": "0",
+        "name": wallet.name,
+        "conversion_rate": str(wallet.conversion_rate),
+        "applies_to": wallet.applies_to,
+        "low_balance_threshold": "",
+        "auto_top_up_credits": "",
+        "status": wallet.status,
+        "grants-TOTAL_FORMS": "0",
+        "grants-INITIAL_FORMS": "0",
+        "grants-MIN_NUM_FORMS": "0",
+        "grants-MAX_NUM_FORMS": "0",
+        "ledger-TOTAL_FORMS": "0",
+        "ledger-INITIAL_FORMS": "0",
+        "ledger-MIN_NUM_FORMS": "0",
+        "ledger-MAX_NUM_FORMS": "0",
     }
     data.update(changes)
     return data
@@ -136,14 +167,26 @@ def test_support_cannot_change_a_wallets_terms_even_with_forged_form_data(login)
     assert 'name="name"' in page  # Support may still rename it
     response = client.post(
         f"/admin/wallets/wallet/{wallet.pk}/change/",
-        _wallet_form(wallet, name="Support credits", conversion_rate="1000000", applies_to="usage",
-                     low_balance_threshold="999999999999999", auto_top_up_credits="999999999999999", status="closed"),
+        _wallet_form(
+            wallet,
+            name="Support credits",
+            conversion_rate="1000000",
+            applies_to="usage",
+            low_balance_threshold="999999999999999",
+            auto_top_up_credits="999999999999999",
+            status="closed",
+        ),
     )
     assert response.status_code == 302
     wallet.refresh_from_db()
     assert wallet.name == "Support credits"
-    assert (wallet.conversion_rate, wallet.applies_to, wallet.low_balance_threshold, wallet.auto_top_up_credits,
-            wallet.status) == (Decimal("1"), "all", None, None, "active")
+    assert (
+        wallet.conversion_rate,
+        wallet.applies_to,
+        wallet.low_balance_threshold,
+        wallet.auto_top_up_credits,
+        wallet.status,
+    ) == (Decimal("1"), "all", None, None, "active")
 
 
 def test_finance_admin_may_change_a_wallets_terms(login):
@@ -156,18 +199,29 @@ def test_finance_admin_may_change_a_wallets_terms(login):
     assert response.status_code == 302
     wallet.refresh_from_db()
     assert (wallet.conversion_rate, wallet.low_balance_threshold, wallet.auto_top_up_credits) == (
-        Decimal("0.05"), Decimal("100"), Decimal("1000"))
+        Decimal("0.05"),
+        Decimal("100"),
+        Decimal("1000"),
+    )
 
 
 def test_support_grant_limit_bounds_the_whole_action_not_each_wallet(login, settings):
     """Regression: selecting two wallets granted 2 x the limit in one action."""
     settings.SUPPORT_GRANT_LIMIT = Decimal("1000")
     first = _wallet()
-    second = wallet_create(customer=CustomerFactory(external_id="globex"), name="Credits", currency="USD",
-                           conversion_rate=Decimal("1"))
+    second = wallet_create(
+        customer=CustomerFactory(external_id="globex"), name="Credits", currency="USD", conversion_rate=Decimal("1")
+    )
     client = login(SUPPORT)
-    post = {"action": "grant_credits", "_selected_action": [first.pk, second.pk], "confirm": "yes",
-            "kind": "promotional", "priority": "10", "expires_at": "", "name": ""}
+    post = {
+        "action": "grant_credits",
+        "_selected_action": [first.pk, second.pk],
+        "confirm": "yes",
+        "kind": "promotional",
+        "priority": "10",
+        "expires_at": "",
+        "name": "",
+    }
     # 2 wallets x 600 = 1,200 > 1,000: refused, nothing granted
     page = client.post("/admin/wallets/wallet/", {**post, "credits": "600"})
     assert page.status_code == 200
@@ -176,26 +230,49 @@ def test_support_grant_limit_bounds_the_whole_action_not_each_wallet(login, sett
     # 2 wallets x 500 = 1,000: at the limit, granted to both
     assert client.post("/admin/wallets/wallet/", {**post, "credits": "500"}).status_code == 302
     assert sorted(CreditGrant.objects.values_list("wallet_id", "credits")) == [
-        (first.pk, Decimal("500")), (second.pk, Decimal("500"))]
+        (first.pk, Decimal("500")),
+        (second.pk, Decimal("500")),
+    ]
 
 
 def test_a_finance_admin_grants_past_the_support_limit_to_many_wallets(login, settings):
     settings.SUPPORT_GRANT_LIMIT = Decimal("1000")
     first = _wallet()
-    second = wallet_create(customer=CustomerFactory(external_id="globex"), name="Credits", currency="USD",
-                           conversion_rate=Decimal("1"))
+    second = wallet_create(
+        customer=CustomerFactory(external_id="globex"), name="Credits", currency="USD", conversion_rate=Decimal("1")
+    )
     client = login(FINANCE_ADMIN)
-    client.post("/admin/wallets/wallet/", {
-        "action": "grant_credits", "_selected_action": [first.pk, second.pk], "confirm": "yes", "credits": "5000",
-        "kind": "promotional", "priority": "10", "expires_at": "", "name": ""})
+    client.post(
+        "/admin/wallets/wallet/",
+        {
+            "action": "grant_credits",
+            "_selected_action": [first.pk, second.pk],
+            "confirm": "yes",
+            "credits": "5000",
+            "kind": "promotional",
+            "priority": "10",
+            "expires_at": "",
+            "name": "",
+        },
+    )
     assert CreditGrant.objects.count() == 2
 
 
 # ---------------------------------------------------------------- every admin action, as a Finance viewer
 
 ACTION_FORM = {
-    "confirm": "yes", "post": "yes", "credits": "10", "kind": "promotional", "priority": "10", "expires_at": "",
-    "name": "", "amount": "1.00", "reference": "", "reason": "walk", "refund_to": "invoice", "at": "now",
+    "confirm": "yes",
+    "post": "yes",
+    "credits": "10",
+    "kind": "promotional",
+    "priority": "10",
+    "expires_at": "",
+    "name": "",
+    "amount": "1.00",
+    "reference": "",
+    "reason": "walk",
+    "refund_to": "invoice",
+    "at": "now",
 }
 
 
@@ -220,8 +297,9 @@ def _one_of_everything():
     PriceFactory(plan_version=PlanVersionFactory(plan=version.plan, number=2))  # a draft next to the published v1
     customer = CustomerFactory(external_id="acme")
     now = timezone.now()
-    subscription_start(customer=customer, plan=version.plan, start_at=now, billing="calendar", pinned_version=None,
-                       now=now)
+    subscription_start(
+        customer=customer, plan=version.plan, start_at=now, billing="calendar", pinned_version=None, now=now
+    )
     finalized = InvoiceLineFactory(invoice=InvoiceFactory(customer=customer), amount=Decimal("30.00")).invoice
     finalized.subtotal = finalized.total = finalized.amount_due = Decimal("30.00")
     finalized.save()
@@ -271,9 +349,13 @@ def test_every_admin_action_refuses_a_finance_viewer(login, rf):
             assert response.status_code in (200, 302, 403), (model._meta.label, name, response.status_code)
             assert _snapshot() == before, f"{model._meta.label}.{name} changed data for a Finance viewer"
             walked.append(f"{model._meta.label}.{name}")
-    assert {"catalog.PlanVersion.new_draft_from_versions", "django_celery_beat.PeriodicTask.run_tasks",
-            "django_celery_beat.PeriodicTask.toggle_tasks", "invoicing.Invoice.finalize_action",
-            "wallets.Wallet.grant_credits"} <= set(walked)
+    assert {
+        "catalog.PlanVersion.new_draft_from_versions",
+        "django_celery_beat.PeriodicTask.run_tasks",
+        "django_celery_beat.PeriodicTask.toggle_tasks",
+        "invoicing.Invoice.finalize_action",
+        "wallets.Wallet.grant_credits",
+    } <= set(walked)
     assert len(walked) >= 30
 
 
@@ -284,6 +366,8 @@ def test_the_walks_post_runs_the_action_for_a_finance_admin(login):
     _one_of_everything()
     client = login(FINANCE_ADMIN)
     published = PlanVersion.objects.get(status="published")
-    client.post("/admin/catalog/planversion/", {"action": "new_draft_from_versions",
-                                                 "_selected_action": [published.pk], **ACTION_FORM})
+    client.post(
+        "/admin/catalog/planversion/",
+        {"action": "new_draft_from_versions", "_selected_action": [published.pk], **ACTION_FORM},
+    )
     assert PlanVersion.objects.filter(plan=published.plan).count() == 3  # v1, the v2 draft and the new v3

@@ -175,8 +175,7 @@ def slow_view_free(request):
 
 
 def _sign_in(client, password: str, ip: str = "127.0.0.1", username: str = "finance"):
-    return client.post("/admin/login/", {"username": username, "password": password, "next": "/admin/"},
-                       REMOTE_ADDR=ip)
+    return client.post("/admin/login/", {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=ip)
 
 
 def _signed_in(client) -> bool:

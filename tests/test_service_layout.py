@@ -21,7 +21,8 @@ APPS = ("billing_project", "catalog", "customers", "metering", "wallets", "invoi
 def _public_functions(module: ModuleType) -> set[str]:
     """Functions a module defines itself (not imported ones) whose names do not start with an underscore."""
     return {
-        name for name, value in vars(module).items()
+        name
+        for name, value in vars(module).items()
         if inspect.isfunction(value) and value.__module__ == module.__name__ and not name.startswith("_")
     }
 
@@ -73,7 +74,9 @@ def test_the_subscription_lifecycle_has_one_public_home():
     in_invoicing = _package_functions(invoicing.services)
     assert in_customers and all(name.startswith("subscription_row_") for name in in_customers), in_customers
     assert not in_customers & in_invoicing
-    assert {"subscription_start", "subscription_cancel"} <= _public_functions(import_module("invoicing.services.lifecycle"))
+    assert {"subscription_start", "subscription_cancel"} <= _public_functions(
+        import_module("invoicing.services.lifecycle")
+    )
 
 
 def test_private_modules_are_imported_only_inside_their_package():
@@ -93,7 +96,8 @@ def test_credits_are_turned_into_money_by_the_one_payment_loop():
     # Which wallets pay an invoice, in what order and how much, is decided once (wallets.credits.
     # invoice_payment_plan), for paying an invoice and for the real-time balance alike.
     callers = sorted(
-        str(path.relative_to(ROOT)) for path in _modules().values()
+        str(path.relative_to(ROOT))
+        for path in _modules().values()
         if "credits_applicable(" in path.read_text() and path != ROOT / "wallets" / "credits.py"
     )
     assert callers == []
@@ -102,10 +106,11 @@ def test_credits_are_turned_into_money_by_the_one_payment_loop():
 def _sibling_cycle(graph: dict[str, set[str]], ancestor: str) -> list[str] | None:
     """A cycle between the direct children of ``ancestor`` (a child depends on another when any module in it
     imports any module in the other), or None."""
+
     def child(name: str) -> str | None:
         if not name.startswith(ancestor + "."):
             return None
-        return ancestor + "." + name[len(ancestor) + 1:].split(".")[0]
+        return ancestor + "." + name[len(ancestor) + 1 :].split(".")[0]
 
     edges: dict[str, set[str]] = {}
     for importer, targets in graph.items():
@@ -120,7 +125,7 @@ def _sibling_cycle(graph: dict[str, set[str]], ancestor: str) -> list[str] | Non
         path.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         state[node] = 2
@@ -139,5 +144,13 @@ def test_service_modules_import_each_other_in_one_direction():
     # purchase invoice reaches the seam as a function argument and the lines a recalculated draft is rebuilt
     # with live in lines.py, so no module needs an import inside a function to dodge a cycle.
     graph = _import_graph()
-    for ancestor in ("catalog", "customers", "metering", "wallets", "invoicing", "invoicing.services", "wallets.services"):
+    for ancestor in (
+        "catalog",
+        "customers",
+        "metering",
+        "wallets",
+        "invoicing",
+        "invoicing.services",
+        "wallets.services",
+    ):
         assert _sibling_cycle(graph, ancestor) is None, ancestor

@@ -41,8 +41,9 @@ class GrantCreditsForm(forms.Form):
     credits = forms.DecimalField(min_value=Decimal("0.000000000001"), max_digits=28, decimal_places=12)
     kind = forms.ChoiceField(choices=[(k, CreditGrant.Kind(k).label) for k in MANUAL_KINDS])
     priority = forms.IntegerField(min_value=0, initial=10, help_text="Lower numbers are spent first.")
-    expires_at = forms.DateTimeField(required=False, validators=[validate_instant],
-                                     help_text="UTC, e.g. 2026-12-31 00:00. Empty = never.")
+    expires_at = forms.DateTimeField(
+        required=False, validators=[validate_instant], help_text="UTC, e.g. 2026-12-31 00:00. Empty = never."
+    )
     name = forms.CharField(required=False, max_length=200)
 
     def __init__(self, *args, limit: Decimal | None = None, wallet_count: int = 1, **kwargs):
@@ -62,7 +63,8 @@ class GrantCreditsForm(forms.Form):
         if self.limit is not None and total > self.limit:
             together = (
                 f" ({self.wallet_count} wallets x {format_decimal(credits)} = {format_decimal(total)})"
-                if self.wallet_count > 1 else ""
+                if self.wallet_count > 1
+                else ""
             )
             raise forms.ValidationError(
                 f"Support may grant at most {format_decimal(self.limit)} credits in one action{together}; "
@@ -117,8 +119,14 @@ class WalletForm(forms.ModelForm):
     class Meta:
         model = Wallet
         fields = (
-            "customer", "name", "currency", "conversion_rate", "applies_to", "low_balance_threshold",
-            "auto_top_up_credits", "status",
+            "customer",
+            "name",
+            "currency",
+            "conversion_rate",
+            "applies_to",
+            "low_balance_threshold",
+            "auto_top_up_credits",
+            "status",
         )
 
     def service_values(self) -> dict:
@@ -146,8 +154,18 @@ class WalletAdmin(admin.ModelAdmin):
     autocomplete_fields = ("customer",)
     readonly_fields = ("balance_display", "real_time_balance_display", "below_threshold", "created_at")
     fields = (
-        "customer", "name", "currency", "conversion_rate", "applies_to", "low_balance_threshold",
-        "auto_top_up_credits", "status", "balance_display", "real_time_balance_display", "below_threshold", "created_at",
+        "customer",
+        "name",
+        "currency",
+        "conversion_rate",
+        "applies_to",
+        "low_balance_threshold",
+        "auto_top_up_credits",
+        "status",
+        "balance_display",
+        "real_time_balance_display",
+        "below_threshold",
+        "created_at",
     )
     inlines = [CreditGrantInline, LedgerEntryInline]
     actions = ["grant_credits", "void_remaining_credits"]
@@ -188,7 +206,9 @@ class WalletAdmin(admin.ModelAdmin):
         return format_money(obj.conversion_rate, obj.currency)
 
     def has_grant_permission(self, request) -> bool:
-        return request.user.has_perm("wallets.grant_credits") or request.user.has_perm("wallets.grant_credits_unlimited")
+        return request.user.has_perm("wallets.grant_credits") or request.user.has_perm(
+            "wallets.grant_credits_unlimited"
+        )
 
     def has_void_permission(self, request) -> bool:
         return request.user.has_perm("wallets.void_credits")
@@ -197,7 +217,8 @@ class WalletAdmin(admin.ModelAdmin):
     def grant_credits(self, request, queryset):
         queryset = queryset.select_related("customer")  # each wallet is named with its customer
         form = GrantCreditsForm(
-            request.POST if "confirm" in request.POST else None, limit=grant_limit_for(request.user),
+            request.POST if "confirm" in request.POST else None,
+            limit=grant_limit_for(request.user),
             wallet_count=queryset.count(),
         )
         if "confirm" in request.POST and form.is_valid():
@@ -207,21 +228,36 @@ class WalletAdmin(admin.ModelAdmin):
                 try:
                     with transaction.atomic():
                         grant, _ = wallet_grant_create_locked(
-                            wallet=wallet, credits=data["credits"], kind=data["kind"], priority=data["priority"],
-                            expires_at=data["expires_at"], name=data["name"], now=timezone.now(),
+                            wallet=wallet,
+                            credits=data["credits"],
+                            kind=data["kind"],
+                            priority=data["priority"],
+                            expires_at=data["expires_at"],
+                            name=data["name"],
+                            now=timezone.now(),
                             reference=f"admin:{request.user.pk}",
                         )
                 except BillingError as exc:
                     self.message_user(request, f"{wallet}: {exc.message}", level=messages.ERROR)
                     continue
-                self.log_change(request, wallet, f"Granted {format_decimal(grant.credits)} {grant.kind} credits (grant {grant.pk})")
+                self.log_change(
+                    request, wallet, f"Granted {format_decimal(grant.credits)} {grant.kind} credits (grant {grant.pk})"
+                )
                 done += 1
             self.message_user(request, f"Granted {format_decimal(data['credits'])} credits to {done} wallet(s).")
             return None
-        return TemplateResponse(request, "admin/wallets/grant_credits.html", {
-            **self.admin_site.each_context(request), "title": "Grant credits", "form": form, "wallets": queryset,
-            "opts": self.model._meta, "action": "grant_credits",
-        })
+        return TemplateResponse(
+            request,
+            "admin/wallets/grant_credits.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Grant credits",
+                "form": form,
+                "wallets": queryset,
+                "opts": self.model._meta,
+                "action": "grant_credits",
+            },
+        )
 
     @admin.action(description="Void remaining credits…", permissions=["void"])
     def void_remaining_credits(self, request, queryset):
@@ -230,16 +266,28 @@ class WalletAdmin(admin.ModelAdmin):
             total = Decimal(0)
             for grant in grants:
                 with transaction.atomic():
-                    voided = wallet_grant_void_locked(grant=grant, now=timezone.now(), reason=f"Voided by {request.user}")
+                    voided = wallet_grant_void_locked(
+                        grant=grant, now=timezone.now(), reason=f"Voided by {request.user}"
+                    )
                 if voided:
-                    self.log_change(request, grant.wallet, f"Voided {format_decimal(voided)} credits of grant {grant.pk}")
+                    self.log_change(
+                        request, grant.wallet, f"Voided {format_decimal(voided)} credits of grant {grant.pk}"
+                    )
                     total += voided
             self.message_user(request, f"Voided {format_decimal(total)} credits.")
             return None
-        return TemplateResponse(request, "admin/wallets/void_credits.html", {
-            **self.admin_site.each_context(request), "title": "Void remaining credits", "grants": grants,
-            "wallets": queryset, "opts": self.model._meta, "action": "void_remaining_credits",
-        })
+        return TemplateResponse(
+            request,
+            "admin/wallets/void_credits.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Void remaining credits",
+                "grants": grants,
+                "wallets": queryset,
+                "opts": self.model._meta,
+                "action": "void_remaining_credits",
+            },
+        )
 
 
 @admin.register(CreditGrant)

@@ -77,7 +77,9 @@ class CreditGrant(models.Model):
     credits = models.DecimalField(**CREDITS, validators=[MinValueValidator(0)])
     remaining = models.DecimalField(**CREDITS)
     held = models.DecimalField(
-        **CREDITS, default=0, help_text="Of the remaining credits, how many are reserved for draft invoices (cached sum of its holds)."
+        **CREDITS,
+        default=0,
+        help_text="Of the remaining credits, how many are reserved for draft invoices (cached sum of its holds).",
     )
     priority = models.PositiveIntegerField(default=10)
     effective_at = models.DateTimeField()
@@ -107,7 +109,8 @@ class CreditGrant(models.Model):
                 name="creditgrant_held_within_remaining", condition=Q(held__gte=0) & Q(held__lte=F("remaining"))
             ),
             models.UniqueConstraint(
-                fields=["wallet", "idempotency_key"], name="creditgrant_unique_idempotency_key",
+                fields=["wallet", "idempotency_key"],
+                name="creditgrant_unique_idempotency_key",
                 condition=Q(idempotency_key__isnull=False),
             ),
         ]
@@ -152,7 +155,8 @@ class CreditHold(models.Model):
         constraints = [
             models.CheckConstraint(name="credithold_credits_positive", condition=Q(credits__gt=0)),
             models.UniqueConstraint(
-                fields=["grant", "invoice_id"], name="credithold_one_per_lot_and_invoice",
+                fields=["grant", "invoice_id"],
+                name="credithold_one_per_lot_and_invoice",
                 condition=Q(status="held"),
             ),
         ]
@@ -183,7 +187,9 @@ class LedgerEntry(models.Model):
     credits = models.DecimalField(**CREDITS)
     balance_after = models.DecimalField(**CREDITS)
     reference = models.CharField(max_length=200, blank=True)
-    invoice_id = models.BigIntegerField(null=True, blank=True, db_index=True, help_text="Invoice paid or credited, if any.")
+    invoice_id = models.BigIntegerField(
+        null=True, blank=True, db_index=True, help_text="Invoice paid or credited, if any."
+    )
     description = models.CharField(max_length=300, blank=True)
     idempotency_key = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)

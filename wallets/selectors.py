@@ -38,8 +38,11 @@ def wallet_ledger_check(*, wallet: Wallet) -> LedgerCheck:
     lots = CreditGrant.objects.filter(wallet=wallet).aggregate(r=Sum("remaining"), h=Sum("held"))
     holds = CreditHold.objects.filter(wallet=wallet, status=CreditHold.Status.HELD).aggregate(s=Sum("credits"))["s"]
     return LedgerCheck(
-        balance=balance, ledger_sum=ledger_sum, lots_remaining=lots["r"] or Decimal(0),
-        lots_held=lots["h"] or Decimal(0), holds_sum=holds or Decimal(0),
+        balance=balance,
+        ledger_sum=ledger_sum,
+        lots_remaining=lots["r"] or Decimal(0),
+        lots_held=lots["h"] or Decimal(0),
+        holds_sum=holds or Decimal(0),
     )
 
 
@@ -47,7 +50,9 @@ def wallets_held(*, wallet_ids: list[int]) -> dict[int, Decimal]:
     """Credits each wallet's lots hold for draft invoices (absent: none)."""
     rows = (
         CreditGrant.objects.filter(wallet_id__in=wallet_ids, held__gt=0)
-        .values("wallet_id").annotate(s=Sum("held")).values_list("wallet_id", "s")
+        .values("wallet_id")
+        .annotate(s=Sum("held"))
+        .values_list("wallet_id", "s")
     )
     return dict(rows)
 

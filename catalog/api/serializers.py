@@ -30,8 +30,12 @@ def money_text(value: Decimal | None, currency: str) -> str | None:
 
 
 class TierSerializer(serializers.Serializer):
-    up_to = ExactDecimalField(positive=True, allow_null=True, required=False,
-                              help_text="Last unit of the tier (inclusive); null (or absent) for the last tier.")
+    up_to = ExactDecimalField(
+        positive=True,
+        allow_null=True,
+        required=False,
+        help_text="Last unit of the tier (inclusive); null (or absent) for the last tier.",
+    )
     unit_amount = ExactDecimalField()
     flat_amount = ExactDecimalField(required=False, allow_null=True, help_text='Default (or null) "0".')
 
@@ -72,12 +76,20 @@ def _value_text(field: PriceField, price: Price, currency: str):
 # PRICE: the common fields, then every price model value (catalog/price_models.py's PRICE_FIELDS).
 class PriceSerializer(serializers.Serializer):
     id = serializers.CharField(read_only=True)
-    name = TextField(required=False, allow_null=True, max_length=200,
-                     help_text="Default (or null): the meter's name, or \"Flat fee\".")
+    name = TextField(
+        required=False,
+        allow_null=True,
+        max_length=200,
+        help_text='Default (or null): the meter\'s name, or "Flat fee".',
+    )
     model = serializers.ChoiceField(choices=Price.Model.values)
     meter = TextField(allow_null=True, required=False, help_text="Meter key (usage prices; absent for fixed fees).")
-    timing = serializers.ChoiceField(choices=Price.Timing.values, required=False, allow_null=True,
-                                     help_text="Default (or null): in_advance for flat_fee, in_arrears for usage.")
+    timing = serializers.ChoiceField(
+        choices=Price.Timing.values,
+        required=False,
+        allow_null=True,
+        help_text="Default (or null): in_advance for flat_fee, in_arrears for usage.",
+    )
 
     def get_fields(self):
         fields = super().get_fields()
@@ -98,13 +110,19 @@ class PriceSerializer(serializers.Serializer):
 
 class EntitlementSerializer(serializers.Serializer):
     feature = TextField(help_text="Feature key.")
-    enabled = serializers.BooleanField(required=False, allow_null=True, default=True, help_text="Default (or null) true.")
+    enabled = serializers.BooleanField(
+        required=False, allow_null=True, default=True, help_text="Default (or null) true."
+    )
     limit = ExactDecimalField(allow_null=True, required=False, help_text="Metered: limit per window; null = unlimited.")
-    reset = serializers.ChoiceField(choices=Entitlement.Reset.values, required=False, allow_null=True,
-                                    help_text="Default (or null) billing_period.")
-    soft = serializers.BooleanField(required=False, allow_null=True, default=False, help_text="Default (or null) false.")
-    value = TextField(allow_blank=True, allow_null=True, required=False, max_length=200,
-                      help_text="Static features: the value.")
+    reset = serializers.ChoiceField(
+        choices=Entitlement.Reset.values, required=False, allow_null=True, help_text="Default (or null) billing_period."
+    )
+    soft = serializers.BooleanField(
+        required=False, allow_null=True, default=False, help_text="Default (or null) false."
+    )
+    value = TextField(
+        allow_blank=True, allow_null=True, required=False, max_length=200, help_text="Static features: the value."
+    )
 
     @staticmethod
     def shape(row: Entitlement) -> dict:
@@ -121,13 +139,21 @@ class EntitlementSerializer(serializers.Serializer):
 class GrantSerializer(serializers.Serializer):
     name = TextField(required=False, allow_null=True, max_length=200, help_text='Default (or null) "Plan credits".')
     credits = ExactDecimalField(positive=True)
-    cadence = serializers.ChoiceField(choices=PlanCreditGrant.Cadence.values, required=False, allow_null=True,
-                                      help_text="Default (or null) per_period.")
-    rollover_cap = ExactDecimalField(allow_null=True, required=False,
-                                     help_text='null: all unused credits roll over; "0": none.')
-    expire_after_periods = WholeNumberField(min_value=1, allow_null=True, required=False, help_text="null: never by age.")
-    forfeit_on_end = serializers.BooleanField(required=False, allow_null=True, default=True,
-                                              help_text="Default (or null) true.")
+    cadence = serializers.ChoiceField(
+        choices=PlanCreditGrant.Cadence.values,
+        required=False,
+        allow_null=True,
+        help_text="Default (or null) per_period.",
+    )
+    rollover_cap = ExactDecimalField(
+        allow_null=True, required=False, help_text='null: all unused credits roll over; "0": none.'
+    )
+    expire_after_periods = WholeNumberField(
+        min_value=1, allow_null=True, required=False, help_text="null: never by age."
+    )
+    forfeit_on_end = serializers.BooleanField(
+        required=False, allow_null=True, default=True, help_text="Default (or null) true."
+    )
     priority = WholeNumberField(required=False, allow_null=True, default=10, help_text="Default (or null) 10.")
 
     @staticmethod
@@ -184,8 +210,11 @@ class VersionInputDocSerializer(serializers.Serializer):
     entitlements = EntitlementSerializer(many=True, required=False)
     credit_grants = GrantSerializer(many=True, required=False)
     publish = serializers.BooleanField(required=False, default=False)
-    effective_from = serializers.DateTimeField(required=False, allow_null=True,
-                                               help_text="Default (or null) now on create, unchanged on edit; may be in the past.")
+    effective_from = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="Default (or null) now on create, unchanged on edit; may be in the past.",
+    )
 
 
 class FeatureOutputSerializer(serializers.ModelSerializer):

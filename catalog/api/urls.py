@@ -9,6 +9,9 @@ urlpatterns = [
     path("plans/<str:key>", views.PlanDetailApi.as_view(), name="plan-detail"),
     path("plans/<str:key>/versions", views.PlanVersionsApi.as_view(), name="plan-versions"),
     path("plans/<str:key>/versions/<str:number>", views.PlanVersionDetailApi.as_view(), name="plan-version-detail"),
-    path("plans/<str:key>/versions/<str:number>/publish", views.PlanVersionPublishApi.as_view(),
-         name="plan-version-publish"),
+    path(
+        "plans/<str:key>/versions/<str:number>/publish",
+        views.PlanVersionPublishApi.as_view(),
+        name="plan-version-publish",
+    ),
 ]

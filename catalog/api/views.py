@@ -48,13 +48,17 @@ class FeaturesApi(APIView):
 
     OutputSerializer = FeatureOutputSerializer
 
-    @extend_schema(operation_id="features_list", parameters=_PAGE,
-                   responses=paginated_schema("PaginatedFeatureList", FeatureOutputSerializer))
+    @extend_schema(
+        operation_id="features_list",
+        parameters=_PAGE,
+        responses=paginated_schema("PaginatedFeatureList", FeatureOutputSerializer),
+    )
     def get(self, request):
         return paginate(request, self, selectors.feature_list(), self.OutputSerializer)
 
-    @extend_schema(operation_id="features_create", request=InputSerializer,
-                   responses={201: FeatureOutputSerializer, **_ERRORS})
+    @extend_schema(
+        operation_id="features_create", request=InputSerializer, responses={201: FeatureOutputSerializer, **_ERRORS}
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -83,12 +87,17 @@ class PlansApi(APIView):
 
     OutputSerializer = PlanOutputSerializer
 
-    @extend_schema(operation_id="plans_list", parameters=_PAGE,
-                   responses=paginated_schema("PaginatedPlanList", PlanOutputSerializer))
+    @extend_schema(
+        operation_id="plans_list",
+        parameters=_PAGE,
+        responses=paginated_schema("PaginatedPlanList", PlanOutputSerializer),
+    )
     def get(self, request):
         return paginate(request, self, selectors.plan_list(), self.OutputSerializer)
 
-    @extend_schema(operation_id="plans_create", request=InputSerializer, responses={201: PlanOutputSerializer, **_ERRORS})
+    @extend_schema(
+        operation_id="plans_create", request=InputSerializer, responses={201: PlanOutputSerializer, **_ERRORS}
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -118,13 +127,18 @@ class PlanVersionsApi(APIView):
 
     OutputSerializer = VersionSerializer
 
-    @extend_schema(operation_id="plan_versions_list", responses={200: VersionSerializer(many=True), **error_responses(404)})
+    @extend_schema(
+        operation_id="plan_versions_list", responses={200: VersionSerializer(many=True), **error_responses(404)}
+    )
     def get(self, request, key: str):
         versions = selectors.plan_version_list(plan=selectors.plan_get(key=key))
         return Response([VersionSerializer.shape(v) for v in versions])
 
-    @extend_schema(operation_id="plan_versions_create", request=VersionInputDocSerializer,
-                   responses={201: VersionSerializer, **error_responses(400, 404)})
+    @extend_schema(
+        operation_id="plan_versions_create",
+        request=VersionInputDocSerializer,
+        responses={201: VersionSerializer, **error_responses(400, 404)},
+    )
     def post(self, request, key: str):
         plan = selectors.plan_get(key=key)
         data = self.InputSerializer(data=request.data)
@@ -146,14 +160,22 @@ class PlanVersionDetailApi(APIView):
         credit_grants = serializers.ListField(child=serializers.DictField(), required=False)
         effective_from = serializers.DateTimeField(required=False, allow_null=True)
 
-    @extend_schema(operation_id="plan_versions_retrieve", parameters=[_NUMBER], responses={200: VersionSerializer, **error_responses(404)})
+    @extend_schema(
+        operation_id="plan_versions_retrieve",
+        parameters=[_NUMBER],
+        responses={200: VersionSerializer, **error_responses(404)},
+    )
     def get(self, request, key: str, number: str):
         number = _number(number)
         version = selectors.plan_version_get(plan=selectors.plan_get(key=key), number=number)
         return Response(VersionSerializer.shape(version))
 
-    @extend_schema(operation_id="plan_versions_update", parameters=[_NUMBER], request=VersionInputDocSerializer,
-                   responses={200: VersionSerializer, **error_responses(400, 404, 409)})
+    @extend_schema(
+        operation_id="plan_versions_update",
+        parameters=[_NUMBER],
+        request=VersionInputDocSerializer,
+        responses={200: VersionSerializer, **error_responses(400, 404, 409)},
+    )
     def patch(self, request, key: str, number: str):
         number = _number(number)
         plan = selectors.plan_get(key=key)
@@ -168,8 +190,12 @@ class PlanVersionPublishApi(APIView):
     """``POST /plans/{key}/versions/{number}/publish``: draft -> published; a published version is a 409, a draft
     with an incomplete or invalid price, entitlement or credit grant a 400 naming it."""
 
-    @extend_schema(operation_id="plan_versions_publish", parameters=[_NUMBER], request=None,
-                   responses={200: VersionSerializer, **error_responses(400, 404, 409)})
+    @extend_schema(
+        operation_id="plan_versions_publish",
+        parameters=[_NUMBER],
+        request=None,
+        responses={200: VersionSerializer, **error_responses(400, 404, 409)},
+    )
     def post(self, request, key: str, number: str):
         number = _number(number)
         plan = selectors.plan_get(key=key)

@@ -49,7 +49,9 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     def validate_currency(self, value: str) -> str:
         value = value.upper()
         if value not in settings.CURRENCIES:
-            raise serializers.ValidationError(f"'{value}' is not an accepted currency ({', '.join(settings.CURRENCIES)}).")
+            raise serializers.ValidationError(
+                f"'{value}' is not an accepted currency ({', '.join(settings.CURRENCIES)})."
+            )
         return value
 
 
@@ -83,13 +85,21 @@ class SubscriptionCreateInputSerializer(serializers.Serializer):
     customer = TextField(max_length=255, help_text="The customer's external id.")
     plan = TextField(max_length=100, help_text="The plan's key.")
     start_at = serializers.DateTimeField(
-        required=False, allow_null=True, default=None, validators=[validate_instant],
+        required=False,
+        allow_null=True,
+        default=None,
+        validators=[validate_instant],
         help_text="Default now; may be in the past (not before the plan's first published version takes effect, "
-                  "unless pinned); between 2000-01-01 and 2100-01-01 UTC.",
+        "unless pinned); between 2000-01-01 and 2100-01-01 UTC.",
     )
     billing = serializers.ChoiceField(choices=Subscription.Billing.values, default=Subscription.Billing.CALENDAR)
-    pinned_version = WholeNumberField(required=False, allow_null=True, default=None, min_value=1,
-                                      help_text="A version number of the plan (grandfathered), or null.")
+    pinned_version = WholeNumberField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        help_text="A version number of the plan (grandfathered), or null.",
+    )
 
 
 class SubscriptionCancelInputSerializer(serializers.Serializer):

@@ -8,5 +8,7 @@ urlpatterns = [
     path("tax_rates", views.TaxRateListCreateApi.as_view(), name="tax-rates"),
     path("subscriptions", views.SubscriptionListCreateApi.as_view(), name="subscriptions"),
     path("subscriptions/<str:subscription_id>", views.SubscriptionDetailApi.as_view(), name="subscription"),
-    path("subscriptions/<str:subscription_id>/cancel", views.SubscriptionCancelApi.as_view(), name="subscription-cancel"),
+    path(
+        "subscriptions/<str:subscription_id>/cancel", views.SubscriptionCancelApi.as_view(), name="subscription-cancel"
+    ),
 ]

@@ -35,13 +35,19 @@ class CustomerListCreateApi(APIView):
     InputSerializer = s.CustomerCreateInputSerializer
     OutputSerializer = s.CustomerOutputSerializer
 
-    @extend_schema(operation_id="customers_list", responses=paginated_schema("PaginatedCustomerList", OutputSerializer),
-                   parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)])
+    @extend_schema(
+        operation_id="customers_list",
+        responses=paginated_schema("PaginatedCustomerList", OutputSerializer),
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+    )
     def get(self, request):
         return paginate(request, self, selectors.customer_list(), self.OutputSerializer)
 
-    @extend_schema(operation_id="customers_create", request=InputSerializer,
-                   responses={201: OutputSerializer, **error_responses(400)})
+    @extend_schema(
+        operation_id="customers_create",
+        request=InputSerializer,
+        responses={201: OutputSerializer, **error_responses(400)},
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -58,8 +64,11 @@ class CustomerDetailApi(APIView):
     def get(self, request, external_id: str):
         return Response(self.OutputSerializer(selectors.customer_get(external_id=external_id)).data)
 
-    @extend_schema(operation_id="customers_update", request=InputSerializer,
-                   responses={200: OutputSerializer, **error_responses(400, 404, 409)})
+    @extend_schema(
+        operation_id="customers_update",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 404, 409)},
+    )
     def patch(self, request, external_id: str):
         customer = selectors.customer_get(external_id=external_id)
         # A body that is not a JSON object (null, a list) is left to the serializer, which answers 400.
@@ -75,13 +84,19 @@ class TaxRateListCreateApi(APIView):
     InputSerializer = s.TaxRateInputSerializer
     OutputSerializer = s.TaxRateOutputSerializer
 
-    @extend_schema(operation_id="tax_rates_list", responses=paginated_schema("PaginatedTaxRateList", OutputSerializer),
-                   parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)])
+    @extend_schema(
+        operation_id="tax_rates_list",
+        responses=paginated_schema("PaginatedTaxRateList", OutputSerializer),
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+    )
     def get(self, request):
         return paginate(request, self, selectors.tax_rate_list(), self.OutputSerializer)
 
-    @extend_schema(operation_id="tax_rates_create", request=InputSerializer,
-                   responses={201: OutputSerializer, **error_responses(400)})
+    @extend_schema(
+        operation_id="tax_rates_create",
+        request=InputSerializer,
+        responses={201: OutputSerializer, **error_responses(400)},
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -95,8 +110,11 @@ class SubscriptionListCreateApi(APIView):
 
     @extend_schema(
         operation_id="subscriptions_list",
-        parameters=[OpenApiParameter("customer", str, description="A customer's external id.", pattern=r"^[^\x00]*$"),
-                    OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+        parameters=[
+            OpenApiParameter("customer", str, description="A customer's external id.", pattern=r"^[^\x00]*$"),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
         responses={200: paginated_schema("PaginatedSubscriptionList", OutputSerializer), **error_responses(400)},
     )
     def get(self, request):
@@ -104,8 +122,11 @@ class SubscriptionListCreateApi(APIView):
         customer = _customer_field(external_id) if external_id is not None else None
         return paginate(request, self, selectors.subscription_list(customer=customer), self.OutputSerializer)
 
-    @extend_schema(operation_id="subscriptions_create", request=InputSerializer,
-                   responses={201: OutputSerializer, **error_responses(400, 404, 409)})
+    @extend_schema(
+        operation_id="subscriptions_create",
+        request=InputSerializer,
+        responses={201: OutputSerializer, **error_responses(400, 404, 409)},
+    )
     def post(self, request):
         from invoicing.services import subscription_start
 
@@ -121,10 +142,16 @@ class SubscriptionListCreateApi(APIView):
         if v["pinned_version"] is not None:
             pinned = PlanVersion.objects.filter(plan=plan, number=v["pinned_version"]).first()
             if pinned is None:
-                raise ValidationFailed(f"Plan '{plan.key}' has no version {v['pinned_version']}.", field="pinned_version")
+                raise ValidationFailed(
+                    f"Plan '{plan.key}' has no version {v['pinned_version']}.", field="pinned_version"
+                )
         subscription = subscription_start(
-            customer=customer, plan=plan, start_at=v["start_at"] or now, billing=v["billing"],
-            pinned_version=pinned, now=now,
+            customer=customer,
+            plan=plan,
+            start_at=v["start_at"] or now,
+            billing=v["billing"],
+            pinned_version=pinned,
+            now=now,
         )
         subscription = selectors.subscription_get(subscription_id=subscription.pk)
         return Response(self.OutputSerializer(subscription).data, status=status.HTTP_201_CREATED)
@@ -142,8 +169,11 @@ class SubscriptionCancelApi(APIView):
     InputSerializer = s.SubscriptionCancelInputSerializer
     OutputSerializer = s.SubscriptionOutputSerializer
 
-    @extend_schema(operation_id="subscriptions_cancel", request=InputSerializer,
-                   responses={200: OutputSerializer, **error_responses(400, 404, 409)})
+    @extend_schema(
+        operation_id="subscriptions_cancel",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 404, 409)},
+    )
     def post(self, request, subscription_id: str):
         from invoicing.services import subscription_cancel
 

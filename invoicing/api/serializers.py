@@ -69,7 +69,9 @@ class InvoiceOutputSerializer(serializers.Serializer):
     id = serializers.SerializerMethodField()
     number = serializers.CharField(allow_null=True)
     status = serializers.CharField()
-    reason = serializers.CharField(allow_null=True, help_text="Why it was issued: start, boundary, cancel, credit_purchase...")
+    reason = serializers.CharField(
+        allow_null=True, help_text="Why it was issued: start, boundary, cancel, credit_purchase..."
+    )
     customer = serializers.SerializerMethodField()
     subscription = serializers.SerializerMethodField()
     currency = serializers.CharField()

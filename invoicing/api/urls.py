@@ -10,7 +10,11 @@ urlpatterns = [
     path("invoices/<str:invoice_id>/void", views.InvoiceVoidApi.as_view(), name="invoice-void"),
     path("invoices/<str:invoice_id>/payments", views.InvoicePaymentCreateApi.as_view(), name="invoice-payments"),
     path("invoices/<str:invoice_id>/pdf", views.InvoicePdfApi.as_view(), name="invoice-pdf"),
-    path("customers/<str:external_id>/upcoming_invoice", views.UpcomingInvoiceApi.as_view(), name="customer-upcoming-invoice"),
+    path(
+        "customers/<str:external_id>/upcoming_invoice",
+        views.UpcomingInvoiceApi.as_view(),
+        name="customer-upcoming-invoice",
+    ),
     path("credit_notes", views.CreditNoteCreateApi.as_view(), name="credit-note-create"),
     path("credit_notes/<str:credit_note_id>", views.CreditNoteDetailApi.as_view(), name="credit-note-detail"),
 ]

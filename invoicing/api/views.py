@@ -113,15 +113,16 @@ class InvoicePaymentCreateApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: InvoiceOutputSerializer,
-                   **_ERRORS},
+        responses={201: InvoiceOutputSerializer, **_ERRORS},
     )
     def post(self, request, invoice_id):
         invoice = _invoice(invoice_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         payment = payment_record(
-            invoice=invoice, amount=data.validated_data["amount"], reference=data.validated_data["reference"],
+            invoice=invoice,
+            amount=data.validated_data["amount"],
+            reference=data.validated_data["reference"],
             now=timezone.now(),
         )
         # The invoice shape (what is now paid and due) with the recorded payment under "payment".

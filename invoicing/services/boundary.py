@@ -81,18 +81,31 @@ def subscription_boundary_bill_locked(
         return None
     boundary = subscription.current_period_end
     if context.boundary_at != boundary or context.customer.pk != subscription.customer_id:
-        raise ValueError(f"the boundary context was read for {context.boundary_at.isoformat()}, not {boundary.isoformat()}")
+        raise ValueError(
+            f"the boundary context was read for {context.boundary_at.isoformat()}, not {boundary.isoformat()}"
+        )
     ended = Period(subscription.current_period_start, boundary)
     ending = subscription.cancel_at_period_end
     # Resolved once: it prices the new period's advance fees and becomes the row's plan_version.
     new_version = None if ending else _next_version(subscription, context)
     lines = boundary_lines_for(
-        subscription=subscription, ended=ended, ended_version=subscription.plan_version, ending=ending,
-        usage=context.usage, new_version=new_version, sheets=context.sheets,
+        subscription=subscription,
+        ended=ended,
+        ended_version=subscription.plan_version,
+        ending=ending,
+        usage=context.usage,
+        new_version=new_version,
+        sheets=context.sheets,
     )
     invoice = invoice_create_for_period(
-        customer=subscription.customer, subscription=subscription, boundary_at=boundary, period=ended, lines=lines,
-        now=now, tax_rates=context.tax_rates, reason=Invoice.Reason.BOUNDARY,
+        customer=subscription.customer,
+        subscription=subscription,
+        boundary_at=boundary,
+        period=ended,
+        lines=lines,
+        now=now,
+        tax_rates=context.tax_rates,
+        reason=Invoice.Reason.BOUNDARY,
     )
     needs_number = invoice is not None and invoice_finalize_or_hold(
         invoice=invoice, now=now, has_wallets=context.has_wallets

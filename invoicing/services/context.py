@@ -64,8 +64,10 @@ NO_SHEETS: PriceSheets = MappingProxyType({})
 def _prices_read(version_ids: Iterable[int]) -> dict[int, list[Price]]:
     rows: dict[int, list[Price]] = {pk: [] for pk in version_ids}
     prices = (
-        Price.objects.filter(plan_version_id__in=list(rows)).select_related("meter", "plan_version__plan")
-        .prefetch_related("tiers", "meter__filters").order_by("position", "id")
+        Price.objects.filter(plan_version_id__in=list(rows))
+        .select_related("meter", "plan_version__plan")
+        .prefetch_related("tiers", "meter__filters")
+        .order_by("position", "id")
     )
     for price in prices:
         rows[price.plan_version_id].append(price)

@@ -126,13 +126,22 @@ def invoice_credits_apply(*, invoice: Invoice, now: datetime, top_up: TopUp, has
         return
     _lock_customer(invoice)
     locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if locked.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED) or locked.kind == Invoice.Kind.CREDIT_PURCHASE:
+    if (
+        locked.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED)
+        or locked.kind == Invoice.Kind.CREDIT_PURCHASE
+    ):
         _sync_credits(invoice, locked)  # nothing to pay; and credits never pay for credits
         return
     applied = wallet_invoice_pay(
-        customer_id=invoice.customer_id, currency=invoice.currency, invoice_id=invoice.pk,
-        payable=_owed(locked), usage_payable=_usage_payable(locked), hold=invoice.status == Invoice.Status.DRAFT,
-        now=now, expiring_after=invoice.billing_boundary_at or now, top_up=top_up,
+        customer_id=invoice.customer_id,
+        currency=invoice.currency,
+        invoice_id=invoice.pk,
+        payable=_owed(locked),
+        usage_payable=_usage_payable(locked),
+        hold=invoice.status == Invoice.Status.DRAFT,
+        now=now,
+        expiring_after=invoice.billing_boundary_at or now,
+        top_up=top_up,
     )
     if applied is not None:
         _set_credits_applied(locked, applied)

@@ -63,7 +63,9 @@ def number_next(*, name: str) -> str:
             row = cursor.fetchone()
             if row is not None:
                 return f"{row[0]}{row[1]:06d}"
-            NumberSequence.objects.get_or_create(name=name, defaults={"prefix": SEQUENCE_PREFIXES.get(name, f"{name.upper()}-")})
+            NumberSequence.objects.get_or_create(
+                name=name, defaults={"prefix": SEQUENCE_PREFIXES.get(name, f"{name.upper()}-")}
+            )
     raise RuntimeError(f"number sequence {name!r} unavailable")  # pragma: no cover
 
 
@@ -82,15 +84,27 @@ def _lines_totals_set(invoice: Invoice, lines: list[LineDraft], tax_rates: TaxRa
 
 
 def _lines_insert(invoice: Invoice, lines: list[LineDraft]) -> None:
-    InvoiceLine.objects.bulk_create([
-        InvoiceLine(
-            invoice=invoice, position=i, kind=line.kind, description=line.description[:500], price=line.price,
-            plan_version=line.plan_version, meter=line.meter, quantity=line.quantity, unit_amount=line.unit_amount,
-            amount=line.amount, tax=line.tax, period_start=line.period_start, period_end=line.period_end,
-            details=line.details,
-        )
-        for i, line in enumerate(lines)
-    ])
+    InvoiceLine.objects.bulk_create(
+        [
+            InvoiceLine(
+                invoice=invoice,
+                position=i,
+                kind=line.kind,
+                description=line.description[:500],
+                price=line.price,
+                plan_version=line.plan_version,
+                meter=line.meter,
+                quantity=line.quantity,
+                unit_amount=line.unit_amount,
+                amount=line.amount,
+                tax=line.tax,
+                period_start=line.period_start,
+                period_end=line.period_end,
+                details=line.details,
+            )
+            for i, line in enumerate(lines)
+        ]
+    )
 
 
 def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft]) -> None:
@@ -136,8 +150,13 @@ def invoice_create_for_period(
     """
     invoice = Invoice(
         reason=reason,
-        customer=customer, subscription=subscription, currency=customer.currency, billing_boundary_at=boundary_at,
-        period_start=period.start, period_end=period.end, status=Invoice.Status.DRAFT,
+        customer=customer,
+        subscription=subscription,
+        currency=customer.currency,
+        billing_boundary_at=boundary_at,
+        period_start=period.start,
+        period_end=period.end,
+        status=Invoice.Status.DRAFT,
         finalize_after=now + timedelta(days=customer.invoice_grace_days),
     )
     _lines_totals_set(invoice, lines, tax_rates)
@@ -202,8 +221,19 @@ def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
 # What finalization changes (with ``invoice_finalize_prepare``'s status and credits): the rest of the row was
 # written by whoever created or last recalculated the draft, under the same invoice lock.
 FINALIZE_FIELDS = [
-    "number", "status", "issued_at", "finalized_at", "due_at", "finalize_after", "credits_applied", "amount_due",
-    "paid_at", "bill_to_name", "bill_to_email", "bill_to_external_id", "updated_at",
+    "number",
+    "status",
+    "issued_at",
+    "finalized_at",
+    "due_at",
+    "finalize_after",
+    "credits_applied",
+    "amount_due",
+    "paid_at",
+    "bill_to_name",
+    "bill_to_email",
+    "bill_to_external_id",
+    "updated_at",
 ]
 
 
@@ -240,20 +270,34 @@ def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: d
     """
     amount = quantize_minor(credits_to_money(Decimal(grant.credits), Decimal(wallet.conversion_rate)), wallet.currency)
     invoice = Invoice.objects.create(
-        kind=Invoice.Kind.CREDIT_PURCHASE, customer_id=wallet.customer_id, currency=wallet.currency,
-        status=Invoice.Status.DRAFT, finalize_after=now, subtotal=amount, tax=Decimal(0), total=amount,
-        amount_due=amount, reason=Invoice.Reason.CREDIT_PURCHASE,
+        kind=Invoice.Kind.CREDIT_PURCHASE,
+        customer_id=wallet.customer_id,
+        currency=wallet.currency,
+        status=Invoice.Status.DRAFT,
+        finalize_after=now,
+        subtotal=amount,
+        tax=Decimal(0),
+        total=amount,
+        amount_due=amount,
+        reason=Invoice.Reason.CREDIT_PURCHASE,
     )
     InvoiceLine.objects.create(
-        invoice=invoice, position=0, kind=InvoiceLine.Kind.CREDIT_PURCHASE,
+        invoice=invoice,
+        position=0,
+        kind=InvoiceLine.Kind.CREDIT_PURCHASE,
         description=(
             f"{format_decimal(grant.credits)} credits at {format_decimal(wallet.conversion_rate)} {wallet.currency} "
-            f"per credit (automatic top-up of wallet \"{wallet.name}\")"
+            f'per credit (automatic top-up of wallet "{wallet.name}")'
         ),
-        quantity=grant.credits, unit_amount=wallet.conversion_rate, amount=amount,
+        quantity=grant.credits,
+        unit_amount=wallet.conversion_rate,
+        amount=amount,
         details={
-            "wallet": str(wallet.pk), "grant": str(grant.pk), "credits": str(grant.credits),
-            "conversion_rate": str(wallet.conversion_rate), "reason": "auto top-up below the low-balance threshold",
+            "wallet": str(wallet.pk),
+            "grant": str(grant.pk),
+            "credits": str(grant.credits),
+            "conversion_rate": str(wallet.conversion_rate),
+            "reason": "auto top-up below the low-balance threshold",
         },
     )
     return invoice_finalize_locked(invoice=invoice, now=now)
@@ -283,9 +327,17 @@ def invoice_rebuild_lines(*, invoice: Invoice) -> list[LineDraft]:
     if invoice.reason not in REBUILT_REASONS:
         return [
             LineDraft(
-                kind=line.kind, description=line.description, amount=line.amount, quantity=line.quantity,
-                unit_amount=line.unit_amount, price=line.price, plan_version=line.plan_version, meter=line.meter,
-                period_start=line.period_start, period_end=line.period_end, details=line.details,
+                kind=line.kind,
+                description=line.description,
+                amount=line.amount,
+                quantity=line.quantity,
+                unit_amount=line.unit_amount,
+                price=line.price,
+                plan_version=line.plan_version,
+                meter=line.meter,
+                period_start=line.period_start,
+                period_end=line.period_end,
+                details=line.details,
             )
             for line in invoice.lines.select_related("price", "plan_version", "meter")
         ]
@@ -361,7 +413,9 @@ def invoice_void(*, invoice: Invoice, now: datetime) -> Invoice:
         grant, _rate = credits_seam.credit_purchase_grant(current)
         if grant is not None:
             credits_seam.credit_purchase_revoke(
-                invoice=current, credits=grant.credits, key=f"invoice:{current.pk}:void",
+                invoice=current,
+                credits=grant.credits,
+                key=f"invoice:{current.pk}:void",
                 reason=f"Taken back: purchase invoice {current.number} voided",
             )
     elif current.credits_applied > 0:
@@ -396,8 +450,12 @@ def payment_record_locked(*, invoice: Invoice, amount: Decimal, reference: str, 
         due = format_money(invoice.amount_due, invoice.currency)
         raise ValidationFailed(f"More than the amount due ({due}).", field="amount")
     payment = Payment.objects.create(
-        invoice=invoice, amount=amount, currency=invoice.currency, method=Payment.Method.OFFLINE,
-        reference=reference or "", paid_at=now,
+        invoice=invoice,
+        amount=amount,
+        currency=invoice.currency,
+        method=Payment.Method.OFFLINE,
+        reference=reference or "",
+        paid_at=now,
     )
     invoice.amount_paid += amount
     invoice.amount_due = _amount_due(invoice)
@@ -476,13 +534,19 @@ def credit_note_issue_locked(
             field="refund_to",
         )
     note = CreditNote.objects.create(
-        number=number_next(name="credit_note"), invoice=invoice, amount=amount, currency=invoice.currency,
-        reason=reason.strip(), refund_to=refund_to,
+        number=number_next(name="credit_note"),
+        invoice=invoice,
+        amount=amount,
+        currency=invoice.currency,
+        reason=reason.strip(),
+        refund_to=refund_to,
     )
     if purchase:
         _, rate = credits_seam.credit_purchase_grant(invoice)
         credits_seam.credit_purchase_revoke(
-            invoice=invoice, credits=_money_to_credits(amount, rate, ROUND_UP), key=f"credit-note:{note.number}",
+            invoice=invoice,
+            credits=_money_to_credits(amount, rate, ROUND_UP),
+            key=f"credit-note:{note.number}",
             reason=f"Taken back: credit note {note.number}",
         )
     if refund_to == CreditNote.RefundTo.WALLET:
@@ -514,8 +578,13 @@ def _refund_to_wallet(*, note: CreditNote, now: datetime) -> None:
     wallet = wallet_for_plan_credits(customer=invoice.customer, currency=invoice.currency)
     credits = _money_to_credits(note.amount, wallet.conversion_rate, ROUND_DOWN)
     wallet_grant_create_locked(
-        wallet=wallet, credits=credits, kind="adjustment", now=now, idempotency_key=f"credit-note:{note.number}",
-        name=f"Credit note {note.number}", reference=f"credit_note:{note.pk}",
+        wallet=wallet,
+        credits=credits,
+        kind="adjustment",
+        now=now,
+        idempotency_key=f"credit-note:{note.number}",
+        name=f"Credit note {note.number}",
+        reference=f"credit_note:{note.pk}",
     )
 
 

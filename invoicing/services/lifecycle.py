@@ -68,8 +68,14 @@ def subscription_start_locked(
         subscription=subscription, version=subscription.plan_version, period=first, currency=customer.currency
     )
     invoice = invoice_create_for_period(
-        customer=subscription.customer, subscription=subscription, boundary_at=first.start, period=first,
-        lines=lines, now=now, tax_rates=tax_rates_of(customer), reason=Invoice.Reason.START,
+        customer=subscription.customer,
+        subscription=subscription,
+        boundary_at=first.start,
+        period=first,
+        lines=lines,
+        now=now,
+        tax_rates=tax_rates_of(customer),
+        reason=Invoice.Reason.START,
     )
     if invoice is not None and invoice_finalize_or_hold(invoice=invoice, now=now):
         invoice_finalize_number(invoice=invoice, now=now)
@@ -113,12 +119,24 @@ def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -
     part_start = locked.current_period_start
     version = locked.plan_version
     subscription = subscription_row_cancel(subscription=locked, at=at, now=now)
-    if subscription.status == Subscription.Status.ENDED and subscription.ended_at and subscription.ended_at > part_start:
+    if (
+        subscription.status == Subscription.Status.ENDED
+        and subscription.ended_at
+        and subscription.ended_at > part_start
+    ):
         part = Period(part_start, subscription.ended_at)
-        lines = arrears_lines(subscription=subscription, version=version, period=part, currency=subscription.customer.currency)
+        lines = arrears_lines(
+            subscription=subscription, version=version, period=part, currency=subscription.customer.currency
+        )
         invoice = invoice_create_for_period(
-            customer=subscription.customer, subscription=subscription, boundary_at=part.end, period=part,
-            lines=lines, now=now, tax_rates=tax_rates_of(subscription.customer), reason=Invoice.Reason.CANCEL,
+            customer=subscription.customer,
+            subscription=subscription,
+            boundary_at=part.end,
+            period=part,
+            lines=lines,
+            now=now,
+            tax_rates=tax_rates_of(subscription.customer),
+            reason=Invoice.Reason.CANCEL,
         )
         needs_number = invoice is not None and invoice_finalize_or_hold(invoice=invoice, now=now)
         credits_seam.plan_credits_close_period(subscription=subscription, period=part, ending=True, now=now)

@@ -125,15 +125,21 @@ def fixed_fee_line(
         details["explanation"] = f"{result.explanation} × {days_part}/{days_full} days"
     details["unrounded_amount"] = f"{exact:f}"
     return LineDraft(
-        kind=kind, description=description, amount=quantize_minor(exact, currency), quantity=Decimal(1),
-        unit_amount=None, price=price, plan_version=version, meter=None,
-        period_start=period.start, period_end=period.end, details=details,
+        kind=kind,
+        description=description,
+        amount=quantize_minor(exact, currency),
+        quantity=Decimal(1),
+        unit_amount=None,
+        price=price,
+        plan_version=version,
+        meter=None,
+        period_start=period.start,
+        period_end=period.end,
+        details=details,
     )
 
 
-def usage_line(
-    *, price: Price, version: PlanVersion, period: Period, quantity: Decimal, currency: str
-) -> LineDraft:
+def usage_line(*, price: Price, version: PlanVersion, period: Period, quantity: Decimal, currency: str) -> LineDraft:
     """One usage price for ``period`` at the metered ``quantity`` (never prorated)."""
     result = price_quote(price, quantity)
     meter = price.meter
@@ -150,10 +156,17 @@ def usage_line(
         details["included_units"] = f"{included:f}"
     description = f"{price.name} — {text}, {period_label(period.start, period.end)}"
     return LineDraft(
-        kind=InvoiceLine.Kind.USAGE, description=description[:500], amount=quantize_minor(result.amount, currency),
-        quantity=quantity, unit_amount=price_line_unit_amount(price),
-        price=price, plan_version=version, meter=meter,
-        period_start=period.start, period_end=period.end, details=details,
+        kind=InvoiceLine.Kind.USAGE,
+        description=description[:500],
+        amount=quantize_minor(result.amount, currency),
+        quantity=quantity,
+        unit_amount=price_line_unit_amount(price),
+        price=price,
+        plan_version=version,
+        meter=meter,
+        period_start=period.start,
+        period_end=period.end,
+        details=details,
     )
 
 
@@ -169,7 +182,8 @@ def advance_lines(
     ``sheets``: price sheets read beforehand (a run's batch); a version they do not hold is read now."""
     return [
         fixed_fee_line(subscription=subscription, price=p, version=version, period=period, currency=currency)
-        for p in version_prices(version, sheets) if _in_advance(p)
+        for p in version_prices(version, sheets)
+        if _in_advance(p)
     ]
 
 
@@ -199,7 +213,11 @@ def arrears_lines(
     lines: list[LineDraft] = []
     for price in prices:
         if price.meter_id is None:
-            lines.append(fixed_fee_line(subscription=subscription, price=price, version=version, period=period, currency=currency))
+            lines.append(
+                fixed_fee_line(
+                    subscription=subscription, price=price, version=version, period=period, currency=currency
+                )
+            )
         else:
             quantity = (values or {}).get((external_id, price.meter_id), Decimal(0))
             lines.append(usage_line(price=price, version=version, period=period, quantity=quantity, currency=currency))
@@ -233,8 +251,11 @@ def boundary_lines_for(
     if not ending:
         new_period = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended)
         lines += advance_lines(
-            subscription=subscription, version=new_version or version_for_period(subscription, new_period),
-            period=new_period, currency=currency, sheets=sheets,
+            subscription=subscription,
+            version=new_version or version_for_period(subscription, new_period),
+            period=new_period,
+            currency=currency,
+            sheets=sheets,
         )
     return lines
 
@@ -278,6 +299,11 @@ def lines_totals(lines: list[LineDraft], *, tax_rates: TaxRates, currency: str) 
 def tax_breakdown(totals: Totals) -> list[dict[str, str]]:
     """JSON form of the per-rate taxes stored on ``Invoice.tax_breakdown``."""
     return [
-        {"code": t.code, "percentage": f"{t.percentage.normalize():f}", "taxable": f"{t.taxable:f}", "amount": f"{t.amount:f}"}
+        {
+            "code": t.code,
+            "percentage": f"{t.percentage.normalize():f}",
+            "taxable": f"{t.taxable:f}",
+            "amount": f"{t.amount:f}",
+        }
         for t in totals.taxes
     ]

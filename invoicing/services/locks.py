@@ -154,8 +154,12 @@ def boundary_lock(
     subscription, next_version_id = locked
     subscription.customer = customer
     context = BoundaryContext(
-        customer=customer, boundary_at=subscription.current_period_end, tax_rates=tax_rates, has_wallets=has_wallets,
+        customer=customer,
+        boundary_at=subscription.current_period_end,
+        tax_rates=tax_rates,
+        has_wallets=has_wallets,
         next_version=subscription.pinned_version if subscription.pinned_version_id else next_version_id,
-        usage=usage, sheets=sheets,
+        usage=usage,
+        sheets=sheets,
     )
     return subscription, context

@@ -73,8 +73,10 @@ class SubscriptionFailure:
 
     def as_json(self) -> dict:
         return {
-            "subscription": self.subscription_id, "customer": self.customer,
-            "boundary": self.boundary.isoformat() if self.boundary else None, "error": self.error,
+            "subscription": self.subscription_id,
+            "customer": self.customer,
+            "boundary": self.boundary.isoformat() if self.boundary else None,
+            "error": self.error,
         }
 
 
@@ -111,7 +113,8 @@ class RunSummary:
         try:
             row = (
                 Subscription.objects.filter(pk=subscription_id)
-                .values_list("customer__external_id", "current_period_end").first()
+                .values_list("customer__external_id", "current_period_end")
+                .first()
             )
         except DatabaseError:  # the connection itself failed: name the subscription alone
             row = None
@@ -123,8 +126,11 @@ class RunSummary:
 
     def counts(self) -> dict[str, int]:
         return {
-            "boundaries": self.boundaries, "invoices_created": self.invoices_created,
-            "invoices_finalized": self.invoices_finalized, "grants_expired": self.grants_expired, "alerts": self.alerts,
+            "boundaries": self.boundaries,
+            "invoices_created": self.invoices_created,
+            "invoices_finalized": self.invoices_finalized,
+            "grants_expired": self.grants_expired,
+            "alerts": self.alerts,
         }
 
 
@@ -181,8 +187,14 @@ def subscriptions_bill(
     for done, subscription_id in enumerate(ids, start=1):
         if (done - 1) % USAGE_BATCH == 0:
             batch = batch_prefetch(subscription_ids=ids[done - 1 : done - 1 + USAGE_BATCH], now=now)
-        if not _subscription_bill(subscription_id, now=now, summary=summary, usage=batch.usage.get(subscription_id),
-                                  sheets=batch.sheets, skip_locked=True):
+        if not _subscription_bill(
+            subscription_id,
+            now=now,
+            summary=summary,
+            usage=batch.usage.get(subscription_id),
+            sheets=batch.sheets,
+            skip_locked=True,
+        ):
             busy.append(subscription_id)
             continue
         if progress is not None:
@@ -194,7 +206,12 @@ def subscriptions_bill(
 
 
 def _subscription_bill(
-    subscription_id: int, *, now: datetime, summary: RunSummary, usage: UsageBatch | None, sheets: PriceSheets,
+    subscription_id: int,
+    *,
+    now: datetime,
+    summary: RunSummary,
+    usage: UsageBatch | None,
+    sheets: PriceSheets,
     skip_locked: bool,
 ) -> bool:
     """Catch one subscription up; False when ``skip_locked`` found its customer busy before any boundary."""
@@ -204,7 +221,10 @@ def _subscription_bill(
         while True:
             try:
                 processed, invoice = subscription_bill_once(
-                    subscription_id=subscription_id, now=now, usage=first, sheets=sheets,
+                    subscription_id=subscription_id,
+                    now=now,
+                    usage=first,
+                    sheets=sheets,
                     skip_locked=skip_locked and not billed_any,
                 )
             except CustomerBusy:  # only the first boundary skips: later ones wait like any lock
@@ -249,15 +269,26 @@ def batch_prefetch(*, subscription_ids: list[int], now: datetime) -> RunBatch:
     """
     in_effect = (
         PlanVersion.objects.filter(
-            plan_id=OuterRef("plan_id"), status=PlanVersion.Status.PUBLISHED, effective_from__lte=OuterRef("current_period_end")
-        ).order_by("-effective_from", "-number").values("id")[:1]
+            plan_id=OuterRef("plan_id"),
+            status=PlanVersion.Status.PUBLISHED,
+            effective_from__lte=OuterRef("current_period_end"),
+        )
+        .order_by("-effective_from", "-number")
+        .values("id")[:1]
     )
     rows = list(
-        Subscription.objects.filter(pk__in=subscription_ids, status=Subscription.Status.ACTIVE, current_period_end__lte=now)
+        Subscription.objects.filter(
+            pk__in=subscription_ids, status=Subscription.Status.ACTIVE, current_period_end__lte=now
+        )
         .annotate(next_version_id=Subquery(in_effect))
         .values_list(
-            "id", "customer__external_id", "plan_version_id", "current_period_start", "current_period_end",
-            "pinned_version_id", "next_version_id",
+            "id",
+            "customer__external_id",
+            "plan_version_id",
+            "current_period_start",
+            "current_period_end",
+            "pinned_version_id",
+            "next_version_id",
         )
     )
     sheets = price_sheets_read({v for row in rows for v in (row[2], row[5], row[6]) if v is not None})
@@ -268,10 +299,16 @@ def batch_prefetch(*, subscription_ids: list[int], now: datetime) -> RunBatch:
     usage: dict[int, UsageBatch] = {}
     for (version_id, start, end), members in groups.items():
         meters = {p.meter_id: p.meter for p in sheets[version_id].prices if p.meter_id is not None}
-        values = usage_for_customers(
-            meters=list(meters.values()), customer_external_ids=[m[1] for m in members], start=start, end=end
-        ) if meters else {}
-        batch = UsageBatch(period_start=start, period_end=end, plan_version_id=version_id, values=MappingProxyType(values))
+        values = (
+            usage_for_customers(
+                meters=list(meters.values()), customer_external_ids=[m[1] for m in members], start=start, end=end
+            )
+            if meters
+            else {}
+        )
+        batch = UsageBatch(
+            period_start=start, period_end=end, plan_version_id=version_id, values=MappingProxyType(values)
+        )
         for member in members:
             usage[member[0]] = batch
     return RunBatch(usage=usage, sheets=MappingProxyType(sheets))
@@ -312,7 +349,9 @@ def billing_run_execute(
     summary = RunSummary(as_of=now)
     subscriptions_bill(
         subscription_ids=due_subscription_ids(now=now, customer_external_id=customer_external_id),
-        now=now, summary=summary, progress=progress,
+        now=now,
+        summary=summary,
+        progress=progress,
     )
     drafts_finalize_due(now=now, summary=summary, customer_external_id=customer_external_id)
     wallet_work(now=now, summary=summary, customer_external_id=customer_external_id)
@@ -323,9 +362,12 @@ def billing_run_execute(
 def wallet_work(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:
     """Expiry, low-balance alerts and top-ups, through the credits seam; a failure is recorded, not raised."""
     try:
-        counts = credits_seam.credits_scheduled_work(
-            now=now, top_up=credit_purchase_invoice_create, customer_external_id=customer_external_id
-        ) or {}
+        counts = (
+            credits_seam.credits_scheduled_work(
+                now=now, top_up=credit_purchase_invoice_create, customer_external_id=customer_external_id
+            )
+            or {}
+        )
     except Exception as exc:
         logger.exception("Wallet scheduled work failed")
         summary.failures.append(f"wallets: {error_text(exc)}")

@@ -75,10 +75,13 @@ class MeterInputSerializer(serializers.Serializer):
     event_name = TextField(max_length=200)
     aggregation = serializers.ChoiceField(choices=Meter.Aggregation.values)
     field = TextField(max_length=200, required=False, allow_blank=True, allow_null=True, default="")
-    multiplier = ExactDecimalField(required=False, allow_null=True, default=None, help_text='sum_with_multiplier: e.g. "2".')
+    multiplier = ExactDecimalField(
+        required=False, allow_null=True, default=None, help_text='sum_with_multiplier: e.g. "2".'
+    )
     filters = MeterFilterSerializer(many=True, required=False, default=list)
     allow_negative = FlagField(
-        required=False, default=False,
+        required=False,
+        default=False,
         help_text="Accept negative values of the property (corrections); default false: a negative value is rejected.",
     )
 
@@ -95,16 +98,21 @@ class MeterListCreateApi(APIView):
     def get(self, request):
         return paginate(request, self, Meter.objects.prefetch_related("filters").order_by("key"), self.OutputSerializer)
 
-    @extend_schema(operation_id="meters_create", request=InputSerializer,
-                   responses={201: OutputSerializer, **error_responses(400)})
+    @extend_schema(
+        operation_id="meters_create", request=InputSerializer, responses={201: OutputSerializer, **error_responses(400)}
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         meter = services.meter_create(
-            key=values["key"], name=values["name"], event_name=values["event_name"],
-            aggregation=values["aggregation"], field=values.get("field") or "",
-            multiplier=values.get("multiplier"), filters=values.get("filters"),
+            key=values["key"],
+            name=values["name"],
+            event_name=values["event_name"],
+            aggregation=values["aggregation"],
+            field=values.get("field") or "",
+            multiplier=values.get("multiplier"),
+            filters=values.get("filters"),
             allow_negative=values["allow_negative"],
         )
         meter = Meter.objects.prefetch_related("filters").get(pk=meter.pk)
@@ -182,8 +190,11 @@ class EventIngestApi(APIView):
         class Meta:
             ref_name = "EventStatus"
 
-    @extend_schema(operation_id="events_create", request=EventSchema,
-                   responses={201: OutputSerializer, 200: OutputSerializer, **error_responses(400)})
+    @extend_schema(
+        operation_id="events_create",
+        request=EventSchema,
+        responses={201: OutputSerializer, 200: OutputSerializer, **error_responses(400)},
+    )
     def post(self, request):
         raw = _json_body(request)
         event, errors = event_clean(raw, numeric_fields=numeric_fields_by_event_name(), now=timezone.now())
@@ -206,8 +217,10 @@ class EventBatchApi(APIView):
     parser_classes = [JSONParser]
 
     class InputSerializer(serializers.Serializer):
-        events = _BatchEventsDoc(help_text="Up to 1,000 EVENTs (see EventSchema); each one that is not a valid event "
-                                           "becomes a `rejected` entry and the others are stored.")
+        events = _BatchEventsDoc(
+            help_text="Up to 1,000 EVENTs (see EventSchema); each one that is not a valid event "
+            "becomes a `rejected` entry and the others are stored."
+        )
 
         class Meta:
             ref_name = "EventBatch"
@@ -218,15 +231,19 @@ class EventBatchApi(APIView):
         rejected = inline_serializer(
             name="RejectedEvent",
             many=True,
-            fields={"index": serializers.IntegerField(), "event_id": serializers.CharField(allow_null=True),
-                    "errors": serializers.DictField()},
+            fields={
+                "index": serializers.IntegerField(),
+                "event_id": serializers.CharField(allow_null=True),
+                "errors": serializers.DictField(),
+            },
         )
 
         class Meta:
             ref_name = "EventBatchResult"
 
-    @extend_schema(operation_id="events_batch", request=InputSerializer,
-                   responses={200: OutputSerializer, **error_responses(400)})
+    @extend_schema(
+        operation_id="events_batch", request=InputSerializer, responses={200: OutputSerializer, **error_responses(400)}
+    )
     def post(self, request):
         raw = _json_body(request)
         if not isinstance(raw, dict) or "events" not in raw:
@@ -292,8 +309,11 @@ class CustomerUsageApi(APIView):
         responses={
             200: inline_serializer(
                 name="CustomerUsage",
-                fields={"from": serializers.DateTimeField(), "to": serializers.DateTimeField(),
-                        "meters": OutputSerializer(many=True)},
+                fields={
+                    "from": serializers.DateTimeField(),
+                    "to": serializers.DateTimeField(),
+                    "meters": OutputSerializer(many=True),
+                },
             ),
             **error_responses(400, 404),
         },
@@ -357,8 +377,9 @@ class CustomerEntitlementListApi(APIView):
 class CustomerEntitlementDetailApi(APIView):
     OutputSerializer = EntitlementStateSerializer
 
-    @extend_schema(operation_id="customers_entitlements_retrieve",
-                   responses={200: OutputSerializer, **error_responses(404)})
+    @extend_schema(
+        operation_id="customers_entitlements_retrieve", responses={200: OutputSerializer, **error_responses(404)}
+    )
     def get(self, request, external_id: str, feature: str):
         state = entitlements.entitlement_check(customer=_customer(external_id), feature_key=feature, now=timezone.now())
         if state is None:

@@ -165,13 +165,20 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     _, raw_key = api_key_create(name="product-team", scopes=["ingest"])
     for batch in range(2):
         events = [
-            {"event_id": f"call-{batch}-{i}", "customer": "acme", "event_name": "api_call",
-             "timestamp": period_start.isoformat().replace("+00:00", "Z"), "properties": {"model": "small"}}
+            {
+                "event_id": f"call-{batch}-{i}",
+                "customer": "acme",
+                "event_name": "api_call",
+                "timestamp": period_start.isoformat().replace("+00:00", "Z"),
+                "properties": {"model": "small"},
+            }
             for i in range(750)
         ]
         response = requests.post(
-            f"{live_server.url}/api/v1/events/batch", json={"events": events},
-            headers={"Authorization": f"Bearer {raw_key}"}, timeout=30,
+            f"{live_server.url}/api/v1/events/batch",
+            json={"events": events},
+            headers={"Authorization": f"Bearer {raw_key}"},
+            timeout=30,
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"accepted": 750, "duplicates": 0, "rejected": []}
@@ -211,7 +218,9 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     # "Record an offline payment" admin action, whose confirmation page asks for the amount).
     page.click("button:has-text('Record a payment')")
     page.wait_for_selector("#id_amount")
-    assert f"{invoice.number} — Acme Robotics (acme) — Finalized — total $25.00, due $25.00" in page.inner_text("#content")
+    assert f"{invoice.number} — Acme Robotics (acme) — Finalized — total $25.00, due $25.00" in page.inner_text(
+        "#content"
+    )
     assert page.input_value("#id_amount") == "25.00"  # offered: everything still due
     page.fill("#id_reference", "Bank transfer 4471")
     screenshot(page, "payment-confirmation")
@@ -252,8 +261,15 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     csrf = next(c["value"] for c in viewer.context.cookies() if c["name"] == "csrftoken")
     refused = viewer.request.post(
         f"/admin/catalog/plan/{plan.pk}/change/",
-        form={"csrfmiddlewaretoken": csrf, "key": "api-pro", "name": "Renamed by a viewer", "currency": "USD",
-              "interval": "month", "versions-TOTAL_FORMS": "1", "versions-INITIAL_FORMS": "1"},
+        form={
+            "csrfmiddlewaretoken": csrf,
+            "key": "api-pro",
+            "name": "Renamed by a viewer",
+            "currency": "USD",
+            "interval": "month",
+            "versions-TOTAL_FORMS": "1",
+            "versions-INITIAL_FORMS": "1",
+        },
         headers={"X-CSRFToken": csrf, "Referer": f"{live_server.url}/admin/catalog/plan/{plan.pk}/change/"},
     )
     assert refused.status == 403
@@ -264,8 +280,15 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     assert start_invoice.status == Invoice.Status.FINALIZED
     ignored = viewer.request.post(
         "/admin/invoicing/invoice/",
-        form={"csrfmiddlewaretoken": csrf, "action": "record_payment_action", "_selected_action": str(start_invoice.pk),
-              "index": "0", "confirm": "yes", "amount": "20.00", "reference": "viewer"},
+        form={
+            "csrfmiddlewaretoken": csrf,
+            "action": "record_payment_action",
+            "_selected_action": str(start_invoice.pk),
+            "index": "0",
+            "confirm": "yes",
+            "amount": "20.00",
+            "reference": "viewer",
+        },
         headers={"X-CSRFToken": csrf},
     )
     # Accepted as a request (CSRF passed, redirected back to the list) but the viewer has no such action.

@@ -68,25 +68,27 @@ def _pages(user) -> dict[str, str]:
         customer__external_id="narrator-studio", billing_boundary_at=datetime(2026, 2, 1, tzinfo=UTC)
     )
     draft_version = PlanVersion.objects.get(plan__key="api-pro", status=PlanVersion.Status.DRAFT)
-    pages.update({
-        "invoice": _change(tiered),  # usage over the included characters: a tier table in "why"
-        "draft invoice": _change(Invoice.objects.get(status=Invoice.Status.DRAFT)),
-        "taxed invoice": _change(Invoice.objects.filter(customer__external_id="scoreapi").order_by("-pk").first()),
-        "upcoming invoice": reverse("admin:invoicing_invoice_upcoming", args=[tiered.customer_id]),
-        "customer": _change(Customer.objects.get(external_id="growth-gurus")),
-        "customer with tax": _change(Customer.objects.get(external_id="scoreapi")),
-        "wallet": _change(Wallet.objects.get(customer__external_id="growth-gurus")),
-        "credit grant": _change(CreditGrant.objects.order_by("pk").first()),
-        "subscription": _change(Subscription.objects.get(customer__external_id="scoreapi")),
-        "plan": _change(draft_version.plan),
-        "published version": _change(PlanVersion.objects.get(plan__key="enrichment-starter")),
-        "draft version": _change(draft_version),
-        "draft price with tiers": _change(draft_version.prices.get(model=Price.Model.TIERED)),
-        "meter": _change(Meter.objects.get(key="code-requests-thinking")),
-        "event": _change(Event.objects.order_by("pk").first()),
-        "new version": reverse("admin:catalog_planversion_add"),
-        "new subscription": reverse("admin:customers_subscription_add"),
-    })
+    pages.update(
+        {
+            "invoice": _change(tiered),  # usage over the included characters: a tier table in "why"
+            "draft invoice": _change(Invoice.objects.get(status=Invoice.Status.DRAFT)),
+            "taxed invoice": _change(Invoice.objects.filter(customer__external_id="scoreapi").order_by("-pk").first()),
+            "upcoming invoice": reverse("admin:invoicing_invoice_upcoming", args=[tiered.customer_id]),
+            "customer": _change(Customer.objects.get(external_id="growth-gurus")),
+            "customer with tax": _change(Customer.objects.get(external_id="scoreapi")),
+            "wallet": _change(Wallet.objects.get(customer__external_id="growth-gurus")),
+            "credit grant": _change(CreditGrant.objects.order_by("pk").first()),
+            "subscription": _change(Subscription.objects.get(customer__external_id="scoreapi")),
+            "plan": _change(draft_version.plan),
+            "published version": _change(PlanVersion.objects.get(plan__key="enrichment-starter")),
+            "draft version": _change(draft_version),
+            "draft price with tiers": _change(draft_version.prices.get(model=Price.Model.TIERED)),
+            "meter": _change(Meter.objects.get(key="code-requests-thinking")),
+            "event": _change(Event.objects.order_by("pk").first()),
+            "new version": reverse("admin:catalog_planversion_add"),
+            "new subscription": reverse("admin:customers_subscription_add"),
+        }
+    )
     return pages
 
 

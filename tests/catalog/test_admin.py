@@ -27,8 +27,15 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def draft():
     version = PlanVersionFactory(plan=PlanFactory(key="starter", name="Starter"), number=1)
-    price = PriceFactory(plan_version=version, name="Tokens", model="tiered", tier_mode="graduated", amount=None,
-                         timing="in_arrears", meter=MeterFactory(key="tokens"))
+    price = PriceFactory(
+        plan_version=version,
+        name="Tokens",
+        model="tiered",
+        tier_mode="graduated",
+        amount=None,
+        timing="in_arrears",
+        meter=MeterFactory(key="tokens"),
+    )
     TierFactory(price=price, position=0, up_to=Decimal("1000"), unit_amount=Decimal("1.00"))
     TierFactory(price=price, position=1, up_to=Decimal("5000"), unit_amount=Decimal("0.80"), flat_amount=Decimal("50"))
     TierFactory(price=price, position=2, up_to=None, unit_amount=Decimal("0.50"), flat_amount=Decimal("100"))
@@ -96,22 +103,39 @@ def test_new_draft_from_version_copies_everything(admin_client, draft):
     copy = PlanVersion.objects.get(plan=draft.plan, number=2)
     assert copy.status == PlanVersion.Status.DRAFT
     assert [t.up_to for t in Tier.objects.filter(price__plan_version=copy).order_by("position")] == [
-        Decimal("1000"), Decimal("5000"), None]
+        Decimal("1000"),
+        Decimal("5000"),
+        None,
+    ]
     assert copy.entitlements.count() == 1 and copy.credit_grants.count() == 1
 
 
 def _version_post_data(version, **overrides):
     price = version.prices.get()
     data = {
-        "effective_from_0": "2020-01-01", "effective_from_1": "00:00:00", "notes": "changed",
-        "prices-TOTAL_FORMS": "1", "prices-INITIAL_FORMS": "1", "prices-MIN_NUM_FORMS": "0", "prices-MAX_NUM_FORMS": "1000",
-        "prices-0-id": str(price.pk), "prices-0-plan_version": str(version.pk), "prices-0-position": "0",
-        "prices-0-name": "Renamed", "prices-0-model": "tiered", "prices-0-meter": str(price.meter_id),
-        "prices-0-timing": "in_arrears", "prices-0-tier_mode": "graduated",
-        "entitlements-TOTAL_FORMS": "0", "entitlements-INITIAL_FORMS": "0",
-        "entitlements-MIN_NUM_FORMS": "0", "entitlements-MAX_NUM_FORMS": "1000",
-        "credit_grants-TOTAL_FORMS": "0", "credit_grants-INITIAL_FORMS": "0",
-        "credit_grants-MIN_NUM_FORMS": "0", "credit_grants-MAX_NUM_FORMS": "1000",
+        "effective_from_0": "2020-01-01",
+        "effective_from_1": "00:00:00",
+        "notes": "changed",
+        "prices-TOTAL_FORMS": "1",
+        "prices-INITIAL_FORMS": "1",
+        "prices-MIN_NUM_FORMS": "0",
+        "prices-MAX_NUM_FORMS": "1000",
+        "prices-0-id": str(price.pk),
+        "prices-0-plan_version": str(version.pk),
+        "prices-0-position": "0",
+        "prices-0-name": "Renamed",
+        "prices-0-model": "tiered",
+        "prices-0-meter": str(price.meter_id),
+        "prices-0-timing": "in_arrears",
+        "prices-0-tier_mode": "graduated",
+        "entitlements-TOTAL_FORMS": "0",
+        "entitlements-INITIAL_FORMS": "0",
+        "entitlements-MIN_NUM_FORMS": "0",
+        "entitlements-MAX_NUM_FORMS": "1000",
+        "credit_grants-TOTAL_FORMS": "0",
+        "credit_grants-INITIAL_FORMS": "0",
+        "credit_grants-MIN_NUM_FORMS": "0",
+        "credit_grants-MAX_NUM_FORMS": "1000",
     }
     data.update(overrides)
     return data
@@ -135,21 +159,36 @@ def test_published_version_is_read_only_in_the_admin(admin_client, draft):
     assert Price.objects.get(plan_version=draft).name == "Tokens"
     price = draft.prices.get()
     tier = price.tiers.get(position=0)
-    tiers_post = admin_client.post(reverse("admin:catalog_price_change", args=[price.pk]), {
-        "tiers-TOTAL_FORMS": "1", "tiers-INITIAL_FORMS": "1", "tiers-MIN_NUM_FORMS": "0", "tiers-MAX_NUM_FORMS": "1000",
-        "tiers-0-id": str(tier.pk), "tiers-0-price": str(price.pk), "tiers-0-position": "0",
-        "tiers-0-up_to": "", "tiers-0-unit_amount": "9", "tiers-0-flat_amount": "0",
-    })
+    tiers_post = admin_client.post(
+        reverse("admin:catalog_price_change", args=[price.pk]),
+        {
+            "tiers-TOTAL_FORMS": "1",
+            "tiers-INITIAL_FORMS": "1",
+            "tiers-MIN_NUM_FORMS": "0",
+            "tiers-MAX_NUM_FORMS": "1000",
+            "tiers-0-id": str(tier.pk),
+            "tiers-0-price": str(price.pk),
+            "tiers-0-position": "0",
+            "tiers-0-up_to": "",
+            "tiers-0-unit_amount": "9",
+            "tiers-0-flat_amount": "0",
+        },
+    )
     assert tiers_post.status_code == 403
     tier.refresh_from_db()
     assert tier.unit_amount == Decimal("1.00")
-    assert admin_client.post(reverse("admin:catalog_planversion_delete", args=[draft.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:catalog_planversion_delete", args=[draft.pk]), {"post": "yes"}).status_code
+        == 403
+    )
     assert PlanVersion.objects.filter(pk=draft.pk).exists()
 
 
 def test_admin_price_form_names_bad_fields(admin_client, draft):
     url = reverse("admin:catalog_planversion_change", args=[draft.pk])
-    response = admin_client.post(url, _version_post_data(draft, **{"prices-0-model": "flat_fee", "prices-0-amount": ""}))
+    response = admin_client.post(
+        url, _version_post_data(draft, **{"prices-0-model": "flat_fee", "prices-0-amount": ""})
+    )
     assert response.status_code == 200  # form redisplayed with errors
     assert "A flat fee has no meter." in response.content.decode()
 
@@ -157,33 +196,67 @@ def test_admin_price_form_names_bad_fields(admin_client, draft):
 def test_tier_rows_must_rise(admin_client, draft):
     price = draft.prices.get()
     tiers = list(price.tiers.order_by("position"))
-    data = {"tiers-TOTAL_FORMS": "3", "tiers-INITIAL_FORMS": "3", "tiers-MIN_NUM_FORMS": "0", "tiers-MAX_NUM_FORMS": "1000"}
+    data = {
+        "tiers-TOTAL_FORMS": "3",
+        "tiers-INITIAL_FORMS": "3",
+        "tiers-MIN_NUM_FORMS": "0",
+        "tiers-MAX_NUM_FORMS": "1000",
+    }
     for i, (tier, up_to) in enumerate(zip(tiers, ["1000", "500", ""], strict=True)):
-        data.update({f"tiers-{i}-id": str(tier.pk), f"tiers-{i}-price": str(price.pk), f"tiers-{i}-position": str(i),
-                     f"tiers-{i}-up_to": up_to, f"tiers-{i}-unit_amount": "1", f"tiers-{i}-flat_amount": "0"})
+        data.update(
+            {
+                f"tiers-{i}-id": str(tier.pk),
+                f"tiers-{i}-price": str(price.pk),
+                f"tiers-{i}-position": str(i),
+                f"tiers-{i}-up_to": up_to,
+                f"tiers-{i}-unit_amount": "1",
+                f"tiers-{i}-flat_amount": "0",
+            }
+        )
     response = admin_client.post(reverse("admin:catalog_price_change", args=[price.pk]), data)
     assert response.status_code == 200 and "must be greater than" in response.content.decode()
 
 
 def test_add_version_in_admin_numbers_it(admin_client, draft):
-    response = admin_client.post(reverse("admin:catalog_planversion_add"), {
-        "plan": str(draft.plan.pk), "effective_from_0": "2026-02-01", "effective_from_1": "00:00:00", "notes": "",
-        "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0", "prices-MIN_NUM_FORMS": "0", "prices-MAX_NUM_FORMS": "1000",
-        "entitlements-TOTAL_FORMS": "0", "entitlements-INITIAL_FORMS": "0",
-        "entitlements-MIN_NUM_FORMS": "0", "entitlements-MAX_NUM_FORMS": "1000",
-        "credit_grants-TOTAL_FORMS": "0", "credit_grants-INITIAL_FORMS": "0",
-        "credit_grants-MIN_NUM_FORMS": "0", "credit_grants-MAX_NUM_FORMS": "1000",
-    })
+    response = admin_client.post(
+        reverse("admin:catalog_planversion_add"),
+        {
+            "plan": str(draft.plan.pk),
+            "effective_from_0": "2026-02-01",
+            "effective_from_1": "00:00:00",
+            "notes": "",
+            "prices-TOTAL_FORMS": "0",
+            "prices-INITIAL_FORMS": "0",
+            "prices-MIN_NUM_FORMS": "0",
+            "prices-MAX_NUM_FORMS": "1000",
+            "entitlements-TOTAL_FORMS": "0",
+            "entitlements-INITIAL_FORMS": "0",
+            "entitlements-MIN_NUM_FORMS": "0",
+            "entitlements-MAX_NUM_FORMS": "1000",
+            "credit_grants-TOTAL_FORMS": "0",
+            "credit_grants-INITIAL_FORMS": "0",
+            "credit_grants-MIN_NUM_FORMS": "0",
+            "credit_grants-MAX_NUM_FORMS": "1000",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert PlanVersion.objects.filter(plan=draft.plan, number=2, status="draft").exists()
 
 
 def test_plan_admin_refuses_unconfigured_currency(admin_client):
-    response = admin_client.post(reverse("admin:catalog_plan_add"), {
-        "key": "k", "name": "K", "currency": "KWD", "interval": "month",
-        "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0", "versions-MIN_NUM_FORMS": "0",
-        "versions-MAX_NUM_FORMS": "1000",
-    })
+    response = admin_client.post(
+        reverse("admin:catalog_plan_add"),
+        {
+            "key": "k",
+            "name": "K",
+            "currency": "KWD",
+            "interval": "month",
+            "versions-TOTAL_FORMS": "0",
+            "versions-INITIAL_FORMS": "0",
+            "versions-MIN_NUM_FORMS": "0",
+            "versions-MAX_NUM_FORMS": "1000",
+        },
+    )
     assert response.status_code == 200 and "not one of this installation" in response.content.decode()
 
 
@@ -198,8 +271,17 @@ def test_admin_changes_are_in_history_with_the_user(admin_client, admin_user, dr
 
 def _bulk_prices(version, n: int) -> None:
     Price.objects.bulk_create(
-        [Price(plan_version=version, name=f"Price {i}", model="flat_fee", timing="in_advance", amount=Decimal("1"),
-               position=i) for i in range(n)]
+        [
+            Price(
+                plan_version=version,
+                name=f"Price {i}",
+                model="flat_fee",
+                timing="in_advance",
+                amount=Decimal("1"),
+                position=i,
+            )
+            for i in range(n)
+        ]
     )
 
 
@@ -259,11 +341,22 @@ def test_version_page_refuses_more_prices_than_the_api_accepts(admin_user, rf, m
     request = rf.get("/")
     request.user = admin_user
     formset_class = PriceInline(PlanVersion, django_admin.site).get_formset(request, version)
-    data = {"prices-TOTAL_FORMS": "2", "prices-INITIAL_FORMS": "0", "prices-MIN_NUM_FORMS": "0",
-            "prices-MAX_NUM_FORMS": "1000"}
+    data = {
+        "prices-TOTAL_FORMS": "2",
+        "prices-INITIAL_FORMS": "0",
+        "prices-MIN_NUM_FORMS": "0",
+        "prices-MAX_NUM_FORMS": "1000",
+    }
     for i in range(2):
-        data.update({f"prices-{i}-position": str(i), f"prices-{i}-name": f"Fee {i}", f"prices-{i}-model": "flat_fee",
-                     f"prices-{i}-timing": "in_advance", f"prices-{i}-amount": "5"})
+        data.update(
+            {
+                f"prices-{i}-position": str(i),
+                f"prices-{i}-name": f"Fee {i}",
+                f"prices-{i}-model": "flat_fee",
+                f"prices-{i}-timing": "in_advance",
+                f"prices-{i}-amount": "5",
+            }
+        )
     formset = formset_class(data, instance=version, prefix="prices")
     assert not formset.is_valid()
     assert "at most 1" in " ".join(formset.non_form_errors())
@@ -279,18 +372,40 @@ def _inline_admin_form(response, prefix: str, index: int):
 
 # Rows the admin's plain inline forms used to accept (and publishing then froze): the API refuses each of them.
 BAD_ROWS = [
-    pytest.param("entitlements", {"limit": "100"}, "limit",
-                 "A limit applies to metered features only; 'chat' is boolean.", id="limit-on-boolean"),
-    pytest.param("entitlements", {"soft": "on"}, "soft",
-                 "A soft limit applies to metered features only; 'chat' is boolean.", id="soft-on-boolean"),
+    pytest.param(
+        "entitlements",
+        {"limit": "100"},
+        "limit",
+        "A limit applies to metered features only; 'chat' is boolean.",
+        id="limit-on-boolean",
+    ),
+    pytest.param(
+        "entitlements",
+        {"soft": "on"},
+        "soft",
+        "A soft limit applies to metered features only; 'chat' is boolean.",
+        id="soft-on-boolean",
+    ),
     pytest.param("credit_grants", {"credits": "0"}, "credits", "Must be greater than 0.", id="zero-credits"),
-    pytest.param("credit_grants", {"expire_after_periods": "0"}, "expire_after_periods", "Must be at least 1.",
-                 id="expire-after-0-periods"),
+    pytest.param(
+        "credit_grants",
+        {"expire_after_periods": "0"},
+        "expire_after_periods",
+        "Must be at least 1.",
+        id="expire-after-0-periods",
+    ),
 ]
 NEW_ROW = {
     "entitlements": {"enabled": "on", "limit": "", "reset": "billing_period", "value": ""},
-    "credit_grants": {"name": "Monthly", "credits": "100", "cadence": "per_period", "rollover_cap": "",
-                      "expire_after_periods": "", "forfeit_on_end": "on", "priority": "10"},
+    "credit_grants": {
+        "name": "Monthly",
+        "credits": "100",
+        "cadence": "per_period",
+        "rollover_cap": "",
+        "expire_after_periods": "",
+        "forfeit_on_end": "on",
+        "priority": "10",
+    },
 }
 
 
@@ -309,8 +424,9 @@ def test_admin_refuses_rows_the_api_refuses_next_to_the_field(admin_client, draf
     if prefix == "entitlements":
         row["feature"] = str(chat.pk)
     before = (draft.entitlements.count(), draft.credit_grants.count())
-    response = admin_client.post(reverse("admin:catalog_planversion_change", args=[draft.pk]),
-                                 _with_new_row(draft, prefix, row))
+    response = admin_client.post(
+        reverse("admin:catalog_planversion_change", args=[draft.pk]), _with_new_row(draft, prefix, row)
+    )
     assert response.status_code == 200  # the form is shown again, nothing saved
     assert _inline_admin_form(response, prefix, 0).errors[field] == [message]
     assert (draft.entitlements.count(), draft.credit_grants.count()) == before
@@ -323,8 +439,9 @@ def test_admin_adds_a_valid_row_through_the_service_and_logs_it(admin_client, dr
     row = dict(NEW_ROW[prefix])
     if prefix == "entitlements":
         row["feature"] = str(FeatureFactory(key="chat", type="boolean").pk)
-    response = admin_client.post(reverse("admin:catalog_planversion_change", args=[draft.pk]),
-                                 _with_new_row(draft, prefix, row))
+    response = admin_client.post(
+        reverse("admin:catalog_planversion_change", args=[draft.pk]), _with_new_row(draft, prefix, row)
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert (draft.entitlements.count(), draft.credit_grants.count()) == ((2, 1) if prefix == "entitlements" else (1, 2))
     message = LogEntry.objects.filter(object_id=str(draft.pk)).latest("action_time").get_change_message()
@@ -334,29 +451,53 @@ def test_admin_adds_a_valid_row_through_the_service_and_logs_it(admin_client, dr
 
 def test_admin_checks_the_rows_of_a_new_version_too(admin_client, draft):
     chat = FeatureFactory(key="chat", type="boolean")
-    response = admin_client.post(reverse("admin:catalog_planversion_add"), {
-        "plan": str(draft.plan.pk), "effective_from_0": "2026-02-01", "effective_from_1": "00:00:00", "notes": "",
-        "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0", "prices-MIN_NUM_FORMS": "0", "prices-MAX_NUM_FORMS": "1000",
-        "entitlements-TOTAL_FORMS": "1", "entitlements-INITIAL_FORMS": "0",
-        "entitlements-MIN_NUM_FORMS": "0", "entitlements-MAX_NUM_FORMS": "1000",
-        **{f"entitlements-0-{k}": v for k, v in {**NEW_ROW["entitlements"], "feature": str(chat.pk), "limit": "5"}.items()},
-        "credit_grants-TOTAL_FORMS": "0", "credit_grants-INITIAL_FORMS": "0",
-        "credit_grants-MIN_NUM_FORMS": "0", "credit_grants-MAX_NUM_FORMS": "1000",
-    })
+    response = admin_client.post(
+        reverse("admin:catalog_planversion_add"),
+        {
+            "plan": str(draft.plan.pk),
+            "effective_from_0": "2026-02-01",
+            "effective_from_1": "00:00:00",
+            "notes": "",
+            "prices-TOTAL_FORMS": "0",
+            "prices-INITIAL_FORMS": "0",
+            "prices-MIN_NUM_FORMS": "0",
+            "prices-MAX_NUM_FORMS": "1000",
+            "entitlements-TOTAL_FORMS": "1",
+            "entitlements-INITIAL_FORMS": "0",
+            "entitlements-MIN_NUM_FORMS": "0",
+            "entitlements-MAX_NUM_FORMS": "1000",
+            **{
+                f"entitlements-0-{k}": v
+                for k, v in {**NEW_ROW["entitlements"], "feature": str(chat.pk), "limit": "5"}.items()
+            },
+            "credit_grants-TOTAL_FORMS": "0",
+            "credit_grants-INITIAL_FORMS": "0",
+            "credit_grants-MIN_NUM_FORMS": "0",
+            "credit_grants-MAX_NUM_FORMS": "1000",
+        },
+    )
     assert response.status_code == 200
-    assert "A limit applies to metered features only" in _inline_admin_form(response, "entitlements", 0).errors["limit"][0]
+    assert (
+        "A limit applies to metered features only" in _inline_admin_form(response, "entitlements", 0).errors["limit"][0]
+    )
     assert not PlanVersion.objects.filter(plan=draft.plan, number=2).exists()
 
 
 def test_changing_a_tiered_price_to_another_model_drops_its_tiers(admin_client, draft):
     """A price whose model takes no tiers keeps none (they made publishing fail with "does not apply")."""
     price = draft.prices.get()
-    data = _version_post_data(draft, **{"prices-0-model": "per_unit", "prices-0-tier_mode": "",
-                                        "prices-0-unit_amount": "0.25"})
+    data = _version_post_data(
+        draft, **{"prices-0-model": "per_unit", "prices-0-tier_mode": "", "prices-0-unit_amount": "0.25"}
+    )
     response = admin_client.post(reverse("admin:catalog_planversion_change", args=[draft.pk]), data)
     assert response.status_code == 302, response.content.decode()[:3000]
     price.refresh_from_db()
-    assert (price.model, price.unit_amount, price.tier_mode, price.tiers.count()) == ("per_unit", Decimal("0.25"), "", 0)
+    assert (price.model, price.unit_amount, price.tier_mode, price.tiers.count()) == (
+        "per_unit",
+        Decimal("0.25"),
+        "",
+        0,
+    )
 
 
 def test_publish_action_refuses_invalid_rows_built_another_way(admin_client, draft):
@@ -378,22 +519,35 @@ def test_feature_admin_checks_and_saves_through_the_service(admin_client):
     base = {"key": "sso", "name": "SSO", "unit_name": "", "description": ""}
     refused = admin_client.post(url, {**base, "type": "boolean", "meter": str(meter.pk)})
     assert refused.status_code == 200
-    assert refused.context["adminform"].form.errors["meter"] == ["Only metered features have a meter; this one is boolean."]
+    assert refused.context["adminform"].form.errors["meter"] == [
+        "Only metered features have a meter; this one is boolean."
+    ]
     assert admin_client.post(url, {**base, "type": "boolean", "meter": ""}).status_code == 302
     feature = Feature.objects.get(key="sso")
-    change = admin_client.post(reverse("admin:catalog_feature_change", args=[feature.pk]),
-                               {**base, "name": "Single sign-on", "type": "metered", "meter": ""})
+    change = admin_client.post(
+        reverse("admin:catalog_feature_change", args=[feature.pk]),
+        {**base, "name": "Single sign-on", "type": "metered", "meter": ""},
+    )
     assert change.context["adminform"].form.errors["meter"] == ["A metered feature needs a meter."]
-    assert admin_client.post(reverse("admin:catalog_feature_change", args=[feature.pk]),
-                             {**base, "name": "Single sign-on", "type": "boolean", "meter": ""}).status_code == 302
+    assert (
+        admin_client.post(
+            reverse("admin:catalog_feature_change", args=[feature.pk]),
+            {**base, "name": "Single sign-on", "type": "boolean", "meter": ""},
+        ).status_code
+        == 302
+    )
     feature.refresh_from_db()
     assert feature.name == "Single sign-on"
     assert LogEntry.objects.filter(object_id=str(feature.pk)).count() == 2  # added, changed
 
 
 def test_plan_admin_creates_and_changes_through_the_service(admin_client):
-    inline = {"versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0", "versions-MIN_NUM_FORMS": "0",
-              "versions-MAX_NUM_FORMS": "1000"}
+    inline = {
+        "versions-TOTAL_FORMS": "0",
+        "versions-INITIAL_FORMS": "0",
+        "versions-MIN_NUM_FORMS": "0",
+        "versions-MAX_NUM_FORMS": "1000",
+    }
     base = {"key": "pro", "name": "Pro", "description": "", "currency": "USD", "interval": "month", **inline}
     assert admin_client.post(reverse("admin:catalog_plan_add"), base).status_code == 302
     plan = Plan.objects.get(key="pro")
@@ -412,14 +566,26 @@ def test_admin_modules_use_no_private_name_of_another_module():
     offenders = []
     for path in sorted(root.glob("*/admin.py")) + sorted(root.glob("*/admin/*.py")):
         tree = ast.parse(path.read_text())
-        imported = {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
-                    if isinstance(node, ast.Import | ast.ImportFrom) for alias in node.names}
+        imported = {
+            alias.asname or alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
-                offenders += [f"{path.name}: from {node.module} import {a.name}" for a in node.names
-                              if a.name.startswith("_") and not a.name.startswith("__")]
-            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in imported
-                  and node.attr.startswith("_") and not node.attr.startswith("__")):
+                offenders += [
+                    f"{path.name}: from {node.module} import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in imported
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 offenders.append(f"{path.parent.name}/{path.name}: {node.value.id}.{node.attr}")
     assert offenders == []
 
@@ -429,12 +595,23 @@ def test_a_draft_tiered_price_without_tiers_yet_does_not_block_editing_its_neigh
     change to another price of the version saves (publishing is what requires the tiers)."""
     Tier.objects.filter(price__plan_version=draft).delete()
     tokens = draft.prices.get()
-    data = _version_post_data(draft, **{"prices-TOTAL_FORMS": "2", "prices-INITIAL_FORMS": "2",
-                                        "prices-0-name": "Tokens"})
+    data = _version_post_data(
+        draft, **{"prices-TOTAL_FORMS": "2", "prices-INITIAL_FORMS": "2", "prices-0-name": "Tokens"}
+    )
     fee = PriceFactory(plan_version=draft, name="Base", position=1)
-    data.update({"prices-1-id": str(fee.pk), "prices-1-plan_version": str(draft.pk), "prices-1-position": "1",
-                 "prices-1-name": "Platform fee", "prices-1-model": "flat_fee", "prices-1-meter": "",
-                 "prices-1-timing": "in_advance", "prices-1-amount": "49", "prices-1-tier_mode": ""})
+    data.update(
+        {
+            "prices-1-id": str(fee.pk),
+            "prices-1-plan_version": str(draft.pk),
+            "prices-1-position": "1",
+            "prices-1-name": "Platform fee",
+            "prices-1-model": "flat_fee",
+            "prices-1-meter": "",
+            "prices-1-timing": "in_advance",
+            "prices-1-amount": "49",
+            "prices-1-tier_mode": "",
+        }
+    )
     response = admin_client.post(reverse("admin:catalog_planversion_change", args=[draft.pk]), data)
     assert response.status_code == 302, response.content.decode()[:3000]
     fee.refresh_from_db()
@@ -442,14 +619,27 @@ def test_a_draft_tiered_price_without_tiers_yet_does_not_block_editing_its_neigh
 
 
 def test_add_version_in_admin_refuses_an_effective_from_out_of_range(admin_client, draft):
-    response = admin_client.post(reverse("admin:catalog_planversion_add"), {
-        "plan": str(draft.plan.pk), "effective_from_0": "9999-12-31", "effective_from_1": "00:00:00", "notes": "",
-        "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0", "prices-MIN_NUM_FORMS": "0", "prices-MAX_NUM_FORMS": "1000",
-        "entitlements-TOTAL_FORMS": "0", "entitlements-INITIAL_FORMS": "0",
-        "entitlements-MIN_NUM_FORMS": "0", "entitlements-MAX_NUM_FORMS": "1000",
-        "credit_grants-TOTAL_FORMS": "0", "credit_grants-INITIAL_FORMS": "0",
-        "credit_grants-MIN_NUM_FORMS": "0", "credit_grants-MAX_NUM_FORMS": "1000",
-    })
+    response = admin_client.post(
+        reverse("admin:catalog_planversion_add"),
+        {
+            "plan": str(draft.plan.pk),
+            "effective_from_0": "9999-12-31",
+            "effective_from_1": "00:00:00",
+            "notes": "",
+            "prices-TOTAL_FORMS": "0",
+            "prices-INITIAL_FORMS": "0",
+            "prices-MIN_NUM_FORMS": "0",
+            "prices-MAX_NUM_FORMS": "1000",
+            "entitlements-TOTAL_FORMS": "0",
+            "entitlements-INITIAL_FORMS": "0",
+            "entitlements-MIN_NUM_FORMS": "0",
+            "entitlements-MAX_NUM_FORMS": "1000",
+            "credit_grants-TOTAL_FORMS": "0",
+            "credit_grants-INITIAL_FORMS": "0",
+            "credit_grants-MIN_NUM_FORMS": "0",
+            "credit_grants-MAX_NUM_FORMS": "1000",
+        },
+    )
     assert response.status_code == 200
     assert list(response.context["adminform"].form.errors) == ["effective_from"]
     assert not PlanVersion.objects.filter(plan=draft.plan, number=2).exists()

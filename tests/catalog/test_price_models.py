@@ -60,8 +60,9 @@ def test_the_table_is_whole() -> None:
 
 def test_validators_parse_each_models_values_and_name_bad_fields() -> None:
     errors = FieldErrors()
-    assert price_model("package").parse({"package_size": "1000", "package_amount": "5"}, "prices[0]", errors, False) == {
-        "package_size": D("1000"), "package_amount": D("5")}
+    assert price_model("package").parse(
+        {"package_size": "1000", "package_amount": "5"}, "prices[0]", errors, False
+    ) == {"package_size": D("1000"), "package_amount": D("5")}
     price_model("package").parse({"package_size": "0"}, "prices[1]", errors, False)
     price_model("tiered").parse({"tier_mode": "graduated"}, "prices[2]", errors, False)
     assert errors.items == {
@@ -71,15 +72,20 @@ def test_validators_parse_each_models_values_and_name_bad_fields() -> None:
     }
     # a draft edited row by row (the admin) may lack its tiers: they are "not given", not an error
     partial = FieldErrors()
-    assert price_model("tiered").parse({"tier_mode": "volume"}, "", partial, True) == {"tier_mode": "volume", "tiers": None}
+    assert price_model("tiered").parse({"tier_mode": "volume"}, "", partial, True) == {
+        "tier_mode": "volume",
+        "tiers": None,
+    }
     assert partial.items == {}
 
 
 def test_summaries_and_invoice_line_extras() -> None:
-    assert price_model("package").summary({"package_size": D("1000"), "package_amount": D("5")}, "USD", " of tokens") == (
-        "$5.00 per 1,000 units of tokens")
+    assert price_model("package").summary(
+        {"package_size": D("1000"), "package_amount": D("5")}, "USD", " of tokens"
+    ) == ("$5.00 per 1,000 units of tokens")
     assert tiers_text(TIERS, "USD") == (
-        "1–1,000: $1.00/unit; 1,001–5,000: $0.80/unit + $50.00; 5,001 and up: $0.50/unit + $100.00")
+        "1–1,000: $1.00/unit; 1,001–5,000: $0.80/unit + $50.00; 5,001 and up: $0.50/unit + $100.00"
+    )
     assert price_model("per_unit").line_unit_amount({"unit_amount": D("0.25")}) == D("0.25")
     assert price_model("flat_fee").line_unit_amount({"amount": D("9")}) is None
     free_first = (Tier(up_to=D("5000"), unit_amount=D("0")), Tier(up_to=None, unit_amount=D("0.01")))
@@ -108,9 +114,15 @@ def test_a_new_row_is_all_a_new_model_needs(api, monkeypatch):
     from tests.factories.metering import MeterFactory
 
     row = PriceModel(
-        key="per_block", label="Per 1,000 units", fields=("unit_amount",), usage=True,
-        parse=lambda data, prefix, errors, partial: {"unit_amount": decimal_parse(
-            data.get("unit_amount"), path_join(prefix, "unit_amount"), errors, required=True)},
+        key="per_block",
+        label="Per 1,000 units",
+        fields=("unit_amount",),
+        usage=True,
+        parse=lambda data, prefix, errors, partial: {
+            "unit_amount": decimal_parse(
+                data.get("unit_amount"), path_join(prefix, "unit_amount"), errors, required=True
+            )
+        },
         price=lambda quantity, t: pricing.price_package(quantity, D(1000), t["unit_amount"]),
         summary=lambda t, currency, meter: f"{format_money(t['unit_amount'], currency)} per 1,000 units{meter}",
     )
@@ -125,7 +137,11 @@ def test_a_new_row_is_all_a_new_model_needs(api, monkeypatch):
     assert created.status_code == 201, created.json()
     shown = created.json()["prices"][0]
     assert (shown["model"], shown["unit_amount"], shown["timing"], shown["tiers"]) == (
-        "per_block", "0.30", "in_arrears", [])
+        "per_block",
+        "0.30",
+        "in_arrears",
+        [],
+    )
     stored = Price.objects.select_related("meter", "plan_version__plan").get(model="per_block")
     # 2,500 characters: ceil(2500 / 1000) = 3 blocks x 0.30 = 0.90
     assert price_quote(stored, D("2500")).amount == D("0.90")

@@ -46,10 +46,18 @@ def test_customer_page_shows_subscriptions_inline_with_links(admin_client, subsc
 
 
 def test_customer_form_refuses_an_unconfigured_currency(admin_client):
-    response = admin_client.post(reverse("admin:customers_customer_add"), {
-        "external_id": "kw", "name": "Kuwait Co", "currency": "KWD", "net_payment_terms": 0, "invoice_grace_days": 0,
-        "subscriptions-TOTAL_FORMS": 0, "subscriptions-INITIAL_FORMS": 0,
-    })
+    response = admin_client.post(
+        reverse("admin:customers_customer_add"),
+        {
+            "external_id": "kw",
+            "name": "Kuwait Co",
+            "currency": "KWD",
+            "net_payment_terms": 0,
+            "invoice_grace_days": 0,
+            "subscriptions-TOTAL_FORMS": 0,
+            "subscriptions-INITIAL_FORMS": 0,
+        },
+    )
     assert response.status_code == 200
     assert not Customer.objects.filter(external_id="kw").exists()
 
@@ -77,9 +85,16 @@ def test_cancel_action_asks_for_confirmation_then_cancels_and_logs(admin_client,
     assert b"You are about to cancel 1 subscription" in confirm.content
     subscription.refresh_from_db()
     assert not subscription.cancel_at_period_end  # nothing happens before confirming
-    done = admin_client.post(url, {
-        "action": "cancel_subscriptions", "_selected_action": [subscription.pk], "confirm": "yes", "at": "period_end",
-    }, follow=True)
+    done = admin_client.post(
+        url,
+        {
+            "action": "cancel_subscriptions",
+            "_selected_action": [subscription.pk],
+            "confirm": "yes",
+            "at": "period_end",
+        },
+        follow=True,
+    )
     assert b"Canceled 1 subscription(s) at the end of their current period." in done.content
     subscription.refresh_from_db()
     assert (subscription.status, subscription.cancel_at_period_end) == ("active", True)
@@ -102,12 +117,14 @@ def test_add_subscription_goes_through_the_rules(admin_client):
     eur = CustomerFactory(currency="EUR")
     url = reverse("admin:customers_subscription_add")
     assert admin_client.get(url).status_code == 200
-    refused = admin_client.post(url, {"customer": eur.pk, "plan": plan.pk, "billing": "calendar",
-                                      "start_at": "2026-01-15 00:00"})
+    refused = admin_client.post(
+        url, {"customer": eur.pk, "plan": plan.pk, "billing": "calendar", "start_at": "2026-01-15 00:00"}
+    )
     assert refused.status_code == 200 and b"the customer pays in EUR" in refused.content
     assert not Subscription.objects.exists()
-    created = admin_client.post(url, {"customer": usd.pk, "plan": plan.pk, "billing": "calendar",
-                                      "start_at": "2026-01-15 00:00"})
+    created = admin_client.post(
+        url, {"customer": usd.pk, "plan": plan.pk, "billing": "calendar", "start_at": "2026-01-15 00:00"}
+    )
     assert created.status_code == 302
     subscription = Subscription.objects.get()
     assert (subscription.customer, subscription.start_at) == (usd, utc(2026, 1, 15))
@@ -130,8 +147,10 @@ def test_a_tax_rate_in_use_is_never_deleted(admin_client):
     page = admin_client.get(f"/admin/customers/taxrate/{vat.pk}/delete/")
     assert page.status_code == 200 and "Customer Acme (acme) uses tax rate vat-20" in page.content.decode()
     admin_client.post(f"/admin/customers/taxrate/{vat.pk}/delete/", {"post": "yes"})
-    admin_client.post("/admin/customers/taxrate/", {"action": "delete_selected", "_selected_action": [vat.pk, unused.pk],
-                                                     "post": "yes"})
+    admin_client.post(
+        "/admin/customers/taxrate/",
+        {"action": "delete_selected", "_selected_action": [vat.pk, unused.pk], "post": "yes"},
+    )
     assert TaxRate.objects.filter(pk=vat.pk).exists() and list(acme.tax_rates.all()) == [vat]
     assert TaxRate.objects.filter(pk=unused.pk).exists()  # refused as a whole: one of the two is in use
     with pytest.raises(Conflict) as refused, transaction.atomic():
@@ -160,8 +179,13 @@ def test_customer_list_counts_active_subscriptions_without_a_join(admin_client, 
 
 def test_customer_form_bounds_terms_and_grace_to_a_year(admin_client):
     url = reverse("admin:customers_customer_add")
-    base = {"external_id": "slow", "name": "Slow Co", "currency": "USD",
-            "subscriptions-TOTAL_FORMS": 0, "subscriptions-INITIAL_FORMS": 0}
+    base = {
+        "external_id": "slow",
+        "name": "Slow Co",
+        "currency": "USD",
+        "subscriptions-TOTAL_FORMS": 0,
+        "subscriptions-INITIAL_FORMS": 0,
+    }
     refused = admin_client.post(url, {**base, "net_payment_terms": 999999999, "invoice_grace_days": 366})
     assert refused.status_code == 200
     errors = refused.context["adminform"].form.errors
@@ -185,9 +209,15 @@ def test_add_subscription_refuses_a_start_out_of_range_on_its_field(admin_client
     plan = PlanFactory(key="pro", currency="USD")
     PlanVersionFactory(plan=plan, number=1, published=True, effective_from=utc(2025, 1, 1))
     customer = CustomerFactory(currency="USD")
-    response = admin_client.post(reverse("admin:customers_subscription_add"), {
-        "customer": customer.pk, "plan": plan.pk, "billing": "calendar", "start_at": start_at,
-    })
+    response = admin_client.post(
+        reverse("admin:customers_subscription_add"),
+        {
+            "customer": customer.pk,
+            "plan": plan.pk,
+            "billing": "calendar",
+            "start_at": start_at,
+        },
+    )
     assert response.status_code == 200
     assert list(response.context["form"].errors) == ["start_at"]
     assert message in response.content
@@ -200,9 +230,16 @@ def test_add_subscription_in_the_past_bills_its_first_period_and_says_runs_bill_
     plan = PlanFactory(key="pro", currency="USD")
     PlanVersionFactory(plan=plan, number=1, published=True)
     customer = CustomerFactory(currency="USD")
-    response = admin_client.post(reverse("admin:customers_subscription_add"), {
-        "customer": customer.pk, "plan": plan.pk, "billing": "calendar", "start_at": "2024-01-01 00:00",
-    }, follow=True)
+    response = admin_client.post(
+        reverse("admin:customers_subscription_add"),
+        {
+            "customer": customer.pk,
+            "plan": plan.pk,
+            "billing": "calendar",
+            "start_at": "2024-01-01 00:00",
+        },
+        follow=True,
+    )
     assert b"The periods after it are billed by the next billing run." in response.content
     subscription = Subscription.objects.get()
     # Only January 2024 is started (and invoiced) here, however long ago it was.
@@ -211,8 +248,15 @@ def test_add_subscription_in_the_past_bills_its_first_period_and_says_runs_bill_
 
 
 def _customer_form(customer=None, **changes) -> dict:
-    data = {"name": "Acme Corp", "email": "ap@acme.test", "currency": "USD", "net_payment_terms": "0",
-            "invoice_grace_days": "0", "subscriptions-TOTAL_FORMS": "0", "subscriptions-INITIAL_FORMS": "0"}
+    data = {
+        "name": "Acme Corp",
+        "email": "ap@acme.test",
+        "currency": "USD",
+        "net_payment_terms": "0",
+        "invoice_grace_days": "0",
+        "subscriptions-TOTAL_FORMS": "0",
+        "subscriptions-INITIAL_FORMS": "0",
+    }
     if customer is None:
         data["external_id"] = "acme-2"
     data.update(changes)
@@ -233,7 +277,8 @@ def test_customer_admin_saves_through_the_service_with_the_apis_rules(admin_clie
     refused = admin_client.post(url, _customer_form(busy, currency="EUR"))
     assert refused.status_code == 200
     assert refused.context["adminform"].form.errors["currency"] == [
-        "The currency cannot change while the customer has active subscriptions."]
+        "The currency cannot change while the customer has active subscriptions."
+    ]
     assert admin_client.post(url, _customer_form(busy, name="Acme Inc", net_payment_terms="30")).status_code == 302
     busy.refresh_from_db()
     assert (busy.name, busy.net_payment_terms, busy.currency) == ("Acme Inc", 30, "USD")

@@ -162,9 +162,7 @@ def test_period_containing_five_years_out() -> None:
     assert period_containing("calendar", cal_anchor, "month", utc(2031, 6, 30, 23)) == Period(
         utc(2031, 6, 1), utc(2031, 7, 1)
     )
-    assert period_containing("calendar", cal_anchor, "month", utc(2026, 1, 31)) == Period(
-        cal_anchor, utc(2026, 2, 1)
-    )
+    assert period_containing("calendar", cal_anchor, "month", utc(2026, 1, 31)) == Period(cal_anchor, utc(2026, 2, 1))
     assert period_containing("calendar", cal_anchor, "year", utc(2031, 6, 30)) == Period(
         utc(2031, 1, 1), utc(2032, 1, 1)
     )
@@ -351,9 +349,7 @@ def test_anniversary_periods_keep_anchor_day_and_time(anchor: datetime, interval
 
 @PROPERTY_SETTINGS
 @given(anchor=anchors, billing=billings, interval=intervals, steps=st.integers(1, 15))
-def test_proration_fraction_in_unit_interval(
-    anchor: datetime, billing: str, interval: str, steps: int
-) -> None:
+def test_proration_fraction_in_unit_interval(anchor: datetime, billing: str, interval: str, steps: int) -> None:
     for i, period in enumerate(walk(billing, anchor, interval, steps)):
         full = full_period_for(billing, anchor, interval, period)
         assert full.start <= period.start and full.end == period.end
@@ -374,9 +370,7 @@ def test_proration_fraction_in_unit_interval(
     interval=intervals,
     data=st.data(),
 )
-def test_period_containing_agrees_with_walk(
-    anchor: datetime, billing: str, interval: str, data: st.DataObject
-) -> None:
+def test_period_containing_agrees_with_walk(anchor: datetime, billing: str, interval: str, data: st.DataObject) -> None:
     # Bounded horizon: ~40 monthly periods or ~40 yearly periods.
     horizon_days = 40 * 31 if interval == "month" else 40 * 366
     offset = data.draw(

@@ -31,7 +31,9 @@ class PlanVersionFactory(DjangoModelFactory):
     effective_from = datetime(2020, 1, 1, tzinfo=UTC)
 
     class Params:
-        published = factory.Trait(status=PlanVersion.Status.PUBLISHED, published_at=factory.SelfAttribute("effective_from"))
+        published = factory.Trait(
+            status=PlanVersion.Status.PUBLISHED, published_at=factory.SelfAttribute("effective_from")
+        )
 
 
 class FeatureFactory(DjangoModelFactory):
@@ -60,8 +62,12 @@ class PriceFactory(DjangoModelFactory):
 
     class Params:
         per_unit = factory.Trait(
-            name="Usage", model=Price.Model.PER_UNIT, timing=Price.Timing.IN_ARREARS, amount=None,
-            unit_amount=Decimal("0.01"), meter=factory.SubFactory(MeterFactory),
+            name="Usage",
+            model=Price.Model.PER_UNIT,
+            timing=Price.Timing.IN_ARREARS,
+            amount=None,
+            unit_amount=Decimal("0.01"),
+            meter=factory.SubFactory(MeterFactory),
         )
 
 

@@ -50,6 +50,9 @@ def subscribe(*, customer=None, plan=None, start_at=None, billing="calendar", pi
     customer = customer or CustomerFactory(currency=plan.currency)
     with transaction.atomic():
         return subscription_row_create(
-            customer=customer, plan=plan, start_at=start_at or datetime(2026, 1, 15, tzinfo=UTC),
-            billing=billing, pinned_version=pinned_version,
+            customer=customer,
+            plan=plan,
+            start_at=start_at or datetime(2026, 1, 15, tzinfo=UTC),
+            billing=billing,
+            pinned_version=pinned_version,
         )

@@ -78,7 +78,15 @@ def test_actions_confirm_then_act_and_log(admin_client, feb_invoice):
     _action(admin_client, "record_payment_action", feb_invoice, confirm="yes", amount="24.00", reference="wire")
     feb_invoice.refresh_from_db()
     assert feb_invoice.amount_due == Decimal("100.00") and Payment.objects.count() == 1
-    _action(admin_client, "credit_note_action", feb_invoice, confirm="yes", amount="10.00", reason="Goodwill", refund_to="invoice")
+    _action(
+        admin_client,
+        "credit_note_action",
+        feb_invoice,
+        confirm="yes",
+        amount="10.00",
+        reason="Goodwill",
+        refund_to="invoice",
+    )
     assert CreditNote.objects.get().number == "CN-000001"
     assert LogEntry.objects.filter(object_id=str(feb_invoice.pk)).count() == 2
     # Void refused: something was paid.
@@ -112,14 +120,39 @@ def test_tier_table_is_the_same_in_the_admin_and_the_pdf():
     from invoicing.admin import line_explanation
     from invoicing.pdf import breakdown_rows, invoice_pdf_filename
 
-    details = {"explanation": "graduated", "breakdown": [
-        {"tier": 1, "first_unit": "1", "up_to": "5000", "units": "5000", "unit_amount": "0", "flat_amount": "0", "amount": "0"},
-        {"tier": 2, "first_unit": "5001", "up_to": None, "units": "2500", "unit_amount": "0.01", "flat_amount": "0", "amount": "25"},
-    ]}
+    details = {
+        "explanation": "graduated",
+        "breakdown": [
+            {
+                "tier": 1,
+                "first_unit": "1",
+                "up_to": "5000",
+                "units": "5000",
+                "unit_amount": "0",
+                "flat_amount": "0",
+                "amount": "0",
+            },
+            {
+                "tier": 2,
+                "first_unit": "5001",
+                "up_to": None,
+                "units": "2500",
+                "unit_amount": "0.01",
+                "flat_amount": "0",
+                "amount": "25",
+            },
+        ],
+    }
     rows = breakdown_rows(details, "USD")
     assert [r["range"] for r in rows] == ["1 – 5,000", "5,001 – ∞"]
-    assert rows[1] == {"tier": 2, "range": "5,001 – ∞", "units": "2,500", "unit_amount": "$0.01",
-                       "flat_amount": "$0.00", "amount": "$25.00"}
+    assert rows[1] == {
+        "tier": 2,
+        "range": "5,001 – ∞",
+        "units": "2,500",
+        "unit_amount": "$0.01",
+        "flat_amount": "$0.00",
+        "amount": "$25.00",
+    }
     html = line_explanation(details, "USD")
     assert "<td>2</td><td class='num'>5,001 – ∞</td><td class='num'>2,500</td><td class='num'>$0.01</td>" in html
     assert "<td class='num'>$25.00</td></tr></table>" in html

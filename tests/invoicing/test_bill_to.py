@@ -46,7 +46,10 @@ def test_a_finalized_invoice_keeps_the_bill_to_it_was_issued_with(admin_client):
 
     issued.refresh_from_db()
     assert (issued.bill_to_name, issued.bill_to_email, issued.bill_to_external_id) == (
-        "Acme Ltd", "billing@acme.test", "acme")
+        "Acme Ltd",
+        "billing@acme.test",
+        "acme",
+    )
     text = _pdf_text(admin_client, issued)
     assert "Acme Ltd" in text and "billing@acme.test" in text and "Renamed" not in text
     page = admin_client.get(f"/admin/invoicing/invoice/{issued.pk}/change/").content.decode()

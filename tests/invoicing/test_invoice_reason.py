@@ -30,7 +30,9 @@ def _plan(*, interval: str = "month"):
     """$31.00 platform fee in advance and $28.00 support fee in arrears, per month."""
     version = PlanVersionFactory(published=True, number=1, plan__interval=interval)
     PriceFactory(plan_version=version, name="Platform", amount=Decimal("31.00"), position=0)
-    PriceFactory(plan_version=version, name="Support", amount=Decimal("28.00"), timing=Price.Timing.IN_ARREARS, position=1)
+    PriceFactory(
+        plan_version=version, name="Support", amount=Decimal("28.00"), timing=Price.Timing.IN_ARREARS, position=1
+    )
     return version
 
 

@@ -34,18 +34,35 @@ def _chat_plan():
     meter = MeterFactory(key="chat-messages", name="Chat messages", event_name="chat", aggregation="count")
     MeterFilterFactory(meter=meter, property="model", values=["gpt-4o"])
     PriceFactory(
-        plan_version=version, name="Messages", model=Price.Model.PER_UNIT, timing=Price.Timing.IN_ARREARS,
-        amount=None, unit_amount=Decimal("1.00"), meter=meter,
+        plan_version=version,
+        name="Messages",
+        model=Price.Model.PER_UNIT,
+        timing=Price.Timing.IN_ARREARS,
+        amount=None,
+        unit_amount=Decimal("1.00"),
+        meter=meter,
     )
     return version, meter
 
 
 def _chat(customer: str, start, prefix: str) -> None:
     """3 messages on gpt-4o and 2 on gpt-4o-mini from ``start`` (real events, as ingestion stores them)."""
-    events_create(customer_external_id=customer, event_name="chat", count=3, start=start, prefix=f"{prefix}-big",
-                  properties={"model": "gpt-4o"})
-    events_create(customer_external_id=customer, event_name="chat", count=2, start=start, prefix=f"{prefix}-mini",
-                  properties={"model": "gpt-4o-mini"})
+    events_create(
+        customer_external_id=customer,
+        event_name="chat",
+        count=3,
+        start=start,
+        prefix=f"{prefix}-big",
+        properties={"model": "gpt-4o"},
+    )
+    events_create(
+        customer_external_id=customer,
+        event_name="chat",
+        count=2,
+        start=start,
+        prefix=f"{prefix}-mini",
+        properties={"model": "gpt-4o-mini"},
+    )
 
 
 def _admin_sets_filter(admin_client, meter, values: str) -> None:
@@ -112,7 +129,9 @@ def test_a_boundary_context_serves_one_boundary_only():
     PriceFactory(plan_version=version, amount=Decimal("5"))
     sub = start(CustomerFactory(), version.plan, utc(2026, 1, 1))
     with transaction.atomic():
-        locked = Subscription.objects.select_for_update().select_related("customer", "plan", "plan_version").get(pk=sub.pk)
+        locked = (
+            Subscription.objects.select_for_update().select_related("customer", "plan", "plan_version").get(pk=sub.pk)
+        )
         context = boundary_context_read(subscription=locked)
         assert context.boundary_at == FEB1 and context.has_wallets is False
         assert subscription_boundary_bill_locked(subscription=locked, now=utc(2026, 3, 1), context=context) is not None

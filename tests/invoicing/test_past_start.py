@@ -48,15 +48,20 @@ def plan(db):
 def _subscribe_over_the_api(api, monkeypatch, plan, meter, external_id: str) -> Subscription:
     CustomerFactory(external_id=external_id)
     for at, count in USAGE.items():
-        events_create(customer_external_id=external_id, event_name=meter.event_name, count=count, start=at,
-                      prefix=f"{at:%m}")
+        events_create(
+            customer_external_id=external_id, event_name=meter.event_name, count=count, start=at, prefix=f"{at:%m}"
+        )
     monkeypatch.setattr(views, "request_now", lambda: CREATED_AT)
-    response = api.post("/api/v1/subscriptions", {"customer": external_id, "plan": plan.key,
-                                                  "start_at": "2026-01-01T00:00:00Z"})
+    response = api.post(
+        "/api/v1/subscriptions", {"customer": external_id, "plan": plan.key, "start_at": "2026-01-01T00:00:00Z"}
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     # Three months in the past, yet the subscription is on its first period until a billing run moves it.
-    assert (body["current_period_start"], body["current_period_end"]) == ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z")
+    assert (body["current_period_start"], body["current_period_end"]) == (
+        "2026-01-01T00:00:00Z",
+        "2026-02-01T00:00:00Z",
+    )
     return Subscription.objects.get(pk=body["id"])
 
 

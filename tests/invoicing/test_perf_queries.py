@@ -39,10 +39,18 @@ def _subscription(usage_prices: int, tag: str) -> Subscription:
     for i in range(usage_prices):
         meter = MeterFactory()
         PriceFactory(
-            plan_version=version, name=f"Usage {i}", model=Price.Model.PER_UNIT, timing=Price.Timing.IN_ARREARS,
-            amount=None, unit_amount=Decimal("0.01"), meter=meter, position=i + 1,
+            plan_version=version,
+            name=f"Usage {i}",
+            model=Price.Model.PER_UNIT,
+            timing=Price.Timing.IN_ARREARS,
+            amount=None,
+            unit_amount=Decimal("0.01"),
+            meter=meter,
+            position=i + 1,
         )
-        events_create(customer_external_id=tag, event_name=meter.event_name, count=2, start=utc(2026, 1, 2), prefix=f"m{i}")
+        events_create(
+            customer_external_id=tag, event_name=meter.event_name, count=2, start=utc(2026, 1, 2), prefix=f"m{i}"
+        )
     customer = CustomerFactory(external_id=tag)
     customer.tax_rates.add(TaxRateFactory(code=f"vat-{tag}", name="VAT 20%", percentage=Decimal("20")))
     return start(customer, version.plan, utc(2026, 1, 1))
@@ -120,8 +128,15 @@ def test_a_boundary_already_billed_inserts_nothing_and_leaves_the_transaction_us
 
     sub = _subscription(0, "twice")
     lines = [LineDraft(kind=InvoiceLine.Kind.ADJUSTMENT, description="One-off", amount=Decimal("5.00"))]
-    args = dict(customer=sub.customer, subscription=sub, boundary_at=FEB1, period=Period(utc(2026, 1, 1), FEB1), now=FEB1,
-                tax_rates=tax_rates_of(sub.customer), reason=Invoice.Reason.BOUNDARY)
+    args = dict(
+        customer=sub.customer,
+        subscription=sub,
+        boundary_at=FEB1,
+        period=Period(utc(2026, 1, 1), FEB1),
+        now=FEB1,
+        tax_rates=tax_rates_of(sub.customer),
+        reason=Invoice.Reason.BOUNDARY,
+    )
     first = invoice_create_for_period(lines=lines, **args)
     assert first is not None and first.pk and first.lines.count() == 1 and first.total == Decimal("6.00")  # 5 + 20%
     assert invoice_create_for_period(lines=list(lines), **args) is None

@@ -38,14 +38,28 @@ def subscriptions():
     version = PlanVersionFactory(published=True, number=1)
     PriceFactory(plan_version=version, name="Base fee", amount=Decimal("5"))
     meter = MeterFactory(key="tokens", event_name="generation", aggregation="sum", field="tokens")
-    PriceFactory(plan_version=version, name="Tokens", model=Price.Model.PER_UNIT, timing=Price.Timing.IN_ARREARS,
-                 amount=None, unit_amount=Decimal("1"), meter=meter, position=1)
+    PriceFactory(
+        plan_version=version,
+        name="Tokens",
+        model=Price.Model.PER_UNIT,
+        timing=Price.Timing.IN_ARREARS,
+        amount=None,
+        unit_amount=Decimal("1"),
+        meter=meter,
+        position=1,
+    )
     good = start(CustomerFactory(external_id="fine", name="Fine Co"), version.plan, utc(2026, 1, 1))
     bad = start(CustomerFactory(external_id="huge", name="Huge Co"), version.plan, utc(2026, 1, 1))
-    events_create(customer_external_id="fine", event_name="generation", count=3, start=utc(2026, 1, 10),
-                  properties={"tokens": 2})
-    events_create(customer_external_id="huge", event_name="generation", count=1, start=utc(2026, 1, 10),
-                  properties={"tokens": HUGE})
+    events_create(
+        customer_external_id="fine", event_name="generation", count=3, start=utc(2026, 1, 10), properties={"tokens": 2}
+    )
+    events_create(
+        customer_external_id="huge",
+        event_name="generation",
+        count=1,
+        start=utc(2026, 1, 10),
+        properties={"tokens": HUGE},
+    )
     return good, bad
 
 
@@ -65,9 +79,14 @@ def test_the_run_names_the_failing_subscription_and_keeps_trying_until_fixed(sub
 
     run = BillingRun.objects.get()
     assert run.status == BillingRun.Status.FAILED and run.summary == line
-    assert run.failed_subscriptions == [{
-        "subscription": bad.pk, "customer": "huge", "boundary": "2026-02-01T00:00:00+00:00", "error": failure.error,
-    }]
+    assert run.failed_subscriptions == [
+        {
+            "subscription": bad.pk,
+            "customer": "huge",
+            "boundary": "2026-02-01T00:00:00+00:00",
+            "error": failure.error,
+        }
+    ]
     bad.refresh_from_db()
     assert bad.current_period_end == utc(2026, 2, 1) and len(invoices_of(bad)) == 1  # still due, nothing half-done
 

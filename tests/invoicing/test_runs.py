@@ -30,10 +30,18 @@ def test_six_tenths_of_a_cent_lines_and_40_percent_tax():
     for i, unit in enumerate(["0.004"] * 6 + ["0.01"] * 2):
         meter = MeterFactory()
         PriceFactory(
-            plan_version=version, name=f"Usage {i}", model=Price.Model.PER_UNIT, timing=Price.Timing.IN_ARREARS,
-            amount=None, unit_amount=Decimal(unit), meter=meter, position=i,
+            plan_version=version,
+            name=f"Usage {i}",
+            model=Price.Model.PER_UNIT,
+            timing=Price.Timing.IN_ARREARS,
+            amount=None,
+            unit_amount=Decimal(unit),
+            meter=meter,
+            position=i,
         )
-        events_create(customer_external_id="penny", event_name=meter.event_name, count=1, start=utc(2026, 1, 2), prefix=f"m{i}")
+        events_create(
+            customer_external_id="penny", event_name=meter.event_name, count=1, start=utc(2026, 1, 2), prefix=f"m{i}"
+        )
     sub = start(customer, version.plan, utc(2026, 1, 1))
     billing_run_execute(now=utc(2026, 2, 1))
     feb = invoices_of(sub)[1]
@@ -48,8 +56,15 @@ def test_six_tenths_of_a_cent_lines_and_40_percent_tax():
 def test_draft_recalculates_from_events_until_finalized():
     version = PlanVersionFactory(published=True, number=1)
     meter = MeterFactory()
-    PriceFactory(plan_version=version, name="Calls", model=Price.Model.PER_UNIT, timing=Price.Timing.IN_ARREARS,
-                 amount=None, unit_amount=Decimal("0.50"), meter=meter)
+    PriceFactory(
+        plan_version=version,
+        name="Calls",
+        model=Price.Model.PER_UNIT,
+        timing=Price.Timing.IN_ARREARS,
+        amount=None,
+        unit_amount=Decimal("0.50"),
+        meter=meter,
+    )
     customer = CustomerFactory(external_id="late-events", invoice_grace_days=2)
     sub = start(customer, version.plan, utc(2026, 1, 1))
     events_create(customer_external_id="late-events", event_name=meter.event_name, count=4, start=utc(2026, 1, 20))
@@ -57,7 +72,9 @@ def test_draft_recalculates_from_events_until_finalized():
     feb = invoices_of(sub)[1]
     # 4 calls x $0.50 = $2.00, a draft for 2 days.
     assert feb.status == Invoice.Status.DRAFT and feb.total == Decimal("2.00")
-    events_create(customer_external_id="late-events", event_name=meter.event_name, count=2, start=utc(2026, 1, 31), prefix="late")
+    events_create(
+        customer_external_id="late-events", event_name=meter.event_name, count=2, start=utc(2026, 1, 31), prefix="late"
+    )
     invoice_recalculate(invoice=feb, now=utc(2026, 2, 2))
     feb.refresh_from_db()
     # 6 calls x $0.50 = $3.00 once the late events are in.
@@ -174,8 +191,16 @@ def test_parallel_runs_bill_each_period_once_with_gapless_numbers():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("now", ["9999-12-31T00:00:00Z", "0001-01-01T00:00:00Z", "2100-01-01T00:00:01Z",
-                                 "9999-12-31T23:00:00-05:00", "2026-13-45T00:00:00Z"])
+@pytest.mark.parametrize(
+    "now",
+    [
+        "9999-12-31T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "2100-01-01T00:00:01Z",
+        "9999-12-31T23:00:00-05:00",
+        "2026-13-45T00:00:00Z",
+    ],
+)
 def test_run_billing_refuses_a_now_outside_the_accepted_range(now):
     # A run as of 9999 would bill every period up to it (one per month per subscription), so it is refused
     # before any work, like an unreadable instant (core.instants: 2000-01-01..2100-01-01).

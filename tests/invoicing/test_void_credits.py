@@ -34,7 +34,11 @@ def test_void_returns_applied_credits_to_their_lot():
     subscription_start(customer=customer, plan=plan, start_at=START, billing="calendar", pinned_version=None, now=START)
     invoice = Invoice.objects.get(customer=customer)
     # $30.00 in advance, paid by 30 credits at $1 each: nothing due, 70 credits left
-    assert (invoice.total, invoice.credits_applied, invoice.amount_due) == (Decimal("30.00"), Decimal("30.00"), Decimal(0))
+    assert (invoice.total, invoice.credits_applied, invoice.amount_due) == (
+        Decimal("30.00"),
+        Decimal("30.00"),
+        Decimal(0),
+    )
     wallet.refresh_from_db()
     assert wallet.balance == Decimal(70)
 
@@ -67,12 +71,16 @@ def _finalized(fee: str, *, credits: str | None = None, external_id: str = "h1")
     if credits is not None:
         wallet = wallet_create(customer=customer, currency="USD")
         wallet_grant_create(wallet=wallet, credits=Decimal(credits), kind="promotional", effective_at=START, now=START)
-    subscription_start(customer=customer, plan=version.plan, start_at=START, billing="calendar", pinned_version=None, now=START)
+    subscription_start(
+        customer=customer, plan=version.plan, start_at=START, billing="calendar", pinned_version=None, now=START
+    )
     return Invoice.objects.get(customer=customer), wallet
 
 
 def _note(api, invoice, amount: str, refund_to: str):
-    return api.post("/api/v1/credit_notes", {"invoice": str(invoice.pk), "amount": amount, "reason": "x", "refund_to": refund_to})
+    return api.post(
+        "/api/v1/credit_notes", {"invoice": str(invoice.pk), "amount": amount, "reason": "x", "refund_to": refund_to}
+    )
 
 
 def test_h1_no_wallet_refund_for_an_unpaid_invoice_and_no_void_after_a_credit_note(api):

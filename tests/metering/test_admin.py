@@ -39,9 +39,20 @@ def test_changing_a_meter_in_the_admin_resets_its_rollup(admin_client):
     assert UsageRollup.objects.filter(meter=meter).exists()
     response = admin_client.post(
         reverse("admin:metering_meter_change", args=[meter.pk]),
-        {"key": "calls", "name": "Calls", "event_name": "api_call", "aggregation": "count", "field": "", "multiplier": "",
-         "filters-TOTAL_FORMS": "1", "filters-INITIAL_FORMS": "0", "filters-MIN_NUM_FORMS": "0", "filters-MAX_NUM_FORMS": "1000",
-         "filters-0-property": "model", "filters-0-values": "gpt-4o,o1"},
+        {
+            "key": "calls",
+            "name": "Calls",
+            "event_name": "api_call",
+            "aggregation": "count",
+            "field": "",
+            "multiplier": "",
+            "filters-TOTAL_FORMS": "1",
+            "filters-INITIAL_FORMS": "0",
+            "filters-MIN_NUM_FORMS": "0",
+            "filters-MAX_NUM_FORMS": "1000",
+            "filters-0-property": "model",
+            "filters-0-values": "gpt-4o,o1",
+        },
     )
     assert response.status_code == 302
     assert list(meter.filters.values_list("values", flat=True)) == [["gpt-4o", "o1"]]
@@ -52,8 +63,18 @@ def test_changing_a_meter_in_the_admin_resets_its_rollup(admin_client):
 def test_meter_form_applies_the_definition_rules(admin_client):
     response = admin_client.post(
         reverse("admin:metering_meter_add"),
-        {"key": "x", "name": "X", "event_name": "e", "aggregation": "sum", "field": "", "multiplier": "",
-         "filters-TOTAL_FORMS": "0", "filters-INITIAL_FORMS": "0", "filters-MIN_NUM_FORMS": "0", "filters-MAX_NUM_FORMS": "1000"},
+        {
+            "key": "x",
+            "name": "X",
+            "event_name": "e",
+            "aggregation": "sum",
+            "field": "",
+            "multiplier": "",
+            "filters-TOTAL_FORMS": "0",
+            "filters-INITIAL_FORMS": "0",
+            "filters-MIN_NUM_FORMS": "0",
+            "filters-MAX_NUM_FORMS": "1000",
+        },
     )
     assert response.status_code == 200
     assert "field" in response.context["adminform"].form.errors
@@ -83,14 +104,28 @@ def test_event_log_is_read_only_searchable_and_counts_unknown_customers(admin_cl
 
 def _meter_post(meter, filters=(), initial=(), **changes):
     """The meter's change form as posted: its fields (with ``changes``), existing filter rows, new filter rows."""
-    data = {"key": meter.key, "name": meter.name, "event_name": meter.event_name, "aggregation": meter.aggregation,
-            "field": meter.field, "multiplier": "" if meter.multiplier is None else str(meter.multiplier),
-            "filters-TOTAL_FORMS": str(len(initial) + len(filters)), "filters-INITIAL_FORMS": str(len(initial)),
-            "filters-MIN_NUM_FORMS": "0", "filters-MAX_NUM_FORMS": "1000"}
+    data = {
+        "key": meter.key,
+        "name": meter.name,
+        "event_name": meter.event_name,
+        "aggregation": meter.aggregation,
+        "field": meter.field,
+        "multiplier": "" if meter.multiplier is None else str(meter.multiplier),
+        "filters-TOTAL_FORMS": str(len(initial) + len(filters)),
+        "filters-INITIAL_FORMS": str(len(initial)),
+        "filters-MIN_NUM_FORMS": "0",
+        "filters-MAX_NUM_FORMS": "1000",
+    }
     for i, (row, values) in enumerate(list(initial) + list(filters)):
         if hasattr(row, "pk"):
-            data.update({f"filters-{i}-id": str(row.pk), f"filters-{i}-meter": str(meter.pk),
-                         f"filters-{i}-property": row.property, f"filters-{i}-values": values})
+            data.update(
+                {
+                    f"filters-{i}-id": str(row.pk),
+                    f"filters-{i}-meter": str(meter.pk),
+                    f"filters-{i}-property": row.property,
+                    f"filters-{i}-values": values,
+                }
+            )
         else:
             data.update({f"filters-{i}-property": row, f"filters-{i}-values": values})
     data.update(changes)
@@ -111,15 +146,21 @@ def test_a_meter_in_use_keeps_its_definition(admin_client, used_by):
     if used_by == "published_price":
         PriceFactory(plan_version=PlanVersionFactory(published=True), per_unit=True, meter=meter)
     elif used_by == "published_entitlement":
-        EntitlementFactory(plan_version=PlanVersionFactory(published=True),
-                           feature=FeatureFactory(type="metered", meter=meter))
+        EntitlementFactory(
+            plan_version=PlanVersionFactory(published=True), feature=FeatureFactory(type="metered", meter=meter)
+        )
     else:
         InvoiceLineFactory(invoice=InvoiceFactory(status=Invoice.Status.FINALIZED, number="INV-000009"), meter=meter)
     url = reverse("admin:metering_meter_change", args=[meter.pk])
     assert b"Only its name may change" in admin_client.get(url).content
 
-    for field, value in [("key", "tokens-2"), ("event_name", "chat"), ("aggregation", "max"), ("field", "chars"),
-                         ("aggregation", "sum_with_multiplier")]:
+    for field, value in [
+        ("key", "tokens-2"),
+        ("event_name", "chat"),
+        ("aggregation", "max"),
+        ("field", "chars"),
+        ("aggregation", "sum_with_multiplier"),
+    ]:
         response = admin_client.post(url, _meter_post(meter, initial=[(existing, "gpt-4o")], **{field: value}))
         assert response.status_code == 200, field
         errors = response.context["adminform"].form.errors
@@ -132,13 +173,22 @@ def test_a_meter_in_use_keeps_its_definition(admin_client, used_by):
     ):
         response = admin_client.post(url, post)
         assert response.status_code == 200
-        errors = " ".join(str(e) for fs in response.context["inline_admin_formsets"] for e in fs.formset.non_form_errors())
+        errors = " ".join(
+            str(e) for fs in response.context["inline_admin_formsets"] for e in fs.formset.non_form_errors()
+        )
         assert "Cannot change filters" in errors, errors
     # the name is a label: it may change
-    assert admin_client.post(url, _meter_post(meter, initial=[(existing, "gpt-4o")], name="LLM tokens")).status_code == 302
+    assert (
+        admin_client.post(url, _meter_post(meter, initial=[(existing, "gpt-4o")], name="LLM tokens")).status_code == 302
+    )
     meter = Meter.objects.get(pk=meter.pk)
     assert (meter.key, meter.name, meter.event_name, meter.aggregation, meter.field) == (
-        "tokens", "LLM tokens", "api_call", "sum", "tokens")
+        "tokens",
+        "LLM tokens",
+        "api_call",
+        "sum",
+        "tokens",
+    )
     assert list(meter.filters.values_list("property", "values")) == [("model", ["gpt-4o"])]
 
 

@@ -120,7 +120,9 @@ def test_count_unique_counts_distinct_values(mode):
 
 
 def test_sum_with_multiplier(mode):
-    meter = MeterFactory(event_name="api_call", aggregation="sum_with_multiplier", field="gb", multiplier=Decimal("2.5"))
+    meter = MeterFactory(
+        event_name="api_call", aggregation="sum_with_multiplier", field="gb", multiplier=Decimal("2.5")
+    )
     ev({"gb": 4})
     ev({"gb": "1.2"}, at=T0 + timedelta(hours=5))
     settle(mode)
@@ -214,8 +216,10 @@ def test_usage_for_many_customers_at_once(mode):
     settle(mode)
     result = usage_for_customers(meters=[count, total], customer_external_ids=["a", "b", "c"], start=JAN[0], end=JAN[1])
     assert result == {
-        ("a", count.id): Decimal(2), ("a", total.id): Decimal(3),  # 1 + 2
-        ("b", count.id): Decimal(1), ("b", total.id): Decimal(10),
+        ("a", count.id): Decimal(2),
+        ("a", total.id): Decimal(3),  # 1 + 2
+        ("b", count.id): Decimal(1),
+        ("b", total.id): Decimal(10),
     }
 
 
@@ -234,12 +238,17 @@ def test_the_aggregation_table_gives_the_choices_the_rules_and_the_rollup():
     from metering.aggregations import AGGREGATIONS
     from metering.services import meter_definition_clean
 
-    assert Meter.Aggregation.values == list(AGGREGATIONS) == [
-        "count", "sum", "max", "latest", "count_unique", "sum_with_multiplier"]
+    assert (
+        Meter.Aggregation.values
+        == list(AGGREGATIONS)
+        == ["count", "sum", "max", "latest", "count_unique", "sum_with_multiplier"]
+    )
     assert Meter.NUMERIC == ("sum", "max", "latest", "sum_with_multiplier")
     assert [key for key, agg in AGGREGATIONS.items() if not agg.rolls_up] == ["count_unique"]
     assert meter_definition_clean(aggregation="sum_with_multiplier", field="tokens", multiplier="2") == (
-        "tokens", Decimal("2"))
+        "tokens",
+        Decimal("2"),
+    )
     for aggregation, field, multiplier, message in [
         ("count", "tokens", None, "A count meter counts events and takes no field."),
         ("count_unique", "", None, "A count_unique meter needs the property it aggregates."),

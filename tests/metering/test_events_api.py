@@ -29,8 +29,14 @@ def post(api, path, body):
 
 
 def event(i=1, **kw):
-    return {"event_id": f"e{i}", "customer": "c1", "event_name": "api_call", "timestamp": "2026-01-15T10:00:00Z",
-            "properties": {"tokens": 3}, **kw}
+    return {
+        "event_id": f"e{i}",
+        "customer": "c1",
+        "event_name": "api_call",
+        "timestamp": "2026-01-15T10:00:00Z",
+        "properties": {"tokens": 3},
+        **kw,
+    }
 
 
 def test_single_event_accepted_then_duplicate(api):
@@ -61,7 +67,9 @@ def test_timestamp_defaults_to_now_and_naive_means_utc(api):
 
 
 def test_properties_keep_exact_decimals(api):
-    body = json.dumps(event(properties={})).replace('"properties": {}', '"properties": {"cost": 0.1, "big": 12345678901234567890.123456789}')
+    body = json.dumps(event(properties={})).replace(
+        '"properties": {}', '"properties": {"cost": 0.1, "big": 12345678901234567890.123456789}'
+    )
     assert api.post("/api/v1/events", data=body, content_type="application/json").status_code == 201
     with connection.cursor() as cursor:
         cursor.execute("SELECT properties ->> 'cost', properties ->> 'big' FROM metering_event")
@@ -118,16 +126,18 @@ def test_non_numeric_property_for_a_numeric_meter_is_rejected_naming_event_and_p
 def test_batch_stores_valid_events_and_reports_rejected_and_duplicates(api):
     MeterFactory(event_name="api_call", aggregation="sum", field="tokens")
     assert post(api, "events", event(1)).status_code == 201
-    body = {"events": [
-        event(1),  # duplicate of a stored event
-        event(2),
-        {"customer": "c1", "event_name": "api_call"},  # no event_id
-        event(3, properties={"tokens": "x"}),  # not numeric
-        event(2),  # duplicate inside the batch
-        "not an object",
-        event(4, timestamp="2026-13-45"),
-        event(5, customer="not-yet-a-customer"),
-    ]}
+    body = {
+        "events": [
+            event(1),  # duplicate of a stored event
+            event(2),
+            {"customer": "c1", "event_name": "api_call"},  # no event_id
+            event(3, properties={"tokens": "x"}),  # not numeric
+            event(2),  # duplicate inside the batch
+            "not an object",
+            event(4, timestamp="2026-13-45"),
+            event(5, customer="not-yet-a-customer"),
+        ]
+    }
     response = post(api, "events/batch", body)
     assert response.status_code == 200
     data = response.json()
@@ -220,6 +230,10 @@ def test_duplicates_sent_concurrently_from_several_threads_count_once(api_key):
     from metering.selectors import meter_usage
 
     meter = MeterFactory(event_name="api_call", aggregation="sum", field="tokens")
-    usage = meter_usage(meter=meter, customer_external_id="c1", start=datetime(2026, 1, 1, tzinfo=UTC),
-                        end=datetime(2026, 2, 1, tzinfo=UTC))
+    usage = meter_usage(
+        meter=meter,
+        customer_external_id="c1",
+        start=datetime(2026, 1, 1, tzinfo=UTC),
+        end=datetime(2026, 2, 1, tzinfo=UTC),
+    )
     assert usage == Decimal(6)  # two events of 3 tokens

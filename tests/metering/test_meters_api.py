@@ -12,13 +12,24 @@ def meter(**kw):
 
 
 def test_create_and_read_a_meter(api):
-    body = meter(key="gpt-tokens", aggregation="sum_with_multiplier", multiplier="2",
-                 filters=[{"property": "model", "values": ["gpt-4o", "gpt-4o-mini"]}])
+    body = meter(
+        key="gpt-tokens",
+        aggregation="sum_with_multiplier",
+        multiplier="2",
+        filters=[{"property": "model", "values": ["gpt-4o", "gpt-4o-mini"]}],
+    )
     response = api.post("/api/v1/meters", body)
     assert response.status_code == 201
-    expected = {"key": "gpt-tokens", "name": "Tokens", "event_name": "api_call", "aggregation": "sum_with_multiplier",
-                "field": "tokens", "multiplier": "2", "filters": [{"property": "model", "values": ["gpt-4o", "gpt-4o-mini"]}],
-                "allow_negative": False}
+    expected = {
+        "key": "gpt-tokens",
+        "name": "Tokens",
+        "event_name": "api_call",
+        "aggregation": "sum_with_multiplier",
+        "field": "tokens",
+        "multiplier": "2",
+        "filters": [{"property": "model", "values": ["gpt-4o", "gpt-4o-mini"]}],
+        "allow_negative": False,
+    }
     assert response.json() == expected
     assert api.get("/api/v1/meters/gpt-tokens").json() == expected
     listing = api.get("/api/v1/meters").json()
@@ -33,9 +44,13 @@ def test_allow_negative_is_stored_and_shown(api):
 
 
 def test_count_meter_needs_no_field(api):
-    response = api.post("/api/v1/meters", {"key": "calls", "name": "Calls", "event_name": "api_call", "aggregation": "count"})
+    response = api.post(
+        "/api/v1/meters", {"key": "calls", "name": "Calls", "event_name": "api_call", "aggregation": "count"}
+    )
     assert response.status_code == 201
-    assert response.json()["field"] is None and response.json()["multiplier"] is None and response.json()["filters"] == []
+    assert (
+        response.json()["field"] is None and response.json()["multiplier"] is None and response.json()["filters"] == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -88,8 +103,12 @@ def test_schema_documents_the_metering_endpoints(api):
     response = api.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     text = response.content.decode()
-    for path in ("/api/v1/meters", "/api/v1/events/batch", "/api/v1/customers/{external_id}/usage",
-                 "/api/v1/customers/{external_id}/entitlements/{feature}"):
+    for path in (
+        "/api/v1/meters",
+        "/api/v1/events/batch",
+        "/api/v1/customers/{external_id}/usage",
+        "/api/v1/customers/{external_id}/entitlements/{feature}",
+    ):
         assert path in text
 
 

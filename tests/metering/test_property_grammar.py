@@ -30,8 +30,31 @@ pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 JAN = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
 # The inputs of the original report, and more of the same kind: Unicode spaces, separators, control characters.
-POISON = ["5\u2003", "5\u2028", "\u30005", "\u00a05", "\x1c5", "\x855", "5\n", " 5", "5 ", "\t5", "\u0665",
-          "\uff15", "1_0", "1e1", "5\u200b", "NaN", "Infinity", "--5", "+-5", ".", "", "5..", "1,5"]
+POISON = [
+    "5\u2003",
+    "5\u2028",
+    "\u30005",
+    "\u00a05",
+    "\x1c5",
+    "\x855",
+    "5\n",
+    " 5",
+    "5 ",
+    "\t5",
+    "\u0665",
+    "\uff15",
+    "1_0",
+    "1e1",
+    "5\u200b",
+    "NaN",
+    "Infinity",
+    "--5",
+    "+-5",
+    ".",
+    "",
+    "5..",
+    "1,5",
+]
 SPACES = "\t\n\x0b\x0c\r \x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2003\u2007\u2028\u2029\u202f\u205f\u3000\u200b\ufeff"
 
 
@@ -58,14 +81,20 @@ near_numbers = st.builds(
     st.text("0123456789", max_size=22),
     st.sampled_from(["", "."]),
     st.text("0123456789", max_size=14),
-    st.one_of(st.just(""), st.sampled_from(SPACES), st.characters(exclude_categories=["Cs"], exclude_characters="\x00")),
+    st.one_of(
+        st.just(""), st.sampled_from(SPACES), st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+    ),
     st.integers(0, 40),
 )
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.one_of(st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30), near_numbers),
-       signed=st.booleans())
+@given(
+    text=st.one_of(
+        st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30), near_numbers
+    ),
+    signed=st.booleans(),
+)
 @example(text="99999999999999999999.999999999999", signed=False)  # the largest value: 20 + 12 digits
 @example(text="100000000000000000000", signed=False)  # 21 digits: refused
 @example(text="-0", signed=False)
@@ -80,11 +109,14 @@ def test_python_check_and_sql_cast_agree_on_any_text(text, signed):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(number=st.one_of(
-    st.decimals(allow_nan=False, allow_infinity=False),
-    st.integers(-(10**22), 10**22),
-    st.builds(lambda d, e: Decimal(d).scaleb(e), st.integers(-(10**6), 10**6), st.integers(-20, 25)),
-), signed=st.booleans())
+@given(
+    number=st.one_of(
+        st.decimals(allow_nan=False, allow_infinity=False),
+        st.integers(-(10**22), 10**22),
+        st.builds(lambda d, e: Decimal(d).scaleb(e), st.integers(-(10**6), 10**6), st.integers(-20, 25)),
+    ),
+    signed=st.booleans(),
+)
 @example(number=Decimal("1E+999999999"), signed=True)
 @example(number=Decimal("-0.0"), signed=False)
 @example(number=Decimal("1.0000000000000"), signed=False)  # 13 places as written: refused by both
@@ -104,8 +136,13 @@ def test_python_check_and_sql_cast_agree_on_json_numbers(number, signed):
 
 
 def event(api, i, value, *, name="api_call", field="tokens"):
-    body = {"event_id": f"e{i}", "customer": "c1", "event_name": name, "timestamp": "2026-01-15T10:00:00Z",
-            "properties": {field: value}}
+    body = {
+        "event_id": f"e{i}",
+        "customer": "c1",
+        "event_name": name,
+        "timestamp": "2026-01-15T10:00:00Z",
+        "properties": {field: value},
+    }
     return api.post("/api/v1/events", data=json.dumps(body), content_type="application/json")
 
 
@@ -146,16 +183,21 @@ def test_an_out_of_range_json_number_rejects_its_event_only(api):
     MeterFactory(event_name="api_call", aggregation="sum", field="tokens")
     good = '{"event_id": "ok", "customer": "c1", "event_name": "api_call", "properties": {"tokens": 3}}'
     huge = '{"event_id": "huge", "customer": "c1", "event_name": "api_call", "properties": {"tokens": 1e999999999}}'
-    nested = '{"event_id": "nested", "customer": "c1", "event_name": "other", "properties": {"a": [{"b": 1e-999999999}]}}'
+    nested = (
+        '{"event_id": "nested", "customer": "c1", "event_name": "other", "properties": {"a": [{"b": 1e-999999999}]}}'
+    )
     # any double is storable: float noise in a property no meter aggregates costs nothing
-    fine = ('{"event_id": "fine", "customer": "c1", "event_name": "other", '
-            '"properties": {"a": [{"b": 0.30000000000000004, "c": 5e-324, "d": 1.7976931348623157e308}]}}')
+    fine = (
+        '{"event_id": "fine", "customer": "c1", "event_name": "other", '
+        '"properties": {"a": [{"b": 0.30000000000000004, "c": 5e-324, "d": 1.7976931348623157e308}]}}'
+    )
     response = raw_batch(api, [good, huge, nested, fine])
     assert response.status_code == 200
     data = response.json()
     assert data["accepted"] == 2
     assert [(r["index"], r["event_id"], list(r["errors"])) for r in data["rejected"]] == [
-        (1, "huge", ["properties"]), (2, "nested", ["properties"]),
+        (1, "huge", ["properties"]),
+        (2, "nested", ["properties"]),
     ]
     assert "'a'[0].'b'" in data["rejected"][1]["errors"]["properties"][0]
     assert sorted(Event.objects.values_list("event_id", flat=True)) == ["fine", "ok"]
@@ -169,10 +211,15 @@ def test_poisoned_rows_already_stored_never_stop_reads_or_the_rollup(api):
     latest = MeterFactory(event_name="api_call", aggregation="latest", field="tokens")
     other = MeterFactory(event_name="upload", aggregation="sum", field="bytes")
     for i, value in enumerate(POISON):
-        EventFactory(customer_external_id="c1", event_name="api_call", timestamp=T0 + timedelta(minutes=i),
-                     properties={"tokens": value})
-    EventFactory(customer_external_id="c1", event_name="api_call", timestamp=T0 - timedelta(hours=1),
-                 properties={"tokens": 5})
+        EventFactory(
+            customer_external_id="c1",
+            event_name="api_call",
+            timestamp=T0 + timedelta(minutes=i),
+            properties={"tokens": value},
+        )
+    EventFactory(
+        customer_external_id="c1", event_name="api_call", timestamp=T0 - timedelta(hours=1), properties={"tokens": 5}
+    )
     EventFactory(customer_external_id="c2", event_name="api_call", timestamp=T0, properties={"tokens": "7"})
     EventFactory(customer_external_id="c1", event_name="upload", timestamp=T0, properties={"bytes": "10.5"})
 
@@ -196,7 +243,9 @@ def test_poisoned_rows_already_stored_never_stop_reads_or_the_rollup(api):
     response = api.get("/api/v1/customers/c1/usage?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z")
     assert response.status_code == 200
     assert {m["meter"]: m["value"] for m in response.json()["meters"]} == {
-        poisoned.key: "5", latest.key: "5", other.key: "10.5",
+        poisoned.key: "5",
+        latest.key: "5",
+        other.key: "10.5",
     }
 
 

@@ -52,7 +52,8 @@ def test_usage_defaults_to_the_current_billing_period_and_lists_priced_meters(ap
     response = api.get("/api/v1/customers/acme/usage")
     assert response.status_code == 200
     assert response.json() == {
-        "from": "2026-01-10T00:00:00Z", "to": "2026-02-01T00:00:00Z",
+        "from": "2026-01-10T00:00:00Z",
+        "to": "2026-02-01T00:00:00Z",
         # calls: 3 events in the period; tokens: priced, no events -> "0"; logins: no events in the window
         "meters": [{"meter": "calls", "value": "3"}, {"meter": "tokens", "value": "0"}],
     }
@@ -114,9 +115,17 @@ def test_hard_limit_in_the_billing_period(api, setup):
     subscribe(customer, version)
     calls(customer, 3, START + timedelta(days=2))
     assert state(api) == {
-        "feature": "api-calls", "type": "metered", "enabled": True, "value": None, "limit": "5", "usage": "3",
-        "remaining": "2", "soft": False, "allowed": True,
-        "window_start": "2026-01-10T00:00:00Z", "window_end": "2026-02-01T00:00:00Z",
+        "feature": "api-calls",
+        "type": "metered",
+        "enabled": True,
+        "value": None,
+        "limit": "5",
+        "usage": "3",
+        "remaining": "2",
+        "soft": False,
+        "allowed": True,
+        "window_start": "2026-01-10T00:00:00Z",
+        "window_end": "2026-02-01T00:00:00Z",
     }
     calls(customer, 2, START + timedelta(days=3))
     # usage 5 = limit: remaining 0, a hard limit refuses
@@ -157,7 +166,13 @@ def test_disabled_metered_feature_is_not_allowed(api, setup):
     [
         # events: 1 today, 2 earlier this week but not today (Monday excepted), 4 earlier this month, 8 last year
         ("day", lambda now: (now.replace(hour=0, minute=0, second=0, microsecond=0), timedelta(days=1))),
-        ("week", lambda now: ((now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0), timedelta(days=7))),
+        (
+            "week",
+            lambda now: (
+                (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0),
+                timedelta(days=7),
+            ),
+        ),
         ("month", lambda now: (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), None)),
     ],
 )

@@ -41,8 +41,13 @@ def _fresh_numeric_fields():
 
 
 def send(api, event_id, value, *, name="api_call", at="2026-01-15T10:00:00Z"):
-    body = {"event_id": event_id, "customer": "acme", "event_name": name, "timestamp": at,
-            "properties": {"tokens": value}}
+    body = {
+        "event_id": event_id,
+        "customer": "acme",
+        "event_name": name,
+        "timestamp": at,
+        "properties": {"tokens": value},
+    }
     return api.post("/api/v1/events", data=json.dumps(body), content_type="application/json")
 
 
@@ -80,13 +85,21 @@ def test_negatives_need_every_meter_on_the_property_to_allow_them(api):
 def plan():
     """$10/month fee; tokens at $0.01 per unit, and a graduated table (first 100 free, then $1 + $5 flat)."""
     version = PlanVersionFactory(published=True, number=1)
-    meter = MeterFactory(key="tokens", name="Tokens", event_name="api_call", aggregation="sum", field="tokens",
-                         allow_negative=True)
+    meter = MeterFactory(
+        key="tokens", name="Tokens", event_name="api_call", aggregation="sum", field="tokens", allow_negative=True
+    )
     PriceFactory(plan_version=version, name="Fee", amount=Decimal("10.00"), position=0)
     PriceFactory(plan_version=version, per_unit=True, name="Tokens", meter=meter, position=1)
-    tiered = PriceFactory(plan_version=version, name="Tokens tiered", model=Price.Model.TIERED,
-                          tier_mode=Price.TierMode.GRADUATED, timing=Price.Timing.IN_ARREARS, amount=None,
-                          meter=meter, position=2)
+    tiered = PriceFactory(
+        plan_version=version,
+        name="Tokens tiered",
+        model=Price.Model.TIERED,
+        tier_mode=Price.TierMode.GRADUATED,
+        timing=Price.Timing.IN_ARREARS,
+        amount=None,
+        meter=meter,
+        position=2,
+    )
     TierFactory(price=tiered, position=0, up_to=Decimal(100), unit_amount=Decimal(0))
     TierFactory(price=tiered, position=1, up_to=None, unit_amount=Decimal(1), flat_amount=Decimal(5))
     customer = CustomerFactory(external_id="acme")
@@ -104,7 +117,9 @@ def test_net_negative_usage_bills_zero_and_the_upcoming_invoice_answers(api, pla
     body = response.json()
     # usage lines for January: below zero -> 0.00 each (never negative); February's fee $10.00 in advance
     assert [(line["kind"], line["amount"]) for line in body["lines"]] == [
-        ("usage", "0.00"), ("usage", "0.00"), ("fixed", "10.00"),
+        ("usage", "0.00"),
+        ("usage", "0.00"),
+        ("fixed", "10.00"),
     ]
     assert body["subtotal"] == "10.00"
 
@@ -118,7 +133,8 @@ def test_net_negative_usage_does_not_stop_the_billing_run(api, plan):
     lines = sorted(feb.lines.all(), key=lambda line: line.position)
     # -150 units: both usage prices 0.00; the new period's fee 10.00
     assert [(line.kind, line.quantity, line.amount) for line in lines] == [
-        ("usage", Decimal(-150), Decimal("0.00")), ("usage", Decimal(-150), Decimal("0.00")),
+        ("usage", Decimal(-150), Decimal("0.00")),
+        ("usage", Decimal(-150), Decimal("0.00")),
         ("fixed", Decimal(1), Decimal("10.00")),
     ]
     assert feb.subtotal == Decimal("10.00")
@@ -153,8 +169,9 @@ def test_the_largest_usage_still_previews(api):
     # money column, but the preview is computed and shown, never a 500 (formatting used the 28-digit context).
     version = PlanVersionFactory(published=True, number=1)
     meter = MeterFactory(key="tokens", event_name="api_call", aggregation="sum", field="tokens")
-    PriceFactory(plan_version=version, per_unit=True, name="Tokens", meter=meter,
-                 unit_amount=Decimal("999999.999999999999"))
+    PriceFactory(
+        plan_version=version, per_unit=True, name="Tokens", meter=meter, unit_amount=Decimal("999999.999999999999")
+    )
     customer = CustomerFactory(external_id="acme")
     customer.tax_rates.add(TaxRateFactory(code="vat-20", percentage=Decimal("20")))
     start(customer, version.plan, JAN)

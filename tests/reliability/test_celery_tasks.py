@@ -18,7 +18,11 @@ from tests.factories.catalog import PlanVersionFactory, PriceFactory
 from tests.factories.customers import CustomerFactory
 from tests.invoicing.helpers import start
 
-ALL_TASKS = [invoicing_tasks.subscriptions_bill_task, invoicing_tasks.billing_run_task, metering_tasks.usage_rollup_refresh]
+ALL_TASKS = [
+    invoicing_tasks.subscriptions_bill_task,
+    invoicing_tasks.billing_run_task,
+    metering_tasks.usage_rollup_refresh,
+]
 
 
 @pytest.mark.parametrize("task", ALL_TASKS, ids=lambda t: t.name)
@@ -51,8 +55,11 @@ def test_a_chunk_whose_database_went_away_is_retried_and_bills_each_boundary_onc
 
     monkeypatch.setattr(boundary, "subscription_boundary_bill_locked", drops_once)
     retries = []
-    monkeypatch.setattr(invoicing_tasks.subscriptions_bill_task, "retry",
-                        lambda *a, **kw: retries.append(kw.get("exc")) or (_ for _ in ()).throw(kw["exc"]))
+    monkeypatch.setattr(
+        invoicing_tasks.subscriptions_bill_task,
+        "retry",
+        lambda *a, **kw: retries.append(kw.get("exc")) or (_ for _ in ()).throw(kw["exc"]),
+    )
     ids = [s.pk for s in subs]
     with pytest.raises(OperationalError, match="the chunk is retried"):
         invoicing_tasks.subscriptions_bill_task.run(ids, "2026-02-01T00:00:00+00:00")

@@ -29,7 +29,11 @@ def test_check_deploy_is_clean_with_production_settings():
     env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -41,7 +45,12 @@ def test_production_refuses_to_start_without_a_secret_key():
     env.update(DEBUG="false", ALLOWED_HOSTS="billing.example.com")
     env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
@@ -54,7 +63,11 @@ def test_debug_is_off_unless_asked_for():
     env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", "from django.conf import settings; print(settings.DEBUG)"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"

@@ -47,8 +47,14 @@ def _catalog_and_subscriptions() -> list[Subscription]:
     meter = MeterFactory(key="calls", event_name="api_call")
     PriceFactory(plan_version=version, name="Platform fee", amount=Decimal("10.00"), position=0)
     PriceFactory(
-        plan_version=version, name="API calls", model=Price.Model.PER_UNIT, timing=Price.Timing.IN_ARREARS,
-        amount=None, unit_amount=Decimal("1.00"), meter=meter, position=1,
+        plan_version=version,
+        name="API calls",
+        model=Price.Model.PER_UNIT,
+        timing=Price.Timing.IN_ARREARS,
+        amount=None,
+        unit_amount=Decimal("1.00"),
+        meter=meter,
+        position=1,
     )
     PlanCreditGrantFactory(plan_version=version, credits=Decimal("3"), rollover_cap=Decimal("0"))
     subscriptions = []
@@ -57,11 +63,15 @@ def _catalog_and_subscriptions() -> list[Subscription]:
         customer = CustomerFactory(external_id=f"kill-{n:03d}")
         subscriptions.append(start(customer, version.plan, datetime(2026, 1, 1, tzinfo=UTC)))
         for i, day in enumerate([3, 5, 7, 9, 11] + [33, 40]):  # 5 calls in January, 2 in February
-            events.append(Event(
-                customer_external_id=customer.external_id, event_id=f"{customer.external_id}-{i}",
-                event_name="api_call", timestamp=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day),
-                properties={},
-            ))
+            events.append(
+                Event(
+                    customer_external_id=customer.external_id,
+                    event_id=f"{customer.external_id}-{i}",
+                    event_name="api_call",
+                    timestamp=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day),
+                    properties={},
+                )
+            )
     Event.objects.bulk_create(events)
     return subscriptions
 
@@ -129,15 +139,19 @@ def test_worker_killed_mid_run_then_run_again_bills_every_period_once(chunked_wo
     assert sorted(row["n"] for row in per_subscription) == [3] * SUBSCRIPTIONS
     for subscription in subscriptions:
         boundaries = list(
-            Invoice.objects.filter(subscription=subscription).order_by("billing_boundary_at")
+            Invoice.objects.filter(subscription=subscription)
+            .order_by("billing_boundary_at")
             .values_list("billing_boundary_at", flat=True)
         )
         assert boundaries == [datetime(2026, m, 1, tzinfo=UTC) for m in (1, 2, 3)]
     # $10 + ($5 + $10) + ($2 + $10) = $37 per subscription; x 40 = $1,480.00.
     assert Invoice.objects.aggregate(s=Sum("total"))["s"] == Decimal("1480.00")
     for subscription in subscriptions:
-        totals = list(Invoice.objects.filter(subscription=subscription).order_by("billing_boundary_at")
-                      .values_list("total", flat=True))
+        totals = list(
+            Invoice.objects.filter(subscription=subscription)
+            .order_by("billing_boundary_at")
+            .values_list("total", flat=True)
+        )
         assert totals == [Decimal("10.00"), Decimal("15.00"), Decimal("12.00")]
 
     # Credits: one plan grant per period per wallet, and every wallet's ledger equals its balance.

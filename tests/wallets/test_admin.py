@@ -19,8 +19,12 @@ def test_pages_render(admin_client):
     with transaction.atomic():
         grant(wallet, 10)
     for url in [
-        "/admin/wallets/wallet/", f"/admin/wallets/wallet/{wallet.pk}/change/", "/admin/wallets/ledgerentry/",
-        "/admin/wallets/creditgrant/", "/admin/wallets/lowbalancealert/", "/admin/wallets/wallet/add/",
+        "/admin/wallets/wallet/",
+        f"/admin/wallets/wallet/{wallet.pk}/change/",
+        "/admin/wallets/ledgerentry/",
+        "/admin/wallets/creditgrant/",
+        "/admin/wallets/lowbalancealert/",
+        "/admin/wallets/wallet/add/",
     ]:
         assert admin_client.get(url).status_code == 200, url
     page = admin_client.get(f"/admin/wallets/wallet/{wallet.pk}/change/").content.decode()
@@ -34,15 +38,26 @@ def test_grant_then_void_with_confirmation(admin_client):
     assert confirm.status_code == 200 and b"Yes, grant these credits" in confirm.content
     wallet.refresh_from_db()
     assert wallet.balance == 0  # nothing until confirmed
-    admin_client.post(changelist, {
-        "action": "grant_credits", "_selected_action": [wallet.pk], "confirm": "yes",
-        "credits": "250", "kind": "promotional", "priority": "5", "expires_at": "", "name": "Goodwill",
-    })
+    admin_client.post(
+        changelist,
+        {
+            "action": "grant_credits",
+            "_selected_action": [wallet.pk],
+            "confirm": "yes",
+            "credits": "250",
+            "kind": "promotional",
+            "priority": "5",
+            "expires_at": "",
+            "name": "Goodwill",
+        },
+    )
     wallet.refresh_from_db()
     assert wallet.balance == Decimal(250)
     confirm = admin_client.post(changelist, {"action": "void_remaining_credits", "_selected_action": [wallet.pk]})
     assert b"Yes, void the remaining credits" in confirm.content
-    admin_client.post(changelist, {"action": "void_remaining_credits", "_selected_action": [wallet.pk], "confirm": "yes"})
+    admin_client.post(
+        changelist, {"action": "void_remaining_credits", "_selected_action": [wallet.pk], "confirm": "yes"}
+    )
     wallet.refresh_from_db()
     assert wallet.balance == 0
     assert LogEntry.objects.count() == 2
@@ -52,10 +67,19 @@ def test_grant_then_void_with_confirmation(admin_client):
 
 def test_grant_form_refuses_an_expiry_out_of_range(admin_client):
     wallet = WalletFactory()
-    response = admin_client.post("/admin/wallets/wallet/", {
-        "action": "grant_credits", "_selected_action": [wallet.pk], "confirm": "yes",
-        "credits": "250", "kind": "promotional", "priority": "5", "expires_at": "9999-12-31 00:00", "name": "",
-    })
+    response = admin_client.post(
+        "/admin/wallets/wallet/",
+        {
+            "action": "grant_credits",
+            "_selected_action": [wallet.pk],
+            "confirm": "yes",
+            "credits": "250",
+            "kind": "promotional",
+            "priority": "5",
+            "expires_at": "9999-12-31 00:00",
+            "name": "",
+        },
+    )
     assert response.status_code == 200
     assert b"Must be between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z." in response.content
     wallet.refresh_from_db()
@@ -89,9 +113,19 @@ def test_wallet_admin_creates_through_the_service(admin_client):
     from wallets.models import Wallet
 
     customer = CustomerFactory(external_id="acme")
-    form = {"customer": str(customer.pk), "name": "Credits", "currency": "USD", "applies_to": "all",
-            "low_balance_threshold": "", "auto_top_up_credits": "", "status": "active",
-            "grants-TOTAL_FORMS": "0", "grants-INITIAL_FORMS": "0", "ledger-TOTAL_FORMS": "0", "ledger-INITIAL_FORMS": "0"}
+    form = {
+        "customer": str(customer.pk),
+        "name": "Credits",
+        "currency": "USD",
+        "applies_to": "all",
+        "low_balance_threshold": "",
+        "auto_top_up_credits": "",
+        "status": "active",
+        "grants-TOTAL_FORMS": "0",
+        "grants-INITIAL_FORMS": "0",
+        "ledger-TOTAL_FORMS": "0",
+        "ledger-INITIAL_FORMS": "0",
+    }
     refused = admin_client.post("/admin/wallets/wallet/add/", {**form, "conversion_rate": "0"})
     assert refused.status_code == 200
     assert refused.context["adminform"].form.errors["conversion_rate"] == ["Must be greater than 0."]
@@ -110,7 +144,9 @@ def test_wallet_update_writes_only_the_terms_never_a_stale_balance():
     with transaction.atomic():
         grant(wallet, 10)
     with transaction.atomic():
-        saved = wallet_update_locked(wallet=stale, data={"name": "Promo credits", "low_balance_threshold": Decimal("5")})
+        saved = wallet_update_locked(
+            wallet=stale, data={"name": "Promo credits", "low_balance_threshold": Decimal("5")}
+        )
     wallet.refresh_from_db()
     assert (wallet.name, wallet.low_balance_threshold, wallet.balance) == ("Promo credits", Decimal("5"), Decimal("10"))
     assert saved.balance == Decimal("10")

@@ -29,8 +29,12 @@ def test_clay_through_the_boundary():
     customer = CustomerFactory(external_id="clay")
     jan = datetime(2026, 1, 1, tzinfo=UTC)
     subscription_start(customer=customer, plan=plan, start_at=jan, billing="calendar", pinned_version=None, now=jan)
-    EventFactory(customer_external_id="clay", event_name="tokens", timestamp=datetime(2026, 1, 10, tzinfo=UTC),
-                 properties={"units": 1000})
+    EventFactory(
+        customer_external_id="clay",
+        event_name="tokens",
+        timestamp=datetime(2026, 1, 10, tzinfo=UTC),
+        properties={"units": 1000},
+    )
     held = []
     for month in (2, 3, 4):
         billing_run_execute(now=datetime(2026, month, 1, tzinfo=UTC))

@@ -51,7 +51,11 @@ def lot(
     held: Decimal = D(0),
 ) -> Lot:
     return Lot(
-        id=lot_id, remaining=D(remaining), priority=priority, expires_at=expires_at, created_at=created_at,
+        id=lot_id,
+        remaining=D(remaining),
+        priority=priority,
+        expires_at=expires_at,
+        created_at=created_at,
         held=held,
     )
 
@@ -317,9 +321,7 @@ def test_clay_rollover_three_months() -> None:
     assert wallet.lots_total() == 4000
     # Carried credits keep their grant's original expiry: March's carried 2000 still expire a year after
     # March 1, next to April's fresh grant.
-    expiries = sorted(
-        item.expires_at for item in wallet.lots.values() if item.remaining > 0 and item.expires_at
-    )
+    expiries = sorted(item.expires_at for item in wallet.lots.values() if item.remaining > 0 and item.expires_at)
     assert expiries == [months[2] + timedelta(days=365), months[3] + timedelta(days=365)]
     kinds = [entry.kind for entry in wallet.ledger]
     assert kinds.count("expire") == 2 and kinds.count("grant") == 4
@@ -365,7 +367,9 @@ def test_held_credits_are_reserved_not_spent() -> None:
     assert (wallet.balance(), wallet.held_total(), wallet.lots[lot_id].free) == (D(10), D(6), D(4))
     assert consumption_plan(wallet.lots.values(), D(100)) == [Take(lot_id, D(4))]
     assert expired_lots(wallet.lots.values(), day(3)) == [Take(lot_id, D(4))]
-    assert rollover_split(wallet.lots.values(), D(1)) == RolloverSplit(carry=[Take(lot_id, D(1))], expire=[Take(lot_id, D(3))])
+    assert rollover_split(wallet.lots.values(), D(1)) == RolloverSplit(
+        carry=[Take(lot_id, D(1))], expire=[Take(lot_id, D(3))]
+    )
     wallet.settle(hold_id)
     assert (wallet.balance(), wallet.held_total()) == (D(4), D(0))
     assert [entry.kind for entry in wallet.ledger] == ["grant", "consume"]
@@ -477,9 +481,7 @@ def carry_first_cmp(a: Lot, b: Lot) -> int:
 
 @PROPERTY_SETTINGS
 @given(data=st.data(), lots=lot_lists())
-def test_plan_never_overconsumes_and_takes_min_of_amount_and_balance(
-    data: st.DataObject, lots: list[Lot]
-) -> None:
+def test_plan_never_overconsumes_and_takes_min_of_amount_and_balance(data: st.DataObject, lots: list[Lot]) -> None:
     total = sum((item.remaining for item in lots), D(0))
     amount = data.draw(amount_for(total))
     plan = consumption_plan(lots, amount)
@@ -531,9 +533,7 @@ def test_rollover_accounts_for_every_credit(lots: list[Lot], cap: Decimal | None
     assert per_lot == {item.id: item.remaining for item in lots}
     # The longest-lived credits carry first: walking the lots in carry order, every lot before the
     # last carried one is carried whole.
-    nonempty = [
-        item for item in sorted(lots, key=functools.cmp_to_key(carry_first_cmp)) if item.remaining > 0
-    ]
+    nonempty = [item for item in sorted(lots, key=functools.cmp_to_key(carry_first_cmp)) if item.remaining > 0]
     assert [take.lot_id for take in split.carry] == [item.id for item in nonempty[: len(split.carry)]]
     for take, item in zip(split.carry[:-1], nonempty, strict=False):
         assert take.credits == item.remaining
@@ -559,9 +559,7 @@ def test_expired_lots_property(lots: list[Lot], now: datetime) -> None:
     rate=positive_rates,
     minor_exponent=st.sampled_from([0, 2, 3]),
 )
-def test_credits_applicable_properties(
-    payable: Decimal, balance: Decimal, rate: Decimal, minor_exponent: int
-) -> None:
+def test_credits_applicable_properties(payable: Decimal, balance: Decimal, rate: Decimal, minor_exponent: int) -> None:
     money, credits = credits_applicable(payable, balance, rate, minor_exponent)
     minor_unit = D(1).scaleb(-minor_exponent)
     worth = balance * rate  # exact at these sizes under the default 28-digit context
@@ -578,8 +576,10 @@ def test_invoice_payment_plan_usage_only_wallet_pays_first_then_all_lines_wallet
     # Lines: fixed $50 + $10 tax, usage $30 + $6 tax: payable $96.00, usage $36.00. The usage-only wallet
     # (rate 1, 1,000 credits) pays min(36, 96) = $36.00 for 36 credits; the all-lines wallet (rate 0.5, 100
     # credits = $50) pays min(96 - 36 = 60, 50) = $50.00 for 50 / 0.5 = 100 credits; $10.00 stays due.
-    payers = [Payer(id="usage", usage_only=True, available=D(1000), rate=D(1)),
-              Payer(id="all", usage_only=False, available=D(100), rate=D("0.5"))]
+    payers = [
+        Payer(id="usage", usage_only=True, available=D(1000), rate=D(1)),
+        Payer(id="all", usage_only=False, available=D(100), rate=D("0.5")),
+    ]
     assert invoice_payment_plan(payers, D("96.00"), D("36.00"), 2) == [
         Payment(payer_id="usage", money=D("36.00"), credits=D(36)),
         Payment(payer_id="all", money=D("50.00"), credits=D(100)),
@@ -589,11 +589,13 @@ def test_invoice_payment_plan_usage_only_wallet_pays_first_then_all_lines_wallet
 def test_invoice_payment_plan_stops_when_nothing_is_payable_and_skips_wallets_that_cannot_pay() -> None:
     # $20.00 owed, no usage: the usage-only wallet pays nothing; an empty wallet and one with a zero rate are
     # skipped; the first all-lines wallet with credits (rate 1, 50) pays $20.00 for 20; the last pays nothing.
-    payers = [Payer(id=1, usage_only=True, available=D(500), rate=D(1)),
-              Payer(id=2, usage_only=False, available=D(0), rate=D(1)),
-              Payer(id=3, usage_only=False, available=D(80), rate=D(0)),
-              Payer(id=4, usage_only=False, available=D(50), rate=D(1)),
-              Payer(id=5, usage_only=False, available=D(50), rate=D(1))]
+    payers = [
+        Payer(id=1, usage_only=True, available=D(500), rate=D(1)),
+        Payer(id=2, usage_only=False, available=D(0), rate=D(1)),
+        Payer(id=3, usage_only=False, available=D(80), rate=D(0)),
+        Payer(id=4, usage_only=False, available=D(50), rate=D(1)),
+        Payer(id=5, usage_only=False, available=D(50), rate=D(1)),
+    ]
     assert invoice_payment_plan(payers, D("20.00"), D(0), 2) == [Payment(payer_id=4, money=D("20.00"), credits=D(20))]
     # Negative usage (a correction) lets usage-only wallets pay nothing: 0 is payable by them.
     assert invoice_payment_plan(payers[:1], D("20.00"), D("-5.00"), 2) == []
@@ -731,11 +733,7 @@ class WalletMachine(RuleBasedStateMachine):
     def period_end(self, cap: Decimal | None) -> None:
         def plan_total() -> Decimal:  # free plan credits: held ones neither carry nor expire
             return sum(
-                (
-                    item.free
-                    for item in self.wallet.lots.values()
-                    if self.wallet.kinds[item.id] in ("plan", "rollover")
-                ),
+                (item.free for item in self.wallet.lots.values() if self.wallet.kinds[item.id] in ("plan", "rollover")),
                 D(0),
             )
 

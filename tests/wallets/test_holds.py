@@ -70,7 +70,9 @@ def test_recalculating_a_draft_writes_no_ledger_row():
     wallet.refresh_from_db()
     assert wallet.balance == 10 and _ledger(wallet) == [("grant", 10)]
     assert list(CreditHold.objects.filter(invoice_id=draft.pk).order_by("id").values_list("status", flat=True)) == [
-        "released", "released", "held",
+        "released",
+        "released",
+        "held",
     ]
     assert wallet.grants.get().held == 6
     assert_ledger_whole(wallet)

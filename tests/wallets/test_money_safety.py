@@ -59,21 +59,25 @@ operations = st.one_of(
     st.tuples(st.just("run")),
     st.tuples(st.just("pay"), st.integers(0, 9), st.sampled_from(["0.5", "1", "1.5"])),
     st.tuples(
-        st.just("note"), st.integers(0, 9), st.sampled_from(["0.1", "0.5", "1", "1.2"]),
+        st.just("note"),
+        st.integers(0, 9),
+        st.sampled_from(["0.1", "0.5", "1", "1.2"]),
         st.sampled_from(["invoice", "wallet"]),
     ),
     st.tuples(st.just("void"), st.integers(0, 9)),
     st.tuples(st.just("finalize"), st.integers(0, 9)),
     st.tuples(st.just("recalculate"), st.integers(0, 9)),
 )
-customers = st.fixed_dictionaries({
-    "grace": st.sampled_from([0, 2]),
-    "rate": st.sampled_from(["1", "0.5", "2"]),
-    "applies_to": st.sampled_from(["all", "usage"]),
-    "top_up": st.booleans(),
-    "vat": st.booleans(),
-    "credits": st.sampled_from([None, "8", "40"]),
-})
+customers = st.fixed_dictionaries(
+    {
+        "grace": st.sampled_from([0, 2]),
+        "rate": st.sampled_from(["1", "0.5", "2"]),
+        "applies_to": st.sampled_from(["all", "usage"]),
+        "top_up": st.booleans(),
+        "vat": st.booleans(),
+        "credits": st.sampled_from([None, "8", "40"]),
+    }
+)
 
 
 @pytest.fixture
@@ -100,14 +104,17 @@ def _position(customer: Customer) -> Decimal:
     """worth - owed - paid - granted (see the module docstring)."""
     wallets = list(Wallet.objects.filter(customer=customer))
     worth = sum((w.balance * w.conversion_rate for w in wallets), Decimal(0))
-    owed = Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALIZED).aggregate(
-        s=Sum("amount_due")
-    )["s"] or Decimal(0)
+    owed = Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALIZED).aggregate(s=Sum("amount_due"))[
+        "s"
+    ] or Decimal(0)
     paid = Payment.objects.filter(invoice__customer=customer).aggregate(s=Sum("amount"))["s"] or Decimal(0)
     granted = sum(
-        (g.credits * g.wallet.conversion_rate for g in CreditGrant.objects.filter(
-            wallet__customer=customer, kind__in=[CreditGrant.Kind.PROMOTIONAL, CreditGrant.Kind.PLAN]
-        ).select_related("wallet")),
+        (
+            g.credits * g.wallet.conversion_rate
+            for g in CreditGrant.objects.filter(
+                wallet__customer=customer, kind__in=[CreditGrant.Kind.PROMOTIONAL, CreditGrant.Kind.PLAN]
+            ).select_related("wallet")
+        ),
         Decimal(0),
     )
     return worth - owed - paid - granted
@@ -118,7 +125,8 @@ def _share(amount: Decimal, fraction: str) -> Decimal:
 
 
 @settings(
-    max_examples=30, deadline=None,
+    max_examples=30,
+    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(setup=customers, ops=st.lists(operations, max_size=10))
@@ -131,13 +139,20 @@ def test_no_value_without_a_payment_or_a_grant(plan, setup, ops):
     )
     if setup["vat"]:
         customer.tax_rates.add(TaxRateFactory(code="vat-20"))
-    body = {"customer": external_id, "currency": "USD", "conversion_rate": setup["rate"], "applies_to": setup["applies_to"]}
+    body = {
+        "customer": external_id,
+        "currency": "USD",
+        "conversion_rate": setup["rate"],
+        "applies_to": setup["applies_to"],
+    }
     if setup["top_up"]:
         body |= {"low_balance_threshold": "10", "auto_top_up_credits": "20"}
     wallet_id = api.post("/api/v1/wallets", body).json()["id"]
     if setup["credits"]:
-        api.post(f"/api/v1/wallets/{wallet_id}/grants", {"credits": setup["credits"], "kind": "promotional",
-                                                          "effective_at": T0.isoformat()})
+        api.post(
+            f"/api/v1/wallets/{wallet_id}/grants",
+            {"credits": setup["credits"], "kind": "promotional", "effective_at": T0.isoformat()},
+        )
     start(customer, plan, T0)
     clock = iter(RUN_AT)
     now = T0
@@ -152,15 +167,23 @@ def test_no_value_without_a_payment_or_a_grant(plan, setup, ops):
     check("setup")
     for op in ops:
         invoices = list(Invoice.objects.filter(customer=customer).order_by("id"))
-        target = invoices[op[1] % len(invoices)] if len(op) > 1 and invoices and op[0] not in ("grant", "events") else None
+        target = (
+            invoices[op[1] % len(invoices)] if len(op) > 1 and invoices and op[0] not in ("grant", "events") else None
+        )
         response = None
         if op[0] == "grant":
-            response = api.post(f"/api/v1/wallets/{wallet_id}/grants", {"credits": op[1], "kind": "promotional",
-                                                                         "effective_at": T0.isoformat()})
+            response = api.post(
+                f"/api/v1/wallets/{wallet_id}/grants",
+                {"credits": op[1], "kind": "promotional", "effective_at": T0.isoformat()},
+            )
         elif op[0] == "events":
             batch = [
-                {"event_id": f"{external_id}-{next(events)}", "customer": external_id, "event_name": "ms_call",
-                 "timestamp": (now + timedelta(hours=1)).isoformat()}
+                {
+                    "event_id": f"{external_id}-{next(events)}",
+                    "customer": external_id,
+                    "event_name": "ms_call",
+                    "timestamp": (now + timedelta(hours=1)).isoformat(),
+                }
                 for _ in range(op[1])
             ]
             response = api.post("/api/v1/events/batch", {"events": batch})
@@ -175,8 +198,10 @@ def test_no_value_without_a_payment_or_a_grant(plan, setup, ops):
             response = api.post(f"/api/v1/invoices/{target.pk}/payments", {"amount": str(amount)})
         elif op[0] == "note":
             amount = _share(target.total, op[2])
-            response = api.post("/api/v1/credit_notes", {"invoice": str(target.pk), "amount": str(amount),
-                                                        "reason": "property", "refund_to": op[3]})
+            response = api.post(
+                "/api/v1/credit_notes",
+                {"invoice": str(target.pk), "amount": str(amount), "reason": "property", "refund_to": op[3]},
+            )
         else:  # void, finalize, recalculate
             response = api.post(f"/api/v1/invoices/{target.pk}/{op[0]}")
         if response is not None:

@@ -44,8 +44,17 @@ class WalletOutput(serializers.ModelSerializer):
     class Meta:
         model = Wallet
         fields = [
-            "id", "customer", "name", "currency", "conversion_rate", "applies_to", "low_balance_threshold",
-            "auto_top_up_credits", "status", "balance", "created_at",
+            "id",
+            "customer",
+            "name",
+            "currency",
+            "conversion_rate",
+            "applies_to",
+            "low_balance_threshold",
+            "auto_top_up_credits",
+            "status",
+            "balance",
+            "created_at",
         ]
 
 
@@ -70,8 +79,9 @@ class WalletCreateApi(APIView):
         low_balance_threshold = CreditsField(positive=False, required=False, allow_null=True, default=None)
         auto_top_up_credits = CreditsField(required=False, allow_null=True, default=None)
 
-    @extend_schema(request=InputSerializer, responses={201: WalletDetailOutput, **error_responses(400)},
-                   summary="Create a wallet")
+    @extend_schema(
+        request=InputSerializer, responses={201: WalletDetailOutput, **error_responses(400)}, summary="Create a wallet"
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -84,15 +94,19 @@ class WalletCreateApi(APIView):
 
 
 class WalletDetailApi(APIView):
-    @extend_schema(responses={200: WalletDetailOutput, **error_responses(404)},
-                   summary="A wallet with its balance and real-time balance")
+    @extend_schema(
+        responses={200: WalletDetailOutput, **error_responses(404)},
+        summary="A wallet with its balance and real-time balance",
+    )
     def get(self, request, wallet_id: str):
         return Response(WalletDetailOutput(wallet_get(wallet_id=wallet_id)).data)
 
 
 class CustomerWalletListApi(APIView):
-    @extend_schema(responses={200: paginated_schema("PaginatedWalletList", WalletOutput), **error_responses(404)},
-                   summary="A customer's wallets (paginated)")
+    @extend_schema(
+        responses={200: paginated_schema("PaginatedWalletList", WalletOutput), **error_responses(404)},
+        summary="A customer's wallets (paginated)",
+    )
     def get(self, request, external_id: str):
         customer = Customer.objects.filter(external_id=external_id).first()
         if customer is None:
@@ -118,12 +132,19 @@ class WalletGrantCreateApi(APIView):
         kind = serializers.ChoiceField(choices=[str(k) for k in MANUAL_KINDS])
         priority = WholeNumberField(required=False, default=10, max_value=1_000_000)
         name = TextField(required=False, default="", allow_blank=True, max_length=200)
-        effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None, validators=[validate_instant])
-        expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None, validators=[validate_instant])
+        effective_at = serializers.DateTimeField(
+            required=False, allow_null=True, default=None, validators=[validate_instant]
+        )
+        expires_at = serializers.DateTimeField(
+            required=False, allow_null=True, default=None, validators=[validate_instant]
+        )
         idempotency_key = TextField(required=False, allow_null=True, default=None, max_length=255)
 
-    @extend_schema(request=InputSerializer, responses={201: GrantOutput, 200: GrantOutput, **error_responses(400, 404, 409)},
-                   summary="Grant credits")
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: GrantOutput, 200: GrantOutput, **error_responses(400, 404, 409)},
+        summary="Grant credits",
+    )
     def post(self, request, wallet_id: str):
         wallet = wallet_get(wallet_id=wallet_id)
         data = self.InputSerializer(data=request.data)
@@ -133,8 +154,10 @@ class WalletGrantCreateApi(APIView):
 
 
 class WalletGrantListApi(APIView):
-    @extend_schema(responses={200: paginated_schema("PaginatedGrantList", GrantOutput), **error_responses(404)},
-                   summary="A wallet's grants (lower priority number spent first)")
+    @extend_schema(
+        responses={200: paginated_schema("PaginatedGrantList", GrantOutput), **error_responses(404)},
+        summary="A wallet's grants (lower priority number spent first)",
+    )
     def get(self, request, wallet_id: str):
         wallet = wallet_get(wallet_id=wallet_id)
         paginator = Pagination()
@@ -157,8 +180,10 @@ class LedgerOutput(serializers.ModelSerializer):
 
 
 class WalletTransactionListApi(APIView):
-    @extend_schema(responses={200: paginated_schema("PaginatedLedgerList", LedgerOutput), **error_responses(404)},
-                   summary="A wallet's ledger (append-only)")
+    @extend_schema(
+        responses={200: paginated_schema("PaginatedLedgerList", LedgerOutput), **error_responses(404)},
+        summary="A wallet's ledger (append-only)",
+    )
     def get(self, request, wallet_id: str):
         wallet = wallet_get(wallet_id=wallet_id)
         paginator = Pagination()

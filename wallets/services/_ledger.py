@@ -34,8 +34,12 @@ def grants_locked(*, wallet: Wallet, filters: Q | None = None) -> list[CreditGra
 def lot_of(grant: CreditGrant) -> Lot:
     """The pure-core view of a grant (wallets.credits), with its held credits."""
     return Lot(
-        id=grant.pk, remaining=Decimal(grant.remaining), priority=grant.priority,
-        expires_at=grant.expires_at, created_at=grant.created_at, held=Decimal(grant.held),
+        id=grant.pk,
+        remaining=Decimal(grant.remaining),
+        priority=grant.priority,
+        expires_at=grant.expires_at,
+        created_at=grant.created_at,
+        held=Decimal(grant.held),
     )
 
 
@@ -67,8 +71,14 @@ def ledger_append(
     try:
         with transaction.atomic():
             entry = LedgerEntry.objects.create(
-                wallet=wallet, grant=grant, type=type, credits=credits, balance_after=balance_after,
-                reference=reference[:200], invoice_id=invoice_id, description=description[:300],
+                wallet=wallet,
+                grant=grant,
+                type=type,
+                credits=credits,
+                balance_after=balance_after,
+                reference=reference[:200],
+                invoice_id=invoice_id,
+                description=description[:300],
                 idempotency_key=idempotency_key,
             )
     except IntegrityError:
@@ -88,7 +98,13 @@ def ledger_append(
 
 
 def grant_expire_locked(
-    *, wallet: Wallet, grant: CreditGrant, credits: Decimal, key: str, reference: str, description: str,
+    *,
+    wallet: Wallet,
+    grant: CreditGrant,
+    credits: Decimal,
+    key: str,
+    reference: str,
+    description: str,
     status: str = CreditGrant.Status.EXPIRED,
 ) -> Decimal:
     """Expire ``credits`` of a locked grant's free part (an ``expire`` ledger row).
@@ -103,8 +119,13 @@ def grant_expire_locked(
     left = grant.remaining - credits
     new_status = status if left == grant.held else None
     _, created = ledger_append(
-        wallet=wallet, grant=grant, type=LedgerEntry.Type.EXPIRE, credits=-credits, idempotency_key=key,
-        reference=reference, description=description, grant_status=new_status,
+        wallet=wallet,
+        grant=grant,
+        type=LedgerEntry.Type.EXPIRE,
+        credits=-credits,
+        idempotency_key=key,
+        reference=reference,
+        description=description,
+        grant_status=new_status,
     )
     return credits if created else Decimal(0)
-

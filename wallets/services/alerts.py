@@ -40,14 +40,16 @@ def _alert_email(alert_id: int) -> None:
         return
     wallet = alert.wallet
     body = (
-        f"Hello {customer.name},\n\nThe balance of your wallet \"{wallet.name}\" ({wallet.currency}) is "
+        f'Hello {customer.name},\n\nThe balance of your wallet "{wallet.name}" ({wallet.currency}) is '
         f"{format_decimal(alert.balance)} credits, below your alert threshold of {format_decimal(alert.threshold)}.\n"
     )
     if alert.top_up_grant_id:
         body += f"An automatic top-up of {format_decimal(alert.top_up_grant.credits)} credits was purchased.\n"
     send_mail(
-        subject=f"{settings.PRODUCT_NAME}: low credit balance", message=body,
-        from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=[customer.email],
+        subject=f"{settings.PRODUCT_NAME}: low credit balance",
+        message=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[customer.email],
     )
     LowBalanceAlert.objects.filter(pk=alert_id).update(emailed_at=timezone.now())
 
@@ -59,7 +61,9 @@ def wallet_spendable(*, wallet: Wallet) -> Decimal:
 
 
 @transaction.atomic(savepoint=False)
-def wallet_balance_check_locked(*, wallet: Wallet, now: datetime, top_up: TopUp | None = None) -> LowBalanceAlert | None:
+def wallet_balance_check_locked(
+    *, wallet: Wallet, now: datetime, top_up: TopUp | None = None
+) -> LowBalanceAlert | None:
     """Raise a low-balance alert on a downward crossing; buy the auto top-up; re-arm above the threshold.
 
     Call inside a transaction (locks the wallet). The email goes out with ``transaction.on_commit``. The
@@ -83,8 +87,13 @@ def wallet_balance_check_locked(*, wallet: Wallet, now: datetime, top_up: TopUp 
     Wallet.objects.filter(pk=wallet.pk).update(below_threshold=True)
     if wallet.auto_top_up_credits and wallet.status == Wallet.Status.ACTIVE and top_up is not None:
         grant, _ = wallet_grant_create_locked(
-            wallet=wallet, credits=wallet.auto_top_up_credits, kind=CreditGrant.Kind.PAID, now=now,
-            idempotency_key=f"top-up:alert:{alert.pk}", name="Automatic top-up", reference=f"alert:{alert.pk}",
+            wallet=wallet,
+            credits=wallet.auto_top_up_credits,
+            kind=CreditGrant.Kind.PAID,
+            now=now,
+            idempotency_key=f"top-up:alert:{alert.pk}",
+            name="Automatic top-up",
+            reference=f"alert:{alert.pk}",
         )
         alert.top_up_grant = grant
         alert.save(update_fields=["top_up_grant"])

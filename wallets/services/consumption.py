@@ -50,8 +50,13 @@ def consume_from_locked(
         grant = by_id[take.lot_id]
         emptied = grant.remaining == take.credits and grant.status == CreditGrant.Status.ACTIVE
         _, created = ledger_append(
-            wallet=wallet, grant=grant, type=LedgerEntry.Type.CONSUME, credits=-take.credits,
-            idempotency_key=f"{key_prefix}:{grant.pk}", reference=reference, invoice_id=invoice_id,
+            wallet=wallet,
+            grant=grant,
+            type=LedgerEntry.Type.CONSUME,
+            credits=-take.credits,
+            idempotency_key=f"{key_prefix}:{grant.pk}",
+            reference=reference,
+            invoice_id=invoice_id,
             grant_status=CreditGrant.Status.CONSUMED if emptied else None,
         )
         if created:
@@ -61,7 +66,12 @@ def consume_from_locked(
 
 @transaction.atomic(savepoint=False)
 def wallet_consume_locked(
-    *, wallet: Wallet, credits: Decimal, reference: str, idempotency_key: str, now: datetime,
+    *,
+    wallet: Wallet,
+    credits: Decimal,
+    reference: str,
+    idempotency_key: str,
+    now: datetime,
     invoice_id: int | None = None,
 ) -> Decimal:
     """Spend exactly ``credits`` from the wallet's usable free credits, or raise Conflict (409) if they fall short.
@@ -85,18 +95,32 @@ def wallet_consume_locked(
             code="insufficient_credits",
         )
     return consume_from_locked(
-        wallet=wallet, grants=grants, credits=credits, key_prefix=prefix, reference=reference, invoice_id=invoice_id,
+        wallet=wallet,
+        grants=grants,
+        credits=credits,
+        key_prefix=prefix,
+        reference=reference,
+        invoice_id=invoice_id,
     )
 
 
 @transaction.atomic(durable=True)
 def wallet_consume(
-    *, wallet: Wallet, credits: Decimal, reference: str, idempotency_key: str, now: datetime,
+    *,
+    wallet: Wallet,
+    credits: Decimal,
+    reference: str,
+    idempotency_key: str,
+    now: datetime,
     invoice_id: int | None = None,
 ) -> Decimal:
     """Entry point: :func:`wallet_consume_locked` in its own durable transaction, then the low-balance check."""
     consumed = wallet_consume_locked(
-        wallet=wallet, credits=credits, reference=reference, idempotency_key=idempotency_key, now=now,
+        wallet=wallet,
+        credits=credits,
+        reference=reference,
+        idempotency_key=idempotency_key,
+        now=now,
         invoice_id=invoice_id,
     )
     wallet_balance_check_locked(wallet=wallet, now=now)

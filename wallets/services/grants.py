@@ -24,7 +24,10 @@ MAX_BALANCE = Decimal(10**16)
 
 #: Kinds a person (API or admin) may grant; plan, rollover credits come from subscriptions only.
 MANUAL_KINDS = (
-    CreditGrant.Kind.SIGNUP, CreditGrant.Kind.PROMOTIONAL, CreditGrant.Kind.PAID, CreditGrant.Kind.ADJUSTMENT,
+    CreditGrant.Kind.SIGNUP,
+    CreditGrant.Kind.PROMOTIONAL,
+    CreditGrant.Kind.PAID,
+    CreditGrant.Kind.ADJUSTMENT,
 )
 
 
@@ -85,10 +88,17 @@ def wallet_create_locked(
     status: str = Wallet.Status.ACTIVE,
 ) -> Wallet:
     """:func:`wallet_create` inside the caller's transaction (the admin's change form is one)."""
-    values = wallet_check({
-        "currency": currency, "name": name, "conversion_rate": conversion_rate, "applies_to": applies_to,
-        "low_balance_threshold": low_balance_threshold, "auto_top_up_credits": auto_top_up_credits, "status": status,
-    })
+    values = wallet_check(
+        {
+            "currency": currency,
+            "name": name,
+            "conversion_rate": conversion_rate,
+            "applies_to": applies_to,
+            "low_balance_threshold": low_balance_threshold,
+            "auto_top_up_credits": auto_top_up_credits,
+            "status": status,
+        }
+    )
     return Wallet.objects.create(customer=customer, **values)
 
 
@@ -105,8 +115,13 @@ def wallet_create(
 ) -> Wallet:
     """Create an active wallet. Raises ValidationFailed naming the field (currency, conversion_rate...)."""
     return wallet_create_locked(
-        customer=customer, currency=currency, name=name, conversion_rate=conversion_rate, applies_to=applies_to,
-        low_balance_threshold=low_balance_threshold, auto_top_up_credits=auto_top_up_credits,
+        customer=customer,
+        currency=currency,
+        name=name,
+        conversion_rate=conversion_rate,
+        applies_to=applies_to,
+        low_balance_threshold=low_balance_threshold,
+        auto_top_up_credits=auto_top_up_credits,
     )
 
 
@@ -139,7 +154,8 @@ def wallet_for_plan_credits(*, customer: Customer, currency: str) -> Wallet:
     Customer.objects.select_for_update().filter(pk=customer.pk).first()
     wallet = (
         Wallet.objects.filter(customer=customer, currency=currency, status=Wallet.Status.ACTIVE)
-        .order_by("created_at", "id").first()
+        .order_by("created_at", "id")
+        .first()
     )
     if wallet is not None:
         return wallet
@@ -177,8 +193,14 @@ def wallet_grant_create_locked(
     """
     wallet = wallet_lock(wallet=wallet)
     credits = credits_parse(credits)
-    replay = {"credits": credits, "kind": kind, "priority": priority, "name": name or "", "expires_at": expires_at,
-              "effective_at": effective_at}
+    replay = {
+        "credits": credits,
+        "kind": kind,
+        "priority": priority,
+        "name": name or "",
+        "expires_at": expires_at,
+        "effective_at": effective_at,
+    }
     if idempotency_key:
         existing = CreditGrant.objects.filter(wallet=wallet, idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -200,17 +222,33 @@ def wallet_grant_create_locked(
     try:
         with transaction.atomic():
             grant = CreditGrant.objects.create(
-                wallet=wallet, kind=kind, name=name, credits=credits, remaining=credits, priority=priority,
-                effective_at=effective_at, expires_at=expires_at, idempotency_key=idempotency_key or None,
-                subscription=subscription, plan_credit_grant=plan_credit_grant, period_start=period_start,
-                period_end=period_end, rollover_cap=rollover_cap, forfeit_on_end=forfeit_on_end,
+                wallet=wallet,
+                kind=kind,
+                name=name,
+                credits=credits,
+                remaining=credits,
+                priority=priority,
+                effective_at=effective_at,
+                expires_at=expires_at,
+                idempotency_key=idempotency_key or None,
+                subscription=subscription,
+                plan_credit_grant=plan_credit_grant,
+                period_start=period_start,
+                period_end=period_end,
+                rollover_cap=rollover_cap,
+                forfeit_on_end=forfeit_on_end,
             )
     except IntegrityError:
         return _replayed(CreditGrant.objects.get(wallet=wallet, idempotency_key=idempotency_key), replay), False
     ledger_append(
-        wallet=wallet, grant=grant, type=LedgerEntry.Type.GRANT, credits=credits,
-        idempotency_key=f"grant:{grant.pk}", reference=reference or f"grant:{grant.pk}",
-        description=name or grant.get_kind_display(), move_grant=False,
+        wallet=wallet,
+        grant=grant,
+        type=LedgerEntry.Type.GRANT,
+        credits=credits,
+        idempotency_key=f"grant:{grant.pk}",
+        reference=reference or f"grant:{grant.pk}",
+        description=name or grant.get_kind_display(),
+        move_grant=False,
     )
     return grant, True
 
@@ -218,13 +256,15 @@ def wallet_grant_create_locked(
 def _replayed(existing: CreditGrant, replay: dict) -> CreditGrant:
     """The grant a replayed idempotency key names, if the replay asks for the same grant; else Conflict (409)."""
     differs = [
-        field for field, value in replay.items()
+        field
+        for field, value in replay.items()
         if not (field == "effective_at" and value is None) and getattr(existing, field) != value
     ]
     if differs:
         raise Conflict(
             f"This idempotency key was used for another grant (different {', '.join(differs)}).",
-            field="idempotency_key", code="idempotency_key_reused",
+            field="idempotency_key",
+            code="idempotency_key_reused",
         )
     return existing
 
@@ -253,9 +293,14 @@ def wallet_grant_void_locked(*, grant: CreditGrant, now: datetime, reason: str =
         return Decimal(0)
     credits = grant.free
     _, created = ledger_append(
-        wallet=wallet, grant=grant, type=LedgerEntry.Type.VOID, credits=-credits,
-        idempotency_key=f"void:{grant.pk}:{grant.ledger.count()}", reference=f"grant:{grant.pk}",
-        description=reason or "Remaining credits voided", grant_status=CreditGrant.Status.VOIDED,
+        wallet=wallet,
+        grant=grant,
+        type=LedgerEntry.Type.VOID,
+        credits=-credits,
+        idempotency_key=f"void:{grant.pk}:{grant.ledger.count()}",
+        reference=f"grant:{grant.pk}",
+        description=reason or "Remaining credits voided",
+        grant_status=CreditGrant.Status.VOIDED,
     )
     return credits if created else Decimal(0)
 
@@ -281,8 +326,13 @@ def wallet_grant_revoke_locked(*, grant: CreditGrant, credits: Decimal, key: str
         )
     left = grant.remaining - credits
     _, created = ledger_append(
-        wallet=wallet, grant=grant, type=LedgerEntry.Type.VOID, credits=-credits, idempotency_key=key,
-        reference=f"grant:{grant.pk}", description=reason,
+        wallet=wallet,
+        grant=grant,
+        type=LedgerEntry.Type.VOID,
+        credits=-credits,
+        idempotency_key=key,
+        reference=f"grant:{grant.pk}",
+        description=reason,
         grant_status=CreditGrant.Status.VOIDED if left == 0 else None,
     )
     return credits if created else Decimal(0)
@@ -304,16 +354,25 @@ def wallet_grants_expire(*, wallet: Wallet, now: datetime) -> int:
     for grant in inactive:
         status = grant.status if grant.status != CreditGrant.Status.CONSUMED else CreditGrant.Status.EXPIRED
         if grant_expire_locked(
-            wallet=wallet, grant=grant, credits=grant.free, reference=f"grant:{grant.pk}",
-            key=f"expire:{grant.pk}:{grant.ledger.count()}", description="Expired (no longer active)", status=status,
+            wallet=wallet,
+            grant=grant,
+            credits=grant.free,
+            reference=f"grant:{grant.pk}",
+            key=f"expire:{grant.pk}:{grant.ledger.count()}",
+            description="Expired (no longer active)",
+            status=status,
         ):
             count += 1
     active = [g for g in grants if g.status == CreditGrant.Status.ACTIVE]
     for take in expired_lots(lots_of(active), now):
         grant = by_id[take.lot_id]
         if grant_expire_locked(
-            wallet=wallet, grant=grant, credits=take.credits, reference=f"grant:{grant.pk}",
-            key=f"expire:{grant.pk}:{grant.ledger.count()}", description=f"Expired at {grant.expires_at:%Y-%m-%d %H:%M} UTC",
+            wallet=wallet,
+            grant=grant,
+            credits=take.credits,
+            reference=f"grant:{grant.pk}",
+            key=f"expire:{grant.pk}:{grant.ledger.count()}",
+            description=f"Expired at {grant.expires_at:%Y-%m-%d %H:%M} UTC",
         ):
             count += 1
     return count

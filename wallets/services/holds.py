@@ -21,9 +21,7 @@ from ..models import CreditGrant, CreditHold, LedgerEntry, Wallet
 from ._ledger import ledger_append, lots_of
 
 
-def holds_place_locked(
-    *, wallet: Wallet, grants: Sequence[CreditGrant], credits: Decimal, invoice_id: int
-) -> Decimal:
+def holds_place_locked(*, wallet: Wallet, grants: Sequence[CreditGrant], credits: Decimal, invoice_id: int) -> Decimal:
     """Hold ``min(credits, their free credits)`` of the locked ``grants`` for ``invoice_id``, in consumption order.
 
     One :class:`CreditHold` per lot touched; each lot's ``held`` rises by what it holds. Returns the credits held.
@@ -47,7 +45,8 @@ def holds_of_invoice_locked(*, invoice_id: int, wallets: Iterable[Wallet]) -> li
         .order_by("id")
     )
     grants = {
-        g.pk: g for g in CreditGrant.objects.select_for_update().filter(pk__in=[h.grant_id for h in holds]).order_by("id")
+        g.pk: g
+        for g in CreditGrant.objects.select_for_update().filter(pk__in=[h.grant_id for h in holds]).order_by("id")
     }
     for hold in holds:
         hold.grant = grants[hold.grant_id]
@@ -77,8 +76,13 @@ def holds_consume_locked(
         _held_down(hold, CreditHold.Status.CONSUMED, now)  # held first: the lot never holds more than it has
         emptied = grant.remaining == hold.credits and grant.status == CreditGrant.Status.ACTIVE
         _, created = ledger_append(
-            wallet=wallets[hold.wallet_id], grant=grant, type=LedgerEntry.Type.CONSUME, credits=-hold.credits,
-            idempotency_key=f"hold:{hold.pk}", reference=reference, invoice_id=hold.invoice_id,
+            wallet=wallets[hold.wallet_id],
+            grant=grant,
+            type=LedgerEntry.Type.CONSUME,
+            credits=-hold.credits,
+            idempotency_key=f"hold:{hold.pk}",
+            reference=reference,
+            invoice_id=hold.invoice_id,
             description="Held credits applied: invoice finalized",
             grant_status=CreditGrant.Status.CONSUMED if emptied else None,
         )

@@ -38,8 +38,10 @@ from .holds import holds_consume_locked, holds_of_invoice_locked, holds_place_lo
 
 def _wallets_locked(customer_id: int, currency: str) -> list[Wallet]:
     return list(
-        Wallet.objects.select_for_update().select_related("customer")
-        .filter(customer_id=customer_id, currency=currency).order_by("id")
+        Wallet.objects.select_for_update()
+        .select_related("customer")
+        .filter(customer_id=customer_id, currency=currency)
+        .order_by("id")
     )
 
 
@@ -93,8 +95,10 @@ def wallet_invoice_pay(
     lots = {wallet.pk: grants_locked(wallet=wallet, filters=eligible) for wallet in paying}
     payers = [
         Payer(
-            id=wallet.pk, usage_only=wallet.applies_to == Wallet.AppliesTo.USAGE,
-            available=sum((g.free for g in lots[wallet.pk]), Decimal(0)), rate=wallet.conversion_rate,
+            id=wallet.pk,
+            usage_only=wallet.applies_to == Wallet.AppliesTo.USAGE,
+            available=sum((g.free for g in lots[wallet.pk]), Decimal(0)),
+            rate=wallet.conversion_rate,
         )
         for wallet in paying
     ]
@@ -107,16 +111,25 @@ def wallet_invoice_pay(
             holds_place_locked(wallet=wallet, grants=lots[wallet.pk], credits=payment.credits, invoice_id=invoice_id)
         else:
             consume_from_locked(
-                wallet=wallet, grants=lots[wallet.pk], credits=payment.credits,
-                key_prefix=f"invoice:{invoice_id}:apply:{round_no}", reference=reference, invoice_id=invoice_id,
+                wallet=wallet,
+                grants=lots[wallet.pk],
+                credits=payment.credits,
+                key_prefix=f"invoice:{invoice_id}:apply:{round_no}",
+                reference=reference,
+                invoice_id=invoice_id,
             )
         applied += payment.money
     for wallet in active:
         for grant in lots[wallet.pk]:
             if grant.status != CreditGrant.Status.ACTIVE and grant.free > 0:
                 grant_expire_locked(
-                    wallet=wallet, grant=grant, credits=grant.free, key=f"expire:{grant.pk}:{grant.ledger.count()}",
-                    reference=reference, description="Released credits of a lot no longer active", status=grant.status,
+                    wallet=wallet,
+                    grant=grant,
+                    credits=grant.free,
+                    key=f"expire:{grant.pk}:{grant.ledger.count()}",
+                    reference=reference,
+                    description="Released credits of a lot no longer active",
+                    status=grant.status,
                 )
     for wallet in active:
         wallet_balance_check_locked(wallet=wallet, now=now, top_up=top_up)
@@ -124,9 +137,7 @@ def wallet_invoice_pay(
 
 
 @transaction.atomic(savepoint=False)
-def wallet_invoice_release(
-    *, customer_id: int, currency: str, invoice_id: int, now: datetime, reason: str
-) -> Decimal:
+def wallet_invoice_release(*, customer_id: int, currency: str, invoice_id: int, now: datetime, reason: str) -> Decimal:
     """Give back what invoice ``invoice_id`` took from the customer's wallets in ``currency``. Idempotent.
 
     A draft's holds are released with no ledger row (the balance never moved). Credits the invoice consumed go
@@ -150,9 +161,14 @@ def wallet_invoice_release(
             continue
         grant = grants[grant_id]
         _, created = ledger_append(
-            wallet=by_wallet[wallet_id], grant=grant, type=LedgerEntry.Type.ADJUSTMENT, credits=-credits,
-            idempotency_key=f"invoice:{invoice_id}:release:{round_no}:{grant_id}", reference=f"invoice:{invoice_id}",
-            invoice_id=invoice_id, description=reason,
+            wallet=by_wallet[wallet_id],
+            grant=grant,
+            type=LedgerEntry.Type.ADJUSTMENT,
+            credits=-credits,
+            idempotency_key=f"invoice:{invoice_id}:release:{round_no}:{grant_id}",
+            reference=f"invoice:{invoice_id}",
+            invoice_id=invoice_id,
+            description=reason,
             grant_status=CreditGrant.Status.ACTIVE if grant.status == CreditGrant.Status.CONSUMED else None,
         )
         if created:

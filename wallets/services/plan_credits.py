@@ -61,11 +61,23 @@ def plan_credit_grant_create(
     if plan_grant.expire_after_periods:
         expires_at = _period_end_after(subscription, period, plan_grant.expire_after_periods)
     return wallet_grant_create_locked(
-        wallet=wallet, credits=plan_grant.credits, kind=CreditGrant.Kind.PLAN, now=now, priority=plan_grant.priority,
-        effective_at=period.start, expires_at=expires_at, idempotency_key=_plan_grant_key(subscription, plan_grant, period),
-        name=plan_grant.name, subscription=subscription, plan_credit_grant=plan_grant, period_start=period.start,
-        period_end=period.end, rollover_cap=plan_grant.rollover_cap, forfeit_on_end=plan_grant.forfeit_on_end,
-        reference=f"subscription:{subscription.pk}", check_expiry=False,
+        wallet=wallet,
+        credits=plan_grant.credits,
+        kind=CreditGrant.Kind.PLAN,
+        now=now,
+        priority=plan_grant.priority,
+        effective_at=period.start,
+        expires_at=expires_at,
+        idempotency_key=_plan_grant_key(subscription, plan_grant, period),
+        name=plan_grant.name,
+        subscription=subscription,
+        plan_credit_grant=plan_grant,
+        period_start=period.start,
+        period_end=period.end,
+        rollover_cap=plan_grant.rollover_cap,
+        forfeit_on_end=plan_grant.forfeit_on_end,
+        reference=f"subscription:{subscription.pk}",
+        check_expiry=False,
     )
 
 
@@ -103,7 +115,8 @@ def plan_credits_close(*, subscription: Subscription, period: Period, ending: bo
     """
     wallet_ids = (
         CreditGrant.objects.filter(subscription=subscription, kind=CreditGrant.Kind.PLAN)
-        .values_list("wallet_id", flat=True).distinct()
+        .values_list("wallet_id", flat=True)
+        .distinct()
     )
     expired = Decimal(0)
     end_key = period.end.isoformat()
@@ -111,21 +124,33 @@ def plan_credits_close(*, subscription: Subscription, period: Period, ending: bo
         wallet = wallet_lock(wallet=wallet)
         grants = grants_locked(
             wallet=wallet,
-            filters=Q(subscription=subscription, kind=CreditGrant.Kind.PLAN, status=CreditGrant.Status.ACTIVE,
-                      period_start__lt=period.end),
+            filters=Q(
+                subscription=subscription,
+                kind=CreditGrant.Kind.PLAN,
+                status=CreditGrant.Status.ACTIVE,
+                period_start__lt=period.end,
+            ),
         )
         by_id = {g.pk: g for g in grants}
         for take in expired_lots(lots_of(grants), period.end):
             grant = by_id[take.lot_id]
             expired += grant_expire_locked(
-                wallet=wallet, grant=grant, credits=take.credits, key=f"age:{grant.pk}:{end_key}",
-                reference=f"subscription:{subscription.pk}", description="Expired by age at the period's end",
+                wallet=wallet,
+                grant=grant,
+                credits=take.credits,
+                key=f"age:{grant.pk}:{end_key}",
+                reference=f"subscription:{subscription.pk}",
+                description="Expired by age at the period's end",
             )
         if ending:
             for grant in [g for g in grants if g.forfeit_on_end and g.free > 0]:
                 expired += grant_expire_locked(
-                    wallet=wallet, grant=grant, credits=grant.free, key=f"forfeit:{grant.pk}:{end_key}",
-                    reference=f"subscription:{subscription.pk}", description="Forfeited: the subscription ended",
+                    wallet=wallet,
+                    grant=grant,
+                    credits=grant.free,
+                    key=f"forfeit:{grant.pk}:{end_key}",
+                    reference=f"subscription:{subscription.pk}",
+                    description="Forfeited: the subscription ended",
                 )
         groups: dict[int | None, list[CreditGrant]] = defaultdict(list)
         for grant in grants:  # lots with only held credits left still name their group's cap
@@ -136,7 +161,10 @@ def plan_credits_close(*, subscription: Subscription, period: Period, ending: bo
             for take in split.expire:
                 grant = by_id[take.lot_id]
                 expired += grant_expire_locked(
-                    wallet=wallet, grant=grant, credits=take.credits, key=f"rollover:{grant.pk}:{end_key}",
+                    wallet=wallet,
+                    grant=grant,
+                    credits=take.credits,
+                    key=f"rollover:{grant.pk}:{end_key}",
                     reference=f"subscription:{subscription.pk}",
                     description=f"Above the rollover cap of {format_decimal(latest.rollover_cap)} at the period's end",
                 )

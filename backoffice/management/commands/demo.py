@@ -26,9 +26,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default=os.environ.get("DEMO_ADDR", "127.0.0.1:8000"))
-        parser.add_argument(
-            "--no-serve", action="store_true", help="Prepare everything but do not start the server"
-        )
+        parser.add_argument("--no-serve", action="store_true", help="Prepare everything but do not start the server")
         parser.add_argument(
             "--scale",
             type=float,
@@ -43,9 +41,7 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=0)
         with open(os.devnull, "w") as devnull:
             call_command("setup_periodic_tasks", stdout=devnull)
-        self.stdout.write(
-            "2/4 loading the demo (catalog, customers, three months of usage, billing month by month)…"
-        )
+        self.stdout.write("2/4 loading the demo (catalog, customers, three months of usage, billing month by month)…")
         demo_load(stdout=self.stdout, scale=scale)
         self.stdout.write("3/4 creating the finance login and an API key…")
         self._finance_user()
@@ -61,9 +57,7 @@ class Command(BaseCommand):
         from backoffice.roles import FINANCE_ADMIN
 
         user_model = get_user_model()
-        user, created = user_model.objects.get_or_create(
-            username=DEMO_USER, defaults={"email": "finance@example.com"}
-        )
+        user, created = user_model.objects.get_or_create(username=DEMO_USER, defaults={"email": "finance@example.com"})
         if created or not user.check_password(DEMO_PASSWORD):
             user.set_password(DEMO_PASSWORD)
         user.is_staff = True
@@ -76,9 +70,7 @@ class Command(BaseCommand):
         from core.auth import api_key_create
         from core.models import ApiKey
 
-        ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(
-            revoked=True, revoked_at=timezone.now()
-        )
+        ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked=False).update(revoked=True, revoked_at=timezone.now())
         _, raw_key = api_key_create(name=DEMO_KEY_NAME)
         return raw_key
 
@@ -93,23 +85,17 @@ class Command(BaseCommand):
             f"  Admin (the dashboard):  {base}/admin/   user {DEMO_USER}, password {DEMO_PASSWORD}",
         ]
         tiered = (
-            Invoice.objects.filter(
-                customer__external_id="narrator-studio", lines__kind="usage", lines__amount__gt=0
-            )
+            Invoice.objects.filter(customer__external_id="narrator-studio", lines__kind="usage", lines__amount__gt=0)
             .order_by("billing_boundary_at")
             .first()
         )
         if tiered is not None:
             url = reverse("admin:invoicing_invoice_change", args=[tiered.pk])
-            lines.append(
-                f"  An invoice with tiers: {base}{url}   (voice overage past the included characters)"
-            )
+            lines.append(f"  An invoice with tiers: {base}{url}   (voice overage past the included characters)")
         wallet = Wallet.objects.filter(customer__external_id="growth-gurus").order_by("id").first()
         if wallet is not None:
             url = reverse("admin:wallets_wallet_change", args=[wallet.pk])
-            lines.append(
-                f"  A wallet with rollover: {base}{url}   (2,000 credits a month, up to 2,000 carried)"
-            )
+            lines.append(f"  A wallet with rollover: {base}{url}   (2,000 credits a month, up to 2,000 carried)")
         draft = Invoice.objects.filter(status=Invoice.Status.DRAFT).order_by("id").first()
         if draft is not None:
             url = reverse("admin:invoicing_invoice_change", args=[draft.pk])

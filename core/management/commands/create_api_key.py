@@ -16,8 +16,6 @@ class Command(BaseCommand):
             key, raw = api_key_create(name=name, scopes=wanted)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(
-            f"Created API key '{key.name}' (prefix {key.prefix}, scopes {','.join(key.scopes)})."
-        )
+        self.stdout.write(f"Created API key '{key.name}' (prefix {key.prefix}, scopes {','.join(key.scopes)}).")
         self.stdout.write("Store it now: it is not shown again.")
         self.stdout.write(raw)

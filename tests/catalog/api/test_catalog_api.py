@@ -43,12 +43,19 @@ def post_version(api, body, key="starter"):
 
 
 def test_feature_create_and_read_shapes(api, meter):
-    r = api.post("/api/v1/features", {"key": "tts", "name": "Text to speech", "type": "metered", "meter": "tokens",
-                                      "unit_name": "characters"})
+    r = api.post(
+        "/api/v1/features",
+        {"key": "tts", "name": "Text to speech", "type": "metered", "meter": "tokens", "unit_name": "characters"},
+    )
     assert r.status_code == 201, r.json()
     body = r.json()
     assert {k: body[k] for k in ("key", "name", "type", "meter", "unit_name")} == {
-        "key": "tts", "name": "Text to speech", "type": "metered", "meter": "tokens", "unit_name": "characters"}
+        "key": "tts",
+        "name": "Text to speech",
+        "type": "metered",
+        "meter": "tokens",
+        "unit_name": "characters",
+    }
     assert api.get("/api/v1/features/tts").json()["meter"] == "tokens"
     listing = api.get("/api/v1/features").json()
     assert set(listing) == {"count", "next", "previous", "results"}
@@ -88,11 +95,18 @@ def test_unknown_feature_is_404(api):
 
 
 def test_plan_create_and_read_shapes(api):
-    r = api.post("/api/v1/plans", {"key": "pro", "name": "Pro", "description": "For teams", "currency": "EUR",
-                                   "interval": "year"})
+    r = api.post(
+        "/api/v1/plans",
+        {"key": "pro", "name": "Pro", "description": "For teams", "currency": "EUR", "interval": "year"},
+    )
     assert r.status_code == 201, r.json()
     assert {k: r.json()[k] for k in ("key", "name", "description", "currency", "interval")} == {
-        "key": "pro", "name": "Pro", "description": "For teams", "currency": "EUR", "interval": "year"}
+        "key": "pro",
+        "name": "Pro",
+        "description": "For teams",
+        "currency": "EUR",
+        "interval": "year",
+    }
     post_version(api, {"prices": [], "effective_from": "2026-01-01T00:00:00Z"}, key="pro")
     body = api.get("/api/v1/plans/pro").json()
     assert body["versions"] == [{"number": 1, "status": "draft", "effective_from": "2026-01-01T00:00:00Z"}]
@@ -131,27 +145,35 @@ def test_version_create_full_shape(api, plan, meter):
     FeatureFactory(key="tts", type="metered", meter=meter)
     FeatureFactory(key="audio", type="static")
     FeatureFactory(key="sso", type="boolean")
-    r = post_version(api, {
-        "prices": [
-            {"name": "Base", "model": "flat_fee", "amount": "49"},
-            {"name": "Tokens", "model": "per_unit", "meter": "tokens", "unit_amount": "0.000002"},
-            {"name": "Packs", "model": "package", "meter": "tokens", "package_size": "1000", "package_amount": "5"},
-            {"name": "Tiers", "model": "tiered", "meter": "tokens", "tier_mode": "graduated", "tiers": TIERS},
-        ],
-        "entitlements": [
-            {"feature": "tts", "limit": "100"},
-            {"feature": "audio", "value": "192kbps"},
-            {"feature": "sso", "enabled": False},
-        ],
-        "credit_grants": [{"name": "Monthly", "credits": "2000", "rollover_cap": "2000"}],
-        "effective_from": "2026-01-01T00:00:00Z",
-    })
+    r = post_version(
+        api,
+        {
+            "prices": [
+                {"name": "Base", "model": "flat_fee", "amount": "49"},
+                {"name": "Tokens", "model": "per_unit", "meter": "tokens", "unit_amount": "0.000002"},
+                {"name": "Packs", "model": "package", "meter": "tokens", "package_size": "1000", "package_amount": "5"},
+                {"name": "Tiers", "model": "tiered", "meter": "tokens", "tier_mode": "graduated", "tiers": TIERS},
+            ],
+            "entitlements": [
+                {"feature": "tts", "limit": "100"},
+                {"feature": "audio", "value": "192kbps"},
+                {"feature": "sso", "enabled": False},
+            ],
+            "credit_grants": [{"name": "Monthly", "credits": "2000", "rollover_cap": "2000"}],
+            "effective_from": "2026-01-01T00:00:00Z",
+        },
+    )
     assert r.status_code == 201, r.json()
     body = r.json()
     assert body["number"] == 1 and body["status"] == "draft" and body["effective_from"] == "2026-01-01T00:00:00Z"
     prices = body["prices"]
     assert {k: prices[0][k] for k in ("name", "model", "meter", "timing", "amount")} == {
-        "name": "Base", "model": "flat_fee", "meter": None, "timing": "in_advance", "amount": "49.00"}
+        "name": "Base",
+        "model": "flat_fee",
+        "meter": None,
+        "timing": "in_advance",
+        "amount": "49.00",
+    }
     assert prices[1]["timing"] == "in_arrears" and prices[1]["unit_amount"] == "0.000002"
     assert (prices[2]["package_size"], prices[2]["package_amount"]) == ("1000", "5.00")
     assert prices[3]["tier_mode"] == "graduated"
@@ -162,20 +184,39 @@ def test_version_create_full_shape(api, plan, meter):
     ]
     # Omitted optional fields take API.md's defaults; entitlements are listed by feature key.
     assert body["entitlements"] == [
-        {"feature": "audio", "enabled": True, "limit": None, "reset": "billing_period", "soft": False, "value": "192kbps"},
+        {
+            "feature": "audio",
+            "enabled": True,
+            "limit": None,
+            "reset": "billing_period",
+            "soft": False,
+            "value": "192kbps",
+        },
         {"feature": "sso", "enabled": False, "limit": None, "reset": "billing_period", "soft": False, "value": ""},
         {"feature": "tts", "enabled": True, "limit": "100", "reset": "billing_period", "soft": False, "value": ""},
     ]
-    assert body["credit_grants"] == [{
-        "name": "Monthly", "credits": "2000", "cadence": "per_period", "rollover_cap": "2000",
-        "expire_after_periods": None, "forfeit_on_end": True, "priority": 10}]
+    assert body["credit_grants"] == [
+        {
+            "name": "Monthly",
+            "credits": "2000",
+            "cadence": "per_period",
+            "rollover_cap": "2000",
+            "expire_after_periods": None,
+            "forfeit_on_end": True,
+            "priority": 10,
+        }
+    ]
     assert api.get("/api/v1/plans/starter/versions/1").json() == body
 
 
 def test_version_list_reads_in_fixed_queries(api, plan, meter):
     """``GET /plans/{key}/versions`` costs the same queries for 1 or 3 versions (no query per version)."""
-    body = {"prices": [{"name": "Base", "model": "flat_fee", "amount": "10"},
-                       {"name": "Tiers", "model": "tiered", "meter": "tokens", "tier_mode": "volume", "tiers": TIERS}]}
+    body = {
+        "prices": [
+            {"name": "Base", "model": "flat_fee", "amount": "10"},
+            {"name": "Tiers", "model": "tiered", "meter": "tokens", "tier_mode": "volume", "tiers": TIERS},
+        ]
+    }
     post_version(api, body)
     with CaptureQueriesContext(connection) as one:
         first = api.get("/api/v1/plans/starter/versions")
@@ -208,16 +249,22 @@ def test_publish_then_publish_again_is_409(api, plan):
 
 def test_published_version_cannot_be_edited_over_the_api(api, plan):
     post_version(api, {"prices": [{"name": "Base", "model": "flat_fee", "amount": "10"}], "publish": True})
-    r = api.patch("/api/v1/plans/starter/versions/1",
-                  {"prices": [{"name": "Base", "model": "flat_fee", "amount": "99"}]}, format="json")
+    r = api.patch(
+        "/api/v1/plans/starter/versions/1",
+        {"prices": [{"name": "Base", "model": "flat_fee", "amount": "99"}]},
+        format="json",
+    )
     assert r.status_code == 409
     assert api.get("/api/v1/plans/starter/versions/1").json()["prices"][0]["amount"] == "10.00"
 
 
 def test_draft_can_be_edited_over_the_api(api, plan):
     post_version(api, {"prices": [{"name": "Base", "model": "flat_fee", "amount": "10"}]})
-    r = api.patch("/api/v1/plans/starter/versions/1",
-                  {"prices": [{"name": "Base", "model": "flat_fee", "amount": "12.5"}]}, format="json")
+    r = api.patch(
+        "/api/v1/plans/starter/versions/1",
+        {"prices": [{"name": "Base", "model": "flat_fee", "amount": "12.5"}]},
+        format="json",
+    )
     assert r.status_code == 200, r.json()
     assert [p["amount"] for p in r.json()["prices"]] == ["12.50"]
 
@@ -264,24 +311,53 @@ def tiered(**extra):
         ([{"name": "U", "model": "per_unit", "meter": "ghost", "unit_amount": "1"}], "prices[0].meter"),
         ([{"name": "U", "model": "per_unit", "meter": "tokens", "unit_amount": "-0.01"}], "prices[0].unit_amount"),
         ([{"name": "P", "model": "package", "unit_amount": "1"}], "prices[0].meter"),
-        ([{"name": "P", "model": "package", "meter": "tokens", "package_size": "0", "package_amount": "5"}],
-         "prices[0].package_size"),
-        ([{"name": "P", "model": "package", "meter": "tokens", "package_size": "10", "package_amount": "-5"}],
-         "prices[0].package_amount"),
+        (
+            [{"name": "P", "model": "package", "meter": "tokens", "package_size": "0", "package_amount": "5"}],
+            "prices[0].package_size",
+        ),
+        (
+            [{"name": "P", "model": "package", "meter": "tokens", "package_size": "10", "package_amount": "-5"}],
+            "prices[0].package_amount",
+        ),
         ([tiered(meter=None)], "prices[0].meter"),
         ([tiered(tier_mode="stepped")], "prices[0].tier_mode"),
         ([tiered(tiers=[])], "prices[0].tiers"),
-        ([flat(), tiered(tiers=[{"up_to": 100, "unit_amount": "1"}, {"up_to": 50, "unit_amount": "0.5"},
-                                {"up_to": None, "unit_amount": "0.1"}])], "prices[1].tiers"),
-        ([tiered(tiers=[{"up_to": 100, "unit_amount": "1"}, {"up_to": 100, "unit_amount": "0.5"},
-                        {"up_to": None, "unit_amount": "0.1"}])], "prices[0].tiers"),
+        (
+            [
+                flat(),
+                tiered(
+                    tiers=[
+                        {"up_to": 100, "unit_amount": "1"},
+                        {"up_to": 50, "unit_amount": "0.5"},
+                        {"up_to": None, "unit_amount": "0.1"},
+                    ]
+                ),
+            ],
+            "prices[1].tiers",
+        ),
+        (
+            [
+                tiered(
+                    tiers=[
+                        {"up_to": 100, "unit_amount": "1"},
+                        {"up_to": 100, "unit_amount": "0.5"},
+                        {"up_to": None, "unit_amount": "0.1"},
+                    ]
+                )
+            ],
+            "prices[0].tiers",
+        ),
         ([tiered(tiers=[{"up_to": 100, "unit_amount": "1"}, {"up_to": 500, "unit_amount": "0.5"}])], "prices[0].tiers"),
-        ([tiered(tiers=[{"up_to": None, "unit_amount": "1"}, {"up_to": None, "unit_amount": "0.5"}])],
-         "prices[0].tiers"),
+        (
+            [tiered(tiers=[{"up_to": None, "unit_amount": "1"}, {"up_to": None, "unit_amount": "0.5"}])],
+            "prices[0].tiers",
+        ),
         ([tiered(tiers=[{"up_to": None, "unit_amount": "-1"}])], "prices[0].tiers[0].unit_amount"),
         ([tiered(tiers=[{"up_to": None, "unit_amount": "1", "flat_amount": "-3"}])], "prices[0].tiers[0].flat_amount"),
-        ([tiered(tiers=[{"up_to": "lots", "unit_amount": "1"}, {"up_to": None, "unit_amount": "1"}])],
-         "prices[0].tiers[0].up_to"),
+        (
+            [tiered(tiers=[{"up_to": "lots", "unit_amount": "1"}, {"up_to": None, "unit_amount": "1"}])],
+            "prices[0].tiers[0].up_to",
+        ),
         ([flat(unit_amount="1")], "prices[0].unit_amount"),
     ],
 )
@@ -305,12 +381,16 @@ def test_price_validation_names_the_field(api, plan, meter, prices, field):
         ({"credit_grants": [{"name": "G"}]}, "credit_grants[0].credits"),
         ({"credit_grants": [{"name": "G", "credits": "5", "cadence": "weekly"}]}, "credit_grants[0].cadence"),
         ({"credit_grants": [{"name": "G", "credits": "5", "rollover_cap": "-1"}]}, "credit_grants[0].rollover_cap"),
-        ({"credit_grants": [{"name": "G", "credits": "5", "expire_after_periods": 0}]},
-         "credit_grants[0].expire_after_periods"),
+        (
+            {"credit_grants": [{"name": "G", "credits": "5", "expire_after_periods": 0}]},
+            "credit_grants[0].expire_after_periods",
+        ),
         ({"effective_from": "not a time"}, "effective_from"),
         # The expiry is computed period by period: 100,000 periods ran past year 9999 (a 500 at subscription start).
-        ({"credit_grants": [{"name": "G", "credits": "5", "expire_after_periods": 100000}]},
-         "credit_grants[0].expire_after_periods"),
+        (
+            {"credit_grants": [{"name": "G", "credits": "5", "expire_after_periods": 100000}]},
+            "credit_grants[0].expire_after_periods",
+        ),
         # Outside 2000-01-01..2100-01-01 (core.instants): periods are computed from it.
         ({"effective_from": "9999-12-31T23:59:59Z", "publish": True}, "effective_from"),
         ({"effective_from": "0001-01-01T00:00:00Z", "publish": True}, "effective_from"),
@@ -370,10 +450,22 @@ def test_published_factory_version_is_409_on_publish(api):
         ({"entitlements": [{"feature": f"f{i}"} for i in range(201)]}, "entitlements", "At most 200 items; got 201."),
         ({"credit_grants": [{"credits": "1"} for _ in range(51)]}, "credit_grants", "At most 50 items; got 51."),
         # 100 bounded tiers + the open one = 101 tiers, one over the bound of 100 per price
-        ({"prices": [{"name": "Tokens", "model": "tiered", "meter": "tokens", "tier_mode": "graduated",
-                      "tiers": [{"up_to": i + 1, "unit_amount": "1"} for i in range(100)]
-                      + [{"up_to": None, "unit_amount": "1"}]}]},
-         "prices[0].tiers", "At most 100 items; got 101."),
+        (
+            {
+                "prices": [
+                    {
+                        "name": "Tokens",
+                        "model": "tiered",
+                        "meter": "tokens",
+                        "tier_mode": "graduated",
+                        "tiers": [{"up_to": i + 1, "unit_amount": "1"} for i in range(100)]
+                        + [{"up_to": None, "unit_amount": "1"}],
+                    }
+                ]
+            },
+            "prices[0].tiers",
+            "At most 100 items; got 101.",
+        ),
     ],
 )
 def test_version_lists_are_bounded_400_naming_the_list(api, plan, meter, body, field, message):

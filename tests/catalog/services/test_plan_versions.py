@@ -64,7 +64,12 @@ def test_create_stores_everything_with_defaults(plan):
     assert (base.timing, tokens.timing) == ("in_advance", "in_arrears")
     assert [t.flat_amount for t in tokens.tiers.order_by("position")] == [Decimal(0), Decimal(50), Decimal(100)]
     grant = version.credit_grants.get()
-    assert (grant.priority, grant.cadence, grant.forfeit_on_end, grant.expire_after_periods) == (10, "per_period", True, None)
+    assert (grant.priority, grant.cadence, grant.forfeit_on_end, grant.expire_after_periods) == (
+        10,
+        "per_period",
+        True,
+        None,
+    )
     ent = version.entitlements.get()
     assert (ent.enabled, ent.soft, ent.reset, ent.limit) == (True, False, "billing_period", None)
 
@@ -103,8 +108,9 @@ def test_draft_from_copies_into_next_number(plan):
 
 def test_publish_refuses_an_incomplete_draft(plan):
     version = plan_version_create(plan=plan, now=NOW)
-    price = PriceFactory(plan_version=version, model="tiered", tier_mode="volume", amount=None, timing="in_arrears",
-                         meter=MeterFactory())
+    price = PriceFactory(
+        plan_version=version, model="tiered", tier_mode="volume", amount=None, timing="in_arrears", meter=MeterFactory()
+    )
     TierFactory(price=price, up_to=Decimal("10"))  # the last tier is bounded
     with pytest.raises(CatalogInvalid) as exc:
         plan_version_publish(version=version)
@@ -129,14 +135,18 @@ def test_publish_refuses_a_grant_expiring_after_more_than_1200_periods(plan):
     [
         pytest.param(
             {"entitlement": {"limit": Decimal("100"), "soft": True}},
-            {"entitlements[0].limit": ["A limit applies to metered features only; 'chat' is boolean."],
-             "entitlements[0].soft": ["A soft limit applies to metered features only; 'chat' is boolean."]},
+            {
+                "entitlements[0].limit": ["A limit applies to metered features only; 'chat' is boolean."],
+                "entitlements[0].soft": ["A soft limit applies to metered features only; 'chat' is boolean."],
+            },
             id="limit-and-soft-on-a-boolean-feature",
         ),
         pytest.param(
             {"grant": {"credits": Decimal("0"), "expire_after_periods": 0}},
-            {"credit_grants[0].credits": ["Must be greater than 0."],
-             "credit_grants[0].expire_after_periods": ["Must be at least 1."]},
+            {
+                "credit_grants[0].credits": ["Must be greater than 0."],
+                "credit_grants[0].expire_after_periods": ["Must be at least 1."],
+            },
             id="zero-credits-expiring-after-0-periods",
         ),
     ],
@@ -209,7 +219,9 @@ def test_quote_flat_per_unit_package(db):
     per_unit = PriceFactory.build(per_unit=True, unit_amount=Decimal("0.000002"), meter=None)
     assert price_quote(per_unit, Decimal(1_500_000)).amount == Decimal("3.000000")
     # package: ceil(2,001 / 1,000) = 3 packages × 5.00 = 15.00
-    package = PriceFactory.build(model="package", amount=None, package_size=Decimal(1000), package_amount=Decimal("5.00"))
+    package = PriceFactory.build(
+        model="package", amount=None, package_size=Decimal(1000), package_amount=Decimal("5.00")
+    )
     assert price_quote(package, Decimal(2001)).amount == Decimal("15.00")
 
 

@@ -14,16 +14,26 @@ def test_create_customer_with_defaults(api):
     response = api.post("/api/v1/customers", {"external_id": "acme", "name": "Acme", "currency": "EUR"})
     assert response.status_code == 201, response.json()
     assert response.json() == {
-        "external_id": "acme", "name": "Acme", "email": "", "currency": "EUR", "tax_rates": [],
-        "net_payment_terms": 0, "invoice_grace_days": 0,
+        "external_id": "acme",
+        "name": "Acme",
+        "email": "",
+        "currency": "EUR",
+        "tax_rates": [],
+        "net_payment_terms": 0,
+        "invoice_grace_days": 0,
     }
 
 
 def test_create_customer_full_shape_and_read_it_back(api):
     TaxRateFactory(code="vat-20")
     body = {
-        "external_id": "acme", "name": "Acme", "email": "billing@acme.test", "currency": "USD",
-        "tax_rates": ["vat-20"], "net_payment_terms": 30, "invoice_grace_days": 3,
+        "external_id": "acme",
+        "name": "Acme",
+        "email": "billing@acme.test",
+        "currency": "USD",
+        "tax_rates": ["vat-20"],
+        "net_payment_terms": 30,
+        "invoice_grace_days": 3,
     }
     assert api.post("/api/v1/customers", body).status_code == 201
     assert api.get("/api/v1/customers/acme").json() == body
@@ -77,8 +87,13 @@ def test_patch_changes_only_the_fields_sent(api):
     response = api.patch("/api/v1/customers/acme", {"tax_rates": ["vat-20", "gst-5"], "invoice_grace_days": 2})
     assert response.status_code == 200, response.json()
     assert response.json() == {
-        "external_id": "acme", "name": "Acme", "email": "a@acme.test", "currency": "USD",
-        "tax_rates": ["gst-5", "vat-20"], "net_payment_terms": 15, "invoice_grace_days": 2,
+        "external_id": "acme",
+        "name": "Acme",
+        "email": "a@acme.test",
+        "currency": "USD",
+        "tax_rates": ["gst-5", "vat-20"],
+        "net_payment_terms": 15,
+        "invoice_grace_days": 2,
     }
     response = api.patch("/api/v1/customers/acme", {"tax_rates": []})
     assert response.json()["tax_rates"] == []
@@ -111,13 +126,25 @@ def test_a_year_of_terms_and_grace_is_accepted_and_bills(api):
     from invoicing.services import subscription_start
     from tests.factories.catalog import PlanVersionFactory, PriceFactory
 
-    body = {"external_id": "slow", "name": "Slow", "currency": "USD", "net_payment_terms": 365, "invoice_grace_days": 365}
+    body = {
+        "external_id": "slow",
+        "name": "Slow",
+        "currency": "USD",
+        "net_payment_terms": 365,
+        "invoice_grace_days": 365,
+    }
     assert api.post("/api/v1/customers", body).status_code == 201
     version = PlanVersionFactory(published=True, number=1)
     PriceFactory(plan_version=version, amount=Decimal("10"))
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    subscription_start(customer=Customer.objects.get(external_id="slow"), plan=version.plan, start_at=start,
-                       billing="calendar", pinned_version=None, now=start)
+    subscription_start(
+        customer=Customer.objects.get(external_id="slow"),
+        plan=version.plan,
+        start_at=start,
+        billing="calendar",
+        pinned_version=None,
+        now=start,
+    )
     invoice = Invoice.objects.get()
     # A draft for 365 days: finalized by the first run at or after 2027-01-01 (2026 has 365 days).
     assert invoice.status == Invoice.Status.DRAFT and invoice.finalize_after == datetime(2027, 1, 1, tzinfo=UTC)

@@ -36,31 +36,55 @@ def customer(db):
 
 
 def test_calendar_start_jan_15_has_a_partial_first_period_to_feb_1(api, clock, plan, customer):
-    response = api.post("/api/v1/subscriptions", {
-        "customer": "acme", "plan": "pro", "start_at": "2026-01-15T00:00:00Z", "billing": "calendar",
-    })
+    response = api.post(
+        "/api/v1/subscriptions",
+        {
+            "customer": "acme",
+            "plan": "pro",
+            "start_at": "2026-01-15T00:00:00Z",
+            "billing": "calendar",
+        },
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     subscription = Subscription.objects.get()
     assert body == {
-        "id": str(subscription.pk), "customer": "acme", "plan": "pro", "plan_version": 1, "pinned_version": None,
-        "status": "active", "cancel_at_period_end": False, "billing": "calendar",
-        "start_at": "2026-01-15T00:00:00Z", "canceled_at": None, "ended_at": None,
+        "id": str(subscription.pk),
+        "customer": "acme",
+        "plan": "pro",
+        "plan_version": 1,
+        "pinned_version": None,
+        "status": "active",
+        "cancel_at_period_end": False,
+        "billing": "calendar",
+        "start_at": "2026-01-15T00:00:00Z",
+        "canceled_at": None,
+        "ended_at": None,
         # calendar periods align to the 1st: the first runs [Jan 15, Feb 1), 17 of January's 31 days
-        "current_period_start": "2026-01-15T00:00:00Z", "current_period_end": "2026-02-01T00:00:00Z",
+        "current_period_start": "2026-01-15T00:00:00Z",
+        "current_period_end": "2026-02-01T00:00:00Z",
     }
     assert api.get(f"/api/v1/subscriptions/{subscription.pk}").json() == body
 
 
 def test_anniversary_start_jan_31_10am_runs_to_feb_28_10am(api, plan, customer, monkeypatch):
     monkeypatch.setattr(views, "request_now", lambda: datetime(2026, 2, 3, tzinfo=UTC))
-    response = api.post("/api/v1/subscriptions", {
-        "customer": "acme", "plan": "pro", "start_at": "2026-01-31T10:00:00Z", "billing": "anniversary",
-    })
+    response = api.post(
+        "/api/v1/subscriptions",
+        {
+            "customer": "acme",
+            "plan": "pro",
+            "start_at": "2026-01-31T10:00:00Z",
+            "billing": "anniversary",
+        },
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     # Jan 31 + 1 month clamps to Feb 28 (2026 is not a leap year); the time of day is kept
-    assert (body["current_period_start"], body["current_period_end"]) == ("2026-01-31T10:00:00Z", "2026-02-28T10:00:00Z")
+    assert (body["current_period_start"], body["current_period_end"]) == (
+        "2026-01-31T10:00:00Z",
+        "2026-02-28T10:00:00Z",
+    )
 
 
 def test_defaults_start_now_calendar_unpinned(api, clock, plan, customer):
@@ -68,7 +92,10 @@ def test_defaults_start_now_calendar_unpinned(api, clock, plan, customer):
     assert body["start_at"] == "2026-01-20T12:00:00Z"
     assert body["billing"] == "calendar"
     assert body["pinned_version"] is None
-    assert (body["current_period_start"], body["current_period_end"]) == ("2026-01-20T12:00:00Z", "2026-02-01T00:00:00Z")
+    assert (body["current_period_start"], body["current_period_end"]) == (
+        "2026-01-20T12:00:00Z",
+        "2026-02-01T00:00:00Z",
+    )
 
 
 def test_pinned_version_is_a_version_number_of_the_plan(api, clock, plan, customer):
@@ -127,21 +154,31 @@ def test_start_at_may_be_the_first_published_versions_effective_instant_not_befo
 
 def test_a_pinned_subscription_may_start_before_its_version_took_effect(api, clock, plan, customer):
     # Rule chosen: pinned means "every period bills with this version", whatever its effective_from.
-    response = api.post("/api/v1/subscriptions", {
-        "customer": "acme", "plan": "pro", "start_at": "2024-06-01T00:00:00Z", "pinned_version": 1,
-    })
+    response = api.post(
+        "/api/v1/subscriptions",
+        {
+            "customer": "acme",
+            "plan": "pro",
+            "start_at": "2024-06-01T00:00:00Z",
+            "pinned_version": 1,
+        },
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert (body["plan_version"], body["pinned_version"]) == (1, 1)
-    assert (body["current_period_start"], body["current_period_end"]) == ("2024-06-01T00:00:00Z", "2024-07-01T00:00:00Z")
+    assert (body["current_period_start"], body["current_period_end"]) == (
+        "2024-06-01T00:00:00Z",
+        "2024-07-01T00:00:00Z",
+    )
 
 
 def test_the_bounds_of_start_at_are_accepted(api, clock, customer):
     plan = PlanFactory(key="old", currency="USD")
     PlanVersionFactory(plan=plan, number=1, published=True, effective_from=datetime(2000, 1, 1, tzinfo=UTC))
     for start_at in ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"):
-        response = api.post("/api/v1/subscriptions", {"customer": "acme", "plan": "old", "start_at": start_at,
-                                                      "billing": "anniversary"})
+        response = api.post(
+            "/api/v1/subscriptions", {"customer": "acme", "plan": "old", "start_at": start_at, "billing": "anniversary"}
+        )
         assert response.status_code == 201, response.json()
     # The latest start's first (monthly, anniversary) period ends a month later, far inside the calendar.
     assert response.json()["current_period_end"] == "2100-02-01T00:00:00Z"
@@ -197,4 +234,8 @@ def test_schema_documents_the_subscription_shapes(client):
     assert "/api/v1/subscriptions/{subscription_id}/cancel" in schema["paths"]
     output = schema["components"]["schemas"]["SubscriptionOutput"]["properties"]
     assert {"id", "plan_version", "current_period_start", "current_period_end"} <= set(output)
-    assert set(schema["components"]["schemas"]["CustomerCreateInputRequest"]["required"]) == {"external_id", "name", "currency"}
+    assert set(schema["components"]["schemas"]["CustomerCreateInputRequest"]["required"]) == {
+        "external_id",
+        "name",
+        "currency",
+    }

@@ -144,7 +144,9 @@ def test_cancel_rules(plan):
         cancel(subscription, "period_end", utc(2026, 1, 21))  # already set to end
     subscription = cancel(subscription, "now", utc(2026, 1, 22))  # escalating to now is allowed
     assert (subscription.status, subscription.ended_at, subscription.canceled_at) == (
-        "ended", utc(2026, 1, 22), utc(2026, 1, 20),
+        "ended",
+        utc(2026, 1, 22),
+        utc(2026, 1, 20),
     )
     with pytest.raises(Conflict):
         cancel(subscription, "now", utc(2026, 1, 23))

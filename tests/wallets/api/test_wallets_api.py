@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def wallet(api):
     CustomerFactory(external_id="clay")
-    response = api.post("/api/v1/wallets", {"customer": "clay", "name": "Prepaid", "currency": "USD", "conversion_rate": "0.05"})
+    response = api.post(
+        "/api/v1/wallets", {"customer": "clay", "name": "Prepaid", "currency": "USD", "conversion_rate": "0.05"}
+    )
     assert response.status_code == 201, response.json()
     return response.json()
 
@@ -63,16 +65,27 @@ def test_grants_idempotent_and_listed(api, wallet):
     got = api.get(f"/api/v1/wallets/{wallet['id']}").json()
     assert got["balance"] == "2000"  # granted once
     grants = api.get(url).json()["results"]
-    assert [(g["kind"], g["credits"], g["remaining"], g["status"]) for g in grants] == [("promotional", "2000", "2000", "active")]
+    assert [(g["kind"], g["credits"], g["remaining"], g["status"]) for g in grants] == [
+        ("promotional", "2000", "2000", "active")
+    ]
     ledger = api.get(f"/api/v1/wallets/{wallet['id']}/transactions").json()["results"]
-    assert [(e["type"], e["credits"], e["balance_after"], e["grant"]) for e in ledger] == [("grant", "2000", "2000", grants[0]["id"])]
+    assert [(e["type"], e["credits"], e["balance_after"], e["grant"]) for e in ledger] == [
+        ("grant", "2000", "2000", grants[0]["id"])
+    ]
     assert_ledger_whole(Wallet.objects.get(pk=wallet["id"]))
 
 
 @pytest.mark.parametrize(
     "change",
-    [{"credits": "2001"}, {"credits": "20000"}, {"kind": "paid"}, {"priority": 1}, {"name": "Other"},
-     {"expires_at": "2099-01-01T00:00:00Z"}, {"effective_at": "2020-01-01T00:00:00Z"}],
+    [
+        {"credits": "2001"},
+        {"credits": "20000"},
+        {"kind": "paid"},
+        {"priority": 1},
+        {"name": "Other"},
+        {"expires_at": "2099-01-01T00:00:00Z"},
+        {"effective_at": "2020-01-01T00:00:00Z"},
+    ],
 )
 def test_grant_idempotency_key_reused_with_another_payload_is_409(api, wallet, change):
     url = f"/api/v1/wallets/{wallet['id']}/grants"

@@ -39,7 +39,12 @@ def _invoice(customer, lines, status=Invoice.Status.FINALIZED):
     subtotal = sum((Decimal(a) for _, a, _ in lines), Decimal(0))
     tax = sum((Decimal(t) for _, _, t in lines), Decimal(0))
     invoice = Invoice.objects.create(
-        customer=customer, currency="USD", subtotal=subtotal, tax=tax, total=subtotal + tax, amount_due=subtotal + tax,
+        customer=customer,
+        currency="USD",
+        subtotal=subtotal,
+        tax=tax,
+        total=subtotal + tax,
+        amount_due=subtotal + tax,
         status=status,
         reason=Invoice.Reason.ONE_OFF,
     )
@@ -132,7 +137,8 @@ def test_a_draft_holds_credits_release_frees_them_and_finalizing_consumes_the_ho
     assert (lot.remaining, lot.held) == (45, 0)
     assert list(wallet.ledger.values_list("type", "credits")) == [("grant", 100), ("consume", -55)]
     assert list(CreditHold.objects.filter(invoice_id=invoice.pk).order_by("id").values_list("credits", "status")) == [
-        (40, "released"), (55, "consumed"),
+        (40, "released"),
+        (55, "consumed"),
     ]
     assert_ledger_whole(wallet)
 
@@ -185,7 +191,9 @@ def test_auto_top_up_buys_a_paid_grant_and_a_purchase_invoice(django_capture_on_
     # left < 100: alert, paid grant of 1,000 (balance 1,020) and an invoice of 1,000 x 0.05 = $50.00.
     customer = CustomerFactory()
     wallet = WalletFactory(
-        customer=customer, conversion_rate=Decimal("0.05"), low_balance_threshold=Decimal(100),
+        customer=customer,
+        conversion_rate=Decimal("0.05"),
+        low_balance_threshold=Decimal(100),
         auto_top_up_credits=Decimal(1000),
     )
     invoice = _invoice(customer, [("usage", "9.00", "0")])
@@ -201,7 +209,12 @@ def test_auto_top_up_buys_a_paid_grant_and_a_purchase_invoice(django_capture_on_
     purchase = Invoice.objects.get(kind="credit_purchase")
     assert purchase.reason == Invoice.Reason.CREDIT_PURCHASE
     line = purchase.lines.get()
-    assert (purchase.total, line.kind, line.amount, line.quantity) == (Decimal("50.00"), "credit_purchase", Decimal("50.00"), 1000)
+    assert (purchase.total, line.kind, line.amount, line.quantity) == (
+        Decimal("50.00"),
+        "credit_purchase",
+        Decimal("50.00"),
+        1000,
+    )
     assert purchase.status == "finalized" or purchase.finalize_after == T0
     assert_ledger_whole(wallet)
 

@@ -56,7 +56,11 @@ def test_clay_starter_2000_a_month_cap_2000():
             if usage.get(month):
                 wallet = Wallet.objects.get(customer=sub.customer)
                 wallet_consume_locked(
-                    wallet=wallet, credits=usage[month], reference="usage", idempotency_key=f"m{month}", now=period.start
+                    wallet=wallet,
+                    credits=usage[month],
+                    reference="usage",
+                    idempotency_key=f"m{month}",
+                    now=period.start,
                 )
             plan_credits_close(subscription=sub, period=period, ending=False, now=period.end)
             period = _advance(sub, period)

@@ -69,8 +69,15 @@ def test_not_yet_effective_and_expired_lots_are_not_spent():
         wallet_consume(wallet=wallet, credits=Decimal(11), reference="x", idempotency_key="a", now=T0)
     # Two hours later the second lot has expired: nothing left to spend until the first becomes effective.
     with pytest.raises(Conflict):
-        wallet_consume(wallet=wallet, credits=Decimal(1), reference="x", idempotency_key="b", now=T0 + timedelta(hours=2))
-    assert wallet_consume(wallet=wallet, credits=Decimal(10), reference="x", idempotency_key="c", now=T0 + timedelta(days=2)) == 10
+        wallet_consume(
+            wallet=wallet, credits=Decimal(1), reference="x", idempotency_key="b", now=T0 + timedelta(hours=2)
+        )
+    assert (
+        wallet_consume(
+            wallet=wallet, credits=Decimal(10), reference="x", idempotency_key="c", now=T0 + timedelta(days=2)
+        )
+        == 10
+    )
     assert_ledger_whole(wallet)
 
 
@@ -104,7 +111,10 @@ def test_expiry_and_void_are_ledger_rows():
     g_void.refresh_from_db()
     assert (g_exp.remaining, g_exp.status, g_void.remaining, g_void.status) == (0, "expired", 0, "voided")
     assert list(LedgerEntry.objects.filter(wallet=wallet).values_list("type", "credits").order_by("id")) == [
-        ("grant", 40), ("grant", 15), ("expire", -40), ("void", -15),
+        ("grant", 40),
+        ("grant", 15),
+        ("expire", -40),
+        ("void", -15),
     ]
     wallet.refresh_from_db()
     assert wallet.balance == 0
@@ -124,7 +134,9 @@ def test_two_threads_spending_at_once_never_overspend():
     def spend(key: str) -> None:
         try:
             barrier.wait()
-            results.append(wallet_consume(wallet=wallet, credits=Decimal(60), reference="t", idempotency_key=key, now=T0))
+            results.append(
+                wallet_consume(wallet=wallet, credits=Decimal(60), reference="t", idempotency_key=key, now=T0)
+            )
         except Conflict as exc:
             results.append(exc)
         finally:

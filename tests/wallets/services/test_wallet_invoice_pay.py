@@ -23,8 +23,14 @@ INVOICE = 9001  # wallets keep the invoice's id only (they do not import invoici
 def _pay(customer, *, payable, usage, hold, now=T0):
     with transaction.atomic():
         return wallet_invoice_pay(
-            customer_id=customer.pk, currency="USD", invoice_id=INVOICE, payable=Decimal(payable),
-            usage_payable=Decimal(usage), hold=hold, now=now, expiring_after=now,
+            customer_id=customer.pk,
+            currency="USD",
+            invoice_id=INVOICE,
+            payable=Decimal(payable),
+            usage_payable=Decimal(usage),
+            hold=hold,
+            now=now,
+            expiring_after=now,
         )
 
 
@@ -54,7 +60,8 @@ def test_a_draft_holds_what_the_real_time_balance_announced_then_finalizing_spen
     all_lines.refresh_from_db()
     assert (usage_only.balance, all_lines.balance) == (Decimal(964), Decimal(0))
     assert list(usage_only.ledger.values_list("type", "credits", "invoice_id")) == [
-        ("grant", 1000, None), ("consume", -36, INVOICE),
+        ("grant", 1000, None),
+        ("consume", -36, INVOICE),
     ]
     assert _pay(customer, payable="96.00", usage="36.00", hold=False) is None  # consumed already
     assert_ledger_whole(usage_only)
@@ -70,15 +77,22 @@ def test_release_gives_holds_up_without_a_ledger_row_and_consumed_credits_back_a
         lot = grant(wallet, 50)
     assert _pay(customer, payable="20.00", usage="0", hold=True) == Decimal("20.00")
     with transaction.atomic():
-        assert wallet_invoice_release(
-            customer_id=customer.pk, currency="USD", invoice_id=INVOICE, now=T0, reason="recalculated"
-        ) == 0
+        assert (
+            wallet_invoice_release(
+                customer_id=customer.pk, currency="USD", invoice_id=INVOICE, now=T0, reason="recalculated"
+            )
+            == 0
+        )
     lot.refresh_from_db()
     assert lot.held == 0 and list(wallet.ledger.values_list("type", flat=True)) == ["grant"]
     assert _pay(customer, payable="20.00", usage="0", hold=False) == Decimal("20.00")
     with transaction.atomic():
-        given = wallet_invoice_release(customer_id=customer.pk, currency="USD", invoice_id=INVOICE, now=T0, reason="void")
-        again = wallet_invoice_release(customer_id=customer.pk, currency="USD", invoice_id=INVOICE, now=T0, reason="void")
+        given = wallet_invoice_release(
+            customer_id=customer.pk, currency="USD", invoice_id=INVOICE, now=T0, reason="void"
+        )
+        again = wallet_invoice_release(
+            customer_id=customer.pk, currency="USD", invoice_id=INVOICE, now=T0, reason="void"
+        )
     wallet.refresh_from_db()
     assert (given, again, wallet.balance) == (Decimal(20), Decimal(0), Decimal(50))
     assert list(wallet.ledger.values_list("type", "credits")) == [("grant", 50), ("consume", -20), ("adjustment", 20)]
