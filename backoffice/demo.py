@@ -2,13 +2,14 @@
 
 ``demo_load(stdout=..., scale=1.0, now=None, seed=7)``:
 
-1. the catalog (``backoffice.demo_catalog``), through the catalog and metering services;
+1. the catalog (``backoffice.demo_catalog``), through the catalog and metering services, with API Pro's second
+   version (effective from the 1st of last month);
 2. customers, ``max(1, round(2 * scale))`` per plan family (the first of each family is the one
-   docs/pricing-cookbook.md works through by hand), with wallets and a promotional grant where the plan needs
-   them, then their subscriptions through ``invoicing.services.subscription_start``, as of their start:
-   calendar ones on the 1st of the month three months before ``now``, one anniversary one on the 10th of that
-   month at 09:30 UTC;
-3. usage events per billing period, built by formula (the first customer of a family) or from a
+   docs/pricing-cookbook.md works through by hand) and API Pro's second one at any scale (on v2 beside the first,
+   pinned on v1), with wallets and a promotional grant where the plan needs them, then their subscriptions
+   through ``invoicing.services.subscription_start``, as of their start: calendar ones on the 1st of the month
+   three months before ``now``, one anniversary one on the 10th of that month at 09:30 UTC;
+3. usage events per billing period, built by formula (the hand-checked customers) or from a
    ``random.Random`` seeded by ``seed`` and the customer's id (the others), so every run with the same ``now``
    produces the same events; they go through the ingestion code the events API uses
    (``metering.ingest.event_clean`` then ``metering.services.events_store``, batches of up to 1,000);
@@ -31,14 +32,14 @@ import random
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import F
 from django.utils import timezone
 
-from backoffice.demo_catalog import CURRENCY, FAMILIES, catalog_load
+from backoffice.demo_catalog import CURRENCY, FAMILIES, catalog_load, month_start
 
 ANNIVERSARY_DAY = 10
 ANNIVERSARY_TIME = (9, 30)
@@ -46,12 +47,6 @@ MONTHS_BACK = 3
 
 # One usage spec: (period index, rng) -> [(event_name, properties), ...]; spread evenly over the period.
 Usage = Callable[[int, random.Random], list[tuple[str, dict[str, Any]]]]
-
-
-def month_start(value: datetime, months_back: int = 0) -> datetime:
-    """The 1st of the month ``months_back`` months before ``value``'s month, 00:00 UTC."""
-    index = value.year * 12 + (value.month - 1) - months_back
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 def pick(values: list[Any], index: int) -> Any:
@@ -170,6 +165,8 @@ class CustomerSpec:
     net_payment_terms: int = 0
     wallet: dict[str, Any] | None = None  # wallet_create arguments, created before the subscription
     promotional_credits: Decimal | None = None  # a promotional grant into that wallet at the start
+    pinned_version: int | None = None  # the plan version the subscription keeps (grandfathered), by number
+    always: bool = False  # loaded at every scale (it shows something the family's first customer does not)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -251,6 +248,8 @@ CUSTOMERS: list[CustomerSpec] = [
     ),
     CustomerSpec("analytics", "funnel-labs", "Funnel Labs", "analytics-growth", random_usage("analytics")),
     CustomerSpec("analytics", "cohort-io", "Cohort IO", "analytics-growth", random_usage("analytics")),
+    # API Pro has two versions (demo_catalog.LATER_VERSIONS): ScoreAPI signed up on v1 and keeps it (pinned);
+    # Geo Lookup is not pinned, so its periods from v2's first day on bill with v2.
     CustomerSpec(
         "api",
         "scoreapi",
@@ -259,8 +258,9 @@ CUSTOMERS: list[CustomerSpec] = [
         api_usage([5_250, 4_800, 5_600, 1_000]),
         tax_rates=("vat-20",),
         net_payment_terms=14,
+        pinned_version=1,
     ),
-    CustomerSpec("api", "geo-lookup", "Geo Lookup", "api-pro", random_usage("api")),
+    CustomerSpec("api", "geo-lookup", "Geo Lookup", "api-pro", api_usage([5_100, 4_000, 6_500, 1_200]), always=True),
     CustomerSpec("api", "fraud-signal", "Fraud Signal", "api-pro", random_usage("api"), tax_rates=("vat-20",)),
 ]
 
@@ -271,14 +271,16 @@ SETTLE_AFTER = timedelta(days=20)
 
 
 def customers_for(scale: float) -> list[CustomerSpec]:
-    """``max(1, round(2 * scale))`` customers per family; past the listed ones, numbered copies of the last."""
+    """``max(1, round(2 * scale))`` customers per family, and those marked ``always`` at any scale; past the listed
+    ones, numbered copies of the last."""
     per_family = max(1, round(2 * scale))
     chosen: list[CustomerSpec] = []
     for family in FAMILIES:
         listed = [c for c in CUSTOMERS if c.family == family]
-        for n in range(per_family):
+        for n in range(max(per_family, len(listed))):
             if n < len(listed):
-                chosen.append(listed[n])
+                if n < per_family or listed[n].always:
+                    chosen.append(listed[n])
             else:
                 base = listed[-1]
                 chosen.append(
@@ -362,9 +364,10 @@ def _subscription_ensure(spec: CustomerSpec, customer, start: datetime, created:
     existing = Subscription.objects.filter(customer=customer, plan=plan).order_by("id").first()
     if existing is not None:
         return existing
+    pinned = plan.versions.get(number=spec.pinned_version) if spec.pinned_version else None
     created["subscriptions"] += 1
     return subscription_start(
-        customer=customer, plan=plan, start_at=start, billing=spec.billing, pinned_version=None, now=start
+        customer=customer, plan=plan, start_at=start, billing=spec.billing, pinned_version=pinned, now=start
     )
 
 

@@ -17,10 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import transaction
+
 CURRENCY = "USD"
+
+
+def month_start(value: datetime, months_back: int = 0) -> datetime:
+    """The 1st of the month ``months_back`` months before ``value``'s month, 00:00 UTC."""
+    index = value.year * 12 + (value.month - 1) - months_back
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
 
 # --------------------------------------------------------------------------- meters
 
@@ -427,7 +436,8 @@ def _api_plans() -> list[PlanSpec]:
             "api",
             "api-pro",
             "API Pro",
-            "Hybrid API plan: $99/month including 5,000 API calls, then $0.01 per extra call.",
+            "Hybrid API plan: $99/month including 5,000 API calls, then $0.01 per extra call (v1); from v2, $119/month "
+            "including 6,000 calls. Customers who signed up on v1 keep it (pinned).",
             prices=[
                 flat("99"),
                 included_then("api-calls", 5000, "0.01", "API calls (5,000 included, then $0.01 each)"),
@@ -435,6 +445,41 @@ def _api_plans() -> list[PlanSpec]:
             entitlements=[{"feature": "api-calls", "limit": "5000", "soft": True}],
         )
     ]
+
+
+@dataclass(frozen=True)
+class LaterVersionSpec:
+    """A plan's next version, published some days before it takes effect on the 1st of a month of the demo.
+
+    ``months_back``: it takes effect on the 1st of the month this many months before the demo's ``now``;
+    ``notice_days``: it is published that many days earlier. Subscriptions pinned to an earlier version keep it.
+    """
+
+    plan: str
+    number: int
+    months_back: int
+    notice_days: int
+    notes: str
+    prices: list[dict[str, Any]] = field(default_factory=list)
+    entitlements: list[dict[str, Any]] = field(default_factory=list)
+    credit_grants: list[dict[str, Any]] = field(default_factory=list)
+
+
+# API Pro v2: the fee goes from $99 to $119 and the included calls from 5,000 to 6,000, from the 1st of last month.
+LATER_VERSIONS: list[LaterVersionSpec] = [
+    LaterVersionSpec(
+        plan="api-pro",
+        number=2,
+        months_back=1,
+        notice_days=14,
+        notes="2026 prices: $119/month including 6,000 calls. v1 customers stay on v1 (pinned).",
+        prices=[
+            flat("119"),
+            included_then("api-calls", 6000, "0.01", "API calls (6,000 included, then $0.01 each)"),
+        ],
+        entitlements=[{"feature": "api-calls", "limit": "6000", "soft": True}],
+    ),
+]
 
 
 PLANS: list[PlanSpec] = [
@@ -466,8 +511,9 @@ def catalog_load(
 ) -> dict[str, int]:
     """Create what is missing of the demo catalog through the services; returns how many rows were created.
 
-    Each plan gets one published version effective from ``effective_from`` (in the past, so that the demo's
-    subscriptions, which start three months ago, bill with it). Existing rows are kept unchanged.
+    Each plan gets a first published version effective from ``effective_from`` (in the past, so that the demo's
+    subscriptions, which start three months ago, bill with it); the plans of :data:`LATER_VERSIONS` get their
+    next version too (:func:`later_versions_load`). Existing rows are kept unchanged.
     """
     from catalog.models import Feature, Plan
     from catalog.services import feature_create, plan_create, plan_version_create
@@ -508,8 +554,39 @@ def catalog_load(
             credit_grants=spec.credit_grants,
             publish=True,
             effective_from=effective_from,
-            now=now,
+            now=effective_from,  # published when it took effect: before any later version
         )
         created["plans"] += 1
         log(f"  plan {spec.key}")
+    created["versions"] = later_versions_load(now=now)
     return created
+
+
+def later_versions_load(*, now: datetime) -> int:
+    """Publish each of :data:`LATER_VERSIONS` whose plan has no version of that number yet.
+
+    ``published_at`` is ``notice_days`` before the version takes effect: history that the demo's billing runs then
+    meet (periods starting before it keep the earlier version). Returns how many were published.
+    """
+    from catalog.models import Plan
+    from catalog.services import plan_version_create_in_transaction
+
+    published = 0
+    for spec in LATER_VERSIONS:
+        plan = Plan.objects.get(key=spec.plan)
+        if plan.versions.filter(number__gte=spec.number).exists():
+            continue
+        takes_effect = month_start(now, spec.months_back)
+        with transaction.atomic(durable=True):
+            plan_version_create_in_transaction(
+                plan=plan,
+                prices=spec.prices,
+                entitlements=spec.entitlements,
+                credit_grants=spec.credit_grants,
+                publish=True,
+                effective_from=takes_effect,
+                notes=spec.notes,
+                now=takes_effect - timedelta(days=spec.notice_days),
+            )
+        published += 1
+    return published

@@ -20,4 +20,5 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
 ]
 
+handler403 = "backoffice.admin_site.permission_denied"
 handler404 = "core.views.not_found"

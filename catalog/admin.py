@@ -19,6 +19,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Prefetch, Q, Subquery
@@ -90,7 +91,7 @@ class FeatureForm(forms.ModelForm):
 @admin.register(Feature)
 class FeatureAdmin(SimpleHistoryAdmin):
     form = FeatureForm
-    list_display = ("key", "name", "type", "meter", "unit_name", "created_at")
+    list_display = ("key", "name", "type", "meter", "unit_name")
     list_filter = ("type",)
     search_fields = ("key", "name", "meter__key")
     list_select_related = ("meter",)
@@ -287,16 +288,26 @@ class VersionRowsFormSet(_ServiceRowsFormSet):
             raise ValidationError(rest)
 
 
-class _VersionChildInline(admin.TabularInline):
+class _VersionChildMixin:
     """Rows of a version: editable while it is a draft, read-only (no add/change/delete) once published.
 
-    ``max_num`` is the API's bound on the list (catalog.services), enforced on POST too (``validate_max``).
+    ``max_num`` is the API's bound on the list (catalog.services), enforced on POST too (``validate_max``). A row
+    picks its meter or feature from a list; meters and features are edited on their own pages, so the row shows no
+    add/change/delete buttons beside the list.
     """
 
     extra = 0
 
     def get_formset(self, request, obj=None, **kwargs):
         return super().get_formset(request, obj, validate_max=True, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if isinstance(getattr(field, "widget", None), RelatedFieldWidgetWrapper):
+            widget = field.widget
+            widget.can_add_related = widget.can_change_related = widget.can_delete_related = False
+            widget.can_view_related = False
+        return field
 
     def has_add_permission(self, request, obj=None):
         return not _published(obj) and super().has_add_permission(request, obj)
@@ -306,6 +317,10 @@ class _VersionChildInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return not _published(obj) and super().has_delete_permission(request, obj)
+
+
+class _VersionChildInline(_VersionChildMixin, admin.TabularInline):
+    """A version's short rows (entitlements, credit grants): one table row each."""
 
 
 class PriceInlineForm(forms.ModelForm):
@@ -332,12 +347,20 @@ class PriceFormSet(VersionRowsFormSet):
         return data
 
 
-class PriceInline(_VersionChildInline):
+class PriceInline(_VersionChildMixin, admin.StackedInline):
+    """A version's prices, one block each with its fields on four lines (what, when and on which meter, the
+    amounts, the tiers): a row of eleven fields does not fit a laptop's screen."""
+
     model = Price
     max_num = services.MAX_PRICES
     form = PriceInlineForm
     formset = PriceFormSet
-    fields = ("position", "name", "model", "meter", "timing", *PRICE_COLUMNS, "tiers_link")
+    fields = (
+        ("position", "name"),
+        ("model", "timing", "meter"),
+        tuple(c for c in PRICE_COLUMNS if PRICE_FIELDS[c].kind != "choice"),
+        (*(c for c in PRICE_COLUMNS if PRICE_FIELDS[c].kind == "choice"), "tiers_link"),
+    )
     readonly_fields = ("tiers_link",)
     show_change_link = True
 
@@ -431,7 +454,7 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
     whatever a version holds), and the count is a correlated subquery."""
 
     form = PlanVersionForm
-    list_display = ("__str__", "plan", "number", "status", "effective_from", "published_at", "price_count")
+    list_display = ("__str__", "plan", "effective_from", "published_at", "price_count")  # status: in the version's name
     list_filter = ("status", currency_filter("plan__currency", _plan_currencies), "plan__interval", "plan")
     search_fields = ("plan__key", "plan__name", "notes")
     search_help_text = "Plan key or name, notes, or the name of one of the version's prices."

@@ -17,7 +17,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from core.history import history_user
-from core.money import CURRENCY_CHOICES
+from core.money import CURRENCY_CHOICES, format_decimal, format_money
 
 from .price_models import price_model_choices
 
@@ -172,7 +172,15 @@ class Tier(models.Model):
         ordering = ["price", "position", "id"]
 
     def __str__(self) -> str:
-        return f"up to {self.up_to if self.up_to is not None else '∞'} @ {self.unit_amount}"
+        """``up to 5,000: $0.01/unit + $50.00`` (money in the plan's currency, core.money's display rule)."""
+        currency = self.price.plan_version.plan.currency if self.price_id else None
+
+        def money(value):
+            return format_money(value, currency) if currency else format_decimal(value)
+
+        bound = "and up" if self.up_to is None else f"up to {format_decimal(self.up_to)}"
+        flat = f" + {money(self.flat_amount)}" if self.flat_amount else ""
+        return f"{bound}: {money(self.unit_amount)}/unit{flat}"
 
 
 class Entitlement(models.Model):
@@ -238,4 +246,4 @@ class PlanCreditGrant(models.Model):
         ordering = ["plan_version", "priority", "id"]
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.credits} credits"
+        return f"{self.name}: {format_decimal(self.credits)} credits"

@@ -27,6 +27,8 @@ from catalog.models import Plan, PlanVersion
 from core.admin import adopt, currency_filter, service_error_to_form
 from core.errors import BillingError
 from core.instants import format_instant, validate_instant
+from core.money import decimal_text, format_percent
+from core.numbers import NumberInvalid, decimal_parse
 
 from .models import Customer, Subscription, TaxRate
 from .selectors import subscription_periods
@@ -60,17 +62,37 @@ def period_text(start, end) -> str:
     return f"{_when(start)} → {_when(end)}"
 
 
+class PercentageFilter(admin.SimpleListFilter):
+    """The rates in use, written as percentages (``20%``; Django's own filter lists the column's ``20.0000``)."""
+
+    title = "rate"
+    parameter_name = "percentage"
+
+    def lookups(self, request, model_admin):
+        values = TaxRate.objects.order_by("percentage").values_list("percentage", flat=True).distinct()
+        return [(decimal_text(value), format_percent(value)) for value in values]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            return queryset.filter(percentage=decimal_parse(value, max_digits=7, decimal_places=4))
+        except NumberInvalid:
+            return queryset.none()
+
+
 @admin.register(TaxRate)
 class TaxRateAdmin(admin.ModelAdmin):
     list_display = ("code", "name", "percentage_display")
     search_fields = ("code", "name")
-    list_filter = ("percentage",)
+    list_filter = (PercentageFilter,)
     list_select_related = ()
     ordering = ("code",)
 
     @admin.display(description="Rate", ordering="percentage")
     def percentage_display(self, obj: TaxRate) -> str:
-        return f"{obj.percentage.normalize():f}%"
+        return format_percent(obj.percentage)
 
     # A rate in use is never deleted (customers.services.tax_rate_delete): the delete page and the "delete
     # selected" action list its customers as protected and refuse, and the delete itself goes through the rule.
@@ -322,16 +344,7 @@ class CancelForm(forms.Form):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = (
-        "id",
-        "customer",
-        "plan",
-        "version_number",
-        "billing",
-        "current_period",
-        "status_display",
-        "start_at",
-    )
+    list_display = ("id", "customer", "version_number", "current_period", "status_display")
     list_filter = ("status", "billing", "cancel_at_period_end", "plan")
     search_fields = ("=id", "customer__external_id", "customer__name", "plan__key", "plan__name")
     list_select_related = ("customer", "plan", "plan_version", "pinned_version")
@@ -378,10 +391,10 @@ class SubscriptionAdmin(admin.ModelAdmin):
         return request.user.has_perm("customers.change_subscription")
 
     # --- display -------------------------------------------------------------------------------
-    @admin.display(description="Version")
+    @admin.display(description="Plan and version")
     def version_number(self, obj: Subscription) -> str:
         pinned = " (pinned)" if obj.pinned_version_id else ""
-        return f"{obj.plan.key} v{obj.plan_version.number}{pinned}"
+        return f"{obj.plan.name} v{obj.plan_version.number}{pinned}"
 
     @admin.display(description="Current period", ordering="current_period_start")
     def current_period(self, obj: Subscription) -> str:

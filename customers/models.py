@@ -7,7 +7,7 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from core.history import history_user
-from core.money import CURRENCY_CHOICES
+from core.money import CURRENCY_CHOICES, format_percent
 
 
 class TaxRate(models.Model):
@@ -25,7 +25,7 @@ class TaxRate(models.Model):
         ordering = ["code"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.percentage.normalize()}%)"
+        return f"{self.name} ({format_percent(self.percentage)})"
 
 
 class Customer(models.Model):

@@ -12,6 +12,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Sum
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -43,54 +44,66 @@ def _currencies_in_use() -> list[str]:
     return list(customers.union(Wallet.objects.order_by().values_list("currency", flat=True).distinct()))
 
 
-def line_explanation(details: dict, currency: str) -> str:
-    """A line's "why" as HTML: the explanation, plan version, meter, proration and a small tier table."""
+def line_explanation(details: dict, currency: str, *, facts: bool = True) -> str:
+    """A line's "why" as HTML: the explanation, plan version, meter, proration (``facts``) and a small tier table
+    (its "Flat" column only when a tier has a flat amount; numbers right-aligned, each on one line)."""
     if not details:
         return "—"
-    facts = []
+    notes = []
     if details.get("plan_version") is not None:
-        facts.append(f"plan version {details['plan_version']}")
+        notes.append(f"plan version {details['plan_version']}")
     if details.get("meter"):
-        facts.append(f"meter {details['meter']}")
+        notes.append(f"meter {details['meter']}")
     if details.get("period"):
-        facts.append(details["period"])
+        notes.append(details["period"])
     if details.get("proration"):
-        facts.append(details["proration"].get("text", ""))
-    html = format_html(
-        "<div>{}</div><div style='color:#666'>{}</div>", details.get("explanation", ""), " · ".join(facts)
-    )
+        notes.append(details["proration"].get("text", ""))
+    html = format_html("<div>{}</div>", details.get("explanation", ""))
+    if facts:
+        html += format_html("<div class='line-facts' style='color:#666'>{}</div>", " · ".join(notes))
     pieces = breakdown_rows(details, currency)
     if pieces:
+        flat = any(Decimal(str(piece.get("flat_amount") or 0)) for piece in details["breakdown"])
+        cell = "<td class='num'>{}</td>"
+        columns = ("range", "units", "unit_amount", *(("flat_amount",) if flat else ()), "amount")
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td style='text-align:right'>{}</td><td style='text-align:right'>{}</td>"
-            "<td style='text-align:right'>{}</td><td style='text-align:right'>{}</td></tr>",
-            ((p["tier"], p["range"], p["units"], p["unit_amount"], p["flat_amount"], p["amount"]) for p in pieces),
+            "<tr><td>{}</td>" + cell * len(columns) + "</tr>",
+            ((p["tier"], *(p[c] for c in columns)) for p in pieces),
         )
-        html += format_html(
-            "<table style='margin-top:4px'><tr><th>Tier</th><th>Range</th><th>Units</th><th>Unit price</th>"
-            "<th>Flat</th><th>Amount</th></tr>{}</table>",
-            rows,
-        )
+        titles = [t for t in ("Tier", "Range", "Units", "Unit price", "Flat", "Amount") if flat or t != "Flat"]
+        head = format_html_join("", "<th>{}</th>", ((t,) for t in titles))
+        html += format_html("<table class='tier-breakdown'><tr>{}</tr>{}</table>", head, rows)
     return html
 
 
+def line_summary(line: InvoiceLine) -> str:
+    """The line's first column on the invoice page: its description, then what it is and what priced it."""
+    facts = [format_html("{}", line.get_kind_display())]
+    if line.price_id:
+        url = reverse("admin:catalog_price_change", args=[line.price_id])
+        facts.append(format_html('price <a href="{}">{}</a>', url, line.price.name))
+    if line.plan_version_id:
+        facts.append(format_html("plan version {}", line.plan_version.number))
+    if line.meter_id:
+        facts.append(format_html("meter {}", line.meter.key))
+    proration = (line.details or {}).get("proration")
+    if proration and proration.get("text"):
+        facts.append(format_html("{}", proration["text"]))
+    return format_html(
+        "<div>{}</div><div class='line-facts'>{}</div>",
+        line.description,
+        format_html_join(" · ", "{}", ((f,) for f in facts)),
+    )
+
+
 class InvoiceLineInline(admin.TabularInline):
+    """The invoice's lines: what each is (description, kind, price, plan version, meter), its numbers, and why."""
+
     model = InvoiceLine
     extra = 0
     can_delete = False
-    fields = (
-        "kind",
-        "description",
-        "price",
-        "plan_version_number",
-        "meter",
-        "quantity_display",
-        "period",
-        "amount_display",
-        "tax_display",
-        "why",
-    )
+    fields = ("line", "quantity_display", "amount_display", "tax_display", "why")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -102,17 +115,13 @@ class InvoiceLineInline(admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("price", "plan_version", "meter", "invoice")
 
-    @admin.display(description="Plan version")
-    def plan_version_number(self, line):
-        return line.plan_version.number if line.plan_version else "—"
+    @admin.display(description="Line")
+    def line(self, line):
+        return line_summary(line)
 
     @admin.display(description="Quantity")
     def quantity_display(self, line):
         return format_decimal(line.quantity)
-
-    @admin.display(description="Period")
-    def period(self, line):
-        return period_label_of(line, "—")
 
     @admin.display(description="Amount")
     def amount_display(self, line):
@@ -124,7 +133,7 @@ class InvoiceLineInline(admin.TabularInline):
 
     @admin.display(description="Why this amount")
     def why(self, line):
-        return line_explanation(line.details, line.invoice.currency)
+        return line_explanation(line.details, line.invoice.currency, facts=False)  # the facts: in the first column
 
 
 def _due_in_minor_units(invoice: Invoice | None) -> Decimal | None:
@@ -212,15 +221,13 @@ class CreditNoteForm(forms.Form):
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
     show_full_result_count = False  # a large table: a search counts its matches only
-    list_display = (
+    list_display = (  # credits applied and the issue date: on the invoice's page
         "number_display",
         "billed_to",
         "status",
         "period_display",
         "total_display",
-        "credits_display",
         "amount_due_display",
-        "issued_at",
         "due_at",
     )
     list_filter = (
@@ -458,14 +465,14 @@ class InvoiceAdmin(admin.ModelAdmin):
     def pdf_view(self, request, invoice_id):
         invoice = get_object_or_404(Invoice, pk=invoice_id)
         if not self.has_view_permission(request, invoice):
-            return HttpResponse(status=403)
+            raise PermissionDenied
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{invoice_pdf_filename(invoice)}"'
         return response
 
     def upcoming_view(self, request, customer_id):
         if not self.has_view_permission(request):
-            return HttpResponse(status=403)
+            raise PermissionDenied
         customer = get_object_or_404(Customer, pk=customer_id)
         preview = upcoming_invoice_preview(customer=customer, now=timezone.now())
         context = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db import models
 from django.db.models import Q
 
-from core.money import CURRENCY_CHOICES
+from core.money import CURRENCY_CHOICES, format_money
 
 MONEY = {"max_digits": 19, "decimal_places": 4}
 QTY = {"max_digits": 28, "decimal_places": 12}
@@ -239,7 +239,7 @@ class Payment(models.Model):
         constraints = [models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0))]
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency} on {self.invoice}"
+        return f"{format_money(self.amount, self.currency)} on {self.invoice}"
 
 
 class CreditNote(models.Model):

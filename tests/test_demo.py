@@ -1,8 +1,9 @@
-"""The demo loader on a small scale (one customer per plan family), checked against hand-worked invoices.
+"""The demo loader on a small scale (one customer per plan family, and API Pro's second customer, who shows its
+second version), checked against hand-worked invoices.
 
 ``now`` is fixed at 2026-04-15T00:00:00Z, so the subscriptions start on 2026-01-01 (calendar) and
 2026-01-10T09:30Z (the coding assistant's anniversary subscription), and billing runs on Feb 1, Mar 1,
-Apr 1 and Apr 15.
+Apr 1 and Apr 15. API Pro v2 takes effect on Mar 1 (published Feb 15).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from decimal import Decimal
 import pytest
 
 from backoffice.demo import billing_instants, demo_load, month_start
+from catalog.models import PlanVersion
 from customers.models import Customer, Subscription
 from invoicing.models import Invoice, Payment
 from metering.models import Event
@@ -60,10 +62,11 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
     assert "[####################] 4/4 billing runs" in text
     assert "failures" not in text
 
-    # Seven families, one customer each; each has 4 invoices (start + 3 boundaries): 7 x 4 = 28.
+    # Seven families, one customer each, and Geo Lookup on API Pro v2: each has 4 invoices (start + 3 boundaries):
+    # 8 x 4 = 32.
     first = counts()
-    assert first["customers"] == 7
-    assert first["invoices"] == 28
+    assert first["customers"] == 8
+    assert first["invoices"] == 32
     # Payments: the API Pro customer's first usage invoice, then every finalized invoice due more than 20 days
     # before Apr 15 (i.e. before Mar 26) that still had something due, except the late payer's.
     settled = Payment.objects.exclude(reference="Wire transfer WT-2210")
@@ -85,6 +88,37 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
     assert (feb.status, feb.amount_paid, feb.amount_due) == (Invoice.Status.PAID, Decimal("121.80"), Decimal(0))
     # March: 5,600 calls -> 600 x $0.01 = $6.00 + $99 = $105.00; VAT $21.00; total $126.00.
     assert amounts(invoice("scoreapi", utc(2026, 4, 1))) == (Decimal("105.00"), Decimal("21.00"), Decimal("126.00"))
+
+    # API Pro has two published versions: v2 ($119 including 6,000 calls) takes effect on Mar 1 and was published
+    # two weeks before; ScoreAPI is pinned on v1 (grandfathered), Geo Lookup follows the plan onto v2.
+    v1, v2 = PlanVersion.objects.filter(plan__key="api-pro").order_by("number")
+    assert (v1.status, v2.status) == (PlanVersion.Status.PUBLISHED, PlanVersion.Status.PUBLISHED)
+    assert (v2.effective_from, v2.published_at) == (utc(2026, 3, 1), utc(2026, 2, 15))
+    assert v1.published_at < v2.published_at
+    pinned = Subscription.objects.get(customer__external_id="scoreapi")
+    follows = Subscription.objects.get(customer__external_id="geo-lookup")
+    assert (pinned.pinned_version, pinned.plan_version) == (v1, v1)
+    assert (follows.pinned_version, follows.plan_version) == (None, v2)
+    # Geo Lookup, no tax. Jan 1 (start): v1's fee $99.00. Feb 1: January's 5,100 calls on v1, 100 over 5,000 x $0.01
+    # = $1.00 + February's fee $99.00 = $100.00. Mar 1: February's 4,000 calls on v1 (February started before v2)
+    # = $0.00 + March's fee on v2 $119.00 = $119.00. Apr 1: March's 6,500 calls on v2, 500 over 6,000 x $0.01 = $5.00
+    # + April's fee $119.00 = $124.00.
+    versions = [
+        (inv.total, [line.plan_version.number for line in inv.lines.order_by("position")])
+        for inv in Invoice.objects.filter(customer__external_id="geo-lookup").order_by("billing_boundary_at")
+    ]
+    assert versions == [
+        (Decimal("99.00"), [1]),
+        (Decimal("100.00"), [1, 1]),
+        (Decimal("119.00"), [1, 2]),
+        (Decimal("124.00"), [2, 2]),
+    ]
+    assert line_amounts(invoice("geo-lookup", utc(2026, 4, 1))) == [
+        ("usage", Decimal(6500), Decimal("5.00")),
+        ("fixed", Decimal(1), Decimal("119.00")),
+    ]
+    # ScoreAPI's April invoice, on v1 beside it: March's 5,600 calls, 600 over v1's 5,000 (v2 would include 6,000).
+    assert [line.plan_version for line in invoice("scoreapi", utc(2026, 4, 1)).lines.all()] == [v1, v1]
 
     # Voice Creator: $11/month, 100,000 characters included, then $0.30 per 1k = $0.0003 a character.
     # January: 20 generations x 6,000 = 120,000 characters -> 20,000 x 0.0003 = $6.00; + $11 fee = $17.00.
@@ -203,4 +237,4 @@ def test_demo_command_prepares_the_login_and_one_live_key_without_serving(tmp_pa
     assert "1 earlier demo key revoked" in third.getvalue()
     assert ApiKey.objects.filter(name="demo", revoked=True).count() == 1
     assert text.count("4/4 starting the server") == 0
-    assert Customer.objects.count() == 7
+    assert Customer.objects.count() == 8

@@ -404,7 +404,7 @@ class WalletAdmin(admin.ModelAdmin):
 
 @admin.register(CreditGrant)
 class CreditGrantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "wallet", "kind", "credits", "remaining", "priority", "effective_at", "expires_at", "status")
+    list_display = ("id", "wallet", "kind", "credits", "remaining", "priority", "expires_at", "status")
     list_filter = ("kind", "status")
     search_fields = ("wallet__customer__external_id", "name", "idempotency_key")
     list_select_related = ("wallet__customer",)
@@ -413,7 +413,8 @@ class CreditGrantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False  # a large table: a search counts its matches only
-    list_display = ("created_at", "wallet", "type", "credits", "balance_after", "grant", "reference", "description")
+    # The grant: on the row's page.
+    list_display = ("created_at", "wallet", "type", "credits", "balance_after", "reference", "description")
     list_filter = ("type",)
     search_fields = ("wallet__customer__external_id", "reference", "idempotency_key")
     list_select_related = ("wallet__customer", "grant")

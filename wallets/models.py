@@ -17,7 +17,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from core.money import CURRENCY_CHOICES
+from core.money import CURRENCY_CHOICES, format_decimal
 
 CREDITS = {"max_digits": 28, "decimal_places": 12}
 
@@ -117,7 +117,8 @@ class CreditGrant(models.Model):
         indexes = [models.Index(fields=["wallet", "status"], name="creditgrant_wallet_status_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} grant of {self.credits} ({self.remaining} left)"
+        credits, left = format_decimal(self.credits), format_decimal(self.remaining)
+        return f"{self.get_kind_display()} grant of {credits} ({left} left)"
 
     @property
     def free(self):
@@ -161,7 +162,8 @@ class CreditHold(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.credits} credits {self.get_status_display().lower()} for invoice {self.invoice_id}"
+        status = self.get_status_display().lower()
+        return f"{format_decimal(self.credits)} credits {status} for invoice {self.invoice_id}"
 
 
 class LedgerEntry(models.Model):
@@ -200,7 +202,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.credits} (balance {self.balance_after})"
+        return f"{self.type} {format_decimal(self.credits)} (balance {format_decimal(self.balance_after)})"
 
 
 class LowBalanceAlert(models.Model):
@@ -217,4 +219,4 @@ class LowBalanceAlert(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Low balance on {self.wallet}: {self.balance} < {self.threshold}"
+        return f"Low balance on {self.wallet}: {format_decimal(self.balance)} < {format_decimal(self.threshold)}"

@@ -35,7 +35,7 @@ from django.db.models.constants import OnConflict
 from catalog.pricing import quantize_minor
 from core.errors import Conflict, ValidationFailed
 from core.instants import OUT_OF_RANGE, instant_in_range
-from core.money import format_decimal
+from core.money import format_decimal, format_money
 from customers.models import Customer
 from customers.periods import Period
 from wallets.credits import credits_to_money
@@ -383,8 +383,8 @@ def _void_refusal(invoice: Invoice) -> str | None:
     payment recorded and no credit note (a note already gave part of it back: voiding would give it twice)."""
     if invoice.status not in (Invoice.Status.FINALIZED, Invoice.Status.PAID) or invoice.amount_paid != 0:
         return (
-            f"Invoice {invoice} is {invoice.status} with {invoice.amount_paid} paid; only finalized, unpaid invoices "
-            "can be voided."
+            f"Invoice {invoice} is {invoice.status} with {format_money(invoice.amount_paid, invoice.currency)} paid; "
+            "only finalized, unpaid invoices can be voided."
         )
     if invoice.credit_notes.exists():
         return f"Invoice {invoice} has credit notes; correct it with further credit notes instead of voiding it."
@@ -467,7 +467,9 @@ def payment_record_locked(
         raise Conflict(f"Invoice {invoice} is {invoice.status}; payments are recorded on finalized invoices only.")
     amount = _positive_amount(amount, invoice.currency)
     if amount > invoice.amount_due:
-        raise ValidationFailed(f"More than the amount due ({invoice.amount_due} {invoice.currency}).", field="amount")
+        raise ValidationFailed(
+            f"More than the amount due ({format_money(invoice.amount_due, invoice.currency)}).", field="amount"
+        )
     paid_at = paid_at or now
     if not instant_in_range(paid_at):
         raise ValidationFailed(OUT_OF_RANGE, field="paid_at")
@@ -540,7 +542,8 @@ def credit_note_issue_locked(
     remaining = creditable_amount(invoice)
     if amount > remaining:
         raise ValidationFailed(
-            f"More than the invoice can still be credited ({remaining} {invoice.currency}).", field="amount"
+            f"More than the invoice can still be credited ({format_money(remaining, invoice.currency)}).",
+            field="amount",
         )
     purchase = invoice.kind == Invoice.Kind.CREDIT_PURCHASE
     if refund_to == CreditNote.RefundTo.WALLET and purchase:
@@ -550,13 +553,14 @@ def credit_note_issue_locked(
         )
     if refund_to == CreditNote.RefundTo.INVOICE and amount > invoice.amount_due:
         raise ValidationFailed(
-            f"More than the invoice still owes ({invoice.amount_due} {invoice.currency}); "
+            f"More than the invoice still owes ({format_money(invoice.amount_due, invoice.currency)}); "
             "refund what was received with refund_to 'wallet'.",
             field="refund_to",
         )
     if refund_to == CreditNote.RefundTo.WALLET and amount > (refundable := refundable_to_wallet(invoice)):
         raise ValidationFailed(
-            f"More than was received for the invoice and not yet refunded ({refundable} {invoice.currency}): "
+            "More than was received for the invoice and not yet refunded "
+            f"({format_money(refundable, invoice.currency)}): "
             "only payments and credits applied can be refunded to the wallet.",
             field="refund_to",
         )

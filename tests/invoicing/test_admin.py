@@ -154,8 +154,14 @@ def test_tier_table_is_the_same_in_the_admin_and_the_pdf():
         "amount": "$25.00",
     }
     html = line_explanation(details, "USD")
-    assert "<td>2</td><td>5,001 – ∞</td><td style='text-align:right'>2,500</td>" in html
-    assert "<td style='text-align:right'>$25.00</td></tr></table>" in html
+    assert "<td>2</td><td class='num'>5,001 – ∞</td><td class='num'>2,500</td><td class='num'>$0.01</td>" in html
+    assert "<td class='num'>$25.00</td></tr></table>" in html
+    assert "<th>Flat</th>" not in html  # no tier has a flat amount: no column of $0.00
+    details["breakdown"][1]["flat_amount"] = "50"  # 2,500 x $0.01 + $50 flat = $75.00
+    details["breakdown"][1]["amount"] = "75"
+    html = line_explanation(details, "USD")
+    assert "<th>Flat</th>" in html
+    assert "<td class='num'>$0.01</td><td class='num'>$50.00</td><td class='num'>$75.00</td></tr></table>" in html
     assert breakdown_rows({}, "USD") == [] and line_explanation({}, "USD") == "—"
     assert invoice_pdf_filename(Invoice(pk=7)) == "draft-7.pdf"
     assert invoice_pdf_filename(Invoice(pk=7, number="INV-000042")) == "INV-000042.pdf"

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from core.errors import Conflict
+from core.money import format_decimal
 from wallets.credits import consumption_plan
 
 from ..models import CreditGrant, LedgerEntry, Wallet
@@ -90,7 +91,8 @@ def wallet_consume_locked(
     available = sum((g.free for g in grants), Decimal(0))
     if available < credits:
         raise Conflict(
-            f"The wallet holds {available} usable credits; {credits} were asked.", code="insufficient_credits"
+            f"The wallet holds {format_decimal(available)} usable credits; {format_decimal(credits)} were asked.",
+            code="insufficient_credits",
         )
     return consume_from_locked(
         wallet=wallet,

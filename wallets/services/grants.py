@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from core.errors import Conflict, NotFound, ValidationFailed
-from core.money import currency_allowed
+from core.money import currency_allowed, format_decimal
 from core.numbers import NumberInvalid, decimal_parse
 from customers.models import Customer
 from wallets.credits import CREDIT_DECIMAL_PLACES, expired_lots
@@ -320,8 +320,9 @@ def wallet_grant_revoke_locked(*, grant: CreditGrant, credits: Decimal, key: str
         if LedgerEntry.objects.filter(wallet=wallet, idempotency_key=key).exists():
             return Decimal(0)  # a replay: taken back already
         raise Conflict(
-            f"Only {grant.free} of the {grant.credits} credits of grant {grant.pk} are unspent; {credits} cannot "
-            "be taken back.",
+            f"Only {format_decimal(grant.free)} of the {format_decimal(grant.credits)} credits of grant {grant.pk} "
+            "are unspent; "
+            f"{format_decimal(credits)} cannot be taken back.",
             code="credits_spent",
         )
     left = grant.remaining - credits

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from catalog.models import PlanCreditGrant
+from core.money import format_decimal
 from customers import periods
 from customers.models import Subscription
 from customers.periods import Period
@@ -165,6 +166,6 @@ def plan_credits_close(*, subscription: Subscription, period: Period, ending: bo
                     credits=take.credits,
                     key=f"rollover:{grant.pk}:{end_key}",
                     reference=f"subscription:{subscription.pk}",
-                    description=f"Above the rollover cap of {latest.rollover_cap} at the period's end",
+                    description=f"Above the rollover cap of {format_decimal(latest.rollover_cap)} at the period's end",
                 )
     return expired
