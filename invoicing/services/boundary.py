@@ -1,8 +1,10 @@
 """The period boundary, orchestrated in one place (DESIGN.md): invoices, plan credits, rollover, next period.
 
-One subscription boundary runs in one transaction. Lock order, everywhere: customer -> wallets (inside the
-credits seam) -> subscription row FOR UPDATE -> invoice. After locking, the subscription's state is read
-again (still active, ``current_period_end`` still the boundary due), so concurrent runs bill a boundary once;
+One subscription boundary runs in one transaction. Lock order: the customer first, always (every write that
+touches a customer's subscriptions, invoices or wallets takes that lock first, so the locks after it cannot
+deadlock), then the subscription row FOR UPDATE, the invoice, and the wallets and lots (inside the wallets
+seam). After locking, the subscription's state is read again (still active, ``current_period_end`` still the
+boundary due), so concurrent runs bill a boundary once;
 ``invoice_unique_subscription_boundary`` makes a second invoice impossible even without the locks.
 
 At a boundary ``T = current_period_end <= now`` (order from the wallets seam's contract):

@@ -156,8 +156,8 @@ def invoice_credits_release(
 
     Idempotent. Call inside a transaction. The wallets give them back (``wallets.services.
     wallet_invoice_release``: holds released with no ledger row, consumed credits back to their lots as
-    ``adjustment`` rows); the invoice's credits applied become 0. Lock order customer -> wallets -> lots ->
-    invoice.
+    ``adjustment`` rows); the invoice's credits applied become 0. Lock order customer -> invoice -> wallets ->
+    lots.
     """
     _lock_customer(invoice)
     wallet_invoice_release(

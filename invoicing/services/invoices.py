@@ -318,7 +318,8 @@ def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: d
 
 
 def _lock(invoice_id: int, *, customer: bool = False) -> Invoice:
-    """Lock the invoice (after its customer, when asked: lock order customer -> wallets -> invoice)."""
+    """Lock the invoice (after its customer, when asked: the customer is always locked first, then the invoice,
+    then wallets and lots)."""
     if customer:
         customer_id = Invoice.objects.values_list("customer_id", flat=True).get(pk=invoice_id)
         Customer.objects.select_for_update().filter(pk=customer_id).first()
@@ -620,7 +621,7 @@ def _refund_to_wallet(*, note: CreditNote, now: datetime) -> None:
 
     Money becomes credits at the wallet's conversion rate (credits = amount / rate, rounded down to 12 decimal
     places: the credits are never worth more than the money refunded). Call inside a transaction, holding the
-    customer lock (lock order customer -> wallets -> invoice).
+    customer lock (the customer first, then the invoice, then wallets and lots).
     """
     wallet = _refund_wallet(note.invoice)
     credits = _money_to_credits(note.amount, wallet.conversion_rate, ROUND_DOWN)
