@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from customers.models import Customer, Subscription
 from customers.periods import Period
 
-from .models import Invoice, InvoiceLine
+from .models import AppliedCoupon, Coupon, Invoice, InvoiceLine
 from .services.context import tax_rates_of
 from .services.lines import LineDraft, boundary_lines_for, lines_totals, tax_breakdown
 
@@ -23,7 +23,7 @@ def invoice_list(
 ) -> QuerySet[Invoice]:
     """Invoices, newest first, filtered by customer external id, subscription id and status."""
     qs = Invoice.objects.select_related("customer", "subscription").prefetch_related(
-        "lines__price", "lines__plan_version", "lines__meter"
+        "lines__price", "lines__plan_version", "lines__meter", "coupon_discounts__applied_coupon__coupon"
     )
     if customer:
         qs = qs.filter(customer__external_id=customer)
@@ -52,6 +52,8 @@ class InvoicePreview:
     tax: Decimal = ZERO
     total: Decimal = ZERO
     tax_breakdown: list = field(default_factory=list)
+    kind: str = Invoice.Kind.SUBSCRIPTION
+    discount: Decimal = ZERO
     credits_applied: Decimal = ZERO
     amount_paid: Decimal = ZERO
     amount_due: Decimal = ZERO
@@ -136,3 +138,36 @@ def customer_pending_payable(*, customer: Customer, currency: str, now: datetime
         usage = sum((line.amount + line.tax for line in draft.lines.all() if line.kind == InvoiceLine.Kind.USAGE), ZERO)
         payable_usage += min(usage, draft.amount_due)
     return payable_all, payable_usage
+
+
+def coupon_list() -> QuerySet[Coupon]:
+    """Coupons by code, with their plans."""
+    return Coupon.objects.prefetch_related("plans").order_by("code")
+
+
+def coupon_get(*, code: str) -> Coupon:
+    return coupon_list().get(code=code)
+
+
+def applied_coupon_list(*, customer: Customer) -> QuerySet[AppliedCoupon]:
+    """The customer's applied coupons in the order they were applied (the order they discount in)."""
+    return (
+        AppliedCoupon.objects.filter(customer=customer)
+        .select_related("coupon", "customer")
+        .order_by("created_at", "id")
+    )
+
+
+def applied_coupon_remaining_amount(applied: AppliedCoupon) -> Decimal | None:
+    """What a fixed coupon may still take: a ``once`` coupon's balance, ``amount x invoices left`` when repeating;
+    ``None`` for a percentage or a ``forever`` coupon (no bound), and 0 once it is not active any more."""
+    coupon = applied.coupon
+    if coupon.kind != Coupon.Kind.FIXED:
+        return None
+    if applied.status != AppliedCoupon.Status.ACTIVE:
+        return applied.remaining_amount if applied.remaining_amount is not None else ZERO
+    if applied.remaining_amount is not None:
+        return applied.remaining_amount
+    if applied.remaining_periods is not None:
+        return coupon.amount * applied.remaining_periods
+    return None
