@@ -53,21 +53,18 @@ def _plans_by_key(keys: Iterable[str]) -> list[Plan]:
     return [plans[k] for k in keys]
 
 
-@transaction.atomic(durable=True)
-def coupon_create(
+def coupon_terms_check(
     *,
     code: str,
     kind: str,
-    name: str = "",
     amount: Decimal | None = None,
     currency: str = "",
     percentage: Decimal | None = None,
     duration: str = Coupon.Duration.ONCE,
     periods: int | None = None,
     plans: Iterable[str] = (),
-    expires_at: datetime | None = None,
-) -> Coupon:
-    """A new coupon; 400 naming the field for terms that do not fit its kind and duration (the module's rules)."""
+) -> list[Plan]:
+    """Check a new coupon's terms (400 naming the field, see :func:`coupon_create`); returns its plans. Reads only."""
     if Coupon.objects.filter(code=code).exists():
         raise ValidationFailed(f"A coupon with code '{code}' already exists.", field="code")
     if kind not in Coupon.Kind.values:
@@ -104,6 +101,37 @@ def coupon_create(
         other = [p.key for p in plan_rows if p.currency != currency]
         if other:
             raise ValidationFailed(f"Plans in another currency than {currency}: {', '.join(other)}.", field="plans")
+    return plan_rows
+
+
+@transaction.atomic
+def coupon_create(
+    *,
+    code: str,
+    kind: str,
+    name: str = "",
+    amount: Decimal | None = None,
+    currency: str = "",
+    percentage: Decimal | None = None,
+    duration: str = Coupon.Duration.ONCE,
+    periods: int | None = None,
+    plans: Iterable[str] = (),
+    expires_at: datetime | None = None,
+) -> Coupon:
+    """A new coupon; 400 naming the field for terms that do not fit its kind and duration: a duplicate ``code``, a
+    fixed coupon without ``currency`` or ``amount``, a ``percentage`` outside (0, 100], a repeating coupon without
+    ``periods`` (or ``periods`` on another), an unknown plan or one in another currency than a fixed coupon's
+    (``plans``). Runs in its own transaction, or in a savepoint of the caller's (the admin's)."""
+    plan_rows = coupon_terms_check(
+        code=code,
+        kind=kind,
+        amount=amount,
+        currency=currency,
+        percentage=percentage,
+        duration=duration,
+        periods=periods,
+        plans=plans,
+    )
     coupon = Coupon.objects.create(
         code=code,
         name=name or code,
@@ -164,10 +192,10 @@ def customer_coupon_apply(*, customer: Customer, coupon: Coupon, now: datetime) 
     return customer_coupon_apply_locked(customer=_lock_customer(customer.pk), coupon=coupon, now=now)
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic(durable=True)
 def applied_coupon_end(*, applied: AppliedCoupon, status: str, now: datetime) -> AppliedCoupon:
     """Finance ends an applied coupon: ``expired`` or ``removed``. Future invoices only (drafts keep their
-    discount). 409 when it is not active any more. Call inside a transaction (the admin's) or on its own."""
+    discount). 409 when it is not active any more."""
     if status not in (AppliedCoupon.Status.EXPIRED, AppliedCoupon.Status.REMOVED):
         raise ValidationFailed(f"Cannot end a coupon as '{status}'.", field="status")
     _lock_customer(applied.customer_id)

@@ -152,7 +152,10 @@ def test_one_off_draft_then_finalized_by_hand(api):
     CustomerFactory(external_id="hand")
     body = {
         "customer": "hand",
-        "lines": [{"description": "Workshop", "amount": "250.00", "quantity": "2"}, {"description": "Travel", "amount": "0"}],
+        "lines": [
+            {"description": "Workshop", "amount": "250.00", "quantity": "2"},
+            {"description": "Travel", "amount": "0"},
+        ],
         "finalize": False,
     }
     draft = api.post("/api/v1/invoices", body, format="json").json()
