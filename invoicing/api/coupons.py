@@ -202,7 +202,7 @@ class OneOffInvoiceInputSerializer(serializers.Serializer):
 
     customer = TextField(max_length=255, help_text="The customer's external id.")
     currency = CurrencyField(required=False, allow_null=True, help_text="Default and only choice: the customer's.")
-    lines = OneOffLineInputSerializer(many=True, allow_empty=False, max_length=500)
+    lines = OneOffLineInputSerializer(many=True, max_length=500, help_text="At least one line.")
     finalize = FlagField(required=False, default=True)
 
 
