@@ -298,3 +298,23 @@ def test_bad_coupons_and_applications_are_400_naming_the_field():
         with pytest.raises(ValidationFailed) as exc:
             _apply(customer, code, now=utc(2026, 2, 1))
         assert exc.value.field == "coupon", code
+
+
+def test_usage_only_wallet_pays_the_usage_lines_less_their_discount():
+    from wallets.services import wallet_create, wallet_grant_create
+
+    version = _plan("10")
+    calls = _usage_price(version, "Calls", 1)
+    customer = CustomerFactory(external_id="usage-wallet")
+    wallet = wallet_create(customer=customer, currency="USD", name="Usage credits", applies_to="usage")
+    wallet_grant_create(wallet=wallet, credits=D("1000"), kind="paid", now=JAN1, idempotency_key="usage-wallet-1")
+    sub = start(customer, version.plan, JAN1)
+    coupon_create(code="HALF", kind="percentage", percentage=D("50"), duration="forever")
+    _apply(customer, "HALF")
+    events_create(customer_external_id="usage-wallet", event_name=calls.meter.event_name, count=20, start=JAN1)
+    billing_run_execute(now=FEB1)
+    feb = invoices_of(sub)[1]
+    # Usage 20.00 + fee 10.00 = 30.00; 50% = 15.00 (10.00 on usage, 5.00 on the fee). The usage-only wallet pays the
+    # usage less its discount: 20.00 - 10.00 = 10.00 (1 credit = $1); 5.00 remains due.
+    assert (feb.subtotal, feb.discount, feb.total) == (D("30.00"), D("15.00"), D("15.00"))
+    assert (feb.credits_applied, feb.amount_due) == (D("10.00"), D("5.00"))
