@@ -18,9 +18,9 @@ from core.instants import validate_instant
 from customers.models import Customer
 
 from .. import selectors
-from ..models import AppliedCoupon, Coupon
+from ..models import Addon, AppliedCoupon, Coupon
 from ..services.coupons import coupon_create, customer_coupon_apply
-from ..services.one_off import OneOffLine, one_off_invoice_create
+from ..services.one_off import OneOffLine, addon_create, one_off_invoice_create
 from .serializers import InvoiceOutputSerializer, MoneyString
 
 _ERRORS = error_responses(400, 404, 409)
@@ -227,3 +227,50 @@ def one_off_invoice_post(request) -> Response:
         customer=customer, lines=lines, currency=v.get("currency") or "", finalize=v["finalize"], now=timezone.now()
     )
     return Response(InvoiceOutputSerializer(selectors.invoice_get(invoice_id=invoice.pk)).data, status=201)
+
+
+class AddonOutputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    amount = MoneyString()
+    currency = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class AddonsApi(APIView):
+    """``POST /addons`` adds to the add-ons catalog (what one-off lines may name); ``GET /addons`` lists it."""
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AddonCreateInput"
+
+        key = KeyField(max_length=100)
+        name = TextField(max_length=200, required=False, allow_blank=True, default="")
+        amount = ExactDecimalField(max_digits=19, decimal_places=4, help_text="Default amount of a line (>= 0).")
+        currency = CurrencyField()
+
+    @extend_schema(
+        operation_id="addons_list",
+        parameters=_PAGE,
+        responses=paginated_schema("PaginatedAddonList", AddonOutputSerializer),
+    )
+    def get(self, request):
+        return paginate(request, self, Addon.objects.order_by("key"), AddonOutputSerializer)
+
+    @extend_schema(
+        operation_id="addons_create", request=InputSerializer, responses={201: AddonOutputSerializer, **_ERRORS}
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        addon = addon_create(**data.validated_data)
+        return Response(AddonOutputSerializer(addon).data, status=201)
+
+
+class AddonDetailApi(APIView):
+    @extend_schema(operation_id="addons_retrieve", responses={200: AddonOutputSerializer, **error_responses(404)})
+    def get(self, request, key: str):
+        addon = Addon.objects.filter(key=key).first()
+        if addon is None:
+            raise NotFound("No such add-on.")
+        return Response(AddonOutputSerializer(addon).data)

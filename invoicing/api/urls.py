@@ -20,4 +20,6 @@ urlpatterns = [
     path("coupons", coupons.CouponsApi.as_view(), name="coupon-list"),
     path("coupons/<str:code>", coupons.CouponDetailApi.as_view(), name="coupon-detail"),
     path("customers/<str:external_id>/coupons", coupons.CustomerCouponsApi.as_view(), name="customer-coupons"),
+    path("addons", coupons.AddonsApi.as_view(), name="addon-list"),
+    path("addons/<str:key>", coupons.AddonDetailApi.as_view(), name="addon-detail"),
 ]

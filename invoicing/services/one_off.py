@@ -114,3 +114,15 @@ def one_off_invoice_create(
         return invoice_finalize_locked(invoice=invoice, now=now)
     invoice_credits_settle(invoice=invoice, now=now)  # a draft holds wallet credits, as a subscription draft does
     return invoice
+
+
+@transaction.atomic
+def addon_create(*, key: str, name: str, amount: Decimal, currency: str) -> Addon:
+    """A new add-on for one-off lines: 400 ``key`` when taken, ``amount`` negative or not in whole minor units."""
+    if Addon.objects.filter(key=key).exists():
+        raise ValidationFailed(f"An add-on with key '{key}' already exists.", field="key")
+    if not amount.is_finite() or amount < 0:
+        raise ValidationFailed("Must not be negative.", field="amount")
+    if quantize_minor(amount, currency) != amount:
+        raise ValidationFailed(f"Must be in whole minor units of {currency}.", field="amount")
+    return Addon.objects.create(key=key, name=name or key, amount=amount, currency=currency)

@@ -182,3 +182,27 @@ def test_bad_one_off_invoice_is_400_naming_the_field(api, body, field):
     CustomerFactory(external_id="oneoff")
     response = api.post("/api/v1/invoices", body, format="json")
     assert response.status_code == 400 and field in response.json(), response.json()
+
+
+def test_addons_catalog_and_a_one_off_line_naming_one(api):
+    customer = CustomerFactory(external_id="addon-buyer")
+    customer.tax_rates.add(TaxRateFactory(code="vat-20", percentage=D("20")))
+    created = api.post(
+        "/api/v1/addons",
+        {"key": "onboarding", "name": "Onboarding", "amount": "300.00", "currency": "USD"},
+        format="json",
+    )
+    assert created.status_code == 201 and created.json()["amount"] == "300.00"
+    assert api.get("/api/v1/addons/onboarding").json()["name"] == "Onboarding"
+    assert api.get("/api/v1/addons").json()["count"] == 1
+    dup = api.post("/api/v1/addons", {"key": "onboarding", "amount": "1", "currency": "USD"}, format="json")
+    assert dup.status_code == 400 and "key" in dup.json()
+    body = {"customer": "addon-buyer", "lines": [{"addon": "onboarding", "quantity": "2"}]}
+    invoice = api.post("/api/v1/invoices", body, format="json").json()
+    # 2 x 300.00 = 600.00, VAT 20% = 120.00, total 720.00; the line takes the add-on's name.
+    assert (invoice["subtotal"], invoice["tax"], invoice["total"]) == ("600.00", "120.00", "720.00")
+    assert (
+        invoice["lines"][0]["description"] == "Onboarding" and invoice["lines"][0]["details"]["addon"] == "onboarding"
+    )
+    unknown = api.post("/api/v1/invoices", {"customer": "addon-buyer", "lines": [{"addon": "nope"}]}, format="json")
+    assert unknown.status_code == 400 and "lines" in unknown.json()
