@@ -17,7 +17,7 @@ and writes what it decided. Rules chosen where the design is silent (docs/billin
   then wallets and lots; applied coupons are read and written right after the customer), so two invoices of one
   customer created or finalized at once queue on it and never spend more of a fixed coupon than it has.
 * Finance may end an applied coupon (``expired`` or ``removed``): it applies to no invoice created afterwards;
-  drafts keep their discount.
+  drafts keep their discount, recalculated or not.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 
 from catalog.models import Plan
 from catalog.pricing import quantize_minor
@@ -270,21 +271,27 @@ def _explanation(applied: AppliedCoupon, take: CouponTake, currency: str) -> str
     return text
 
 
-def _active_coupons(invoice: Invoice) -> list[AppliedCoupon]:
+def _active_coupons(invoice: Invoice, keep: Iterable[int] = ()) -> list[AppliedCoupon]:
     """The customer's active applied coupons in the order applied; for a stored invoice, those applied before it
-    was created."""
-    rows = AppliedCoupon.objects.filter(customer_id=invoice.customer_id, status=AppliedCoupon.Status.ACTIVE)
+    was created. ``keep``: applied coupons that discounted this draft before, kept even if finance ended them since
+    (an ended coupon applies to no invoice created afterwards; the draft already had it)."""
+    rows = AppliedCoupon.objects.filter(customer_id=invoice.customer_id).filter(
+        Q(status=AppliedCoupon.Status.ACTIVE) | Q(pk__in=list(keep))
+    )
     if invoice.pk is not None and invoice.created_at is not None:
         rows = rows.filter(created_at__lt=invoice.created_at)
     return list(rows.select_related("coupon").prefetch_related("coupon__plans").order_by("created_at", "id"))
 
 
-def invoice_discounts_plan(*, invoice: Invoice, lines: list, has_coupons: bool = True) -> DiscountPlan:
+def invoice_discounts_plan(
+    *, invoice: Invoice, lines: list, has_coupons: bool = True, keep: Iterable[int] = ()
+) -> DiscountPlan:
     """Decide the coupons' discount of a subscription invoice and set each line's ``discount`` (and its
     ``details["discounts"]``: whose share). Writes nothing. Call inside a transaction holding the customer lock.
 
     ``lines``: ``LineDraft`` objects in the invoice's order. ``has_coupons=False``: the caller, holding the customer
-    lock, found no active applied coupon (nothing is read). Any other kind of invoice gets no discount.
+    lock, found no active applied coupon (nothing is read). ``keep``: the applied coupons a draft had before its
+    recalculation (:func:`invoice_discounts_release` returns them). Any other kind of invoice gets no discount.
     """
     for line in lines:
         line.discount = ZERO
@@ -292,7 +299,7 @@ def invoice_discounts_plan(*, invoice: Invoice, lines: list, has_coupons: bool =
             line.details.pop("discounts", None)
     if not has_coupons or invoice.kind != Invoice.Kind.SUBSCRIPTION or not lines:
         return NO_DISCOUNTS
-    applied_rows = _active_coupons(invoice)
+    applied_rows = _active_coupons(invoice, keep)
     terms = [(a, t) for a in applied_rows if (t := _terms(a, invoice.currency)) is not None]
     if not terms:
         return NO_DISCOUNTS
@@ -342,22 +349,22 @@ def invoice_discounts_record(*, invoice: Invoice, plan: DiscountPlan) -> None:
     for d in plan.discounts:
         applied = d.applied
         applied.remaining_amount, applied.remaining_periods = _after(applied, d.take)
-        if applied.remaining_amount == 0 or applied.remaining_periods == 0:
+        spent = applied.remaining_amount == 0 or applied.remaining_periods == 0
+        if spent and applied.status == AppliedCoupon.Status.ACTIVE:
             applied.status = AppliedCoupon.Status.USED
         applied.save(update_fields=["remaining_amount", "remaining_periods", "status"])
 
 
-def invoice_discounts_release(*, invoice: Invoice, now: datetime, voided: bool = False) -> Decimal:
+def invoice_discounts_release(*, invoice: Invoice, now: datetime, voided: bool = False) -> list[int]:
     """Give the coupons back what the invoice took: a ``once`` fixed coupon its amount, a counted invoice to a
     coupon that counts them; a ``used`` coupon becomes ``active`` again (an ``expired`` or ``removed`` one stays
     ended). A draft's rows are deleted (its discount is about to be computed again); a voided invoice's rows stay,
-    marked given back. Returns what was given back. Call inside a transaction holding the customer lock."""
+    marked given back. Returns the applied coupons' ids. Call inside a transaction holding the customer lock."""
     rows = list(
         InvoiceCoupon.objects.filter(invoice=invoice, given_back_at__isnull=True).select_related(
             "applied_coupon__coupon"
         )
     )
-    given = ZERO
     for row in rows:
         applied = row.applied_coupon
         if applied.remaining_amount is not None:
@@ -367,11 +374,10 @@ def invoice_discounts_release(*, invoice: Invoice, now: datetime, voided: bool =
         if applied.status == AppliedCoupon.Status.USED:
             applied.status = AppliedCoupon.Status.ACTIVE
         applied.save(update_fields=["remaining_amount", "remaining_periods", "status"])
-        given += row.amount
     if rows:
         ids = [row.pk for row in rows]
         if voided:
             InvoiceCoupon.objects.filter(pk__in=ids).update(given_back_at=now)
         else:
             InvoiceCoupon.objects.filter(pk__in=ids).delete()
-    return given
+    return [row.applied_coupon_id for row in rows]

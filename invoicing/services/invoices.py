@@ -121,9 +121,10 @@ def _lines_insert(invoice: Invoice, lines: list[LineDraft]) -> None:
 def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft], now: datetime | None = None) -> None:
     """Replace a draft's lines and totals (lines -> subtotal -> coupon discount -> tax -> total). Call inside a
     transaction holding the customer lock: the coupons get back what the old lines took and discount the new ones."""
+    had = []
     if invoice.kind == Invoice.Kind.SUBSCRIPTION:
-        coupons.invoice_discounts_release(invoice=invoice, now=now or invoice.updated_at)
-    discounts = coupons.invoice_discounts_plan(invoice=invoice, lines=lines)
+        had = coupons.invoice_discounts_release(invoice=invoice, now=now or invoice.updated_at)
+    discounts = coupons.invoice_discounts_plan(invoice=invoice, lines=lines, keep=had)
     _lines_totals_set(invoice, lines, tax_rates_of(invoice.customer))
     InvoiceLine.objects.filter(invoice=invoice).delete()
     _lines_insert(invoice, lines)

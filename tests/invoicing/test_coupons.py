@@ -244,6 +244,9 @@ def test_finance_ends_an_applied_coupon_for_future_invoices_only():
     # The January draft keeps its 5.00; February's invoice has none.
     [jan] = invoices_of(sub)
     assert jan.discount == D("5.00")
+    # Recalculated after the removal, the draft keeps the coupon it had.
+    jan = invoice_recalculate(invoice=jan, now=utc(2026, 1, 10))
+    assert (jan.discount, jan.total) == (D("5.00"), D("35.00"))
     invoice_finalize(invoice=jan, now=utc(2026, 1, 11))
     billing_run_execute(now=FEB1)
     assert invoices_of(sub)[1].discount == 0
