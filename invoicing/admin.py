@@ -123,6 +123,12 @@ class InvoiceLineInline(admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("price", "plan_version", "meter", "invoice")
 
+    def get_fields(self, request, obj=None):
+        # The discount column only on an invoice that coupons discounted: other pages keep their width.
+        if obj is not None and not obj.discount and not obj.coupon_discounts.exists():
+            return [f for f in self.fields if f != "discount_display"]
+        return self.fields
+
     @admin.display(description="Line")
     def line(self, line):
         return line_summary(line)
