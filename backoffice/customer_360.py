@@ -28,10 +28,25 @@ def _bar(usage: Decimal | None, limit: Decimal | None) -> int | None:
     return int(min(usage / limit, Decimal(1)) * 100)
 
 
+def _coupon_remaining(applied, amount: Decimal | None) -> str:
+    """What an applied coupon still gives: ``$40.00 left``, ``2 invoices left``, ``unlimited``."""
+    if amount is not None:
+        return f"{format_money(amount, applied.coupon.currency)} left"
+    if applied.remaining_periods is not None:
+        n = applied.remaining_periods
+        return f"{n} invoice{'s' if n != 1 else ''} left"
+    return "unlimited" if applied.status == "active" else "—"
+
+
 def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = True) -> dict:
     from customers.entitlements import entitlement_list
     from invoicing.models import CreditNote, Invoice, Payment
-    from invoicing.selectors import customer_pending_payable, upcoming_invoice_preview
+    from invoicing.selectors import (
+        applied_coupon_list,
+        applied_coupon_remaining_amount,
+        customer_pending_payable,
+        upcoming_invoice_preview,
+    )
     from wallets.models import Wallet
     from wallets.selectors import customer_real_time_balances
 
@@ -116,6 +131,7 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
                 for line in up.lines
             ],
             "subtotal": format_money(up.subtotal, up.currency),
+            "discount": format_money(-up.discount, up.currency) if up.discount else None,
             "tax": format_money(up.tax, up.currency),
             "total": format_money(up.total, up.currency),
         }
@@ -137,5 +153,9 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
         "payments": [{"payment": p, "amount": format_money(p.amount, p.currency)} for p in payments],
         "credit_notes": [{"note": n, "amount": format_money(n.amount, n.currency)} for n in credit_notes],
         "open_due": [format_money(row["due"], row["currency"]) for row in open_due],
+        "coupons": [
+            {"applied": a, "remaining": _coupon_remaining(a, applied_coupon_remaining_amount(a))}
+            for a in applied_coupon_list(customer=customer)[:RECENT]
+        ],
         "preview": preview,
     }

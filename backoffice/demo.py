@@ -6,7 +6,9 @@
    version (effective from the 1st of last month);
 2. customers, ``max(1, round(2 * scale))`` per plan family (the first of each family is the one
    docs/pricing-cookbook.md works through by hand) and API Pro's second one at any scale (on v2 beside the first,
-   pinned on v1), with wallets and a promotional grant where the plan needs them, then their subscriptions
+   pinned on v1), with wallets and a promotional grant where the plan needs them, the launch coupon where the spec
+   names it (``DEMO_COUPONS``, applied before the subscription starts, so its first invoice shows the discount), then
+   their subscriptions
    through ``invoicing.services.subscription_start``, as of their start: calendar ones on the 1st of the month
    three months before ``now``, one anniversary one on the 10th of that month at 09:30 UTC;
 3. usage events per billing period, built by formula (the hand-checked customers) or from a
@@ -166,6 +168,7 @@ class CustomerSpec:
     wallet: dict[str, Any] | None = None  # wallet_create arguments, created before the subscription
     promotional_credits: Decimal | None = None  # a promotional grant into that wallet at the start
     pinned_version: int | None = None  # the plan version the subscription keeps (grandfathered), by number
+    coupon: str | None = None  # a DEMO_COUPONS code applied at signup, before the subscription starts
     always: bool = False  # loaded at every scale (it shows something the family's first customer does not)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -245,6 +248,7 @@ CUSTOMERS: list[CustomerSpec] = [
         "Metricly",
         "analytics-growth",
         analytics_usage([26_730, 28_100, 9_800, 30_000]),
+        coupon="LAUNCH50",
     ),
     CustomerSpec("analytics", "funnel-labs", "Funnel Labs", "analytics-growth", random_usage("analytics")),
     CustomerSpec("analytics", "cohort-io", "Cohort IO", "analytics-growth", random_usage("analytics")),
@@ -263,6 +267,18 @@ CUSTOMERS: list[CustomerSpec] = [
     CustomerSpec("api", "geo-lookup", "Geo Lookup", "api-pro", api_usage([5_100, 4_000, 6_500, 1_200]), always=True),
     CustomerSpec("api", "fraud-signal", "Fraud Signal", "api-pro", random_usage("api"), tax_rates=("vat-20",)),
 ]
+
+# Coupons the demo creates (``invoicing.services.coupons.coupon_create`` arguments), applied by the specs naming them.
+# The launch coupon: 50% off the first invoice of the analytics plan (docs/pricing-cookbook.md, "A launch coupon").
+DEMO_COUPONS: dict[str, dict[str, Any]] = {
+    "LAUNCH50": {
+        "name": "Analytics launch: 50% off the first invoice",
+        "kind": "percentage",
+        "percentage": Decimal("50"),
+        "duration": "once",
+        "plans": ["analytics-growth"],
+    },
+}
 
 PAYMENT_CUSTOMER = "scoreapi"
 # Customers settle invoices a few days after they fall due, except this one, kept overdue to show collections.
@@ -353,6 +369,21 @@ def _wallet_ensure(spec: CustomerSpec, customer, start: datetime, created: dict[
             name="Welcome offer",
         )
         created["grants"] += int(new)
+
+
+def _coupon_ensure(spec: CustomerSpec, customer, start: datetime, created: dict[str, int]) -> None:
+    """The spec's coupon, created once and applied once (as of the subscription's start), before it starts."""
+    from invoicing.models import AppliedCoupon, Coupon
+    from invoicing.services.coupons import coupon_create, customer_coupon_apply
+
+    if spec.coupon is None:
+        return
+    coupon = Coupon.objects.filter(code=spec.coupon).first() or coupon_create(
+        code=spec.coupon, **DEMO_COUPONS[spec.coupon]
+    )
+    if not AppliedCoupon.objects.filter(customer=customer, coupon=coupon).exists():
+        customer_coupon_apply(customer=customer, coupon=coupon, now=start)
+        created["coupons"] = created.get("coupons", 0) + 1
 
 
 def _subscription_ensure(spec: CustomerSpec, customer, start: datetime, created: dict[str, int]):
@@ -515,6 +546,7 @@ def demo_load(*, stdout, scale: float = 1.0, now: datetime | None = None, seed: 
         customer = _customer_ensure(spec, created)
         at = subscription_start_at(spec, start)
         _wallet_ensure(spec, customer, at, created)
+        _coupon_ensure(spec, customer, at, created)
         subscribed.append((spec, _subscription_ensure(spec, customer, at, created)))
 
     events = [e for spec, sub in subscribed for e in events_for(spec, sub, now=now, seed=seed)]

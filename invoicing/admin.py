@@ -28,7 +28,15 @@ from core.instants import format_instant, validate_instant
 from core.money import format_decimal, format_money
 from customers.models import Customer
 
-from .models import BillingRun, CreditNote, Invoice, InvoiceLine, Payment
+from .admin_coupons import (
+    AddonAdmin,
+    AppliedCouponAdmin,
+    CouponAdmin,
+    apply_coupon_view,
+    discount_block,
+    one_off_invoice_view,
+)
+from .models import Addon, AppliedCoupon, BillingRun, Coupon, CreditNote, Invoice, InvoiceLine, Payment
 from .pdf import breakdown_rows, invoice_context, invoice_pdf, invoice_pdf_filename
 from .selectors import upcoming_invoice_preview
 from .services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
@@ -103,7 +111,7 @@ class InvoiceLineInline(admin.TabularInline):
     model = InvoiceLine
     extra = 0
     can_delete = False
-    fields = ("line", "quantity_display", "amount_display", "tax_display", "why")
+    fields = ("line", "quantity_display", "amount_display", "discount_display", "tax_display", "why")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -114,6 +122,12 @@ class InvoiceLineInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("price", "plan_version", "meter", "invoice")
+
+    def get_fields(self, request, obj=None):
+        # The discount column only on an invoice that coupons discounted: other pages keep their width.
+        if obj is not None and not obj.discount and not obj.coupon_discounts.exists():
+            return [f for f in self.fields if f != "discount_display"]
+        return self.fields
 
     @admin.display(description="Line")
     def line(self, line):
@@ -126,6 +140,21 @@ class InvoiceLineInline(admin.TabularInline):
     @admin.display(description="Amount")
     def amount_display(self, line):
         return format_money(line.amount, line.invoice.currency)
+
+    @admin.display(description="Discount")
+    def discount_display(self, line):
+        shares = (line.details or {}).get("discounts") or []
+        if not shares:
+            return "—" if not line.discount else format_money(-line.discount, line.invoice.currency)
+        return format_html(
+            "<div>{}</div>{}",
+            format_money(-line.discount, line.invoice.currency),
+            format_html_join(
+                "",
+                "<div class='line-facts'>{}</div>",
+                ((share["coupon"],) for share in shares),
+            ),
+        )
 
     @admin.display(description="Tax")
     def tax_display(self, line):
@@ -270,6 +299,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "subtotal_display",
+                    "discount_display",
                     "tax_display_block",
                     "total_display",
                     "credits_display",
@@ -351,6 +381,10 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.display(description="Subtotal")
     def subtotal_display(self, obj):
         return format_money(obj.subtotal, obj.currency)
+
+    @admin.display(description="Discount (coupons)")
+    def discount_display(self, obj):
+        return discount_block(obj)
 
     @admin.display(description="Credit notes")
     def credit_notes_display(self, obj):
@@ -458,6 +492,18 @@ class InvoiceAdmin(admin.ModelAdmin):
                 "upcoming/<int:customer_id>/",
                 self.admin_site.admin_view(self.upcoming_view),
                 name="invoicing_invoice_upcoming",
+            ),
+            path(
+                "one-off/<int:customer_id>/",
+                self.admin_site.admin_view(
+                    lambda request, customer_id: one_off_invoice_view(self, request, customer_id)
+                ),
+                name="invoicing_invoice_one_off",
+            ),
+            path(
+                "apply-coupon/<int:customer_id>/",
+                self.admin_site.admin_view(lambda request, customer_id: apply_coupon_view(self, request, customer_id)),
+                name="invoicing_invoice_apply_coupon",
             ),
             *super().get_urls(),
         ]
@@ -719,3 +765,8 @@ class BillingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("started_at", "as_of", "trigger", "customer_external_id", "status", "summary")
     list_filter = ("status", "trigger")
     search_fields = ("customer_external_id", "summary")
+
+
+admin.site.register(Coupon, CouponAdmin)
+admin.site.register(AppliedCoupon, AppliedCouponAdmin)
+admin.site.register(Addon, AddonAdmin)

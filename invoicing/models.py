@@ -129,6 +129,9 @@ class Invoice(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
     subtotal = models.DecimalField(**MONEY, default=0)
+    discount = models.DecimalField(
+        **MONEY, default=0, help_text="Coupons' discount, taken off the subtotal before tax (InvoiceCoupon rows)."
+    )
     tax = models.DecimalField(**MONEY, default=0)
     total = models.DecimalField(**MONEY, default=0)
     credits_applied = models.DecimalField(**MONEY, default=0, help_text="Wallet credits applied, in money.")
@@ -194,6 +197,7 @@ class InvoiceLine(models.Model):
         PRORATION = "proration", "Prorated fixed fee"
         CREDIT_PURCHASE = "credit_purchase", "Credit purchase"
         ADJUSTMENT = "adjustment", "Adjustment"
+        ONE_OFF = "one_off", "One-off"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveIntegerField(default=0)
@@ -207,6 +211,9 @@ class InvoiceLine(models.Model):
     quantity = models.DecimalField(**QTY, default=0)
     unit_amount = models.DecimalField(**QTY, null=True, blank=True)
     amount = models.DecimalField(**MONEY, default=0)
+    discount = models.DecimalField(
+        **MONEY, default=0, help_text="This line's share of the coupons' discount (details['discounts'] says whose)."
+    )
     tax = models.DecimalField(**MONEY, default=0)
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
@@ -318,3 +325,147 @@ COUNT_WORDS = (
     ("grants_expired", "credit grant expired", "credit grants expired"),
     ("alerts", "low-balance alert", "low-balance alerts"),
 )
+
+
+class Coupon(models.Model):
+    """A discount finance can apply to customers (DESIGN.md "Coupons, one-off invoices"); ``code`` addresses it.
+
+    ``fixed``: ``amount`` in ``currency``; ``percentage``: ``percentage`` of the lines in (0, 100]. ``duration``:
+    ``once`` (a fixed coupon keeps what one invoice did not use until spent; a percentage applies to one invoice),
+    ``repeating`` (``periods`` invoices), ``forever``. ``plans``: the plans whose lines it discounts (none: all).
+    ``expires_at``: it cannot be applied after this instant (customers who have it keep it).
+    """
+
+    class Kind(models.TextChoices):
+        FIXED = "fixed", "Fixed amount"
+        PERCENTAGE = "percentage", "Percentage"
+
+    class Duration(models.TextChoices):
+        ONCE = "once", "Once"
+        REPEATING = "repeating", "Repeating"
+        FOREVER = "forever", "Forever"
+
+    code = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    amount = models.DecimalField(**MONEY, null=True, blank=True)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, blank=True)
+    percentage = models.DecimalField(max_digits=7, decimal_places=4, null=True, blank=True)
+    duration = models.CharField(max_length=10, choices=Duration.choices, default=Duration.ONCE)
+    periods = models.PositiveIntegerField(null=True, blank=True, help_text="Invoices a repeating coupon applies to.")
+    plans = models.ManyToManyField("catalog.Plan", blank=True, related_name="+")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Cannot be applied to a customer after this.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                name="coupon_terms_of_its_kind",
+                condition=(
+                    Q(kind="fixed", amount__gt=0, percentage__isnull=True) & ~Q(currency="")
+                    | Q(kind="percentage", amount__isnull=True, percentage__gt=0, percentage__lte=100, currency="")
+                ),
+            ),
+            models.CheckConstraint(
+                name="coupon_periods_iff_repeating",
+                condition=Q(duration="repeating", periods__gte=1)
+                | (~Q(duration="repeating") & Q(periods__isnull=True)),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def terms_text(self) -> str:
+        """``10.00 fixed, once`` / ``10% off, repeating 3 invoices`` / ``25% off, forever``."""
+        if self.kind == self.Kind.FIXED:
+            value = f"{format_money(self.amount, self.currency)} fixed"
+        else:
+            value = f"{self.percentage.normalize():f}% off"
+        if self.duration == self.Duration.REPEATING:
+            return f"{value}, repeating {self.periods} invoice{'s' if self.periods != 1 else ''}"
+        return f"{value}, {self.duration}"
+
+
+class AppliedCoupon(models.Model):
+    """A coupon applied to a customer: what remains of it, and whether it still applies.
+
+    Written only under the customer's lock (services.coupons): the customer first, then these rows.
+    ``remaining_amount``: a ``once`` fixed coupon's balance; ``remaining_periods``: the invoices a ``repeating``
+    coupon (or a ``once`` percentage, 1) still applies to; both null when unlimited. ``used``: nothing remains;
+    ``expired``/``removed``: ended by finance (future invoices only; drafts keep their discount).
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        USED = "used", "Used"
+        EXPIRED = "expired", "Expired"
+        REMOVED = "removed", "Removed"
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="applied_coupons")
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="applications")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    remaining_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    remaining_periods = models.PositiveIntegerField(null=True, blank=True)
+    applied_at = models.DateTimeField(help_text="When it was applied: it applies to invoices created after.")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["customer", "applied_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="appliedcoupon_remaining_not_negative",
+                condition=Q(remaining_amount__isnull=True) | Q(remaining_amount__gte=0),
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "status"], name="appliedcoupon_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.coupon.code} for {self.customer}"
+
+
+class InvoiceCoupon(models.Model):
+    """What one applied coupon took from one invoice: ``amount`` and the "why" as the document shows it.
+
+    ``counted``: the invoice counted as one of the coupon's invoices (a repeating period, a once percentage).
+    ``given_back_at``: a void gave the coupon back what it took (the row stays: the voided document shows it).
+    """
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="coupon_discounts")
+    applied_coupon = models.ForeignKey(AppliedCoupon, on_delete=models.PROTECT, related_name="discounts")
+    position = models.PositiveIntegerField(default=0)
+    amount = models.DecimalField(**MONEY)
+    counted = models.BooleanField(default=True)
+    explanation = models.CharField(max_length=300, blank=True)
+    given_back_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["invoice", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "applied_coupon"], name="invoicecoupon_unique_per_invoice"),
+            models.CheckConstraint(name="invoicecoupon_amount_not_negative", condition=Q(amount__gte=0)),
+        ]
+
+    def __str__(self) -> str:
+        return self.explanation or f"{self.applied_coupon} on {self.invoice}"
+
+
+class Addon(models.Model):
+    """Something billed once (an onboarding package, a settlement): a one-off invoice line may name it, taking its
+    name and default amount unless the line says otherwise."""
+
+    key = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    amount = models.DecimalField(**MONEY, help_text="Default amount of a line for it.")
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [models.CheckConstraint(name="addon_amount_not_negative", condition=Q(amount__gte=0))]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"

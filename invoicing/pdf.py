@@ -42,6 +42,8 @@ def _line_context(line, currency: str) -> dict:
         "period": period_label_of(line),
         "quantity": format_decimal(line.quantity),
         "amount": format_money(line.amount, currency),
+        "discount": format_money(-line.discount, currency) if getattr(line, "discount", 0) else "—",
+        "discount_coupons": ", ".join(d.get("coupon", "") for d in details.get("discounts") or []),
         "tax": format_money(line.tax, currency),
         "explanation": details.get("explanation", ""),
         "plan_version": details.get("plan_version"),
@@ -81,6 +83,20 @@ def _deductions(invoice, currency: str) -> list[dict[str, str]]:
     return rows
 
 
+def _coupons(invoice, currency: str, stored: bool) -> list[dict[str, str]]:
+    """One "why" per coupon that discounted the invoice (``LAUNCH10: $10.00 fixed, once; $40.00 left``) and its
+    amount; a preview carries its own list."""
+    if not stored:
+        return [
+            {"explanation": c["explanation"], "amount": format_money(-Decimal(c["amount"]), currency)}
+            for c in getattr(invoice, "coupons", None) or []
+        ]
+    return [
+        {"explanation": row.explanation, "amount": format_money(-row.amount, currency)}
+        for row in invoice.coupon_discounts.all()
+    ]
+
+
 def invoice_context(invoice) -> dict:
     """Template context for an invoice (stored, or an unsaved preview with ``lines`` as a list).
 
@@ -103,8 +119,12 @@ def invoice_context(invoice) -> dict:
         }
         for t in (invoice.tax_breakdown or [])
     ]
+    discount = getattr(invoice, "discount", None) or Decimal(0)
+    money["discount_off"] = format_money(-discount, currency)
     return {
         "invoice": invoice,
+        "discounted": bool(discount),
+        "coupons": _coupons(invoice, currency, stored),
         "number": invoice.number or ("Preview" if invoice.status == "preview" else "Draft"),
         "status": invoice.status,
         "status_words": status_words,

@@ -11,8 +11,9 @@ from django.db.models import QuerySet
 from customers.models import Customer, Subscription
 from customers.periods import Period
 
-from .models import Invoice, InvoiceLine
+from .models import AppliedCoupon, Coupon, Invoice, InvoiceLine
 from .services.context import tax_rates_of
+from .services.coupons import invoice_discounts_plan
 from .services.lines import LineDraft, boundary_lines_for, lines_totals, tax_breakdown
 
 ZERO = Decimal("0")
@@ -23,7 +24,7 @@ def invoice_list(
 ) -> QuerySet[Invoice]:
     """Invoices, newest first, filtered by customer external id, subscription id and status."""
     qs = Invoice.objects.select_related("customer", "subscription").prefetch_related(
-        "lines__price", "lines__plan_version", "lines__meter"
+        "lines__price", "lines__plan_version", "lines__meter", "coupon_discounts__applied_coupon__coupon"
     )
     if customer:
         qs = qs.filter(customer__external_id=customer)
@@ -52,6 +53,9 @@ class InvoicePreview:
     tax: Decimal = ZERO
     total: Decimal = ZERO
     tax_breakdown: list = field(default_factory=list)
+    kind: str = Invoice.Kind.SUBSCRIPTION
+    discount: Decimal = ZERO
+    coupons: list = field(default_factory=list)
     credits_applied: Decimal = ZERO
     amount_paid: Decimal = ZERO
     amount_due: Decimal = ZERO
@@ -70,7 +74,8 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
     builds them (the current period's in-arrears lines with usage so far, plus the next period's in-advance
     fees unless it is canceled at period end); with several subscriptions, their lines are combined into one
     preview (period = earliest start to latest end; ``subscription`` set only when there is one), and taxes
-    are computed once per rate over all of them. Wallet credits are not previewed (``credits_applied`` 0).
+    are computed once per rate over all of them. The customer's active coupons discount the lines as they would
+    discount one invoice (nothing is taken from them). Wallet credits are not previewed (``credits_applied`` 0).
     Its ``reason`` is ``boundary`` (``None`` without an active subscription).
     """
     subscriptions = list(
@@ -87,6 +92,9 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
             ended_version=sub.plan_version,
             ending=sub.cancel_at_period_end,
         )
+    discounts = invoice_discounts_plan(
+        invoice=Invoice(customer=customer, currency=customer.currency, kind=Invoice.Kind.SUBSCRIPTION), lines=lines
+    )
     totals = lines_totals(lines, tax_rates=tax_rates_of(customer), currency=customer.currency)
     return InvoicePreview(
         customer=customer,
@@ -96,6 +104,11 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
         period_end=max((s.current_period_end for s in subscriptions), default=None),
         lines=lines,
         subtotal=totals.subtotal,
+        discount=totals.discount,
+        coupons=[
+            {"coupon": d.applied.coupon.code, "amount": f"{d.take.amount:f}", "explanation": d.explanation}
+            for d in discounts.discounts
+        ],
         tax=totals.tax,
         total=totals.total,
         tax_breakdown=tax_breakdown(totals),
@@ -129,10 +142,50 @@ def customer_pending_payable(*, customer: Customer, currency: str, now: datetime
     }
     for line in preview.lines:
         if line.is_usage and (line.period_start, line.period_end) in current:
-            payable_all += line.amount + line.tax
-            payable_usage += line.amount + line.tax
+            payable_all += line.amount - line.discount + line.tax
+            payable_usage += line.amount - line.discount + line.tax
     for draft in Invoice.objects.drafts().filter(customer=customer, currency=currency).prefetch_related("lines"):
         payable_all += draft.amount_due
-        usage = sum((line.amount + line.tax for line in draft.lines.all() if line.kind == InvoiceLine.Kind.USAGE), ZERO)
+        usage = sum(
+            (
+                line.amount - line.discount + line.tax
+                for line in draft.lines.all()
+                if line.kind == InvoiceLine.Kind.USAGE
+            ),
+            ZERO,
+        )
         payable_usage += min(usage, draft.amount_due)
     return payable_all, payable_usage
+
+
+def coupon_list() -> QuerySet[Coupon]:
+    """Coupons by code, with their plans."""
+    return Coupon.objects.prefetch_related("plans").order_by("code")
+
+
+def coupon_get(*, code: str) -> Coupon:
+    return coupon_list().get(code=code)
+
+
+def applied_coupon_list(*, customer: Customer) -> QuerySet[AppliedCoupon]:
+    """The customer's applied coupons in the order they were applied (the order they discount in)."""
+    return (
+        AppliedCoupon.objects.filter(customer=customer)
+        .select_related("coupon", "customer")
+        .order_by("created_at", "id")
+    )
+
+
+def applied_coupon_remaining_amount(applied: AppliedCoupon) -> Decimal | None:
+    """What a fixed coupon may still take: a ``once`` coupon's balance, ``amount x invoices left`` when repeating;
+    ``None`` for a percentage or a ``forever`` coupon (no bound), and 0 once it is not active any more."""
+    coupon = applied.coupon
+    if coupon.kind != Coupon.Kind.FIXED:
+        return None
+    if applied.status != AppliedCoupon.Status.ACTIVE:
+        return applied.remaining_amount if applied.remaining_amount is not None else ZERO
+    if applied.remaining_amount is not None:
+        return applied.remaining_amount
+    if applied.remaining_periods is not None:
+        return coupon.amount * applied.remaining_periods
+    return None

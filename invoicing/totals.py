@@ -1,14 +1,17 @@
 """Pure invoice totals math (DESIGN.md "Invoicing"; CONVENTIONS.md §3).
 
 No Django, no ``Money``: amounts are bare :class:`~decimal.Decimal` values in major units of one
-``currency`` (never mixed). Rules, in DESIGN.md's order "lines -> subtotal -> tax -> total":
+``currency`` (never mixed). Rules, in DESIGN.md's order "lines -> subtotal -> coupon discount -> tax -> total":
 
 * Each line amount arrives already rounded half-up to the currency's minor unit (callers use
   :func:`catalog.pricing.quantize_minor` once per line); an unquantized line raises ``ValueError``.
 * ``subtotal`` is the exact sum of the rounded lines.
+* A line may carry its share of the coupon discount (``LineAmount.discount``, already spread over the lines by
+  ``invoicing.discounts``); ``discount`` is the sum of the shares, and tax is computed on each line's amount
+  less its discount.
 * Tax is computed **once per tax rate** on the sum of the lines that rate applies to, then rounded
   half-up to the minor unit, so there is no per-line penny drift.
-* ``total = subtotal + tax`` where ``tax`` is the sum of the rounded per-rate taxes.
+* ``total = subtotal - discount + tax`` where ``tax`` is the sum of the rounded per-rate taxes.
 * Each rate's tax is allocated back to its lines with the largest-remainder method, so the
   per-line shares sum exactly to each rate's tax, and ``sum(line_tax.values()) == tax``.
 
@@ -46,11 +49,18 @@ _HUNDRED = Decimal(100)
 class LineAmount:
     """One invoice line for totals: ``key`` identifies it (any hashable, unique per call),
     ``amount`` is already quantized to the minor unit, ``tax_rates`` are ``(code, percentage)``
-    pairs with percentages in percent (``Decimal("20")`` = 20 %)."""
+    pairs with percentages in percent (``Decimal("20")`` = 20 %). ``discount``: the line's share of the coupon
+    discount (quantized, ``0 <= discount <= amount`` for a positive line), taken off before tax."""
 
     key: Hashable
     amount: Decimal
     tax_rates: tuple[tuple[str, Decimal], ...] = ()
+    discount: Decimal = Decimal(0)
+
+    @property
+    def taxable(self) -> Decimal:
+        """What tax applies to: the amount less the line's discount."""
+        return self.amount - self.discount
 
 
 @dataclass(frozen=True)
@@ -68,9 +78,10 @@ class TaxAmount:
 class Totals:
     """Invoice totals, all quantized to the minor unit.
 
-    Invariants: ``subtotal == sum(line amounts)``; ``tax == sum(t.amount for t in taxes)``;
-    ``total == subtotal + tax``; ``sum(line_tax.values()) == tax`` and, per rate, the lines'
-    shares sum to that rate's tax. ``line_tax`` has an entry (possibly zero) for every line key.
+    Invariants: ``subtotal == sum(line amounts)``; ``discount == sum(line discounts)``;
+    ``tax == sum(t.amount for t in taxes)``; ``total == subtotal - discount + tax``;
+    ``sum(line_tax.values()) == tax`` and, per rate, the lines' shares sum to that rate's tax. ``line_tax`` has an
+    entry (possibly zero) for every line key.
     """
 
     subtotal: Decimal
@@ -78,6 +89,7 @@ class Totals:
     tax: Decimal
     total: Decimal
     line_tax: dict[Hashable, Decimal]
+    discount: Decimal = Decimal(0)
 
 
 def _check_decimal(value: object, what: str) -> Decimal:
@@ -124,6 +136,7 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
     line_tax: dict[Hashable, Decimal] = {}
     rate_lines: dict[tuple[str, Decimal], list[LineAmount]] = {}
     subtotal = zero
+    discount = zero
     for line in lines:
         amount = _check_decimal(line.amount, f"line {line.key!r} amount")
         if quantize_minor(amount, currency) != amount:
@@ -131,8 +144,12 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
         if line.key in line_tax:
             raise ValueError(f"duplicate line key {line.key!r}")
         line_tax[line.key] = zero
+        line_discount = _check_decimal(line.discount, f"line {line.key!r} discount")
+        if quantize_minor(line_discount, currency) != line_discount or line_discount < 0:
+            raise ValueError(f"line {line.key!r} discount {line_discount} is not a quantized amount >= 0")
         with localcontext(_EXACT):
             subtotal += amount
+            discount += line_discount
         seen: set[tuple[str, Decimal]] = set()
         for code, percentage in line.tax_rates:
             _check_decimal(percentage, f"tax rate {code!r} percentage")
@@ -148,10 +165,10 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
     tax = zero
     for (code, percentage), applied in rate_lines.items():
         with localcontext(_EXACT):
-            taxable = sum((line.amount for line in applied), zero)
+            taxable = sum((line.taxable for line in applied), zero)
             # Exact: dividing by 100 only shifts the exponent.
             exact_tax = taxable * percentage / _HUNDRED
-            shares = [(line.key, line.amount * percentage / _HUNDRED) for line in applied]
+            shares = [(line.key, line.taxable * percentage / _HUNDRED) for line in applied]
         # DESIGN.md: tax computed once per rate on the sum of its lines, then rounded half-up.
         rate_tax = quantize_minor(exact_tax, currency)
         taxes.append(
@@ -168,13 +185,15 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
                 line_tax[key] += share
 
     subtotal = quantize_minor(subtotal, currency)
+    discount = quantize_minor(discount, currency)
     tax = quantize_minor(tax, currency)
     with localcontext(_EXACT):
-        total = subtotal + tax
+        total = subtotal - discount + tax
     return Totals(
         subtotal=subtotal,
         taxes=tuple(taxes),
         tax=tax,
         total=quantize_minor(total, currency),
         line_tax={key: quantize_minor(value, currency) for key, value in line_tax.items()},
+        discount=discount,
     )

@@ -177,6 +177,12 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
     assert line_amounts(invoice("metricly", utc(2026, 2, 1)))[0] == ("usage", Decimal(26_730), Decimal("106.92"))
     assert invoice("metricly", utc(2026, 2, 1)).total == Decimal("155.92")
     assert invoice("metricly", utc(2026, 4, 1)).total == Decimal("98.00")
+    # The launch coupon (50% off once, analytics plan), applied at signup: January's start invoice, $49.00 fee in
+    # advance, 50% = $24.50 off -> $24.50; February's invoice above pays in full (the coupon is used).
+    jan = invoice("metricly", utc(2026, 1, 1))
+    assert (jan.subtotal, jan.discount, jan.total) == (Decimal("49.00"), Decimal("24.50"), Decimal("24.50"))
+    assert jan.coupon_discounts.get().explanation == "LAUNCH50: 50% off, once; now used"
+    assert invoice("metricly", utc(2026, 2, 1)).discount == 0
 
     # Video Plus: entitlements only (hard limits), so every invoice is the $35 fee.
     assert {inv.total for inv in Invoice.objects.filter(customer__external_id="clipwise")} == {Decimal("35.00")}

@@ -47,6 +47,7 @@ class InvoiceLineOutputSerializer(serializers.Serializer):
     meter = serializers.SerializerMethodField()
     quantity = serializers.SerializerMethodField()
     amount = MoneyString()
+    discount = MoneyString(help_text="This line's share of the coupons' discount (details.discounts: whose).")
     tax = MoneyString()
     period_start = serializers.DateTimeField(allow_null=True)
     period_end = serializers.DateTimeField(allow_null=True)
@@ -69,6 +70,7 @@ class InvoiceOutputSerializer(serializers.Serializer):
     id = serializers.SerializerMethodField()
     number = serializers.CharField(allow_null=True)
     status = serializers.CharField()
+    kind = serializers.CharField(help_text="subscription, credit_purchase, one_off...")
     reason = serializers.CharField(
         allow_null=True, help_text="Why it was issued: start, boundary, cancel, credit_purchase..."
     )
@@ -81,6 +83,8 @@ class InvoiceOutputSerializer(serializers.Serializer):
     due_at = serializers.DateTimeField(allow_null=True)
     lines = serializers.SerializerMethodField()
     subtotal = MoneyString()
+    discount = MoneyString(help_text="Coupons' discount (the sum of coupons[].amount), before tax.")
+    coupons = serializers.SerializerMethodField()
     tax = MoneyString()
     total = MoneyString()
     credits_applied = MoneyString()
@@ -96,6 +100,29 @@ class InvoiceOutputSerializer(serializers.Serializer):
 
     def get_subscription(self, invoice) -> str | None:
         return None if invoice.subscription is None else str(invoice.subscription.pk)
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "coupon": {"type": "string"},
+                    "amount": {"type": "string", "format": "decimal"},
+                    "explanation": {"type": "string"},
+                },
+            },
+        }
+    )
+    def get_coupons(self, invoice) -> list[dict]:
+        """``[{"coupon": code, "amount", "explanation"}]`` in the order they discounted (a preview has none)."""
+        rows = getattr(invoice, "coupon_discounts", None)
+        if rows is None or not hasattr(rows, "all"):
+            return list(getattr(invoice, "coupons", None) or [])
+        return [
+            {"coupon": row.applied_coupon.coupon.code, "amount": _fmt(row.amount), "explanation": row.explanation}
+            for row in rows.all()
+        ]
 
     def get_lines(self, invoice) -> list[dict]:
         lines = invoice.lines.all() if hasattr(invoice.lines, "all") else invoice.lines

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import coupons, views
 
 urlpatterns = [
     path("invoices", views.InvoiceListApi.as_view(), name="invoice-list"),
@@ -17,4 +17,9 @@ urlpatterns = [
     ),
     path("credit_notes", views.CreditNoteCreateApi.as_view(), name="credit-note-create"),
     path("credit_notes/<str:credit_note_id>", views.CreditNoteDetailApi.as_view(), name="credit-note-detail"),
+    path("coupons", coupons.CouponsApi.as_view(), name="coupon-list"),
+    path("coupons/<str:code>", coupons.CouponDetailApi.as_view(), name="coupon-detail"),
+    path("customers/<str:external_id>/coupons", coupons.CustomerCouponsApi.as_view(), name="customer-coupons"),
+    path("addons", coupons.AddonsApi.as_view(), name="addon-list"),
+    path("addons/<str:key>", coupons.AddonDetailApi.as_view(), name="addon-detail"),
 ]

@@ -24,6 +24,7 @@ from .. import selectors
 from ..models import CreditNote, Invoice
 from ..pdf import invoice_pdf, invoice_pdf_filename
 from ..services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
+from .coupons import OneOffInvoiceInputSerializer, one_off_invoice_post
 from .serializers import CreditNoteOutputSerializer, InvoiceOutputSerializer
 
 _ERRORS = error_responses(400, 404, 409)
@@ -71,6 +72,15 @@ class InvoiceListApi(APIView):
         paginator = Pagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(InvoiceOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="invoices_create_one_off",
+        request=OneOffInvoiceInputSerializer,
+        responses={201: InvoiceOutputSerializer, **error_responses(400)},
+        description="A one-off invoice (kind one_off, no subscription), taxed with the customer's rates.",
+    )
+    def post(self, request):
+        return one_off_invoice_post(request)
 
 
 class InvoiceDetailApi(APIView):

@@ -108,6 +108,7 @@ def subscription_boundary_bill_locked(
         now=now,
         tax_rates=context.tax_rates,
         reason=Invoice.Reason.BOUNDARY,
+        has_coupons=context.has_coupons,
     )
     needs_number = invoice is not None and invoice_finalize_or_hold(
         invoice=invoice, now=now, has_wallets=context.has_wallets

@@ -119,6 +119,8 @@ class BoundaryContext:
     next_version: PlanVersion | int | None
     usage: UsageBatch | None = None
     sheets: PriceSheets = field(default_factory=lambda: NO_SHEETS)
+    #: Whether the customer has an active applied coupon (``False``: the invoice's discount reads nothing).
+    has_coupons: bool = True
 
 
 def boundary_context_read(*, subscription: Subscription) -> BoundaryContext:

@@ -23,7 +23,8 @@ Rules chosen where the design is silent:
 * Credits applied to a finalized invoice are ``consume`` rows at once; voiding the invoice gives each lot back
   exactly what it gave (``adjustment`` rows).
 * **What credits may pay:** an all-lines wallet pays the invoice total (tax included), a usage-only wallet
-  the usage lines plus their tax; never more than the invoice still owes (total - credit notes - paid).
+  the usage lines (less their coupon discount) plus their tax; never more than the invoice still owes
+  (total - credit notes - paid).
   Usage-only wallets pay first, then all-lines wallets, oldest first; money is rounded down to the minor
   unit (wallets.credits.invoice_payment_plan).
 * **A lot expiring exactly at the invoice's boundary still pays it** (credits pay their period first).
@@ -78,8 +79,11 @@ def _owed(invoice: Invoice) -> Decimal:
 
 
 def _usage_payable(invoice: Invoice) -> Decimal:
-    """What usage-only wallets may pay: the invoice's usage lines with their tax."""
-    return sum((line.amount + line.tax for line in invoice.lines.filter(kind=InvoiceLine.Kind.USAGE)), Decimal(0))
+    """What usage-only wallets may pay: the invoice's usage lines less their coupon discount, with their tax."""
+    return sum(
+        (line.amount - line.discount + line.tax for line in invoice.lines.filter(kind=InvoiceLine.Kind.USAGE)),
+        Decimal(0),
+    )
 
 
 def _set_credits_applied(invoice: Invoice, money: Decimal) -> None:

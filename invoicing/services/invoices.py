@@ -20,6 +20,10 @@ Rules chosen where the design is silent:
 * Only a finalized invoice with no payment recorded and **no credit note** can be voided (409 otherwise:
   correct it with further credit notes instead). Wallet credits applied to it go back to their lots; voiding
   a credit purchase takes back the credits it granted, refused (409) once any of them was spent.
+* Coupons (``coupons``): a subscription invoice takes its discount when it is created (a draft holds it);
+  replacing a draft's lines (recalculation) gives back what the old computation took and takes it again; voiding
+  gives back what the invoice took (a ``once`` fixed coupon's amount, a counted invoice), the document keeps
+  showing it. One-off and credit-purchase invoices get no discount.
 * Finalization copies the customer's name, email, external id and address onto the invoice (``bill_to_*``): the PDF and
   the admin show that copy for every non-draft, so editing the customer never changes an issued document.
 """
@@ -43,6 +47,7 @@ from wallets.models import CreditGrant, Wallet
 from wallets.services import wallet_for_plan_credits, wallet_grant_create_locked
 
 from ..models import CreditNote, Invoice, InvoiceLine, NumberSequence, Payment
+from . import coupons
 from . import credits as credits_seam
 from .context import TaxRates, tax_rates_of
 from .lines import REBUILT_REASONS, LineDraft, boundary_lines, lines_totals, tax_breakdown
@@ -81,6 +86,7 @@ def _amount_due(invoice: Invoice) -> Decimal:
 def _lines_totals_set(invoice: Invoice, lines: list[LineDraft], tax_rates: TaxRates) -> None:
     totals = lines_totals(lines, tax_rates=tax_rates, currency=invoice.currency)
     invoice.subtotal = totals.subtotal
+    invoice.discount = totals.discount
     invoice.tax = totals.tax
     invoice.total = totals.total
     invoice.tax_breakdown = tax_breakdown(totals)
@@ -101,6 +107,7 @@ def _lines_insert(invoice: Invoice, lines: list[LineDraft]) -> None:
                 quantity=line.quantity,
                 unit_amount=line.unit_amount,
                 amount=line.amount,
+                discount=line.discount,
                 tax=line.tax,
                 period_start=line.period_start,
                 period_end=line.period_end,
@@ -111,12 +118,18 @@ def _lines_insert(invoice: Invoice, lines: list[LineDraft]) -> None:
     )
 
 
-def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft]) -> None:
-    """Replace a draft's lines and totals (lines -> subtotal -> tax -> total). Call inside a transaction."""
+def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft], now: datetime | None = None) -> None:
+    """Replace a draft's lines and totals (lines -> subtotal -> coupon discount -> tax -> total). Call inside a
+    transaction holding the customer lock: the coupons get back what the old lines took and discount the new ones."""
+    had = []
+    if invoice.kind == Invoice.Kind.SUBSCRIPTION:
+        had = coupons.invoice_discounts_release(invoice=invoice, now=now or invoice.updated_at)
+    discounts = coupons.invoice_discounts_plan(invoice=invoice, lines=lines, keep=had)
     _lines_totals_set(invoice, lines, tax_rates_of(invoice.customer))
     InvoiceLine.objects.filter(invoice=invoice).delete()
     _lines_insert(invoice, lines)
-    invoice.save(update_fields=["subtotal", "tax", "total", "tax_breakdown", "amount_due", "updated_at"])
+    invoice.save(update_fields=["subtotal", "discount", "tax", "total", "tax_breakdown", "amount_due", "updated_at"])
+    coupons.invoice_discounts_record(invoice=invoice, plan=discounts)
 
 
 def invoice_credits_settle(*, invoice: Invoice, now: datetime, save: bool = True, has_wallets: bool = True) -> None:
@@ -144,13 +157,15 @@ def invoice_create_for_period(
     now: datetime,
     tax_rates: TaxRates,
     reason: Invoice.Reason,
+    has_coupons: bool = True,
 ) -> Invoice | None:
     """Insert a subscription invoice and its lines; ``None`` when this boundary is already billed.
 
     Call inside a transaction. ``tax_rates``: the customer's (``context.tax_rates_of``, or read along with its
     lock). ``reason``: why it is issued (start, boundary, cancel...), stored and used by recalculation.
     ``invoice_unique_subscription_boundary`` makes a second invoice for the boundary impossible; the insert
-    says so itself (``ON CONFLICT DO NOTHING``), so no savepoint is needed.
+    says so itself (``ON CONFLICT DO NOTHING``), so no savepoint is needed. The customer's coupons discount it
+    (``coupons``; ``has_coupons=False``: the caller, holding the customer lock, found none active).
     """
     invoice = Invoice(
         reason=reason,
@@ -163,10 +178,12 @@ def invoice_create_for_period(
         status=Invoice.Status.DRAFT,
         finalize_after=now + timedelta(days=customer.invoice_grace_days),
     )
+    discounts = coupons.invoice_discounts_plan(invoice=invoice, lines=lines, has_coupons=has_coupons)
     _lines_totals_set(invoice, lines, tax_rates)
     if not _insert_unless_exists(invoice):
         return None
     _lines_insert(invoice, lines)
+    coupons.invoice_discounts_record(invoice=invoice, plan=discounts)
     return invoice
 
 
@@ -367,7 +384,7 @@ def invoice_recalculate_locked(*, invoice: Invoice, now: datetime) -> Invoice:
     credits_seam.invoice_credits_release(invoice=invoice, now=now)
     invoice.refresh_from_db(fields=["credits_applied"])
     lines = invoice_rebuild_lines(invoice=invoice)
-    invoice_lines_write(invoice=invoice, lines=lines)
+    invoice_lines_write(invoice=invoice, lines=lines, now=now)
     invoice_credits_settle(invoice=invoice, now=now)
     return invoice
 
@@ -437,6 +454,8 @@ def invoice_void(*, invoice: Invoice, now: datetime) -> Invoice:
         credits_seam.invoice_credits_release(
             invoice=current, now=now, reason=f"Given back: invoice {current.number} voided"
         )
+    if current.kind == Invoice.Kind.SUBSCRIPTION:
+        coupons.invoice_discounts_release(invoice=current, now=now, voided=True)
     return invoice_void_locked(invoice=_lock(invoice.pk), now=now)
 
 

@@ -9,7 +9,8 @@ documented way to build instances from database values. Nothing here writes.
 What the two reads carry along goes into the returned :class:`~.context.BoundaryContext`, so the boundary
 needs no further query for it:
 
-* with the customer: whether it has any wallet and its tax rates ordered by code;
+* with the customer: whether it has any wallet, whether it has an active applied coupon, and its tax rates
+  ordered by code;
 * with the subscription: its plan, current version and pinned version (set on the instance as
   ``select_related`` would), and the id of the plan's published version in effect at ``current_period_end``
   (same rule as ``catalog.selectors.plan_version_in_effect``: latest ``effective_from <= at``, then highest
@@ -27,6 +28,7 @@ from catalog.models import Plan, PlanVersion
 from customers.models import Customer, Subscription, TaxRate
 from wallets.models import Wallet
 
+from ..models import AppliedCoupon
 from .context import NO_SHEETS, BoundaryContext, PriceSheets, TaxRates, UsageBatch
 
 
@@ -67,7 +69,10 @@ def _customer_sql() -> tuple[str, list[str]]:
         f"SELECT {', '.join(cols)}, "
         f"EXISTS (SELECT 1 FROM {_q(Wallet._meta.db_table)} w WHERE "
         f"w.{_q(Wallet._meta.get_field('customer').column)} = c.id), "
-        f"ARRAY(SELECT t.code {rates}), ARRAY(SELECT t.percentage {rates}) "
+        f"ARRAY(SELECT t.code {rates}), ARRAY(SELECT t.percentage {rates}), "
+        f"EXISTS (SELECT 1 FROM {_q(AppliedCoupon._meta.db_table)} ac WHERE "
+        f"ac.{_q(AppliedCoupon._meta.get_field('customer').column)} = c.id AND ac.status = "
+        f"'{AppliedCoupon.Status.ACTIVE.value}') "
         f"FROM {_q(Customer._meta.db_table)} c JOIN {_q(Subscription._meta.db_table)} s "
         f"ON s.{_q(Subscription._meta.get_field('customer').column)} = c.id "
         "WHERE s.id = %s FOR UPDATE OF c"
@@ -75,8 +80,8 @@ def _customer_sql() -> tuple[str, list[str]]:
     return sql, names
 
 
-def _customer_lock(subscription_id: int, skip_locked: bool) -> tuple[Customer, bool, TaxRates] | None:
-    """``(customer, has_wallets, tax_rates)`` of the subscription's customer, locked ``FOR UPDATE``."""
+def _customer_lock(subscription_id: int, skip_locked: bool) -> tuple[Customer, bool, TaxRates, bool] | None:
+    """``(customer, has_wallets, tax_rates, has_coupons)`` of the subscription's customer, locked ``FOR UPDATE``."""
     sql, names = _customer_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql + " SKIP LOCKED" if skip_locked else sql, [subscription_id])
@@ -84,7 +89,12 @@ def _customer_lock(subscription_id: int, skip_locked: bool) -> tuple[Customer, b
     if row is None:
         return None
     n = len(names)
-    return _instance(Customer, names, row[:n]), row[n], tuple(zip(row[n + 1], row[n + 2], strict=True))
+    return (
+        _instance(Customer, names, row[:n]),
+        row[n],
+        tuple(zip(row[n + 1], row[n + 2], strict=True)),
+        row[n + 3],
+    )
 
 
 @cache
@@ -148,7 +158,7 @@ def boundary_lock(
     locked_customer = _customer_lock(subscription_id, skip_locked)
     if locked_customer is None:
         return None
-    customer, has_wallets, tax_rates = locked_customer
+    customer, has_wallets, tax_rates, has_coupons = locked_customer
     locked = _subscription_lock(subscription_id)
     if locked is None:
         return None
@@ -159,6 +169,7 @@ def boundary_lock(
         boundary_at=subscription.current_period_end,
         tax_rates=tax_rates,
         has_wallets=has_wallets,
+        has_coupons=has_coupons,
         next_version=subscription.pinned_version if subscription.pinned_version_id else next_version_id,
         usage=usage,
         sheets=sheets,
