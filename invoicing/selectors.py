@@ -14,6 +14,7 @@ from customers.periods import Period
 from .models import Invoice, InvoiceLine
 from .services.context import tax_rates_of
 from .services.lines import LineDraft, boundary_lines_for, lines_totals, tax_breakdown
+from .services.period_close import period_close_terms_apply
 
 ZERO = Decimal("0")
 
@@ -49,6 +50,7 @@ class InvoicePreview:
     period_end: datetime | None
     lines: list[LineDraft] = field(default_factory=list)
     subtotal: Decimal = ZERO
+    progressive_billing_credit: Decimal = ZERO
     tax: Decimal = ZERO
     total: Decimal = ZERO
     tax_breakdown: list = field(default_factory=list)
@@ -81,11 +83,15 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
     lines: list[LineDraft] = []
     for sub in subscriptions:
         sub.customer = customer
-        lines += boundary_lines_for(
+        current = Period(sub.current_period_start, sub.current_period_end)
+        lines += period_close_terms_apply(
+            lines=boundary_lines_for(
+                subscription=sub, ended=current, ended_version=sub.plan_version, ending=sub.cancel_at_period_end
+            ),
             subscription=sub,
-            ended=Period(sub.current_period_start, sub.current_period_end),
-            ended_version=sub.plan_version,
-            ending=sub.cancel_at_period_end,
+            period=current,
+            version=sub.plan_version,
+            currency=customer.currency,
         )
     totals = lines_totals(lines, tax_rates=tax_rates_of(customer), currency=customer.currency)
     return InvoicePreview(
@@ -96,6 +102,7 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
         period_end=max((s.current_period_end for s in subscriptions), default=None),
         lines=lines,
         subtotal=totals.subtotal,
+        progressive_billing_credit=totals.progressive_billing_credit,
         tax=totals.tax,
         total=totals.total,
         tax_breakdown=tax_breakdown(totals),
@@ -129,8 +136,9 @@ def customer_pending_payable(*, customer: Customer, currency: str, now: datetime
     }
     for line in preview.lines:
         if line.is_usage and (line.period_start, line.period_end) in current:
-            payable_all += line.amount + line.tax
-            payable_usage += line.amount + line.tax
+            # Less what progressive invoices already billed of it (they are invoices of their own).
+            payable_all += line.amount - line.credit + line.tax
+            payable_usage += line.amount - line.credit + line.tax
     for draft in Invoice.objects.drafts().filter(customer=customer, currency=currency).prefetch_related("lines"):
         payable_all += draft.amount_due
         usage = sum((line.amount + line.tax for line in draft.lines.all() if line.kind == InvoiceLine.Kind.USAGE), ZERO)

@@ -8,7 +8,12 @@ No Django, no ``Money``: amounts are bare :class:`~decimal.Decimal` values in ma
 * ``subtotal`` is the exact sum of the rounded lines.
 * Tax is computed **once per tax rate** on the sum of the lines that rate applies to, then rounded
   half-up to the minor unit, so there is no per-line penny drift.
-* ``total = subtotal + tax`` where ``tax`` is the sum of the rounded per-rate taxes.
+* A line's ``credit`` (its share of the invoice's progressive billing credit, already quantized, at most
+  its amount) is deducted **before tax**: each rate's taxable base is the sum of its lines' ``amount -
+  credit``, and ``progressive_billing_credit`` is the sum of the lines' credits (DESIGN.md's order: lines ->
+  subtotal -> coupon discount -> progressive billing credit -> tax -> total).
+* ``total = subtotal - progressive_billing_credit + tax`` where ``tax`` is the sum of the rounded per-rate
+  taxes.
 * Each rate's tax is allocated back to its lines with the largest-remainder method, so the
   per-line shares sum exactly to each rate's tax, and ``sum(line_tax.values()) == tax``.
 
@@ -51,6 +56,7 @@ class LineAmount:
     key: Hashable
     amount: Decimal
     tax_rates: tuple[tuple[str, Decimal], ...] = ()
+    credit: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,9 @@ class Totals:
     """Invoice totals, all quantized to the minor unit.
 
     Invariants: ``subtotal == sum(line amounts)``; ``tax == sum(t.amount for t in taxes)``;
-    ``total == subtotal + tax``; ``sum(line_tax.values()) == tax`` and, per rate, the lines'
-    shares sum to that rate's tax. ``line_tax`` has an entry (possibly zero) for every line key.
+    ``progressive_billing_credit == sum(line credits)``; ``total == subtotal - progressive_billing_credit + tax``;
+    ``sum(line_tax.values()) == tax`` and, per rate, the lines' shares sum to that rate's tax. ``line_tax`` has
+    an entry (possibly zero) for every line key.
     """
 
     subtotal: Decimal
@@ -78,6 +85,7 @@ class Totals:
     tax: Decimal
     total: Decimal
     line_tax: dict[Hashable, Decimal]
+    progressive_billing_credit: Decimal = Decimal(0)
 
 
 def _check_decimal(value: object, what: str) -> Decimal:
@@ -124,6 +132,7 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
     line_tax: dict[Hashable, Decimal] = {}
     rate_lines: dict[tuple[str, Decimal], list[LineAmount]] = {}
     subtotal = zero
+    credits = zero
     for line in lines:
         amount = _check_decimal(line.amount, f"line {line.key!r} amount")
         if quantize_minor(amount, currency) != amount:
@@ -131,8 +140,12 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
         if line.key in line_tax:
             raise ValueError(f"duplicate line key {line.key!r}")
         line_tax[line.key] = zero
+        credit = _check_decimal(line.credit, f"line {line.key!r} credit")
+        if quantize_minor(credit, currency) != credit or not 0 <= credit <= max(amount, Decimal(0)):
+            raise ValueError(f"line {line.key!r} credit {credit} must be quantized and between 0 and its amount")
         with localcontext(_EXACT):
             subtotal += amount
+            credits += credit
         seen: set[tuple[str, Decimal]] = set()
         for code, percentage in line.tax_rates:
             _check_decimal(percentage, f"tax rate {code!r} percentage")
@@ -148,10 +161,10 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
     tax = zero
     for (code, percentage), applied in rate_lines.items():
         with localcontext(_EXACT):
-            taxable = sum((line.amount for line in applied), zero)
+            taxable = sum((line.amount - line.credit for line in applied), zero)
             # Exact: dividing by 100 only shifts the exponent.
             exact_tax = taxable * percentage / _HUNDRED
-            shares = [(line.key, line.amount * percentage / _HUNDRED) for line in applied]
+            shares = [(line.key, (line.amount - line.credit) * percentage / _HUNDRED) for line in applied]
         # DESIGN.md: tax computed once per rate on the sum of its lines, then rounded half-up.
         rate_tax = quantize_minor(exact_tax, currency)
         taxes.append(
@@ -170,11 +183,12 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
     subtotal = quantize_minor(subtotal, currency)
     tax = quantize_minor(tax, currency)
     with localcontext(_EXACT):
-        total = subtotal + tax
+        total = subtotal - credits + tax
     return Totals(
         subtotal=subtotal,
         taxes=tuple(taxes),
         tax=tax,
         total=quantize_minor(total, currency),
         line_tax={key: quantize_minor(value, currency) for key, value in line_tax.items()},
+        progressive_billing_credit=quantize_minor(credits, currency),
     )

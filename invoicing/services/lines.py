@@ -56,6 +56,9 @@ class LineDraft:
     period_end: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
     tax: Decimal = Decimal(0)
+    #: This line's share of the invoice's progressive billing credit, deducted before tax
+    #: (``progressive_credits.progressive_credit_attach``).
+    credit: Decimal = Decimal(0)
 
     @property
     def is_usage(self) -> bool:
@@ -286,10 +289,14 @@ def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[Line
 
 
 def lines_totals(lines: list[LineDraft], *, tax_rates: TaxRates, currency: str) -> Totals:
-    """Subtotal, tax once per rate (``tax_rates``: the customer's, :func:`~.context.tax_rates_of`), total;
-    stores each line's tax share on ``line.tax``."""
+    """Subtotal, progressive billing credit (the lines' ``credit``), tax once per rate (``tax_rates``: the
+    customer's, :func:`~.context.tax_rates_of`), total; stores each line's tax share on ``line.tax``."""
     totals = totals_compute(
-        [LineAmount(key=i, amount=line.amount, tax_rates=tax_rates) for i, line in enumerate(lines)], currency
+        [
+            LineAmount(key=i, amount=line.amount, tax_rates=tax_rates, credit=line.credit)
+            for i, line in enumerate(lines)
+        ],
+        currency,
     )
     for i, line in enumerate(lines):
         line.tax = totals.line_tax[i]
