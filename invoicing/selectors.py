@@ -60,6 +60,7 @@ class InvoicePreview:
     id: None = None
     number: None = None
     status: str = "preview"
+    kind: str = Invoice.Kind.SUBSCRIPTION
     reason: str | None = None
     issued_at: None = None
     due_at: None = None
@@ -144,3 +145,25 @@ def customer_pending_payable(*, customer: Customer, currency: str, now: datetime
         usage = sum((line.amount + line.tax for line in draft.lines.all() if line.kind == InvoiceLine.Kind.USAGE), ZERO)
         payable_usage += min(usage, draft.amount_due)
     return payable_all, payable_usage
+
+
+#: Invoices that close a subscription's period (and deduct its progressive invoices).
+PERIOD_CLOSING_REASONS = (Invoice.Reason.BOUNDARY, Invoice.Reason.CANCEL, Invoice.Reason.CHANGE)
+
+
+def invoice_progressive_links(*, invoice: Invoice) -> tuple[Invoice | None, list[Invoice]]:
+    """``(period invoice, progressive invoices)`` linked to ``invoice`` (admin): a progressive invoice's period
+    invoice (the one closing its period, once issued) and the period's other progressive invoices; for a period
+    invoice, the progressive invoices of its period. ``(None, [])`` for anything else."""
+    if invoice.subscription_id is None or invoice.period_start is None:
+        return None, []
+    same_period = Invoice.objects.filter(subscription_id=invoice.subscription_id, period_start=invoice.period_start)
+    progressive = list(
+        same_period.filter(reason=Invoice.Reason.PROGRESSIVE).exclude(pk=invoice.pk).order_by("created_at", "id")
+    )
+    if invoice.reason == Invoice.Reason.PROGRESSIVE:
+        closing = same_period.filter(reason__in=PERIOD_CLOSING_REASONS).order_by("created_at", "id").first()
+        return closing, progressive
+    if invoice.reason in PERIOD_CLOSING_REASONS:
+        return None, progressive
+    return None, []

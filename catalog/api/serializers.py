@@ -207,6 +207,8 @@ class VersionSerializer(VersionSummarySerializer):
                 "prices": [],
                 "entitlements": [],
                 "credit_grants": [],
+                "minimum_commitment": None,
+                "progressive_thresholds": [],
             }
         ).data | {
             "prices": [PriceSerializer.shape(p, currency) for p in version.prices.all()],

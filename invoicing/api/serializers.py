@@ -80,7 +80,11 @@ class InvoiceOutputSerializer(serializers.Serializer):
     issued_at = serializers.DateTimeField(allow_null=True)
     due_at = serializers.DateTimeField(allow_null=True)
     lines = serializers.SerializerMethodField()
+    kind = serializers.CharField(help_text="subscription, credit_purchase, one_off or progressive.")
     subtotal = MoneyString()
+    progressive_billing_credit = MoneyString(
+        help_text="What progressive invoices of the period already billed, deducted before tax."
+    )
     tax = MoneyString()
     total = MoneyString()
     credits_applied = MoneyString()
