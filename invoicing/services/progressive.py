@@ -85,6 +85,7 @@ class ProgressiveState:
     billed_this_period: Decimal  # what progressive invoices billed of the current period (before tax)
     reached: Decimal | None  # the highest level reached before
     next_level: Decimal | None
+    lines: tuple[LineDraft, ...] = ()  # the current period's usage lines so far
 
     @property
     def lifetime_usage(self) -> Decimal:
@@ -242,6 +243,7 @@ def progressive_state_read(*, subscription: Subscription, now: datetime) -> Prog
         ),
         reached=reached,
         next_level=level_next(thresholds, reached),
+        lines=tuple(lines),
     )
 
 
@@ -282,7 +284,7 @@ def _invoice_create(
     *, subscription: Subscription, version: PlanVersion, state: ProgressiveState, crossing: Crossing, now: datetime
 ) -> Invoice | None:
     customer = subscription.customer
-    lines = _period_usage_lines(subscription, version, state.period, now)
+    lines = list(state.lines)
     earlier = period_progressive_invoices(subscription_id=subscription.pk, period_start=state.period.start)
     credit = progressive_credit_attach(lines=lines, invoices=earlier, currency=customer.currency)
     if sum((line.amount for line in lines), Decimal(0)) - credit <= 0:

@@ -83,3 +83,17 @@ def test_version_editor_saves_commitment_and_thresholds_through_the_service(admi
     data["fixed_thresholds"] = "500, 200"
     response = admin_client.post("/admin/catalog/planversion/add/", data)
     assert response.status_code == 200 and "thresholds increase" in response.content.decode()
+
+
+def test_invoice_document_shows_the_progressive_credit_before_tax():
+    from invoicing.pdf import invoice_context
+
+    version, meter = progressive_plan([("200.00", False)])
+    sub = start(CustomerFactory(external_id="doc"), version.plan, utc(2022, 12, 1))
+    use(sub.customer, meter, 1_000_000, utc(2022, 12, 6, 9), "a")
+    billing_run_execute(now=utc(2022, 12, 6, 10))
+    billing_run_execute(now=utc(2023, 1, 1))
+    period = Invoice.objects.get(subscription=sub, billing_boundary_at=utc(2023, 1, 1))
+    money = invoice_context(period)["money"]
+    # Seat 31.00 + 1,000,000 x 0.0002 = 200.00 -> subtotal 231.00; credit 200.00; total 31.00 (no tax).
+    assert (money["subtotal"], money["progressive_billing_credit"], money["total"]) == ("$231.00", "$200.00", "$31.00")
