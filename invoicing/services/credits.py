@@ -78,8 +78,15 @@ def _owed(invoice: Invoice) -> Decimal:
 
 
 def _usage_payable(invoice: Invoice) -> Decimal:
-    """What usage-only wallets may pay: the invoice's usage lines with their tax."""
-    return sum((line.amount + line.tax for line in invoice.lines.filter(kind=InvoiceLine.Kind.USAGE)), Decimal(0))
+    """What usage-only wallets may pay: the invoice's usage lines with their tax, less their share of the
+    progressive billing credit (that usage was paid on the progressive invoices)."""
+    return sum(
+        (
+            line.amount - line.progressive_billing_credit + line.tax
+            for line in invoice.lines.filter(kind=InvoiceLine.Kind.USAGE)
+        ),
+        Decimal(0),
+    )
 
 
 def _set_credits_applied(invoice: Invoice, money: Decimal) -> None:

@@ -214,3 +214,23 @@ def test_database_refuses_a_second_invoice_for_one_crossing():
     Invoice.objects.create(**values)
     with pytest.raises(IntegrityError), transaction.atomic():
         Invoice.objects.create(**values)
+
+
+def test_wallet_credits_pay_progressive_invoices_and_usage_only_wallets_skip_the_credited_usage():
+    from wallets.services import wallet_create, wallet_grant_create
+
+    version, meter = progressive_plan([("200.00", False)])
+    customer = CustomerFactory(external_id="prepaid")
+    wallet = wallet_create(customer=customer, currency="USD", applies_to="usage")
+    wallet_grant_create(wallet=wallet, credits=Decimal("1000"), kind="paid", now=utc(2022, 11, 1))
+    sub = start(customer, version.plan, DEC_2022)
+    use(customer, meter, 1_000_000, utc(2022, 12, 6, 9), "a")
+    use(customer, meter, 1_000_000, utc(2022, 12, 16, 9), "b")
+    progressive_watch(now=utc(2022, 12, 6, 10))
+    [first] = progressive_invoices(sub)
+    # The progressive invoice is all usage: 200.00 paid by the wallet's credits.
+    assert (first.credits_applied, first.amount_due, first.status) == (Decimal("200.00"), 0, Invoice.Status.PAID)
+    billing_run_execute(now=utc(2023, 1, 1))
+    jan = Invoice.objects.get(subscription=sub, billing_boundary_at=utc(2023, 1, 1))
+    # Usage 400.00 less its 200.00 progressive credit = 200.00 usage-only credits; the seat's 31.00 stays due.
+    assert (jan.total, jan.credits_applied, jan.amount_due) == (Decimal("231.00"), Decimal("200.00"), Decimal("31.00"))
