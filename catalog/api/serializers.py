@@ -80,8 +80,9 @@ class PriceSerializer(serializers.Serializer):
     name = TextField(
         required=False,
         allow_null=True,
+        allow_blank=True,
         max_length=200,
-        help_text='Default (or null): the meter\'s name, or "Flat fee".',
+        help_text='Default (null, empty or blank): the meter\'s name, or "Flat fee".',
     )
     model = serializers.ChoiceField(choices=Price.Model.values)
     meter = TextField(allow_null=True, required=False, help_text="Meter key (usage prices; absent for fixed fees).")
@@ -138,7 +139,13 @@ class EntitlementSerializer(serializers.Serializer):
 
 
 class GrantSerializer(serializers.Serializer):
-    name = TextField(required=False, allow_null=True, max_length=200, help_text='Default (or null) "Plan credits".')
+    name = TextField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=200,
+        help_text='Default (null, empty or blank) "Plan credits".',
+    )
     credits = ExactDecimalField(positive=True)
     cadence = serializers.ChoiceField(
         choices=PlanCreditGrant.Cadence.values,
