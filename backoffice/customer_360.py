@@ -132,6 +132,9 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
             ],
             "subtotal": format_money(up.subtotal, up.currency),
             "discount": format_money(-up.discount, up.currency) if up.discount else None,
+            "progressive_credit": format_money(up.progressive_billing_credit, up.currency)
+            if up.progressive_billing_credit
+            else None,
             "tax": format_money(up.tax, up.currency),
             "total": format_money(up.total, up.currency),
         }
@@ -158,4 +161,32 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
             for a in applied_coupon_list(customer=customer)[:RECENT]
         ],
         "preview": preview,
+        "progressive": _progressive_rows(subscriptions, now),
     }
+
+
+def _progressive_rows(subscriptions: list[Subscription], now: datetime) -> list[dict]:
+    """Per active subscription with progressive billing thresholds: the current period's usage so far, what
+    progressive invoices already billed of it, the lifetime usage amount and the next threshold."""
+    from invoicing.services.progressive import progressive_state_read
+
+    rows = []
+    for sub in subscriptions:
+        if sub.status != Subscription.Status.ACTIVE or not sub.plan_version.progressive_thresholds:
+            continue
+        state = progressive_state_read(subscription=sub, now=now)
+        if state is None:
+            continue
+        currency = sub.customer.currency
+        rows.append(
+            {
+                "subscription": sub,
+                "usage_so_far": format_money(state.current_usage, currency),
+                "billed_so_far": format_money(state.billed_this_period, currency),
+                "lifetime": format_money(state.lifetime_usage, currency),
+                "next_threshold": format_money(state.next_level, currency)
+                if state.next_level is not None
+                else "none (every threshold reached)",
+            }
+        )
+    return rows

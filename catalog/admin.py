@@ -32,9 +32,12 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from core.admin import adopt, currency_filter, errors_to_form
 from core.errors import BillingError
+from core.forms import DecimalInput
 from core.instants import format_instant, validate_instant
+from core.money import decimal_text, format_money
 
 from . import services
+from .commitments import THRESHOLDS, Threshold, thresholds_of, version_terms_validate
 from .display import entitlement_summary, grant_summary, price_summary, tiers_summary
 from .models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price, Tier
 from .price_models import PRICE_COLUMNS, PRICE_FIELDS, PRICE_MODELS
@@ -404,18 +407,67 @@ class PlanCreditGrantInline(_VersionChildInline):
 
 
 class PlanVersionForm(forms.ModelForm):
+    # Progressive thresholds as people write them (stored as JSON: catalog.commitments).
+    fixed_thresholds = forms.CharField(
+        required=False,
+        label="Progressive billing thresholds",
+        help_text="Lifetime usage amounts in the plan's currency, increasing, separated by commas (e.g. 200, 500, "
+        "1000). Each one reached invoices the period's usage so far at once, once in the subscription's life. "
+        "Empty: usage is billed at the period's end only. Needs a usage price on the version.",
+    )
+    recurring_threshold = forms.DecimalField(
+        required=False,
+        min_value=0,
+        widget=DecimalInput,
+        label="Recurring threshold",
+        help_text="Optional, above the last threshold: after the highest fixed threshold, usage is invoiced again "
+        "at every multiple of this amount (fixed 200 and recurring 1000: 200, 1200, 2200, ...).",
+    )
+
     class Meta:
         model = PlanVersion
-        fields = ["plan", "effective_from", "notes"]
+        fields = ["plan", "effective_from", "notes", "minimum_commitment"]
         help_texts = {
             "effective_from": "UTC. Billing periods starting at or after this instant use this version once it is "
             "published. May be in the past (to bill past periods); between 2000-01-01 and 2100-01-01.",
         }
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and not self.is_bound:
+            stored = thresholds_of(self.instance.progressive_thresholds)
+            self.initial["fixed_thresholds"] = ", ".join(decimal_text(t.amount) for t in stored if not t.recurring)
+            recurring = [t.amount for t in stored if t.recurring]
+            self.initial["recurring_threshold"] = recurring[0] if recurring else None
+
     def clean_effective_from(self):
         value = self.cleaned_data["effective_from"]
         validate_instant(value)  # periods are computed from it (core.instants)
         return value
+
+    def clean(self):
+        data = super().clean()
+        thresholds: list[dict[str, Any]] = []
+        for index, text in enumerate(t.strip() for t in (data.get("fixed_thresholds") or "").split(",")):
+            if text:
+                thresholds.append({"amount": text, "recurring": False})
+            elif index or (data.get("fixed_thresholds") or "").strip():
+                self.add_error("fixed_thresholds", "Separate the amounts by single commas (e.g. 200, 500, 1000).")
+                return data
+        if data.get("recurring_threshold") is not None:
+            thresholds.append(Threshold(data["recurring_threshold"], True).as_json())
+        errors = FieldErrors()
+        # Prices are saved after the version's own fields here: publishing checks that a usage price exists.
+        _, data["progressive_thresholds"] = version_terms_validate(
+            minimum_commitment=data.get("minimum_commitment"),
+            progressive_thresholds=thresholds,
+            has_usage_prices=None,
+            errors=errors,
+        )
+        for path, messages_ in errors.items.items():
+            for message in messages_:
+                self.add_error("fixed_thresholds" if path == THRESHOLDS else path, message)
+        return data
 
 
 def _changes(current: PlanVersion | None, new: PlanVersion) -> dict[str, list[str]]:
@@ -486,12 +538,28 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
         return queryset, False
 
     def get_fields(self, request, obj=None):
+        terms = ["minimum_commitment", "fixed_thresholds", "recurring_threshold"]
         if obj is None:
-            return ["plan", "effective_from", "notes"]
-        return ["plan", "number", "status", "effective_from", "published_at", "notes", "created_at"]
+            return ["plan", "effective_from", "notes", *terms]
+        if not self.has_change_permission(request, obj):  # read-only page: the thresholds in words
+            terms = ["minimum_commitment", "thresholds_text"]
+        return ["plan", "number", "status", "effective_from", "published_at", "notes", *terms, "created_at"]
 
     def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["plan", *self.readonly_fields, "minimum_commitment", "thresholds_text"]
         return ["plan", *self.readonly_fields] if obj is not None else []
+
+    @admin.display(description="Progressive billing thresholds")
+    def thresholds_text(self, obj):
+        stored = thresholds_of(obj.progressive_thresholds)
+        if not stored:
+            return "None: usage is billed at the period's end"
+        currency = obj.plan.currency
+        return ", ".join(
+            format_money(t.amount, currency) + (" (recurring: every further multiple)" if t.recurring else "")
+            for t in stored
+        )
 
     @admin.display(description="Prices", ordering="n_prices")
     def price_count(self, obj):
@@ -505,12 +573,13 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         # Runs inside the admin's own transaction, so only non-durable services are used here.
-        values = {name: form.cleaned_data[name] for name in ("effective_from", "notes") if name in form.cleaned_data}
+        names = ("effective_from", "notes", "minimum_commitment", "progressive_thresholds")
+        values = {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
         if change:
-            saved = services.plan_version_update_in_transaction(version=obj, **values)
+            saved = services.plan_version_update_in_transaction(version=obj, check_usage_prices=False, **values)
         else:
             saved = services.plan_version_create_in_transaction(
-                plan=form.cleaned_data["plan"], now=timezone.now(), **values
+                plan=form.cleaned_data["plan"], now=timezone.now(), check_usage_prices=False, **values
             )
         adopt(obj, saved)
 

@@ -95,6 +95,26 @@ class PlanVersion(models.Model):
     )
     published_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True)
+    minimum_commitment = models.DecimalField(
+        **AMOUNT,
+        null=True,
+        blank=True,
+        help_text=(
+            "The least a billing period bills before discounts and tax, in the plan's currency (prorated by days "
+            "for a partial period). When the period's fixed fees and usage come to less, its invoice gets a "
+            "commitment line for the difference. Empty: no minimum."
+        ),
+    )
+    progressive_thresholds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Usage amounts (lifetime, in the plan's currency) at which the period's usage so far is invoiced at "
+            'once: [{"amount": "200.00", "recurring": false}], increasing; at most one recurring threshold, the '
+            "last (it fires again at every multiple of its amount above the highest fixed one). Empty: usage is "
+            "billed at the period's end."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords(get_user=history_user)
 
@@ -111,6 +131,10 @@ class PlanVersion(models.Model):
     @property
     def is_published(self) -> bool:
         return self.status == self.Status.PUBLISHED
+
+    @property
+    def has_progressive_billing(self) -> bool:
+        return bool(self.progressive_thresholds)
 
 
 class Price(models.Model):

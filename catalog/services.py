@@ -61,6 +61,7 @@ from django.utils import timezone
 from core.money import currency_allowed
 
 from . import pricing
+from .commitments import version_terms_validate
 from .errors import CatalogInvalid, VersionPublished
 from .models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price, Tier
 from .price_models import MAX_TIERS, PRICE_COLUMNS, PRICE_FIELDS, PRICE_MODELS, price_model, tiers_parse
@@ -114,6 +115,8 @@ __all__ = [
 MAX_PRICES = 200
 MAX_ENTITLEMENTS = 200
 MAX_CREDIT_GRANTS = 50
+#: ``plan_version_update``'s default for the version's own fields: keep what is stored.
+UNCHANGED: Any = object()
 
 
 def _meter_model() -> type[models.Model]:
@@ -605,8 +608,14 @@ def plan_version_create_in_transaction(
     effective_from: datetime | str | None = None,
     notes: str = "",
     now: datetime | None = None,
+    minimum_commitment: Any = None,
+    progressive_thresholds: Any = None,
+    check_usage_prices: bool = True,
 ) -> PlanVersion:
-    """:func:`plan_version_create` inside the caller's transaction (the admin's); ``notes`` is the admin's memo."""
+    """:func:`plan_version_create` inside the caller's transaction (the admin's); ``notes`` is the admin's memo.
+
+    ``check_usage_prices=False``: the admin saves a new version's prices after the version itself, so the
+    "thresholds need a usage price" rule waits for publishing there (``catalog.commitments``)."""
     now = now or timezone.now()
     errors = FieldErrors()
     if not isinstance(publish, bool):
@@ -619,6 +628,14 @@ def plan_version_create_in_transaction(
         credit_grants=[] if credit_grants is None else credit_grants,
         errors=errors,
     )
+    commitment, thresholds = version_terms_validate(
+        minimum_commitment=minimum_commitment,
+        progressive_thresholds=progressive_thresholds,
+        has_usage_prices=any(s is not None and s.meter is not None for s in rows.prices or [])
+        if check_usage_prices
+        else None,
+        errors=errors,
+    )
     errors.raise_if_any()
     version = PlanVersion.objects.create(
         plan=plan,
@@ -627,6 +644,8 @@ def plan_version_create_in_transaction(
         effective_from=start,
         published_at=now if publish else None,
         notes=notes,
+        minimum_commitment=commitment,
+        progressive_thresholds=thresholds,
     )
     _store_children(
         version, [s for s in rows.prices or [] if s is not None], rows.entitlements or [], rows.credit_grants or []
@@ -644,6 +663,8 @@ def plan_version_create(
     publish: bool = False,
     effective_from: datetime | str | None = None,
     now: datetime | None = None,
+    minimum_commitment: Any = None,
+    progressive_thresholds: Any = None,
 ) -> PlanVersion:
     """Create the plan's next version with its prices (and tiers), entitlements and credit grants, at once.
 
@@ -659,6 +680,8 @@ def plan_version_create(
         publish=publish,
         effective_from=effective_from,
         now=now,
+        minimum_commitment=minimum_commitment,
+        progressive_thresholds=progressive_thresholds,
     )
 
 
@@ -857,6 +880,14 @@ def plan_version_check(*, version: PlanVersion) -> None:
         entitlements=[_entitlement_as_input(row) for row in _stored_rows("entitlements", version)],
         credit_grants=[_grant_as_input(row) for row in _stored_rows("credit_grants", version)],
     )
+    errors = FieldErrors()
+    version_terms_validate(
+        minimum_commitment=version.minimum_commitment,
+        progressive_thresholds=version.progressive_thresholds,
+        has_usage_prices=version.prices.filter(meter__isnull=False).exists(),
+        errors=errors,
+    )
+    errors.raise_if_any()
 
 
 @transaction.atomic(savepoint=False)
@@ -903,6 +934,8 @@ def plan_version_draft_from_in_transaction(
         status=PlanVersion.Status.DRAFT,
         effective_from=effective_from or now,
         notes=f"Copied from v{source.number}.",
+        minimum_commitment=source.minimum_commitment,
+        progressive_thresholds=source.progressive_thresholds,
     )
     for price in source.prices.all():
         tiers = list(price.tiers.all())
@@ -972,8 +1005,14 @@ def plan_version_update_in_transaction(
     credit_grants: Sequence[Mapping[str, Any]] | None = None,
     effective_from: datetime | str | None = None,
     notes: str | None = None,
+    minimum_commitment: Any = UNCHANGED,
+    progressive_thresholds: Any = UNCHANGED,
+    check_usage_prices: bool = True,
 ) -> PlanVersion:
-    """:func:`plan_version_update` inside the caller's transaction (the admin's); ``notes`` is the admin's memo."""
+    """:func:`plan_version_update` inside the caller's transaction (the admin's); ``notes`` is the admin's memo.
+
+    ``minimum_commitment`` / ``progressive_thresholds``: :data:`UNCHANGED` keeps them; ``check_usage_prices``
+    as for :func:`plan_version_create_in_transaction`."""
     locked = _draft_locked(version)
     errors = FieldErrors()
     start = datetime_parse(effective_from, "effective_from", errors, default=locked.effective_from)
@@ -981,10 +1020,32 @@ def plan_version_update_in_transaction(
     rows = plan_version_children_validate(
         prices=prices, entitlements=entitlements, credit_grants=credit_grants, errors=errors
     )
+    has_usage = None
+    if check_usage_prices:
+        has_usage = (
+            any(s is not None and s.meter is not None for s in rows.prices)
+            if rows.prices is not None
+            else locked.prices.filter(meter__isnull=False).exists()
+        )
+    commitment, thresholds = version_terms_validate(
+        minimum_commitment=locked.minimum_commitment if minimum_commitment is UNCHANGED else minimum_commitment,
+        progressive_thresholds=(
+            locked.progressive_thresholds if progressive_thresholds is UNCHANGED else progressive_thresholds
+        ),
+        has_usage_prices=has_usage,
+        errors=errors,
+    )
     errors.raise_if_any()
-    changed = [name for name, value in (("effective_from", start), ("notes", memo)) if getattr(locked, name) != value]
+    values = (
+        ("effective_from", start),
+        ("notes", memo),
+        ("minimum_commitment", commitment),
+        ("progressive_thresholds", thresholds),
+    )
+    changed = [name for name, value in values if getattr(locked, name) != value]
     if changed:
-        locked.effective_from, locked.notes = start, memo
+        for name, value in values:
+            setattr(locked, name, value)
         locked.save(update_fields=changed)
     if rows.prices is not None:
         for price in locked.prices.all():
@@ -1013,8 +1074,11 @@ def plan_version_update(
     entitlements: Sequence[Mapping[str, Any]] | None = None,
     credit_grants: Sequence[Mapping[str, Any]] | None = None,
     effective_from: datetime | str | None = None,
+    minimum_commitment: Any = UNCHANGED,
+    progressive_thresholds: Any = UNCHANGED,
 ) -> PlanVersion:
-    """Edit a draft: each list given replaces that list; ``effective_from`` moves its start.
+    """Edit a draft: each list given replaces that list; ``effective_from`` moves its start; the commitment and
+    thresholds change when given (``catalog.commitments``).
 
     A published version raises :class:`VersionPublished` (409), before any input is looked at.
     """
@@ -1024,4 +1088,6 @@ def plan_version_update(
         entitlements=entitlements,
         credit_grants=credit_grants,
         effective_from=effective_from,
+        minimum_commitment=minimum_commitment,
+        progressive_thresholds=progressive_thresholds,
     )

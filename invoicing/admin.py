@@ -38,7 +38,7 @@ from .admin_coupons import (
 )
 from .models import Addon, AppliedCoupon, BillingRun, Coupon, CreditNote, Invoice, InvoiceLine, Payment
 from .pdf import breakdown_rows, invoice_context, invoice_pdf, invoice_pdf_filename
-from .selectors import upcoming_invoice_preview
+from .selectors import invoice_progressive_links, upcoming_invoice_preview
 from .services import credit_note_issue, invoice_finalize, invoice_recalculate, invoice_void, payment_record
 from .services.lines import period_label_of
 
@@ -50,6 +50,10 @@ def _currencies_in_use() -> list[str]:
 
     customers = Customer.objects.order_by().values_list("currency", flat=True).distinct()
     return list(customers.union(Wallet.objects.order_by().values_list("currency", flat=True).distinct()))
+
+
+def _links(invoices, link) -> str:
+    return format_html_join(", ", "{}", ((link(inv),) for inv in invoices))
 
 
 def line_explanation(details: dict, currency: str, *, facts: bool = True) -> str:
@@ -67,6 +71,8 @@ def line_explanation(details: dict, currency: str, *, facts: bool = True) -> str
     if details.get("proration"):
         notes.append(details["proration"].get("text", ""))
     html = format_html("<div>{}</div>", details.get("explanation", ""))
+    if details.get("progressive_billing_explanation"):  # the share of the progressive billing credit
+        html += format_html("<div>{}</div>", details["progressive_billing_explanation"])
     if facts:
         html += format_html("<div class='line-facts' style='color:#666'>{}</div>", " · ".join(notes))
     pieces = breakdown_rows(details, currency)
@@ -277,7 +283,19 @@ class InvoiceAdmin(admin.ModelAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("number", "status", "kind", "reason", "bill_to_block", "subscription", "currency", "pdf_link")},
+            {
+                "fields": (
+                    "number",
+                    "status",
+                    "kind",
+                    "reason",
+                    "bill_to_block",
+                    "subscription",
+                    "currency",
+                    "pdf_link",
+                    "progressive_links",
+                )
+            },
         ),
         (
             "Period and dates",
@@ -300,6 +318,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                 "fields": (
                     "subtotal_display",
                     "discount_display",
+                    "progressive_credit_display",
                     "tax_display_block",
                     "total_display",
                     "credits_display",
@@ -385,6 +404,45 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.display(description="Discount (coupons)")
     def discount_display(self, obj):
         return discount_block(obj)
+
+    @admin.display(description="Progressive billing credit")
+    def progressive_credit_display(self, obj):
+        if not obj.progressive_billing_credit:
+            return "None"
+        return format_html(
+            "− {} already billed by this period's progressive invoices (deducted before tax)",
+            format_money(obj.progressive_billing_credit, obj.currency),
+        )
+
+    @admin.display(description="Progressive billing")
+    def progressive_links(self, obj):
+        """A progressive invoice links to its period invoice; a period invoice to its progressive invoices."""
+        closing, progressive = invoice_progressive_links(invoice=obj)
+
+        def link(invoice):
+            url = reverse("admin:invoicing_invoice_change", args=[invoice.pk])
+            return format_html(
+                '<a href="{}">{}</a> ({}, {})',
+                url,
+                invoice,
+                format_money(invoice.total, invoice.currency),
+                invoice.get_status_display().lower(),
+            )
+
+        parts = []
+        if obj.reason == Invoice.Reason.PROGRESSIVE:
+            parts.append(
+                format_html(
+                    "Threshold {} reached (usage billed so far this period). Period invoice: {}",
+                    format_money(obj.progressive_threshold_reached, obj.currency),
+                    link(closing) if closing else "not issued yet (it deducts this invoice at the period's end)",
+                )
+            )
+            if progressive:
+                parts.append(format_html("Other progressive invoices of the period: {}", _links(progressive, link)))
+        elif progressive:
+            parts.append(format_html("Progressive invoices of this period: {}", _links(progressive, link)))
+        return format_html_join("", "<div>{}</div>", ((p,) for p in parts)) if parts else "—"
 
     @admin.display(description="Credit notes")
     def credit_notes_display(self, obj):

@@ -97,6 +97,7 @@ class Invoice(models.Model):
         SUBSCRIPTION = "subscription", "Subscription"
         CREDIT_PURCHASE = "credit_purchase", "Credit purchase"
         ONE_OFF = "one_off", "One-off"
+        PROGRESSIVE = "progressive", "Progressive billing"
 
     Reason = InvoiceReason
 
@@ -139,6 +140,24 @@ class Invoice(models.Model):
     amount_paid = models.DecimalField(**MONEY, default=0)
     amount_due = models.DecimalField(**MONEY, default=0)
     tax_breakdown = models.JSONField(default=list, blank=True)
+    progressive_billing_credit = models.DecimalField(
+        **MONEY,
+        default=0,
+        help_text="What progressive invoices of the same period already billed, deducted before tax.",
+    )
+    progressive_threshold = models.DecimalField(
+        **QTY,
+        null=True,
+        blank=True,
+        help_text="Progressive invoices: the first threshold level this invoice's evaluation crossed (one invoice "
+        "per subscription and crossing).",
+    )
+    progressive_threshold_reached = models.DecimalField(
+        **QTY,
+        null=True,
+        blank=True,
+        help_text="Progressive invoices: the highest threshold level reached (later crossings start above it).",
+    )
     # The customer as billed, copied at finalization: an issued document never changes when the customer is
     # edited later. Drafts show the customer as it is now.
     bill_to_name = models.CharField(max_length=255, blank=True)
@@ -161,6 +180,13 @@ class Invoice(models.Model):
                 fields=["subscription", "billing_boundary_at"],
                 name="invoice_unique_subscription_boundary",
                 condition=Q(subscription__isnull=False, billing_boundary_at__isnull=False),
+            ),
+            # DESIGN.md "Commitments and progressive billing": a threshold crossing invoices once, whatever the
+            # number of runs evaluating it at the same time.
+            models.UniqueConstraint(
+                fields=["subscription", "progressive_threshold"],
+                name="invoice_unique_progressive_crossing",
+                condition=Q(reason="progressive"),
             ),
             # Every creation path names its reason: an invoice created without one is refused, not guessed.
             models.CheckConstraint(name="invoice_reason_known", condition=Q(reason__in=InvoiceReason.values)),
@@ -198,6 +224,7 @@ class InvoiceLine(models.Model):
         CREDIT_PURCHASE = "credit_purchase", "Credit purchase"
         ADJUSTMENT = "adjustment", "Adjustment"
         ONE_OFF = "one_off", "One-off"
+        COMMITMENT = "commitment", "Minimum commitment true-up"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveIntegerField(default=0)
@@ -213,6 +240,9 @@ class InvoiceLine(models.Model):
     amount = models.DecimalField(**MONEY, default=0)
     discount = models.DecimalField(
         **MONEY, default=0, help_text="This line's share of the coupons' discount (details['discounts'] says whose)."
+    )
+    progressive_billing_credit = models.DecimalField(
+        **MONEY, default=0, help_text="This line's share of the invoice's progressive billing credit (before tax)."
     )
     tax = models.DecimalField(**MONEY, default=0)
     period_start = models.DateTimeField(null=True, blank=True)

@@ -109,6 +109,9 @@ def invoice_context(invoice) -> dict:
         for name in ("subtotal", "tax", "total", "credits_applied", "credit_notes_total", "amount_paid", "amount_due")
         if hasattr(invoice, name)
     }
+    # Shown only when there is one (DESIGN.md's order: subtotal -> ... -> progressive billing credit -> tax).
+    if invoice.progressive_billing_credit:
+        money["progressive_billing_credit"] = format_money(invoice.progressive_billing_credit, currency)
     stored = isinstance(invoice, Invoice) and invoice.pk is not None
     status_words = "Preview (nothing issued)" if invoice.status == "preview" else invoice.get_status_display()
     taxes = [

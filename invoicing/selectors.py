@@ -15,6 +15,7 @@ from .models import AppliedCoupon, Coupon, Invoice, InvoiceLine
 from .services.context import tax_rates_of
 from .services.coupons import invoice_discounts_plan
 from .services.lines import LineDraft, boundary_lines_for, lines_totals, tax_breakdown
+from .services.period_close import period_close_terms_apply
 
 ZERO = Decimal("0")
 
@@ -50,6 +51,7 @@ class InvoicePreview:
     period_end: datetime | None
     lines: list[LineDraft] = field(default_factory=list)
     subtotal: Decimal = ZERO
+    progressive_billing_credit: Decimal = ZERO
     tax: Decimal = ZERO
     total: Decimal = ZERO
     tax_breakdown: list = field(default_factory=list)
@@ -62,6 +64,7 @@ class InvoicePreview:
     id: None = None
     number: None = None
     status: str = "preview"
+    kind: str = Invoice.Kind.SUBSCRIPTION
     reason: str | None = None
     issued_at: None = None
     due_at: None = None
@@ -86,11 +89,15 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
     lines: list[LineDraft] = []
     for sub in subscriptions:
         sub.customer = customer
-        lines += boundary_lines_for(
+        current = Period(sub.current_period_start, sub.current_period_end)
+        lines += period_close_terms_apply(
+            lines=boundary_lines_for(
+                subscription=sub, ended=current, ended_version=sub.plan_version, ending=sub.cancel_at_period_end
+            ),
             subscription=sub,
-            ended=Period(sub.current_period_start, sub.current_period_end),
-            ended_version=sub.plan_version,
-            ending=sub.cancel_at_period_end,
+            period=current,
+            version=sub.plan_version,
+            currency=customer.currency,
         )
     discounts = invoice_discounts_plan(
         invoice=Invoice(customer=customer, currency=customer.currency, kind=Invoice.Kind.SUBSCRIPTION), lines=lines
@@ -109,6 +116,7 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
             {"coupon": d.applied.coupon.code, "amount": f"{d.take.amount:f}", "explanation": d.explanation}
             for d in discounts.discounts
         ],
+        progressive_billing_credit=totals.progressive_billing_credit,
         tax=totals.tax,
         total=totals.total,
         tax_breakdown=tax_breakdown(totals),
@@ -142,8 +150,9 @@ def customer_pending_payable(*, customer: Customer, currency: str, now: datetime
     }
     for line in preview.lines:
         if line.is_usage and (line.period_start, line.period_end) in current:
-            payable_all += line.amount - line.discount + line.tax
-            payable_usage += line.amount - line.discount + line.tax
+            # Less its coupon discount and what progressive invoices already billed of it (invoices of their own).
+            payable_all += line.amount - line.discount - line.credit + line.tax
+            payable_usage += line.amount - line.discount - line.credit + line.tax
     for draft in Invoice.objects.drafts().filter(customer=customer, currency=currency).prefetch_related("lines"):
         payable_all += draft.amount_due
         usage = sum(
@@ -189,3 +198,25 @@ def applied_coupon_remaining_amount(applied: AppliedCoupon) -> Decimal | None:
     if applied.remaining_periods is not None:
         return coupon.amount * applied.remaining_periods
     return None
+
+
+#: Invoices that close a subscription's period (and deduct its progressive invoices).
+PERIOD_CLOSING_REASONS = (Invoice.Reason.BOUNDARY, Invoice.Reason.CANCEL, Invoice.Reason.CHANGE)
+
+
+def invoice_progressive_links(*, invoice: Invoice) -> tuple[Invoice | None, list[Invoice]]:
+    """``(period invoice, progressive invoices)`` linked to ``invoice`` (admin): a progressive invoice's period
+    invoice (the one closing its period, once issued) and the period's other progressive invoices; for a period
+    invoice, the progressive invoices of its period. ``(None, [])`` for anything else."""
+    if invoice.subscription_id is None or invoice.period_start is None:
+        return None, []
+    same_period = Invoice.objects.filter(subscription_id=invoice.subscription_id, period_start=invoice.period_start)
+    progressive = list(
+        same_period.filter(reason=Invoice.Reason.PROGRESSIVE).exclude(pk=invoice.pk).order_by("created_at", "id")
+    )
+    if invoice.reason == Invoice.Reason.PROGRESSIVE:
+        closing = same_period.filter(reason__in=PERIOD_CLOSING_REASONS).order_by("created_at", "id").first()
+        return closing, progressive
+    if invoice.reason in PERIOD_CLOSING_REASONS:
+        return None, progressive
+    return None, []

@@ -3,7 +3,8 @@
 The beat task ``invoicing.billing_run_execute`` fans out one ``invoicing.subscriptions_bill`` task per chunk
 of due subscriptions, so more workers on more machines finish a large run sooner; each chunk is idempotent
 (locks + ``invoice_unique_subscription_boundary``), so retries and double beats are safe. It then finalizes
-drafts past their grace period and runs the wallets' scheduled work. Names are set explicitly because
+drafts past their grace period and runs the wallets' scheduled work. ``invoicing.progressive_watch`` (every few
+minutes) issues progressive invoices between runs. Names are set explicitly because
 django-celery-beat stores them in the database.
 
 Reliability (every task): ``acks_late`` + ``reject_on_worker_lost`` (a worker killed mid-task leaves the
@@ -33,6 +34,7 @@ from .services.run import (
     billing_run_record,
     drafts_finalize_due,
     due_subscription_ids,
+    progressive_work,
     subscriptions_bill,
     wallet_work,
 )
@@ -78,8 +80,21 @@ def billing_run_task(now: str | None = None, customer_external_id: str | None = 
     ids = due_subscription_ids(now=as_of, customer_external_id=customer_external_id)
     for i in range(0, len(ids), CHUNK_SIZE):
         subscriptions_bill_task.delay(ids[i : i + CHUNK_SIZE], as_of.isoformat())
+    progressive_work(now=as_of, summary=summary, customer_external_id=customer_external_id)
     drafts_finalize_due(now=as_of, summary=summary, customer_external_id=customer_external_id)
     wallet_work(now=as_of, summary=summary, customer_external_id=customer_external_id)
     summary.boundaries = len(ids)  # subscriptions dispatched; their chunks bill every boundary due
     billing_run_record(run=run, summary=summary)
+    return summary.line()
+
+
+@shared_task(name="invoicing.progressive_watch", time_limit=600, soft_time_limit=570, **RELIABLE)
+def progressive_watch_task(now: str | None = None) -> str:
+    """Frequent beat entry point: one pass of the progressive billing watch as of ``now`` (default: the real
+    time). Safe to overlap with a billing run or another pass (locks + ``invoice_unique_progressive_crossing``)."""
+    summary = RunSummary(as_of=as_of_parse(now))
+    progressive_work(now=summary.as_of, summary=summary)
+    if summary.failures:
+        run = BillingRun.objects.create(as_of=summary.as_of, trigger="progressive")
+        billing_run_record(run=run, summary=summary)
     return summary.line()

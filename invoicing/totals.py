@@ -11,7 +11,13 @@ No Django, no ``Money``: amounts are bare :class:`~decimal.Decimal` values in ma
   less its discount.
 * Tax is computed **once per tax rate** on the sum of the lines that rate applies to, then rounded
   half-up to the minor unit, so there is no per-line penny drift.
-* ``total = subtotal - discount + tax`` where ``tax`` is the sum of the rounded per-rate taxes.
+* A line's ``credit`` (its share of the invoice's progressive billing credit, already quantized, at most
+  its amount less its discount) is deducted **before tax**, after the discount: each rate's taxable base is
+  the sum of its lines' ``amount - discount - credit``, and ``progressive_billing_credit`` is the sum of the
+  lines' credits (DESIGN.md's order: lines -> subtotal -> coupon discount -> progressive billing credit -> tax
+  -> total).
+* ``total = subtotal - discount - progressive_billing_credit + tax`` where ``tax`` is the sum of the rounded
+  per-rate taxes.
 * Each rate's tax is allocated back to its lines with the largest-remainder method, so the
   per-line shares sum exactly to each rate's tax, and ``sum(line_tax.values()) == tax``.
 
@@ -56,11 +62,12 @@ class LineAmount:
     amount: Decimal
     tax_rates: tuple[tuple[str, Decimal], ...] = ()
     discount: Decimal = Decimal(0)
+    credit: Decimal = Decimal(0)
 
     @property
     def taxable(self) -> Decimal:
-        """What tax applies to: the amount less the line's discount."""
-        return self.amount - self.discount
+        """What tax applies to: the amount less the line's discount and progressive billing credit."""
+        return self.amount - self.discount - self.credit
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,8 @@ class Totals:
     """Invoice totals, all quantized to the minor unit.
 
     Invariants: ``subtotal == sum(line amounts)``; ``discount == sum(line discounts)``;
-    ``tax == sum(t.amount for t in taxes)``; ``total == subtotal - discount + tax``;
+    ``progressive_billing_credit == sum(line credits)``; ``tax == sum(t.amount for t in taxes)``;
+    ``total == subtotal - discount - progressive_billing_credit + tax``;
     ``sum(line_tax.values()) == tax`` and, per rate, the lines' shares sum to that rate's tax. ``line_tax`` has an
     entry (possibly zero) for every line key.
     """
@@ -90,6 +98,7 @@ class Totals:
     total: Decimal
     line_tax: dict[Hashable, Decimal]
     discount: Decimal = Decimal(0)
+    progressive_billing_credit: Decimal = Decimal(0)
 
 
 def _check_decimal(value: object, what: str) -> Decimal:
@@ -137,6 +146,7 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
     rate_lines: dict[tuple[str, Decimal], list[LineAmount]] = {}
     subtotal = zero
     discount = zero
+    credits = zero
     for line in lines:
         amount = _check_decimal(line.amount, f"line {line.key!r} amount")
         if quantize_minor(amount, currency) != amount:
@@ -147,9 +157,15 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
         line_discount = _check_decimal(line.discount, f"line {line.key!r} discount")
         if quantize_minor(line_discount, currency) != line_discount or line_discount < 0:
             raise ValueError(f"line {line.key!r} discount {line_discount} is not a quantized amount >= 0")
+        credit = _check_decimal(line.credit, f"line {line.key!r} credit")
+        if quantize_minor(credit, currency) != credit or not 0 <= credit <= max(amount - line_discount, Decimal(0)):
+            raise ValueError(
+                f"line {line.key!r} credit {credit} must be quantized and between 0 and its amount less its discount"
+            )
         with localcontext(_EXACT):
             subtotal += amount
             discount += line_discount
+            credits += credit
         seen: set[tuple[str, Decimal]] = set()
         for code, percentage in line.tax_rates:
             _check_decimal(percentage, f"tax rate {code!r} percentage")
@@ -188,7 +204,7 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
     discount = quantize_minor(discount, currency)
     tax = quantize_minor(tax, currency)
     with localcontext(_EXACT):
-        total = subtotal - discount + tax
+        total = subtotal - discount - credits + tax
     return Totals(
         subtotal=subtotal,
         taxes=tuple(taxes),
@@ -196,4 +212,5 @@ def totals_compute(lines: Sequence[LineAmount], currency: str) -> Totals:
         total=quantize_minor(total, currency),
         line_tax={key: quantize_minor(value, currency) for key, value in line_tax.items()},
         discount=discount,
+        progressive_billing_credit=quantize_minor(credits, currency),
     )

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from catalog.commitments import thresholds_of
 from catalog.models import Entitlement, Feature, Plan, PlanCreditGrant, PlanVersion, Price
 from catalog.price_models import PRICE_FIELDS, PRICE_MODELS, PriceField
 from catalog.pricing import currency_exponent
@@ -79,8 +80,9 @@ class PriceSerializer(serializers.Serializer):
     name = TextField(
         required=False,
         allow_null=True,
+        allow_blank=True,
         max_length=200,
-        help_text='Default (or null): the meter\'s name, or "Flat fee".',
+        help_text='Default (null, empty or blank): the meter\'s name, or "Flat fee".',
     )
     model = serializers.ChoiceField(choices=Price.Model.values)
     meter = TextField(allow_null=True, required=False, help_text="Meter key (usage prices; absent for fixed fees).")
@@ -137,7 +139,13 @@ class EntitlementSerializer(serializers.Serializer):
 
 
 class GrantSerializer(serializers.Serializer):
-    name = TextField(required=False, allow_null=True, max_length=200, help_text='Default (or null) "Plan credits".')
+    name = TextField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=200,
+        help_text='Default (null, empty or blank) "Plan credits".',
+    )
     credits = ExactDecimalField(positive=True)
     cadence = serializers.ChoiceField(
         choices=PlanCreditGrant.Cadence.values,
@@ -169,6 +177,15 @@ class GrantSerializer(serializers.Serializer):
         }
 
 
+class ThresholdSerializer(serializers.Serializer):
+    amount = ExactDecimalField(positive=True, help_text="Lifetime usage amount (plan currency) that triggers it.")
+    recurring = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Fires again at every multiple of its amount above the highest fixed threshold (one, the last).",
+    )
+
+
 class VersionSummarySerializer(serializers.Serializer):
     number = serializers.IntegerField()
     status = serializers.ChoiceField(choices=PlanVersion.Status.values)
@@ -181,6 +198,8 @@ class VersionSerializer(VersionSummarySerializer):
     prices = PriceSerializer(many=True)
     entitlements = EntitlementSerializer(many=True)
     credit_grants = GrantSerializer(many=True)
+    minimum_commitment = serializers.CharField(allow_null=True, help_text="Least a period bills before tax, or null.")
+    progressive_thresholds = ThresholdSerializer(many=True)
 
     @staticmethod
     def shape(version: PlanVersion) -> dict:
@@ -195,11 +214,18 @@ class VersionSerializer(VersionSummarySerializer):
                 "prices": [],
                 "entitlements": [],
                 "credit_grants": [],
+                "minimum_commitment": None,
+                "progressive_thresholds": [],
             }
         ).data | {
             "prices": [PriceSerializer.shape(p, currency) for p in version.prices.all()],
             "entitlements": [EntitlementSerializer.shape(e) for e in version.entitlements.all()],
             "credit_grants": [GrantSerializer.shape(g) for g in version.credit_grants.all()],
+            "minimum_commitment": money_text(version.minimum_commitment, currency),
+            "progressive_thresholds": [
+                {"amount": money_text(t.amount, currency), "recurring": t.recurring}
+                for t in thresholds_of(version.progressive_thresholds)
+            ],
         }
 
 
@@ -209,6 +235,10 @@ class VersionInputDocSerializer(serializers.Serializer):
     prices = PriceSerializer(many=True, required=False)
     entitlements = EntitlementSerializer(many=True, required=False)
     credit_grants = GrantSerializer(many=True, required=False)
+    minimum_commitment = ExactDecimalField(
+        positive=True, required=False, allow_null=True, help_text="Least a period bills before tax; null: none."
+    )
+    progressive_thresholds = ThresholdSerializer(many=True, required=False)
     publish = serializers.BooleanField(required=False, default=False)
     effective_from = serializers.DateTimeField(
         required=False,

@@ -122,6 +122,9 @@ class PlanVersionsApi(APIView):
         prices = serializers.ListField(child=serializers.DictField(), required=False, default=list)
         entitlements = serializers.ListField(child=serializers.DictField(), required=False, default=list)
         credit_grants = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+        # Checked by the service (catalog.commitments), which names the field in its 400.
+        minimum_commitment = serializers.JSONField(required=False, allow_null=True, default=None)
+        progressive_thresholds = serializers.JSONField(required=False, allow_null=True, default=list)
         publish = FlagField(required=False, default=False)
         effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
@@ -159,6 +162,8 @@ class PlanVersionDetailApi(APIView):
         entitlements = serializers.ListField(child=serializers.DictField(), required=False)
         credit_grants = serializers.ListField(child=serializers.DictField(), required=False)
         effective_from = serializers.DateTimeField(required=False, allow_null=True)
+        minimum_commitment = serializers.JSONField(required=False, allow_null=True)
+        progressive_thresholds = serializers.JSONField(required=False, allow_null=True)
 
     @extend_schema(
         operation_id="plan_versions_retrieve",

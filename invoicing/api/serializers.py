@@ -70,7 +70,7 @@ class InvoiceOutputSerializer(serializers.Serializer):
     id = serializers.SerializerMethodField()
     number = serializers.CharField(allow_null=True)
     status = serializers.CharField()
-    kind = serializers.CharField(help_text="subscription, credit_purchase, one_off...")
+    kind = serializers.CharField(help_text="subscription, credit_purchase, one_off or progressive.")
     reason = serializers.CharField(
         allow_null=True, help_text="Why it was issued: start, boundary, cancel, credit_purchase..."
     )
@@ -85,6 +85,9 @@ class InvoiceOutputSerializer(serializers.Serializer):
     subtotal = MoneyString()
     discount = MoneyString(help_text="Coupons' discount (the sum of coupons[].amount), before tax.")
     coupons = serializers.SerializerMethodField()
+    progressive_billing_credit = MoneyString(
+        help_text="What progressive invoices of the period already billed, deducted before tax."
+    )
     tax = MoneyString()
     total = MoneyString()
     credits_applied = MoneyString()

@@ -55,6 +55,7 @@ from .context import NO_SHEETS, BoundaryContext, PriceSheets, UsageBatch, versio
 from .invoices import invoice_create_for_period, invoice_finalize_number, invoice_finalize_or_hold
 from .lines import boundary_lines_for
 from .locks import boundary_lock
+from .period_close import period_close_terms_apply
 
 
 def _next_version(subscription: Subscription, context: BoundaryContext) -> PlanVersion | None:
@@ -98,6 +99,13 @@ def subscription_boundary_bill_locked(
         usage=context.usage,
         new_version=new_version,
         sheets=context.sheets,
+    )
+    lines = period_close_terms_apply(
+        lines=lines,
+        subscription=subscription,
+        period=ended,
+        version=subscription.plan_version,
+        currency=subscription.customer.currency,
     )
     invoice = invoice_create_for_period(
         customer=subscription.customer,

@@ -79,9 +79,13 @@ def _owed(invoice: Invoice) -> Decimal:
 
 
 def _usage_payable(invoice: Invoice) -> Decimal:
-    """What usage-only wallets may pay: the invoice's usage lines less their coupon discount, with their tax."""
+    """What usage-only wallets may pay: the invoice's usage lines less their coupon discount and their share of
+    the progressive billing credit (that usage was paid on the progressive invoices), with their tax."""
     return sum(
-        (line.amount - line.discount + line.tax for line in invoice.lines.filter(kind=InvoiceLine.Kind.USAGE)),
+        (
+            line.amount - line.discount - line.progressive_billing_credit + line.tax
+            for line in invoice.lines.filter(kind=InvoiceLine.Kind.USAGE)
+        ),
         Decimal(0),
     )
 

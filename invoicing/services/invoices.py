@@ -50,7 +50,8 @@ from ..models import CreditNote, Invoice, InvoiceLine, NumberSequence, Payment
 from . import coupons
 from . import credits as credits_seam
 from .context import TaxRates, tax_rates_of
-from .lines import REBUILT_REASONS, LineDraft, boundary_lines, lines_totals, tax_breakdown
+from .lines import REBUILT_REASONS, LineDraft, boundary_lines, lines_totals, tax_breakdown, version_for_period
+from .period_close import period_close_terms_apply
 
 SEQUENCE_PREFIXES = {"invoice": "INV-", "credit_note": "CN-"}
 ZERO = Decimal("0")
@@ -87,6 +88,7 @@ def _lines_totals_set(invoice: Invoice, lines: list[LineDraft], tax_rates: TaxRa
     totals = lines_totals(lines, tax_rates=tax_rates, currency=invoice.currency)
     invoice.subtotal = totals.subtotal
     invoice.discount = totals.discount
+    invoice.progressive_billing_credit = totals.progressive_billing_credit
     invoice.tax = totals.tax
     invoice.total = totals.total
     invoice.tax_breakdown = tax_breakdown(totals)
@@ -112,6 +114,7 @@ def _lines_insert(invoice: Invoice, lines: list[LineDraft]) -> None:
                 period_start=line.period_start,
                 period_end=line.period_end,
                 details=line.details,
+                progressive_billing_credit=line.credit,
             )
             for i, line in enumerate(lines)
         ]
@@ -128,7 +131,18 @@ def invoice_lines_write(*, invoice: Invoice, lines: list[LineDraft], now: dateti
     _lines_totals_set(invoice, lines, tax_rates_of(invoice.customer))
     InvoiceLine.objects.filter(invoice=invoice).delete()
     _lines_insert(invoice, lines)
-    invoice.save(update_fields=["subtotal", "discount", "tax", "total", "tax_breakdown", "amount_due", "updated_at"])
+    invoice.save(
+        update_fields=[
+            "subtotal",
+            "discount",
+            "progressive_billing_credit",
+            "tax",
+            "total",
+            "tax_breakdown",
+            "amount_due",
+            "updated_at",
+        ]
+    )
     coupons.invoice_discounts_record(invoice=invoice, plan=discounts)
 
 
@@ -158,8 +172,13 @@ def invoice_create_for_period(
     tax_rates: TaxRates,
     reason: Invoice.Reason,
     has_coupons: bool = True,
+    kind: Invoice.Kind = Invoice.Kind.SUBSCRIPTION,
+    progressive_crossing: tuple[Decimal, Decimal] | None = None,
 ) -> Invoice | None:
     """Insert a subscription invoice and its lines; ``None`` when this boundary is already billed.
+
+    ``progressive_crossing``: a progressive invoice's ``(first, highest)`` threshold levels, whose
+    ``invoice_unique_progressive_crossing`` refuses a second invoice for one crossing the same way.
 
     Call inside a transaction. ``tax_rates``: the customer's (``context.tax_rates_of``, or read along with its
     lock). ``reason``: why it is issued (start, boundary, cancel...), stored and used by recalculation.
@@ -167,8 +186,12 @@ def invoice_create_for_period(
     says so itself (``ON CONFLICT DO NOTHING``), so no savepoint is needed. The customer's coupons discount it
     (``coupons``; ``has_coupons=False``: the caller, holding the customer lock, found none active).
     """
+    first, highest = progressive_crossing or (None, None)
     invoice = Invoice(
         reason=reason,
+        kind=kind,
+        progressive_threshold=first,
+        progressive_threshold_reached=highest,
         customer=customer,
         subscription=subscription,
         currency=customer.currency,
@@ -370,10 +393,22 @@ def invoice_rebuild_lines(*, invoice: Invoice) -> list[LineDraft]:
                 period_start=line.period_start,
                 period_end=line.period_end,
                 details=line.details,
+                credit=line.progressive_billing_credit,
             )
             for line in invoice.lines.select_related("price", "plan_version", "meter")
         ]
-    return boundary_lines(subscription=invoice.subscription, invoice=invoice)
+    lines = boundary_lines(subscription=invoice.subscription, invoice=invoice)
+    if invoice.reason == Invoice.Reason.START:
+        return lines
+    period = Period(invoice.period_start, invoice.period_end)
+    return period_close_terms_apply(
+        lines=lines,
+        subscription=invoice.subscription,
+        period=period,
+        version=version_for_period(invoice.subscription, period),
+        currency=invoice.currency,
+        exclude_invoice_id=invoice.pk,
+    )
 
 
 @transaction.atomic(savepoint=False)

@@ -32,6 +32,7 @@ from . import credits as credits_seam
 from .context import tax_rates_of
 from .invoices import invoice_create_for_period, invoice_finalize_number, invoice_finalize_or_hold
 from .lines import advance_lines, arrears_lines
+from .period_close import period_close_terms_apply
 
 
 def _lock_customer(customer_id: int) -> Customer:
@@ -127,6 +128,14 @@ def subscription_cancel(*, subscription: Subscription, at: str, now: datetime) -
         part = Period(part_start, subscription.ended_at)
         lines = arrears_lines(
             subscription=subscription, version=version, period=part, currency=subscription.customer.currency
+        )
+        # The part period closes here: commitment true-up (prorated to its days) and progressive credit.
+        lines = period_close_terms_apply(
+            lines=lines,
+            subscription=subscription,
+            period=part,
+            version=version,
+            currency=subscription.customer.currency,
         )
         invoice = invoice_create_for_period(
             customer=subscription.customer,

@@ -58,6 +58,9 @@ class LineDraft:
     tax: Decimal = Decimal(0)
     #: Its share of the coupons' discount (``services.coupons.invoice_discounts_plan`` sets it), before tax.
     discount: Decimal = Decimal(0)
+    #: This line's share of the invoice's progressive billing credit, deducted before tax
+    #: (``progressive_credits.progressive_credit_attach``).
+    credit: Decimal = Decimal(0)
 
     @property
     def is_usage(self) -> bool:
@@ -288,11 +291,20 @@ def boundary_lines(*, subscription: Subscription, invoice: Invoice) -> list[Line
 
 
 def lines_totals(lines: list[LineDraft], *, tax_rates: TaxRates, currency: str) -> Totals:
-    """Subtotal, discount (the lines' ``discount`` shares), tax once per rate on the discounted sums (``tax_rates``:
-    the customer's, :func:`~.context.tax_rates_of`), total; stores each line's tax share on ``line.tax``."""
+    """Subtotal, discount (the lines' ``discount`` shares), progressive billing credit (the lines' ``credit``),
+    tax once per rate on what remains (``tax_rates``: the customer's, :func:`~.context.tax_rates_of`), total;
+    stores each line's tax share on ``line.tax``.
+
+    The discount comes first (DESIGN.md's order): a line's progressive billing credit is cut to what its
+    discount leaves (``amount - discount``), and its details say so."""
+    for line in lines:
+        room = max(line.amount - line.discount, Decimal(0))
+        if line.credit > room:
+            line.details = {**line.details, "progressive_billing_credit": f"{room:f}", "progressive_credit_cut": True}
+            line.credit = room
     totals = totals_compute(
         [
-            LineAmount(key=i, amount=line.amount, tax_rates=tax_rates, discount=line.discount)
+            LineAmount(key=i, amount=line.amount, tax_rates=tax_rates, discount=line.discount, credit=line.credit)
             for i, line in enumerate(lines)
         ],
         currency,

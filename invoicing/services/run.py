@@ -7,6 +7,8 @@
 2. drafts whose ``finalize_after <= now`` are finalized;
 3. the wallets' scheduled work (expiry, low-balance alerts, top-ups) through the credits seam.
 
+Between 1 and 2, the progressive billing watch (``progressive``) issues the progressive invoices due.
+
 One subscription's failure is logged and recorded on the ``BillingRun`` (``failed_subscriptions``: which
 subscription, its customer, the boundary and the error), named in the run's one-line summary and listed on the
 finance dashboard; the run goes on. The failed boundary stays due, so the next run tries it again. Re-running with
@@ -39,6 +41,7 @@ from . import credits as credits_seam
 from .boundary import CustomerBusy, subscription_bill_once
 from .context import NO_SHEETS, PriceSheets, UsageBatch, price_sheets_read
 from .invoices import _lock, credit_purchase_invoice_create, invoice_finalize_locked
+from .progressive import progressive_watch
 
 logger = logging.getLogger(__name__)
 
@@ -353,10 +356,27 @@ def billing_run_execute(
         summary=summary,
         progress=progress,
     )
+    progressive_work(now=now, summary=summary, customer_external_id=customer_external_id)
     drafts_finalize_due(now=now, summary=summary, customer_external_id=customer_external_id)
     wallet_work(now=now, summary=summary, customer_external_id=customer_external_id)
     billing_run_record(run=run, summary=summary)
     return summary
+
+
+def progressive_work(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:
+    """The progressive billing watch (``progressive.progressive_watch``) after the boundaries, so a period that
+    just ended is billed by its boundary first; its invoices and failures go on ``summary``."""
+    try:
+        outcome = progressive_watch(now=now, customer_external_id=customer_external_id)
+    except Exception as exc:
+        logger.exception("Progressive billing watch failed")
+        summary.failures.append(f"progressive billing: {error_text(exc)}")
+        return
+    summary.invoices_created += len(outcome.invoices)
+    summary.invoices_finalized += (
+        Invoice.objects.filter(pk__in=outcome.invoices).exclude(status=Invoice.Status.DRAFT).count()
+    )
+    summary.failures += outcome.failures
 
 
 def wallet_work(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:

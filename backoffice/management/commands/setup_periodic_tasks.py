@@ -17,6 +17,12 @@ SCHEDULES = [
         {"minute": "*/5"},
         "Folds closed hours of events into the hourly usage rollup that usage reads use.",
     ),
+    (
+        "Progressive billing watch (every 5 minutes)",
+        "invoicing.progressive_watch",
+        {"minute": "*/5"},
+        "Invoices the usage so far of subscriptions whose lifetime usage reached a progressive billing threshold.",
+    ),
 ]
 
 
