@@ -25,12 +25,13 @@ from decimal import Decimal
 from typing import Any
 
 from catalog.models import PlanVersion, Price
+from catalog.overrides import Overrides, override_line_unit_amount, price_quote_overridden
 from catalog.pricing import quantize_minor
-from catalog.quote import price_included_units, price_line_unit_amount, price_quote
+from catalog.quote import price_included_units
 from core.money import format_decimal
-from customers import periods
 from customers.models import Subscription
 from customers.periods import Period
+from customers.schedule import subscription_period_after, subscription_prorate
 from customers.selectors import subscription_version_for
 from metering.models import Meter
 from metering.selectors import usage_for_customers
@@ -100,15 +101,24 @@ def _base_details(price: Price, version: PlanVersion, period: Period) -> dict[st
 
 
 def fixed_fee_line(
-    *, subscription: Subscription, price: Price, version: PlanVersion, period: Period, currency: str
+    *,
+    subscription: Subscription,
+    price: Price,
+    version: PlanVersion,
+    period: Period,
+    currency: str,
+    overrides: Overrides | None = None,
 ) -> LineDraft:
-    """One fixed fee for ``period`` (prorated by whole days when the period is partial)."""
-    result = price_quote(price, Decimal(1))
+    """One fixed fee for ``period`` (prorated by whole local days when the period is partial).
+
+    ``overrides``: the subscription's negotiated prices for this period (default: those in force)."""
+    overrides = subscription.price_overrides if overrides is None else overrides
+    result, override = price_quote_overridden(price, Decimal(1), overrides)
     details = {**result.to_details(), **_base_details(price, version, period)}
+    if override:
+        details["override"] = override
     label = period_label(period.start, period.end)
-    proration = periods.prorate_period(
-        subscription.billing, subscription.start_at, subscription.plan.interval, period, result.amount
-    )
+    proration = subscription_prorate(subscription, period, result.amount)
     kind = InvoiceLine.Kind.FIXED
     exact = proration.amount
     description = f"{price.name} — {label}"
@@ -139,11 +149,22 @@ def fixed_fee_line(
     )
 
 
-def usage_line(*, price: Price, version: PlanVersion, period: Period, quantity: Decimal, currency: str) -> LineDraft:
-    """One usage price for ``period`` at the metered ``quantity`` (never prorated)."""
-    result = price_quote(price, quantity)
+def usage_line(
+    *,
+    price: Price,
+    version: PlanVersion,
+    period: Period,
+    quantity: Decimal,
+    currency: str,
+    overrides: Overrides | None = None,
+) -> LineDraft:
+    """One usage price for ``period`` at the metered ``quantity`` (never prorated), with a subscription's
+    negotiated prices (``overrides``) when given."""
+    result, override = price_quote_overridden(price, quantity, overrides)
     meter = price.meter
     details = {**result.to_details(), **_base_details(price, version, period)}
+    if override:
+        details["override"] = override
     details["meter"] = meter.key
     details["meter_name"] = meter.name
     details["aggregation"] = meter.aggregation
@@ -160,7 +181,7 @@ def usage_line(*, price: Price, version: PlanVersion, period: Period, quantity: 
         description=description[:500],
         amount=quantize_minor(result.amount, currency),
         quantity=quantity,
-        unit_amount=price_line_unit_amount(price),
+        unit_amount=override_line_unit_amount(price, overrides),
         price=price,
         plan_version=version,
         meter=meter,
@@ -175,13 +196,22 @@ def _in_advance(price: Price) -> bool:
 
 
 def advance_lines(
-    *, subscription: Subscription, version: PlanVersion, period: Period, currency: str, sheets: PriceSheets = NO_SHEETS
+    *,
+    subscription: Subscription,
+    version: PlanVersion,
+    period: Period,
+    currency: str,
+    sheets: PriceSheets = NO_SHEETS,
+    overrides: Overrides | None = None,
 ) -> list[LineDraft]:
     """The period's in-advance fixed fees, priced with ``version`` (the version in effect for that period).
 
-    ``sheets``: price sheets read beforehand (a run's batch); a version they do not hold is read now."""
+    ``sheets``: price sheets read beforehand (a run's batch); a version they do not hold is read now.
+    ``overrides``: the negotiated prices for that period (default: those in force on the subscription)."""
     return [
-        fixed_fee_line(subscription=subscription, price=p, version=version, period=period, currency=currency)
+        fixed_fee_line(
+            subscription=subscription, price=p, version=version, period=period, currency=currency, overrides=overrides
+        )
         for p in version_prices(version, sheets)
         if _in_advance(p)
     ]
@@ -211,6 +241,7 @@ def arrears_lines(
             meters=list(meters.values()), customer_external_ids=[external_id], start=period.start, end=period.end
         )
     lines: list[LineDraft] = []
+    overrides = subscription.price_overrides
     for price in prices:
         if price.meter_id is None:
             lines.append(
@@ -220,7 +251,16 @@ def arrears_lines(
             )
         else:
             quantity = (values or {}).get((external_id, price.meter_id), Decimal(0))
-            lines.append(usage_line(price=price, version=version, period=period, quantity=quantity, currency=currency))
+            lines.append(
+                usage_line(
+                    price=price,
+                    version=version,
+                    period=period,
+                    quantity=quantity,
+                    currency=currency,
+                    overrides=overrides,
+                )
+            )
     return lines
 
 
@@ -249,13 +289,15 @@ def boundary_lines_for(
         subscription=subscription, version=ended_version, period=ended, currency=currency, usage=usage, sheets=sheets
     )
     if not ending:
-        new_period = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended)
+        new_period = subscription_period_after(subscription, ended.end)
+        pending = subscription.pending_price_overrides  # a PATCH of the overrides applies from the next period
         lines += advance_lines(
             subscription=subscription,
             version=new_version or version_for_period(subscription, new_period),
             period=new_period,
             currency=currency,
             sheets=sheets,
+            overrides=pending,
         )
     return lines
 
