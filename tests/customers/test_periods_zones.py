@@ -229,7 +229,7 @@ def test_periods_tile_time_in_every_zone(billing: str, interval: str, name: str,
                 assert local_b.weekday() == wall.weekday() or local_b.time() != wall.time()
             # The anchor's wall time is kept unless that wall time does not exist that day (a DST jump),
             # when the boundary is the jump itself.
-            assert local_b.time() == wall.time() or (local_b - TICK).astimezone(z).time() < wall.time()
+            assert local_b.time() == wall.time() or (b - TICK).astimezone(z).time() < wall.time()
     assert periods_between(billing, anchor, interval, anchor, walk[-1].end, timezone=name) == walk
 
 
