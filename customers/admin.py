@@ -26,11 +26,13 @@ from django.utils.html import format_html, format_html_join
 from catalog.models import Plan, PlanVersion
 from core.admin import adopt, currency_filter, service_error_to_form
 from core.errors import BillingError
-from core.instants import format_instant, validate_instant
+from core.instants import format_instant, format_instant_in, validate_instant, zone_note
 from core.money import decimal_text, format_percent
 from core.numbers import NumberInvalid, decimal_parse
 
 from .models import Customer, Subscription, TaxRate
+from .overrides import subscription_override_lines
+from .periods import timezone_valid
 from .selectors import subscription_periods
 from .services import (
     DAYS_MAX,
@@ -57,9 +59,26 @@ def _catalog_fields_for(request, fields: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(swap.get(name, name) for name in fields)
 
 
-def period_text(start, end) -> str:
-    """``15 Jan 2026, 00:00 → 1 Feb 2026, 00:00`` (UTC, half-open: the end belongs to the next period)."""
-    return f"{_when(start)} → {_when(end)}"
+def period_text(start, end, timezone: str | None = None) -> str:
+    """``15 Jan 2026, 00:00 → 1 Feb 2026, 00:00`` (UTC, half-open: the end belongs to the next period); with a
+    customer's ``timezone`` other than UTC, its local times and the zone named:
+    ``7 Feb 2023, 16:00 → 1 Mar 2023, 00:00 (America/Los_Angeles)``."""
+    zone = zone_note(timezone)
+    if zone == "UTC":
+        return f"{_when(start)} → {_when(end)}"
+    return f"{format_instant_in(start, zone)} → {format_instant_in(end, zone)} ({zone})"
+
+
+def _zoned(value, subscription: Subscription) -> str:
+    """An instant of a subscription in its customer's timezone, the zone named unless UTC."""
+    zone = zone_note(subscription.customer.timezone)
+    return _when(value) if zone == "UTC" else f"{format_instant_in(value, zone)} ({zone})"
+
+
+def _zone_choices() -> list[tuple[str, str]]:
+    from zoneinfo import available_timezones
+
+    return [(name, name) for name in sorted(n for n in available_timezones() if timezone_valid(n))]
 
 
 class PercentageFilter(admin.SimpleListFilter):
@@ -130,8 +149,18 @@ class CustomerAdminForm(forms.ModelForm):
             "tax_rates",
             "net_payment_terms",
             "invoice_grace_days",
+            "timezone",
             *Customer.ADDRESS_FIELDS,
         )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "timezone" in self.fields:
+            self.fields["timezone"] = forms.ChoiceField(
+                choices=_zone_choices(),
+                initial="UTC",
+                help_text=Customer._meta.get_field("timezone").help_text,
+            )
 
     def clean_address_country(self):
         return (self.cleaned_data.get("address_country") or "").upper()
@@ -191,7 +220,7 @@ class SubscriptionInline(admin.TabularInline):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("plan", "plan_version")
+        return super().get_queryset(request).select_related("customer", "plan", "plan_version")
 
     @admin.display(description="Subscription")
     def subscription_link(self, obj: Subscription) -> str:
@@ -205,7 +234,7 @@ class SubscriptionInline(admin.TabularInline):
 
     @admin.display(description="Current period")
     def current_period(self, obj: Subscription) -> str:
-        return period_text(obj.current_period_start, obj.current_period_end)
+        return period_text(obj.current_period_start, obj.current_period_end, obj.customer.timezone)
 
     @admin.display(description="Status")
     def status_display(self, obj: Subscription) -> str:
@@ -245,6 +274,7 @@ class CustomerAdmin(admin.ModelAdmin):
                     "tax_rates",
                     "net_payment_terms",
                     "invoice_grace_days",
+                    "timezone",
                     "created_at",
                 )
             },
@@ -362,6 +392,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "canceled_at",
         "ended_at",
         "cancel_link",
+        "price_overrides_display",
         "periods_table",
     )
     readonly_fields = (*fields, "plan_text", "pinned_version_text")
@@ -398,7 +429,14 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Current period", ordering="current_period_start")
     def current_period(self, obj: Subscription) -> str:
-        return period_text(obj.current_period_start, obj.current_period_end)
+        return period_text(obj.current_period_start, obj.current_period_end, obj.customer.timezone)
+
+    @admin.display(description="Negotiated prices (overrides)")
+    def price_overrides_display(self, obj: Subscription) -> str:
+        lines = subscription_override_lines(obj) if obj.pk else []
+        if not lines:
+            return "None: the plan's prices."
+        return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, obj: Subscription) -> str:
@@ -427,8 +465,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    _when(r.start),
-                    _when(r.end),
+                    _zoned(r.start, obj),
+                    _zoned(r.end, obj),
                     r.days,
                     f"v{r.plan_version.number}" if r.plan_version else "—",
                     "current" if r.is_current else (f"ended {_when(r.ended_at)}" if r.ended_at else "past"),

@@ -29,9 +29,10 @@ from catalog.overrides import Overrides, override_line_unit_amount, price_quote_
 from catalog.pricing import quantize_minor
 from catalog.quote import price_included_units
 from core.money import format_decimal
+from customers import periods
 from customers.models import Subscription
 from customers.periods import Period
-from customers.schedule import subscription_period_after, subscription_prorate
+from customers.schedule import subscription_period_after, subscription_prorate, subscription_timezone
 from customers.selectors import subscription_version_for
 from metering.models import Meter
 from metering.selectors import usage_for_customers
@@ -63,11 +64,16 @@ class LineDraft:
         return self.kind == InvoiceLine.Kind.USAGE
 
 
-def period_label(start: datetime, end: datetime) -> str:
+def period_label(start: datetime, end: datetime, timezone: str | None = None) -> str:
     """Human period: ``Jan 1–31 2026``, ``Jan 31 – Feb 28 2026``, ``Dec 15 2025 – Jan 14 2026``.
 
-    Periods are half-open; a period ending at midnight shows the day before its end as its last day.
+    Periods are half-open; a period ending at midnight shows the day before its end as its last day. Days are
+    those of ``timezone`` (the customer's; UTC by default): ``[2023-02-08 00:00 UTC, 2023-03-01 08:00 UTC)`` in
+    America/Los_Angeles is ``Feb 7–28 2023``.
     """
+    if timezone and timezone != "UTC":
+        zone = periods.zone(timezone)
+        start, end = start.astimezone(zone), end.astimezone(zone)
     last = end - timedelta(days=1) if (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0) else end
     last_day = max(last.date(), start.date())
     first_day = start.date()
@@ -80,14 +86,14 @@ def period_label(start: datetime, end: datetime) -> str:
     return f"{first_day:%b} {first_day.day} {first_day.year} – {last_day:%b} {last_day.day} {last_day.year}"
 
 
-def period_label_of(obj, empty: str = "") -> str:
+def period_label_of(obj, empty: str = "", timezone: str | None = None) -> str:
     """:func:`period_label` of an invoice or a line (``period_start``/``period_end``); ``empty`` without a period."""
     if obj.period_start and obj.period_end:
-        return period_label(obj.period_start, obj.period_end)
+        return period_label(obj.period_start, obj.period_end, timezone)
     return empty
 
 
-def _base_details(price: Price, version: PlanVersion, period: Period) -> dict[str, Any]:
+def _base_details(price: Price, version: PlanVersion, period: Period, timezone: str | None = None) -> dict[str, Any]:
     return {
         "price": price.name,
         "price_model": price.model,
@@ -96,7 +102,7 @@ def _base_details(price: Price, version: PlanVersion, period: Period) -> dict[st
         "plan_version": version.number,
         "period_start": period.start.isoformat(),
         "period_end": period.end.isoformat(),
-        "period": period_label(period.start, period.end),
+        "period": period_label(period.start, period.end, timezone),
     }
 
 
@@ -114,10 +120,11 @@ def fixed_fee_line(
     ``overrides``: the subscription's negotiated prices for this period (default: those in force)."""
     overrides = subscription.price_overrides if overrides is None else overrides
     result, override = price_quote_overridden(price, Decimal(1), overrides)
-    details = {**result.to_details(), **_base_details(price, version, period)}
+    zone = subscription_timezone(subscription)
+    details = {**result.to_details(), **_base_details(price, version, period, zone)}
     if override:
         details["override"] = override
-    label = period_label(period.start, period.end)
+    label = period_label(period.start, period.end, zone)
     proration = subscription_prorate(subscription, period, result.amount)
     kind = InvoiceLine.Kind.FIXED
     exact = proration.amount
@@ -157,12 +164,13 @@ def usage_line(
     quantity: Decimal,
     currency: str,
     overrides: Overrides | None = None,
+    timezone: str | None = None,
 ) -> LineDraft:
     """One usage price for ``period`` at the metered ``quantity`` (never prorated), with a subscription's
-    negotiated prices (``overrides``) when given."""
+    negotiated prices (``overrides``) when given; its period in the days of ``timezone`` (the customer's)."""
     result, override = price_quote_overridden(price, quantity, overrides)
     meter = price.meter
-    details = {**result.to_details(), **_base_details(price, version, period)}
+    details = {**result.to_details(), **_base_details(price, version, period, timezone)}
     if override:
         details["override"] = override
     details["meter"] = meter.key
@@ -175,7 +183,7 @@ def usage_line(
     if included is not None:
         text += f", {format_decimal(included)} included"
         details["included_units"] = f"{included:f}"
-    description = f"{price.name} — {text}, {period_label(period.start, period.end)}"
+    description = f"{price.name} — {text}, {period_label(period.start, period.end, timezone)}"
     return LineDraft(
         kind=InvoiceLine.Kind.USAGE,
         description=description[:500],
@@ -259,6 +267,7 @@ def arrears_lines(
                     quantity=quantity,
                     currency=currency,
                     overrides=overrides,
+                    timezone=subscription_timezone(subscription),
                 )
             )
     return lines
