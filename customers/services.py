@@ -339,9 +339,10 @@ def _lock(subscription: Subscription) -> Subscription:
     )
 
 
-@transaction.atomic(durable=True)
-def subscription_price_overrides_update(*, subscription: Subscription, price_overrides: Any) -> Subscription:
-    """Set the subscription's negotiated prices (``catalog.overrides``) from its next period on.
+@transaction.atomic(savepoint=False)
+def subscription_row_price_overrides_set(*, subscription: Subscription, price_overrides: Any) -> Subscription:
+    """Set the subscription's negotiated prices (``catalog.overrides``) from its next period on. Call inside a
+    transaction, only from invoicing's lifecycle (``invoicing.services.subscription_price_overrides_update``).
 
     Rule (API.md): a change applies from the next period, so the period being served (and its invoice) keeps the
     overrides in force; the new list waits in ``pending_price_overrides`` until the period boundary moves it into

@@ -172,10 +172,12 @@ class SubscriptionDetailApi(APIView):
         responses={200: OutputSerializer, **error_responses(400, 404, 409)},
     )
     def patch(self, request, subscription_id: str):
+        from invoicing.services import subscription_price_overrides_update
+
         subscription = selectors.subscription_get(subscription_id=subscription_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.subscription_price_overrides_update(
+        subscription_price_overrides_update(
             subscription=subscription, price_overrides=data.validated_data["price_overrides"]
         )
         return Response(self.OutputSerializer(selectors.subscription_get(subscription_id=subscription_id)).data)

@@ -10,9 +10,9 @@ import pytest
 from catalog.models import Plan, Price
 from catalog.overrides import price_quote_overridden
 from customers.models import Subscription
-from customers.services import customer_update, subscription_price_overrides_update
+from customers.services import customer_update
 from invoicing.models import InvoiceLine
-from invoicing.services import billing_run_execute, subscription_start
+from invoicing.services import billing_run_execute, subscription_price_overrides_update, subscription_start
 from tests.factories.catalog import PlanFactory, PlanVersionFactory, PriceFactory
 from tests.factories.customers import CustomerFactory, TaxRateFactory
 from tests.factories.invoicing import events_create
