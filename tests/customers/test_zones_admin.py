@@ -112,3 +112,18 @@ def test_the_customer_form_offers_zones_and_refuses_an_unknown_one(admin_client)
     assert saved.status_code == 302
     customer.refresh_from_db()
     assert customer.timezone == "Asia/Kolkata"
+
+
+def test_the_invoice_list_shows_the_period_in_the_customer_zone(admin_client):
+    _la_subscription()
+    html = admin_client.get("/admin/invoicing/invoice/").content.decode()
+    # [2023-02-08 00:00 UTC, 2023-03-01 08:00 UTC) is local Feb 7 to Feb 28 (the end is local midnight Mar 1).
+    assert "Feb 7–28 2023 (America/Los_Angeles)" in html
+
+
+def test_a_monthly_entitlement_window_starts_at_local_midnight():
+    from customers.entitlements import usage_default_window
+
+    customer = CustomerFactory(external_id="no-sub", timezone=LA)
+    # 2023-03-01 03:00 UTC is still Feb 28 in Los Angeles: its month runs Feb 1 08:00 UTC -> Mar 1 08:00 UTC.
+    assert usage_default_window(customer=customer, now=utc(2023, 3, 1, 3)) == (utc(2023, 2, 1, 8), utc(2023, 3, 1, 8))
