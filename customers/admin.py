@@ -360,6 +360,53 @@ class SubscriptionAddForm(forms.Form):
     )
 
 
+class PriceOverridesForm(forms.Form):
+    """One optional field per value of each price of the version billing the current period (tiers excepted: the
+    API sets those, and a saved tier override is kept). Values are text, read by the price model's own parser."""
+
+    def __init__(self, *args, prices, current, **kwargs):
+        from catalog.overrides import OVERRIDABLE_FIELDS
+        from catalog.price_models import price_model
+        from catalog.quote import price_terms
+
+        super().__init__(*args, **kwargs)
+        self.prices = prices
+        self.kept_tiers = {o["price"]: o["tiers"] for o in current if "tiers" in o}
+        given = {o["price"]: o for o in current}
+        for price in prices:
+            plan = price_terms(price)
+            for name in price_model(price.model).fields:
+                if name not in OVERRIDABLE_FIELDS or name == "tiers":
+                    continue
+                self.fields[self.key(price, name)] = forms.CharField(
+                    required=False,
+                    label=f"{price.name}: {name.replace('_', ' ')}",
+                    initial=given.get(price.name, {}).get(name, ""),
+                    help_text=f"The plan's value: {decimal_text(plan[name])}. Empty: the plan's value.",
+                )
+
+    @staticmethod
+    def key(price, name: str) -> str:
+        return f"price_{price.pk}__{name}"
+
+    def overrides(self) -> tuple[list[dict], dict[str, str]]:
+        """The overrides as the service takes them, and each API path mapped to its form field."""
+        result, paths = [], {}
+        for price in self.prices:
+            values = {
+                name.split("__", 1)[1]: value.strip()
+                for name, value in self.cleaned_data.items()
+                if name.startswith(f"price_{price.pk}__") and value.strip()
+            }
+            if price.name in self.kept_tiers:
+                values["tiers"] = self.kept_tiers[price.name]
+            if values:
+                for name in values:
+                    paths[f"price_overrides[{len(result)}].{name}"] = self.key(price, name)
+                result.append({"price": price.name, **values})
+        return result, paths
+
+
 class CancelForm(forms.Form):
     at = forms.ChoiceField(
         choices=[
@@ -434,9 +481,13 @@ class SubscriptionAdmin(admin.ModelAdmin):
     @admin.display(description="Negotiated prices (overrides)")
     def price_overrides_display(self, obj: Subscription) -> str:
         lines = subscription_override_lines(obj) if obj.pk else []
-        if not lines:
-            return "None: the plan's prices."
-        return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+        shown = (
+            format_html_join("", "<div>{}</div>", ((line,) for line in lines)) if lines else "None: the plan's prices."
+        )
+        if obj.pk is None or obj.status == Subscription.Status.ENDED:
+            return shown
+        url = reverse("admin:customers_subscription_price_overrides", args=[obj.pk])
+        return format_html('{}<div><a class="button" href="{}">Change negotiated prices…</a></div>', shown, url)
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, obj: Subscription) -> str:
@@ -536,8 +587,54 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.cancel_view),
                 name="customers_subscription_cancel",
             ),
+            path(
+                "<path:object_id>/prices/",
+                self.admin_site.admin_view(self.price_overrides_view),
+                name="customers_subscription_price_overrides",
+            ),
         ]
         return custom + urls
+
+    def price_overrides_view(self, request, object_id):
+        """Negotiated prices from the next period, through the API's entry point (outside the change-form
+        transaction, like the cancel page)."""
+        from invoicing.services import subscription_price_overrides_update
+
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        subscription = get_object_or_404(self.get_queryset(request), pk=object_id)
+        current = (
+            subscription.pending_price_overrides
+            if subscription.pending_price_overrides is not None
+            else subscription.price_overrides
+        )
+        prices = list(subscription.plan_version.prices.order_by("position", "id"))
+        form = PriceOverridesForm(request.POST or None, prices=prices, current=current)
+        if request.method == "POST" and form.is_valid():
+            overrides, paths = form.overrides()
+            try:
+                subscription_price_overrides_update(subscription=subscription, price_overrides=overrides)
+            except BillingError as exc:
+                for path_, messages_ in getattr(exc, "errors", {exc.field: [exc.message]}).items():
+                    for message in messages_:
+                        form.add_error(paths.get(path_), message)
+            else:
+                self.log_change(request, subscription, "Negotiated prices changed (from the next period)")
+                self.message_user(
+                    request, "Negotiated prices saved; they apply from the next period.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:customers_subscription_change", args=[subscription.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "subscription": subscription,
+            "title": f"Negotiated prices of {subscription}",
+            "tier_note": "Tier overrides are set through the API; those saved are kept."
+            if any(p.model == "tiered" for p in prices)
+            else "",
+        }
+        return TemplateResponse(request, "admin/customers/subscription/price_overrides.html", context)
 
     def cancel_view(self, request, object_id):
         if not self.has_cancel_permission(request):

@@ -127,3 +127,24 @@ def test_a_monthly_entitlement_window_starts_at_local_midnight():
     customer = CustomerFactory(external_id="no-sub", timezone=LA)
     # 2023-03-01 03:00 UTC is still Feb 28 in Los Angeles: its month runs Feb 1 08:00 UTC -> Mar 1 08:00 UTC.
     assert usage_default_window(customer=customer, now=utc(2023, 3, 1, 3)) == (utc(2023, 2, 1, 8), utc(2023, 3, 1, 8))
+
+
+def test_finance_sets_a_negotiated_price_in_the_admin_from_the_next_period(admin_client):
+    sub = _la_subscription()
+    page = admin_client.get(f"/admin/customers/subscription/{sub.pk}/change/").content.decode()
+    url = f"/admin/customers/subscription/{sub.pk}/prices/"
+    assert url in page
+    calls = sub.plan_version.prices.get(name="Calls")
+    fee = sub.plan_version.prices.get(name="Subscription")
+    form = admin_client.get(url).content.decode()
+    assert "The plan&#x27;s value: 0.01." in form and "The plan&#x27;s value: 50." in form
+    refused = admin_client.post(url, {f"price_{calls.pk}__unit_amount": "-1"})
+    assert refused.status_code == 200 and "errors" in refused.content.decode()
+    sub.refresh_from_db()
+    assert sub.pending_price_overrides is None
+    saved = admin_client.post(url, {f"price_{calls.pk}__unit_amount": "0.008", f"price_{fee.pk}__amount": ""})
+    assert saved.status_code == 302
+    sub.refresh_from_db()
+    assert sub.price_overrides == [] and sub.pending_price_overrides == [{"price": "Calls", "unit_amount": "0.008"}]
+    page = admin_client.get(f"/admin/customers/subscription/{sub.pk}/change/").content.decode()
+    assert "From the next period: Calls: override: unit_amount 0.008 (plan: 0.01)" in page
