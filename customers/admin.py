@@ -159,7 +159,8 @@ class CustomerAdminForm(forms.ModelForm):
             self.fields["timezone"] = forms.ChoiceField(
                 choices=_zone_choices(),
                 initial="UTC",
-                help_text=Customer._meta.get_field("timezone").help_text,
+                help_text="Calendar periods and proration follow its local midnight. A change applies from the next "
+                "period.",
             )
 
     def clean_address_country(self):
