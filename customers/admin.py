@@ -159,12 +159,16 @@ class CustomerAdminForm(forms.ModelForm):
             self.fields["timezone"] = forms.ChoiceField(
                 choices=_zone_choices(),
                 initial="UTC",
+                required=False,
                 help_text="Calendar periods and proration follow its local midnight. A change applies from the next "
                 "period.",
             )
 
     def clean_address_country(self):
         return (self.cleaned_data.get("address_country") or "").upper()
+
+    def clean_timezone(self):
+        return self.cleaned_data.get("timezone") or "UTC"
 
     def service_values(self) -> dict:
         """The form's fields as the services take them (tax rates by code)."""
@@ -441,6 +445,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "ended_at",
         "cancel_link",
         "price_overrides_display",
+        "price_overrides_link",
         "periods_table",
     )
     readonly_fields = (*fields, "plan_text", "pinned_version_text")
@@ -448,7 +453,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         fields = _catalog_fields_for(request, self.fields)
         if not self.has_cancel_permission(request):
-            fields = tuple(name for name in fields if name != "cancel_link")  # its page would answer 403
+            # their pages would answer 403
+            fields = tuple(name for name in fields if name not in ("cancel_link", "price_overrides_link"))
         return fields
 
     @admin.display(description="Plan")
@@ -482,13 +488,16 @@ class SubscriptionAdmin(admin.ModelAdmin):
     @admin.display(description="Negotiated prices (overrides)")
     def price_overrides_display(self, obj: Subscription) -> str:
         lines = subscription_override_lines(obj) if obj.pk else []
-        shown = (
-            format_html_join("", "<div>{}</div>", ((line,) for line in lines)) if lines else "None: the plan's prices."
-        )
+        if not lines:
+            return "None: the plan's prices."
+        return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+
+    @admin.display(description="Change negotiated prices")
+    def price_overrides_link(self, obj: Subscription) -> str:
         if obj.pk is None or obj.status == Subscription.Status.ENDED:
-            return shown
+            return "—"
         url = reverse("admin:customers_subscription_price_overrides", args=[obj.pk])
-        return format_html('{}<div><a class="button" href="{}">Change negotiated prices…</a></div>', shown, url)
+        return format_html('<a class="button" href="{}">Change negotiated prices…</a>', url)
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, obj: Subscription) -> str:
