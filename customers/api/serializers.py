@@ -148,6 +148,7 @@ class SubscriptionCreateInputSerializer(serializers.Serializer):
     )
     price_overrides = serializers.JSONField(
         required=False,
+        allow_null=True,
         default=None,
         help_text='Negotiated prices: [{"price": a price name of the plan, and any of "amount", "unit_amount", '
         '"package_size", "package_amount", "tiers"}].',
@@ -155,7 +156,13 @@ class SubscriptionCreateInputSerializer(serializers.Serializer):
 
 
 class SubscriptionUpdateInputSerializer(serializers.Serializer):
-    price_overrides = serializers.JSONField(help_text="Replaces the negotiated prices from the next period.")
+    """PATCH: only the fields sent change (``{}`` changes nothing)."""
+
+    price_overrides = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Replaces the negotiated prices from the next period ([] or null: none).",
+    )
 
 
 class SubscriptionCancelInputSerializer(serializers.Serializer):

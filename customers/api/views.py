@@ -177,9 +177,10 @@ class SubscriptionDetailApi(APIView):
         subscription = selectors.subscription_get(subscription_id=subscription_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        subscription_price_overrides_update(
-            subscription=subscription, price_overrides=data.validated_data["price_overrides"]
-        )
+        if "price_overrides" in data.validated_data:
+            subscription_price_overrides_update(
+                subscription=subscription, price_overrides=data.validated_data["price_overrides"]
+            )
         return Response(self.OutputSerializer(selectors.subscription_get(subscription_id=subscription_id)).data)
 
 
