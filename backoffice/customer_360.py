@@ -14,8 +14,10 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
+from core.instants import zone_note
 from core.money import format_decimal, format_money
 from customers.models import Customer, Subscription
+from customers.overrides import subscription_override_lines
 
 RECENT = 12
 
@@ -55,6 +57,12 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
         .select_related("plan", "plan_version")
         .order_by("status", "-current_period_end")
     )
+    # Negotiated prices, read only for the subscriptions that have some (most have none: no query).
+    overrides = [
+        {"subscription": s, "lines": subscription_override_lines(s)}
+        for s in subscriptions
+        if s.price_overrides or s.pending_price_overrides is not None
+    ]
     entitlements = []
     for state in entitlement_list(customer=customer, now=now):
         entitlements.append(
@@ -94,7 +102,9 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
     if not invoicing:
         return {
             "now": now,
+            "zone": zone_note(customer.timezone),
             "subscriptions": subscriptions,
+            "overrides": overrides,
             "entitlements": entitlements,
             "wallets": wallet_rows,
             "invoicing": False,
@@ -142,7 +152,9 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
     return {
         "now": now,
         "invoicing": True,
+        "zone": zone_note(customer.timezone),
         "subscriptions": subscriptions,
+        "overrides": overrides,
         "entitlements": entitlements,
         "wallets": wallet_rows,
         "invoices": [

@@ -10,7 +10,11 @@
    names it (``DEMO_COUPONS``, applied before the subscription starts, so its first invoice shows the discount), then
    their subscriptions
    through ``invoicing.services.subscription_start``, as of their start: calendar ones on the 1st of the month
-   three months before ``now``, one anniversary one on the 10th of that month at 09:30 UTC;
+   three months before ``now``, one anniversary one on the 10th of that month at 09:30 UTC. From the default
+   scale on, Podcast Lab is in America/Los_Angeles (its subscription starts at its local midnight on the 1st and
+   its periods run from local midnight to local midnight; the runs at 00:00 UTC on the 1st bill its boundary of
+   08:00 UTC at the next run) and Byte Works has a negotiated price (standard-model requests at $0.03 instead of
+   the plan's $0.04);
 3. usage events per billing period, built by formula (the hand-checked customers) or from a
    ``random.Random`` seeded by ``seed`` and the customer's id (the others), so every run with the same ``now``
    produces the same events; they go through the ingestion code the events API uses
@@ -34,9 +38,10 @@ import random
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db.models import F
 from django.utils import timezone
@@ -170,6 +175,8 @@ class CustomerSpec:
     pinned_version: int | None = None  # the plan version the subscription keeps (grandfathered), by number
     coupon: str | None = None  # a DEMO_COUPONS code applied at signup, before the subscription starts
     always: bool = False  # loaded at every scale (it shows something the family's first customer does not)
+    timezone: str = "UTC"  # the customer's IANA zone: its periods start at its local midnight
+    price_overrides: tuple[dict[str, Any], ...] = ()  # negotiated prices of its subscription (catalog.overrides)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -184,7 +191,10 @@ CUSTOMERS: list[CustomerSpec] = [
         wallet={"name": "Promotions", "conversion_rate": Decimal(1), "applies_to": "all"},
         promotional_credits=Decimal("5.50"),
     ),
-    CustomerSpec("voice", "podcast-lab", "Podcast Lab", "voice-pro", random_usage("voice")),
+    # In Los Angeles: its months run from local midnight on the 1st (08:00 UTC in winter, 07:00 in summer).
+    CustomerSpec(
+        "voice", "podcast-lab", "Podcast Lab", "voice-pro", random_usage("voice"), timezone="America/Los_Angeles"
+    ),
     CustomerSpec("voice", "audiobook-house", "Audiobook House", "voice-scale", random_usage("voice")),
     CustomerSpec(
         "enrichment",
@@ -222,7 +232,15 @@ CUSTOMERS: list[CustomerSpec] = [
         coding_usage([60, 45, 70, 20], [40, 55, 30, 10]),
         billing="anniversary",
     ),
-    CustomerSpec("coding", "byte-works", "Byte Works", "coding-pro", random_usage("coding")),
+    # A negotiated price: standard-model requests at $0.03 instead of the plan's $0.04, for this customer only.
+    CustomerSpec(
+        "coding",
+        "byte-works",
+        "Byte Works",
+        "coding-pro",
+        random_usage("coding"),
+        price_overrides=({"price": "Standard-model requests", "unit_amount": "0.03"},),
+    ),
     CustomerSpec("coding", "stack-makers", "Stack Makers", "coding-pro", random_usage("coding")),
     CustomerSpec(
         "support",
@@ -343,6 +361,7 @@ def _customer_ensure(spec: CustomerSpec, created: dict[str, int]):
             tax_rates=spec.tax_rates,
             net_payment_terms=spec.net_payment_terms,
             invoice_grace_days=spec.invoice_grace_days,
+            timezone=spec.timezone,
         )
         created["customers"] += 1
     return customer
@@ -398,13 +417,21 @@ def _subscription_ensure(spec: CustomerSpec, customer, start: datetime, created:
     pinned = plan.versions.get(number=spec.pinned_version) if spec.pinned_version else None
     created["subscriptions"] += 1
     return subscription_start(
-        customer=customer, plan=plan, start_at=start, billing=spec.billing, pinned_version=pinned, now=start
+        customer=customer,
+        plan=plan,
+        start_at=start,
+        billing=spec.billing,
+        pinned_version=pinned,
+        now=start,
+        price_overrides=[dict(o) for o in spec.price_overrides] or None,
     )
 
 
 def subscription_start_at(spec: CustomerSpec, start: datetime) -> datetime:
     if spec.billing == "anniversary":
         return start.replace(day=ANNIVERSARY_DAY, hour=ANNIVERSARY_TIME[0], minute=ANNIVERSARY_TIME[1])
+    if spec.timezone != "UTC":  # the same calendar day, at the customer's local midnight
+        return datetime.combine(start.date(), time(0, 0), tzinfo=ZoneInfo(spec.timezone)).astimezone(UTC)
     return start
 
 
@@ -419,7 +446,8 @@ def events_for(spec: CustomerSpec, subscription, *, now: datetime, seed: int) ->
 
     rng = random.Random(seed * 1_000_003 + zlib.crc32(spec.external_id.encode()))
     interval = subscription.plan.interval
-    period = periods.first_period(spec.billing, subscription.start_at, interval)
+    zone = subscription.customer.timezone
+    period = periods.first_period(spec.billing, subscription.start_at, interval, timezone=zone)
     events: list[dict[str, Any]] = []
     index = 0
     while period.start < now:
@@ -439,7 +467,7 @@ def events_for(spec: CustomerSpec, subscription, *, now: datetime, seed: int) ->
                     "properties": properties,
                 }
             )
-        period = periods.next_period(spec.billing, subscription.start_at, interval, period)
+        period = periods.next_period(spec.billing, subscription.start_at, interval, period, timezone=zone)
         index += 1
     return events
 

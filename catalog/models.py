@@ -62,14 +62,16 @@ class Feature(models.Model):
 
 class Plan(models.Model):
     class Interval(models.TextChoices):
+        WEEK = "week", "Weekly (calendar weeks from Monday)"
         MONTH = "month", "Monthly"
+        QUARTER = "quarter", "Quarterly (Jan 1, Apr 1, Jul 1, Oct 1)"
         YEAR = "year", "Yearly"
 
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
-    interval = models.CharField(max_length=5, choices=Interval.choices, default=Interval.MONTH)
+    interval = models.CharField(max_length=7, choices=Interval.choices, default=Interval.MONTH)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords(get_user=history_user)
 

@@ -35,6 +35,9 @@ __all__ = [
     "LATEST",
     "OUT_OF_RANGE",
     "format_day",
+    "format_day_in",
+    "format_instant_in",
+    "zone_note",
     "format_instant",
     "instant_check",
     "instant_in_range",
@@ -55,6 +58,42 @@ def format_instant(value: datetime | None, empty: str = "—") -> str:
     if value is None:
         return empty
     return date_format(_utc(value), INSTANT_FORMAT)
+
+
+def format_instant_in(value: datetime | None, timezone: str | None, empty: str = "—") -> str:
+    """``1 Mar 2026, 00:00`` on the wall clock of ``timezone`` (an IANA name; UTC when ``None`` or unknown); the
+    page names the zone once (:func:`zone_note`)."""
+    from django.utils.dateformat import format as date_format
+
+    if value is None:
+        return empty
+    return date_format(_utc(value).astimezone(_zone(timezone)), INSTANT_FORMAT)
+
+
+def format_day_in(value: datetime | None, timezone: str | None, empty: str = "—") -> str:
+    """``1 Mar 2026``: the local day of ``value`` in ``timezone`` (UTC when ``None`` or unknown)."""
+    from django.utils.dateformat import format as date_format
+
+    if value is None:
+        return empty
+    return date_format(_utc(value).astimezone(_zone(timezone)), DAY_FORMAT)
+
+
+def zone_note(timezone: str | None) -> str:
+    """The zone a page's dates are in, as the page names it: the IANA name (``"America/Los_Angeles"``), or
+    ``"UTC"``."""
+    return timezone if timezone and _zone(timezone) is not UTC else "UTC"
+
+
+def _zone(timezone: str | None):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not timezone or timezone == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 def format_day(value: datetime | None, empty: str = "—") -> str:

@@ -26,11 +26,13 @@ from django.utils.html import format_html, format_html_join
 from catalog.models import Plan, PlanVersion
 from core.admin import adopt, currency_filter, service_error_to_form
 from core.errors import BillingError
-from core.instants import format_instant, validate_instant
+from core.instants import format_instant, format_instant_in, validate_instant, zone_note
 from core.money import decimal_text, format_percent
 from core.numbers import NumberInvalid, decimal_parse
 
 from .models import Customer, Subscription, TaxRate
+from .overrides import subscription_override_lines
+from .periods import timezone_valid
 from .selectors import subscription_periods
 from .services import (
     DAYS_MAX,
@@ -57,9 +59,26 @@ def _catalog_fields_for(request, fields: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(swap.get(name, name) for name in fields)
 
 
-def period_text(start, end) -> str:
-    """``15 Jan 2026, 00:00 → 1 Feb 2026, 00:00`` (UTC, half-open: the end belongs to the next period)."""
-    return f"{_when(start)} → {_when(end)}"
+def period_text(start, end, timezone: str | None = None) -> str:
+    """``15 Jan 2026, 00:00 → 1 Feb 2026, 00:00`` (UTC, half-open: the end belongs to the next period); with a
+    customer's ``timezone`` other than UTC, its local times and the zone named:
+    ``7 Feb 2023, 16:00 → 1 Mar 2023, 00:00 (America/Los_Angeles)``."""
+    zone = zone_note(timezone)
+    if zone == "UTC":
+        return f"{_when(start)} → {_when(end)}"
+    return f"{format_instant_in(start, zone)} → {format_instant_in(end, zone)} ({zone})"
+
+
+def _zoned(value, subscription: Subscription) -> str:
+    """An instant of a subscription in its customer's timezone, the zone named unless UTC."""
+    zone = zone_note(subscription.customer.timezone)
+    return _when(value) if zone == "UTC" else f"{format_instant_in(value, zone)} ({zone})"
+
+
+def _zone_choices() -> list[tuple[str, str]]:
+    from zoneinfo import available_timezones
+
+    return [(name, name) for name in sorted(n for n in available_timezones() if timezone_valid(n))]
 
 
 class PercentageFilter(admin.SimpleListFilter):
@@ -130,11 +149,26 @@ class CustomerAdminForm(forms.ModelForm):
             "tax_rates",
             "net_payment_terms",
             "invoice_grace_days",
+            "timezone",
             *Customer.ADDRESS_FIELDS,
         )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "timezone" in self.fields:
+            self.fields["timezone"] = forms.ChoiceField(
+                choices=_zone_choices(),
+                initial="UTC",
+                required=False,
+                help_text="Calendar periods and proration follow its local midnight. A change applies from the next "
+                "period.",
+            )
+
     def clean_address_country(self):
         return (self.cleaned_data.get("address_country") or "").upper()
+
+    def clean_timezone(self):
+        return self.cleaned_data.get("timezone") or "UTC"
 
     def service_values(self) -> dict:
         """The form's fields as the services take them (tax rates by code)."""
@@ -191,7 +225,7 @@ class SubscriptionInline(admin.TabularInline):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("plan", "plan_version")
+        return super().get_queryset(request).select_related("customer", "plan", "plan_version")
 
     @admin.display(description="Subscription")
     def subscription_link(self, obj: Subscription) -> str:
@@ -205,7 +239,7 @@ class SubscriptionInline(admin.TabularInline):
 
     @admin.display(description="Current period")
     def current_period(self, obj: Subscription) -> str:
-        return period_text(obj.current_period_start, obj.current_period_end)
+        return period_text(obj.current_period_start, obj.current_period_end, obj.customer.timezone)
 
     @admin.display(description="Status")
     def status_display(self, obj: Subscription) -> str:
@@ -245,6 +279,7 @@ class CustomerAdmin(admin.ModelAdmin):
                     "tax_rates",
                     "net_payment_terms",
                     "invoice_grace_days",
+                    "timezone",
                     "created_at",
                 )
             },
@@ -330,6 +365,53 @@ class SubscriptionAddForm(forms.Form):
     )
 
 
+class PriceOverridesForm(forms.Form):
+    """One optional field per value of each price of the version billing the current period (tiers excepted: the
+    API sets those, and a saved tier override is kept). Values are text, read by the price model's own parser."""
+
+    def __init__(self, *args, prices, current, **kwargs):
+        from catalog.overrides import OVERRIDABLE_FIELDS
+        from catalog.price_models import price_model
+        from catalog.quote import price_terms
+
+        super().__init__(*args, **kwargs)
+        self.prices = prices
+        self.kept_tiers = {o["price"]: o["tiers"] for o in current if "tiers" in o}
+        given = {o["price"]: o for o in current}
+        for price in prices:
+            plan = price_terms(price)
+            for name in price_model(price.model).fields:
+                if name not in OVERRIDABLE_FIELDS or name == "tiers":
+                    continue
+                self.fields[self.key(price, name)] = forms.CharField(
+                    required=False,
+                    label=f"{price.name}: {name.replace('_', ' ')}",
+                    initial=given.get(price.name, {}).get(name, ""),
+                    help_text=f"The plan's value: {decimal_text(plan[name])}. Empty: the plan's value.",
+                )
+
+    @staticmethod
+    def key(price, name: str) -> str:
+        return f"price_{price.pk}__{name}"
+
+    def overrides(self) -> tuple[list[dict], dict[str, str]]:
+        """The overrides as the service takes them, and each API path mapped to its form field."""
+        result, paths = [], {}
+        for price in self.prices:
+            values = {
+                name.split("__", 1)[1]: value.strip()
+                for name, value in self.cleaned_data.items()
+                if name.startswith(f"price_{price.pk}__") and value.strip()
+            }
+            if price.name in self.kept_tiers:
+                values["tiers"] = self.kept_tiers[price.name]
+            if values:
+                for name in values:
+                    paths[f"price_overrides[{len(result)}].{name}"] = self.key(price, name)
+                result.append({"price": price.name, **values})
+        return result, paths
+
+
 class CancelForm(forms.Form):
     at = forms.ChoiceField(
         choices=[
@@ -362,6 +444,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "canceled_at",
         "ended_at",
         "cancel_link",
+        "price_overrides_display",
+        "price_overrides_link",
         "periods_table",
     )
     readonly_fields = (*fields, "plan_text", "pinned_version_text")
@@ -369,7 +453,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         fields = _catalog_fields_for(request, self.fields)
         if not self.has_cancel_permission(request):
-            fields = tuple(name for name in fields if name != "cancel_link")  # its page would answer 403
+            # their pages would answer 403
+            fields = tuple(name for name in fields if name not in ("cancel_link", "price_overrides_link"))
         return fields
 
     @admin.display(description="Plan")
@@ -398,7 +483,21 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Current period", ordering="current_period_start")
     def current_period(self, obj: Subscription) -> str:
-        return period_text(obj.current_period_start, obj.current_period_end)
+        return period_text(obj.current_period_start, obj.current_period_end, obj.customer.timezone)
+
+    @admin.display(description="Negotiated prices (overrides)")
+    def price_overrides_display(self, obj: Subscription) -> str:
+        lines = subscription_override_lines(obj) if obj.pk else []
+        if not lines:
+            return "None: the plan's prices."
+        return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+
+    @admin.display(description="Change negotiated prices")
+    def price_overrides_link(self, obj: Subscription) -> str:
+        if obj.pk is None or obj.status == Subscription.Status.ENDED:
+            return "—"
+        url = reverse("admin:customers_subscription_price_overrides", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Change negotiated prices…</a>', url)
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, obj: Subscription) -> str:
@@ -427,8 +526,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    _when(r.start),
-                    _when(r.end),
+                    _zoned(r.start, obj),
+                    _zoned(r.end, obj),
                     r.days,
                     f"v{r.plan_version.number}" if r.plan_version else "—",
                     "current" if r.is_current else (f"ended {_when(r.ended_at)}" if r.ended_at else "past"),
@@ -498,8 +597,54 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.cancel_view),
                 name="customers_subscription_cancel",
             ),
+            path(
+                "<path:object_id>/prices/",
+                self.admin_site.admin_view(self.price_overrides_view),
+                name="customers_subscription_price_overrides",
+            ),
         ]
         return custom + urls
+
+    def price_overrides_view(self, request, object_id):
+        """Negotiated prices from the next period, through the API's entry point (outside the change-form
+        transaction, like the cancel page)."""
+        from invoicing.services import subscription_price_overrides_update
+
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        subscription = get_object_or_404(self.get_queryset(request), pk=object_id)
+        current = (
+            subscription.pending_price_overrides
+            if subscription.pending_price_overrides is not None
+            else subscription.price_overrides
+        )
+        prices = list(subscription.plan_version.prices.order_by("position", "id"))
+        form = PriceOverridesForm(request.POST or None, prices=prices, current=current)
+        if request.method == "POST" and form.is_valid():
+            overrides, paths = form.overrides()
+            try:
+                subscription_price_overrides_update(subscription=subscription, price_overrides=overrides)
+            except BillingError as exc:
+                for path_, messages_ in getattr(exc, "errors", {exc.field: [exc.message]}).items():
+                    for message in messages_:
+                        form.add_error(paths.get(path_), message)
+            else:
+                self.log_change(request, subscription, "Negotiated prices changed (from the next period)")
+                self.message_user(
+                    request, "Negotiated prices saved; they apply from the next period.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:customers_subscription_change", args=[subscription.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "subscription": subscription,
+            "title": f"Negotiated prices of {subscription}",
+            "tier_note": "Tier overrides are set through the API; those saved are kept."
+            if any(p.model == "tiered" for p in prices)
+            else "",
+        }
+        return TemplateResponse(request, "admin/customers/subscription/price_overrides.html", context)
 
     def cancel_view(self, request, object_id):
         if not self.has_cancel_permission(request):

@@ -75,11 +75,14 @@ def _entitlements_by_feature(subs: list[Subscription]) -> dict[str, tuple[Entitl
     return best
 
 
-def _window(ent: Entitlement, sub: Subscription, now: datetime) -> tuple[datetime | None, datetime | None]:
+def _window(
+    ent: Entitlement, sub: Subscription, now: datetime, timezone: str | None = None
+) -> tuple[datetime | None, datetime | None]:
     if ent.reset == Entitlement.Reset.BILLING_PERIOD:
         # The subscription row always holds the period being served (even if a billing run is late).
         return sub.current_period_start, sub.current_period_end
-    return periods.reset_window(ent.reset, now, None, anchor=sub.start_at)
+    # Daily, weekly, monthly and yearly windows start at the customer's local midnight.
+    return periods.reset_window(ent.reset, now, None, anchor=sub.start_at, timezone=timezone)
 
 
 def _state(ent: Entitlement, sub: Subscription, customer: Customer, now: datetime) -> EntitlementState:
@@ -98,7 +101,7 @@ def _state(ent: Entitlement, sub: Subscription, customer: Customer, now: datetim
             window_start=None,
             window_end=None,
         )
-    start, end = _window(ent, sub, now)
+    start, end = _window(ent, sub, now, customer.timezone)
     usage = max(
         meter_usage(
             meter=feature.meter, customer_external_id=customer.external_id, start=start or sub.start_at, end=end
@@ -142,7 +145,7 @@ def usage_default_window(*, customer: Customer, now: datetime) -> tuple[datetime
     subs = active_subscriptions(customer=customer)
     if subs:
         return min(s.current_period_start for s in subs), max(s.current_period_end for s in subs)
-    return periods.reset_window("month", now, None)  # type: ignore[return-value]
+    return periods.reset_window("month", now, None, timezone=customer.timezone)  # type: ignore[return-value]
 
 
 def customer_usage(*, customer: Customer, start: datetime, end: datetime) -> list[tuple[Meter, Decimal]]:

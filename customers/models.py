@@ -50,6 +50,12 @@ class Customer(models.Model):
         help_text="Two-letter ISO 3166 code, e.g. GB, US, DE.",
         validators=[RegexValidator(r"^[A-Z]{2}$", "Must be a two-letter ISO 3166 country code in capitals, e.g. GB.")],
     )
+    timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        help_text="IANA zone, e.g. America/Los_Angeles: calendar periods and proration follow its local midnight. "
+        "A change applies from the next period.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords(m2m_fields=[tax_rates], get_user=history_user)
 
@@ -101,6 +107,10 @@ class Subscription(models.Model):
     cancel_at_period_end = models.BooleanField(default=False)
     canceled_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Negotiated prices (catalog.overrides): [{"price": name, "unit_amount": "0.008", ...}], in force for the current
+    # period; a change waits in pending_price_overrides (null: none) until the next period starts.
+    price_overrides = models.JSONField(default=list, blank=True)
+    pending_price_overrides = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords(get_user=history_user)
 

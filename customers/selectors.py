@@ -93,8 +93,22 @@ def subscription_periods(*, subscription: Subscription, until: datetime) -> list
     last_end = subscription.current_period_end
     end = min(until, last_end)
     schedule = periods.periods_between(
-        subscription.billing, subscription.start_at, interval, subscription.start_at, end
+        subscription.billing,
+        subscription.start_at,
+        interval,
+        subscription.start_at,
+        end,
+        timezone=subscription.customer.timezone or "UTC",
     )
+    if (
+        schedule
+        and subscription.current_period_start not in {p.start for p in schedule}
+        and until > subscription.current_period_start
+    ):
+        # The customer's timezone changed: the periods served are those of the zone then, the row's current one
+        # (or the transition period) stored on it; show the stored current period as it is.
+        schedule = [p for p in schedule if p.end <= subscription.current_period_start]
+        schedule.append(periods.Period(subscription.current_period_start, subscription.current_period_end))
     ended = subscription.status == Subscription.Status.ENDED
     current_start = subscription.current_period_start
     pinned = subscription.pinned_version if subscription.pinned_version_id else None

@@ -23,12 +23,14 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from catalog.models import Plan, PlanVersion
+from catalog.overrides import price_overrides_parse
 from core.errors import Conflict, ValidationFailed
 from core.instants import instant_check
 from core.money import currency_allowed
 
 from . import periods
 from .models import Customer, Subscription, TaxRate
+from .schedule import subscription_first_period, subscription_period_after
 from .selectors import subscription_version_for
 
 CANCEL_AT_PERIOD_END = "period_end"
@@ -42,6 +44,7 @@ CUSTOMER_UPDATABLE = (
     "tax_rates",
     "net_payment_terms",
     "invoice_grace_days",
+    "timezone",
     *Customer.ADDRESS_FIELDS,
 )
 
@@ -55,6 +58,18 @@ def days_check(value: Any, *, field: str) -> int:
     """Return ``value`` when it is a whole number of days in ``0..DAYS_MAX``; else ValidationFailed naming ``field``."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= DAYS_MAX:
         raise ValidationFailed(f"Must be a whole number of days from 0 to {DAYS_MAX}.", field=field)
+    return value
+
+
+def timezone_check(value: Any) -> str:
+    """Return ``value`` when it is an IANA zone name of the zoneinfo database; else ValidationFailed on ``timezone``.
+
+    Rule: a timezone change applies from the next period (``customers.schedule``); the period being served keeps
+    its bounds."""
+    if not periods.timezone_valid(value):
+        raise ValidationFailed(
+            f"'{value}' is not an IANA timezone (e.g. UTC, Europe/Paris, America/Los_Angeles).", field="timezone"
+        )
     return value
 
 
@@ -84,6 +99,8 @@ def customer_check(*, customer: Customer | None, data: Mapping[str, Any]) -> lis
     for day_field in DAY_FIELDS:
         if day_field in data:
             days_check(data[day_field], field=day_field)
+    if "timezone" in data:
+        timezone_check(data["timezone"])
     if "currency" in data and (customer is None or data["currency"] != customer.currency):
         _check_currency(data["currency"])
         if customer is not None and customer.subscriptions.filter(status=Subscription.Status.ACTIVE).exists():
@@ -101,6 +118,7 @@ def customer_create_in_transaction(
     tax_rates: Iterable[str] = (),
     net_payment_terms: int = 0,
     invoice_grace_days: int = 0,
+    timezone: str = "UTC",
     **address: str,
 ) -> Customer:
     """:func:`customer_create` inside the caller's transaction (the admin's)."""
@@ -115,6 +133,7 @@ def customer_create_in_transaction(
                 "tax_rates": tax_rates,
                 "net_payment_terms": net_payment_terms,
                 "invoice_grace_days": invoice_grace_days,
+                "timezone": timezone,
             },
         )
         or []
@@ -126,6 +145,7 @@ def customer_create_in_transaction(
         currency=currency,
         net_payment_terms=net_payment_terms,
         invoice_grace_days=invoice_grace_days,
+        timezone=timezone,
         **address,
     )
     try:
@@ -149,6 +169,7 @@ def customer_create(
     tax_rates: Iterable[str] = (),
     net_payment_terms: int = 0,
     invoice_grace_days: int = 0,
+    timezone: str = "UTC",
     **address: str,
 ) -> Customer:
     """Create a customer. ``tax_rates`` are tax-rate codes; ``address`` the optional ``address_*`` fields.
@@ -165,6 +186,7 @@ def customer_create(
         tax_rates=tax_rates,
         net_payment_terms=net_payment_terms,
         invoice_grace_days=invoice_grace_days,
+        timezone=timezone,
         **address,
     )
 
@@ -235,6 +257,7 @@ def subscription_row_create(
     start_at: datetime,
     billing: str = Subscription.Billing.CALENDAR,
     pinned_version: PlanVersion | None = None,
+    price_overrides: Any = None,
 ) -> Subscription:
     """Create an active subscription row with its first period. Call inside a transaction, only from invoicing's
     lifecycle (``invoicing.services.subscription_start`` bills the first period with it).
@@ -257,7 +280,7 @@ def subscription_row_create(
         raise ValidationFailed(f"Unknown billing '{billing}'.", field="billing")
     if pinned_version is not None and (pinned_version.plan_id != plan.id or not pinned_version.is_published):
         raise ValidationFailed("The pinned version must be a published version of this plan.", field="pinned_version")
-    first = periods.first_period(billing, start_at, plan.interval)
+    first = subscription_first_period(customer=customer, plan=plan, billing=billing, start_at=start_at)
     subscription = Subscription(
         customer=customer,
         plan=plan,
@@ -283,6 +306,8 @@ def subscription_row_create(
             field="start_at",
         )
     subscription.plan_version = version
+    if price_overrides is not None:
+        subscription.price_overrides = price_overrides_parse(price_overrides, prices=version.prices.all())
     subscription.save()
     return subscription
 
@@ -312,6 +337,24 @@ def _lock(subscription: Subscription) -> Subscription:
         .select_related("customer", "plan", "plan_version", "pinned_version")
         .get(pk=subscription.pk)
     )
+
+
+@transaction.atomic(savepoint=False)
+def subscription_row_price_overrides_set(*, subscription: Subscription, price_overrides: Any) -> Subscription:
+    """Set the subscription's negotiated prices (``catalog.overrides``) from its next period on. Call inside a
+    transaction, only from invoicing's lifecycle (``invoicing.services.subscription_price_overrides_update``).
+
+    Rule (API.md): a change applies from the next period, so the period being served (and its invoice) keeps the
+    overrides in force; the new list waits in ``pending_price_overrides`` until the period boundary moves it into
+    ``price_overrides``. ``[]`` removes every override from the next period. Checked against the prices of the
+    version billing the current period: an unknown price name, fields of another model, a negative amount are a
+    400 naming the field (``price_overrides[0].unit_amount``); an ended subscription is a 409.
+    """
+    locked = _lock(subscription)
+    if locked.status == Subscription.Status.ENDED:
+        raise Conflict("This subscription has already ended.", code="subscription_ended")
+    locked.pending_price_overrides = price_overrides_parse(price_overrides, prices=locked.plan_version.prices.all())
+    return _saved(subscription, locked, ["pending_price_overrides"])
 
 
 @transaction.atomic(savepoint=False)
@@ -372,7 +415,13 @@ def subscription_row_advance(*, subscription: Subscription, now: datetime) -> Su
     fields = (
         ["status", "ended_at"]
         if locked.status == Subscription.Status.ENDED
-        else ["current_period_start", "current_period_end", "plan_version"]
+        else [
+            "current_period_start",
+            "current_period_end",
+            "plan_version",
+            "price_overrides",
+            "pending_price_overrides",
+        ]
     )
     return _copied(subscription, locked, fields)
 
@@ -411,8 +460,7 @@ def _advance_row(locked: Subscription, *, now: datetime, next_version: PlanVersi
         locked.ended_at = locked.current_period_end
         locked.save(update_fields=["status", "ended_at"])
         return
-    current = periods.Period(locked.current_period_start, locked.current_period_end)
-    following = periods.next_period(locked.billing, locked.start_at, locked.plan.interval, current)
+    following = subscription_period_after(locked, locked.current_period_end)
     version = next_version or subscription_version_for(subscription=locked, period_start=following.start)
     if version is None:  # only if a version were withdrawn; never bill a period with no price sheet
         raise Conflict("The plan has no published version in effect for the next period.", code="no_version")
@@ -420,6 +468,9 @@ def _advance_row(locked: Subscription, *, now: datetime, next_version: PlanVersi
     locked.current_period_end = following.end
     locked.plan_version = version
     fields = ["current_period_start", "current_period_end", "plan_version"]
+    if locked.pending_price_overrides is not None:  # a PATCH applies from the next period
+        locked.price_overrides, locked.pending_price_overrides = locked.pending_price_overrides, None
+        fields += ["price_overrides", "pending_price_overrides"]
     if history:
         locked.save(update_fields=fields)
     else:

@@ -24,7 +24,7 @@ from django.utils.html import format_html, format_html_join
 from catalog.pricing import quantize_minor
 from core.admin import ReadOnlyAdminMixin, currency_filter
 from core.errors import BillingError
-from core.instants import format_instant, validate_instant
+from core.instants import format_instant, validate_instant, zone_note
 from core.money import format_decimal, format_money
 from customers.models import Customer
 
@@ -382,7 +382,10 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Period", ordering="period_start")
     def period_display(self, obj):
-        return period_label_of(obj, "—")
+        # The customer's days (the zone copied at finalization; a draft's customer as it is now), named unless UTC.
+        zone = zone_note(obj.bill_to.timezone)
+        label = period_label_of(obj, "—", timezone=zone)
+        return label if zone == "UTC" or not obj.period_start else f"{label} ({zone})"
 
     @admin.display(description="Total", ordering="total")
     def total_display(self, obj):
@@ -588,7 +591,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                 {
                     "line": line,
                     "why": line_explanation(line.details, preview.currency),
-                    "period": period_label_of(line),
+                    "period": period_label_of(line, timezone=customer.timezone),
                     "amount": format_money(line.amount, preview.currency),
                     "quantity": format_decimal(line.quantity),
                 }

@@ -41,6 +41,7 @@ class BillTo:
     city: str = ""
     postal_code: str = ""
     country: str = ""
+    timezone: str = "UTC"
 
     @classmethod
     def of_customer(cls, customer) -> BillTo:
@@ -53,6 +54,7 @@ class BillTo:
             city=customer.address_city,
             postal_code=customer.address_postal_code,
             country=customer.address_country,
+            timezone=customer.timezone or "UTC",
         )
 
     @property
@@ -168,6 +170,8 @@ class Invoice(models.Model):
     bill_to_city = models.CharField(max_length=100, blank=True)
     bill_to_postal_code = models.CharField(max_length=20, blank=True)
     bill_to_country = models.CharField(max_length=2, blank=True)
+    # The customer's timezone at finalization: the document's dates are shown in it (UTC instants stay stored).
+    bill_to_timezone = models.CharField(max_length=64, default="UTC")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -212,6 +216,7 @@ class Invoice(models.Model):
                 city=self.bill_to_city,
                 postal_code=self.bill_to_postal_code,
                 country=self.bill_to_country,
+                timezone=self.bill_to_timezone,
             )
         return BillTo.of_customer(self.customer)
 

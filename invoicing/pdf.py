@@ -1,4 +1,5 @@
-"""Invoice PDFs: ``templates/invoicing/invoice.html`` rendered by WeasyPrint. Dates are shown in UTC.
+"""Invoice PDFs: ``templates/invoicing/invoice.html`` rendered by WeasyPrint. Dates are shown in the customer's
+timezone (the finalization copy, ``BillTo.timezone``), and the document names that zone.
 
 The document carries the seller (``settings.SELLER_NAME``, ``SELLER_ADDRESS``, ``SELLER_TAX_ID``) and whom it
 bills (the finalization copy of the customer's name, email and address); a draft or a preview is watermarked.
@@ -12,6 +13,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.template.loader import render_to_string
 
+from core.instants import zone_note
 from core.money import format_decimal, format_money
 
 from .models import BillTo, Invoice
@@ -34,12 +36,12 @@ def breakdown_rows(details: dict, currency: str) -> list[dict[str, str]]:
     ]
 
 
-def _line_context(line, currency: str) -> dict:
+def _line_context(line, currency: str, zone: str = "UTC") -> dict:
     details = line.details or {}
     return {
         "description": line.description,
         "kind": line.get_kind_display() if hasattr(line, "get_kind_display") else line.kind,
-        "period": period_label_of(line),
+        "period": period_label_of(line, timezone=zone),
         "quantity": format_decimal(line.quantity),
         "amount": format_money(line.amount, currency),
         "discount": format_money(-line.discount, currency) if getattr(line, "discount", 0) else "—",
@@ -124,8 +126,11 @@ def invoice_context(invoice) -> dict:
     ]
     discount = getattr(invoice, "discount", None) or Decimal(0)
     money["discount_off"] = format_money(-discount, currency)
+    bill_to = invoice_bill_to(invoice)
+    zone = zone_note(bill_to.timezone)
     return {
         "invoice": invoice,
+        "zone": zone,
         "discounted": bool(discount),
         "coupons": _coupons(invoice, currency, stored),
         "number": invoice.number or ("Preview" if invoice.status == "preview" else "Draft"),
@@ -135,9 +140,9 @@ def invoice_context(invoice) -> dict:
         "watermark": {"draft": "DRAFT", "preview": "PREVIEW"}.get(invoice.status, ""),
         "seller": seller(),
         "customer": invoice.customer,
-        "bill_to": invoice_bill_to(invoice),
-        "period": period_label_of(invoice),
-        "lines": [_line_context(line, currency) for line in lines],
+        "bill_to": bill_to,
+        "period": period_label_of(invoice, timezone=zone),
+        "lines": [_line_context(line, currency, zone) for line in lines],
         "taxes": taxes,
         # One row per tax rate already says the tax; a total row only when several rates add up (or none applies).
         "tax_total_row": len(taxes) != 1,

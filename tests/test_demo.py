@@ -244,3 +244,25 @@ def test_demo_command_prepares_the_login_and_one_live_key_without_serving(tmp_pa
     assert ApiKey.objects.filter(name="demo", revoked=True).count() == 1
     assert text.count("4/4 starting the server") == 0
     assert Customer.objects.count() == 8
+
+
+@pytest.mark.django_db
+def test_at_the_default_scale_one_customer_is_outside_utc_and_one_has_a_negotiated_price():
+    from backoffice.demo import customers_for, subscription_start_at
+    from backoffice.demo_catalog import catalog_load
+    from catalog.models import Plan
+    from catalog.overrides import price_overrides_parse
+
+    specs = {s.external_id: s for s in customers_for(1.0)}
+    la = specs["podcast-lab"]
+    assert la.timezone == "America/Los_Angeles"
+    # Its subscription starts at local midnight on the 1st: 2026-01-01 00:00 PST = 08:00 UTC.
+    assert subscription_start_at(la, utc(2026, 1, 1)) == utc(2026, 1, 1, 8)
+    deal = specs["byte-works"]
+    catalog_load(effective_from=utc(2025, 12, 1), now=utc(2026, 1, 1))
+    version = Plan.objects.get(key=deal.plan).versions.get(number=1)
+    # The override names a price of its plan with values of that price's model.
+    assert price_overrides_parse(list(deal.price_overrides), prices=version.prices.all()) == [
+        {"price": "Standard-model requests", "unit_amount": "0.03"}
+    ]
+    assert all(s.timezone == "UTC" and not s.price_overrides for s in customers_for(SMALL))

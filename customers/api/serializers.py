@@ -49,6 +49,9 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     tax_rates = serializers.ListField(child=TextField(max_length=50), required=False, default=list)
     net_payment_terms = WholeNumberField(max_value=DAYS_MAX, required=False, default=0)
     invoice_grace_days = WholeNumberField(max_value=DAYS_MAX, required=False, default=0)
+    timezone = TextField(
+        max_length=64, required=False, default="UTC", help_text="An IANA zone name, e.g. America/Los_Angeles."
+    )
     # The billing address printed on invoices: optional, added to API.md's shape.
     address_line1 = TextField(max_length=200, required=False, allow_blank=True, default="")
     address_line2 = TextField(max_length=200, required=False, allow_blank=True, default="")
@@ -86,6 +89,7 @@ class CustomerUpdateInputSerializer(CustomerCreateInputSerializer):
     tax_rates = serializers.ListField(child=TextField(max_length=50), required=False)
     net_payment_terms = WholeNumberField(max_value=DAYS_MAX, required=False)
     invoice_grace_days = WholeNumberField(max_value=DAYS_MAX, required=False)
+    timezone = TextField(max_length=64, required=False, help_text="An IANA zone name; applies from the next period.")
     address_line1 = TextField(max_length=200, required=False, allow_blank=True)
     address_line2 = TextField(max_length=200, required=False, allow_blank=True)
     address_city = TextField(max_length=100, required=False, allow_blank=True)
@@ -111,6 +115,7 @@ class CustomerOutputSerializer(serializers.Serializer):
     tax_rates = serializers.SerializerMethodField()
     net_payment_terms = serializers.IntegerField()
     invoice_grace_days = serializers.IntegerField()
+    timezone = serializers.CharField()
     address_line1 = serializers.CharField()
     address_line2 = serializers.CharField()
     address_city = serializers.CharField()
@@ -141,6 +146,23 @@ class SubscriptionCreateInputSerializer(serializers.Serializer):
         min_value=1,
         help_text="A version number of the plan (grandfathered), or null.",
     )
+    price_overrides = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='Negotiated prices: [{"price": a price name of the plan, and any of "amount", "unit_amount", '
+        '"package_size", "package_amount", "tiers"}].',
+    )
+
+
+class SubscriptionUpdateInputSerializer(serializers.Serializer):
+    """PATCH: only the fields sent change (``{}`` changes nothing)."""
+
+    price_overrides = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Replaces the negotiated prices from the next period ([] or null: none).",
+    )
 
 
 class SubscriptionCancelInputSerializer(serializers.Serializer):
@@ -161,3 +183,7 @@ class SubscriptionOutputSerializer(serializers.Serializer):
     ended_at = serializers.DateTimeField(allow_null=True)
     current_period_start = serializers.DateTimeField()
     current_period_end = serializers.DateTimeField()
+    price_overrides = serializers.JSONField()
+    pending_price_overrides = serializers.JSONField(
+        allow_null=True, help_text="Overrides set to apply from the next period (null: none)."
+    )

@@ -152,16 +152,35 @@ class SubscriptionListCreateApi(APIView):
             billing=v["billing"],
             pinned_version=pinned,
             now=now,
+            price_overrides=v["price_overrides"],
         )
         subscription = selectors.subscription_get(subscription_id=subscription.pk)
         return Response(self.OutputSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
 
 class SubscriptionDetailApi(APIView):
+    InputSerializer = s.SubscriptionUpdateInputSerializer
     OutputSerializer = s.SubscriptionOutputSerializer
 
     @extend_schema(operation_id="subscriptions_retrieve", responses={200: OutputSerializer, **error_responses(404)})
     def get(self, request, subscription_id: str):
+        return Response(self.OutputSerializer(selectors.subscription_get(subscription_id=subscription_id)).data)
+
+    @extend_schema(
+        operation_id="subscriptions_update",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 404, 409)},
+    )
+    def patch(self, request, subscription_id: str):
+        from invoicing.services import subscription_price_overrides_update
+
+        subscription = selectors.subscription_get(subscription_id=subscription_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if "price_overrides" in data.validated_data:
+            subscription_price_overrides_update(
+                subscription=subscription, price_overrides=data.validated_data["price_overrides"]
+            )
         return Response(self.OutputSerializer(selectors.subscription_get(subscription_id=subscription_id)).data)
 
 

@@ -11,6 +11,7 @@ from .invoices import (
     payment_record,
 )
 from .lifecycle import subscription_cancel, subscription_start, subscription_start_locked
+from .overrides import subscription_price_overrides_update
 from .run import RunSummary, billing_run_execute
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "subscription_bill_once",
     "subscription_cancel",
     "subscription_catch_up",
+    "subscription_price_overrides_update",
     "subscription_start",
     "subscription_start_locked",
 ]

@@ -25,9 +25,9 @@ from decimal import Decimal
 
 from catalog.models import PlanVersion
 from catalog.pricing import prorate, quantize_minor
-from customers import periods
 from customers.models import Subscription
 from customers.periods import Period
+from customers.schedule import subscription_prorate
 
 from ..models import Invoice, InvoiceLine
 from .lines import LineDraft, period_label
@@ -82,9 +82,7 @@ def commitment_line_for(
     commitment = version.minimum_commitment
     if not commitment:
         return None
-    proration = periods.prorate_period(
-        subscription.billing, subscription.start_at, subscription.plan.interval, period, Decimal(commitment)
-    )
+    proration = subscription_prorate(subscription, period, Decimal(commitment))
     due = quantize_minor(proration.amount, currency)
     own = sum(
         (

@@ -254,6 +254,7 @@ def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
     invoice.bill_to_city = customer.address_city
     invoice.bill_to_postal_code = customer.address_postal_code
     invoice.bill_to_country = customer.address_country
+    invoice.bill_to_timezone = customer.timezone or "UTC"  # the zone its dates are shown in, fixed once issued
     invoice.number = number_next(name="invoice")
     invoice.issued_at = now
     invoice.finalized_at = now
@@ -287,6 +288,7 @@ FINALIZE_FIELDS = [
     "bill_to_city",
     "bill_to_postal_code",
     "bill_to_country",
+    "bill_to_timezone",
     "updated_at",
 ]
 

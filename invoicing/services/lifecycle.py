@@ -19,6 +19,7 @@ Each verb locks the customer first, then the subscription row (re-read ``FOR UPD
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 
@@ -56,11 +57,17 @@ def subscription_start_locked(
     billing: str,
     pinned_version: PlanVersion | None,
     now: datetime,
+    price_overrides: Any = None,
 ) -> Subscription:
     """``subscription_start`` inside the caller's transaction: the first period's start work only."""
     customer = _lock_customer(customer.pk)
     subscription = subscription_row_create(
-        customer=customer, plan=plan, start_at=start_at, billing=billing, pinned_version=pinned_version
+        customer=customer,
+        plan=plan,
+        start_at=start_at,
+        billing=billing,
+        pinned_version=pinned_version,
+        price_overrides=price_overrides,
     )
     subscription = _lock_subscription(subscription.pk)
     first = Period(subscription.current_period_start, subscription.current_period_end)
@@ -92,8 +99,11 @@ def subscription_start(
     billing: str,
     pinned_version: PlanVersion | None,
     now: datetime,
+    price_overrides: Any = None,
 ) -> Subscription:
     """Create a subscription and do its first period's start work at once (plan credits, in-advance invoice).
+
+    ``price_overrides``: the subscription's negotiated prices (``catalog.overrides``), in force from the first period.
 
     The first period's in-advance fixed fees are prorated by whole days for a partial calendar period.
     Only the first period, the one containing ``start_at``, is started here, even when ``start_at`` is in the
@@ -103,7 +113,13 @@ def subscription_start(
     suite stepping time with ``run_billing --now`` sees each boundary billed by the run that reaches it.
     """
     return subscription_start_locked(
-        customer=customer, plan=plan, start_at=start_at, billing=billing, pinned_version=pinned_version, now=now
+        customer=customer,
+        plan=plan,
+        start_at=start_at,
+        billing=billing,
+        pinned_version=pinned_version,
+        now=now,
+        price_overrides=price_overrides,
     )
 
 

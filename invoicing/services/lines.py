@@ -25,12 +25,14 @@ from decimal import Decimal
 from typing import Any
 
 from catalog.models import PlanVersion, Price
+from catalog.overrides import Overrides, override_line_unit_amount, price_quote_overridden
 from catalog.pricing import quantize_minor
-from catalog.quote import price_included_units, price_line_unit_amount, price_quote
+from catalog.quote import price_included_units
 from core.money import format_decimal
 from customers import periods
 from customers.models import Subscription
 from customers.periods import Period
+from customers.schedule import subscription_period_after, subscription_prorate, subscription_timezone
 from customers.selectors import subscription_version_for
 from metering.models import Meter
 from metering.selectors import usage_for_customers
@@ -67,11 +69,16 @@ class LineDraft:
         return self.kind == InvoiceLine.Kind.USAGE
 
 
-def period_label(start: datetime, end: datetime) -> str:
+def period_label(start: datetime, end: datetime, timezone: str | None = None) -> str:
     """Human period: ``Jan 1–31 2026``, ``Jan 31 – Feb 28 2026``, ``Dec 15 2025 – Jan 14 2026``.
 
-    Periods are half-open; a period ending at midnight shows the day before its end as its last day.
+    Periods are half-open; a period ending at midnight shows the day before its end as its last day. Days are
+    those of ``timezone`` (the customer's; UTC by default): ``[2023-02-08 00:00 UTC, 2023-03-01 08:00 UTC)`` in
+    America/Los_Angeles is ``Feb 7–28 2023``.
     """
+    if timezone and timezone != "UTC":
+        zone = periods.zone(timezone)
+        start, end = start.astimezone(zone), end.astimezone(zone)
     last = end - timedelta(days=1) if (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0) else end
     last_day = max(last.date(), start.date())
     first_day = start.date()
@@ -84,14 +91,14 @@ def period_label(start: datetime, end: datetime) -> str:
     return f"{first_day:%b} {first_day.day} {first_day.year} – {last_day:%b} {last_day.day} {last_day.year}"
 
 
-def period_label_of(obj, empty: str = "") -> str:
+def period_label_of(obj, empty: str = "", timezone: str | None = None) -> str:
     """:func:`period_label` of an invoice or a line (``period_start``/``period_end``); ``empty`` without a period."""
     if obj.period_start and obj.period_end:
-        return period_label(obj.period_start, obj.period_end)
+        return period_label(obj.period_start, obj.period_end, timezone)
     return empty
 
 
-def _base_details(price: Price, version: PlanVersion, period: Period) -> dict[str, Any]:
+def _base_details(price: Price, version: PlanVersion, period: Period, timezone: str | None = None) -> dict[str, Any]:
     return {
         "price": price.name,
         "price_model": price.model,
@@ -100,20 +107,30 @@ def _base_details(price: Price, version: PlanVersion, period: Period) -> dict[st
         "plan_version": version.number,
         "period_start": period.start.isoformat(),
         "period_end": period.end.isoformat(),
-        "period": period_label(period.start, period.end),
+        "period": period_label(period.start, period.end, timezone),
     }
 
 
 def fixed_fee_line(
-    *, subscription: Subscription, price: Price, version: PlanVersion, period: Period, currency: str
+    *,
+    subscription: Subscription,
+    price: Price,
+    version: PlanVersion,
+    period: Period,
+    currency: str,
+    overrides: Overrides | None = None,
 ) -> LineDraft:
-    """One fixed fee for ``period`` (prorated by whole days when the period is partial)."""
-    result = price_quote(price, Decimal(1))
-    details = {**result.to_details(), **_base_details(price, version, period)}
-    label = period_label(period.start, period.end)
-    proration = periods.prorate_period(
-        subscription.billing, subscription.start_at, subscription.plan.interval, period, result.amount
-    )
+    """One fixed fee for ``period`` (prorated by whole local days when the period is partial).
+
+    ``overrides``: the subscription's negotiated prices for this period (default: those in force)."""
+    overrides = subscription.price_overrides if overrides is None else overrides
+    result, override = price_quote_overridden(price, Decimal(1), overrides)
+    zone = subscription_timezone(subscription)
+    details = {**result.to_details(), **_base_details(price, version, period, zone)}
+    if override:
+        details["override"] = override
+    label = period_label(period.start, period.end, zone)
+    proration = subscription_prorate(subscription, period, result.amount)
     kind = InvoiceLine.Kind.FIXED
     exact = proration.amount
     description = f"{price.name} — {label}"
@@ -144,11 +161,23 @@ def fixed_fee_line(
     )
 
 
-def usage_line(*, price: Price, version: PlanVersion, period: Period, quantity: Decimal, currency: str) -> LineDraft:
-    """One usage price for ``period`` at the metered ``quantity`` (never prorated)."""
-    result = price_quote(price, quantity)
+def usage_line(
+    *,
+    price: Price,
+    version: PlanVersion,
+    period: Period,
+    quantity: Decimal,
+    currency: str,
+    overrides: Overrides | None = None,
+    timezone: str | None = None,
+) -> LineDraft:
+    """One usage price for ``period`` at the metered ``quantity`` (never prorated), with a subscription's
+    negotiated prices (``overrides``) when given; its period in the days of ``timezone`` (the customer's)."""
+    result, override = price_quote_overridden(price, quantity, overrides)
     meter = price.meter
-    details = {**result.to_details(), **_base_details(price, version, period)}
+    details = {**result.to_details(), **_base_details(price, version, period, timezone)}
+    if override:
+        details["override"] = override
     details["meter"] = meter.key
     details["meter_name"] = meter.name
     details["aggregation"] = meter.aggregation
@@ -159,13 +188,13 @@ def usage_line(*, price: Price, version: PlanVersion, period: Period, quantity: 
     if included is not None:
         text += f", {format_decimal(included)} included"
         details["included_units"] = f"{included:f}"
-    description = f"{price.name} — {text}, {period_label(period.start, period.end)}"
+    description = f"{price.name} — {text}, {period_label(period.start, period.end, timezone)}"
     return LineDraft(
         kind=InvoiceLine.Kind.USAGE,
         description=description[:500],
         amount=quantize_minor(result.amount, currency),
         quantity=quantity,
-        unit_amount=price_line_unit_amount(price),
+        unit_amount=override_line_unit_amount(price, overrides),
         price=price,
         plan_version=version,
         meter=meter,
@@ -180,13 +209,22 @@ def _in_advance(price: Price) -> bool:
 
 
 def advance_lines(
-    *, subscription: Subscription, version: PlanVersion, period: Period, currency: str, sheets: PriceSheets = NO_SHEETS
+    *,
+    subscription: Subscription,
+    version: PlanVersion,
+    period: Period,
+    currency: str,
+    sheets: PriceSheets = NO_SHEETS,
+    overrides: Overrides | None = None,
 ) -> list[LineDraft]:
     """The period's in-advance fixed fees, priced with ``version`` (the version in effect for that period).
 
-    ``sheets``: price sheets read beforehand (a run's batch); a version they do not hold is read now."""
+    ``sheets``: price sheets read beforehand (a run's batch); a version they do not hold is read now.
+    ``overrides``: the negotiated prices for that period (default: those in force on the subscription)."""
     return [
-        fixed_fee_line(subscription=subscription, price=p, version=version, period=period, currency=currency)
+        fixed_fee_line(
+            subscription=subscription, price=p, version=version, period=period, currency=currency, overrides=overrides
+        )
         for p in version_prices(version, sheets)
         if _in_advance(p)
     ]
@@ -216,6 +254,7 @@ def arrears_lines(
             meters=list(meters.values()), customer_external_ids=[external_id], start=period.start, end=period.end
         )
     lines: list[LineDraft] = []
+    overrides = subscription.price_overrides
     for price in prices:
         if price.meter_id is None:
             lines.append(
@@ -225,7 +264,17 @@ def arrears_lines(
             )
         else:
             quantity = (values or {}).get((external_id, price.meter_id), Decimal(0))
-            lines.append(usage_line(price=price, version=version, period=period, quantity=quantity, currency=currency))
+            lines.append(
+                usage_line(
+                    price=price,
+                    version=version,
+                    period=period,
+                    quantity=quantity,
+                    currency=currency,
+                    overrides=overrides,
+                    timezone=subscription_timezone(subscription),
+                )
+            )
     return lines
 
 
@@ -254,13 +303,15 @@ def boundary_lines_for(
         subscription=subscription, version=ended_version, period=ended, currency=currency, usage=usage, sheets=sheets
     )
     if not ending:
-        new_period = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended)
+        new_period = subscription_period_after(subscription, ended.end)
+        pending = subscription.pending_price_overrides  # a PATCH of the overrides applies from the next period
         lines += advance_lines(
             subscription=subscription,
             version=new_version or version_for_period(subscription, new_period),
             period=new_period,
             currency=currency,
             sheets=sheets,
+            overrides=pending,
         )
     return lines
 

@@ -234,7 +234,7 @@ def test_invalid_arguments() -> None:
     with pytest.raises(ValueError):
         first_period("weekly", anchor, "month")
     with pytest.raises(ValueError):
-        first_period("calendar", anchor, "week")
+        first_period("calendar", anchor, "fortnight")
     with pytest.raises(ValueError):
         Period(anchor, anchor)
     with pytest.raises(ValueError):

@@ -19,9 +19,9 @@ from django.db.models import Q
 
 from catalog.models import PlanCreditGrant
 from core.money import format_decimal
-from customers import periods
 from customers.models import Subscription
 from customers.periods import Period
+from customers.schedule import subscription_first_period, subscription_period_after
 from wallets.credits import expired_lots, rollover_split
 
 from ..models import CreditGrant, Wallet
@@ -33,7 +33,7 @@ def _period_end_after(subscription: Subscription, period: Period, n: int) -> dat
     """The end of the period ``n - 1`` periods after ``period`` (n = 1: ``period.end``)."""
     current = period
     for _ in range(n - 1):
-        current = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, current)
+        current = subscription_period_after(subscription, current.end)
     return current.end
 
 
@@ -51,7 +51,12 @@ def plan_credit_grant_create(
     lot expire at the end of the N-th period counted from this one. Call inside a transaction.
     """
     if plan_grant.cadence == PlanCreditGrant.Cadence.ONCE:
-        first = periods.first_period(subscription.billing, subscription.start_at, subscription.plan.interval)
+        first = subscription_first_period(
+            customer=subscription.customer,
+            plan=subscription.plan,
+            billing=subscription.billing,
+            start_at=subscription.start_at,
+        )
         if period.start != first.start:
             return None, False
     if plan_grant.credits <= 0:

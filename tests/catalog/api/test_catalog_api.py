@@ -119,7 +119,7 @@ def test_plan_create_and_read_shapes(api):
     [
         ({"key": "p", "name": "P", "currency": "XYZ"}, "currency"),
         ({"key": "p", "name": "P", "currency": "KWD"}, "currency"),  # a known code, not configured
-        ({"key": "p", "name": "P", "currency": "USD", "interval": "week"}, "interval"),
+        ({"key": "p", "name": "P", "currency": "USD", "interval": "fortnight"}, "interval"),
         ({"key": "p", "currency": "USD"}, "name"),
     ],
 )

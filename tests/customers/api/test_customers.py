@@ -21,6 +21,7 @@ def test_create_customer_with_defaults(api):
         "tax_rates": [],
         "net_payment_terms": 0,
         "invoice_grace_days": 0,
+        "timezone": "UTC",
         # the optional billing address (added fields), empty when not given
         "address_line1": "",
         "address_line2": "",
@@ -40,6 +41,7 @@ def test_create_customer_full_shape_and_read_it_back(api):
         "tax_rates": ["vat-20"],
         "net_payment_terms": 30,
         "invoice_grace_days": 3,
+        "timezone": "Europe/London",
         "address_line1": "1 Main Street",
         "address_line2": "Floor 2",
         "address_city": "London",
@@ -105,6 +107,7 @@ def test_patch_changes_only_the_fields_sent(api):
         "tax_rates": ["gst-5", "vat-20"],
         "net_payment_terms": 15,
         "invoice_grace_days": 2,
+        "timezone": "UTC",
         "address_line1": "",
         "address_line2": "",
         "address_city": "",

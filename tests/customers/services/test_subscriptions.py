@@ -108,7 +108,7 @@ def test_pinned_subscription_periods_all_bill_the_pinned_version_without_reading
     PlanVersionFactory(plan=plan, number=2, published=True, effective_from=utc(2026, 1, 15))
     pinned = subscribe(plan=plan, start_at=utc(2026, 1, 1), pinned_version=plan.versions.get(number=1))
     pinned = advance(pinned, utc(2026, 2, 1))
-    pinned = Subscription.objects.select_related("plan", "plan_version", "pinned_version").get(pk=pinned.pk)
+    pinned = Subscription.objects.select_related("customer", "plan", "plan_version", "pinned_version").get(pk=pinned.pk)
     with django_assert_num_queries(0):  # plan and pinned version are on the row; no version query
         rows = subscription_periods(subscription=pinned, until=utc(2026, 2, 10))
     assert [(r.start, r.plan_version.number) for r in rows] == [(utc(2026, 1, 1), 1), (utc(2026, 2, 1), 1)]
