@@ -211,17 +211,31 @@ def arrears_lines(
             meters=list(meters.values()), customer_external_ids=[external_id], start=period.start, end=period.end
         )
     lines: list[LineDraft] = []
+    paid_part = after_trial(subscription, period)
     for price in prices:
         if price.meter_id is None:
+            if paid_part is None:
+                continue  # all of the period is trial days: no fixed fee (DESIGN.md "Trials")
             lines.append(
                 fixed_fee_line(
-                    subscription=subscription, price=price, version=version, period=period, currency=currency
+                    subscription=subscription, price=price, version=version, period=paid_part, currency=currency
                 )
             )
         else:
             quantity = (values or {}).get((external_id, price.meter_id), Decimal(0))
             lines.append(usage_line(price=price, version=version, period=period, quantity=quantity, currency=currency))
     return lines
+
+
+def after_trial(subscription: Subscription, period: Period) -> Period | None:
+    """The part of ``period`` after the subscription's free trial (fixed fees are charged for it only): the period
+    itself without a trial, ``None`` when all of it is trial days (DESIGN.md "Trials")."""
+    end = subscription.trial_end
+    if end is None or end <= period.start:
+        return period
+    if end >= period.end:
+        return None
+    return Period(end, period.end)
 
 
 def version_for_period(subscription: Subscription, period: Period) -> PlanVersion:
@@ -250,6 +264,8 @@ def boundary_lines_for(
     )
     if not ending:
         new_period = periods.next_period(subscription.billing, subscription.start_at, subscription.plan.interval, ended)
+        if subscription.in_trial_at(new_period.start):
+            return lines  # the trial's end bills the new period's fees from then (``trials.py``)
         lines += advance_lines(
             subscription=subscription,
             version=new_version or version_for_period(subscription, new_period),

@@ -39,6 +39,7 @@ from . import credits as credits_seam
 from .boundary import CustomerBusy, subscription_bill_once
 from .context import NO_SHEETS, PriceSheets, UsageBatch, price_sheets_read
 from .invoices import _lock, credit_purchase_invoice_create, invoice_finalize_locked
+from .trials import subscription_trial_end_bill, trial_end_due_ids
 
 logger = logging.getLogger(__name__)
 
@@ -314,6 +315,32 @@ def batch_prefetch(*, subscription_ids: list[int], now: datetime) -> RunBatch:
     return RunBatch(usage=usage, sheets=MappingProxyType(sheets))
 
 
+def changes_and_trials_bill(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:
+    """Trial ends due (``trials.py``), then the successors of plan changes made at a boundary of this run whose own
+    boundaries are due too (a run catching up past a scheduled change), until nothing more is due."""
+    for subscription_id in trial_end_due_ids(now=now, customer_external_id=customer_external_id):
+        try:
+            invoice = subscription_trial_end_bill(subscription_id=subscription_id, now=now)
+        except Exception as exc:  # recorded like a boundary's failure; the trial end stays due
+            logger.exception("Billing the trial end of subscription %s failed", subscription_id)
+            summary.subscription_failed(subscription_id, exc)
+            continue
+        if invoice is not None:
+            summary.invoices_created += 1
+            summary.invoices_finalized += invoice.status != Invoice.Status.DRAFT
+    seen: set[int] = set()
+    while True:
+        due = [
+            i
+            for i in due_subscription_ids(now=now, customer_external_id=customer_external_id)
+            if i not in seen and Subscription.objects.filter(pk=i, previous_subscription__isnull=False).exists()
+        ]
+        if not due:
+            return
+        seen.update(due)
+        subscriptions_bill(subscription_ids=due, now=now, summary=summary)
+
+
 def drafts_finalize_due(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:
     """Finalize drafts whose grace period has run out (``finalize_after <= now``), one transaction each."""
     qs = Invoice.objects.filter(status=Invoice.Status.DRAFT, finalize_after__lte=now)
@@ -353,6 +380,7 @@ def billing_run_execute(
         summary=summary,
         progress=progress,
     )
+    changes_and_trials_bill(now=now, summary=summary, customer_external_id=customer_external_id)
     drafts_finalize_due(now=now, summary=summary, customer_external_id=customer_external_id)
     wallet_work(now=now, summary=summary, customer_external_id=customer_external_id)
     billing_run_record(run=run, summary=summary)
