@@ -605,10 +605,13 @@ def plan_version_create_in_transaction(
     effective_from: datetime | str | None = None,
     notes: str = "",
     now: datetime | None = None,
+    trial_days: int = 0,
 ) -> PlanVersion:
     """:func:`plan_version_create` inside the caller's transaction (the admin's); ``notes`` is the admin's memo."""
     now = now or timezone.now()
     errors = FieldErrors()
+    if isinstance(trial_days, bool) or not isinstance(trial_days, int) or not 0 <= trial_days <= TRIAL_DAYS_MAX:
+        errors.add("trial_days", f"Must be a whole number of days from 0 to {TRIAL_DAYS_MAX}.")
     if not isinstance(publish, bool):
         errors.add("publish", "Must be true or false.")
     start = datetime_parse(effective_from, "effective_from", errors, default=now)
@@ -627,6 +630,7 @@ def plan_version_create_in_transaction(
         effective_from=start,
         published_at=now if publish else None,
         notes=notes,
+        trial_days=trial_days if isinstance(trial_days, int) else 0,
     )
     _store_children(
         version, [s for s in rows.prices or [] if s is not None], rows.entitlements or [], rows.credit_grants or []
@@ -644,8 +648,11 @@ def plan_version_create(
     publish: bool = False,
     effective_from: datetime | str | None = None,
     now: datetime | None = None,
+    trial_days: int = 0,
 ) -> PlanVersion:
     """Create the plan's next version with its prices (and tiers), entitlements and credit grants, at once.
+
+    ``trial_days``: the free trial new subscriptions get by default (0-365; 0 = none).
 
     Inputs are API.md's PRICE / ENTITLEMENT / GRANT shapes (meters and features by key). With ``publish``
     the version is published in the same transaction (``published_at = now``). ``effective_from``
@@ -659,7 +666,12 @@ def plan_version_create(
         publish=publish,
         effective_from=effective_from,
         now=now,
+        trial_days=trial_days,
     )
+
+
+#: The longest free trial a plan version may give, in days (a subscription's override has the same bound).
+TRIAL_DAYS_MAX = 365
 
 
 def price_as_input(price: Price) -> dict[str, Any]:

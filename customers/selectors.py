@@ -43,7 +43,9 @@ def tax_rate_list() -> QuerySet[TaxRate]:
 
 def subscription_list(*, customer: Customer | None = None) -> QuerySet[Subscription]:
     """Subscriptions, newest first, optionally of one customer."""
-    qs = Subscription.objects.select_related("customer", "plan", "plan_version", "pinned_version")
+    qs = Subscription.objects.select_related(
+        "customer", "plan", "plan_version", "pinned_version", "scheduled_plan", "next_subscription"
+    )
     if customer is not None:
         qs = qs.filter(customer=customer)
     return qs.order_by("-created_at", "-id")

@@ -152,6 +152,7 @@ class SubscriptionListCreateApi(APIView):
             billing=v["billing"],
             pinned_version=pinned,
             now=now,
+            trial_days=v["trial_days"],
         )
         subscription = selectors.subscription_get(subscription_id=subscription.pk)
         return Response(self.OutputSerializer(subscription).data, status=status.HTTP_201_CREATED)

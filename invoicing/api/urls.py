@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import changes, views
 
 urlpatterns = [
     path("invoices", views.InvoiceListApi.as_view(), name="invoice-list"),
@@ -17,4 +17,14 @@ urlpatterns = [
     ),
     path("credit_notes", views.CreditNoteCreateApi.as_view(), name="credit-note-create"),
     path("credit_notes/<str:credit_note_id>", views.CreditNoteDetailApi.as_view(), name="credit-note-detail"),
+    path(
+        "subscriptions/<str:subscription_id>/change",
+        changes.SubscriptionChangeApi.as_view(),
+        name="subscription-change",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/cancel_scheduled_change",
+        changes.SubscriptionCancelScheduledChangeApi.as_view(),
+        name="subscription-cancel-scheduled-change",
+    ),
 ]

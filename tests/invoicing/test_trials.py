@@ -96,7 +96,12 @@ def test_45_day_trial_override_bills_12_of_30_on_apr_19_and_april_first_invoice_
 def test_a_run_catching_up_bills_the_trial_end_before_the_next_boundary():
     version = big_plan(10)
     sub = subscription_start(
-        customer=CustomerFactory(), plan=version.plan, start_at=START, billing="calendar", pinned_version=None, now=START
+        customer=CustomerFactory(),
+        plan=version.plan,
+        start_at=START,
+        billing="calendar",
+        pinned_version=None,
+        now=START,
     )
     billing_run_execute(now=utc(2024, 5, 2))
     # Trial end (Mar 15: 27,419.35), then Apr 1 (50,000.00) and May 1 (50,000.00), each once, in order.
