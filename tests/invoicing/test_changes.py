@@ -240,3 +240,33 @@ def test_validation_and_conflicts():
     with pytest.raises(Conflict):
         subscription_change(subscription=sub, plan=yearly.plan, now=now)
     assert Plan.objects.count() == 4
+
+
+def test_entitlements_switch_at_the_change_and_the_billing_period_window_does_not_reset():
+    from catalog.models import Entitlement
+    from customers.entitlements import entitlement_check
+    from tests.factories.catalog import EntitlementFactory, FeatureFactory
+
+    feature = FeatureFactory(key="exports", metered=True, meter__event_name="export")
+    starter = fee_plan("starter", "100.00")
+    pro = fee_plan("pro", "300.00")
+    for version, limit in ((starter, "100"), (pro, "200")):
+        EntitlementFactory(
+            plan_version=version, feature=feature, limit=Decimal(limit), reset=Entitlement.Reset.BILLING_PERIOD
+        )
+    customer = CustomerFactory(external_id="ent")
+    sub = start(customer, starter.plan, utc(2026, 4, 1))
+    events_create(customer_external_id="ent", event_name="export", count=100, start=utc(2026, 4, 5))
+    before = entitlement_check(customer=customer, feature_key="exports", now=utc(2026, 4, 16))
+    # Starter: 100 used of 100, hard limit: not allowed.
+    assert (before.usage, before.limit, before.allowed) == (Decimal(100), Decimal(100), False)
+    subscription_change(subscription=sub, plan=pro.plan, now=utc(2026, 4, 16))
+    after = entitlement_check(customer=customer, feature_key="exports", now=utc(2026, 4, 16, 1))
+    # Pro's limit from the change on; the window still starts Apr 1 (the change is not a new period): 100 of 200.
+    assert (after.usage, after.limit, after.remaining, after.allowed) == (
+        Decimal(100),
+        Decimal(200),
+        Decimal(100),
+        True,
+    )
+    assert (after.window_start, after.window_end) == (utc(2026, 4, 1), utc(2026, 5, 1))
