@@ -8,8 +8,9 @@ Rules where the design is silent (docs/metering.md):
   unlimited before limited, then the higher limit, then soft before hard; ties go to the subscription that
   started first. Its reset window and usage are the ones reported.
 * Metered windows: ``billing_period`` is the subscription's current period (after a plan change inside a
-  period, the window the old subscription counted in goes on: ``billing_window_start``); ``day``/``week``/``month``/``year``
-  are the UTC calendar window containing now; ``never`` runs from the subscription's start with no end.
+  period, the window the old subscription counted in goes on: ``billing_window_start``);
+  ``day``/``week``/``month``/``year`` are the UTC calendar window containing now; ``never`` runs from the
+  subscription's start with no end.
 * ``remaining = max(limit - usage, 0)``; ``allowed = enabled and (unlimited or soft or usage < limit)``.
 * Usage below zero (a meter with ``allow_negative`` whose corrections outweigh its usage) counts as 0 here:
   a correction can give back what was used, never lift the limit (``remaining`` is at most ``limit``).
