@@ -64,6 +64,12 @@ def test_calendar_start_jan_15_has_a_partial_first_period_to_feb_1(api, clock, p
         # calendar periods align to the 1st: the first runs [Jan 15, Feb 1), 17 of January's 31 days
         "current_period_start": "2026-01-15T00:00:00Z",
         "current_period_end": "2026-02-01T00:00:00Z",
+        # No trial, no plan change (API.md "Subscription changes and trials").
+        "trial_end": None,
+        "in_trial": False,
+        "previous_subscription": None,
+        "next_subscription": None,
+        "scheduled_change": None,
     }
     assert api.get(f"/api/v1/subscriptions/{subscription.pk}").json() == body
 
