@@ -328,6 +328,12 @@ class SubscriptionAddForm(forms.Form):
         required=False,
         help_text="Optional: bill every period with this version (grandfathered).",
     )
+    trial_days = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=365,
+        help_text="Free trial in days. Empty = the plan version's trial days; 0 = no trial.",
+    )
 
 
 class CancelForm(forms.Form):
@@ -499,6 +505,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
                     billing=data["billing"],
                     pinned_version=data["pinned_version"],
                     now=now,
+                    trial_days=data["trial_days"],
                 )
             except BillingError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)

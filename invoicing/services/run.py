@@ -330,11 +330,12 @@ def changes_and_trials_bill(*, now: datetime, summary: RunSummary, customer_exte
             summary.invoices_finalized += invoice.status != Invoice.Status.DRAFT
     seen: set[int] = set()
     while True:
-        due = [
-            i
-            for i in due_subscription_ids(now=now, customer_external_id=customer_external_id)
-            if i not in seen and Subscription.objects.filter(pk=i, previous_subscription__isnull=False).exists()
-        ]
+        successors = Subscription.objects.filter(
+            status=Subscription.Status.ACTIVE, current_period_end__lte=now, previous_subscription__isnull=False
+        ).exclude(pk__in=seen)
+        if customer_external_id:
+            successors = successors.filter(customer__external_id=customer_external_id)
+        due = list(successors.order_by("current_period_end", "id").values_list("id", flat=True))
         if not due:
             return
         seen.update(due)

@@ -270,3 +270,20 @@ def test_entitlements_switch_at_the_change_and_the_billing_period_window_does_no
         True,
     )
     assert (after.window_start, after.window_end) == (utc(2026, 4, 1), utc(2026, 5, 1))
+
+
+def test_a_run_catching_up_past_a_scheduled_change_bills_the_successor_too():
+    monthly = fee_plan("monthly", "129.00")
+    yearly = fee_plan("yearly", "1188.00", "year")
+    sub = start(CustomerFactory(), monthly.plan, utc(2023, 7, 19), billing="anniversary")
+    subscription_change(subscription=sub, plan=yearly.plan, at="period_end", now=utc(2023, 7, 20))
+    billing_run_execute(now=utc(2024, 7, 20))
+    sub.refresh_from_db()
+    new = sub.next_subscription_or_none
+    # Aug 19 2023, the change: Aug 19 2023 -> Jul 19 2024 is 335 of the yearly period's 366 days:
+    # 1,188.00 x 335/366 = 1,087.3770 -> 1,087.38. Jul 19 2024, the successor's own boundary: a full year, 1,188.00.
+    change = Invoice.objects.get(subscription=sub, billing_boundary_at=utc(2023, 8, 19))
+    assert change.lines.get(price__plan_version=yearly).amount == Decimal("1087.38")
+    assert [i.total for i in invoices_of(new)] == [Decimal("1188.00")]
+    new.refresh_from_db()
+    assert new.current_period_end == utc(2025, 7, 19)
