@@ -309,13 +309,10 @@ def subscription_change_locked(
     t = effective_at or now
     if t > now:
         raise ValidationFailed("Must not be in the future.", field="effective_at")
-    if not s <= t < e:
-        raise ValidationFailed(
-            f"Must be inside the current period ({s.isoformat()} to {e.isoformat()}).", field="effective_at"
-        )
     old_version = old.plan_version
     # The upgrade rule compares with the version that would bill the change: at t, or at the period's end.
-    probe = _target_version(subscription=old, plan=plan, pinned=pinned_version, at=t if at != AT_PERIOD_END else e)
+    probe_at = e if at == AT_PERIOD_END else min(max(t, s), e)  # a bad t is refused below, naming it
+    probe = _target_version(subscription=old, plan=plan, pinned=pinned_version, at=probe_at)
     old_yearly, new_yearly = yearly_fixed_fees(old_version), yearly_fixed_fees(probe)
     upgrade = new_yearly >= old_yearly
     applies = at if at != AT_AUTO else (AT_NOW if upgrade else AT_PERIOD_END)
@@ -334,6 +331,11 @@ def subscription_change_locked(
             new_version=version,
             old_yearly=old_yearly,
             new_yearly=yearly_fixed_fees(version),
+        )
+    # Only a change now happens at t: it must fall inside the current period (a run may have billed it ahead).
+    if not s <= t < e:
+        raise ValidationFailed(
+            f"Must be inside the current period ({s.isoformat()} to {e.isoformat()}).", field="effective_at"
         )
     version = probe
     customer = old.customer

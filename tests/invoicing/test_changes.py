@@ -287,3 +287,16 @@ def test_a_run_catching_up_past_a_scheduled_change_bills_the_successor_too():
     assert [i.total for i in invoices_of(new)] == [Decimal("1188.00")]
     new.refresh_from_db()
     assert new.current_period_end == utc(2025, 7, 19)
+
+
+def test_a_period_billed_ahead_changes_only_at_its_end():
+    monthly = fee_plan("monthly", "10.00")
+    cheaper = fee_plan("cheaper", "5.00")
+    sub = start(CustomerFactory(), monthly.plan, utc(2026, 1, 1))
+    billing_run_execute(now=utc(2026, 2, 1))  # the run billed February ahead: its period starts after now below
+    now = utc(2026, 1, 31)
+    with pytest.raises(ValidationFailed) as err:
+        subscription_change(subscription=sub, plan=cheaper.plan, at="now", now=now)
+    assert err.value.field == "effective_at"
+    outcome = subscription_change(subscription=sub, plan=cheaper.plan, now=now)  # auto: a downgrade, at period end
+    assert outcome.applies == "period_end" and outcome.effective_at == utc(2026, 3, 1)
