@@ -94,9 +94,11 @@ def subscription_periods(*, subscription: Subscription, until: datetime) -> list
     interval = subscription.plan.interval
     last_end = subscription.current_period_end
     end = min(until, last_end)
-    schedule = periods.periods_between(
-        subscription.billing, subscription.start_at, interval, subscription.start_at, end
-    )
+    # A plan change's successor counts its schedule from the old anchor but begins when it replaced the old one.
+    begin = subscription.start_at
+    if subscription.previous_subscription_id is not None:
+        begin = max(begin, subscription.previous_subscription.ended_at or subscription.current_period_start)
+    schedule = periods.periods_between(subscription.billing, subscription.start_at, interval, begin, end)
     ended = subscription.status == Subscription.Status.ENDED
     current_start = subscription.current_period_start
     pinned = subscription.pinned_version if subscription.pinned_version_id else None
@@ -115,10 +117,10 @@ def subscription_periods(*, subscription: Subscription, until: datetime) -> list
 
     rows: list[SubscriptionPeriod] = []
     for period in schedule:
-        is_row_period = period.start == current_start
+        is_row_period = period.start <= current_start < period.end
         rows.append(
             SubscriptionPeriod(
-                start=period.start,
+                start=max(period.start, begin),
                 end=period.end,
                 plan_version=subscription.plan_version if is_row_period else version_at(period.start),
                 is_current=is_row_period and not ended,

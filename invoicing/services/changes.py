@@ -66,7 +66,7 @@ from wallets.services import wallet_for_plan_credits
 from ..models import CreditNote, Invoice, InvoiceLine
 from ..totals import LineAmount, totals_compute
 from . import credits as credits_seam
-from .context import BoundaryContext, tax_rates_of
+from .context import NO_SHEETS, BoundaryContext, PriceSheets, UsageBatch, tax_rates_of
 from .invoices import _lock as _lock_invoice
 from .invoices import (
     credit_note_issue_locked,
@@ -457,34 +457,37 @@ def subscription_change_cancel(*, subscription: Subscription, now: datetime) -> 
     return subscription_row_schedule_change(locked=locked, plan=None)
 
 
-def scheduled_change_bill_locked(
-    *, subscription: Subscription, now: datetime, context: BoundaryContext
-) -> Invoice | None:
-    """The boundary of a subscription with a change scheduled for its period's end (called by ``boundary.py``
-    holding the customer and subscription locks; the boundary is due).
+@dataclass
+class ScheduledChange:
+    """What a scheduled change bills at its boundary, computed without writing (the boundary and the upcoming
+    invoice preview both use it): the boundary invoice's lines and the successor to create."""
 
-    One invoice at the boundary e, on the old subscription (reason ``change``): the ended period's in-arrears
-    lines and the new plan's in-advance fees for its first period. The old subscription ends at e, its successor
-    starts at e; the old plan's credits close as at any period end (nothing is cut: all of the period was used)
-    and what carries moves to the successor, which is granted its first period's credits (its share when that
-    period is partial).
-    """
+    lines: list[LineDraft]
+    plan: Plan
+    version: PlanVersion
+    anchor: datetime
+    first: Period
+    trial_end: datetime | None
+
+
+def scheduled_change_lines(
+    *, subscription: Subscription, usage: UsageBatch | None = None, sheets: PriceSheets = NO_SHEETS
+) -> ScheduledChange:
+    """The lines of the boundary invoice of a subscription whose plan change is scheduled for its period's end:
+    the ended period's in-arrears lines and the new plan's in-advance fees for its first period. Reads only.
+
+    Conflict (409) when the scheduled plan has no published version in effect at the boundary."""
     old = subscription
     e = old.current_period_end
-    ended = Period(old.current_period_start, e)
     plan = old.scheduled_plan
     version = old.scheduled_pinned_version or plan_version_in_effect(plan=plan, at=e)
     if version is None:
         raise Conflict(f"The scheduled plan '{plan.key}' has no published version in effect at {e.isoformat()}.")
-    customer = old.customer
+    currency = old.customer.currency
+    ended = Period(old.current_period_start, e)
     lines = _mark(
         arrears_lines(
-            subscription=old,
-            version=old.plan_version,
-            period=ended,
-            currency=customer.currency,
-            usage=context.usage,
-            sheets=context.sheets,
+            subscription=old, version=old.plan_version, period=ended, currency=currency, usage=usage, sheets=sheets
         ),
         side="old",
         old=old,
@@ -493,25 +496,52 @@ def scheduled_change_bill_locked(
     )
     anchor = old.start_at if old.billing == Subscription.Billing.ANNIVERSARY else e
     first = _first_period(billing=old.billing, anchor=anchor, interval=plan.interval, at=e)
-    pinned = old.scheduled_pinned_version
     trial_end = _successor_trial_end(old, version, e)
+    # The successor as it will be created, unsaved: its fees are priced by its own schedule.
+    successor = Subscription(
+        customer=old.customer,
+        plan=plan,
+        plan_version=version,
+        billing=old.billing,
+        start_at=anchor,
+        trial_end=trial_end,
+    )
+    lines += _successor_lines(successor, version, first, old, e)
+    return ScheduledChange(lines=lines, plan=plan, version=version, anchor=anchor, first=first, trial_end=trial_end)
+
+
+def scheduled_change_bill_locked(
+    *, subscription: Subscription, now: datetime, context: BoundaryContext
+) -> Invoice | None:
+    """The boundary of a subscription with a change scheduled for its period's end (called by ``boundary.py``
+    holding the customer and subscription locks; the boundary is due).
+
+    One invoice at the boundary e, on the old subscription (reason ``change``): :func:`scheduled_change_lines`.
+    The old subscription ends at e, its successor starts at e; the old plan's credits close as at any period end
+    (nothing is cut: all of the period was used) and what carries moves to the successor, which is granted its
+    first period's credits (its share when that period is partial).
+    """
+    old = subscription
+    e = old.current_period_end
+    ended = Period(old.current_period_start, e)
+    change = scheduled_change_lines(subscription=old, usage=context.usage, sheets=context.sheets)
+    pinned = old.scheduled_pinned_version
     subscription_row_end_for_change(locked=old, at=e)
     new = subscription_row_successor_create(
         previous=old,
-        plan=plan,
-        version=version,
+        plan=change.plan,
+        version=change.version,
         pinned_version=pinned,
-        anchor=anchor,
-        period=first,
-        trial_end=trial_end,
+        anchor=change.anchor,
+        period=change.first,
+        trial_end=change.trial_end,
     )
-    lines += _successor_lines(new, version, first, old, e)
     invoice = invoice_create_for_period(
-        customer=customer,
+        customer=old.customer,
         subscription=old,
         boundary_at=e,
         period=ended,
-        lines=lines,
+        lines=change.lines,
         now=now,
         tax_rates=context.tax_rates,
         reason=Invoice.Reason.CHANGE,
@@ -523,6 +553,7 @@ def scheduled_change_bill_locked(
     credits_seam.plan_credits_follow_change(
         previous=old, successor=new, period=ended, at=e, used_days=days, days_in_period=days, now=now
     )
+    first = change.first
     credits_seam.plan_credits_grant(subscription=new, period=first, now=now, share=_new_share(new, first))
     if needs_number:
         invoice_finalize_number(invoice=invoice, now=now)

@@ -83,6 +83,11 @@ def test_lago_upgrade_monthly_to_yearly_now_credit_note_and_change_invoice():
     sub.refresh_from_db()
     assert sub.status == Subscription.Status.ENDED and sub.ended_at == t
     assert sub.next_subscription_or_none == new
+    # Its periods (the admin's table) begin at the change, counted from the old anchor.
+    from customers.selectors import subscription_periods
+
+    [row] = subscription_periods(subscription=new, until=utc(2023, 10, 1))
+    assert (row.start, row.end, row.is_current, row.days) == (t, utc(2024, 6, 29, 12, 12), True, 275)
     # The preview showed the same numbers.
     assert preview.invoice.total == invoice.total
     assert [n.amount for n in preview.credit_notes] == [Decimal("0.32")]
@@ -300,3 +305,19 @@ def test_a_period_billed_ahead_changes_only_at_its_end():
     assert err.value.field == "effective_at"
     outcome = subscription_change(subscription=sub, plan=cheaper.plan, now=now)  # auto: a downgrade, at period end
     assert outcome.applies == "period_end" and outcome.effective_at == utc(2026, 3, 1)
+
+
+def test_the_upcoming_invoice_shows_what_a_scheduled_change_will_bill():
+    from invoicing.selectors import upcoming_invoice_preview
+
+    monthly = fee_plan("monthly", "129.00")
+    yearly = fee_plan("yearly", "1188.00", "year")
+    customer = CustomerFactory()
+    sub = start(customer, monthly.plan, utc(2023, 7, 19), billing="anniversary")
+    billing_run_execute(now=utc(2023, 11, 9))
+    subscription_change(subscription=sub, plan=yearly.plan, now=utc(2023, 11, 9))
+    preview = upcoming_invoice_preview(customer=customer, now=utc(2023, 11, 9))
+    # The Nov 19 boundary will bill the yearly fee for Nov 19 2023 -> Jul 19 2024: 1,188.00 x 243/366 = 788.75.
+    assert [line.amount for line in preview.lines] == [Decimal("788.75")]
+    billing_run_execute(now=utc(2023, 11, 19))
+    assert Invoice.objects.get(subscription=sub, billing_boundary_at=utc(2023, 11, 19)).total == preview.total
