@@ -404,9 +404,17 @@ class PlanCreditGrantInline(_VersionChildInline):
 
 
 class PlanVersionForm(forms.ModelForm):
+    trial_days = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=365,
+        initial=0,
+        help_text="Free trial of new subscriptions in days (empty or 0 = none): no fixed fees for trial days.",
+    )
+
     class Meta:
         model = PlanVersion
-        fields = ["plan", "effective_from", "notes"]
+        fields = ["plan", "effective_from", "trial_days", "notes"]
         help_texts = {
             "effective_from": "UTC. Billing periods starting at or after this instant use this version once it is "
             "published. May be in the past (to bill past periods); between 2000-01-01 and 2100-01-01.",
@@ -416,6 +424,9 @@ class PlanVersionForm(forms.ModelForm):
         value = self.cleaned_data["effective_from"]
         validate_instant(value)  # periods are computed from it (core.instants)
         return value
+
+    def clean_trial_days(self):
+        return self.cleaned_data["trial_days"] or 0
 
 
 def _changes(current: PlanVersion | None, new: PlanVersion) -> dict[str, list[str]]:
@@ -487,8 +498,8 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["plan", "effective_from", "notes"]
-        return ["plan", "number", "status", "effective_from", "published_at", "notes", "created_at"]
+            return ["plan", "effective_from", "trial_days", "notes"]
+        return ["plan", "number", "status", "effective_from", "trial_days", "published_at", "notes", "created_at"]
 
     def get_readonly_fields(self, request, obj=None):
         return ["plan", *self.readonly_fields] if obj is not None else []
@@ -505,7 +516,8 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         # Runs inside the admin's own transaction, so only non-durable services are used here.
-        values = {name: form.cleaned_data[name] for name in ("effective_from", "notes") if name in form.cleaned_data}
+        fields = ("effective_from", "notes", "trial_days")
+        values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
         if change:
             saved = services.plan_version_update_in_transaction(version=obj, **values)
         else:

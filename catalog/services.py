@@ -594,6 +594,10 @@ def _store_children(
         PlanCreditGrant.objects.create(plan_version=version, **row)
 
 
+#: The longest free trial a plan version may give, in days (a subscription's override has the same bound).
+TRIAL_DAYS_MAX = 365
+
+
 @transaction.atomic(savepoint=False)
 def plan_version_create_in_transaction(
     *,
@@ -668,10 +672,6 @@ def plan_version_create(
         now=now,
         trial_days=trial_days,
     )
-
-
-#: The longest free trial a plan version may give, in days (a subscription's override has the same bound).
-TRIAL_DAYS_MAX = 365
 
 
 def price_as_input(price: Price) -> dict[str, Any]:
@@ -984,19 +984,30 @@ def plan_version_update_in_transaction(
     credit_grants: Sequence[Mapping[str, Any]] | None = None,
     effective_from: datetime | str | None = None,
     notes: str | None = None,
+    trial_days: int | None = None,
 ) -> PlanVersion:
-    """:func:`plan_version_update` inside the caller's transaction (the admin's); ``notes`` is the admin's memo."""
+    """:func:`plan_version_update` inside the caller's transaction (the admin's); ``notes`` is the admin's memo;
+    ``trial_days`` (None: unchanged) the free trial of new subscriptions."""
     locked = _draft_locked(version)
     errors = FieldErrors()
+    if trial_days is not None and (
+        isinstance(trial_days, bool) or not isinstance(trial_days, int) or not 0 <= trial_days <= TRIAL_DAYS_MAX
+    ):
+        errors.add("trial_days", f"Must be a whole number of days from 0 to {TRIAL_DAYS_MAX}.")
     start = datetime_parse(effective_from, "effective_from", errors, default=locked.effective_from)
     memo = locked.notes if notes is None else text_parse(notes, "notes", errors, required=False, max_length=10_000)
     rows = plan_version_children_validate(
         prices=prices, entitlements=entitlements, credit_grants=credit_grants, errors=errors
     )
     errors.raise_if_any()
-    changed = [name for name, value in (("effective_from", start), ("notes", memo)) if getattr(locked, name) != value]
+    trial = locked.trial_days if trial_days is None else trial_days
+    changed = [
+        name
+        for name, value in (("effective_from", start), ("notes", memo), ("trial_days", trial))
+        if getattr(locked, name) != value
+    ]
     if changed:
-        locked.effective_from, locked.notes = start, memo
+        locked.effective_from, locked.notes, locked.trial_days = start, memo, trial
         locked.save(update_fields=changed)
     if rows.prices is not None:
         for price in locked.prices.all():

@@ -120,3 +120,43 @@ def test_bad_choice_shows_the_error_on_the_form(admin_client, subscription, plan
         reverse("admin:customers_customer_change", args=[subscription.customer_id])
     ).content.decode()
     assert url in c360  # "Change plan..." from the 360 page
+
+
+def test_trial_days_are_set_on_a_version_and_overridden_on_a_subscription_in_the_admin(admin_client, plans):
+    from catalog.models import PlanVersion
+
+    formsets = {
+        f"{kind}-{name}": value
+        for kind in ("prices", "entitlements", "credit_grants")
+        for name, value in (
+            ("TOTAL_FORMS", "0"),
+            ("INITIAL_FORMS", "0"),
+            ("MIN_NUM_FORMS", "0"),
+            ("MAX_NUM_FORMS", "1000"),
+        )
+    }
+    response = admin_client.post(
+        reverse("admin:catalog_planversion_add"),
+        {
+            "plan": str(plans["pro"].pk),
+            "effective_from_0": "2026-02-01",
+            "effective_from_1": "00:00:00",
+            "trial_days": "14",
+            "notes": "",
+            **formsets,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert PlanVersion.objects.get(plan=plans["pro"], number=2).trial_days == 14
+    customer = CustomerFactory(external_id="trial-admin")
+    response = admin_client.post(
+        reverse("admin:customers_subscription_add"),
+        {"customer": customer.pk, "plan": plans["basic"].pk, "start_at": "", "billing": "calendar", "trial_days": "7"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    subscription = Subscription.objects.get(customer=customer)
+    # 7 days after its start, same time of day; no start invoice during the trial.
+    assert subscription.trial_end == subscription.start_at + timedelta(days=7)
+    assert not Invoice.objects.filter(subscription=subscription).exists()
+    page = admin_client.get(reverse("admin:customers_subscription_change", args=[subscription.pk])).content.decode()
+    assert "(in trial): no fixed fees before it" in page
