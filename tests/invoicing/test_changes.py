@@ -321,3 +321,59 @@ def test_the_upcoming_invoice_shows_what_a_scheduled_change_will_bill():
     assert [line.amount for line in preview.lines] == [Decimal("788.75")]
     billing_run_execute(now=utc(2023, 11, 19))
     assert Invoice.objects.get(subscription=sub, billing_boundary_at=utc(2023, 11, 19)).total == preview.total
+
+
+def test_a_partly_paid_invoice_gets_two_notes_what_it_owes_then_the_wallet():
+    from invoicing.services import payment_record
+
+    basic = fee_plan("basic", "31.00")
+    plus = fee_plan("plus", "62.00")
+    customer = CustomerFactory()
+    sub = start(customer, basic.plan, utc(2026, 1, 1))
+    [jan] = invoices_of(sub)
+    payment_record(invoice=jan, amount=Decimal("20.00"), now=utc(2026, 1, 2))  # 11.00 still owed
+    outcome = subscription_change(subscription=sub, plan=plus.plan, now=utc(2026, 1, 11))
+    # 31.00 x 21 unused days / 31 = 21.00: 11.00 reduces what the invoice owes, the other 10.00 (of the 20.00
+    # received) goes to the wallet as 10 credits (a rate-1 wallet, created for it).
+    assert [(n.amount, n.refund_to) for n in outcome.credit_notes] == [
+        (Decimal("11.00"), CreditNote.RefundTo.INVOICE),
+        (Decimal("10.00"), CreditNote.RefundTo.WALLET),
+    ]
+    jan.refresh_from_db()
+    assert jan.amount_due == Decimal("0") and jan.status == Invoice.Status.PAID
+    # The change invoice (62.00 x 21/31 = 42.00) is paid first by those 10 credits: 32.00 due.
+    assert outcome.invoice.total == Decimal("42.00") and outcome.invoice.amount_due == Decimal("32.00")
+
+
+def test_a_draft_that_charged_the_fees_is_finalized_first():
+    basic = fee_plan("basic", "31.00")
+    plus = fee_plan("plus", "62.00")
+    sub = start(CustomerFactory(invoice_grace_days=3), basic.plan, utc(2026, 1, 1))
+    [jan] = invoices_of(sub)
+    assert jan.status == Invoice.Status.DRAFT
+    outcome = subscription_change(subscription=sub, plan=plus.plan, now=utc(2026, 1, 2))
+    jan.refresh_from_db()
+    # Finalized (numbered) before it is credited: 31.00 x 30 unused days (Jan 2 -> Feb 1) / 31 = 30.00.
+    assert jan.status == Invoice.Status.FINALIZED and jan.number
+    [note] = outcome.credit_notes
+    assert note.amount == Decimal("30.00") and jan.amount_due == Decimal("1.00")
+    # The change invoice waits out the customer's grace days like any new invoice.
+    assert outcome.invoice.status == Invoice.Status.DRAFT
+
+
+def test_a_rollover_cap_of_zero_expires_the_old_plans_share_at_the_change():
+    starter = fee_plan("starter", "100.00")
+    PlanCreditGrantFactory(plan_version=starter, credits=Decimal("2000"), rollover_cap=Decimal("0"))
+    pro = fee_plan("pro", "300.00")
+    PlanCreditGrantFactory(plan_version=pro, credits=Decimal("6000"), rollover_cap=None)
+    customer = CustomerFactory()
+    Wallet.objects.create(customer=customer, currency="USD", applies_to=Wallet.AppliesTo.USAGE)
+    sub = start(customer, starter.plan, utc(2026, 4, 1))
+    wallet = Wallet.objects.get(customer=customer)
+    wallet_consume(wallet=wallet, credits=Decimal("400"), reference="p", idempotency_key="u", now=utc(2026, 4, 10))
+    outcome = subscription_change(subscription=sub, plan=pro.plan, now=utc(2026, 4, 16))
+    # Cut to the share: 1,000 of the 1,600 left expire; the 600 kept then meet the cap of 0 and expire too.
+    # Pro grants 3,000: the wallet holds 3,000.
+    assert outcome.credits_expired == Decimal("1600")
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("3000")
