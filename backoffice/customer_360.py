@@ -54,7 +54,7 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
 
     subscriptions = list(
         Subscription.objects.filter(customer=customer)
-        .select_related("plan", "plan_version")
+        .select_related("plan", "plan_version", "scheduled_plan")
         .order_by("status", "-current_period_end")
     )
     # Negotiated prices, read only for the subscriptions that have some (most have none: no query).

@@ -423,10 +423,17 @@ class PlanVersionForm(forms.ModelForm):
         help_text="Optional, above the last threshold: after the highest fixed threshold, usage is invoiced again "
         "at every multiple of this amount (fixed 200 and recurring 1000: 200, 1200, 2200, ...).",
     )
+    trial_days = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=365,
+        initial=0,
+        help_text="Free trial of new subscriptions in days (empty or 0 = none): no fixed fees for trial days.",
+    )
 
     class Meta:
         model = PlanVersion
-        fields = ["plan", "effective_from", "notes", "minimum_commitment"]
+        fields = ["plan", "effective_from", "trial_days", "notes", "minimum_commitment"]
         help_texts = {
             "effective_from": "UTC. Billing periods starting at or after this instant use this version once it is "
             "published. May be in the past (to bill past periods); between 2000-01-01 and 2100-01-01.",
@@ -444,6 +451,9 @@ class PlanVersionForm(forms.ModelForm):
         value = self.cleaned_data["effective_from"]
         validate_instant(value)  # periods are computed from it (core.instants)
         return value
+
+    def clean_trial_days(self):
+        return self.cleaned_data["trial_days"] or 0
 
     def clean(self):
         data = super().clean()
@@ -540,10 +550,20 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
     def get_fields(self, request, obj=None):
         terms = ["minimum_commitment", "fixed_thresholds", "recurring_threshold"]
         if obj is None:
-            return ["plan", "effective_from", "notes", *terms]
+            return ["plan", "effective_from", "trial_days", "notes", *terms]
         if not self.has_change_permission(request, obj):  # read-only page: the thresholds in words
             terms = ["minimum_commitment", "thresholds_text"]
-        return ["plan", "number", "status", "effective_from", "published_at", "notes", *terms, "created_at"]
+        return [
+            "plan",
+            "number",
+            "status",
+            "effective_from",
+            "trial_days",
+            "published_at",
+            "notes",
+            *terms,
+            "created_at",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not self.has_change_permission(request, obj):
@@ -573,7 +593,7 @@ class PlanVersionAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         # Runs inside the admin's own transaction, so only non-durable services are used here.
-        names = ("effective_from", "notes", "minimum_commitment", "progressive_thresholds")
+        names = ("effective_from", "notes", "trial_days", "minimum_commitment", "progressive_thresholds")
         values = {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
         if change:
             saved = services.plan_version_update_in_transaction(version=obj, check_usage_prices=False, **values)

@@ -11,7 +11,7 @@ layer below catalog, so catalog may read meters and metering never reads the cat
 
 from __future__ import annotations
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -116,6 +116,11 @@ class PlanVersion(models.Model):
             "last (it fires again at every multiple of its amount above the highest fixed one). Empty: usage is "
             "billed at the period's end."
         ),
+    )
+    trial_days = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(365)],
+        help_text="Free trial for new subscriptions, in days (0 = none): no fixed fees for trial days.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords(get_user=history_user)

@@ -597,6 +597,10 @@ def _store_children(
         PlanCreditGrant.objects.create(plan_version=version, **row)
 
 
+#: The longest free trial a plan version may give, in days (a subscription's override has the same bound).
+TRIAL_DAYS_MAX = 365
+
+
 @transaction.atomic(savepoint=False)
 def plan_version_create_in_transaction(
     *,
@@ -611,6 +615,7 @@ def plan_version_create_in_transaction(
     minimum_commitment: Any = None,
     progressive_thresholds: Any = None,
     check_usage_prices: bool = True,
+    trial_days: int = 0,
 ) -> PlanVersion:
     """:func:`plan_version_create` inside the caller's transaction (the admin's); ``notes`` is the admin's memo.
 
@@ -618,6 +623,8 @@ def plan_version_create_in_transaction(
     "thresholds need a usage price" rule waits for publishing there (``catalog.commitments``)."""
     now = now or timezone.now()
     errors = FieldErrors()
+    if isinstance(trial_days, bool) or not isinstance(trial_days, int) or not 0 <= trial_days <= TRIAL_DAYS_MAX:
+        errors.add("trial_days", f"Must be a whole number of days from 0 to {TRIAL_DAYS_MAX}.")
     if not isinstance(publish, bool):
         errors.add("publish", "Must be true or false.")
     start = datetime_parse(effective_from, "effective_from", errors, default=now)
@@ -646,6 +653,7 @@ def plan_version_create_in_transaction(
         notes=notes,
         minimum_commitment=commitment,
         progressive_thresholds=thresholds,
+        trial_days=trial_days if isinstance(trial_days, int) else 0,
     )
     _store_children(
         version, [s for s in rows.prices or [] if s is not None], rows.entitlements or [], rows.credit_grants or []
@@ -665,8 +673,11 @@ def plan_version_create(
     now: datetime | None = None,
     minimum_commitment: Any = None,
     progressive_thresholds: Any = None,
+    trial_days: int = 0,
 ) -> PlanVersion:
     """Create the plan's next version with its prices (and tiers), entitlements and credit grants, at once.
+
+    ``trial_days``: the free trial new subscriptions get by default (0-365; 0 = none).
 
     Inputs are API.md's PRICE / ENTITLEMENT / GRANT shapes (meters and features by key). With ``publish``
     the version is published in the same transaction (``published_at = now``). ``effective_from``
@@ -682,6 +693,7 @@ def plan_version_create(
         now=now,
         minimum_commitment=minimum_commitment,
         progressive_thresholds=progressive_thresholds,
+        trial_days=trial_days,
     )
 
 
@@ -936,6 +948,7 @@ def plan_version_draft_from_in_transaction(
         notes=f"Copied from v{source.number}.",
         minimum_commitment=source.minimum_commitment,
         progressive_thresholds=source.progressive_thresholds,
+        trial_days=source.trial_days,
     )
     for price in source.prices.all():
         tiers = list(price.tiers.all())
@@ -1008,13 +1021,19 @@ def plan_version_update_in_transaction(
     minimum_commitment: Any = UNCHANGED,
     progressive_thresholds: Any = UNCHANGED,
     check_usage_prices: bool = True,
+    trial_days: int | None = None,
 ) -> PlanVersion:
     """:func:`plan_version_update` inside the caller's transaction (the admin's); ``notes`` is the admin's memo.
 
     ``minimum_commitment`` / ``progressive_thresholds``: :data:`UNCHANGED` keeps them; ``check_usage_prices``
-    as for :func:`plan_version_create_in_transaction`."""
+    as for :func:`plan_version_create_in_transaction`; ``trial_days`` (None: unchanged) the free trial of new
+    subscriptions."""
     locked = _draft_locked(version)
     errors = FieldErrors()
+    if trial_days is not None and (
+        isinstance(trial_days, bool) or not isinstance(trial_days, int) or not 0 <= trial_days <= TRIAL_DAYS_MAX
+    ):
+        errors.add("trial_days", f"Must be a whole number of days from 0 to {TRIAL_DAYS_MAX}.")
     start = datetime_parse(effective_from, "effective_from", errors, default=locked.effective_from)
     memo = locked.notes if notes is None else text_parse(notes, "notes", errors, required=False, max_length=10_000)
     rows = plan_version_children_validate(
@@ -1036,11 +1055,13 @@ def plan_version_update_in_transaction(
         errors=errors,
     )
     errors.raise_if_any()
+    trial = locked.trial_days if trial_days is None else trial_days
     values = (
         ("effective_from", start),
         ("notes", memo),
         ("minimum_commitment", commitment),
         ("progressive_thresholds", thresholds),
+        ("trial_days", trial),
     )
     changed = [name for name, value in values if getattr(locked, name) != value]
     if changed:

@@ -363,6 +363,12 @@ class SubscriptionAddForm(forms.Form):
         required=False,
         help_text="Optional: bill every period with this version (grandfathered).",
     )
+    trial_days = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=365,
+        help_text="Free trial in days. Empty = the plan version's trial days; 0 = no trial.",
+    )
 
 
 class PriceOverridesForm(forms.Form):
@@ -446,6 +452,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "cancel_link",
         "price_overrides_display",
         "price_overrides_link",
+        "trial_text",
+        "plan_change",
+        "chain",
         "periods_table",
     )
     readonly_fields = (*fields, "plan_text", "pinned_version_text")
@@ -454,7 +463,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
         fields = _catalog_fields_for(request, self.fields)
         if not self.has_cancel_permission(request):
             # their pages would answer 403
-            fields = tuple(name for name in fields if name not in ("cancel_link", "price_overrides_link"))
+            hidden = ("cancel_link", "price_overrides_link", "plan_change")
+            fields = tuple(name for name in fields if name not in hidden)
         return fields
 
     @admin.display(description="Plan")
@@ -514,6 +524,41 @@ class SubscriptionAdmin(admin.ModelAdmin):
         url = reverse("admin:customers_subscription_cancel", args=[obj.pk])
         return format_html('<a class="button" href="{}">Cancel this subscription…</a>', url)
 
+    @admin.display(description="Trial")
+    def trial_text(self, obj: Subscription) -> str:
+        if obj.trial_end is None:
+            return "No trial"
+        state = "in trial" if obj.status == Subscription.Status.ACTIVE and obj.in_trial_at(timezone.now()) else "over"
+        return f"Until {_when(obj.trial_end)} ({state}): no fixed fees before it"
+
+    @admin.display(description="Plan change")
+    def plan_change(self, obj: Subscription) -> str:
+        """The "Change plan..." button, or the scheduled change with its cancel button (backoffice.plan_change)."""
+        if obj.pk is None or obj.status == Subscription.Status.ENDED:
+            return "—"
+        if obj.scheduled_plan_id:
+            url = reverse("admin:customers_subscription_cancel_scheduled_change", args=[obj.pk])
+            return format_html(
+                'Changes to <strong>{}</strong> on {} (the period\'s end). <a class="button" href="{}">'
+                "Cancel the scheduled change…</a>",
+                obj.scheduled_plan.name,
+                _when(obj.current_period_end),
+                url,
+            )
+        url = reverse("admin:customers_subscription_change_plan", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Change plan…</a>', url)
+
+    @admin.display(description="Plan changes (chain)")
+    def chain(self, obj: Subscription) -> str:
+        if obj.pk is None:
+            return "—"
+        links = []
+        for label, other in (("Replaced", obj.previous_subscription), ("Replaced by", obj.next_subscription_or_none)):
+            if other is not None:
+                url = reverse("admin:customers_subscription_change", args=[other.pk])
+                links.append(format_html('{} <a href="{}">#{} ({})</a>', label, url, other.pk, other.plan.name))
+        return format_html_join("; ", "{}", ((link,) for link in links)) if links else "—"
+
     @admin.display(description="Billing periods (past and current)")
     def periods_table(self, obj: Subscription) -> str:
         if obj.pk is None:
@@ -560,6 +605,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
                     billing=data["billing"],
                     pinned_version=data["pinned_version"],
                     now=now,
+                    trial_days=data["trial_days"],
                 )
             except BillingError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -601,6 +647,16 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 "<path:object_id>/prices/",
                 self.admin_site.admin_view(self.price_overrides_view),
                 name="customers_subscription_price_overrides",
+            ),
+            path(
+                "<path:object_id>/change_plan/",
+                self.admin_site.admin_view(self.change_plan_view),
+                name="customers_subscription_change_plan",
+            ),
+            path(
+                "<path:object_id>/cancel_scheduled_change/",
+                self.admin_site.admin_view(self.cancel_scheduled_change_view),
+                name="customers_subscription_cancel_scheduled_change",
             ),
         ]
         return custom + urls
@@ -645,6 +701,22 @@ class SubscriptionAdmin(admin.ModelAdmin):
             else "",
         }
         return TemplateResponse(request, "admin/customers/subscription/price_overrides.html", context)
+
+    def change_plan_view(self, request, object_id):
+        """ "Change plan...": form, preview, confirmation (``backoffice.plan_change``, the API's service)."""
+        from backoffice.plan_change import change_plan_view
+
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        return change_plan_view(self, request, get_object_or_404(self.get_queryset(request), pk=object_id))
+
+    def cancel_scheduled_change_view(self, request, object_id):
+        from backoffice.plan_change import cancel_scheduled_change_view
+
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        subscription = get_object_or_404(self.get_queryset(request), pk=object_id)
+        return cancel_scheduled_change_view(self, request, subscription)
 
     def cancel_view(self, request, object_id):
         if not self.has_cancel_permission(request):

@@ -7,8 +7,10 @@ Rules where the design is silent (docs/metering.md):
 * Two subscriptions entitling the same feature: the most generous one wins: enabled before disabled, then
   unlimited before limited, then the higher limit, then soft before hard; ties go to the subscription that
   started first. Its reset window and usage are the ones reported.
-* Metered windows: ``billing_period`` is the subscription's current period; ``day``/``week``/``month``/``year``
-  are the UTC calendar window containing now; ``never`` runs from the subscription's start with no end.
+* Metered windows: ``billing_period`` is the subscription's current period (after a plan change inside a
+  period, the window the old subscription counted in goes on: ``billing_window_start``);
+  ``day``/``week``/``month``/``year`` are the UTC calendar window containing now; ``never`` runs from the
+  subscription's start with no end.
 * ``remaining = max(limit - usage, 0)``; ``allowed = enabled and (unlimited or soft or usage < limit)``.
 * Usage below zero (a meter with ``allow_negative`` whose corrections outweigh its usage) counts as 0 here:
   a correction can give back what was used, never lift the limit (``remaining`` is at most ``limit``).
@@ -28,6 +30,7 @@ from metering.selectors import meter_ids_with_events, meter_usage, usage_for_cus
 
 from . import periods
 from .models import Customer, Subscription
+from .schedule import subscription_prorate
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,21 @@ def _window(
 ) -> tuple[datetime | None, datetime | None]:
     if ent.reset == Entitlement.Reset.BILLING_PERIOD:
         # The subscription row always holds the period being served (even if a billing run is late).
-        return sub.current_period_start, sub.current_period_end
+        return billing_window_start(sub), sub.current_period_end
     # Daily, weekly, monthly and yearly windows start at the customer's local midnight.
     return periods.reset_window(ent.reset, now, None, anchor=sub.start_at, timezone=timezone)
+
+
+def billing_window_start(sub: Subscription) -> datetime:
+    """Where a ``billing_period`` usage window starts: the current period's start, except after a plan change
+    made inside a period (DESIGN.md: a change is not a new billing period for these resets unless the new
+    period starts at the change): then the window the replaced subscription was counting in goes on."""
+    start = sub.current_period_start
+    previous = sub.previous_subscription if sub.previous_subscription_id else None
+    if previous is None or previous.ended_at != start or previous.current_period_end <= start:
+        return start  # no change, or a change at a period's end: a new period
+    whole = subscription_prorate(sub, periods.Period(start, sub.current_period_end), Decimal(0))
+    return billing_window_start(previous) if whole.partial else start
 
 
 def _state(ent: Entitlement, sub: Subscription, customer: Customer, now: datetime) -> EntitlementState:

@@ -111,6 +111,34 @@ class Subscription(models.Model):
     # period; a change waits in pending_price_overrides (null: none) until the next period starts.
     price_overrides = models.JSONField(default=list, blank=True)
     pending_price_overrides = models.JSONField(null=True, blank=True)
+    # Trials and plan changes (DESIGN.md "Subscription changes", trials; invoicing.services.changes).
+    trial_end = models.DateTimeField(
+        null=True, blank=True, help_text="End of the free trial (no fixed fees before it); empty without a trial."
+    )
+    previous_subscription = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="next_subscription",
+        help_text="The subscription this one replaced by a plan change (it ended when this one started).",
+    )
+    scheduled_plan = models.ForeignKey(
+        "catalog.Plan",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="scheduled_subscriptions",
+        help_text="A plan change scheduled for the current period's end.",
+    )
+    scheduled_pinned_version = models.ForeignKey(
+        "catalog.PlanVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="scheduled_subscriptions",
+        help_text="The version the scheduled change pins, if any.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords(get_user=history_user)
 
@@ -128,3 +156,15 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer.external_id} on {self.plan.key} (#{self.pk})"
+
+    def in_trial_at(self, at) -> bool:
+        """Whether ``at`` falls in the free trial (before ``trial_end``)."""
+        return self.trial_end is not None and at < self.trial_end
+
+    @property
+    def next_subscription_or_none(self) -> Subscription | None:
+        """The subscription that replaced this one by a plan change, or None (the reverse one-to-one)."""
+        try:
+            return self.next_subscription
+        except Subscription.DoesNotExist:
+            return None

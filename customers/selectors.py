@@ -43,7 +43,9 @@ def tax_rate_list() -> QuerySet[TaxRate]:
 
 def subscription_list(*, customer: Customer | None = None) -> QuerySet[Subscription]:
     """Subscriptions, newest first, optionally of one customer."""
-    qs = Subscription.objects.select_related("customer", "plan", "plan_version", "pinned_version")
+    qs = Subscription.objects.select_related(
+        "customer", "plan", "plan_version", "pinned_version", "scheduled_plan", "next_subscription"
+    )
     if customer is not None:
         qs = qs.filter(customer=customer)
     return qs.order_by("-created_at", "-id")
@@ -92,11 +94,15 @@ def subscription_periods(*, subscription: Subscription, until: datetime) -> list
     interval = subscription.plan.interval
     last_end = subscription.current_period_end
     end = min(until, last_end)
+    # A plan change's successor counts its schedule from the old anchor but begins when it replaced the old one.
+    begin = subscription.start_at
+    if subscription.previous_subscription_id is not None:
+        begin = max(begin, subscription.previous_subscription.ended_at or subscription.current_period_start)
     schedule = periods.periods_between(
         subscription.billing,
         subscription.start_at,
         interval,
-        subscription.start_at,
+        begin,
         end,
         timezone=subscription.customer.timezone or "UTC",
     )
@@ -127,10 +133,10 @@ def subscription_periods(*, subscription: Subscription, until: datetime) -> list
 
     rows: list[SubscriptionPeriod] = []
     for period in schedule:
-        is_row_period = period.start == current_start
+        is_row_period = period.start <= current_start < period.end
         rows.append(
             SubscriptionPeriod(
-                start=period.start,
+                start=max(period.start, begin),
                 end=period.end,
                 plan_version=subscription.plan_version if is_row_period else version_at(period.start),
                 is_current=is_row_period and not ended,

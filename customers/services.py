@@ -17,7 +17,7 @@ a row without its billing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -258,6 +258,7 @@ def subscription_row_create(
     billing: str = Subscription.Billing.CALENDAR,
     pinned_version: PlanVersion | None = None,
     price_overrides: Any = None,
+    trial_days: int | None = None,
 ) -> Subscription:
     """Create an active subscription row with its first period. Call inside a transaction, only from invoicing's
     lifecycle (``invoicing.services.subscription_start`` bills the first period with it).
@@ -308,6 +309,8 @@ def subscription_row_create(
     subscription.plan_version = version
     if price_overrides is not None:
         subscription.price_overrides = price_overrides_parse(price_overrides, prices=version.prices.all())
+    days = version.trial_days if trial_days is None else days_check(trial_days, field="trial_days")
+    subscription.trial_end = start_at + timedelta(days=days) if days else None
     subscription.save()
     return subscription
 
@@ -475,3 +478,72 @@ def _advance_row(locked: Subscription, *, now: datetime, next_version: PlanVersi
         locked.save(update_fields=fields)
     else:
         locked.save_without_historical_record(update_fields=fields)
+
+
+# Plan changes (``invoicing.services.changes`` bills them): the rows only, inside the caller's transaction.
+
+
+def subscription_row_successor_create(
+    *,
+    previous: Subscription,
+    plan: Plan,
+    version: PlanVersion,
+    pinned_version: PlanVersion | None,
+    anchor: datetime,
+    period: periods.Period,
+    trial_end: datetime | None,
+) -> Subscription:
+    """The subscription that replaces ``previous`` on ``plan`` from ``period.start``. Call inside a transaction,
+    only from invoicing's plan changes, holding ``previous`` locked.
+
+    ``anchor`` becomes its ``start_at``, the instant its schedule counts from (DESIGN.md: anniversary keeps the
+    old anchor; calendar starts at the change); ``period`` is its first period, which may be a part of a schedule
+    period. ``previous_subscription`` is a one-to-one link: the database refuses a second successor.
+    """
+    subscription = Subscription(
+        customer=previous.customer,
+        plan=plan,
+        plan_version=version,
+        pinned_version=pinned_version,
+        billing=previous.billing,
+        start_at=anchor,
+        current_period_start=period.start,
+        current_period_end=period.end,
+        trial_end=trial_end,
+        previous_subscription=previous,
+    )
+    subscription.save()
+    return subscription
+
+
+def subscription_row_end_for_change(*, locked: Subscription, at: datetime) -> Subscription:
+    """End the locked row at ``at`` because a plan change replaces it (its scheduled change is consumed).
+
+    Call inside a transaction holding the row ``FOR UPDATE``; 409 when it has ended already.
+    """
+    if locked.status == Subscription.Status.ENDED:
+        raise Conflict("This subscription has already ended.", code="subscription_ended")
+    locked.status = Subscription.Status.ENDED
+    locked.ended_at = at
+    locked.scheduled_plan = None
+    locked.scheduled_pinned_version = None
+    locked.save(update_fields=["status", "ended_at", "scheduled_plan", "scheduled_pinned_version"])
+    return locked
+
+
+def subscription_row_schedule_change(
+    *, locked: Subscription, plan: Plan | None, pinned_version: PlanVersion | None = None
+) -> Subscription:
+    """Set (``plan``) or clear (``None``) the change scheduled for the locked row's period end.
+
+    Call inside a transaction holding the row ``FOR UPDATE``. 409 when the subscription has ended; clearing
+    when nothing is scheduled is a 409 too (``no_scheduled_change``).
+    """
+    if locked.status == Subscription.Status.ENDED:
+        raise Conflict("This subscription has already ended.", code="subscription_ended")
+    if plan is None and locked.scheduled_plan_id is None:
+        raise Conflict("This subscription has no scheduled plan change.", code="no_scheduled_change")
+    locked.scheduled_plan = plan
+    locked.scheduled_pinned_version = pinned_version if plan is not None else None
+    locked.save(update_fields=["scheduled_plan", "scheduled_pinned_version"])
+    return locked

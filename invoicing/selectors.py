@@ -12,6 +12,7 @@ from customers.models import Customer, Subscription
 from customers.periods import Period
 
 from .models import AppliedCoupon, Coupon, Invoice, InvoiceLine
+from .services.changes import scheduled_change_lines
 from .services.context import tax_rates_of
 from .services.coupons import invoice_discounts_plan
 from .services.lines import LineDraft, boundary_lines_for, lines_totals, tax_breakdown
@@ -75,20 +76,24 @@ def upcoming_invoice_preview(*, customer: Customer, now: datetime) -> InvoicePre
 
     Rule chosen: for each active subscription, the lines of its next boundary invoice as the boundary code
     builds them (the current period's in-arrears lines with usage so far, plus the next period's in-advance
-    fees unless it is canceled at period end); with several subscriptions, their lines are combined into one
-    preview (period = earliest start to latest end; ``subscription`` set only when there is one), and taxes
-    are computed once per rate over all of them. The customer's active coupons discount the lines as they would
-    discount one invoice (nothing is taken from them). Wallet credits are not previewed (``credits_applied`` 0).
-    Its ``reason`` is ``boundary`` (``None`` without an active subscription).
+    fees unless it is canceled at period end; with a plan change scheduled for that boundary, the lines the
+    change will bill there, ``changes.scheduled_change_lines``); with several subscriptions, their lines are
+    combined into one preview (period = earliest start to latest end; ``subscription`` set only when there is
+    one), and taxes are computed once per rate over all of them. The customer's active coupons discount the
+    lines as they would discount one invoice (nothing is taken from them). Wallet credits are not previewed
+    (``credits_applied`` 0). Its ``reason`` is ``boundary`` (``None`` without an active subscription).
     """
     subscriptions = list(
         Subscription.objects.filter(customer=customer, status=Subscription.Status.ACTIVE)
-        .select_related("customer", "plan", "plan_version", "plan_version__plan", "pinned_version")
+        .select_related("customer", "plan", "plan_version", "plan_version__plan", "pinned_version", "scheduled_plan")
         .order_by("current_period_end", "id")
     )
     lines: list[LineDraft] = []
     for sub in subscriptions:
         sub.customer = customer
+        if sub.scheduled_plan_id is not None and not sub.cancel_at_period_end:
+            lines += scheduled_change_lines(subscription=sub).lines  # the change's boundary, as it will bill
+            continue
         current = Period(sub.current_period_start, sub.current_period_end)
         lines += period_close_terms_apply(
             lines=boundary_lines_for(

@@ -195,6 +195,7 @@ class VersionSummarySerializer(serializers.Serializer):
 class VersionSerializer(VersionSummarySerializer):
     plan = serializers.CharField(help_text="Plan key.")
     published_at = serializers.DateTimeField(allow_null=True)
+    trial_days = serializers.IntegerField()
     prices = PriceSerializer(many=True)
     entitlements = EntitlementSerializer(many=True)
     credit_grants = GrantSerializer(many=True)
@@ -211,6 +212,7 @@ class VersionSerializer(VersionSummarySerializer):
                 "status": version.status,
                 "effective_from": version.effective_from,
                 "published_at": version.published_at,
+                "trial_days": version.trial_days,
                 "prices": [],
                 "entitlements": [],
                 "credit_grants": [],
@@ -244,6 +246,13 @@ class VersionInputDocSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="Default (or null) now on create, unchanged on edit; may be in the past.",
+    )
+    trial_days = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=365,
+        help_text="Free trial of new subscriptions (create only).",
     )
 
 

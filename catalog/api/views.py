@@ -11,7 +11,7 @@ from catalog import selectors, services
 from catalog.models import Feature, Plan
 from core.api import error_responses, paginate, paginated_schema
 from core.errors import NotFound
-from core.fields import CurrencyField, FlagField, KeyField, TextField
+from core.fields import CurrencyField, FlagField, KeyField, TextField, WholeNumberField
 
 from .serializers import (
     FeatureOutputSerializer,
@@ -127,6 +127,7 @@ class PlanVersionsApi(APIView):
         progressive_thresholds = serializers.JSONField(required=False, allow_null=True, default=list)
         publish = FlagField(required=False, default=False)
         effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+        trial_days = WholeNumberField(required=False, default=0, max_value=365)
 
     OutputSerializer = VersionSerializer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -153,6 +154,13 @@ class SubscriptionCreateInputSerializer(serializers.Serializer):
         help_text='Negotiated prices: [{"price": a price name of the plan, and any of "amount", "unit_amount", '
         '"package_size", "package_amount", "tiers"}].',
     )
+    trial_days = WholeNumberField(
+        required=False,
+        allow_null=True,
+        default=None,
+        max_value=DAYS_MAX,
+        help_text="Free trial in days (default: the plan version's trial_days; 0 = no trial).",
+    )
 
 
 class SubscriptionUpdateInputSerializer(serializers.Serializer):
@@ -187,3 +195,35 @@ class SubscriptionOutputSerializer(serializers.Serializer):
     pending_price_overrides = serializers.JSONField(
         allow_null=True, help_text="Overrides set to apply from the next period (null: none)."
     )
+    # Trials and plan changes (API.md "Subscription changes and trials").
+    trial_end = serializers.DateTimeField(allow_null=True)
+    in_trial = serializers.SerializerMethodField()
+    previous_subscription = serializers.SerializerMethodField()
+    next_subscription = serializers.SerializerMethodField()
+    scheduled_change = serializers.SerializerMethodField()
+
+    def get_in_trial(self, obj) -> bool:
+        now = self.context.get("now") or timezone.now()
+        return obj.status == Subscription.Status.ACTIVE and obj.in_trial_at(now)
+
+    def get_previous_subscription(self, obj) -> str | None:
+        return None if obj.previous_subscription_id is None else str(obj.previous_subscription_id)
+
+    def get_next_subscription(self, obj) -> str | None:
+        following = obj.next_subscription_or_none
+        return None if following is None else str(following.pk)
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {"plan": {"type": "string"}, "at": {"type": "string", "format": "date-time"}},
+        }
+    )
+    def get_scheduled_change(self, obj) -> dict | None:
+        if obj.scheduled_plan_id is None or obj.status != Subscription.Status.ACTIVE:
+            return None
+        return {
+            "plan": obj.scheduled_plan.key,
+            "at": serializers.DateTimeField().to_representation(obj.current_period_end),
+        }

@@ -153,6 +153,7 @@ class SubscriptionListCreateApi(APIView):
             pinned_version=pinned,
             now=now,
             price_overrides=v["price_overrides"],
+            trial_days=v["trial_days"],
         )
         subscription = selectors.subscription_get(subscription_id=subscription.pk)
         return Response(self.OutputSerializer(subscription).data, status=status.HTTP_201_CREATED)

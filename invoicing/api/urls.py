@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import coupons, views
+from . import changes, coupons, views
 
 urlpatterns = [
     path("invoices", views.InvoiceListApi.as_view(), name="invoice-list"),
@@ -22,4 +22,14 @@ urlpatterns = [
     path("customers/<str:external_id>/coupons", coupons.CustomerCouponsApi.as_view(), name="customer-coupons"),
     path("addons", coupons.AddonsApi.as_view(), name="addon-list"),
     path("addons/<str:key>", coupons.AddonDetailApi.as_view(), name="addon-detail"),
+    path(
+        "subscriptions/<str:subscription_id>/change",
+        changes.SubscriptionChangeApi.as_view(),
+        name="subscription-change",
+    ),
+    path(
+        "subscriptions/<str:subscription_id>/cancel_scheduled_change",
+        changes.SubscriptionCancelScheduledChangeApi.as_view(),
+        name="subscription-cancel-scheduled-change",
+    ),
 ]

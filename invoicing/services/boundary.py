@@ -51,11 +51,13 @@ from customers.services import subscription_row_advance_locked
 
 from ..models import Invoice
 from . import credits as credits_seam
+from .changes import scheduled_change_bill_locked
 from .context import NO_SHEETS, BoundaryContext, PriceSheets, UsageBatch, version_credit_grants
 from .invoices import invoice_create_for_period, invoice_finalize_number, invoice_finalize_or_hold
 from .lines import boundary_lines_for
 from .locks import boundary_lock
 from .period_close import period_close_terms_apply
+from .trials import trial_end_bill_locked
 
 
 def _next_version(subscription: Subscription, context: BoundaryContext) -> PlanVersion | None:
@@ -87,6 +89,10 @@ def subscription_boundary_bill_locked(
         raise ValueError(
             f"the boundary context was read for {context.boundary_at.isoformat()}, not {boundary.isoformat()}"
         )
+    if subscription.trial_end is not None:  # a trial ending inside this period is billed before its end
+        trial_end_bill_locked(subscription=subscription, now=now)
+    if subscription.scheduled_plan_id is not None and not subscription.cancel_at_period_end:
+        return scheduled_change_bill_locked(subscription=subscription, now=now, context=context)
     ended = Period(subscription.current_period_start, boundary)
     ending = subscription.cancel_at_period_end
     # Resolved once: it prices the new period's advance fees and becomes the row's plan_version.

@@ -49,6 +49,7 @@ from customers.models import Customer, Subscription
 from customers.periods import Period
 from wallets.models import CreditGrant, Wallet
 from wallets.services import (
+    plan_credits_change,
     plan_credits_close,
     plan_credits_grant_period,
     wallet_balance_check_locked,
@@ -63,14 +64,43 @@ from ..models import Invoice, InvoiceLine
 
 
 def plan_credits_grant(
-    *, subscription: Subscription, period: Period, now: datetime, plan_grants: Sequence[PlanCreditGrant] | None = None
+    *,
+    subscription: Subscription,
+    period: Period,
+    now: datetime,
+    plan_grants: Sequence[PlanCreditGrant] | None = None,
+    share: tuple[int, int] | None = None,
 ) -> None:
     """Grant the period's plan credits (subscription.plan_version's grants) to the customer's wallet. Idempotent.
 
     Call inside a transaction (the boundary's). ``plan_grants``: the version's grants when the caller read
     them already (a run's price sheets), so a version without any costs no query; else they are read.
+    ``share = (days, days_in_period)``: a plan change's part period (``wallets.services.plan_credit_grant_create``).
     """
-    plan_credits_grant_period(subscription=subscription, period=period, now=now, plan_grants=plan_grants)
+    plan_credits_grant_period(subscription=subscription, period=period, now=now, plan_grants=plan_grants, share=share)
+
+
+def plan_credits_follow_change(
+    *,
+    previous: Subscription,
+    successor: Subscription,
+    period: Period,
+    at: datetime,
+    used_days: int,
+    days_in_period: int,
+    now: datetime,
+) -> Decimal:
+    """A plan change's effect on the old plan's credits (``wallets.services.plan_credits_change``): the period's
+    grant cut to its used share, the rest closed as at a period end, what carries moved to the successor."""
+    return plan_credits_change(
+        previous=previous,
+        successor=successor,
+        period=period,
+        at=at,
+        used_days=used_days,
+        days_in_period=days_in_period,
+        now=now,
+    )
 
 
 def _owed(invoice: Invoice) -> Decimal:

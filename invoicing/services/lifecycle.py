@@ -9,7 +9,7 @@ its invoice and its plan credits:
 * :func:`subscription_cancel`: at the period's end (the boundary ends it) or now (the part period is billed);
 * the period boundary, which bills a period's end and moves the subscription to its next period, is
   ``boundary.py`` beside this module (``subscription_bill_once``, called by billing runs);
-* plan changes (at the period's end, or now) and trial ends join here.
+* plan changes (at the period's end, or now) are ``changes.py`` and trial ends ``trials.py``, beside this module.
 
 ``customers.services`` keeps only the subscription row right (``subscription_row_create``,
 ``subscription_row_cancel``, ``subscription_row_advance_locked``); only this module and the boundary call those.
@@ -58,8 +58,12 @@ def subscription_start_locked(
     pinned_version: PlanVersion | None,
     now: datetime,
     price_overrides: Any = None,
+    trial_days: int | None = None,
 ) -> Subscription:
-    """``subscription_start`` inside the caller's transaction: the first period's start work only."""
+    """``subscription_start`` inside the caller's transaction: the first period's start work only.
+
+    ``trial_days``: the free trial (default: the plan version's ``trial_days``; 0 = none). A subscription starting
+    in its trial gets no start invoice: its first fees are billed at the trial's end (``trials.py``)."""
     customer = _lock_customer(customer.pk)
     subscription = subscription_row_create(
         customer=customer,
@@ -68,10 +72,13 @@ def subscription_start_locked(
         billing=billing,
         pinned_version=pinned_version,
         price_overrides=price_overrides,
+        trial_days=trial_days,
     )
     subscription = _lock_subscription(subscription.pk)
     first = Period(subscription.current_period_start, subscription.current_period_end)
     credits_seam.plan_credits_grant(subscription=subscription, period=first, now=now)
+    if subscription.in_trial_at(first.start):
+        return subscription
     lines = advance_lines(
         subscription=subscription, version=subscription.plan_version, period=first, currency=customer.currency
     )
@@ -100,6 +107,7 @@ def subscription_start(
     pinned_version: PlanVersion | None,
     now: datetime,
     price_overrides: Any = None,
+    trial_days: int | None = None,
 ) -> Subscription:
     """Create a subscription and do its first period's start work at once (plan credits, in-advance invoice).
 
@@ -120,6 +128,7 @@ def subscription_start(
         pinned_version=pinned_version,
         now=now,
         price_overrides=price_overrides,
+        trial_days=trial_days,
     )
 
 

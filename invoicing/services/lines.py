@@ -255,11 +255,14 @@ def arrears_lines(
         )
     lines: list[LineDraft] = []
     overrides = subscription.price_overrides
+    paid_part = after_trial(subscription, period)
     for price in prices:
         if price.meter_id is None:
+            if paid_part is None:
+                continue  # all of the period is trial days: no fixed fee (DESIGN.md "Trials")
             lines.append(
                 fixed_fee_line(
-                    subscription=subscription, price=price, version=version, period=period, currency=currency
+                    subscription=subscription, price=price, version=version, period=paid_part, currency=currency
                 )
             )
         else:
@@ -276,6 +279,17 @@ def arrears_lines(
                 )
             )
     return lines
+
+
+def after_trial(subscription: Subscription, period: Period) -> Period | None:
+    """The part of ``period`` after the subscription's free trial (fixed fees are charged for it only): the period
+    itself without a trial, ``None`` when all of it is trial days (DESIGN.md "Trials")."""
+    end = subscription.trial_end
+    if end is None or end <= period.start:
+        return period
+    if end >= period.end:
+        return None
+    return Period(end, period.end)
 
 
 def version_for_period(subscription: Subscription, period: Period) -> PlanVersion:
@@ -304,6 +318,8 @@ def boundary_lines_for(
     )
     if not ending:
         new_period = subscription_period_after(subscription, ended.end)
+        if subscription.in_trial_at(new_period.start):
+            return lines  # the trial's end bills the new period's fees from then (``trials.py``)
         pending = subscription.pending_price_overrides  # a PATCH of the overrides applies from the next period
         lines += advance_lines(
             subscription=subscription,

@@ -42,6 +42,7 @@ from .boundary import CustomerBusy, subscription_bill_once
 from .context import NO_SHEETS, PriceSheets, UsageBatch, price_sheets_read
 from .invoices import _lock, credit_purchase_invoice_create, invoice_finalize_locked
 from .progressive import progressive_watch
+from .trials import subscription_trial_end_bill, trial_end_due_ids
 
 logger = logging.getLogger(__name__)
 
@@ -317,6 +318,33 @@ def batch_prefetch(*, subscription_ids: list[int], now: datetime) -> RunBatch:
     return RunBatch(usage=usage, sheets=MappingProxyType(sheets))
 
 
+def changes_and_trials_bill(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:
+    """Trial ends due (``trials.py``), then the successors of plan changes made at a boundary of this run whose own
+    boundaries are due too (a run catching up past a scheduled change), until nothing more is due."""
+    for subscription_id in trial_end_due_ids(now=now, customer_external_id=customer_external_id):
+        try:
+            invoice = subscription_trial_end_bill(subscription_id=subscription_id, now=now)
+        except Exception as exc:  # recorded like a boundary's failure; the trial end stays due
+            logger.exception("Billing the trial end of subscription %s failed", subscription_id)
+            summary.subscription_failed(subscription_id, exc)
+            continue
+        if invoice is not None:
+            summary.invoices_created += 1
+            summary.invoices_finalized += invoice.status != Invoice.Status.DRAFT
+    seen: set[int] = set()
+    while True:
+        successors = Subscription.objects.filter(
+            status=Subscription.Status.ACTIVE, current_period_end__lte=now, previous_subscription__isnull=False
+        ).exclude(pk__in=seen)
+        if customer_external_id:
+            successors = successors.filter(customer__external_id=customer_external_id)
+        due = list(successors.order_by("current_period_end", "id").values_list("id", flat=True))
+        if not due:
+            return
+        seen.update(due)
+        subscriptions_bill(subscription_ids=due, now=now, summary=summary)
+
+
 def drafts_finalize_due(*, now: datetime, summary: RunSummary, customer_external_id: str | None = None) -> None:
     """Finalize drafts whose grace period has run out (``finalize_after <= now``), one transaction each."""
     qs = Invoice.objects.filter(status=Invoice.Status.DRAFT, finalize_after__lte=now)
@@ -356,6 +384,7 @@ def billing_run_execute(
         summary=summary,
         progress=progress,
     )
+    changes_and_trials_bill(now=now, summary=summary, customer_external_id=customer_external_id)
     progressive_work(now=now, summary=summary, customer_external_id=customer_external_id)
     drafts_finalize_due(now=now, summary=summary, customer_external_id=customer_external_id)
     wallet_work(now=now, summary=summary, customer_external_id=customer_external_id)

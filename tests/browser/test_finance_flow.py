@@ -24,7 +24,9 @@ from django.utils import timezone
 
 from backoffice.roles import FINANCE_ADMIN, FINANCE_VIEWER, roles_sync
 from catalog.models import Plan
+from catalog.services import plan_create, plan_version_create
 from core.auth import api_key_create
+from customers.models import Subscription
 from invoicing.models import Invoice, Payment
 from metering.services import meter_create
 
@@ -249,7 +251,41 @@ def test_finance_month_end_in_the_browser(new_page, screenshot, live_server):
     with open(download.value.path(), "rb") as pdf:
         assert pdf.read(5) == b"%PDF-"
 
-    # 9. A finance viewer sees the same pages without any way to change them, and a POST is refused.
+    # 9. A plan change from the subscription's page: "Change plan...", its preview, the confirmation. The run billed
+    # next month ahead, so the change waits for that period's end; it is then canceled from the same page.
+    lite = plan_create(key="api-lite", name="API Lite", currency="USD", interval="month")
+    plan_version_create(
+        plan=lite,
+        prices=[{"name": "Platform fee", "model": "flat_fee", "amount": "8"}],
+        publish=True,
+        effective_from="2020-01-01T00:00:00Z",
+    )
+    subscription = Subscription.objects.get(customer__external_id="acme")
+    page.goto(f"/admin/customers/subscription/{subscription.pk}/change/")
+    page.click("a:has-text('Change plan')")
+    page.wait_for_selector("#id_plan")
+    page.select_option("#id_plan", label="API Lite (api-lite)")
+    page.check("input[name=at][value=period_end]")
+    page.click("input[value='Preview the change']")
+    page.wait_for_selector("#change-preview")
+    preview = page.inner_text("#content")
+    # Fixed fees per year: API Lite $8.00 x 12 = $96.00 against API Pro $20.00 x 12 = $240.00, a downgrade.
+    assert "A downgrade" in preview and "$96.00" in preview and "$240.00" in preview
+    assert subscription.scheduled_plan_id is None
+    screenshot(page, "plan-change-preview")
+    page.click("input[value='Confirm: schedule the change']")
+    page.wait_for_selector("ul.messagelist li")
+    assert "Change to API Lite scheduled" in page.inner_text("ul.messagelist")
+    assert "Changes to API Lite" in _readonly(page, "plan_change")
+    screenshot(page, "plan-change-scheduled")
+    page.click("a:has-text('Cancel the scheduled change')")
+    page.click("input[value='Yes, cancel the scheduled change']")
+    page.wait_for_selector("ul.messagelist li")
+    assert "Scheduled change to API Lite canceled." in page.inner_text("ul.messagelist")
+    subscription.refresh_from_db()
+    assert subscription.scheduled_plan_id is None
+
+    # 10. A finance viewer sees the same pages without any way to change them, and a POST is refused.
     viewer = new_page()
     _login(viewer, "victor")
     viewer.goto(f"/admin/invoicing/invoice/{invoice.pk}/change/")

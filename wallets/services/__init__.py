@@ -20,18 +20,26 @@ from .grants import (
 )
 from .holds import holds_consume_locked, holds_of_invoice_locked, holds_place_locked, holds_release_locked
 from .invoice_payment import wallet_invoice_pay, wallet_invoice_release
-from .plan_credits import plan_credit_grant_create, plan_credits_close, plan_credits_grant_period
+from .plan_credits import (
+    credits_share,
+    plan_credit_grant_create,
+    plan_credits_change,
+    plan_credits_close,
+    plan_credits_grant_period,
+)
 
 __all__ = [
     "MANUAL_KINDS",
     "WALLET_UPDATABLE",
     "consume_from_locked",
     "credits_parse",
+    "credits_share",
     "holds_consume_locked",
     "holds_of_invoice_locked",
     "holds_place_locked",
     "holds_release_locked",
     "plan_credit_grant_create",
+    "plan_credits_change",
     "plan_credits_close",
     "plan_credits_grant_period",
     "usable_filter",

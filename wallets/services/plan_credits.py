@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 from django.db.models import Q
@@ -29,6 +29,11 @@ from ._ledger import grant_expire_locked, grants_locked, lots_of, wallet_lock
 from .grants import wallet_for_plan_credits, wallet_grant_create_locked
 
 
+def credits_share(credits: Decimal, days: int, days_in_period: int) -> Decimal:
+    """``credits x days / days_in_period``, half-up to 2 places (DESIGN.md: a plan change's share of a grant)."""
+    return (Decimal(credits) * days / days_in_period).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
 def _period_end_after(subscription: Subscription, period: Period, n: int) -> datetime:
     """The end of the period ``n - 1`` periods after ``period`` (n = 1: ``period.end``)."""
     current = period
@@ -43,13 +48,22 @@ def _plan_grant_key(subscription: Subscription, plan_grant: PlanCreditGrant, per
 
 @transaction.atomic(savepoint=False)
 def plan_credit_grant_create(
-    *, subscription: Subscription, plan_grant: PlanCreditGrant, period: Period, now: datetime
+    *,
+    subscription: Subscription,
+    plan_grant: PlanCreditGrant,
+    period: Period,
+    now: datetime,
+    share: tuple[int, int] | None = None,
 ) -> tuple[CreditGrant | None, bool]:
     """Grant one plan credit grant for one period of a subscription. Idempotent per (subscription, grant, period).
 
     ``cadence=once`` grants only for the subscription's first period; ``expire_after_periods = N`` makes the
     lot expire at the end of the N-th period counted from this one. Call inside a transaction.
+    ``share = (days, days_in_period)``: a plan change's part period grants ``credits x days / days_in_period``
+    (half-up, 2 places; DESIGN.md "plan credits follow the money"); one-time grants are not given on a change.
     """
+    if share is not None and plan_grant.cadence == PlanCreditGrant.Cadence.ONCE:
+        return None, False
     if plan_grant.cadence == PlanCreditGrant.Cadence.ONCE:
         first = subscription_first_period(
             customer=subscription.customer,
@@ -59,7 +73,10 @@ def plan_credit_grant_create(
         )
         if period.start != first.start:
             return None, False
-    if plan_grant.credits <= 0:
+    credits = Decimal(plan_grant.credits)
+    if share is not None and share[0] != share[1]:
+        credits = credits_share(credits, share[0], share[1])
+    if credits <= 0:
         return None, False
     wallet = wallet_for_plan_credits(customer=subscription.customer, currency=subscription.plan.currency)
     expires_at = None
@@ -67,7 +84,7 @@ def plan_credit_grant_create(
         expires_at = _period_end_after(subscription, period, plan_grant.expire_after_periods)
     return wallet_grant_create_locked(
         wallet=wallet,
-        credits=plan_grant.credits,
+        credits=credits,
         kind=CreditGrant.Kind.PLAN,
         now=now,
         priority=plan_grant.priority,
@@ -88,7 +105,12 @@ def plan_credit_grant_create(
 
 @transaction.atomic(savepoint=False)
 def plan_credits_grant_period(
-    *, subscription: Subscription, period: Period, now: datetime, plan_grants: Sequence[PlanCreditGrant] | None = None
+    *,
+    subscription: Subscription,
+    period: Period,
+    now: datetime,
+    plan_grants: Sequence[PlanCreditGrant] | None = None,
+    share: tuple[int, int] | None = None,
 ) -> list[CreditGrant]:
     """Grant every credit grant of ``subscription.plan_version`` for ``period``. Idempotent. Call inside a transaction.
 
@@ -99,7 +121,9 @@ def plan_credits_grant_period(
         plan_grants = list(subscription.plan_version.credit_grants.order_by("priority", "id"))
     granted = []
     for plan_grant in plan_grants:
-        grant, _ = plan_credit_grant_create(subscription=subscription, plan_grant=plan_grant, period=period, now=now)
+        grant, _ = plan_credit_grant_create(
+            subscription=subscription, plan_grant=plan_grant, period=period, now=now, share=share
+        )
         if grant is not None:
             granted.append(grant)
     return granted
@@ -173,4 +197,70 @@ def plan_credits_close(*, subscription: Subscription, period: Period, ending: bo
                     reference=f"subscription:{subscription.pk}",
                     description=f"Above the rollover cap of {format_decimal(latest.rollover_cap)} at the period's end",
                 )
+    return expired
+
+
+@transaction.atomic(savepoint=False)
+def plan_credits_change(
+    *,
+    previous: Subscription,
+    successor: Subscription,
+    period: Period,
+    at: datetime,
+    used_days: int,
+    days_in_period: int,
+    now: datetime,
+) -> Decimal:
+    """Plan credits follow the money on a plan change at ``at`` inside ``period`` (DESIGN.md). Returns the
+    credits expired. Call inside a transaction holding the customer lock.
+
+    1. The old plan's lots granted for ``period`` are cut to their used share: share = ``credits x used_days /
+       days_in_period`` (half-up, 2 places); of each, what is free above ``share - spent`` (spent = credits -
+       free, held credits count as spent) expires at ``at``.
+    2. The old plan's unused credits then close as at a period end (``plan_credits_close`` over ``[period.start,
+       at)``: age expiry, rollover cap); a change is not an end, so nothing is forfeited.
+    3. Rule chosen (the design is silent): what carries **moves to the successor** (the lots' subscription
+       changes; each lot keeps its expiry, cap group and age), so the new subscription's period ends cap it and
+       its end forfeits it, as for any carried credits. The ledger is untouched by the move.
+    """
+    expired = Decimal(0)
+    key = at.isoformat()
+    wallet_ids = (
+        CreditGrant.objects.filter(subscription=previous, kind=CreditGrant.Kind.PLAN, period_start=period.start)
+        .values_list("wallet_id", flat=True)
+        .distinct()
+    )
+    for wallet in Wallet.objects.filter(pk__in=list(wallet_ids)).order_by("id"):
+        wallet = wallet_lock(wallet=wallet)
+        lots = grants_locked(
+            wallet=wallet,
+            filters=Q(
+                subscription=previous,
+                kind=CreditGrant.Kind.PLAN,
+                status=CreditGrant.Status.ACTIVE,
+                period_start=period.start,
+            ),
+        )
+        for grant in lots:
+            share = credits_share(grant.credits, used_days, days_in_period)
+            spent = Decimal(grant.credits) - grant.free
+            keep = max(share - spent, Decimal(0))
+            cut = grant.free - keep
+            if cut > 0:
+                expired += grant_expire_locked(
+                    wallet=wallet,
+                    grant=grant,
+                    credits=cut,
+                    key=f"change:{grant.pk}:{key}",
+                    reference=f"subscription:{previous.pk}",
+                    description=(
+                        f"Plan change: the period's grant cut to its used share "
+                        f"({format_decimal(share)} = {used_days} of {days_in_period} days)"
+                    ),
+                )
+    if at > period.start:
+        expired += plan_credits_close(subscription=previous, period=Period(period.start, at), ending=False, now=now)
+    CreditGrant.objects.filter(
+        subscription=previous, kind=CreditGrant.Kind.PLAN, status=CreditGrant.Status.ACTIVE
+    ).update(subscription=successor)
     return expired

@@ -66,6 +66,12 @@ def test_calendar_start_jan_15_has_a_partial_first_period_to_feb_1(api, clock, p
         "current_period_end": "2026-02-01T00:00:00Z",
         "price_overrides": [],
         "pending_price_overrides": None,
+        # No trial, no plan change (API.md "Subscription changes and trials").
+        "trial_end": None,
+        "in_trial": False,
+        "previous_subscription": None,
+        "next_subscription": None,
+        "scheduled_change": None,
     }
     assert api.get(f"/api/v1/subscriptions/{subscription.pk}").json() == body
 
