@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import pricing, views
 
 urlpatterns = [
     path("invoices", views.InvoiceListApi.as_view(), name="invoice-list"),
@@ -17,4 +17,14 @@ urlpatterns = [
     ),
     path("credit_notes", views.CreditNoteCreateApi.as_view(), name="credit-note-create"),
     path("credit_notes/<str:credit_note_id>", views.CreditNoteDetailApi.as_view(), name="credit-note-detail"),
+    path(
+        "plans/<str:key>/versions/<str:number>/backtest",
+        pricing.PlanVersionBacktestApi.as_view(),
+        name="plan-version-backtest",
+    ),
+    path(
+        "plans/<str:key>/versions/<str:number>/migrate",
+        pricing.PlanVersionMigrateApi.as_view(),
+        name="plan-version-migrate",
+    ),
 ]
