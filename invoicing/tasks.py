@@ -27,6 +27,7 @@ from django.db import InterfaceError, OperationalError
 
 from invoicing.models import BillingRun
 
+from .services.backtest import backtest_run_execute
 from .services.run import (
     RunSummary,
     as_of_parse,
@@ -83,3 +84,10 @@ def billing_run_task(now: str | None = None, customer_external_id: str | None = 
     summary.boundaries = len(ids)  # subscriptions dispatched; their chunks bill every boundary due
     billing_run_record(run=run, summary=summary)
     return summary.line()
+
+
+@shared_task(name="invoicing.backtest_run_execute", time_limit=1800, soft_time_limit=1700, **RELIABLE)
+def backtest_run_task(run_id: int, now: str | None = None) -> str:
+    """Run one admin-requested backtest (reads only; progress and result on its ``BacktestRun`` row)."""
+    run = backtest_run_execute(run_id=run_id, now=as_of_parse(now))
+    return f"backtest {run.pk}: {run.status}"

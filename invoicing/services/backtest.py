@@ -25,7 +25,7 @@ Rules (API.md "Pricing operations"; where it is silent, chosen here and written 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,7 +42,7 @@ from customers.models import Subscription
 from customers.periods import Period
 from metering.selectors import usage_for_customers
 
-from ..models import Invoice, InvoiceLine
+from ..models import BacktestRun, Invoice, InvoiceLine
 from .context import PriceSheets, UsageBatch, price_sheets_read
 from .lines import LineDraft, advance_lines, arrears_lines
 
@@ -99,8 +99,9 @@ class Backtest:
     rows: tuple[BacktestRow, ...]
     totals: BacktestTotals
 
-    def as_dict(self) -> dict:
-        """API.md's shape: amounts as strings rounded to the currency's minor unit, instants in ISO 8601."""
+    def as_dict(self, *, names: bool = False) -> dict:
+        """API.md's shape: amounts as strings rounded to the currency's minor unit, instants in ISO 8601.
+        ``names``: each row adds ``customer_name`` (the admin's pages show it)."""
 
         def money(value: Decimal) -> str:
             return f"{quantize_minor(value, self.currency):f}"
@@ -119,6 +120,7 @@ class Backtest:
                     "actual": money(r.actual),
                     "simulated": money(r.simulated),
                     "delta": money(r.delta),
+                    **({"customer_name": r.customer_name} if names else {}),
                 }
                 for r in self.rows
             ],
@@ -261,17 +263,19 @@ def plan_version_backtest(
     now: datetime,
     progress: Progress | None = None,
     plan_id: int | None = None,
+    subscription_ids: Collection[int] | None = None,
 ) -> Backtest:
     """Re-rate every billed period starting in ``[start, end)`` of the plan's subscriptions with ``version``.
 
     Reads only. ``plan_id``: the plan the caller addressed, when it may differ from the version's (``400
-    version``). ``progress(done, total)`` is called after each batch of subscriptions.
+    version``). ``progress(done, total)`` is called after each batch of subscriptions. ``subscription_ids``: only
+    these subscriptions (a migration's dry run shows the delta of the ones it would move).
     """
     if plan_id is not None and plan_id != version.plan_id:
         raise ValidationFailed("This version belongs to another plan.", field="version")
     start, end = backtest_window(start=start, end=end, now=now)
     billed = _billed_periods(version.plan_id, start, end)
-    ids = sorted(billed)
+    ids = sorted(billed if subscription_ids is None else set(billed) & set(subscription_ids))
     total = len(ids)
     sheets = price_sheets_read([version.pk])
     rows: list[BacktestRow] = []
@@ -329,3 +333,52 @@ def plan_version_backtest(
     return Backtest(
         version=version, start=start, end=end, currency=version.plan.currency, rows=tuple(rows), totals=totals
     )
+
+
+# --------------------------------------------------------------------------- runs in the background
+
+#: A backtest of at most this many subscriptions runs in the admin's request; a larger one on a Celery worker.
+INLINE_SUBSCRIPTIONS = 300
+
+
+def backtest_run_create(
+    *, version: PlanVersion, start: datetime | None, end: datetime | None, now: datetime, requested_by: str = ""
+) -> BacktestRun:
+    """A pending :class:`BacktestRun` for ``version`` over the window (checked as the API checks it), with the
+    number of subscriptions it will price. :func:`backtest_run_execute` runs it (inline or in a Celery task)."""
+    start, end = backtest_window(start=start, end=end, now=now)
+    total = len(_billed_periods(version.plan_id, start, end))
+    return BacktestRun.objects.create(
+        plan_version=version, window_start=start, window_end=end, total=total, requested_by=requested_by[:150]
+    )
+
+
+def backtest_run_execute(*, run_id: int, now: datetime) -> BacktestRun:
+    """Run a pending backtest: progress is written to its row after each batch (committed at once, so a page
+    polling the row sees it move), then the result. A run already done is returned as it is."""
+    run = BacktestRun.objects.select_related("plan_version__plan").get(pk=run_id)
+    if run.status == BacktestRun.Status.DONE:
+        return run
+    BacktestRun.objects.filter(pk=run.pk).update(status=BacktestRun.Status.RUNNING, done=0)
+
+    def progress(done: int, total: int) -> None:
+        BacktestRun.objects.filter(pk=run.pk).update(done=done, total=total)
+
+    try:
+        result = plan_version_backtest(
+            version=run.plan_version, start=run.window_start, end=run.window_end, now=now, progress=progress
+        )
+    except ValidationFailed as exc:
+        BacktestRun.objects.filter(pk=run.pk).update(
+            status=BacktestRun.Status.FAILED, error=exc.message, finished_at=now
+        )
+    else:
+        BacktestRun.objects.filter(pk=run.pk).update(
+            status=BacktestRun.Status.DONE,
+            result=result.as_dict(names=True),
+            done=result.totals.customers,
+            total=result.totals.customers,
+            finished_at=now,
+        )
+    run.refresh_from_db()
+    return run
