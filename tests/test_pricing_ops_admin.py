@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from catalog.models import PlanVersion
 from customers.models import Subscription
@@ -115,3 +117,12 @@ def test_migration_dry_run_then_confirm(admin_client, api, billed):  # noqa: F81
     assert Invoice.objects.count() == invoices
     audit = admin_client.get("/admin/invoicing/subscriptionmigration/")
     assert audit.status_code == 200 and b"large" in audit.content
+
+
+@given(st.lists(st.decimals(min_value=-1000, max_value=1000, places=2), min_size=1, max_size=60))
+def test_histogram_counts_every_row_once(deltas):
+    from backoffice.pricing_ops import delta_histogram
+
+    chart = delta_histogram(deltas, "USD")
+    assert sum(bar.count for bar in chart["bars"]) == len(deltas)
+    assert max(bar.height for bar in chart["bars"]) == chart["height"]
