@@ -182,11 +182,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--skip-setup", action="store_true", help="reuse the data (and invoices) of a previous run")
     parser.add_argument("--rollup", action="store_true", help="build the hourly usage rollup first")
+    parser.add_argument("--raw", action="store_true", help="forget the hourly rollup: every read scans raw events")
     args = parser.parse_args()
     os.environ["DATABASE_URL"] = bench_env()["DATABASE_URL"]
     setup_django()
     if not args.skip_setup:
         setup(args.subscriptions, args.events)
+    if args.raw:
+        from django.db import transaction
+
+        from metering.models import Meter
+        from metering.services import meter_rollup_reset
+
+        with transaction.atomic():
+            for meter in Meter.objects.filter(key__startswith="bt-m"):
+                meter_rollup_reset(meter=meter)
+        print("usage: read from raw events (no rollup)")
     if args.rollup:
         from datetime import timedelta
 

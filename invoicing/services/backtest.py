@@ -235,13 +235,14 @@ def simulated_lines(
 
 
 def _usage_batches(
-    version: PlanVersion, sheets: PriceSheets, members: Iterable[tuple[Subscription, _BilledPeriod]]
+    version: PlanVersion, sheets: PriceSheets, members: Iterable[tuple[str, _BilledPeriod]]
 ) -> dict[tuple[datetime, datetime], UsageBatch]:
-    """The version's metered usage for these periods, one query per meter and distinct period."""
+    """The version's metered usage of ``(customer external id, billed period)`` pairs: one query per meter and
+    distinct period, whatever the number of customers (each query reads the period's events once)."""
     meters = {p.meter_id: p.meter for p in sheets[version.pk].prices if p.meter_id is not None}
     by_period: dict[tuple[datetime, datetime], set[str]] = defaultdict(set)
-    for subscription, billed in members:
-        by_period[(billed.arrears.start, billed.arrears.end)].add(subscription.customer.external_id)
+    for external_id, billed in members:
+        by_period[(billed.arrears.start, billed.arrears.end)].add(external_id)
     batches = {}
     for (start, end), ids in by_period.items():
         values = (
@@ -281,12 +282,14 @@ def plan_version_backtest(
     rows: list[BacktestRow] = []
     if progress:
         progress(0, total)
+    # Usage of every subscription at once (a query per meter reads a period's events once, so splitting the
+    # customers into batches would read them once per batch); pricing then goes batch by batch.
+    customer_ids = dict(Subscription.objects.filter(pk__in=ids).values_list("pk", "customer__external_id").order_by())
+    batches = _usage_batches(version, sheets, ((customer_ids[sid], b) for sid in ids for b in billed[sid]))
     for offset in range(0, total, BATCH):
         chunk = ids[offset : offset + BATCH]
         subscriptions = Subscription.objects.select_related("customer", "plan").in_bulk(chunk)
         actual = _actual_amounts(chunk, start, end)
-        members = [(subscriptions[sid], b) for sid in chunk for b in billed[sid]]
-        batches = _usage_batches(version, sheets, members)
         for sid in chunk:
             subscription = subscriptions[sid]
             plan = subscription.plan
