@@ -138,8 +138,13 @@ def _children_parse(kind: str) -> Callable[[Any, str, FieldErrors], Any]:
     """Check one list of a version by the catalog's own rules; errors are named under the version's path."""
 
     def parse(value: Any, path: str, errors: FieldErrors) -> Any:
+        # ``partial``: a draft may hold a tiered price whose tiers are not entered yet (the admin allows it), so
+        # its export compares equal to it; creating a version from the file checks it in full.
         local = FieldErrors()
-        rows = getattr(plan_version_children_validate(**{kind: value if value is not None else []}, errors=local), kind)
+        rows = getattr(
+            plan_version_children_validate(**{kind: value if value is not None else []}, partial=True, errors=local),
+            kind,
+        )
         for name, messages in local.items.items():
             # The catalog names the list's items from the list itself (``prices[0].tiers``); ``path`` is the list's.
             where = path + name[len(kind) :] if name.startswith(kind) else f"{path}.{name}"

@@ -178,3 +178,32 @@ def test_committed_example_is_the_demo_export(demo, tmp_path):
     # docs/catalog-example.yaml is the export of the demo catalog (loaded as of 2026-01-01): applying it to the
     # demo changes nothing.
     assert "No changes." in _apply(EXAMPLE)
+
+
+def test_an_incomplete_draft_exports_and_compares_equal(demo, tmp_path):
+    # A draft whose tiered price has no tiers yet (the admin allows it until publishing): its export applies as
+    # "no changes"; a version made from it would be refused with the path of the missing tiers.
+    from tests.factories.catalog import PlanVersionFactory, PriceFactory
+
+    plan = Plan.objects.get(key="api-pro")
+    draft = PlanVersionFactory(plan=plan, number=plan.versions.count() + 1)
+    PriceFactory(
+        plan_version=draft,
+        name="Calls",
+        model=Price.Model.TIERED,
+        tier_mode=Price.TierMode.GRADUATED,
+        timing=Price.Timing.IN_ARREARS,
+        amount=None,
+        meter=Meter.objects.get(key="api-calls"),
+    )
+    path = _export(tmp_path)
+    assert "No changes." in _apply(path)
+
+    data = yaml.safe_load(path.read_text())
+    index = next(i for i, p in enumerate(data["plans"]) if p["key"] == "api-pro")
+    last = len(data["plans"][index]["versions"]) - 1
+    data["plans"][index]["versions"][last]["prices"][0]["name"] = "Calls (renamed)"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(CommandError) as error:
+        _apply(path)
+    assert f"plans[{index}].versions[{last}].prices[0].tiers" in str(error.value)
