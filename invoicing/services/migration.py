@@ -77,6 +77,19 @@ def plan_version_migration_candidates(*, version: PlanVersion, from_versions: Se
     )
 
 
+def version_pinned_before_migration(*, subscription: Subscription, period_start: datetime) -> PlanVersion | None:
+    """The version a migrated subscription was pinned to for the period starting at ``period_start``, when a
+    migration took effect after that start (the earliest such migration's ``from_version``); ``None`` otherwise.
+    Only pinned subscriptions are ever migrated, so callers ask for those alone."""
+    move = (
+        SubscriptionMigration.objects.filter(subscription_id=subscription.pk, effective_at__gt=period_start)
+        .select_related("from_version__plan")
+        .order_by("effective_at", "id")
+        .first()
+    )
+    return move.from_version if move is not None else None
+
+
 @transaction.atomic(durable=True)
 def plan_version_migrate(
     *, version: PlanVersion, from_versions: Sequence[int] = (), dry_run: bool = False, now: datetime, actor: str = ""

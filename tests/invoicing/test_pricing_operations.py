@@ -210,3 +210,36 @@ def test_migration_to_a_draft_or_from_another_plans_version_is_400(api, billed):
     assert response.status_code == 400 and "version" in response.json()
     response = api.post(MIGRATE.format(1), {"from_versions": [7]})
     assert response.status_code == 400 and "from_versions" in response.json()
+
+
+def test_a_draft_recalculated_after_a_migration_keeps_its_version(api):
+    # A customer with 3 grace days, pinned to v1 ($10.00 + $0.01 a call), 100 calls in January: the Feb 1 invoice
+    # stays a draft: January's usage 100 x 0.01 = 1.00 + February's fee 10.00 = 11.00. Moved to v3 ($15.00 a month,
+    # published) on Feb 2: from Mar 1. Recalculating the Feb 1 draft still prices January and February with v1:
+    # 11.00; the Mar 1 boundary bills February's usage with v1 (0 calls: 0.00) and March's fee with v3 (15.00).
+    from catalog.models import Plan
+    from invoicing.services import invoice_recalculate
+
+    MeterFactory(key="calls", name="API calls", event_name="api_call")
+    assert api.post("/api/v1/plans", {"key": "api", "name": "API", "currency": "USD"}).status_code == 201
+    _version(api, "10.00", "0.01", publish=True)
+    plan = Plan.objects.get(key="api")
+    customer = CustomerFactory(external_id="graced", currency="USD", invoice_grace_days=3)
+    events_create(customer_external_id="graced", event_name="api_call", count=100, start=utc(2026, 1, 5))
+    sub = start(customer, plan, utc(2026, 1, 1), pinned_version=plan.versions.get(number=1))
+    billing_run_execute(now=utc(2026, 2, 1))
+    draft = invoices_of(sub)[-1]
+    assert (draft.status, draft.subtotal) == (Invoice.Status.DRAFT, Decimal("11.00"))
+    assert _version(api, "15.00", None, publish=True, effective_from="2026-01-01T00:00:00Z") == 2
+    assert api.post(MIGRATE.format(2), {"from_versions": [1]}).json()["count"] == 1
+
+    recalculated = invoice_recalculate(invoice=draft, now=utc(2026, 2, 2))
+    assert recalculated.subtotal == Decimal("11.00")
+    assert set(recalculated.lines.values_list("plan_version__number", flat=True)) == {1}
+
+    billing_run_execute(now=utc(2026, 3, 1))
+    march = invoices_of(sub)[-1]
+    assert sorted((line.plan_version.number, line.amount) for line in march.lines.all()) == [
+        (1, Decimal("0.00")),
+        (2, Decimal("15.00")),
+    ]
