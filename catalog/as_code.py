@@ -20,7 +20,8 @@ reviewed in a pull request and applied to another installation (staging to produ
 * Every error names the path of the bad key in the file (``plans[2].versions[1].prices[0].tiers``), all at
   once; nothing is saved when there is one. ``dry_run`` does the same work and rolls it back, so the printed
   diff is exactly what applying would do.
-* The file's ``number``, ``status`` and ``effective_from`` of a version are information, not contents.
+* The file's ``number``, ``status``, ``effective_from`` and ``notes`` of a version are information, not contents;
+  a version created from the file keeps its ``notes`` (else says it was created by ``catalog_apply``).
 
 A field of a plan version is one row of :data:`VERSION_FIELDS`: how the stored value reads in the file and how
 the file's value is checked into the same form; ``plan_version_create`` takes it by its name.
@@ -580,7 +581,7 @@ def _versions_apply(
                     **{f.name: row.get(f.name, f.default) for f in VERSION_FIELDS},
                     publish=publish,
                     effective_from=effective_from if created else max(effective_from, now),
-                    notes=f"Created by catalog_apply from {label}.",
+                    notes=row.get("notes") or f"Created by catalog_apply from {label}.",
                     now=now,
                 )
         except ValidationFailed as exc:
