@@ -504,3 +504,61 @@ class Addon(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key})"
+
+
+class SubscriptionMigration(models.Model):
+    """Audit row, append-only: one subscription moved to another version of its plan by a migration.
+
+    ``effective_at`` is the start of the first period billed with ``to_version`` (the end of the period that was
+    current when it moved); periods before it, billed or not, keep ``from_version``.
+    """
+
+    subscription = models.ForeignKey(
+        "customers.Subscription", on_delete=models.PROTECT, related_name="version_migrations"
+    )
+    from_version = models.ForeignKey("catalog.PlanVersion", on_delete=models.PROTECT, related_name="+")
+    to_version = models.ForeignKey("catalog.PlanVersion", on_delete=models.PROTECT, related_name="+")
+    effective_at = models.DateTimeField(help_text="The first period billed with the new version starts here.")
+    migrated_at = models.DateTimeField()
+    actor = models.CharField(max_length=150, blank=True, help_text="Who asked for it (an admin user or an API key).")
+
+    class Meta:
+        ordering = ["-migrated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.subscription_id}: v{self.from_version.number} -> v{self.to_version.number}"
+
+
+class BacktestRun(models.Model):
+    """A backtest run in the background (thousands of subscriptions): its progress, then its result.
+
+    ``result`` holds the API shape of the backtest (``Backtest.as_dict``); nothing else is written by a backtest.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a worker"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    plan_version = models.ForeignKey("catalog.PlanVersion", on_delete=models.CASCADE, related_name="+")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    done = models.PositiveIntegerField(default=0, help_text="Subscriptions priced so far.")
+    total = models.PositiveIntegerField(default=0, help_text="Subscriptions with billed periods in the window.")
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Backtest of {self.plan_version} ({self.get_status_display()})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.status == self.Status.DONE else (self.done * 100 // self.total if self.total else 0)

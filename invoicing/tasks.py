@@ -28,6 +28,7 @@ from django.db import InterfaceError, OperationalError
 
 from invoicing.models import BillingRun
 
+from .services.backtest import backtest_run_execute
 from .services.run import (
     RunSummary,
     as_of_parse,
@@ -98,3 +99,10 @@ def progressive_watch_task(now: str | None = None) -> str:
         run = BillingRun.objects.create(as_of=summary.as_of, trigger="progressive")
         billing_run_record(run=run, summary=summary)
     return summary.line()
+
+
+@shared_task(name="invoicing.backtest_run_execute", time_limit=1800, soft_time_limit=1700, **RELIABLE)
+def backtest_run_task(run_id: int, now: str | None = None) -> str:
+    """Run one admin-requested backtest (reads only; progress and result on its ``BacktestRun`` row)."""
+    run = backtest_run_execute(run_id=run_id, now=as_of_parse(now))
+    return f"backtest {run.pk}: {run.status}"

@@ -110,6 +110,31 @@ def meter_create(
     filters: Any = None,
     allow_negative: bool = False,
 ) -> Meter:
+    """Create a meter with its filters (:func:`meter_create_in_transaction` in its own transaction)."""
+    return meter_create_in_transaction(
+        key=key,
+        name=name,
+        event_name=event_name,
+        aggregation=aggregation,
+        field=field,
+        multiplier=multiplier,
+        filters=filters,
+        allow_negative=allow_negative,
+    )
+
+
+@transaction.atomic(savepoint=False)
+def meter_create_in_transaction(
+    *,
+    key: str,
+    name: str,
+    event_name: str,
+    aggregation: str,
+    field: str = "",
+    multiplier: Any = None,
+    filters: Any = None,
+    allow_negative: bool = False,
+) -> Meter:
     """Create a meter with its filters. A duplicate key is a 400 naming ``key`` (enforced by the database).
 
     ``allow_negative``: events may carry negative values of the property (corrections); by default they are

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import changes, coupons, views
+from . import changes, coupons, pricing, views
 
 urlpatterns = [
     path("invoices", views.InvoiceListApi.as_view(), name="invoice-list"),
@@ -31,5 +31,15 @@ urlpatterns = [
         "subscriptions/<str:subscription_id>/cancel_scheduled_change",
         changes.SubscriptionCancelScheduledChangeApi.as_view(),
         name="subscription-cancel-scheduled-change",
+    ),
+    path(
+        "plans/<str:key>/versions/<str:number>/backtest",
+        pricing.PlanVersionBacktestApi.as_view(),
+        name="plan-version-backtest",
+    ),
+    path(
+        "plans/<str:key>/versions/<str:number>/migrate",
+        pricing.PlanVersionMigrateApi.as_view(),
+        name="plan-version-migrate",
     ),
 ]

@@ -40,6 +40,7 @@ from metering.selectors import usage_for_customers
 from ..models import Invoice, InvoiceLine
 from ..totals import LineAmount, Totals, totals_compute
 from .context import NO_SHEETS, PriceSheets, TaxRates, UsageBatch, version_prices
+from .migration import version_pinned_before_migration
 
 
 @dataclass
@@ -293,7 +294,14 @@ def after_trial(subscription: Subscription, period: Period) -> Period | None:
 
 
 def version_for_period(subscription: Subscription, period: Period) -> PlanVersion:
-    """The version billing ``period``: pinned, else in effect at its start; the current one if none is."""
+    """The version billing ``period``: pinned, else in effect at its start; the current one if none is.
+
+    A pinned subscription moved to another version by a migration keeps, for periods that started before the move
+    took effect, the version it was pinned to then (a draft recalculated later bills as it did)."""
+    if subscription.pinned_version_id:
+        before = version_pinned_before_migration(subscription=subscription, period_start=period.start)
+        if before is not None:
+            return before
     return subscription_version_for(subscription=subscription, period_start=period.start) or subscription.plan_version
 
 
