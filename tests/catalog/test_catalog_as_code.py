@@ -207,3 +207,42 @@ def test_an_incomplete_draft_exports_and_compares_equal(demo, tmp_path):
     with pytest.raises(CommandError) as error:
         _apply(path)
     assert f"plans[{index}].versions[{last}].prices[0].tiers" in str(error.value)
+
+
+def test_version_terms_travel_in_the_file(demo, tmp_path):
+    """Trial days, a minimum commitment and progressive thresholds are contents of a version: exported, applied
+    to no change, and a changed commitment becomes a new draft version (the published one is not edited)."""
+    plan = Plan.objects.filter(versions__prices__meter__isnull=False).distinct().order_by("key").first()
+    version = plan.versions.filter(status=PlanVersion.Status.PUBLISHED).order_by("-number").first()
+    PlanVersion.objects.filter(pk=version.pk).update(
+        trial_days=14,
+        minimum_commitment=Decimal("1000.00"),
+        progressive_thresholds=[{"amount": "200.00", "recurring": False}, {"amount": "500.00", "recurring": True}],
+    )
+    path = _export(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    row = next(v for p in data["plans"] if p["key"] == plan.key for v in p["versions"] if v["number"] == version.number)
+    assert row["trial_days"] == 14
+    assert row["minimum_commitment"] == "1000"
+    assert row["progressive_thresholds"] == [
+        {"amount": "200.00", "recurring": False},
+        {"amount": "500.00", "recurring": True},
+    ]
+    before = _counts()
+    assert "No changes." in _apply(path)
+    assert _counts() == before
+
+    row["minimum_commitment"] = "1500.00"
+    path.write_text(yaml.safe_dump(data))
+    _apply(path)
+    newest = plan.versions.order_by("-number").first()
+    assert newest.number == plan.versions.count() and newest.status == PlanVersion.Status.DRAFT
+    assert newest.minimum_commitment == Decimal("1500.00") and newest.trial_days == 14
+    version.refresh_from_db()
+    assert version.minimum_commitment == Decimal("1000.00")  # the published version is untouched
+
+    row["progressive_thresholds"] = [{"amount": "0", "recurring": False}]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(CommandError) as info:
+        _apply(path)
+    assert "progressive_thresholds" in str(info.value)
