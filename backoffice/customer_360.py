@@ -76,12 +76,14 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
         for w in wallets
     ]
 
+    alert_rows = customer_alerts(customer=customer)
     if not invoicing:
         return {
             "now": now,
             "subscriptions": subscriptions,
             "entitlements": entitlements,
             "wallets": wallet_rows,
+            "alerts": alert_rows,
             "invoicing": False,
         }
 
@@ -126,6 +128,7 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
         "subscriptions": subscriptions,
         "entitlements": entitlements,
         "wallets": wallet_rows,
+        "alerts": alert_rows,
         "invoices": [
             {
                 "invoice": inv,
@@ -139,3 +142,25 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
         "open_due": [format_money(row["due"], row["currency"]) for row in open_due],
         "preview": preview,
     }
+
+
+def customer_alerts(*, customer: Customer) -> list[dict]:
+    """The customer's usage and spend alerts, each with its latest triggers (two queries)."""
+    from webhooks.models import Alert
+    from webhooks.selectors import customer_triggers_recent
+
+    alerts = list(Alert.objects.filter(customer=customer).select_related("meter").order_by("id"))
+    triggers = customer_triggers_recent(customer=customer, limit=RECENT)
+    return [
+        {
+            "alert": alert,
+            "watches": alert.meter.key if alert.meter_id else "spend",
+            "thresholds": ", ".join(("every " if t["recurring"] else "") + t["value"] for t in alert.thresholds),
+            "triggers": [
+                {"level": format_decimal(t.threshold), "value": format_decimal(t.value), "at": t.triggered_at}
+                for t in triggers
+                if t.alert_id == alert.pk
+            ],
+        }
+        for alert in alerts
+    ]

@@ -26,6 +26,7 @@ from catalog.models import Plan, PlanVersion
 from core.errors import Conflict, ValidationFailed
 from core.instants import instant_check
 from core.money import currency_allowed
+from core.outbox import record_event
 
 from . import periods
 from .models import Customer, Subscription, TaxRate
@@ -136,6 +137,7 @@ def customer_create_in_transaction(
             f"A customer with external id '{external_id}' already exists.", field="external_id"
         ) from None
     customer.tax_rates.set(rates)
+    record_event("customer.created", customer)
     return customer
 
 
@@ -341,11 +343,13 @@ def subscription_row_cancel(*, subscription: Subscription, at: str, now: datetim
             raise Conflict("This subscription is already set to end at its period's end.", code="already_canceling")
         locked.cancel_at_period_end = True
         locked.canceled_at = now
+        record_event("subscription.changed", locked)
         return _saved(subscription, locked, ["cancel_at_period_end", "canceled_at"])
     locked.status = Subscription.Status.ENDED
     locked.ended_at = now
     if locked.canceled_at is None:
         locked.canceled_at = now
+    record_event("subscription.ended", locked)
     return _saved(subscription, locked, ["status", "ended_at", "canceled_at"])
 
 
@@ -410,6 +414,7 @@ def _advance_row(locked: Subscription, *, now: datetime, next_version: PlanVersi
         locked.status = Subscription.Status.ENDED
         locked.ended_at = locked.current_period_end
         locked.save(update_fields=["status", "ended_at"])
+        record_event("subscription.ended", locked)
         return
     current = periods.Period(locked.current_period_start, locked.current_period_end)
     following = periods.next_period(locked.billing, locked.start_at, locked.plan.interval, current)

@@ -26,6 +26,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from invoicing.models import BillingRun
+from webhooks.alerts import alerts_evaluate
 
 from .services.run import (
     RunSummary,
@@ -80,6 +81,7 @@ def billing_run_task(now: str | None = None, customer_external_id: str | None = 
         subscriptions_bill_task.delay(ids[i : i + CHUNK_SIZE], as_of.isoformat())
     drafts_finalize_due(now=as_of, summary=summary, customer_external_id=customer_external_id)
     wallet_work(now=as_of, summary=summary, customer_external_id=customer_external_id)
+    summary.failures += alerts_evaluate(now=as_of, customer_external_id=customer_external_id).failures
     summary.boundaries = len(ids)  # subscriptions dispatched; their chunks bill every boundary due
     billing_run_record(run=run, summary=summary)
     return summary.line()

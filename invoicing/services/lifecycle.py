@@ -23,6 +23,7 @@ from datetime import datetime
 from django.db import transaction
 
 from catalog.models import Plan, PlanVersion
+from core.outbox import record_event
 from customers.models import Customer, Subscription
 from customers.periods import Period
 from customers.services import subscription_row_cancel, subscription_row_create
@@ -62,6 +63,7 @@ def subscription_start_locked(
         customer=customer, plan=plan, start_at=start_at, billing=billing, pinned_version=pinned_version
     )
     subscription = _lock_subscription(subscription.pk)
+    record_event("subscription.started", subscription)
     first = Period(subscription.current_period_start, subscription.current_period_end)
     credits_seam.plan_credits_grant(subscription=subscription, period=first, now=now)
     lines = advance_lines(

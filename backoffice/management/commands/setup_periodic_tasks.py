@@ -17,6 +17,18 @@ SCHEDULES = [
         {"minute": "*/5"},
         "Folds closed hours of events into the hourly usage rollup that usage reads use.",
     ),
+    (
+        "Webhook deliveries (every minute)",
+        "webhooks.deliveries_send_due",
+        {"minute": "*"},
+        "Sends webhook deliveries that are due: events not sent yet after their commit, and retries.",
+    ),
+    (
+        "Usage and spend alerts (every 5 minutes)",
+        "webhooks.alerts_evaluate",
+        {"minute": "*/5"},
+        "Evaluates every usage and spend alert against the current period; each level triggers once a period.",
+    ),
 ]
 
 
