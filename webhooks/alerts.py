@@ -127,8 +127,10 @@ def alert_triggers_record(*, alert: Alert, value: Decimal, period_start: datetim
     One transaction: the alert row is locked, the levels already triggered this period are left out, the new
     ones inserted (the unique constraint guards a concurrent evaluation) and each sent as ``alert.triggered``.
     """
+    if not levels_reached(value, fixed=alert.fixed_levels, recurring=alert.recurring_level):
+        return []  # below every level: nothing to lock or read
     with transaction.atomic():
-        locked = Alert.objects.select_for_update().select_related("customer", "meter").get(pk=alert.pk)
+        locked = Alert.objects.select_for_update(of=("self",)).select_related("customer", "meter").get(pk=alert.pk)
         done = frozenset(
             AlertTrigger.objects.filter(alert=locked, period_start=period_start).values_list("threshold", flat=True)
         )
