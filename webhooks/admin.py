@@ -30,6 +30,7 @@ EVENT_CHOICES = [(ALL_EVENTS, "* (every event)"), *[(t, t) for t in EVENT_TYPES]
 
 
 class EndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https", help_text="Where deliveries are POSTed.")
     events = forms.MultipleChoiceField(
         choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple, help_text="Tick * to receive every event."
     )

@@ -47,6 +47,8 @@ def _thresholds_check(thresholds: Iterable[dict[str, Any]]) -> list[dict[str, An
     out = []
     for item in thresholds:
         value = item["value"]
+        if isinstance(value, str) and value.isascii():  # a stored threshold ("1000"), checked again
+            value = Decimal(value) if value.replace(".", "", 1).isdigit() else None
         if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
             raise ValidationFailed("Each threshold value must be a positive number.", field="thresholds")
         out.append({"value": plain(value), "recurring": bool(item.get("recurring", False))})
