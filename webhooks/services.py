@@ -228,6 +228,24 @@ def _record(delivery: WebhookDelivery, answer: network.Answer, *, now: datetime,
     return outcome
 
 
+def _record_delivered(results: list[tuple[WebhookDelivery, network.Answer]], *, now: datetime) -> int:
+    """Write the 2xx answers of a batch: one UPDATE per distinct (tries, status code, body), usually one."""
+    groups: dict[tuple[int, int | None, str], list[int]] = {}
+    for delivery, answer in results:
+        groups.setdefault((delivery.attempts, answer.status, answer.body), []).append(delivery.pk)
+    for (attempts, code, body), ids in groups.items():
+        WebhookDelivery.objects.filter(pk__in=ids, attempts=attempts, status=Status.PENDING).update(
+            status=Status.DELIVERED,
+            delivered_at=now,
+            next_attempt_at=None,
+            last_attempt_at=now,
+            last_status_code=code,
+            last_response=body,
+            last_error="",
+        )
+    return len(results)
+
+
 def _release(deliveries: list[WebhookDelivery], *, now: datetime) -> None:
     """Give claimed deliveries back untried: due now again, their try not counted."""
     for delivery in deliveries:
@@ -273,13 +291,16 @@ def deliveries_send_due(
         with ThreadPoolExecutor(max_workers=max(1, min(_threads(), len(by_endpoint)))) as pool:
             futures = [pool.submit(_send_endpoint_batch, group, now) for group in by_endpoint.values()]
             for future in as_completed(futures):
-                untried = []
+                untried, delivered = [], []
                 for delivery, answer in future.result():
                     if answer is None:
                         untried.append(delivery)
-                        continue
-                    outcome = _record(delivery, answer, now=now, rand=rng.random())
-                    setattr(summary, outcome, getattr(summary, outcome) + 1)
+                    elif answer.ok:
+                        delivered.append((delivery, answer))
+                    else:
+                        outcome = _record(delivery, answer, now=now, rand=rng.random())
+                        setattr(summary, outcome, getattr(summary, outcome) + 1)
+                summary.delivered += _record_delivered(delivered, now=now)
                 if untried:
                     _release(untried, now=now + LEASE)
                     summary.released += len(untried)
