@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -68,13 +69,24 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def events_display(self, obj):
         return ", ".join(obj.events)
 
-    @admin.display(description="Pending")
-    def pending(self, obj):
-        return obj.deliveries.filter(status=WebhookDelivery.Status.PENDING).count()
+    def get_queryset(self, request):
+        status = WebhookDelivery.Status
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                pending_count=Count("deliveries", filter=Q(deliveries__status=status.PENDING)),
+                failed_count=Count("deliveries", filter=Q(deliveries__status=status.FAILED)),
+            )
+        )
 
-    @admin.display(description="Failed")
+    @admin.display(description="Pending deliveries", ordering="pending_count")
+    def pending(self, obj):
+        return obj.pending_count
+
+    @admin.display(description="Failed deliveries", ordering="failed_count")
     def failed(self, obj):
-        return obj.deliveries.filter(status=WebhookDelivery.Status.FAILED).count()
+        return obj.failed_count
 
     @admin.display(description="Signing secret")
     def secret_state(self, obj):

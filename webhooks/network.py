@@ -19,6 +19,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -123,11 +124,23 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> A
         scheme, host, port = url_check(url)
         address = addresses_check(host, port)[0]
     except UnsafeUrl as exc:
-        return Answer(status=None, error=str(exc)[:200])
+        # Said without the address it resolved to: the log is read by people who need not know internal addresses.
+        private = "private" in str(exc)
+        return Answer(
+            status=None,
+            error="refused: the host resolves to a loopback, private or link-local address"
+            if private
+            else "refused: " + str(exc).split(" (")[0][:150],
+        )
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     conn = cls(host, port, address, timeout)
+    # One deadline for the whole try: a receiver trickling its answer a byte at a time is cut off at ``timeout``
+    # (the socket's own timeout only bounds each read).
+    watchdog = threading.Timer(timeout, _abort, args=(conn,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         conn.request(
             "POST",
@@ -138,13 +151,24 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> A
         response = conn.getresponse()
         excerpt = response.read(RESPONSE_EXCERPT * 4).decode("utf-8", "replace")[:RESPONSE_EXCERPT]
         return Answer(status=response.status, body=excerpt)
-    except TimeoutError:
-        return Answer(status=None, error="timeout: no answer in time")
-    except ConnectionRefusedError:
-        return Answer(status=None, error="connection refused")
-    except ssl.SSLError:
-        return Answer(status=None, error="TLS error")
-    except (OSError, http.client.HTTPException):
+    except (OSError, http.client.HTTPException) as exc:
+        if isinstance(exc, TimeoutError) or watchdog.finished.is_set():
+            return Answer(status=None, error="timeout: no answer in time")
+        if isinstance(exc, ConnectionRefusedError):
+            return Answer(status=None, error="connection refused")
+        if isinstance(exc, ssl.SSLError):
+            return Answer(status=None, error="TLS error")
         return Answer(status=None, error="connection failed")
     finally:
+        watchdog.cancel()
         conn.close()
+
+
+def _abort(conn: http.client.HTTPConnection) -> None:
+    """The deadline passed: shut the socket, so the read waiting on it fails at once."""
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

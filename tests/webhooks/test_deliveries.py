@@ -271,3 +271,35 @@ def test_event_timestamp_in_the_body_is_when_it_happened():
     assert (
         services.event_body(event) == b'{"type":"customer.created","timestamp":"2026-03-01T12:00:00Z","data":{"a":1}}'
     )
+
+
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_deadline(settings):
+    """The socket's timeout bounds each read; the try as a whole is bounded too (a byte every 0.3 s would
+    otherwise keep the sender for minutes)."""
+    import socket
+    import threading
+
+    from webhooks import network
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def trickle():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.3)
+        except OSError:
+            pass
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    started = time.monotonic()
+    answer = network.post(f"http://127.0.0.1:{port}/", body=b"{}", headers={}, timeout=1.5)
+    assert answer.status is None and answer.error == "timeout: no answer in time"
+    assert time.monotonic() - started < 3
+    listener.close()
