@@ -44,9 +44,9 @@ class EndpointForm(forms.ModelForm):
         data = super().clean()
         try:
             if "url" in data:
-                services._url_check(data["url"])
+                services.endpoint_url_check(data["url"])
             if "events" in data:
-                data["events"] = services._events_check(data["events"])
+                data["events"] = services.endpoint_events_check(data["events"])
         except BillingError as exc:
             raise DjangoValidationError({exc.field or "url": exc.message}) from None
         return data

@@ -56,7 +56,8 @@ def _threads() -> int:
 # --- endpoints -------------------------------------------------------------------------------------------------
 
 
-def _events_check(events: Iterable[str]) -> list[str]:
+def endpoint_events_check(events: Iterable[str]) -> list[str]:
+    """The event types as stored (``["*"]`` alone when ``*`` is among them); 400 ``events`` when empty or unknown."""
     events = list(dict.fromkeys(events))
     if not events:
         raise ValidationFailed('List the event types to receive, or ["*"] for all.', field="events")
@@ -68,7 +69,8 @@ def _events_check(events: Iterable[str]) -> list[str]:
     return [ALL_EVENTS] if ALL_EVENTS in events else events
 
 
-def _url_check(url: str) -> str:
+def endpoint_url_check(url: str) -> str:
+    """``url`` when webhooks may go there (``network``'s rules); else 400 ``url`` saying why."""
     try:
         network.endpoint_url_check(url)
     except network.UnsafeUrl as exc:
@@ -82,8 +84,8 @@ def endpoint_create_in_transaction(
 ) -> WebhookEndpoint:
     """:func:`endpoint_create` inside the caller's transaction (the admin's)."""
     return WebhookEndpoint.objects.create(
-        url=_url_check(url),
-        events=_events_check(events),
+        url=endpoint_url_check(url),
+        events=endpoint_events_check(events),
         enabled=enabled,
         description=description,
         secret=signing.secret_new(),
@@ -108,9 +110,9 @@ def endpoint_update_in_transaction(*, endpoint: WebhookEndpoint, data: dict[str,
     """:func:`endpoint_update` inside the caller's transaction (the admin's)."""
     locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
     if "url" in data:
-        locked.url = _url_check(data["url"])
+        locked.url = endpoint_url_check(data["url"])
     if "events" in data:
-        locked.events = _events_check(data["events"])
+        locked.events = endpoint_events_check(data["events"])
     for name in ("enabled", "description"):
         if name in data:
             setattr(locked, name, data[name])
