@@ -168,6 +168,8 @@ SPECTACULAR_SETTINGS = {
         "WalletStatusEnum": "wallets.models.Wallet.Status",
         "AcceptedCurrencyEnum": list(CURRENCIES),
         "CurrencyEnum": "core.money.CURRENCY_CHOICES",
+        "AlertKindEnum": ["usage", "spend"],
+        "WebhookDeliveryStatusEnum": ["pending", "delivered", "failed"],
     },
     # Swagger UI served from our own static files (drf-spectacular-sidecar): no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -138,7 +138,8 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> A
     conn = cls(host, port, address, timeout)
     # One deadline for the whole try: a receiver trickling its answer a byte at a time is cut off at ``timeout``
     # (the socket's own timeout only bounds each read).
-    watchdog = threading.Timer(timeout, _abort, args=(conn,))
+    expired = threading.Event()
+    watchdog = threading.Timer(timeout, _abort, args=(conn, expired))
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -152,7 +153,7 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> A
         excerpt = response.read(RESPONSE_EXCERPT * 4).decode("utf-8", "replace")[:RESPONSE_EXCERPT]
         return Answer(status=response.status, body=excerpt)
     except (OSError, http.client.HTTPException) as exc:
-        if isinstance(exc, TimeoutError) or watchdog.finished.is_set():
+        if isinstance(exc, TimeoutError) or expired.is_set():
             return Answer(status=None, error="timeout: no answer in time")
         if isinstance(exc, ConnectionRefusedError):
             return Answer(status=None, error="connection refused")
@@ -164,8 +165,9 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> A
         conn.close()
 
 
-def _abort(conn: http.client.HTTPConnection) -> None:
-    """The deadline passed: shut the socket, so the read waiting on it fails at once."""
+def _abort(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """The deadline passed: say so, then shut the socket, so the read waiting on it fails at once."""
+    expired.set()
     sock = conn.sock
     if sock is not None:
         try:

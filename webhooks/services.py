@@ -39,9 +39,12 @@ from . import network, signing
 from .retry import retry_delay
 
 ROLLED_SECRET_VALID = timedelta(hours=24)
-#: How long a claimed delivery is held by the worker trying it; longer than any try can take.
-LEASE = timedelta(seconds=60)
+#: How long a claimed delivery is held by the worker trying it. A worker sends one endpoint's share of a batch
+#: for at most ``SEND_BUDGET`` and gives the rest back (due at once), so a lease never runs out mid-batch.
+LEASE = timedelta(minutes=5)
+SEND_BUDGET = timedelta(minutes=2)
 BATCH_SIZE = 100
+LATER = object()  # "not tried: the batch's time budget ran out"
 Status = WebhookDelivery.Status
 
 
@@ -260,9 +263,13 @@ def _send_endpoint_batch(deliveries: list[WebhookDelivery], now: datetime) -> li
     """Send one endpoint's share of a batch in order (runs in a worker thread; no database access here).
 
     Returns ``(delivery, answer)`` per try, then ``(delivery, None)`` for those not tried because the endpoint
-    gave no answer to an earlier one."""
+    gave no answer to an earlier one, or ``(delivery, LATER)`` once the batch used its time budget."""
     done: list[tuple[WebhookDelivery, Any]] = []
+    deadline = time.monotonic() + SEND_BUDGET.total_seconds()
     for i, delivery in enumerate(deliveries):
+        if i and time.monotonic() > deadline:  # the first is always tried: every round makes progress
+            done += [(rest, LATER) for rest in deliveries[i:]]
+            break
         body = event_body(delivery.event)
         headers = delivery_headers(delivery, body=body, at=now, timestamp=int(time.time()))
         answer = network.post(delivery.endpoint.url, body=body, headers=headers, timeout=_timeout())
@@ -293,19 +300,23 @@ def deliveries_send_due(
         with ThreadPoolExecutor(max_workers=max(1, min(_threads(), len(by_endpoint)))) as pool:
             futures = [pool.submit(_send_endpoint_batch, group, now) for group in by_endpoint.values()]
             for future in as_completed(futures):
-                untried, delivered = [], []
+                untried, delivered, later = [], [], []
                 for delivery, answer in future.result():
                     if answer is None:
                         untried.append(delivery)
+                    elif answer is LATER:
+                        later.append(delivery)
                     elif answer.ok:
                         delivered.append((delivery, answer))
                     else:
                         outcome = _record(delivery, answer, now=now, rand=rng.random())
                         setattr(summary, outcome, getattr(summary, outcome) + 1)
                 summary.delivered += _record_delivered(delivered, now=now)
-                if untried:
+                if untried:  # the endpoint gave no answer: the rest waits for the next round
                     _release(untried, now=now + LEASE)
                     summary.released += len(untried)
+                if later:  # out of time, not out of luck: due again at once, for this loop or another worker
+                    _release(later, now=now)
                 if progress:
                     progress(summary.tried)
     return summary

@@ -303,3 +303,19 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_deadline(settings):
     assert answer.status is None and answer.error == "timeout: no answer in time"
     assert time.monotonic() - started < 3
     listener.close()
+
+
+def test_an_endpoint_batch_past_its_time_budget_gives_the_rest_back_and_the_run_still_sends_all(
+    api, receivers, monkeypatch
+):
+    """With no time budget at all, each round sends one delivery per endpoint and gives the others back, due at
+    once: three customers' events still all arrive in one run, in order, each tried once."""
+    monkeypatch.setattr(services, "SEND_BUDGET", timedelta(0))
+    receiver = receivers()
+    _endpoint(api, receiver.url, events=["customer.created"])
+    for n in range(3):
+        customer_create(external_id=f"budget-{n}", name="Budget", currency="USD")
+    summary = services.deliveries_send_due(now=timezone.now())
+    assert summary.delivered == 3
+    assert [r.json["data"]["external_id"] for r in receiver.received] == ["budget-0", "budget-1", "budget-2"]
+    assert set(WebhookDelivery.objects.values_list("status", "attempts")) == {("delivered", 1)}

@@ -2,7 +2,7 @@
 
 A real worker on Redis takes the task enqueued after the commit that recorded ``customer.created``; the
 receiver holds that first request without answering, and the worker is killed then. The delivery stays
-``pending`` with its lease (``services.LEASE``, 60 s) as the only trace of the try. Once the lease has run out, a
+``pending`` with its lease (``services.LEASE``, 5 minutes) as the only trace of the try. Once the lease has run out, a
 new worker's beat task sends it again: the receiver sees the same ``webhook-id`` twice (it deduplicates on it)
 and the delivery ends ``delivered`` after 2 tries.
 """
