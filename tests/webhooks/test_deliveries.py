@@ -319,3 +319,34 @@ def test_an_endpoint_batch_past_its_time_budget_gives_the_rest_back_and_the_run_
     assert summary.delivered == 3
     assert [r.json["data"]["external_id"] for r in receiver.received] == ["budget-0", "budget-1", "budget-2"]
     assert set(WebhookDelivery.objects.values_list("status", "attempts")) == {("delivered", 1)}
+
+
+def test_a_subscription_start_failing_after_its_events_were_recorded_leaves_none(api, receivers, monkeypatch):
+    """``subscription_start`` records subscription.started and invoice.created, then fails while finalizing: the
+    whole start rolls back, its events and deliveries with it; the customer's own event (committed before) stays."""
+    from customers.models import Subscription
+    from invoicing.services import lifecycle
+
+    receiver = receivers()
+    _endpoint(api, receiver.url)
+    version = PlanVersionFactory(published=True, number=1)
+    PriceFactory(plan_version=version, name="Platform", amount=Decimal("30.00"))
+    customer = customer_create(external_id="half", name="Half", currency="USD")
+
+    def broken(**kwargs):
+        raise RuntimeError("numbering is down")
+
+    monkeypatch.setattr(lifecycle, "invoice_finalize_number", broken)
+    with pytest.raises(RuntimeError):
+        lifecycle.subscription_start(
+            customer=customer,
+            plan=version.plan,
+            start_at=datetime(2026, 1, 1, tzinfo=UTC),
+            billing="calendar",
+            pinned_version=None,
+            now=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+    assert not Subscription.objects.exists()
+    assert list(OutboxEvent.objects.values_list("type", flat=True)) == ["customer.created"]
+    services.deliveries_send_due(now=timezone.now())
+    assert receiver.types() == ["customer.created"]
