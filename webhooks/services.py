@@ -252,7 +252,7 @@ def _record_delivered(results: list[tuple[WebhookDelivery, network.Answer]], *, 
 
 
 def _release(deliveries: list[WebhookDelivery], *, now: datetime) -> None:
-    """Give claimed deliveries back untried: due now again, their try not counted."""
+    """Give claimed deliveries back untried, due at ``now``, their try not counted."""
     for delivery in deliveries:
         WebhookDelivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts, status=Status.PENDING).update(
             attempts=F("attempts") - 1, next_attempt_at=now
