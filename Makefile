@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint stop-db bench-ingest bench-usage bench-invoice-run
+.PHONY: demo test setup lint stop-db bench-ingest bench-usage bench-invoice-run bench-webhooks
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -40,3 +40,6 @@ bench-usage: $(STAMP)
 
 bench-invoice-run: $(STAMP)
 	$(PY) bench/invoice_run.py
+
+bench-webhooks: $(STAMP)
+	$(PY) -m bench.webhooks

@@ -99,6 +99,7 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
         for w in wallets
     ]
 
+    alert_rows = customer_alerts(customer=customer)
     if not invoicing:
         return {
             "now": now,
@@ -107,6 +108,7 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
             "overrides": overrides,
             "entitlements": entitlements,
             "wallets": wallet_rows,
+            "alerts": alert_rows,
             "invoicing": False,
         }
 
@@ -157,6 +159,7 @@ def customer_overview(*, customer: Customer, now: datetime, invoicing: bool = Tr
         "overrides": overrides,
         "entitlements": entitlements,
         "wallets": wallet_rows,
+        "alerts": alert_rows,
         "invoices": [
             {
                 "invoice": inv,
@@ -202,3 +205,25 @@ def _progressive_rows(subscriptions: list[Subscription], now: datetime) -> list[
             }
         )
     return rows
+
+
+def customer_alerts(*, customer: Customer) -> list[dict]:
+    """The customer's usage and spend alerts, each with its latest triggers (two queries)."""
+    from webhooks.models import Alert
+    from webhooks.selectors import customer_triggers_recent
+
+    alerts = list(Alert.objects.filter(customer=customer).select_related("meter").order_by("id"))
+    triggers = customer_triggers_recent(customer=customer, limit=RECENT)
+    return [
+        {
+            "alert": alert,
+            "watches": alert.meter.key if alert.meter_id else "spend",
+            "thresholds": ", ".join(("every " if t["recurring"] else "") + t["value"] for t in alert.thresholds),
+            "triggers": [
+                {"level": format_decimal(t.threshold), "value": format_decimal(t.value), "at": t.triggered_at}
+                for t in triggers
+                if t.alert_id == alert.pk
+            ],
+        }
+        for alert in alerts
+    ]

@@ -24,6 +24,7 @@ BILLING_APPS = (
     "metering",
     "wallets",
     "invoicing",
+    "webhooks",
     "core",
     "django_celery_beat",
 )
@@ -40,6 +41,7 @@ CUSTOM_PERMISSIONS = (
         "Can change a wallet's rate, what it pays, threshold, top-up and status",
     ),
     ("invoicing", "invoice", "finalize_invoice", "Can finalize, void and credit invoices"),
+    ("core", "webhookdelivery", "resend_webhookdelivery", "Can send webhook deliveries again"),
 )
 
 SUPPORT_PERMISSIONS = (

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "metering",
     "wallets",
     "invoicing",
+    "webhooks",
     "backoffice",
 ]
 
@@ -167,6 +168,8 @@ SPECTACULAR_SETTINGS = {
         "WalletStatusEnum": "wallets.models.Wallet.Status",
         "AcceptedCurrencyEnum": list(CURRENCIES),
         "CurrencyEnum": "core.money.CURRENCY_CHOICES",
+        "AlertKindEnum": ["usage", "spend"],
+        "WebhookDeliveryStatusEnum": ["pending", "delivered", "failed"],
     },
     # Swagger UI served from our own static files (drf-spectacular-sidecar): no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -236,6 +239,14 @@ SELLER_ADDRESS = env.str("SELLER_ADDRESS", default="")
 SELLER_TAX_ID = env.str("SELLER_TAX_ID", default="")
 # Support staff may grant at most this many credits per grant from the admin.
 SUPPORT_GRANT_LIMIT = Decimal(env.str("SUPPORT_GRANT_LIMIT", default="1000"))
+
+# --- Webhooks (docs/webhooks.md) ------------------------------------------------------------------------------
+# Endpoints on loopback, private or link-local addresses are refused unless DEBUG or this is true.
+WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=False)
+# Seconds a receiver has to connect and to answer; more is a failed try.
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+# Endpoints one worker sends to at once (one thread each).
+WEBHOOKS_SEND_THREADS = env.int("WEBHOOKS_SEND_THREADS", default=8)
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("metering.api.urls")),
     path("", include("wallets.api.urls")),
     path("", include("invoicing.api.urls")),
+    path("", include("webhooks.api.urls")),
 ]
 
 urlpatterns = [

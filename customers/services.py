@@ -27,6 +27,7 @@ from catalog.overrides import price_overrides_parse
 from core.errors import Conflict, ValidationFailed
 from core.instants import instant_check
 from core.money import currency_allowed
+from core.outbox import record_event
 
 from . import periods
 from .models import Customer, Subscription, TaxRate
@@ -156,6 +157,7 @@ def customer_create_in_transaction(
             f"A customer with external id '{external_id}' already exists.", field="external_id"
         ) from None
     customer.tax_rates.set(rates)
+    record_event("customer.created", customer)
     return customer
 
 
@@ -387,11 +389,13 @@ def subscription_row_cancel(*, subscription: Subscription, at: str, now: datetim
             raise Conflict("This subscription is already set to end at its period's end.", code="already_canceling")
         locked.cancel_at_period_end = True
         locked.canceled_at = now
+        record_event("subscription.changed", locked)
         return _saved(subscription, locked, ["cancel_at_period_end", "canceled_at"])
     locked.status = Subscription.Status.ENDED
     locked.ended_at = now
     if locked.canceled_at is None:
         locked.canceled_at = now
+    record_event("subscription.ended", locked)
     return _saved(subscription, locked, ["status", "ended_at", "canceled_at"])
 
 
@@ -462,6 +466,7 @@ def _advance_row(locked: Subscription, *, now: datetime, next_version: PlanVersi
         locked.status = Subscription.Status.ENDED
         locked.ended_at = locked.current_period_end
         locked.save(update_fields=["status", "ended_at"])
+        record_event("subscription.ended", locked)
         return
     following = subscription_period_after(locked, locked.current_period_end)
     version = next_version or subscription_version_for(subscription=locked, period_start=following.start)
@@ -546,4 +551,5 @@ def subscription_row_schedule_change(
     locked.scheduled_plan = plan
     locked.scheduled_pinned_version = pinned_version if plan is not None else None
     locked.save(update_fields=["scheduled_plan", "scheduled_pinned_version"])
+    record_event("subscription.changed", locked)  # a plan change scheduled or canceled
     return locked

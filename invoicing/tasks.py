@@ -27,6 +27,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from invoicing.models import BillingRun
+from webhooks.alerts import alerts_evaluate
 
 from .services.backtest import backtest_run_execute
 from .services.run import (
@@ -84,6 +85,7 @@ def billing_run_task(now: str | None = None, customer_external_id: str | None = 
     progressive_work(now=as_of, summary=summary, customer_external_id=customer_external_id)
     drafts_finalize_due(now=as_of, summary=summary, customer_external_id=customer_external_id)
     wallet_work(now=as_of, summary=summary, customer_external_id=customer_external_id)
+    summary.failures += alerts_evaluate(now=as_of, customer_external_id=customer_external_id).failures
     summary.boundaries = len(ids)  # subscriptions dispatched; their chunks bill every boundary due
     billing_run_record(run=run, summary=summary)
     return summary.line()

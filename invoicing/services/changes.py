@@ -53,6 +53,7 @@ from catalog.quote import price_quote
 from catalog.selectors import plan_version_in_effect
 from core.errors import Conflict, ValidationFailed
 from core.money import format_decimal
+from core.outbox import record_event
 from customers import periods
 from customers.models import Subscription
 from customers.periods import Period
@@ -167,6 +168,15 @@ def _first_period(*, billing: str, anchor: datetime, interval: str, at: datetime
 def _local_date(at: datetime, subscription: Subscription):
     """``at``'s date in the customer's timezone (days are counted on local dates, docs/billing-rules.md)."""
     return at.astimezone(periods.zone(subscription_timezone(subscription))).date()
+
+
+def _changed_events(old: Subscription, new: Subscription) -> None:
+    """Webhook events of a plan change (docs/webhooks.md): ``subscription.changed`` for the replaced subscription
+    (ended, its ``next_subscription`` set) and ``subscription.started`` for its successor, in the change's
+    transaction (a preview rolls them back with everything else)."""
+    old.refresh_from_db()
+    record_event("subscription.changed", old)
+    record_event("subscription.started", new)
 
 
 def _mark(lines: list[LineDraft], *, side: str, old: Subscription, plan: Plan, at: datetime) -> list[LineDraft]:
@@ -381,6 +391,7 @@ def subscription_change_locked(
     except IntegrityError:  # the one-to-one link: another change replaced it first
         raise Conflict("This subscription was changed already.", code="subscription_ended") from None
     subscription_row_end_for_change(locked=old, at=t)
+    _changed_events(old, new)
     lines += _successor_lines(new, version, first, old, t)
     outcome = ChangeOutcome(
         subscription=new,
@@ -560,6 +571,7 @@ def scheduled_change_bill_locked(
         period=change.first,
         trial_end=change.trial_end,
     )
+    _changed_events(old, new)
     invoice = invoice_create_for_period(
         customer=old.customer,
         subscription=old,

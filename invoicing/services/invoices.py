@@ -40,6 +40,7 @@ from catalog.pricing import quantize_minor
 from core.errors import Conflict, ValidationFailed
 from core.instants import OUT_OF_RANGE, instant_in_range
 from core.money import format_decimal, format_money
+from core.outbox import record_event
 from customers.models import Customer
 from customers.periods import Period
 from wallets.credits import credits_to_money
@@ -207,6 +208,7 @@ def invoice_create_for_period(
         return None
     _lines_insert(invoice, lines)
     coupons.invoice_discounts_record(invoice=invoice, plan=discounts)
+    record_event("invoice.created", invoice)
     return invoice
 
 
@@ -265,6 +267,9 @@ def invoice_finalize_number(*, invoice: Invoice, now: datetime) -> Invoice:
         invoice.status = Invoice.Status.PAID
         invoice.paid_at = now
     invoice.save(update_fields=FINALIZE_FIELDS)
+    record_event("invoice.finalized", invoice)
+    if invoice.status == Invoice.Status.PAID:
+        record_event("invoice.paid", invoice)
     return invoice
 
 
@@ -356,6 +361,7 @@ def credit_purchase_invoice_create(*, wallet: Wallet, grant: CreditGrant, now: d
             "reason": "auto top-up below the low-balance threshold",
         },
     )
+    record_event("invoice.created", invoice)
     return invoice_finalize_locked(invoice=invoice, now=now)
 
 
@@ -461,6 +467,7 @@ def invoice_void_locked(*, invoice: Invoice, now: datetime) -> Invoice:
     invoice.voided_at = now
     invoice.amount_due = ZERO
     invoice.save(update_fields=["status", "voided_at", "amount_due", "updated_at"])
+    record_event("invoice.voided", invoice)
     return invoice
 
 
@@ -546,6 +553,8 @@ def payment_record_locked(
         invoice.status = Invoice.Status.PAID
         invoice.paid_at = max(p.paid_at for p in invoice.payments.all())
     invoice.save(update_fields=["amount_paid", "amount_due", "status", "paid_at", "updated_at"])
+    if invoice.status == Invoice.Status.PAID:
+        record_event("invoice.paid", invoice)
     return payment
 
 
@@ -648,10 +657,14 @@ def credit_note_issue_locked(
     if refund_to == CreditNote.RefundTo.INVOICE:
         invoice.credit_notes_total += amount
         invoice.amount_due = _amount_due(invoice)
-        if invoice.status == Invoice.Status.FINALIZED and invoice.amount_due == 0:
+        paid_now = invoice.status == Invoice.Status.FINALIZED and invoice.amount_due == 0
+        if paid_now:
             invoice.status = Invoice.Status.PAID
             invoice.paid_at = now
         invoice.save(update_fields=["credit_notes_total", "amount_due", "status", "paid_at", "updated_at"])
+        if paid_now:
+            record_event("invoice.paid", invoice)
+    record_event("credit_note.created", note)
     return note
 
 

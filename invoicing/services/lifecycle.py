@@ -24,6 +24,7 @@ from typing import Any
 from django.db import transaction
 
 from catalog.models import Plan, PlanVersion
+from core.outbox import record_event
 from customers.models import Customer, Subscription
 from customers.periods import Period
 from customers.services import subscription_row_cancel, subscription_row_create
@@ -75,6 +76,7 @@ def subscription_start_locked(
         trial_days=trial_days,
     )
     subscription = _lock_subscription(subscription.pk)
+    record_event("subscription.started", subscription)
     first = Period(subscription.current_period_start, subscription.current_period_end)
     credits_seam.plan_credits_grant(subscription=subscription, period=first, now=now)
     if subscription.in_trial_at(first.start):

@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 
+from core.outbox import record_event
 from wallets.credits import Lot
 
 from ..models import CreditGrant, LedgerEntry, Wallet
@@ -128,4 +129,6 @@ def grant_expire_locked(
         description=description,
         grant_status=new_status,
     )
+    if created:
+        record_event("credits.expired", wallet, grant=grant, credits=credits)
     return credits if created else Decimal(0)

@@ -23,6 +23,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from core.money import format_decimal
+from core.outbox import record_event
 
 from ..models import CreditGrant, LowBalanceAlert, Wallet
 from ._ledger import wallet_lock
@@ -83,6 +84,7 @@ def wallet_balance_check_locked(
     if wallet.below_threshold:
         return None
     alert = LowBalanceAlert.objects.create(wallet=wallet, balance=spendable, threshold=threshold)
+    record_event("wallet.low_balance", wallet, spendable_balance=spendable, threshold=threshold)
     below = True
     Wallet.objects.filter(pk=wallet.pk).update(below_threshold=True)
     if wallet.auto_top_up_credits and wallet.status == Wallet.Status.ACTIVE and top_up is not None:

@@ -13,6 +13,7 @@ from django.db.models import Q
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.money import currency_allowed, format_decimal
 from core.numbers import NumberInvalid, decimal_parse
+from core.outbox import record_event
 from customers.models import Customer
 from wallets.credits import CREDIT_DECIMAL_PLACES, expired_lots
 
@@ -251,6 +252,8 @@ def wallet_grant_create_locked(
         description=name or grant.get_kind_display(),
         move_grant=False,
     )
+    if kind == CreditGrant.Kind.PAID:  # bought credits (an auto top-up, or a purchase granted by finance)
+        record_event("wallet.topped_up", wallet, grant=grant)
     return grant, True
 
 

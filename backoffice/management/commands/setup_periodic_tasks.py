@@ -23,6 +23,18 @@ SCHEDULES = [
         {"minute": "*/5"},
         "Invoices the usage so far of subscriptions whose lifetime usage reached a progressive billing threshold.",
     ),
+    (
+        "Webhook deliveries (every minute)",
+        "webhooks.deliveries_send_due",
+        {"minute": "*"},
+        "Sends webhook deliveries that are due: events not sent yet after their commit, and retries.",
+    ),
+    (
+        "Usage and spend alerts (every 5 minutes)",
+        "webhooks.alerts_evaluate",
+        {"minute": "*/5"},
+        "Evaluates every usage and spend alert against the current period; each level triggers once a period.",
+    ),
 ]
 
 

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from invoicing.services import billing_run_execute
 from invoicing.services.run import as_of_parse
+from webhooks.alerts import alerts_evaluate
 
 
 def parse_now(value: str | None) -> datetime:
@@ -38,7 +39,11 @@ class Command(BaseCommand):
                 sys.stderr.flush()
 
         summary = billing_run_execute(now=parse_now(now), customer_external_id=customer, progress=progress)
-        self.stdout.write(f"run_billing {summary.line()}")
+        alerts = alerts_evaluate(now=summary.as_of, customer_external_id=customer)  # usage and spend alerts
+        summary.failures += alerts.failures
+        self.stdout.write(
+            f"run_billing {summary.line()}" + (f" ({alerts.triggers} alert triggers)" if alerts.alerts else "")
+        )
         # Every failure in full on stderr (the line names the first few): a failed boundary stays due.
         for failure in summary.failures:
             self.stderr.write(f"run_billing failure: {failure}")
