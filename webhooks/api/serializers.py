@@ -46,7 +46,7 @@ class DeliveryOutputSerializer(serializers.Serializer):
     next_attempt_at = serializers.DateTimeField(allow_null=True)
 
 
-class ThresholdSerializer(serializers.Serializer):
+class AlertThresholdSerializer(serializers.Serializer):
     value = ExactDecimalField(max_digits=28, decimal_places=12, positive=True)
     recurring = FlagField(required=False, default=False)
 
@@ -56,7 +56,7 @@ class AlertCreateInputSerializer(serializers.Serializer):
     name = TextField(max_length=200)
     kind = serializers.ChoiceField(choices=Alert.Kind.values)
     meter = KeyField(max_length=100, required=False, allow_null=True, default=None, help_text="A meter's key (usage).")
-    thresholds = ThresholdSerializer(many=True)
+    thresholds = AlertThresholdSerializer(many=True)
 
 
 class ThresholdOutputSerializer(serializers.Serializer):
