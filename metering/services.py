@@ -152,32 +152,43 @@ INSERT_EVENTS = """
 INSERT INTO metering_event (customer_external_id, event_id, event_name, "timestamp", properties, received_at)
 SELECT u.c, u.i, u.n, u.t::timestamptz, u.p::jsonb, now()
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS u(c, i, n, t, p)
-ON CONFLICT (customer_external_id, event_id) DO NOTHING
+WHERE NOT EXISTS (SELECT 1 FROM metering_eventkey k WHERE k.customer_external_id = u.c AND k.event_id = u.i)
 """
+STORE_ATTEMPTS = 5
 
 
 def events_store(*, events: Sequence[CleanEvent]) -> int:
     """Store validated events in ONE statement; returns how many were new (the rest are duplicates).
 
-    One ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (customer_external_id, event_id) DO NOTHING``:
-    five array parameters whatever the batch size, so the statement text and the round trips are constant.
-    The statement is atomic on its own (autocommit), so no explicit transaction is opened: that would add two
+    One ``INSERT ... SELECT FROM unnest(arrays) WHERE NOT EXISTS (its key in metering_eventkey)``: five array
+    parameters whatever the batch size, so the statement text and the round trips are constant. The
+    statement is atomic on its own (autocommit), so no explicit transaction is opened: that would add two
     round trips (BEGIN, COMMIT) per batch. Callers remove duplicates inside a batch first (first one wins).
+
+    The key table is filled by the events' insert trigger (migration 0004): should another request store one
+    of these events between the check and the insert, the trigger's unique violation undoes this statement
+    and it runs again, now seeing that event as a duplicate (``STORE_ATTEMPTS`` times at most; called inside
+    a transaction, the violation is raised instead, as the transaction is aborted).
     """
     if not events:
         return 0
-    with connection.cursor() as cursor:
-        cursor.execute(
-            INSERT_EVENTS,
-            [
-                [e.customer for e in events],
-                [e.event_id for e in events],
-                [e.event_name for e in events],
-                [e.timestamp for e in events],
-                [e.properties for e in events],
-            ],
-        )
-        return cursor.rowcount
+    params = [
+        [e.customer for e in events],
+        [e.event_id for e in events],
+        [e.event_name for e in events],
+        [e.timestamp for e in events],
+        [e.properties for e in events],
+    ]
+    for attempt in range(STORE_ATTEMPTS):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(INSERT_EVENTS, params)
+                return cursor.rowcount
+        except IntegrityError:
+            # Inside a caller's transaction the failed statement has aborted it: the caller decides.
+            if connection.in_atomic_block or attempt == STORE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 # --- Hourly rollup --------------------------------------------------------------------------------------------

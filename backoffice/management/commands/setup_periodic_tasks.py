@@ -17,6 +17,12 @@ SCHEDULES = [
         {"minute": "*/5"},
         "Folds closed hours of events into the hourly usage rollup that usage reads use.",
     ),
+    (
+        "Event partitions (daily)",
+        "metering.event_partitions_ensure",
+        {"minute": "17", "hour": "3"},
+        "Creates the event table's monthly partitions for the coming months (docs/metering.md, Partitions).",
+    ),
 ]
 
 
