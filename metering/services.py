@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import DataError, IntegrityError, connection, transaction
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 
 from core.errors import ValidationFailed
 from core.numbers import NumberInvalid, decimal_parse
@@ -228,6 +230,30 @@ NEWER = (
 )
 
 
+# The advisory lock every insert into the event table takes shared before drawing an id (migration 0005).
+ROLLUP_FENCE_KEY = 7305640117
+ROLLUP_FENCE_TIMEOUT = "2s"
+
+
+def _rollup_fenced_event_id() -> int | None:
+    """The highest committed event id, read while no insert is in flight; None when the fence could not be
+    taken within ``ROLLUP_FENCE_TIMEOUT`` (a long transaction inserting events holds it).
+
+    Every insert statement takes the fence shared before its first id is drawn (migration 0005), so holding it
+    exclusively means every drawn id is committed or rolled back, and every later insert draws a higher id:
+    nothing at or below the returned id can still appear. Ingestion waits only for the instant it is held.
+    """
+    try:
+        with transaction.atomic(durable=True), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{ROLLUP_FENCE_TIMEOUT}'")
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_FENCE_KEY])
+            cursor.execute("SELECT MAX(id) FROM metering_event")
+            return cursor.fetchone()[0] or 0
+    except OperationalError:  # lock_timeout
+        logger.warning("usage rollup: the insert fence was busy; reading up to a checkpoint instead")
+        return None
+
+
 def _rollup_safe_event_id(*, now: datetime, lag: timedelta) -> int:
     """Record the current highest event id, and return the highest one recorded at least ``lag`` ago.
 
@@ -278,8 +304,12 @@ class RollupFailed(Exception):
     """Some meters' rollup could not advance (the others did); their usage reads stay exact from raw events."""
 
 
-def usage_rollup_refresh(*, now: datetime, lag: timedelta = ROLLUP_LAG, meters: Sequence[Meter] | None = None) -> int:
+def usage_rollup_refresh(*, now: datetime, lag: timedelta | None = None, meters: Sequence[Meter] | None = None) -> int:
     """Fold events that arrived since the last run into every meter's hourly rollup; returns the watermark.
+
+    ``lag=None`` (the scheduled and after-ingest refreshes): up to the highest committed event id, read behind
+    the insert fence (:func:`_rollup_fenced_event_id`); when the fence is busy, up to the checkpoint taken
+    ``ROLLUP_LAG`` ago. An explicit ``lag``: up to the checkpoint taken that long ago.
 
     Idempotent and safe to run concurrently (each meter's state row is locked while it advances). Usage
     reads are exact whether or not this has run; it only makes them fast.
@@ -288,8 +318,10 @@ def usage_rollup_refresh(*, now: datetime, lag: timedelta = ROLLUP_LAG, meters: 
     a step fail, and should a step still fail on its data (``DataError``, e.g. a sum past the column), that
     meter keeps its watermark, the other meters advance, and :class:`RollupFailed` names it at the end.
     """
-    with transaction.atomic(durable=True):
-        upto = _rollup_safe_event_id(now=now, lag=lag)
+    upto = _rollup_fenced_event_id() if lag is None else None
+    if upto is None:
+        with transaction.atomic(durable=True):
+            upto = _rollup_safe_event_id(now=now, lag=ROLLUP_LAG if lag is None else lag)
     failed: list[str] = []
     for meter in meters if meters is not None else Meter.objects.all():
         try:
@@ -301,3 +333,15 @@ def usage_rollup_refresh(*, now: datetime, lag: timedelta = ROLLUP_LAG, meters: 
     if failed:
         raise RollupFailed(f"The usage rollup of meter(s) {', '.join(failed)} failed (logged); the others advanced.")
     return upto
+
+
+def usage_rollup_soon(*, enqueue: Callable[[float], Any]) -> None:
+    """Queue one rollup refresh after events were stored, at most once per ``USAGE_ROLLUP_AFTER_INGEST_SECONDS``
+    (shared through the cache: Redis in production), so a read right after a burst scans only the events of
+    the last second or so. ``enqueue(delay)`` sends the refresh task to run ``delay`` seconds later (the
+    caller passes it: tasks sit above services); it folds everything committed by then.
+    """
+    delay = settings.USAGE_ROLLUP_AFTER_INGEST_SECONDS
+    if delay <= 0 or not cache.add("metering:usage_rollup_soon", 1, timeout=delay):
+        return
+    transaction.on_commit(lambda: enqueue(delay))

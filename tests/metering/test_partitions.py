@@ -93,7 +93,9 @@ def test_events_land_in_their_month_and_the_rest_in_the_default_partition(api):
 
 def test_a_late_created_partition_takes_its_rows_from_the_default_partition(api):
     meter = MeterFactory(event_name="api_call", aggregation="sum", field="tokens")
-    post(api, "events/batch", {"events": [event("a", "2033-03-10T10:00:00Z", 4), event("b", "2033-04-01T00:00:00Z", 5)]})
+    post(
+        api, "events/batch", {"events": [event("a", "2033-03-10T10:00:00Z", 4), event("b", "2033-04-01T00:00:00Z", 5)]}
+    )
     assert partition_of("a") == partition_of("b") == DEFAULT_PARTITION
 
     assert event_partitions_ensure(now=datetime(2033, 3, 1, tzinfo=UTC), months_ahead=0) == ["metering_event_p2033_03"]
@@ -112,7 +114,9 @@ def test_an_event_id_is_unique_per_customer_across_partitions(api):
     # The same (customer, event id) with a timestamp in another month's partition: still the same event.
     again = post(api, "events", event("e1", "2031-02-15T10:00:00Z", tokens=99))
     assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
-    batch = post(api, "events/batch", {"events": [event("e1", "2031-02-20T00:00:00Z"), event("e2", "2031-02-20T00:00:00Z")]})
+    batch = post(
+        api, "events/batch", {"events": [event("e1", "2031-02-20T00:00:00Z"), event("e2", "2031-02-20T00:00:00Z")]}
+    )
     assert batch.json() == {"accepted": 1, "duplicates": 1, "rejected": []}
     # Another customer may use the same event id.
     assert post(api, "events", event("e1", "2031-02-15T10:00:00Z", customer="c2")).status_code == 201
@@ -124,7 +128,9 @@ def test_an_event_id_is_unique_per_customer_across_partitions(api):
 def test_every_write_path_is_held_to_the_key(api):
     """The trigger, not the API, keeps the key: an ORM insert of a duplicate in another month fails."""
     event_partitions_ensure(now=datetime(2031, 1, 1, tzinfo=UTC), months_ahead=1)
-    Event.objects.create(customer_external_id="c1", event_id="x", event_name="api_call", timestamp=datetime(2031, 1, 5, tzinfo=UTC))
+    Event.objects.create(
+        customer_external_id="c1", event_id="x", event_name="api_call", timestamp=datetime(2031, 1, 5, tzinfo=UTC)
+    )
     with pytest.raises(IntegrityError, match="eventkey_unique_customer_event_id"), transaction.atomic():
         Event.objects.create(
             customer_external_id="c1", event_id="x", event_name="api_call", timestamp=datetime(2031, 2, 5, tzinfo=UTC)
@@ -192,7 +198,11 @@ def test_the_rollup_stays_exact_for_late_events_in_an_older_partition(api):
     event_partitions_ensure(now=datetime(2031, 1, 1, tzinfo=UTC), months_ahead=1)
     meter = MeterFactory(event_name="api_call", aggregation="sum", field="tokens")
     january = datetime(2031, 1, 1, tzinfo=UTC), datetime(2031, 2, 1, tzinfo=UTC)
-    post(api, "events/batch", {"events": [event("j1", "2031-01-10T10:15:00Z", 10), event("f1", "2031-02-03T08:00:00Z", 7)]})
+    post(
+        api,
+        "events/batch",
+        {"events": [event("j1", "2031-01-10T10:15:00Z", 10), event("f1", "2031-02-03T08:00:00Z", 7)]},
+    )
     now = datetime(2031, 2, 5, tzinfo=UTC)
     usage_rollup_refresh(now=now, lag=timedelta(0))
     usage_rollup_refresh(now=now + timedelta(seconds=1), lag=timedelta(0))  # reads up to the first checkpoint
