@@ -22,10 +22,14 @@ PERIOD = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
 def generate(events: int, heavy: int, customers: int) -> None:
     from django.db import connection
 
+    from metering.partitions import event_partitions_ensure
+
     ordinary = events - heavy
+    event_partitions_ensure(now=datetime(2025, 12, 1, tzinfo=UTC), months_ahead=2)  # December to February
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE metering_event, metering_usagerollup, metering_meterrollupstate, metering_eventidcheckpoint"
+            "TRUNCATE metering_event, metering_eventkey, metering_usagerollup, metering_meterrollupstate, "
+            "metering_eventidcheckpoint"
         )
         # ordinary customers: spread over Dec-Feb; the heavy one: all in January
         cursor.execute(

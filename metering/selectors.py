@@ -4,7 +4,7 @@ A meter's value over ``[start, end)`` is assembled in one SQL statement from thr
 (docs/metering.md):
 
 1. the hourly rollup (``UsageRollup``) for the whole UTC hours inside the window, which holds every event
-   with ``id <=`` the meter's watermark (``MeterRollupState.last_event_id``);
+   with ``id <=`` the meter's watermark (``MeterRollupState.last_event_id``, read in the same statement);
 2. raw events with ``id <=`` the watermark in the partial hours at the window's edges;
 3. raw events with ``id >`` the watermark anywhere in the window (arrived since the last rollup).
 
@@ -83,11 +83,11 @@ def _hour_floor(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def _watermark(meter: Meter) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT last_event_id FROM metering_meterrollupstate WHERE meter_id = %s", [meter.id])
-        row = cursor.fetchone()
-    return row[0] if row else 0
+# The meter's watermark, read in the same statement (one snapshot) as the rollup rows it goes with: a refresh
+# committing between two statements can never make a read count an event twice or not at all.
+WATERMARK_SQL = (
+    "(SELECT COALESCE(MAX(s.last_event_id), 0) FROM metering_meterrollupstate s WHERE s.meter_id = %(meter_id)s)"
+)
 
 
 RAW_PART = """
@@ -99,11 +99,11 @@ RAW_PART = """
         SELECT e.customer_external_id AS c, e.id, e.timestamp AS ts, {num} AS num, e.properties ? %(field)s AS has
         FROM metering_event e
         WHERE e.customer_external_id = ANY(%(ids)s) AND {where}
-          AND e.timestamp >= %(start)s AND e.timestamp < %(end)s AND e.id > %(wm)s
+          AND e.timestamp >= %(start)s AND e.timestamp < %(end)s AND e.id > {wm}
         UNION ALL
         SELECT e.customer_external_id, e.id, e.timestamp, {num}, e.properties ? %(field)s
         FROM metering_event e
-        WHERE e.customer_external_id = ANY(%(ids)s) AND {where} AND e.id <= %(wm)s
+        WHERE e.customer_external_id = ANY(%(ids)s) AND {where} AND e.id <= {wm}
           AND ((e.timestamp >= %(start)s AND e.timestamp < %(hs)s) OR (e.timestamp >= %(he)s AND e.timestamp < %(end)s))
     ) r
     WHERE %(is_count)s OR r.has
@@ -149,10 +149,10 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     hs, he = _hour_ceil(start), _hour_floor(end)
     if hs >= he:
         hs = he = end  # no whole hour inside: everything comes from raw events
-    params.update(hs=hs, he=he, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
+    params.update(hs=hs, he=he, multiplier=meter.multiplier or Decimal(1))
     sql = (
         f"SELECT p.c, {agg.value_sql} FROM ("
-        f"{RAW_PART.format(num=num, where=where)} UNION ALL {ROLLUP_PART}"
+        f"{RAW_PART.format(num=num, where=where, wm=WATERMARK_SQL)} UNION ALL {ROLLUP_PART}"
         ") AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
     )
     return sql, params
