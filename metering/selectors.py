@@ -83,23 +83,30 @@ def _hour_floor(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-# The meter's watermark, read in the same statement (one snapshot) as the rollup rows it goes with: a refresh
-# committing between two statements can never make a read count an event twice or not at all.
+# The meter's watermark is read twice. In the statement itself (one snapshot with the rollup rows it goes
+# with), so a refresh committing between two statements can never make a read count an event twice; and just
+# before, as a literal ``%(wm)s`` (never above the one in the statement), so the planner sees how short the raw
+# tail ``id > wm`` is and reads it through the primary key (id, timestamp) instead of every event of a heavy
+# customer's window through the customer index.
 WATERMARK_SQL = (
     "(SELECT COALESCE(MAX(s.last_event_id), 0) FROM metering_meterrollupstate s WHERE s.meter_id = %(meter_id)s)"
 )
 
 
+def _watermark(meter: Meter) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_event_id FROM metering_meterrollupstate WHERE meter_id = %s", [meter.id])
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
 RAW_PART = """
-    SELECT r.c, COUNT(*) AS n, SUM(r.num) AS s, MAX(r.num) AS m,
-           (ARRAY_AGG(r.ts ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lts,
-           (ARRAY_AGG(r.id ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lid,
-           (ARRAY_AGG(r.num ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lv
+    SELECT r.c, COUNT(*) AS n, SUM(r.num) AS s, MAX(r.num) AS m, {latest}
     FROM (
         SELECT e.customer_external_id AS c, e.id, e.timestamp AS ts, {num} AS num, e.properties ? %(field)s AS has
         FROM metering_event e
         WHERE e.customer_external_id = ANY(%(ids)s) AND {where}
-          AND e.timestamp >= %(start)s AND e.timestamp < %(end)s AND e.id > {wm}
+          AND e.timestamp >= %(start)s AND e.timestamp < %(end)s AND e.id > %(wm)s AND e.id > {wm}
         UNION ALL
         SELECT e.customer_external_id, e.id, e.timestamp, {num}, e.properties ? %(field)s
         FROM metering_event e
@@ -109,6 +116,14 @@ RAW_PART = """
     WHERE %(is_count)s OR r.has
     GROUP BY r.c
 """
+
+# The latest event's timestamp, id and value, only for aggregations that read them (three sorted array
+# aggregates: the costliest part of reading a raw tail of thousands of events).
+RAW_LATEST = """
+           (ARRAY_AGG(r.ts ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lts,
+           (ARRAY_AGG(r.id ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lid,
+           (ARRAY_AGG(r.num ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lv"""
+NO_LATEST = "NULL::timestamptz AS lts, NULL::bigint AS lid, NULL::numeric AS lv"
 
 ROLLUP_PART = """
     SELECT u.customer_external_id, SUM(u.event_count), SUM(u.value_sum), MAX(u.value_max),
@@ -149,10 +164,11 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     hs, he = _hour_ceil(start), _hour_floor(end)
     if hs >= he:
         hs = he = end  # no whole hour inside: everything comes from raw events
-    params.update(hs=hs, he=he, multiplier=meter.multiplier or Decimal(1))
+    params.update(hs=hs, he=he, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
+    latest = RAW_LATEST if "p.lv" in agg.value_sql else NO_LATEST
     sql = (
         f"SELECT p.c, {agg.value_sql} FROM ("
-        f"{RAW_PART.format(num=num, where=where, wm=WATERMARK_SQL)} UNION ALL {ROLLUP_PART}"
+        f"{RAW_PART.format(num=num, where=where, wm=WATERMARK_SQL, latest=latest)} UNION ALL {ROLLUP_PART}"
         ") AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
     )
     return sql, params
