@@ -163,9 +163,8 @@ def run(label: str, args, month: datetime, now: datetime, meter, customers, refr
                 t = time.perf_counter()
                 fn()
                 samples.append((time.perf_counter() - t) * 1000)
-            lines.append(
-                f"  {what:<12} {name:<9} p50 {statistics.median(samples):9.2f} ms   p95 {percentile(samples, 95):9.2f} ms"
-            )
+            p50, p95 = statistics.median(samples), percentile(samples, 95)
+            lines.append(f"  {what:<12} {name:<9} p50 {p50:9.2f} ms   p95 {p95:9.2f} ms")
     for thread in workers:
         thread.join()
     return lines
