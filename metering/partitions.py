@@ -102,7 +102,7 @@ def _partition_create(month: datetime) -> bool:
         if _exists(name):
             return False
         # Created apart and attached: ATTACH takes a lighter lock on the event table than CREATE ... PARTITION
-        # OF, so ingestion goes on. The trigger and indexes are added by ATTACH.
+        # OF, so ingestion goes on. ATTACH adds the indexes; the key trigger is the event table's own.
         cursor.execute(
             f'CREATE TABLE "{name}" (LIKE {EVENT_TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'  # noqa: S608
         )
@@ -146,6 +146,4 @@ def event_partition_detach(*, month: date, now: datetime) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('metering.event_partitions'))")
         cursor.execute(f'ALTER TABLE {EVENT_TABLE} DETACH PARTITION "{name}"')
-        # The attached trigger's clone stays on the detached table; drop it so the archive is a plain table.
-        cursor.execute(f'DROP TRIGGER IF EXISTS event_key_take ON "{name}"')
     return name

@@ -7,8 +7,9 @@ Ids continue from the old sequence.
 
 ``(customer_external_id, event_id)`` stays unique across partitions: a unique key cannot span partitions
 unless it contains the partition key, so the pair lives in the unpartitioned ``metering_eventkey`` table
-(primary key on the pair) and a ``BEFORE INSERT`` trigger on the events takes the key for every row,
-whatever writes it (the API, COPY, the ORM). A second copy of the same pair fails with a unique violation
+(primary key on the pair) and an ``AFTER INSERT ... FOR EACH STATEMENT`` trigger on the events takes the
+keys of every inserted row in one set-based insert (its transition table), whatever writes them (the API,
+COPY, the ORM). A second copy of the same pair fails with a unique violation
 there, exactly as the old unique constraint did. The primary key of the events becomes ``(id, timestamp)``
 (a partitioned table's unique keys must contain the partition key); ``id`` still comes from one sequence,
 so it stays unique and increasing, which the usage rollup's watermark relies on.
@@ -52,12 +53,14 @@ CREATE TABLE metering_eventkey (
 CREATE FUNCTION metering_event_key_take() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- The unique key of events (customer, event id) across every partition: a duplicate fails here.
-    INSERT INTO metering_eventkey (customer_external_id, event_id) VALUES (NEW.customer_external_id, NEW.event_id);
-    RETURN NEW;
+    INSERT INTO metering_eventkey (customer_external_id, event_id)
+    SELECT customer_external_id, event_id FROM new_events;
+    RETURN NULL;
 END
 $$;
-CREATE TRIGGER event_key_take BEFORE INSERT ON metering_event
-    FOR EACH ROW EXECUTE FUNCTION metering_event_key_take();
+CREATE TRIGGER event_key_take AFTER INSERT ON metering_event
+    REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION metering_event_key_take();
 
 DO $$
 DECLARE
