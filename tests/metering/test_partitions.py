@@ -228,3 +228,18 @@ def test_the_rollup_stays_exact_for_late_events_in_an_older_partition(api):
     assert january_usage() == Decimal(15)
     # February is untouched: 7.
     assert meter_usage(meter=meter, customer_external_id="c1", start=january[1], end=None) == Decimal(7)
+
+
+def test_the_command_lists_ensures_and_refuses_a_bad_month():
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("event_partitions", "--ensure", stdout=out)
+    text = out.getvalue()
+    assert "metering_event_default" in text and "default (outside every month)" in text
+    with pytest.raises(CommandError, match="YYYY-MM"):
+        call_command("event_partitions", "--detach", "May 2031", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="No partition metering_event_p2001_01"):
+        call_command("event_partitions", "--detach", "2001-01", stdout=io.StringIO())
