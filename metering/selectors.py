@@ -124,15 +124,16 @@ RAW_LATEST = """
            (ARRAY_AGG(r.id ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lid,
            (ARRAY_AGG(r.num ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lv"""
 NO_LATEST = "NULL::timestamptz AS lts, NULL::bigint AS lid, NULL::numeric AS lv"
-
-ROLLUP_PART = """
-    SELECT u.customer_external_id, SUM(u.event_count), SUM(u.value_sum), MAX(u.value_max),
+ROLLUP_LATEST = """
            (ARRAY_AGG(u.latest_at ORDER BY u.latest_at DESC, u.latest_id DESC)
               FILTER (WHERE u.latest_value IS NOT NULL))[1],
            (ARRAY_AGG(u.latest_id ORDER BY u.latest_at DESC, u.latest_id DESC)
               FILTER (WHERE u.latest_value IS NOT NULL))[1],
            (ARRAY_AGG(u.latest_value ORDER BY u.latest_at DESC, u.latest_id DESC)
-              FILTER (WHERE u.latest_value IS NOT NULL))[1]
+              FILTER (WHERE u.latest_value IS NOT NULL))[1]"""
+
+ROLLUP_PART = """
+    SELECT u.customer_external_id, SUM(u.event_count), SUM(u.value_sum), MAX(u.value_max), {latest}
     FROM metering_usagerollup u
     WHERE u.meter_id = %(meter_id)s AND u.customer_external_id = ANY(%(ids)s) AND u.hour >= %(hs)s AND u.hour < %(he)s
     GROUP BY u.customer_external_id
@@ -168,7 +169,8 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     latest = RAW_LATEST if "p.lv" in agg.value_sql else NO_LATEST
     sql = (
         f"SELECT p.c, {agg.value_sql} FROM ("
-        f"{RAW_PART.format(num=num, where=where, wm=WATERMARK_SQL, latest=latest)} UNION ALL {ROLLUP_PART}"
+        f"{RAW_PART.format(num=num, where=where, wm=WATERMARK_SQL, latest=latest)} UNION ALL "
+        f"{ROLLUP_PART.format(latest=ROLLUP_LATEST if latest is RAW_LATEST else NO_LATEST)}"
         ") AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
     )
     return sql, params
