@@ -132,6 +132,31 @@ class UsageRollup(models.Model):
         return f"{self.meter_id} {self.customer_external_id} {self.hour:%Y-%m-%d %H:00}"
 
 
+class UsageRollupDay(models.Model):
+    """The hourly rollup summed by UTC day, for reads of many customers over long windows (docs/metering.md).
+
+    Written in the same statement as :class:`UsageRollup` from the same events, so it holds exactly the events
+    with ``id <=`` the meter's watermark too. No latest value: ``latest`` meters read the hourly rollup.
+    """
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    customer_external_id = models.CharField(max_length=255)
+    day = models.DateTimeField()
+    event_count = models.BigIntegerField(default=0)
+    value_sum = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+    value_max = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["meter", "customer_external_id", "day"], name="usagerollupday_unique_meter_customer_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} {self.customer_external_id} {self.day:%Y-%m-%d}"
+
+
 class MeterRollupState(models.Model):
     """How far a meter's rollup has read the event log: every event with ``id <= last_event_id`` is in it."""
 

@@ -3,8 +3,9 @@
 A meter's value over ``[start, end)`` is assembled in one SQL statement from three disjoint parts
 (docs/metering.md):
 
-1. the hourly rollup (``UsageRollup``) for the whole UTC hours inside the window, which holds every event
-   with ``id <=`` the meter's watermark (``MeterRollupState.last_event_id``, read in the same statement);
+1. the rollup for the whole UTC hours inside the window, which holds every event with ``id <=`` the meter's
+   watermark (``MeterRollupState.last_event_id``, read in the same statement): the daily rollup
+   (``UsageRollupDay``) for the whole UTC days, the hourly one (``UsageRollup``) for the hours around them;
 2. raw events with ``id <=`` the watermark in the partial hours at the window's edges;
 3. raw events with ``id >`` the watermark anywhere in the window (arrived since the last rollup).
 
@@ -83,6 +84,15 @@ def _hour_floor(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
+def _day_floor(at: datetime) -> datetime:
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _day_ceil(at: datetime) -> datetime:
+    floor = _day_floor(at)
+    return floor if floor == at else floor + timedelta(days=1)
+
+
 # The meter's watermark is read twice. In the statement itself (one snapshot with the rollup rows it goes
 # with), so a refresh committing between two statements can never make a read count an event twice; and just
 # before, as a literal ``%(wm)s`` (never above the one in the statement), so the planner sees how short the raw
@@ -135,8 +145,17 @@ ROLLUP_LATEST = """
 ROLLUP_PART = """
     SELECT u.customer_external_id, SUM(u.event_count), SUM(u.value_sum), MAX(u.value_max), {latest}
     FROM metering_usagerollup u
-    WHERE u.meter_id = %(meter_id)s AND u.customer_external_id = ANY(%(ids)s) AND u.hour >= %(hs)s AND u.hour < %(he)s
+    WHERE u.meter_id = %(meter_id)s AND u.customer_external_id = ANY(%(ids)s)
+      AND ((u.hour >= %(hs)s AND u.hour < %(ds)s) OR (u.hour >= %(de)s AND u.hour < %(he)s))
     GROUP BY u.customer_external_id
+"""
+
+# Whole UTC days inside the window, from the daily rollup (31 rows a month per customer instead of 744).
+DAY_PART = """
+    SELECT d.customer_external_id, SUM(d.event_count), SUM(d.value_sum), MAX(d.value_max), {latest}
+    FROM metering_usagerollupday d
+    WHERE d.meter_id = %(meter_id)s AND d.customer_external_id = ANY(%(ids)s) AND d.day >= %(ds)s AND d.day < %(de)s
+    GROUP BY d.customer_external_id
 """
 
 
@@ -165,12 +184,19 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     hs, he = _hour_ceil(start), _hour_floor(end)
     if hs >= he:
         hs = he = end  # no whole hour inside: everything comes from raw events
-    params.update(hs=hs, he=he, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
     latest = RAW_LATEST if "p.lv" in agg.value_sql else NO_LATEST
+    # Whole days inside the whole hours come from the daily rollup, except for latest meters (no latest there).
+    de = _day_floor(he)
+    if latest is RAW_LATEST or _day_floor(hs) >= de:
+        ds = de = he
+    else:
+        ds = _day_ceil(hs)  # at most de: no overflow even next to FAR_FUTURE
+    params.update(hs=hs, he=he, ds=ds, de=de, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
     sql = (
         f"SELECT p.c, {agg.value_sql} FROM ("
         f"{RAW_PART.format(num=num, where=where, wm=WATERMARK_SQL, latest=latest)} UNION ALL "
         f"{ROLLUP_PART.format(latest=ROLLUP_LATEST if latest is RAW_LATEST else NO_LATEST)}"
+        f"{'' if ds == de else ' UNION ALL ' + DAY_PART.format(latest=NO_LATEST)}"
         ") AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
     )
     return sql, params

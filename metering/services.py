@@ -17,7 +17,7 @@ from core.numbers import NumberInvalid, decimal_parse
 
 from .aggregations import AGGREGATIONS
 from .ingest import CleanEvent
-from .models import EventIdCheckpoint, Meter, MeterFilter, MeterRollupState, UsageRollup
+from .models import EventIdCheckpoint, Meter, MeterFilter, MeterRollupState, UsageRollup, UsageRollupDay
 from .selectors import meter_filter_sql, numeric_fields_forget, numeric_params, numeric_sql
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ def meter_rollup_reset(*, meter: Meter) -> None:
     Call inside a transaction (the admin's save runs in one).
     """
     UsageRollup.objects.filter(meter=meter).delete()
+    UsageRollupDay.objects.filter(meter=meter).delete()
     MeterRollupState.objects.filter(meter=meter).delete()
     transaction.on_commit(numeric_fields_forget)
 
@@ -210,6 +211,17 @@ WITH src AS (
            (ARRAY_AGG(id ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lid,
            (ARRAY_AGG(num ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lv
     FROM src WHERE %(is_count)s OR has GROUP BY c, h
+), days AS (
+    -- The same events summed by UTC day, in the same statement (docs/metering.md, the daily rollup).
+    INSERT INTO metering_usagerollupday AS d (meter_id, customer_external_id, day, event_count, value_sum, value_max)
+    SELECT %(meter_id)s, c, date_trunc('day', h, 'UTC'), SUM(n), SUM(s), MAX(m) FROM agg
+    GROUP BY c, date_trunc('day', h, 'UTC')
+    ON CONFLICT (meter_id, customer_external_id, day) DO UPDATE SET
+        event_count = d.event_count + EXCLUDED.event_count,
+        value_sum = CASE WHEN d.value_sum IS NULL THEN EXCLUDED.value_sum
+                         WHEN EXCLUDED.value_sum IS NULL THEN d.value_sum
+                         ELSE d.value_sum + EXCLUDED.value_sum END,
+        value_max = GREATEST(d.value_max, EXCLUDED.value_max)
 )
 INSERT INTO metering_usagerollup AS r
     (meter_id, customer_external_id, hour, event_count, value_sum, value_max, latest_at, latest_id, latest_value)
