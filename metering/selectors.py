@@ -146,7 +146,7 @@ ROLLUP_PART = """
     SELECT u.customer_external_id, SUM(u.event_count), SUM(u.value_sum), MAX(u.value_max), {latest}
     FROM metering_usagerollup u
     WHERE u.meter_id = %(meter_id)s AND u.customer_external_id = ANY(%(ids)s)
-      AND ((u.hour >= %(hs)s AND u.hour < %(ds)s) OR (u.hour >= %(de)s AND u.hour < %(he)s))
+      AND u.hour >= %({lo})s AND u.hour < %({hi})s
     GROUP BY u.customer_external_id
 """
 
@@ -192,13 +192,16 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     else:
         ds = _day_ceil(hs)  # at most de: no overflow even next to FAR_FUTURE
     params.update(hs=hs, he=he, ds=ds, de=de, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
-    sql = (
-        f"SELECT p.c, {agg.value_sql} FROM ("
-        f"{RAW_PART.format(num=num, where=where, wm=WATERMARK_SQL, latest=latest)} UNION ALL "
-        f"{ROLLUP_PART.format(latest=ROLLUP_LATEST if latest is RAW_LATEST else NO_LATEST)}"
-        f"{'' if ds == de else ' UNION ALL ' + DAY_PART.format(latest=NO_LATEST)}"
-        ") AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
-    )
+    # Each rollup range is its own part (an index range on the rollup's unique key); empty ones are left out.
+    parts = [RAW_PART.format(num=num, where=where, wm=WATERMARK_SQL, latest=latest)]
+    rollup_latest = ROLLUP_LATEST if latest is RAW_LATEST else NO_LATEST
+    if hs < ds:
+        parts.append(ROLLUP_PART.format(latest=rollup_latest, lo="hs", hi="ds"))
+    if de < he:
+        parts.append(ROLLUP_PART.format(latest=rollup_latest, lo="de", hi="he"))
+    if ds < de:
+        parts.append(DAY_PART.format(latest=NO_LATEST))
+    sql = f"SELECT p.c, {agg.value_sql} FROM ({' UNION ALL '.join(parts)}) AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
     return sql, params
 
 
