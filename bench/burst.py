@@ -98,7 +98,8 @@ def reset() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE metering_event, metering_eventkey, metering_usagerollup, metering_meterrollupstate, "
+            "TRUNCATE metering_event, metering_eventkey, metering_usagerollup, metering_usagerollupday, "
+            "metering_meterrollupstate, "
             "metering_eventidcheckpoint"
         )
 

@@ -76,6 +76,7 @@ def setup(subscriptions: int, events: int) -> None:
         cur.execute(
             "TRUNCATE invoicing_invoiceline, invoicing_payment, invoicing_creditnote, invoicing_invoice, "
             "invoicing_numbersequence, metering_event, metering_eventkey, metering_usagerollup, "
+            "metering_usagerollupday, "
             "metering_meterrollupstate, metering_eventidcheckpoint, customers_subscription, "
             "customers_historicalsubscription "
             "RESTART IDENTITY CASCADE"

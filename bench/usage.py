@@ -28,7 +28,8 @@ def generate(events: int, heavy: int, customers: int) -> None:
     event_partitions_ensure(now=datetime(2025, 12, 1, tzinfo=UTC), months_ahead=2)  # December to February
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE metering_event, metering_eventkey, metering_usagerollup, metering_meterrollupstate, "
+            "TRUNCATE metering_event, metering_eventkey, metering_usagerollup, metering_usagerollupday, "
+            "metering_meterrollupstate, "
             "metering_eventidcheckpoint"
         )
         # ordinary customers: spread over Dec-Feb; the heavy one: all in January
