@@ -14,6 +14,7 @@ import json
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 from bench.common import server_start, server_stop, setup_django
 
@@ -35,7 +36,7 @@ def truncate() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE metering_event")
+        cursor.execute("TRUNCATE metering_event, metering_eventkey")
         cursor.execute("VACUUM ANALYZE metering_event")
 
 
@@ -112,6 +113,9 @@ def main() -> None:
         defaults={"name": "Bench tokens", "event_name": "api_call", "aggregation": "sum", "field": "tokens"},
     )
     _, key = api_key_create(name=f"bench-{uuid.uuid4().hex[:6]}", scopes=["ingest"])
+    from metering.partitions import event_partitions_ensure
+
+    event_partitions_ensure(now=datetime(2026, 1, 1, tzinfo=UTC), months_ahead=0)  # the events' month
     run = uuid.uuid4().hex[:8]
     events = make_events(args.events, f"copy-{run}")
     copy = copy_rate(events)

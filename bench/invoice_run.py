@@ -75,8 +75,10 @@ def setup(subscriptions: int, events: int) -> None:
     with connection.cursor() as cur:
         cur.execute(
             "TRUNCATE invoicing_invoiceline, invoicing_payment, invoicing_creditnote, invoicing_invoice, "
-            "invoicing_numbersequence, metering_event, metering_usagerollup, metering_meterrollupstate, "
-            "metering_eventidcheckpoint, customers_subscription, customers_historicalsubscription "
+            "invoicing_numbersequence, metering_event, metering_eventkey, metering_usagerollup, "
+            "metering_usagerollupday, "
+            "metering_meterrollupstate, metering_eventidcheckpoint, customers_subscription, "
+            "customers_historicalsubscription "
             "RESTART IDENTITY CASCADE"
         )
     Customer.objects.filter(external_id__startswith="bench-").delete()
@@ -126,6 +128,9 @@ def setup(subscriptions: int, events: int) -> None:
         ],
         batch_size=5000,
     )
+    from metering.partitions import event_partitions_ensure
+
+    event_partitions_ensure(now=JAN1, months_ahead=1)  # January and February 2026
     t1 = time.perf_counter()
     with connection.cursor() as cur:
         # Customer g % N, meter (g / N) % 3, one timestamp per second through January (2,678,400 s).

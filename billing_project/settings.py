@@ -198,6 +198,12 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
+# Usage rollup freshness (docs/metering.md): after events are stored, one rollup refresh is queued at most once
+# per this many seconds, so reads right after a burst scan a short raw tail. 0: only the beat schedule (the
+# default when tasks run in-process, where the refresh would run inside the ingesting request).
+USAGE_ROLLUP_AFTER_INGEST_SECONDS = env.float(
+    "USAGE_ROLLUP_AFTER_INGEST_SECONDS", default=0.0 if CELERY_TASK_ALWAYS_EAGER else 1.0
+)
 
 # --- Email (low-balance alerts) ------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -62,6 +62,11 @@ class MeterFilter(models.Model):
 
 
 class Event(models.Model):
+    """One usage event, append-only. Stored in a table partitioned by month of ``timestamp`` (migration 0004,
+    docs/metering.md "Partitions"): its database primary key is ``(id, timestamp)``, ``id`` coming from one
+    sequence so it is unique and increasing across partitions. ``(customer_external_id, event_id)`` is unique
+    through :class:`EventKey`, which a database trigger fills for every inserted row."""
+
     id = models.BigAutoField(primary_key=True)
     customer_external_id = models.CharField(max_length=255)
     event_id = models.CharField(max_length=255)
@@ -71,15 +76,30 @@ class Event(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["customer_external_id", "event_id"], name="event_unique_customer_event_id"),
-        ]
+        # The uniqueness of (customer_external_id, event_id) is EventKey's primary key (see the class docstring).
         indexes = [
             models.Index(fields=["customer_external_id", "event_name", "timestamp"], name="event_customer_name_ts_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.event_name} {self.event_id} ({self.customer_external_id})"
+
+
+class EventKey(models.Model):
+    """The unique key of events across every partition: one row per stored ``(customer, event_id)``.
+
+    Written only by the ``event_key_take`` trigger on the event table (migration 0004), in the inserting
+    statement, so a second copy of an event fails with a unique violation whatever path writes it. A key
+    outlives its event when an old partition is detached for archiving: an id once used stays used
+    (docs/metering.md).
+    """
+
+    pk = models.CompositePrimaryKey("customer_external_id", "event_id")
+    customer_external_id = models.CharField(max_length=255)
+    event_id = models.CharField(max_length=255)
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.customer_external_id})"
 
 
 class UsageRollup(models.Model):
@@ -110,6 +130,31 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter_id} {self.customer_external_id} {self.hour:%Y-%m-%d %H:00}"
+
+
+class UsageRollupDay(models.Model):
+    """The hourly rollup summed by UTC day, for reads of many customers over long windows (docs/metering.md).
+
+    Written in the same statement as :class:`UsageRollup` from the same events, so it holds exactly the events
+    with ``id <=`` the meter's watermark too. No latest value: ``latest`` meters read the hourly rollup.
+    """
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    customer_external_id = models.CharField(max_length=255)
+    day = models.DateTimeField()
+    event_count = models.BigIntegerField(default=0)
+    value_sum = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+    value_max = models.DecimalField(max_digits=40, decimal_places=12, null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["meter", "customer_external_id", "day"], name="usagerollupday_unique_meter_customer_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} {self.customer_external_id} {self.day:%Y-%m-%d}"
 
 
 class MeterRollupState(models.Model):

@@ -3,8 +3,9 @@
 A meter's value over ``[start, end)`` is assembled in one SQL statement from three disjoint parts
 (docs/metering.md):
 
-1. the hourly rollup (``UsageRollup``) for the whole UTC hours inside the window, which holds every event
-   with ``id <=`` the meter's watermark (``MeterRollupState.last_event_id``);
+1. the rollup for the whole UTC hours inside the window, which holds every event with ``id <=`` the meter's
+   watermark (``MeterRollupState.last_event_id``, read in the same statement): the daily rollup
+   (``UsageRollupDay``) for the whole UTC days, the hourly one (``UsageRollup``) for the hours around them;
 2. raw events with ``id <=`` the watermark in the partial hours at the window's edges;
 3. raw events with ``id >`` the watermark anywhere in the window (arrived since the last rollup).
 
@@ -83,6 +84,25 @@ def _hour_floor(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
+def _day_floor(at: datetime) -> datetime:
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _day_ceil(at: datetime) -> datetime:
+    floor = _day_floor(at)
+    return floor if floor == at else floor + timedelta(days=1)
+
+
+# The meter's watermark is read twice. In the statement itself (one snapshot with the rollup rows it goes
+# with), so a refresh committing between two statements can never make a read count an event twice; and just
+# before, as a literal ``%(wm)s`` (never above the one in the statement), so the planner sees how short the raw
+# tail ``id > wm`` is and reads it through the primary key (id, timestamp) instead of every event of a heavy
+# customer's window through the customer index.
+WATERMARK_SQL = (
+    "(SELECT COALESCE(MAX(s.last_event_id), 0) FROM metering_meterrollupstate s WHERE s.meter_id = %(meter_id)s)"
+)
+
+
 def _watermark(meter: Meter) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT last_event_id FROM metering_meterrollupstate WHERE meter_id = %s", [meter.id])
@@ -91,36 +111,51 @@ def _watermark(meter: Meter) -> int:
 
 
 RAW_PART = """
-    SELECT r.c, COUNT(*) AS n, SUM(r.num) AS s, MAX(r.num) AS m,
-           (ARRAY_AGG(r.ts ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lts,
-           (ARRAY_AGG(r.id ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lid,
-           (ARRAY_AGG(r.num ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lv
+    SELECT r.c, COUNT(*) AS n, SUM(r.num) AS s, MAX(r.num) AS m, {latest}
     FROM (
         SELECT e.customer_external_id AS c, e.id, e.timestamp AS ts, {num} AS num, e.properties ? %(field)s AS has
         FROM metering_event e
         WHERE e.customer_external_id = ANY(%(ids)s) AND {where}
-          AND e.timestamp >= %(start)s AND e.timestamp < %(end)s AND e.id > %(wm)s
+          AND e.timestamp >= %(start)s AND e.timestamp < %(end)s AND e.id > %(wm)s AND e.id > {wm}
         UNION ALL
         SELECT e.customer_external_id, e.id, e.timestamp, {num}, e.properties ? %(field)s
         FROM metering_event e
-        WHERE e.customer_external_id = ANY(%(ids)s) AND {where} AND e.id <= %(wm)s
+        WHERE e.customer_external_id = ANY(%(ids)s) AND {where} AND e.id <= {wm}
           AND ((e.timestamp >= %(start)s AND e.timestamp < %(hs)s) OR (e.timestamp >= %(he)s AND e.timestamp < %(end)s))
     ) r
     WHERE %(is_count)s OR r.has
     GROUP BY r.c
 """
 
-ROLLUP_PART = """
-    SELECT u.customer_external_id, SUM(u.event_count), SUM(u.value_sum), MAX(u.value_max),
+# The latest event's timestamp, id and value, only for aggregations that read them (three sorted array
+# aggregates: the costliest part of reading a raw tail of thousands of events).
+RAW_LATEST = """
+           (ARRAY_AGG(r.ts ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lts,
+           (ARRAY_AGG(r.id ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lid,
+           (ARRAY_AGG(r.num ORDER BY r.ts DESC, r.id DESC) FILTER (WHERE r.num IS NOT NULL))[1] AS lv"""
+NO_LATEST = "NULL::timestamptz AS lts, NULL::bigint AS lid, NULL::numeric AS lv"
+ROLLUP_LATEST = """
            (ARRAY_AGG(u.latest_at ORDER BY u.latest_at DESC, u.latest_id DESC)
               FILTER (WHERE u.latest_value IS NOT NULL))[1],
            (ARRAY_AGG(u.latest_id ORDER BY u.latest_at DESC, u.latest_id DESC)
               FILTER (WHERE u.latest_value IS NOT NULL))[1],
            (ARRAY_AGG(u.latest_value ORDER BY u.latest_at DESC, u.latest_id DESC)
-              FILTER (WHERE u.latest_value IS NOT NULL))[1]
+              FILTER (WHERE u.latest_value IS NOT NULL))[1]"""
+
+ROLLUP_PART = """
+    SELECT u.customer_external_id, SUM(u.event_count), SUM(u.value_sum), MAX(u.value_max), {latest}
     FROM metering_usagerollup u
-    WHERE u.meter_id = %(meter_id)s AND u.customer_external_id = ANY(%(ids)s) AND u.hour >= %(hs)s AND u.hour < %(he)s
+    WHERE u.meter_id = %(meter_id)s AND u.customer_external_id = ANY(%(ids)s)
+      AND u.hour >= %({lo})s AND u.hour < %({hi})s
     GROUP BY u.customer_external_id
+"""
+
+# Whole UTC days inside the window, from the daily rollup (31 rows a month per customer instead of 744).
+DAY_PART = """
+    SELECT d.customer_external_id, SUM(d.event_count), SUM(d.value_sum), MAX(d.value_max), {latest}
+    FROM metering_usagerollupday d
+    WHERE d.meter_id = %(meter_id)s AND d.customer_external_id = ANY(%(ids)s) AND d.day >= %(ds)s AND d.day < %(de)s
+    GROUP BY d.customer_external_id
 """
 
 
@@ -149,12 +184,24 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     hs, he = _hour_ceil(start), _hour_floor(end)
     if hs >= he:
         hs = he = end  # no whole hour inside: everything comes from raw events
-    params.update(hs=hs, he=he, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
-    sql = (
-        f"SELECT p.c, {agg.value_sql} FROM ("
-        f"{RAW_PART.format(num=num, where=where)} UNION ALL {ROLLUP_PART}"
-        ") AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
-    )
+    latest = RAW_LATEST if "p.lv" in agg.value_sql else NO_LATEST
+    # Whole days inside the whole hours come from the daily rollup, except for latest meters (no latest there).
+    de = _day_floor(he)
+    if latest is RAW_LATEST or _day_floor(hs) >= de:
+        ds = de = he
+    else:
+        ds = _day_ceil(hs)  # at most de: no overflow even next to FAR_FUTURE
+    params.update(hs=hs, he=he, ds=ds, de=de, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
+    # Each rollup range is its own part (an index range on the rollup's unique key); empty ones are left out.
+    parts = [RAW_PART.format(num=num, where=where, wm=WATERMARK_SQL, latest=latest)]
+    rollup_latest = ROLLUP_LATEST if latest is RAW_LATEST else NO_LATEST
+    if hs < ds:
+        parts.append(ROLLUP_PART.format(latest=rollup_latest, lo="hs", hi="ds"))
+    if de < he:
+        parts.append(ROLLUP_PART.format(latest=rollup_latest, lo="de", hi="he"))
+    if ds < de:
+        parts.append(DAY_PART.format(latest=NO_LATEST))
+    sql = f"SELECT p.c, {agg.value_sql} FROM ({' UNION ALL '.join(parts)}) AS p(c, n, s, m, lts, lid, lv) GROUP BY p.c"
     return sql, params
 
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import DataError, IntegrityError, connection, transaction
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 
 from core.errors import ValidationFailed
 from core.numbers import NumberInvalid, decimal_parse
 
 from .aggregations import AGGREGATIONS
 from .ingest import CleanEvent
-from .models import EventIdCheckpoint, Meter, MeterFilter, MeterRollupState, UsageRollup
+from .models import EventIdCheckpoint, Meter, MeterFilter, MeterRollupState, UsageRollup, UsageRollupDay
 from .selectors import meter_filter_sql, numeric_fields_forget, numeric_params, numeric_sql
 
 logger = logging.getLogger(__name__)
@@ -167,6 +169,7 @@ def meter_rollup_reset(*, meter: Meter) -> None:
     Call inside a transaction (the admin's save runs in one).
     """
     UsageRollup.objects.filter(meter=meter).delete()
+    UsageRollupDay.objects.filter(meter=meter).delete()
     MeterRollupState.objects.filter(meter=meter).delete()
     transaction.on_commit(numeric_fields_forget)
 
@@ -177,32 +180,43 @@ INSERT_EVENTS = """
 INSERT INTO metering_event (customer_external_id, event_id, event_name, "timestamp", properties, received_at)
 SELECT u.c, u.i, u.n, u.t::timestamptz, u.p::jsonb, now()
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS u(c, i, n, t, p)
-ON CONFLICT (customer_external_id, event_id) DO NOTHING
+WHERE NOT EXISTS (SELECT 1 FROM metering_eventkey k WHERE k.customer_external_id = u.c AND k.event_id = u.i)
 """
+STORE_ATTEMPTS = 5
 
 
 def events_store(*, events: Sequence[CleanEvent]) -> int:
     """Store validated events in ONE statement; returns how many were new (the rest are duplicates).
 
-    One ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (customer_external_id, event_id) DO NOTHING``:
-    five array parameters whatever the batch size, so the statement text and the round trips are constant.
-    The statement is atomic on its own (autocommit), so no explicit transaction is opened: that would add two
+    One ``INSERT ... SELECT FROM unnest(arrays) WHERE NOT EXISTS (its key in metering_eventkey)``: five array
+    parameters whatever the batch size, so the statement text and the round trips are constant. The
+    statement is atomic on its own (autocommit), so no explicit transaction is opened: that would add two
     round trips (BEGIN, COMMIT) per batch. Callers remove duplicates inside a batch first (first one wins).
+
+    The key table is filled by the events' insert trigger (migration 0004): should another request store one
+    of these events between the check and the insert, the trigger's unique violation undoes this statement
+    and it runs again, now seeing that event as a duplicate (``STORE_ATTEMPTS`` times at most; called inside
+    a transaction, the violation is raised instead, as the transaction is aborted).
     """
     if not events:
         return 0
-    with connection.cursor() as cursor:
-        cursor.execute(
-            INSERT_EVENTS,
-            [
-                [e.customer for e in events],
-                [e.event_id for e in events],
-                [e.event_name for e in events],
-                [e.timestamp for e in events],
-                [e.properties for e in events],
-            ],
-        )
-        return cursor.rowcount
+    params = [
+        [e.customer for e in events],
+        [e.event_id for e in events],
+        [e.event_name for e in events],
+        [e.timestamp for e in events],
+        [e.properties for e in events],
+    ]
+    for attempt in range(STORE_ATTEMPTS):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(INSERT_EVENTS, params)
+                return cursor.rowcount
+        except IntegrityError:
+            # Inside a caller's transaction the failed statement has aborted it: the caller decides.
+            if connection.in_atomic_block or attempt == STORE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 # --- Hourly rollup --------------------------------------------------------------------------------------------
@@ -222,6 +236,17 @@ WITH src AS (
            (ARRAY_AGG(id ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lid,
            (ARRAY_AGG(num ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lv
     FROM src WHERE %(is_count)s OR has GROUP BY c, h
+), days AS (
+    -- The same events summed by UTC day, in the same statement (docs/metering.md, the daily rollup).
+    INSERT INTO metering_usagerollupday AS d (meter_id, customer_external_id, day, event_count, value_sum, value_max)
+    SELECT %(meter_id)s, c, date_trunc('day', h, 'UTC'), SUM(n), SUM(s), MAX(m) FROM agg
+    GROUP BY c, date_trunc('day', h, 'UTC')
+    ON CONFLICT (meter_id, customer_external_id, day) DO UPDATE SET
+        event_count = d.event_count + EXCLUDED.event_count,
+        value_sum = CASE WHEN d.value_sum IS NULL THEN EXCLUDED.value_sum
+                         WHEN EXCLUDED.value_sum IS NULL THEN d.value_sum
+                         ELSE d.value_sum + EXCLUDED.value_sum END,
+        value_max = GREATEST(d.value_max, EXCLUDED.value_max)
 )
 INSERT INTO metering_usagerollup AS r
     (meter_id, customer_external_id, hour, event_count, value_sum, value_max, latest_at, latest_id, latest_value)
@@ -240,6 +265,30 @@ NEWER = (
     "(EXCLUDED.latest_value IS NOT NULL AND (r.latest_value IS NULL OR "
     "(EXCLUDED.latest_at, EXCLUDED.latest_id) > (r.latest_at, r.latest_id)))"
 )
+
+
+# The advisory lock every insert into the event table takes shared before drawing an id (migration 0005).
+ROLLUP_FENCE_KEY = 7305640117
+ROLLUP_FENCE_TIMEOUT = "2s"
+
+
+def _rollup_fenced_event_id() -> int | None:
+    """The highest committed event id, read while no insert is in flight; None when the fence could not be
+    taken within ``ROLLUP_FENCE_TIMEOUT`` (a long transaction inserting events holds it).
+
+    Every insert statement takes the fence shared before its first id is drawn (migration 0005), so holding it
+    exclusively means every drawn id is committed or rolled back, and every later insert draws a higher id:
+    nothing at or below the returned id can still appear. Ingestion waits only for the instant it is held.
+    """
+    try:
+        with transaction.atomic(durable=True), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{ROLLUP_FENCE_TIMEOUT}'")
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_FENCE_KEY])
+            cursor.execute("SELECT MAX(id) FROM metering_event")
+            return cursor.fetchone()[0] or 0
+    except OperationalError:  # lock_timeout
+        logger.warning("usage rollup: the insert fence was busy; reading up to a checkpoint instead")
+        return None
 
 
 def _rollup_safe_event_id(*, now: datetime, lag: timedelta) -> int:
@@ -292,8 +341,12 @@ class RollupFailed(Exception):
     """Some meters' rollup could not advance (the others did); their usage reads stay exact from raw events."""
 
 
-def usage_rollup_refresh(*, now: datetime, lag: timedelta = ROLLUP_LAG, meters: Sequence[Meter] | None = None) -> int:
+def usage_rollup_refresh(*, now: datetime, lag: timedelta | None = None, meters: Sequence[Meter] | None = None) -> int:
     """Fold events that arrived since the last run into every meter's hourly rollup; returns the watermark.
+
+    ``lag=None`` (the scheduled and after-ingest refreshes): up to the highest committed event id, read behind
+    the insert fence (:func:`_rollup_fenced_event_id`); when the fence is busy, up to the checkpoint taken
+    ``ROLLUP_LAG`` ago. An explicit ``lag``: up to the checkpoint taken that long ago.
 
     Idempotent and safe to run concurrently (each meter's state row is locked while it advances). Usage
     reads are exact whether or not this has run; it only makes them fast.
@@ -302,8 +355,10 @@ def usage_rollup_refresh(*, now: datetime, lag: timedelta = ROLLUP_LAG, meters: 
     a step fail, and should a step still fail on its data (``DataError``, e.g. a sum past the column), that
     meter keeps its watermark, the other meters advance, and :class:`RollupFailed` names it at the end.
     """
-    with transaction.atomic(durable=True):
-        upto = _rollup_safe_event_id(now=now, lag=lag)
+    upto = _rollup_fenced_event_id() if lag is None else None
+    if upto is None:
+        with transaction.atomic(durable=True):
+            upto = _rollup_safe_event_id(now=now, lag=ROLLUP_LAG if lag is None else lag)
     failed: list[str] = []
     for meter in meters if meters is not None else Meter.objects.all():
         try:
@@ -315,3 +370,15 @@ def usage_rollup_refresh(*, now: datetime, lag: timedelta = ROLLUP_LAG, meters: 
     if failed:
         raise RollupFailed(f"The usage rollup of meter(s) {', '.join(failed)} failed (logged); the others advanced.")
     return upto
+
+
+def usage_rollup_soon(*, enqueue: Callable[[float], Any]) -> None:
+    """Queue one rollup refresh after events were stored, at most once per ``USAGE_ROLLUP_AFTER_INGEST_SECONDS``
+    (shared through the cache: Redis in production), so a read right after a burst scans only the events of
+    the last second or so. ``enqueue(delay)`` sends the refresh task to run ``delay`` seconds later (the
+    caller passes it: tasks sit above services); it folds everything committed by then.
+    """
+    delay = settings.USAGE_ROLLUP_AFTER_INGEST_SECONDS
+    if delay <= 0 or not cache.add("metering:usage_rollup_soon", 1, timeout=delay):
+        return
+    transaction.on_commit(lambda: enqueue(delay))

@@ -29,3 +29,22 @@ def usage_rollup_refresh(now: str | None = None) -> int:
     from .services import usage_rollup_refresh as refresh
 
     return refresh(now=parse_datetime(now) if now else timezone.now())
+
+
+@shared_task(
+    name="metering.event_partitions_ensure",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=1800,
+    soft_time_limit=1740,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+)
+def event_partitions_ensure(now: str | None = None) -> list[str]:
+    """Create the event table's monthly partitions ahead of time (schedule it daily)."""
+    from .partitions import event_partitions_ensure as ensure
+
+    return ensure(now=parse_datetime(now) if now else timezone.now())

@@ -19,7 +19,7 @@ from core.errors import NotFound, ValidationFailed
 from core.fields import ExactDecimalField, FlagField, KeyField, TextField
 from core.money import decimal_text
 from core.parsers import JSONParser
-from metering import services
+from metering import services, tasks
 from metering.ingest import (
     MAX_BATCH,
     MAX_ID_LENGTH,
@@ -162,6 +162,10 @@ class EventSchema(serializers.Serializer):
     properties = _PropertiesDoc(required=False, allow_null=True, help_text="Default (or null): {}.")
 
 
+def _rollup_enqueue(delay: float) -> None:
+    tasks.usage_rollup_refresh.apply_async(countdown=delay)
+
+
 def _json_body(request):
     """The decoded body of an ingestion request: only ``application/json`` (415 otherwise, as DRF answers for
     every other endpoint), at most 32 levels deep (400)."""
@@ -196,6 +200,7 @@ class EventIngestApi(APIView):
         if event is None:
             return Response(errors, status=status.HTTP_400_BAD_REQUEST)
         if services.events_store(events=[event]):
+            services.usage_rollup_soon(enqueue=_rollup_enqueue)
             return Response({"status": "accepted"}, status=status.HTTP_201_CREATED)
         return Response({"status": "duplicate"}, status=status.HTTP_200_OK)
 
@@ -262,6 +267,8 @@ class EventBatchApi(APIView):
             else:
                 valid[key] = event
         accepted = services.events_store(events=list(valid.values()))
+        if accepted:
+            services.usage_rollup_soon(enqueue=_rollup_enqueue)
         return Response(
             {"accepted": accepted, "duplicates": len(valid) - accepted + in_batch_duplicates, "rejected": rejected}
         )

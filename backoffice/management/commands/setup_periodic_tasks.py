@@ -35,6 +35,12 @@ SCHEDULES = [
         {"minute": "*/5"},
         "Evaluates every usage and spend alert against the current period; each level triggers once a period.",
     ),
+    (
+        "Event partitions (daily)",
+        "metering.event_partitions_ensure",
+        {"minute": "17", "hour": "3"},
+        "Creates the event table's monthly partitions for the coming months (docs/metering.md, Partitions).",
+    ),
 ]
 
 
