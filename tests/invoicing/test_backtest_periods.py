@@ -9,9 +9,12 @@ out unchanged, which checks that both sides count the same lines.
 
 from __future__ import annotations
 
-from decimal import Decimal
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalog.services import plan_create, plan_version_create
 from customers.models import Subscription
@@ -121,6 +124,50 @@ def test_commitment_true_up_is_on_both_sides():
     assert rows["large"][2:] == (Decimal("40.00"), Decimal(0))
     assert (totals.up, totals.down, totals.unchanged) == (0, 1, 1)
     assert _snapshot() == before  # nothing written
+
+
+CENT = Decimal("0.01")
+money = st.decimals(min_value=0, max_value=500, places=2)
+commitment = st.one_of(st.none(), st.decimals(min_value=Decimal("0.01"), max_value=800, places=2))
+unit = st.decimals(min_value=0, max_value=Decimal("0.05"), places=4)
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fee1=money,
+    rate1=unit,
+    min1=commitment,
+    fee2=money,
+    rate2=unit,
+    min2=commitment,
+    calls=st.lists(st.integers(0, 300), min_size=1, max_size=3),
+)
+def test_commitment_invariants(fee1, rate1, min1, fee2, rate2, min2, calls):
+    """For any fees, unit prices, commitments (or none) and usage: a full period bills max(commitment, fee +
+    usage), each rounded half-up to cents; the billing version re-rated finds every row unchanged; another
+    version's simulated amount is the same formula with its own terms."""
+    tag = uuid.uuid4().hex[:8]
+    plan = _plan(f"p-{tag}")
+    v1 = _version(plan, f"{fee1}", f"{rate1}", publish=True, minimum_commitment=min1 and f"{min1}")
+    for i, n in enumerate(calls):
+        _start(_customer(f"c-{tag}-{i}", n), plan)
+        billing_run_execute(now=FEB, customer_external_id=f"c-{tag}-{i}")
+    v2 = _version(plan, f"{fee2}", f"{rate2}", publish=False, minimum_commitment=min2 and f"{min2}")
+
+    def period(fee, rate, least, n):
+        charges = _cents(fee) + _cents(n * rate)
+        return max(charges, least) if least is not None else charges
+
+    same = plan_version_backtest(version=v1, start=JAN, end=FEB, now=LATER)
+    assert same.totals.unchanged == len(calls)
+    assert [r.actual for r in same.rows] == [period(fee1, rate1, min1, n) for n in calls]
+    other = plan_version_backtest(version=v2, start=JAN, end=FEB, now=LATER)
+    assert [r.simulated for r in other.rows] == [period(fee2, rate2, min2, n) for n in calls]
+    assert other.totals.delta == sum(r.simulated - r.actual for r in other.rows)
 
 
 # --------------------------------------------------------------------------- trials
