@@ -14,7 +14,8 @@
    scale on, Podcast Lab is in America/Los_Angeles (its subscription starts at its local midnight on the 1st and
    its periods run from local midnight to local midnight; the runs at 00:00 UTC on the 1st bill its boundary of
    08:00 UTC at the next run) and Byte Works has a negotiated price (standard-model requests at $0.03 instead of
-   the plan's $0.04);
+   the plan's $0.04). At any scale, Parcel Track signs up on API Pro later, on the 5th of last month, on v2 with
+   its 14-day free trial (no fee until the 19th; the rest of that month is billed prorated at the trial's end);
 3. usage events per billing period, built by formula (the hand-checked customers) or from a
    ``random.Random`` seeded by ``seed`` and the customer's id (the others), so every run with the same ``now``
    produces the same events; they go through the ingestion code the events API uses
@@ -177,6 +178,10 @@ class CustomerSpec:
     always: bool = False  # loaded at every scale (it shows something the family's first customer does not)
     timezone: str = "UTC"  # the customer's IANA zone: its periods start at its local midnight
     price_overrides: tuple[dict[str, Any], ...] = ()  # negotiated prices of its subscription (catalog.overrides)
+    # When it signs up: the ``start_day`` of the month ``start_months_back`` months before ``now`` (default: the
+    # demo's start, the 1st of the month three months back).
+    start_months_back: int = MONTHS_BACK
+    start_day: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -284,6 +289,18 @@ CUSTOMERS: list[CustomerSpec] = [
     ),
     CustomerSpec("api", "geo-lookup", "Geo Lookup", "api-pro", api_usage([5_100, 4_000, 6_500, 1_200]), always=True),
     CustomerSpec("api", "fraud-signal", "Fraud Signal", "api-pro", random_usage("api"), tax_rates=("vat-20",)),
+    # A newer customer: signs up on the 5th of last month, on v2, which gives new subscriptions a 14-day free trial
+    # (demo_catalog.LATER_VERSIONS): no fee until the trial ends on the 19th, then the rest of that month prorated.
+    CustomerSpec(
+        "api",
+        "parcel-track",
+        "Parcel Track",
+        "api-pro",
+        api_usage([6_800, 2_000]),
+        always=True,
+        start_months_back=1,
+        start_day=5,
+    ),
 ]
 
 # Coupons the demo creates (``invoicing.services.coupons.coupon_create`` arguments), applied by the specs naming them.
@@ -306,7 +323,7 @@ SETTLE_AFTER = timedelta(days=20)
 
 def customers_for(scale: float) -> list[CustomerSpec]:
     """``max(1, round(2 * scale))`` customers per family, and those marked ``always`` at any scale; past the listed
-    ones, numbered copies of the last."""
+    ones, numbered copies of the last one not marked ``always``."""
     per_family = max(1, round(2 * scale))
     chosen: list[CustomerSpec] = []
     for family in FAMILIES:
@@ -316,7 +333,7 @@ def customers_for(scale: float) -> list[CustomerSpec]:
                 if n < per_family or listed[n].always:
                     chosen.append(listed[n])
             else:
-                base = listed[-1]
+                base = [c for c in listed if not c.always][-1]
                 chosen.append(
                     CustomerSpec(
                         family,
@@ -572,7 +589,8 @@ def demo_load(*, stdout, scale: float = 1.0, now: datetime | None = None, seed: 
     subscribed = []
     for spec in specs:
         customer = _customer_ensure(spec, created)
-        at = subscription_start_at(spec, start)
+        signup = month_start(now, spec.start_months_back) + timedelta(days=spec.start_day - 1)
+        at = subscription_start_at(spec, signup)
         _wallet_ensure(spec, customer, at, created)
         _coupon_ensure(spec, customer, at, created)
         subscribed.append((spec, _subscription_ensure(spec, customer, at, created)))

@@ -463,21 +463,27 @@ class LaterVersionSpec:
     prices: list[dict[str, Any]] = field(default_factory=list)
     entitlements: list[dict[str, Any]] = field(default_factory=list)
     credit_grants: list[dict[str, Any]] = field(default_factory=list)
+    trial_days: int = 0  # the free trial of subscriptions started on this version (0 = none)
 
 
-# API Pro v2: the fee goes from $99 to $119 and the included calls from 5,000 to 6,000, from the 1st of last month.
+# API Pro v2: the fee goes from $99 to $119 and the included calls from 5,000 to 6,000, from the 1st of last month;
+# new customers get a 14-day free trial (subscriptions started on v1 have none).
 LATER_VERSIONS: list[LaterVersionSpec] = [
     LaterVersionSpec(
         plan="api-pro",
         number=2,
         months_back=1,
         notice_days=14,
-        notes="2026 prices: $119/month including 6,000 calls. v1 customers stay on v1 (pinned).",
+        notes=(
+            "2026 prices: $119/month including 6,000 calls, a 14-day free trial for new customers. "
+            "v1 customers stay on v1 (pinned)."
+        ),
         prices=[
             flat("119"),
             included_then("api-calls", 6000, "0.01", "API calls (6,000 included, then $0.01 each)"),
         ],
         entitlements=[{"feature": "api-calls", "limit": "6000", "soft": True}],
+        trial_days=14,
     ),
 ]
 
@@ -586,6 +592,7 @@ def later_versions_load(*, now: datetime) -> int:
                 publish=True,
                 effective_from=takes_effect,
                 notes=spec.notes,
+                trial_days=spec.trial_days,
                 now=takes_effect - timedelta(days=spec.notice_days),
             )
         published += 1

@@ -3,7 +3,8 @@ change".
 
 Three steps, each a call to ``invoicing.services.subscription_change`` (the service the API calls):
 
-1. a form: the new plan (same currency), when (auto / now / at the period's end), optionally an instant;
+1. a form: the new plan (same currency), when (auto / now / at the period's end), optionally an instant and a
+   published version of the new plan to pin (as the API's ``pinned_version``);
 2. the preview: the same change run with ``preview=True`` (rolled back), shown side by side: old and new plan
    with their fixed fees per year, upgrade or downgrade and when it applies, the credit note(s), the change
    invoice's lines and totals, and the effect on plan credits. The instant the preview used travels with the
@@ -23,7 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog.models import Plan
+from catalog.models import Plan, PlanVersion
 from core.errors import BillingError
 from core.instants import format_instant, validate_instant
 from core.money import format_decimal, format_money
@@ -47,13 +48,50 @@ class ChangePlanForm(forms.Form):
         help_text="UTC, e.g. 2026-04-16 00:00. Empty = now. May be in the past, not before the current period's start.",
     )
 
+    pinned_version = forms.ModelChoiceField(
+        queryset=PlanVersion.objects.none(),
+        required=False,
+        label="Version of the new plan",
+        empty_label="The version in effect (default)",
+        help_text=(
+            "Optional: keep the new subscription on this published version (e.g. a grandfathered price) instead of "
+            "the version in effect at each period's start."
+        ),
+        error_messages={
+            "invalid_choice": "Choose a published version of the new plan from the list, or leave it empty.",
+        },
+    )
+
     def __init__(self, *args, subscription: Subscription, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["plan"].queryset = (
+        plans = (
             Plan.objects.filter(currency=subscription.customer.currency)
             .exclude(pk=subscription.plan_id)
             .order_by("key")
         )
+        self.fields["plan"].queryset = plans
+        pinned = self.fields["pinned_version"]
+        pinned.queryset = (
+            PlanVersion.objects.filter(plan__in=plans, status=PlanVersion.Status.PUBLISHED)
+            .select_related("plan")
+            .order_by("plan__key", "number")
+        )
+        pinned.label_from_instance = _version_label
+
+    def clean(self):
+        values = super().clean()
+        plan, pinned = values.get("plan"), values.get("pinned_version")
+        if plan is not None and pinned is not None and pinned.plan_id != plan.pk:
+            self.add_error(
+                "pinned_version",
+                f"Version {pinned.number} is a version of {pinned.plan.name}, not of the new plan {plan.name}: "
+                f"choose a version of {plan.name}, or leave it empty.",
+            )
+        return values
+
+
+def _version_label(version: PlanVersion) -> str:
+    return f"{version.plan.name}: version {version.number} (from {format_instant(version.effective_from)})"
 
 
 def _version_side(version, yearly: Decimal, currency: str) -> dict:
@@ -148,6 +186,7 @@ def change_plan_view(model_admin, request, subscription: Subscription):
                 plan=values["plan"],
                 at=values["at"],
                 effective_at=effective_at,
+                pinned_version=values["pinned_version"],
                 preview=not confirm,
                 now=now,
                 present=present,
@@ -166,6 +205,7 @@ def change_plan_view(model_admin, request, subscription: Subscription):
                     "plan": values["plan"].pk,
                     "at": values["at"],
                     "effective_at": format_instant_input(effective_at) if effective_at else "",
+                    "pinned_version": values["pinned_version"].pk if values["pinned_version"] else "",
                 },
                 subscription=subscription,
             )

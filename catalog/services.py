@@ -1097,9 +1097,11 @@ def plan_version_update(
     effective_from: datetime | str | None = None,
     minimum_commitment: Any = UNCHANGED,
     progressive_thresholds: Any = UNCHANGED,
+    trial_days: int | None = None,
 ) -> PlanVersion:
     """Edit a draft: each list given replaces that list; ``effective_from`` moves its start; the commitment and
-    thresholds change when given (``catalog.commitments``).
+    thresholds change when given (``catalog.commitments``); ``trial_days`` (None: unchanged) the free trial of
+    new subscriptions (0-365).
 
     A published version raises :class:`VersionPublished` (409), before any input is looked at.
     """
@@ -1111,4 +1113,5 @@ def plan_version_update(
         effective_from=effective_from,
         minimum_commitment=minimum_commitment,
         progressive_thresholds=progressive_thresholds,
+        trial_days=trial_days,
     )

@@ -3,7 +3,7 @@ second version), checked against hand-worked invoices.
 
 ``now`` is fixed at 2026-04-15T00:00:00Z, so the subscriptions start on 2026-01-01 (calendar) and
 2026-01-10T09:30Z (the coding assistant's anniversary subscription), and billing runs on Feb 1, Mar 1,
-Apr 1 and Apr 15. API Pro v2 takes effect on Mar 1 (published Feb 15).
+Apr 1 and Apr 15. API Pro v2 takes effect on Mar 1 (published Feb 15); Parcel Track signs up on it on Mar 5.
 """
 
 from __future__ import annotations
@@ -63,10 +63,11 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
     assert "failures" not in text
 
     # Seven families, one customer each, and Geo Lookup on API Pro v2: each has 4 invoices (start + 3 boundaries):
-    # 8 x 4 = 32.
+    # 8 x 4 = 32. Parcel Track (API Pro v2 from Mar 5, 14-day trial) has 2: no start invoice (in trial), the trial
+    # end's on Mar 19 and the Apr 1 boundary's. 32 + 2 = 34 invoices, 8 + 1 = 9 customers.
     first = counts()
-    assert first["customers"] == 8
-    assert first["invoices"] == 32
+    assert first["customers"] == 9
+    assert first["invoices"] == 34
     # Payments: the API Pro customer's first usage invoice, then every finalized invoice due more than 20 days
     # before Apr 15 (i.e. before Mar 26) that still had something due, except the late payer's.
     settled = Payment.objects.exclude(reference="Wire transfer WT-2210")
@@ -119,6 +120,28 @@ def test_demo_invoices_match_the_hand_worked_numbers_and_a_second_run_adds_nothi
     ]
     # ScoreAPI's April invoice, on v1 beside it: March's 5,600 calls, 600 over v1's 5,000 (v2 would include 6,000).
     assert [line.plan_version for line in invoice("scoreapi", utc(2026, 4, 1)).lines.all()] == [v1, v1]
+
+    # v2 gives new subscriptions a 14-day free trial; subscriptions started on v1 (Jan 1) have none.
+    assert (v1.trial_days, v2.trial_days) == (0, 14)
+    assert Subscription.objects.get(customer__external_id="geo-lookup").trial_end is None
+    # Parcel Track signs up on Mar 5 00:00 on v2: the trial ends 14 days later, Mar 19 00:00, with no start
+    # invoice (no fee for trial days). The Apr 1 run bills the trial end first: the rest of March, Mar 19-31 =
+    # 13 of 31 days x $119.00 = $49.9032... -> $49.90; then the Apr 1 boundary: March's 6,800 calls (from Mar 5;
+    # usage is billed during a trial as usual), 800 over 6,000 x $0.01 = $8.00, + April's fee $119.00 = $127.00.
+    trial = Subscription.objects.get(customer__external_id="parcel-track")
+    assert (trial.start_at, trial.trial_end, trial.plan_version) == (utc(2026, 3, 5), utc(2026, 3, 19), v2)
+    assert trial.in_trial_at(utc(2026, 3, 18, 23, 59)) and not trial.in_trial_at(NOW)
+    trial_invoices = Invoice.objects.filter(customer__external_id="parcel-track").order_by("billing_boundary_at")
+    assert [(inv.reason, inv.billing_boundary_at, inv.total) for inv in trial_invoices] == [
+        (Invoice.Reason.TRIAL_END, utc(2026, 3, 19), Decimal("49.90")),
+        (Invoice.Reason.BOUNDARY, utc(2026, 4, 1), Decimal("127.00")),
+    ]
+    assert line_amounts(trial_invoices[0]) == [("proration", Decimal(1), Decimal("49.90"))]
+    assert trial_invoices[0].lines.get().details["proration"]["text"] == "13 of 31 days"
+    assert line_amounts(trial_invoices[1]) == [
+        ("usage", Decimal(6800), Decimal("8.00")),
+        ("fixed", Decimal(1), Decimal("119.00")),
+    ]
 
     # Voice Creator: $11/month, 100,000 characters included, then $0.30 per 1k = $0.0003 a character.
     # January: 20 generations x 6,000 = 120,000 characters -> 20,000 x 0.0003 = $6.00; + $11 fee = $17.00.
@@ -243,7 +266,7 @@ def test_demo_command_prepares_the_login_and_one_live_key_without_serving(tmp_pa
     assert "1 earlier demo key revoked" in third.getvalue()
     assert ApiKey.objects.filter(name="demo", revoked=True).count() == 1
     assert text.count("4/4 starting the server") == 0
-    assert Customer.objects.count() == 8
+    assert Customer.objects.count() == 9  # one per family, Geo Lookup and Parcel Track (loaded at any scale)
 
 
 @pytest.mark.django_db

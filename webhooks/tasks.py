@@ -4,6 +4,8 @@
   sends every delivery due. Safe to run in several workers at once (claims skip locked rows); a worker killed
   mid-send leaves its deliveries to come due again when their lease ends.
 * ``webhooks.alerts_evaluate`` (beat, every 5 minutes): evaluates every alert.
+* ``webhooks.prune`` (beat, daily): deletes deliveries delivered more than 90 days ago and the events left without
+  a delivery (``retention.py``; failed and pending deliveries are kept).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from django.db import InterfaceError, OperationalError
 
 from invoicing.services.run import as_of_parse
 
-from . import alerts, services
+from . import alerts, retention, services
 
 logger = logging.getLogger(__name__)
 RELIABLE = {
@@ -38,6 +40,11 @@ def deliveries_send_due_task(now: str | None = None) -> str:
 @shared_task(name="webhooks.alerts_evaluate", time_limit=900, soft_time_limit=840, **RELIABLE)
 def alerts_evaluate_task(now: str | None = None) -> str:
     return alerts.alerts_evaluate(now=as_of_parse(now)).line()
+
+
+@shared_task(name="webhooks.prune", time_limit=3600, soft_time_limit=3540, **RELIABLE)
+def prune_task(now: str | None = None, older_than_days: int = retention.DEFAULT_DAYS) -> str:
+    return retention.webhooks_prune(now=as_of_parse(now), older_than_days=older_than_days).line()
 
 
 def send_soon() -> None:

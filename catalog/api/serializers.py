@@ -252,7 +252,7 @@ class VersionInputDocSerializer(serializers.Serializer):
         default=0,
         min_value=0,
         max_value=365,
-        help_text="Free trial of new subscriptions (create only).",
+        help_text="Free trial of new subscriptions, in days (0 = none); on edit, absent = unchanged.",
     )
 
 

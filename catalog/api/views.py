@@ -165,6 +165,8 @@ class PlanVersionDetailApi(APIView):
         effective_from = serializers.DateTimeField(required=False, allow_null=True)
         minimum_commitment = serializers.JSONField(required=False, allow_null=True)
         progressive_thresholds = serializers.JSONField(required=False, allow_null=True)
+        # Absent: unchanged. A JSON integer 0-365 (the field's own 400 names ``trial_days`` otherwise).
+        trial_days = WholeNumberField(required=False, max_value=365)
 
     @extend_schema(
         operation_id="plan_versions_retrieve",

@@ -9,15 +9,24 @@ Rules (API.md "Pricing operations"; where it is silent, chosen here and written 
 
 * The window is ``[from, to)``: by default the last calendar month before ``now``; ``to`` may not be in the
   future and the window may span at most 12 months (``400`` naming the field).
-* A **billed period** is a period of a subscription to the plan whose closing invoice (reason ``boundary``, or
-  ``cancel`` for a subscription ended at once) exists, is not void, and starts in the window. Periods still
-  open are left out: their in-arrears part is not billed yet, so comparing them would compare half a period.
-* ``actual`` = the sum of that subscription's invoiced lines (fixed, prorated and usage lines, before discount
-  and tax, from every invoice that is not void) whose own period starts at the period's start: the in-advance
-  fee billed when the period began plus the in-arrears lines billed when it ended.
-* ``simulated`` = the same period's lines priced with ``version``: in-advance fixed fees over the schedule's
-  period (prorated as invoicing prorates them), in-arrears lines over the closing invoice's period (its end is
-  the cancellation instant for a subscription ended at once), usage from the same events.
+* A **billed period** is a period of a subscription to the plan whose closing invoice exists, is not void, and
+  starts in the window: reason ``boundary``; ``cancel`` for a subscription ended at once; ``change`` for a plan
+  change at the period's end (on the old subscription), or for a change at once the successor's change invoice,
+  which closes the old subscription's part period ``[period start, change)``. Periods still open are left out:
+  their in-arrears part is not billed yet, so comparing them would compare half a period.
+* ``actual`` = the sum of that subscription's invoiced lines (fixed, prorated, usage and commitment true-up
+  lines, before discount and tax, from every invoice that is not void) whose own period starts in the period:
+  the in-advance fee billed when the period began (or, after a free trial, at the trial's end for the rest of
+  it) plus the in-arrears lines and the true-up billed when it ended. Across a plan change a line's version
+  says which subscription it belongs to. For a part period closed by a change at once, what the change credited
+  of its in-advance fees (before tax) is taken off.
+* ``simulated`` = the same period's lines priced with ``version`` (:func:`simulated_lines`): in-advance fixed
+  fees over the schedule's period after any trial days (prorated as invoicing prorates them), less the credit a
+  change at once gives for the unused days, in-arrears lines over the closing invoice's period (its end is the
+  cancellation or change instant for a subscription ended at once), usage from the same events, then the
+  minimum commitment true-up of ``version`` over those charges (``commitments.commitment_true_up``).
+* Not simulated: progressive billing (its invoices bill the same usage lines earlier; the comparison counts
+  each usage line once, where the period closes), coupons and tax.
 * One row per subscription (``customer`` is its customer's external id); ``delta = simulated - actual``;
   totals count rows going up, down and unchanged.
 """
@@ -31,10 +40,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
 
-from django.db.models import Sum
+from django.db.models import F, Q, Sum
 
 from catalog.models import PlanVersion
 from catalog.pricing import quantize_minor
+from catalog.quote import price_quote
 from core.errors import ValidationFailed
 from core.instants import OUT_OF_RANGE, instant_in_range
 from customers import periods
@@ -43,8 +53,10 @@ from customers.periods import Period
 from metering.selectors import usage_for_customers
 
 from ..models import BacktestRun, Invoice, InvoiceLine
+from .changes import unused_days, unused_fee_credit, unused_fees_credit_total
+from .commitments import CHARGE_KINDS, advance_fee_share, commitment_true_up
 from .context import PriceSheets, UsageBatch, price_sheets_read
-from .lines import LineDraft, advance_lines, arrears_lines
+from .lines import LineDraft, advance_lines, after_trial, arrears_lines
 
 #: The longest window a backtest accepts, in calendar months.
 MAX_MONTHS = 12
@@ -52,7 +64,12 @@ MAX_MONTHS = 12
 BATCH = 2000
 #: Line kinds a backtest compares: the ones a version's prices produce.
 PRICED_KINDS = (InvoiceLine.Kind.FIXED, InvoiceLine.Kind.PRORATION, InvoiceLine.Kind.USAGE)
-#: Invoices that close a period (they carry its in-arrears lines).
+#: ... and the minimum commitment true-up, which a version's ``minimum_commitment`` produces.
+COMPARED_KINDS = (*PRICED_KINDS, InvoiceLine.Kind.COMMITMENT)
+#: Invoices that close a period (they carry its in-arrears lines), on the subscription whose period they close.
+#: A plan change closes one too: at the period's end the change invoice is on the old subscription (its boundary
+#: is the period's end); a change at once closes the old subscription's part period on its successor's invoice
+#: (:func:`_change_closed_periods`).
 CLOSING_REASONS = (Invoice.Reason.BOUNDARY, Invoice.Reason.CANCEL)
 
 Progress = Callable[[int, int], None]
@@ -145,7 +162,10 @@ class Backtest:
 @dataclass(frozen=True, slots=True)
 class _BilledPeriod:
     subscription_id: int
-    arrears: Period  # the closing invoice's period (ends at the cancellation for a subscription ended at once)
+    arrears: Period  # the closing invoice's period (ends at the cancellation or change for one ended at once)
+    #: For a part period closed by a plan change at once: the whole period it was cut from (the unused part of
+    #: its in-advance fees was credited), else None.
+    changed_from: Period | None = None
 
 
 def backtest_window(*, start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime, datetime]:
@@ -175,40 +195,104 @@ def backtest_window(*, start: datetime | None, end: datetime | None, now: dateti
 
 
 def _billed_periods(plan_id: int, start: datetime, end: datetime) -> dict[int, list[_BilledPeriod]]:
+    closing = Q(reason__in=CLOSING_REASONS) | Q(reason=Invoice.Reason.CHANGE, billing_boundary_at=F("period_end"))
     rows = (
-        Invoice.objects.filter(
-            subscription__plan_id=plan_id,
-            reason__in=CLOSING_REASONS,
-            period_start__gte=start,
-            period_start__lt=end,
-        )
+        Invoice.objects.filter(closing, subscription__plan_id=plan_id, period_start__gte=start, period_start__lt=end)
         .exclude(status=Invoice.Status.VOID)
-        .order_by("subscription_id", "period_start")
         .values_list("subscription_id", "period_start", "period_end")
     )
     found: dict[int, list[_BilledPeriod]] = defaultdict(list)
     for subscription_id, period_start, period_end in rows:
         found[subscription_id].append(_BilledPeriod(subscription_id, Period(period_start, period_end)))
+    for billed in _change_closed_periods(plan_id, start, end):
+        found[billed.subscription_id].append(billed)
+    for periods_of in found.values():
+        periods_of.sort(key=lambda b: b.arrears.start)
     return found
 
 
+def _change_closed_periods(plan_id: int, start: datetime, end: datetime) -> list[_BilledPeriod]:
+    """Part periods of the plan's subscriptions that a plan change at once closed: the change invoice is on the
+    successor (its boundary is the change's instant, its period the successor's first) and carries the old
+    plan's in-arrears lines for ``[period start, change)``. A change at the period's very start leaves no part."""
+    rows = (
+        Invoice.objects.filter(
+            reason=Invoice.Reason.CHANGE,
+            billing_boundary_at=F("period_start"),
+            subscription__previous_subscription__plan_id=plan_id,
+            subscription__previous_subscription__current_period_start__gte=start,
+            subscription__previous_subscription__current_period_start__lt=end,
+            billing_boundary_at__gt=F("subscription__previous_subscription__current_period_start"),
+        )
+        .exclude(status=Invoice.Status.VOID)
+        .values_list(
+            "subscription__previous_subscription_id",
+            "subscription__previous_subscription__current_period_start",
+            "subscription__previous_subscription__current_period_end",
+            "billing_boundary_at",
+        )
+    )
+    return [_BilledPeriod(sid, Period(s, t), changed_from=Period(s, e)) for sid, s, e, t in rows]
+
+
 def _actual_amounts(
-    subscription_ids: Sequence[int], start: datetime, end: datetime
+    plan_id: int, subscription_ids: Sequence[int], start: datetime, end: datetime
 ) -> dict[tuple[int, datetime], Decimal]:
-    """``{(subscription_id, period_start): invoiced amount}`` of the priced lines of non-void invoices."""
+    """``{(subscription_id, period_start): invoiced amount}`` of the compared lines of non-void invoices, for the
+    lines of this plan starting in ``[start, end)``.
+
+    A line belongs to the subscription of its invoice, except across a plan change, where an invoice carries the
+    lines of two subscriptions (a line's version says which plan): a change at once bills the old plan's part
+    period on the successor's invoice (lines starting before its boundary belong to the predecessor), a change
+    at the period's end bills the new plan's first fees on the old subscription's invoice (lines starting at its
+    boundary belong to the successor)."""
+    ids = list(subscription_ids)
+    neighbours = Subscription.objects.filter(pk__in=ids).values_list("previous_subscription_id", "next_subscription")
+    owners = {*ids, *(n for pair in neighbours for n in pair if n is not None)}
     rows = (
         InvoiceLine.objects.filter(
-            invoice__subscription_id__in=list(subscription_ids),
-            kind__in=PRICED_KINDS,
+            invoice__subscription_id__in=owners,
+            plan_version__plan_id=plan_id,
+            kind__in=COMPARED_KINDS,
             period_start__gte=start,
             period_start__lt=end,
         )
         .exclude(invoice__status=Invoice.Status.VOID)
-        .values("invoice__subscription_id", "period_start")
+        .values(
+            "invoice__subscription_id",
+            "invoice__subscription__plan_id",
+            "invoice__subscription__previous_subscription_id",
+            "invoice__subscription__next_subscription",
+            "invoice__billing_boundary_at",
+            "period_start",
+        )
         .annotate(total=Sum("amount"))
-        .values_list("invoice__subscription_id", "period_start", "total")
+        .values_list(
+            "invoice__subscription_id",
+            "invoice__subscription__plan_id",
+            "invoice__subscription__previous_subscription_id",
+            "invoice__subscription__next_subscription",
+            "invoice__billing_boundary_at",
+            "period_start",
+            "total",
+        )
     )
-    return {(sid, at): total for sid, at, total in rows}
+    found: dict[tuple[int, datetime], Decimal] = defaultdict(Decimal)
+    for sid, sub_plan, previous, following, boundary, at, total in rows:
+        owner = sid if sub_plan == plan_id else (previous if at < boundary else following)
+        if owner is not None:
+            found[(owner, at)] += total
+    return found
+
+
+def _actual_of(actual: dict[tuple[int, datetime], Decimal], sid: int, starts: Sequence[datetime], b: _BilledPeriod):
+    """The invoiced amount of one billed period: the lines starting in it (at its start, and a trial end's fees
+    for the rest of it), less what a change at once credited of its in-advance fees (before tax)."""
+    invoiced = sum((actual[(sid, at)] for at in starts if b.arrears.start <= at < b.arrears.end), Decimal(0))
+    if b.changed_from is not None:
+        old = Subscription.objects.select_related("customer", "plan").get(pk=sid)
+        invoiced -= unused_fees_credit_total(old=old, period=b.changed_from, at=b.arrears.end)
+    return invoiced
 
 
 def simulated_lines(
@@ -219,19 +303,78 @@ def simulated_lines(
     arrears: Period,
     usage: UsageBatch,
     sheets: PriceSheets,
+    changed_at: datetime | None = None,
 ) -> list[LineDraft]:
-    """One billed period priced with ``version``: the same two calls a start or boundary invoice makes.
+    """One billed period priced with ``version``: the calls its invoices make, then its commitment true-up.
+
+    In-advance fees are those of the part of ``advance`` after a free trial (the start or boundary invoice bills
+    them, or the trial end's invoice for the rest of the period: ``lines.after_trial``); ``changed_at``: the
+    instant a plan change at once cut the period, whose unused part of those fees is credited as the change
+    credits it (``changes.unused_fee_credit``; the credit is a negative line here). Then the in-arrears lines of
+    ``arrears`` and the true-up of ``version``'s minimum commitment over the period's simulated charges, counted
+    as invoicing counts them (``commitments``).
 
     This is the one place a backtest prices a subscription, so what invoicing applies per subscription (price
     overrides, for one) is applied here by passing it to the same line builders.
     """
     currency = subscription.customer.currency
-    return [
-        *advance_lines(subscription=subscription, version=version, period=advance, currency=currency, sheets=sheets),
-        *arrears_lines(
-            subscription=subscription, version=version, period=arrears, currency=currency, usage=usage, sheets=sheets
+    paid = after_trial(subscription, advance)
+    fees = (
+        advance_lines(subscription=subscription, version=version, period=paid, currency=currency, sheets=sheets)
+        if paid is not None
+        else []
+    )
+    credits = _change_credits(subscription, advance, changed_at, fees, currency) if changed_at is not None else []
+    arrears_part = arrears_lines(
+        subscription=subscription, version=version, period=arrears, currency=currency, usage=usage, sheets=sheets
+    )
+    charges = sum(
+        (
+            line.amount
+            for line in arrears_part
+            if line.kind in CHARGE_KINDS and (line.period_start, line.period_end) == (arrears.start, arrears.end)
         ),
-    ]
+        Decimal(0),
+    ) + sum(
+        (advance_fee_share(f.amount, Period(f.period_start, f.period_end), arrears, currency) for f in fees),
+        Decimal(0),
+    )
+    true_up = commitment_true_up(
+        subscription=subscription, period=arrears, version=version, charges=charges, currency=currency
+    )
+    return [*fees, *credits, *arrears_part, *([true_up] if true_up is not None else [])]
+
+
+def _change_credits(
+    subscription: Subscription, advance: Period, at: datetime, fees: list[LineDraft], currency: str
+) -> list[LineDraft]:
+    """The credit a change at ``at`` would give for the unused part of the simulated in-advance ``fees``."""
+    unused = unused_days(subscription, advance, at)
+    if unused <= 0:
+        return []
+    credits = []
+    for fee in fees:
+        credit, _ = unused_fee_credit(
+            subscription=subscription,
+            period=advance,
+            unused=unused,
+            fee=price_quote(fee.price, Decimal(1)).amount,
+            charged=fee.amount,
+            currency=currency,
+        )
+        if credit:
+            credits.append(
+                LineDraft(
+                    kind="change_credit",
+                    description=f"{fee.price.name}: {unused} unused days credited",
+                    amount=-credit,
+                    price=fee.price,
+                    plan_version=fee.plan_version,
+                    period_start=at,
+                    period_end=advance.end,
+                )
+            )
+    return credits
 
 
 def _usage_batches(
@@ -289,14 +432,19 @@ def plan_version_backtest(
     for offset in range(0, total, BATCH):
         chunk = ids[offset : offset + BATCH]
         subscriptions = Subscription.objects.select_related("customer", "plan").in_bulk(chunk)
-        actual = _actual_amounts(chunk, start, end)
+        # Lines starting in a billed period (a trial end's fees start inside it): up to the last period's end.
+        last_end = max(b.arrears.end for sid in chunk for b in billed[sid])
+        actual = _actual_amounts(version.plan_id, chunk, start, last_end)
+        starts_of: dict[int, list[datetime]] = defaultdict(list)
+        for owner, at in actual:
+            starts_of[owner].append(at)
         for sid in chunk:
             subscription = subscriptions[sid]
             plan = subscription.plan
             simulated = Decimal(0)
             invoiced = Decimal(0)
             for b in billed[sid]:
-                advance = periods.period_containing(
+                advance = b.changed_from or periods.period_containing(
                     subscription.billing, subscription.start_at, plan.interval, b.arrears.start
                 )
                 lines = simulated_lines(
@@ -306,9 +454,10 @@ def plan_version_backtest(
                     arrears=b.arrears,
                     usage=batches[(b.arrears.start, b.arrears.end)],
                     sheets=sheets,
+                    changed_at=b.arrears.end if b.changed_from is not None else None,
                 )
                 simulated += sum((line.amount for line in lines), Decimal(0))
-                invoiced += actual.get((sid, b.arrears.start), Decimal(0))
+                invoiced += _actual_of(actual, sid, starts_of[sid], b)
             rows.append(
                 BacktestRow(
                     customer=subscription.customer.external_id,

@@ -244,17 +244,56 @@ def _advance_charges(old: Subscription, period: Period) -> list[InvoiceLine]:
     )
 
 
+def unused_days(subscription: Subscription, period: Period, at: datetime) -> int:
+    """Days of ``period`` a change at ``at`` leaves unused: from ``at``'s local date (the change's day belongs to
+    the new plan) to the period end's."""
+    return (_local_date(period.end, subscription) - _local_date(at, subscription)).days
+
+
+def unused_fee_credit(
+    *, subscription: Subscription, period: Period, unused: int, fee: Decimal, charged: Decimal, currency: str
+) -> tuple[Decimal, int]:
+    """``(credit, days in period)``: the credit, before tax, for ``unused`` days of an in-advance ``fee`` (the
+    price's full amount) that charged ``charged`` for ``period``: ``fee x unused / period days``, half-up, at
+    most what was charged. The change's credit notes and the backtest both use it."""
+    days_in_period = subscription_prorate(subscription, period, fee).days_in_period
+    return min(quantize_minor(prorate(fee, unused, days_in_period), currency), charged), days_in_period
+
+
+def unused_fees_credit_total(*, old: Subscription, period: Period, at: datetime) -> Decimal:
+    """What a change of ``old`` at ``at`` credited, before tax, for the unused part of the in-advance fees it was
+    charged for ``period`` (its current period then): the sum of :func:`unused_fee_credit` over those fees."""
+    unused = unused_days(old, period, at)
+    if unused <= 0:
+        return Decimal(0)
+    return sum(
+        (
+            unused_fee_credit(
+                subscription=old,
+                period=period,
+                unused=unused,
+                fee=price_quote(line.price, Decimal(1)).amount,
+                charged=line.amount,
+                currency=line.invoice.currency,
+            )[0]
+            for line in _advance_charges(old, period)
+        ),
+        Decimal(0),
+    )
+
+
 def _credit_unused_fees(*, old: Subscription, period: Period, at: datetime, now: datetime, outcome: ChangeOutcome):
     """Credit the old plan's unused in-advance fees (DESIGN.md step 2): per fee ``fee x unused / period days``,
     half-up, plus the charging invoice's tax once per rate; to the invoice while it owes, the rest to the wallet."""
-    unused = (_local_date(period.end, old) - _local_date(at, old)).days
+    unused = unused_days(old, period, at)
     if unused <= 0:
         return
     by_invoice: dict[int, list[tuple[InvoiceLine, Decimal, int]]] = {}
     for line in _advance_charges(old, period):
         fee = price_quote(line.price, Decimal(1)).amount
-        days_in_period = subscription_prorate(old, period, fee).days_in_period
-        credit = min(quantize_minor(prorate(fee, unused, days_in_period), line.invoice.currency), line.amount)
+        credit, days_in_period = unused_fee_credit(
+            subscription=old, period=period, unused=unused, fee=fee, charged=line.amount, currency=line.invoice.currency
+        )
         if credit > 0:
             by_invoice.setdefault(line.invoice_id, []).append((line, credit, days_in_period))
             outcome.credit_lines.append(

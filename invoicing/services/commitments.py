@@ -8,7 +8,8 @@ At a period's end the invoice closing it (boundary, or the part period of a canc
   at once), then rounded half-up to the minor unit (the figure the "why" shows);
 * **the period's charges** are its fixed fees and its usage lines, before discounts and tax: the lines of the
   closing invoice whose period is the closed one (in-arrears fees, usage) plus the in-advance fixed fees billed
-  earlier for that period (the start or previous boundary invoice; void invoices do not count). For a part
+  earlier for that period (the start or previous boundary invoice, and a trial end's invoice for the rest of the
+  period; void invoices do not count). For a part
   period ended at once, an in-advance fee billed for the whole period counts for the part's share of its days
   (``fee x part days / fee period days``, half-up, at least one day), the share such a change or cancellation
   leaves charged;
@@ -50,21 +51,26 @@ def _advance_fees_billed(
         InvoiceLine.objects.filter(
             invoice__subscription_id=subscription.pk,
             kind__in=FEE_KINDS,
-            period_start=period.start,
+            # Starting at the period's start, or inside it: the fees a trial's end bills for the rest of it.
+            period_start__gte=period.start,
+            period_start__lt=period.end,
             price__timing="in_advance",
         )
         .exclude(invoice__status=Invoice.Status.VOID)
         .exclude(invoice_id=exclude_invoice_id)
         .values_list("amount", "period_start", "period_end")
     )
-    total = Decimal(0)
-    for amount, start, end in rows:
-        billed = Period(start, end)
-        if end <= period.end or billed.days <= period.days:
-            total += amount
-        else:  # a part period ended at once: its share of the fee
-            total += quantize_minor(prorate(amount, max(period.days, 1), billed.days), currency)
-    return total
+    return sum(
+        (advance_fee_share(amount, Period(start, end), period, currency) for amount, start, end in rows), Decimal(0)
+    )
+
+
+def advance_fee_share(amount: Decimal, billed: Period, period: Period, currency: str) -> Decimal:
+    """What an in-advance fee of ``amount`` billed for ``billed`` counts in the closed ``period``'s charges: all
+    of it, or for a part period ended at once the part's share of its days (half-up, at least one day)."""
+    if billed.end <= period.end or billed.days <= period.days:
+        return amount
+    return quantize_minor(prorate(amount, max(period.days, 1), billed.days), currency)
 
 
 def commitment_line_for(
@@ -79,11 +85,8 @@ def commitment_line_for(
     """The ``commitment`` true-up line for the closed ``period`` billed with ``version``, or ``None`` (no
     commitment, or charges at or above it). ``lines``: the closing invoice's lines (those of ``period`` count);
     ``exclude_invoice_id``: the invoice being rebuilt (its stored lines are ``lines``)."""
-    commitment = version.minimum_commitment
-    if not commitment:
+    if not version.minimum_commitment:
         return None
-    proration = subscription_prorate(subscription, period, Decimal(commitment))
-    due = quantize_minor(proration.amount, currency)
     own = sum(
         (
             line.amount
@@ -92,13 +95,25 @@ def commitment_line_for(
         ),
         Decimal(0),
     )
-    charges = quantize_minor(
-        own
-        + _advance_fees_billed(
-            subscription=subscription, period=period, currency=currency, exclude_invoice_id=exclude_invoice_id
-        ),
-        currency,
+    charges = own + _advance_fees_billed(
+        subscription=subscription, period=period, currency=currency, exclude_invoice_id=exclude_invoice_id
     )
+    return commitment_true_up(
+        subscription=subscription, period=period, version=version, charges=charges, currency=currency
+    )
+
+
+def commitment_true_up(
+    *, subscription: Subscription, period: Period, version: PlanVersion, charges: Decimal, currency: str
+) -> LineDraft | None:
+    """The ``commitment`` line for the closed ``period`` whose charges (fixed fees and usage, before discounts
+    and tax) come to ``charges``, or ``None``. Reads nothing: the backtest calls it with simulated charges."""
+    commitment = version.minimum_commitment
+    if not commitment:
+        return None
+    proration = subscription_prorate(subscription, period, Decimal(commitment))
+    due = quantize_minor(proration.amount, currency)
+    charges = quantize_minor(charges, currency)
     true_up = due - charges
     if true_up <= 0:
         return None

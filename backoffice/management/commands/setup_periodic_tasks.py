@@ -41,6 +41,13 @@ SCHEDULES = [
         {"minute": "17", "hour": "3"},
         "Creates the event table's monthly partitions for the coming months (docs/metering.md, Partitions).",
     ),
+    (
+        "Webhook pruning (daily)",
+        "webhooks.prune",
+        {"minute": "43", "hour": "3"},
+        "Deletes webhook deliveries delivered more than 90 days ago and the events left without a delivery; "
+        "failed and pending deliveries are kept (docs/webhooks.md, Retention).",
+    ),
 ]
 
 
