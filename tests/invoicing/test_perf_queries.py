@@ -27,10 +27,11 @@ from .helpers import invoices_of, start, utc
 FEB1 = utc(2026, 2, 1)
 
 # customer lock (wallet flag and tax rates along), subscription lock (next version along), INSERT invoice
-# (ON CONFLICT DO NOTHING), INSERT lines (one statement), UPDATE subscription, number, UPDATE invoice, and
-# the transaction's own SAVEPOINT + RELEASE here; and one "does a webhook endpoint listen?" per event offered to
-# the outbox (invoice.created, invoice.finalized: none listens here, so nothing more is read or written).
-BOUNDARY_QUERIES = 11
+# (ON CONFLICT DO NOTHING), INSERT lines (one statement), UPDATE subscription, UPDATE invoice taking its number
+# in the same statement (invoicing.services.numbering), and the transaction's own SAVEPOINT + RELEASE here; and
+# one "does a webhook endpoint listen?" per event offered to the outbox (invoice.created, invoice.finalized: none
+# listens here, so nothing more is read or written; a run reads the endpoints once per batch instead).
+BOUNDARY_QUERIES = 10
 
 
 def _subscription(usage_prices: int, tag: str) -> Subscription:
