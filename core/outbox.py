@@ -12,7 +12,8 @@ records events without importing any app above it.
 
 Cost: with no endpoint listening to the type, one indexed query and nothing else (``data`` is built only when
 someone listens, so a billing run with no endpoints serializes nothing). Work that records events by the
-thousand (an invoice run) reads the listening endpoints once per batch instead (``outbox_listeners_snapshot``).
+thousand (an invoice run) reads the endpoints once per batch instead, and asks per event only when one of them
+listens to its type (``outbox_listeners_snapshot``).
 """
 
 from __future__ import annotations
@@ -78,12 +79,12 @@ class ListenerSnapshot:
         """Read the endpoints again at the next event (a run calls it at each new batch)."""
         self._rows = None
 
-    def listening(self, event_type: str) -> list[int]:
+    def anyone_listens(self, event_type: str) -> bool:
         if self._rows is None:
             from .models import WebhookEndpoint
 
             self._rows = list(WebhookEndpoint.objects.filter(enabled=True).order_by("id").values_list("id", "events"))
-        return [pk for pk, events in self._rows if event_type in events or ALL_EVENTS in events]
+        return any(event_type in events or ALL_EVENTS in events for _pk, events in self._rows)
 
 
 _snapshot: ContextVar[ListenerSnapshot | None] = ContextVar("outbox_listener_snapshot", default=None)
@@ -91,11 +92,12 @@ _snapshot: ContextVar[ListenerSnapshot | None] = ContextVar("outbox_listener_sna
 
 @contextmanager
 def outbox_listeners_snapshot() -> Iterator[ListenerSnapshot]:
-    """Inside the block, ``record_event`` asks the database which endpoints listen once (at its first event,
-    and again after each ``forget()``), not once per event.
+    """Inside the block, ``record_event`` reads the enabled endpoints once (at its first event, and again after
+    each ``forget()``); an event type none of them listens to then costs no query at all. When one listens, the
+    endpoints are read again exactly, as outside the block (a deleted or disabled endpoint gets nothing).
 
     For work recording events by the thousand (an invoice run: two per invoice). Rule: an endpoint created,
-    enabled, disabled or re-subscribed while the block runs counts from the next ``forget()`` (an invoice run
+    enabled or subscribed to more types while the block runs counts from the next ``forget()`` (an invoice run
     forgets at each batch of subscriptions), not from the very next event.
     """
     snapshot = ListenerSnapshot()
@@ -108,8 +110,8 @@ def outbox_listeners_snapshot() -> Iterator[ListenerSnapshot]:
 
 def _listening(event_type: str) -> list[int]:
     snapshot = _snapshot.get()
-    if snapshot is not None:
-        return snapshot.listening(event_type)
+    if snapshot is not None and not snapshot.anyone_listens(event_type):
+        return []
     from .models import WebhookEndpoint
 
     return list(

@@ -186,10 +186,11 @@ def subscriptions_bill(
     with ordinary (waiting) locks, and finds them billed already or bills them itself. Every due boundary is
     billed by the run either way; ``progress`` counts each subscription once.
 
-    The webhook endpoints listening to ``invoice.created``/``invoice.finalized`` are read once per batch of
-    ``USAGE_BATCH`` subscriptions (``core.outbox.outbox_listeners_snapshot``), not twice per invoice.
+    The webhook endpoints are read once per batch of ``USAGE_BATCH`` subscriptions
+    (``core.outbox.outbox_listeners_snapshot``): with none listening to ``invoice.created``/``invoice.finalized``
+    an invoice asks nothing more, where it asked twice.
     """
-    with outbox_listeners_snapshot() as listeners:  # which webhook endpoints listen: read once per batch
+    with outbox_listeners_snapshot() as listeners:  # whether webhook endpoints listen: read once per batch
         _subscriptions_bill(
             ids=list(subscription_ids), now=now, summary=summary, progress=progress, listeners=listeners
         )
