@@ -32,6 +32,7 @@ from django.utils.dateparse import parse_datetime
 
 from catalog.models import PlanVersion
 from core.instants import OUT_OF_RANGE, instant_check, instant_in_range
+from core.outbox import ListenerSnapshot, outbox_listeners_snapshot
 from customers.models import Subscription
 from invoicing.models import BillingRun
 from metering.selectors import usage_for_customers
@@ -184,13 +185,26 @@ def subscriptions_bill(
     disjoint subscriptions instead of queueing behind each other; a second pass then takes the skipped ones
     with ordinary (waiting) locks, and finds them billed already or bills them itself. Every due boundary is
     billed by the run either way; ``progress`` counts each subscription once.
+
+    The webhook endpoints are read once per batch of ``USAGE_BATCH`` subscriptions
+    (``core.outbox.outbox_listeners_snapshot``): with none listening to ``invoice.created``/``invoice.finalized``
+    an invoice asks nothing more, where it asked twice.
     """
-    ids = list(subscription_ids)
+    with outbox_listeners_snapshot() as listeners:  # whether webhook endpoints listen: read once per batch
+        _subscriptions_bill(
+            ids=list(subscription_ids), now=now, summary=summary, progress=progress, listeners=listeners
+        )
+
+
+def _subscriptions_bill(
+    *, ids: list[int], now: datetime, summary: RunSummary, progress: Progress | None, listeners: ListenerSnapshot
+) -> None:
     batch = RunBatch()
     busy: list[int] = []
     for done, subscription_id in enumerate(ids, start=1):
         if (done - 1) % USAGE_BATCH == 0:
             batch = batch_prefetch(subscription_ids=ids[done - 1 : done - 1 + USAGE_BATCH], now=now)
+            listeners.forget()
         if not _subscription_bill(
             subscription_id,
             now=now,
@@ -204,6 +218,8 @@ def subscriptions_bill(
         if progress is not None:
             progress(done - len(busy), len(ids))
     for n, subscription_id in enumerate(busy, start=1):
+        if (n - 1) % USAGE_BATCH == 0:
+            listeners.forget()
         _subscription_bill(subscription_id, now=now, summary=summary, usage=None, sheets=NO_SHEETS, skip_locked=False)
         if progress is not None:
             progress(len(ids) - len(busy) + n, len(ids))

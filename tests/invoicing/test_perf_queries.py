@@ -27,10 +27,11 @@ from .helpers import invoices_of, start, utc
 FEB1 = utc(2026, 2, 1)
 
 # customer lock (wallet flag and tax rates along), subscription lock (next version along), INSERT invoice
-# (ON CONFLICT DO NOTHING), INSERT lines (one statement), UPDATE subscription, number, UPDATE invoice, and
-# the transaction's own SAVEPOINT + RELEASE here; and one "does a webhook endpoint listen?" per event offered to
-# the outbox (invoice.created, invoice.finalized: none listens here, so nothing more is read or written).
-BOUNDARY_QUERIES = 11
+# (ON CONFLICT DO NOTHING), INSERT lines (one statement), UPDATE subscription, UPDATE invoice taking its number
+# in the same statement (invoicing.services.numbering), and the transaction's own SAVEPOINT + RELEASE here; and
+# one "does a webhook endpoint listen?" per event offered to the outbox (invoice.created, invoice.finalized: none
+# listens here, so nothing more is read or written; a run reads the endpoints once per batch instead).
+BOUNDARY_QUERIES = 10
 
 
 def _subscription(usage_prices: int, tag: str) -> Subscription:
@@ -143,3 +144,92 @@ def test_a_boundary_already_billed_inserts_nothing_and_leaves_the_transaction_us
     assert invoice_create_for_period(lines=list(lines), **args) is None
     # No savepoint was needed: the transaction goes on, and there is still one invoice for the boundary.
     assert Invoice.objects.filter(subscription=sub, billing_boundary_at=FEB1).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_run_reads_the_webhook_endpoints_once_per_batch_when_none_listens_to_invoice_events():
+    from core.models import OutboxEvent, WebhookEndpoint
+
+    WebhookEndpoint.objects.create(url="https://a.example/h", events=["customer.created"], secret="s1")
+    WebhookEndpoint.objects.create(url="https://c.example/h", events=["*"], secret="s3", enabled=False)
+    subs = [_subscription(1, f"quiet-{i}") for i in range(3)]
+    before = OutboxEvent.objects.count()
+    summary = RunSummary(as_of=FEB1)
+    with CaptureQueriesContext(connection) as ctx:
+        subscriptions_bill(subscription_ids=[s.pk for s in subs], now=FEB1, summary=summary)
+    assert summary.invoices_created == 3 and not summary.failures
+    # Three invoices, two events each, in one batch: one read of the endpoints instead of 3 x 2 = 6.
+    assert sum("core_webhookendpoint" in q["sql"] for q in ctx.captured_queries) == 1
+    assert OutboxEvent.objects.count() == before  # nobody listens: nothing written, as without the snapshot
+
+
+@pytest.mark.django_db
+def test_a_run_with_listening_endpoints_records_the_same_events_and_deliveries():
+    from core.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+
+    subs = [_subscription(1, f"outbox-{i}") for i in range(3)]  # before the endpoints: their start sends nothing
+    created_only = WebhookEndpoint.objects.create(url="https://a.example/h", events=["invoice.created"], secret="s1")
+    everything = WebhookEndpoint.objects.create(url="https://b.example/h", events=["*"], secret="s2")
+    WebhookEndpoint.objects.create(url="https://c.example/h", events=["*"], secret="s3", enabled=False)
+    summary = RunSummary(as_of=FEB1)
+    subscriptions_bill(subscription_ids=[s.pk for s in subs], now=FEB1, summary=summary)
+    assert summary.invoices_created == 3 and not summary.failures
+    # Per invoice: invoice.created (to both enabled endpoints) and invoice.finalized (to the "*" endpoint only):
+    # 3 x 2 = 6 events, 3 x (2 + 1) = 9 deliveries; none to the disabled endpoint.
+    events = OutboxEvent.objects.filter(type__startswith="invoice.")
+    assert sorted(e.type for e in events) == ["invoice.created"] * 3 + ["invoice.finalized"] * 3
+    deliveries = WebhookDelivery.objects.filter(event__in=events)
+    assert deliveries.filter(endpoint=created_only).count() == 3
+    assert deliveries.filter(endpoint=everything).count() == 6
+    assert deliveries.count() == 9
+
+
+def _run_changing_endpoints_after_the_first(monkeypatch, subs, change) -> RunSummary:
+    """Bill ``subs`` in batches of two, calling ``change()`` right after the first subscription is billed."""
+    from invoicing.services import run
+
+    monkeypatch.setattr(run, "USAGE_BATCH", 2)
+    real = run._subscription_bill
+
+    def bill_then_change(subscription_id, **kwargs):
+        done = real(subscription_id, **kwargs)
+        if subscription_id == subs[0].pk:
+            change()
+        return done
+
+    monkeypatch.setattr(run, "_subscription_bill", bill_then_change)
+    summary = RunSummary(as_of=FEB1)
+    subscriptions_bill(subscription_ids=[s.pk for s in subs], now=FEB1, summary=summary)
+    return summary
+
+
+@pytest.mark.django_db
+def test_an_endpoint_created_during_a_run_listens_from_the_next_batch(monkeypatch):
+    from core.models import WebhookDelivery, WebhookEndpoint
+
+    subs = [_subscription(0, f"late-{i}") for i in range(4)]
+
+    def add():
+        WebhookEndpoint.objects.create(url="https://late.example/h", events=["*"], secret="s")
+
+    summary = _run_changing_endpoints_after_the_first(monkeypatch, subs, add)
+    assert summary.invoices_created == 4 and not summary.failures
+    # Rule (core.outbox.outbox_listeners_snapshot): it counts from the next batch, i.e. subscriptions 3 and 4,
+    # whose invoices each send invoice.created and invoice.finalized: 2 x 2 = 4 deliveries.
+    assert WebhookDelivery.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_an_endpoint_deleted_during_a_run_gets_nothing_more_and_fails_nothing(monkeypatch):
+    from core.models import WebhookDelivery, WebhookEndpoint
+
+    subs = [_subscription(0, f"gone-{i}") for i in range(4)]
+    endpoint = WebhookEndpoint.objects.create(url="https://gone.example/h", events=["*"], secret="s")
+    summary = _run_changing_endpoints_after_the_first(
+        monkeypatch, subs, lambda: WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()
+    )
+    # The snapshot still lists it for the rest of the batch, but a listened-to event reads the endpoints
+    # exactly: subscriptions 2-4 write no delivery for the deleted endpoint (which would fail their commit),
+    # and the first subscription's 2 deliveries went with the endpoint (cascade).
+    assert summary.invoices_created == 4 and not summary.failures
+    assert WebhookDelivery.objects.count() == 0
