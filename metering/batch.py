@@ -53,7 +53,7 @@ _PLAIN_INT_LIMIT = 10**PROPERTY_INTEGER_DIGITS
 _FIXED_LEVELS = 3  # {"events": [ {event} ]}
 
 
-class _Event(msgspec.Struct, forbid_unknown_fields=True):
+class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):  # no cycles: not tracked by the GC
     event_id: str | int
     customer: str
     event_name: str
@@ -77,24 +77,26 @@ class BatchChecked:
     in_batch_duplicates: int = 0
 
 
-def _plain_text(value: str, limit: int) -> bool:
-    """``event_clean``'s text rule: at most ``limit`` characters, not blank, no NUL."""
-    return 0 < len(value) <= limit and "\x00" not in value and not value.isspace()
-
-
 def _event_fast(
     item: _Event, numeric_fields: Mapping[str, Mapping[str, bool]], now_text: str, timestamps: dict[str, str]
 ) -> CleanEvent | None:
     """The clean event when every check passes on the fast path; None when ``event_clean`` must decide."""
-    event_id = item.event_id
+    event_id, customer, event_name = item.event_id, item.customer, item.event_name
     if type(event_id) is int:
         if not 0 <= event_id <= MAX_INT_ID:
             return None
         event_id = str(event_id)
-    elif not _plain_text(event_id, MAX_ID_LENGTH):
-        return None
-    customer, event_name = item.customer, item.event_name
-    if not _plain_text(customer, MAX_ID_LENGTH) or not _plain_text(event_name, MAX_NAME_LENGTH):
+    # event_clean's text rule for the three: not empty, within the length limit, not blank, no NUL.
+    if (
+        not (0 < len(event_id) <= MAX_ID_LENGTH and 0 < len(customer) <= MAX_ID_LENGTH)
+        or not 0 < len(event_name) <= MAX_NAME_LENGTH
+        or "\x00" in event_id
+        or "\x00" in customer
+        or "\x00" in event_name
+        or event_id.isspace()
+        or customer.isspace()
+        or event_name.isspace()
+    ):
         return None
     sent = item.timestamp
     if sent is None:
