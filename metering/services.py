@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -243,11 +244,18 @@ def _events_copy(events: Sequence[CleanEvent]) -> bool:
     data = _copy_text(events, received_at=timezone.now().isoformat())
     if data is None:
         return False
-    connection.ensure_connection()
+
+    def copy_execute(sql, params, many, context):
+        with context["cursor"].cursor.copy(sql) as copy:
+            copy.write(params[0])
+
+    # Through the connection's execute wrappers, as every statement Django runs (instrumentation, tests).
+    executor = copy_execute
+    for wrapper in reversed(connection.execute_wrappers):
+        executor = functools.partial(wrapper, executor)
     try:
-        with connection.wrap_database_errors:
-            with connection.connection.cursor() as cursor, cursor.copy(COPY_EVENTS) as copy:
-                copy.write(data)
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            executor(COPY_EVENTS, [data], False, {"connection": connection, "cursor": cursor})
     except IntegrityError:
         return False
     return True
