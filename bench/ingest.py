@@ -1,5 +1,7 @@
 """Ingestion benchmark: POST /events/batch events/s beside PostgreSQL's raw COPY rate of the same rows, and
 POST /events requests/s beside a trivial DRF endpoint's requests/s, on a real server (gunicorn, 2 workers).
+COPY is measured before and after the batches (the machine's load moves between them) and the batch rate is
+set beside their mean.
 
     .venv/bin/python -m bench.ingest [--events 100000] [--threads 4] [--singles 3000] [--port 8765]
 
@@ -132,6 +134,11 @@ def main() -> None:
         stored = Event.objects.count()
         assert stored == args.events, f"stored {stored} of {args.events}"
         batch_rate = args.events / elapsed
+        # The same batches again (a client retrying): every event a duplicate, answered 200 and not stored.
+        resent = bodies[: max(1, len(bodies) // 5)]
+        resent_rate = len(resent) * 1000 / run_threads(args.threads, resent, f"{base}/api/v1/events/batch", key)
+        assert Event.objects.count() == args.events
+        copy_after = copy_rate(make_events(args.events, f"copy2-{run}"))
 
         singles = [json.dumps(e).encode() for e in make_events(args.singles, f"single-{run}")]
         single_rate = args.singles / run_threads(args.threads, singles, f"{base}/api/v1/events", key)
@@ -141,10 +148,18 @@ def main() -> None:
         server_stop(proc)
 
     print(f"events: {args.events:,}; client threads: {args.threads}; server: gunicorn, 2 sync workers")
-    print(f"raw COPY into metering_event          {copy:12,.0f} rows/s   (baseline)")
+    copy_mean = (copy + copy_after) / 2
     print(
-        f"POST /events/batch (1,000 per batch)  {batch_rate:12,.0f} events/s = {batch_rate / copy:.0%} of COPY "
-        "(target >= 30%)"
+        f"raw COPY into metering_event          {copy_mean:12,.0f} rows/s   (baseline: mean of {copy:,.0f} before "
+        f"and {copy_after:,.0f} after the batches)"
+    )
+    print(
+        f"POST /events/batch (1,000 per batch)  {batch_rate:12,.0f} events/s = {batch_rate / copy_mean:.0%} of COPY "
+        "(target >= 50%)"
+    )
+    print(
+        f"  the same batches sent again         {resent_rate:12,.0f} events/s (all duplicates: the COPY is undone, "
+        "then the INSERT skips them)"
     )
     print(f"trivial DRF endpoint                  {trivial_rate:12,.0f} requests/s (baseline)")
     print(

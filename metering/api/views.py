@@ -15,11 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import error_responses, paginate, paginated_schema
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound
 from core.fields import ExactDecimalField, FlagField, KeyField, TextField
 from core.money import decimal_text
 from core.parsers import JSONParser
 from metering import services, tasks
+from metering.batch import batch_check
 from metering.ingest import (
     MAX_BATCH,
     MAX_ID_LENGTH,
@@ -28,7 +29,6 @@ from metering.ingest import (
     NOT_BLANK_PATTERN,
     body_decode,
     event_clean,
-    event_id_of,
 )
 from metering.models import Meter
 from metering.selectors import numeric_fields_by_event_name
@@ -166,13 +166,18 @@ def _rollup_enqueue(delay: float) -> None:
     tasks.usage_rollup_refresh.apply_async(countdown=delay)
 
 
-def _json_body(request):
-    """The decoded body of an ingestion request: only ``application/json`` (415 otherwise, as DRF answers for
-    every other endpoint), at most 32 levels deep (400)."""
+def _json_bytes(request) -> bytes:
+    """The raw body of an ingestion request: only ``application/json`` (415 otherwise, as DRF answers for
+    every other endpoint)."""
     media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType(media_type or "(none)")
-    return body_decode(request.body)
+    return request.body
+
+
+def _json_body(request):
+    """The decoded body of an ingestion request: only ``application/json`` (415), at most 32 levels deep (400)."""
+    return body_decode(_json_bytes(request))
 
 
 class EventIngestApi(APIView):
@@ -245,28 +250,9 @@ class EventBatchApi(APIView):
         operation_id="events_batch", request=InputSerializer, responses={200: OutputSerializer, **error_responses(400)}
     )
     def post(self, request):
-        raw = _json_body(request)
-        if not isinstance(raw, dict) or "events" not in raw:
-            raise ValidationFailed('The body must be {"events": [...]}.', field="events")
-        items = raw["events"]
-        if not isinstance(items, list):
-            raise ValidationFailed("Must be a list of events.", field="events")
-        if len(items) > MAX_BATCH:
-            raise ValidationFailed(f"At most {MAX_BATCH:,} events per batch; got {len(items):,}.", field="events")
-        numeric = numeric_fields_by_event_name()
-        now = timezone.now()
-        valid = {}
-        rejected = []
-        in_batch_duplicates = 0
-        for index, item in enumerate(items):
-            event, errors = event_clean(item, numeric_fields=numeric, now=now)
-            if event is None:
-                rejected.append({"index": index, "event_id": event_id_of(item), "errors": errors})
-            elif (key := (event.customer, event.event_id)) in valid:
-                in_batch_duplicates += 1  # the same event twice in one batch counts once
-            else:
-                valid[key] = event
-        accepted = services.events_store(events=list(valid.values()))
+        checked = batch_check(_json_bytes(request), numeric_fields=numeric_fields_by_event_name(), now=timezone.now())
+        valid, rejected, in_batch_duplicates = checked.events, checked.rejected, checked.in_batch_duplicates
+        accepted = services.events_store(events=valid)
         if accepted:
             services.usage_rollup_soon(enqueue=_rollup_enqueue)
         return Response(

@@ -1,7 +1,7 @@
 """Fault: the database connection drops in the middle of a batch ingestion.
 
 The connection is killed from a second connection (``pg_terminate_backend``) just before the batch's one
-INSERT into ``metering_event`` runs. What must hold: the client gets an error for the whole batch (503 with
+write into ``metering_event`` runs (its COPY). What must hold: the client gets an error for the whole batch (503 with
 Retry-After, nothing stored: the batch is one statement, so there is no half-stored batch), and a retry of
 the same batch stores each event exactly once.
 """
@@ -33,14 +33,15 @@ def test_connection_killed_at_the_insert_fails_the_whole_batch_and_a_retry_store
     killed = []
 
     def kill_at_event_insert(execute, sql, params, many, context):
-        if not killed and sql.lstrip().startswith("INSERT INTO metering_event"):
+        # The batch's one write: a COPY (a fresh batch) or the INSERT (duplicates, small batches).
+        if not killed and sql.lstrip().startswith(("INSERT INTO metering_event", "COPY metering_event")):
             killed.append(context["connection"].connection.info.backend_pid)
             backend_terminate(killed[0])
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(kill_at_event_insert):
         response = api.post("/api/v1/events/batch", {"events": BATCH})
-    assert killed, "the fault was not injected: no INSERT into metering_event ran"
+    assert killed, "the fault was not injected: no write into metering_event ran"
     assert response.status_code == 503, response.content
     assert response["Retry-After"] == "1"
     assert response.json()["code"] == "unavailable"
