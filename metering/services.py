@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,6 +20,7 @@ from .aggregations import AGGREGATIONS
 from .ingest import CleanEvent
 from .models import EventIdCheckpoint, Meter, MeterFilter, MeterRollupState, UsageRollup, UsageRollupDay
 from .selectors import meter_filter_sql, numeric_fields_forget, numeric_params, numeric_sql
+from .statistics import event_statistics_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +224,9 @@ def events_store(*, events: Sequence[CleanEvent]) -> int:
 # --- Hourly rollup --------------------------------------------------------------------------------------------
 
 ROLLUP_LAG = timedelta(minutes=5)
+# A refresh folds again what arrived while it folded, while that is at least this many events, for this long.
+ROLLUP_CHASE_MIN_EVENTS = 2_000
+ROLLUP_CHASE_SECONDS = 10.0
 ROLLUP_CHUNK = 500_000  # event ids per transaction when catching up
 
 ROLLUP_MERGE = """
@@ -354,19 +359,35 @@ def usage_rollup_refresh(*, now: datetime, lag: timedelta | None = None, meters:
     Meters are independent: the SQL casts only values in the property grammar, so no stored event can make
     a step fail, and should a step still fail on its data (``DataError``, e.g. a sum past the column), that
     meter keeps its watermark, the other meters advance, and :class:`RollupFailed` names it at the end.
+
+    Then the event partitions whose statistics miss many rows are analyzed (``metering.statistics``), so a
+    read right after a burst plans its raw tail on the partition as it is.
     """
     upto = _rollup_fenced_event_id() if lag is None else None
     if upto is None:
         with transaction.atomic(durable=True):
             upto = _rollup_safe_event_id(now=now, lag=ROLLUP_LAG if lag is None else lag)
     failed: list[str] = []
-    for meter in meters if meters is not None else Meter.objects.all():
-        try:
-            while _meter_rollup_step(meter_id=meter.id, upto=upto, now=now):
-                pass
-        except DataError:
-            logger.exception("usage rollup of meter %s failed; the other meters go on", meter.key)
-            failed.append(meter.key)
+    chase_until = time.monotonic() + ROLLUP_CHASE_SECONDS
+    while True:
+        for meter in meters if meters is not None else Meter.objects.all():
+            if meter.key in failed:
+                continue
+            try:
+                while _meter_rollup_step(meter_id=meter.id, upto=upto, now=now):
+                    pass
+            except DataError:
+                logger.exception("usage rollup of meter %s failed; the other meters go on", meter.key)
+                failed.append(meter.key)
+        # Events stored while folding (a burst): fold them too, for a while, so the raw tail a read scans right
+        # after the burst is what arrived during the last pass, not a whole refresh interval's worth.
+        if lag is not None or time.monotonic() > chase_until:
+            break
+        newest = _rollup_fenced_event_id()
+        if newest is None or newest - upto < ROLLUP_CHASE_MIN_EVENTS:
+            break
+        upto = newest
+    event_statistics_refresh()  # a burst's partition gets its statistics now, not minutes later
     if failed:
         raise RollupFailed(f"The usage rollup of meter(s) {', '.join(failed)} failed (logged); the others advanced.")
     return upto
