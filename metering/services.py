@@ -236,10 +236,7 @@ WITH src AS (
     FROM metering_event e
     WHERE e.id > %(lo)s AND e.id <= %(hi)s AND {where}
 ), agg AS (
-    SELECT c, h, COUNT(*) AS n, SUM(num) AS s, MAX(num) AS m,
-           (ARRAY_AGG(ts ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lts,
-           (ARRAY_AGG(id ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lid,
-           (ARRAY_AGG(num ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lv
+    SELECT c, h, COUNT(*) AS n, SUM(num) AS s, MAX(num) AS m, {latest}
     FROM src WHERE %(is_count)s OR has GROUP BY c, h
 ), days AS (
     -- The same events summed by UTC day, in the same statement (docs/metering.md, the daily rollup).
@@ -266,6 +263,15 @@ ON CONFLICT (meter_id, customer_external_id, hour) DO UPDATE SET
     latest_id = CASE WHEN {newer} THEN EXCLUDED.latest_id ELSE r.latest_id END,
     latest_value = CASE WHEN {newer} THEN EXCLUDED.latest_value ELSE r.latest_value END
 """
+# The latest event of each hour, kept only for the meters that read it (``latest``): its three sorted array
+# aggregates were two thirds of a refresh's time (40,000 events: 300 ms with them, 110 ms without). The other
+# meters store NULL there and never read it; a meter whose aggregation changes gets its rollup rebuilt
+# (``meter_rollup_reset``), so a meter turned into a ``latest`` one never reads a NULL left by its old definition.
+ROLLUP_LATEST = """
+           (ARRAY_AGG(ts ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lts,
+           (ARRAY_AGG(id ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lid,
+           (ARRAY_AGG(num ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lv"""
+ROLLUP_NO_LATEST = "NULL::timestamptz AS lts, NULL::bigint AS lid, NULL::numeric AS lv"
 NEWER = (
     "(EXCLUDED.latest_value IS NOT NULL AND (r.latest_value IS NULL OR "
     "(EXCLUDED.latest_at, EXCLUDED.latest_id) > (r.latest_at, r.latest_id)))"
@@ -324,7 +330,8 @@ def _meter_rollup_step(*, meter_id: int, upto: int, now: datetime) -> bool:
         return False
     hi = min(upto, state.last_event_id + ROLLUP_CHUNK)
     where, where_params = meter_filter_sql(meter)
-    sql = ROLLUP_MERGE.format(num=numeric_sql("(e.properties -> %(field)s)"), where=where, newer=NEWER)
+    latest = ROLLUP_LATEST if "p.lv" in agg.value_sql else ROLLUP_NO_LATEST  # as the reads decide (selectors)
+    sql = ROLLUP_MERGE.format(num=numeric_sql("(e.properties -> %(field)s)"), where=where, newer=NEWER, latest=latest)
     params = {
         "lo": state.last_event_id,
         "hi": hi,
