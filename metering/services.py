@@ -224,8 +224,10 @@ def events_store(*, events: Sequence[CleanEvent]) -> int:
 # --- Hourly rollup --------------------------------------------------------------------------------------------
 
 ROLLUP_LAG = timedelta(minutes=5)
-# A refresh folds again what arrived while it folded, while that is at least this many events, for this long.
+# A refresh folds again what arrived while it folded, for at most ROLLUP_CHASE_SECONDS; fewer than
+# ROLLUP_CHASE_MIN_EVENTS new events: it waits ROLLUP_CHASE_PAUSE_SECONDS for more first; none: it ends.
 ROLLUP_CHASE_MIN_EVENTS = 2_000
+ROLLUP_CHASE_PAUSE_SECONDS = 0.1
 ROLLUP_CHASE_SECONDS = 10.0
 ROLLUP_CHUNK = 500_000  # event ids per transaction when catching up
 
@@ -387,11 +389,15 @@ def usage_rollup_refresh(*, now: datetime, lag: timedelta | None = None, meters:
                 logger.exception("usage rollup of meter %s failed; the other meters go on", meter.key)
                 failed.append(meter.key)
         # Events stored while folding (a burst): fold them too, for a while, so the raw tail a read scans right
-        # after the burst is what arrived during the last pass, not a whole refresh interval's worth.
+        # after the burst is what arrived during the last pass, not a whole refresh interval's worth. A few
+        # events: wait a moment for more; none (ingestion stopped): done.
         if lag is not None or time.monotonic() > chase_until:
             break
         newest = _rollup_fenced_event_id()
-        if newest is None or newest - upto < ROLLUP_CHASE_MIN_EVENTS:
+        if newest is not None and 0 < newest - upto < ROLLUP_CHASE_MIN_EVENTS:
+            time.sleep(ROLLUP_CHASE_PAUSE_SECONDS)
+            newest = _rollup_fenced_event_id()
+        if newest is None or newest <= upto:
             break
         upto = newest
     event_statistics_refresh()  # a burst's partition gets its statistics now, not minutes later
