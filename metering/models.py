@@ -108,7 +108,8 @@ class UsageRollup(models.Model):
     Built incrementally from events with ``id <= MeterRollupState.last_event_id`` (whatever their timestamp,
     so late events are folded into the hour they belong to). Reads add the raw events past the watermark and
     the partial hours at a window's edges, so a value never depends on when the rollup last ran.
-    ``latest_*`` keep the event with the greatest (timestamp, id) whose property is numeric.
+    ``latest_*`` keep the event with the greatest (timestamp, id) whose property is numeric, for ``latest``
+    meters only (the only ones that read them; NULL for the others).
     """
 
     meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")

@@ -23,9 +23,11 @@ text (the number ``1`` and the string ``"1"`` are one value).
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -63,15 +65,21 @@ def numeric_params(meter: Meter) -> dict[str, str]:
     return {"num_pattern": property_pattern(signed=meter.allow_negative)}
 
 
-def meter_filter_sql(meter: Meter, alias: str = "e") -> tuple[str, dict]:
-    """``event_name = ... AND <every filter holds>`` for one meter, with its named params ``w0``, ``w1``, ..."""
+def meter_filter_sql(
+    meter: Meter, alias: str = "e", *, filters: Sequence[tuple[str, Sequence[str]]] | None = None
+) -> tuple[str, dict]:
+    """``event_name = ... AND <every filter holds>`` for one meter, with its named params ``w0``, ``w1``, ...
+
+    ``filters``: the meter's ``(property, values)`` when already read (else ``meter.filters.all()`` is read)."""
     where = [f"{alias}.event_name = %(w0)s"]
     params: dict = {"w0": meter.event_name}
-    for f in meter.filters.all():
+    if filters is None:
+        filters = [(f.property, f.values) for f in meter.filters.all()]
+    for prop_value, values_value in filters:
         prop, values = f"w{len(params)}", f"w{len(params) + 1}"
         # ->> gives the text of a string or number value: property "model" in ["gpt-4o"] matches "gpt-4o".
         where.append(f"({alias}.properties ->> %({prop})s) = ANY(%({values})s::text[])")
-        params[prop], params[values] = f.property, list(f.values)
+        params[prop], params[values] = prop_value, list(values_value)
     return " AND ".join(where), params
 
 
@@ -103,11 +111,47 @@ WATERMARK_SQL = (
 )
 
 
-def _watermark(meter: Meter) -> int:
+@dataclass(frozen=True)
+class MeterReadState:
+    """What a usage statement of a meter needs before it is written: the rollup watermark (a literal for the
+    planner, see above) and the meter's filters as ``(property, values)``. Read in one query for every meter
+    of a read (:func:`meter_read_states`), or with the rows that name the meter (:func:`meter_read_state_sql`),
+    so a read costs one round trip for this plus one for the usage statement."""
+
+    watermark: int
+    filters: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def meter_read_state_sql(meter_id_sql: str) -> str:
+    """SQL of a ``jsonb`` value ``[watermark, [[property, [values]], ...]]`` for the meter whose id is the SQL
+    expression ``meter_id_sql``: for a query that loads meters with other rows (an entitlement check), read
+    back by :func:`meter_read_state_from_json`."""
+    return (
+        "jsonb_build_array("
+        "(SELECT COALESCE(MAX(s.last_event_id), 0) FROM metering_meterrollupstate s"
+        f" WHERE s.meter_id = {meter_id_sql}),"
+        " COALESCE((SELECT jsonb_agg(jsonb_build_array(f.property, f.values) ORDER BY f.id)"
+        f" FROM metering_meterfilter f WHERE f.meter_id = {meter_id_sql}), '[]'::jsonb))"
+    )
+
+
+def meter_read_state_from_json(value) -> MeterReadState:
+    """The :class:`MeterReadState` of a value made by :func:`meter_read_state_sql` (text or decoded)."""
+    watermark, filters = json.loads(value) if isinstance(value, str | bytes) else value
+    return MeterReadState(watermark=int(watermark), filters=tuple((prop, tuple(values)) for prop, values in filters))
+
+
+def meter_read_states(meters: Sequence[Meter]) -> dict[int, MeterReadState]:
+    """``{meter_id: MeterReadState}`` for these meters in ONE query (filters read fresh, as ``meter.filters``
+    would be without a prefetch: a long-lived meter object never keeps filters edited since)."""
+    if not meters:
+        return {}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT last_event_id FROM metering_meterrollupstate WHERE meter_id = %s", [meter.id])
-        row = cursor.fetchone()
-    return row[0] if row else 0
+        cursor.execute(
+            f"SELECT m.id, {meter_read_state_sql('m.id')} FROM unnest(%s::bigint[]) AS m(id)",
+            [sorted({m.id for m in meters})],
+        )
+        return {meter_id: meter_read_state_from_json(value) for meter_id, value in cursor.fetchall()}
 
 
 RAW_PART = """
@@ -159,9 +203,11 @@ DAY_PART = """
 """
 
 
-def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -> tuple[str, dict]:
+def _usage_query(
+    meter: Meter, ids: list[str], start: datetime, end: datetime, state: MeterReadState
+) -> tuple[str, dict]:
     agg = AGGREGATIONS[meter.aggregation]  # its SQL: metering/aggregations.py
-    where, where_params = meter_filter_sql(meter)
+    where, where_params = meter_filter_sql(meter, filters=state.filters)
     params = {
         "ids": ids,
         "start": start,
@@ -191,7 +237,7 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
         ds = de = he
     else:
         ds = _day_ceil(hs)  # at most de: no overflow even next to FAR_FUTURE
-    params.update(hs=hs, he=he, ds=ds, de=de, wm=_watermark(meter), multiplier=meter.multiplier or Decimal(1))
+    params.update(hs=hs, he=he, ds=ds, de=de, wm=state.watermark, multiplier=meter.multiplier or Decimal(1))
     # Each rollup range is its own part (an index range on the rollup's unique key); empty ones are left out.
     parts = [RAW_PART.format(num=num, where=where, wm=WATERMARK_SQL, latest=latest)]
     rollup_latest = ROLLUP_LATEST if latest is RAW_LATEST else NO_LATEST
@@ -205,10 +251,24 @@ def _usage_query(meter: Meter, ids: list[str], start: datetime, end: datetime) -
     return sql, params
 
 
-def meter_usage(*, meter: Meter, customer_external_id: str, start: datetime, end: datetime | None) -> Decimal:
-    """The meter's value for one customer over the half-open window ``[start, end)`` (``end=None``: no end)."""
-    result = usage_for_customers(meters=[meter], customer_external_ids=[customer_external_id], start=start, end=end)
-    return result.get((customer_external_id, meter.id), Decimal(0))
+def meter_usage(
+    *,
+    meter: Meter,
+    customer_external_id: str,
+    start: datetime,
+    end: datetime | None,
+    state: MeterReadState | None = None,
+) -> Decimal:
+    """The meter's value for one customer over the half-open window ``[start, end)`` (``end=None``: no end).
+
+    ``state``: the meter's :class:`MeterReadState` when the caller read it with its own rows (saves a round trip).
+    """
+    [value] = usage_reads(
+        reads=[UsageRead(meter=meter, start=start, end=end)],
+        customer_external_ids=[customer_external_id],
+        states={meter.id: state} if state is not None else None,
+    )
+    return value.get(customer_external_id, Decimal(0))
 
 
 def usage_for_customers(
@@ -218,21 +278,66 @@ def usage_for_customers(
     start: datetime,
     end: datetime | None,
 ) -> dict[tuple[str, int], Decimal]:
-    """Usage of many customers at once: ``{(customer_external_id, meter_id): value}``, one query per meter.
+    """Usage of many customers at once: ``{(customer_external_id, meter_id): value}``.
 
-    Pairs with no event in the window are absent (read them as 0). ``end=None`` means no end.
+    Two round trips whatever the number of meters (:func:`usage_reads`). Pairs with no event in the window are
+    absent (read them as 0). ``end=None`` means no end.
     """
     ids = list(customer_external_ids)
-    out: dict[tuple[str, int], Decimal] = {}
-    if not ids:
+    if not ids or not meters:
+        return {}
+    values = usage_reads(
+        reads=[UsageRead(meter=meter, start=start, end=end) for meter in meters], customer_external_ids=ids
+    )
+    return {(c, meter.id): v for meter, by_customer in zip(meters, values, strict=True) for c, v in by_customer.items()}
+
+
+@dataclass(frozen=True)
+class UsageRead:
+    """One meter over the half-open window ``[start, end)`` (``end=None``: no end)."""
+
+    meter: Meter
+    start: datetime
+    end: datetime | None
+
+
+_NAMED_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+def usage_reads(
+    *,
+    reads: Sequence[UsageRead],
+    customer_external_ids: Iterable[str],
+    states: Mapping[int, MeterReadState] | None = None,
+) -> list[dict[str, Decimal]]:
+    """The value of each read for these customers: ``[{customer_external_id: value}]`` in the order of ``reads``
+    (customers with no event in a read's window are absent: read them as 0).
+
+    Every read is one part of ONE statement (``UNION ALL``; each part keeps its own plan), so a customer's
+    usage of all its meters, or all its metered entitlements with their own windows, costs one round trip, plus
+    one for the meters' :class:`MeterReadState` unless ``states`` (``{meter_id: state}``) holds them all.
+    """
+    ids = list(customer_external_ids)
+    out: list[dict[str, Decimal]] = [{} for _ in reads]
+    if not ids or not reads:
         return out
-    end = end or FAR_FUTURE
+    missing = [r.meter for r in reads if states is None or r.meter.id not in states]
+    if missing:
+        states = {**(states or {}), **meter_read_states(missing)}
+    parts, params = [], {}
+    for i, read in enumerate(reads):
+        sql, part_params = _usage_query(read.meter, ids, read.start, read.end or FAR_FUTURE, states[read.meter.id])
+        if len(reads) == 1:
+            parts, params = [f"SELECT 0, q.c, q.v FROM ({sql}) AS q(c, v)"], part_params
+            break
+        # Each part's named parameters get the part's prefix: one statement, no clash.
+        renamed = _NAMED_PARAM.sub(f"%(r{i}_\\1)s", sql)
+        parts.append(f"SELECT {i}, q.c, q.v::numeric FROM ({renamed}) AS q(c, v)")
+        params.update({f"r{i}_{name}": value for name, value in part_params.items()})
     with connection.cursor() as cursor:
-        for meter in meters:
-            sql, params = _usage_query(meter, ids, start, end)
-            cursor.execute(sql, params)
-            for customer_id, val in cursor.fetchall():
-                out[(customer_id, meter.id)] = Decimal(val) if val is not None else Decimal(0)
+        cursor.execute(" UNION ALL ".join(parts), params)
+        for i, customer_id, val in cursor.fetchall():
+            out[i][customer_id] = Decimal(val) if val is not None else Decimal(0)
     return out
 
 

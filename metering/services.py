@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,6 +22,7 @@ from .aggregations import AGGREGATIONS
 from .ingest import CleanEvent
 from .models import EventIdCheckpoint, Meter, MeterFilter, MeterRollupState, UsageRollup, UsageRollupDay
 from .selectors import meter_filter_sql, numeric_fields_forget, numeric_params, numeric_sql
+from .statistics import event_statistics_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -283,6 +285,11 @@ def _copy_text(events: Sequence[CleanEvent], *, received_at: str) -> str | None:
 # --- Hourly rollup --------------------------------------------------------------------------------------------
 
 ROLLUP_LAG = timedelta(minutes=5)
+# A refresh folds again what arrived while it folded, for at most ROLLUP_CHASE_SECONDS; fewer than
+# ROLLUP_CHASE_MIN_EVENTS new events: it waits ROLLUP_CHASE_PAUSE_SECONDS for more first; none: it ends.
+ROLLUP_CHASE_MIN_EVENTS = 2_000
+ROLLUP_CHASE_PAUSE_SECONDS = 0.1
+ROLLUP_CHASE_SECONDS = 10.0
 ROLLUP_CHUNK = 500_000  # event ids per transaction when catching up
 
 ROLLUP_MERGE = """
@@ -292,10 +299,7 @@ WITH src AS (
     FROM metering_event e
     WHERE e.id > %(lo)s AND e.id <= %(hi)s AND {where}
 ), agg AS (
-    SELECT c, h, COUNT(*) AS n, SUM(num) AS s, MAX(num) AS m,
-           (ARRAY_AGG(ts ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lts,
-           (ARRAY_AGG(id ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lid,
-           (ARRAY_AGG(num ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lv
+    SELECT c, h, COUNT(*) AS n, SUM(num) AS s, MAX(num) AS m, {latest}
     FROM src WHERE %(is_count)s OR has GROUP BY c, h
 ), days AS (
     -- The same events summed by UTC day, in the same statement (docs/metering.md, the daily rollup).
@@ -322,6 +326,15 @@ ON CONFLICT (meter_id, customer_external_id, hour) DO UPDATE SET
     latest_id = CASE WHEN {newer} THEN EXCLUDED.latest_id ELSE r.latest_id END,
     latest_value = CASE WHEN {newer} THEN EXCLUDED.latest_value ELSE r.latest_value END
 """
+# The latest event of each hour, kept only for the meters that read it (``latest``): its three sorted array
+# aggregates were two thirds of a refresh's time (40,000 events: 300 ms with them, 110 ms without). The other
+# meters store NULL there and never read it; a meter whose aggregation changes gets its rollup rebuilt
+# (``meter_rollup_reset``), so a meter turned into a ``latest`` one never reads a NULL left by its old definition.
+ROLLUP_LATEST = """
+           (ARRAY_AGG(ts ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lts,
+           (ARRAY_AGG(id ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lid,
+           (ARRAY_AGG(num ORDER BY ts DESC, id DESC) FILTER (WHERE num IS NOT NULL))[1] AS lv"""
+ROLLUP_NO_LATEST = "NULL::timestamptz AS lts, NULL::bigint AS lid, NULL::numeric AS lv"
 NEWER = (
     "(EXCLUDED.latest_value IS NOT NULL AND (r.latest_value IS NULL OR "
     "(EXCLUDED.latest_at, EXCLUDED.latest_id) > (r.latest_at, r.latest_id)))"
@@ -380,7 +393,8 @@ def _meter_rollup_step(*, meter_id: int, upto: int, now: datetime) -> bool:
         return False
     hi = min(upto, state.last_event_id + ROLLUP_CHUNK)
     where, where_params = meter_filter_sql(meter)
-    sql = ROLLUP_MERGE.format(num=numeric_sql("(e.properties -> %(field)s)"), where=where, newer=NEWER)
+    latest = ROLLUP_LATEST if "p.lv" in agg.value_sql else ROLLUP_NO_LATEST  # as the reads decide (selectors)
+    sql = ROLLUP_MERGE.format(num=numeric_sql("(e.properties -> %(field)s)"), where=where, newer=NEWER, latest=latest)
     params = {
         "lo": state.last_event_id,
         "hi": hi,
@@ -415,19 +429,39 @@ def usage_rollup_refresh(*, now: datetime, lag: timedelta | None = None, meters:
     Meters are independent: the SQL casts only values in the property grammar, so no stored event can make
     a step fail, and should a step still fail on its data (``DataError``, e.g. a sum past the column), that
     meter keeps its watermark, the other meters advance, and :class:`RollupFailed` names it at the end.
+
+    Then the event partitions whose statistics miss many rows are analyzed (``metering.statistics``), so a
+    read right after a burst plans its raw tail on the partition as it is.
     """
     upto = _rollup_fenced_event_id() if lag is None else None
     if upto is None:
         with transaction.atomic(durable=True):
             upto = _rollup_safe_event_id(now=now, lag=ROLLUP_LAG if lag is None else lag)
     failed: list[str] = []
-    for meter in meters if meters is not None else Meter.objects.all():
-        try:
-            while _meter_rollup_step(meter_id=meter.id, upto=upto, now=now):
-                pass
-        except DataError:
-            logger.exception("usage rollup of meter %s failed; the other meters go on", meter.key)
-            failed.append(meter.key)
+    chase_until = time.monotonic() + ROLLUP_CHASE_SECONDS
+    while True:
+        for meter in meters if meters is not None else Meter.objects.all():
+            if meter.key in failed:
+                continue
+            try:
+                while _meter_rollup_step(meter_id=meter.id, upto=upto, now=now):
+                    pass
+            except DataError:
+                logger.exception("usage rollup of meter %s failed; the other meters go on", meter.key)
+                failed.append(meter.key)
+        # Events stored while folding (a burst): fold them too, for a while, so the raw tail a read scans right
+        # after the burst is what arrived during the last pass, not a whole refresh interval's worth. A few
+        # events: wait a moment for more; none (ingestion stopped): done.
+        if lag is not None or time.monotonic() > chase_until:
+            break
+        newest = _rollup_fenced_event_id()
+        if newest is not None and 0 < newest - upto < ROLLUP_CHASE_MIN_EVENTS:
+            time.sleep(ROLLUP_CHASE_PAUSE_SECONDS)
+            newest = _rollup_fenced_event_id()
+        if newest is None or newest <= upto:
+            break
+        upto = newest
+    event_statistics_refresh()  # a burst's partition gets its statistics now, not minutes later
     if failed:
         raise RollupFailed(f"The usage rollup of meter(s) {', '.join(failed)} failed (logged); the others advanced.")
     return upto

@@ -1,0 +1,55 @@
+"""The rollup refresh analyzes an event partition whose statistics miss many of its rows (metering/statistics.py,
+docs/metering.md "Rollup freshness"): a burst's partition is planned as it is, not as it was."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from metering import statistics
+from metering.partitions import event_partitions_ensure, partition_name
+from metering.services import usage_rollup_refresh
+
+MONTH = datetime(2031, 3, 1, tzinfo=UTC)
+
+
+def _analyzed(name: str) -> tuple[int, int]:
+    """(analyze count, rows changed since the last analyze) of a partition, once the counters are flushed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT analyze_count + autoanalyze_count, n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = %s",
+            [name],
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_analyzes_a_partition_filled_by_a_burst(monkeypatch):
+    monkeypatch.setattr(statistics, "ANALYZE_MIN_CHANGED_ROWS", 300)
+    event_partitions_ensure(now=MONTH, months_ahead=0)
+    name = partition_name(MONTH)
+    with connection.cursor() as cursor:  # a burst of 500 events in March 2031, committed (autocommit)
+        cursor.execute(
+            "INSERT INTO metering_event (customer_external_id, event_id, event_name, timestamp, properties, "
+            "received_at) SELECT 'c1', 'b-' || g, 'api_call', %s + g * interval '1 second', '{}'::jsonb, now() "
+            "FROM generate_series(1, 500) AS g",
+            [MONTH],
+        )
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+    deadline = time.monotonic() + 5  # this backend's counters reach the shared statistics when it is idle
+    while _analyzed(name)[1] < 500 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    before = _analyzed(name)
+    # 500 rows changed since the last analyze >= 300, and >= 10% of the partition's 0 analyzed rows: stale.
+    assert before[1] == 500 and statistics.event_partitions_stale() == [name]
+    usage_rollup_refresh(now=MONTH + timedelta(days=1))
+    deadline = time.monotonic() + 5
+    while _analyzed(name)[0] == before[0] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    after = _analyzed(name)
+    assert after == (before[0] + 1, 0)  # analyzed once: nothing changed since
+    assert statistics.event_partitions_stale() == []
