@@ -33,6 +33,9 @@ def test_a_refresh_analyzes_a_partition_filled_by_a_burst(monkeypatch):
     event_partitions_ensure(now=MONTH, months_ahead=0)
     name = partition_name(MONTH)
     with connection.cursor() as cursor:  # a burst of 500 events in March 2031, committed (autocommit)
+        # Earlier tests of the run may have left rows changed in other partitions (the default one): analyze them
+        # first, so that the burst's partition is the one this test watches.
+        cursor.execute("ANALYZE metering_event")
         cursor.execute(
             "INSERT INTO metering_event (customer_external_id, event_id, event_name, timestamp, properties, "
             "received_at) SELECT 'c1', 'b-' || g, 'api_call', %s + g * interval '1 second', '{}'::jsonb, now() "
@@ -45,11 +48,11 @@ def test_a_refresh_analyzes_a_partition_filled_by_a_burst(monkeypatch):
         time.sleep(0.2)
     before = _analyzed(name)
     # 500 rows changed since the last analyze >= 300, and >= 10% of the partition's 0 analyzed rows: stale.
-    assert before[1] == 500 and statistics.event_partitions_stale() == [name]
+    assert before[1] == 500 and name in statistics.event_partitions_stale()
     usage_rollup_refresh(now=MONTH + timedelta(days=1))
     deadline = time.monotonic() + 5
     while _analyzed(name)[0] == before[0] and time.monotonic() < deadline:
         time.sleep(0.2)
     after = _analyzed(name)
     assert after == (before[0] + 1, 0)  # analyzed once: nothing changed since
-    assert statistics.event_partitions_stale() == []
+    assert name not in statistics.event_partitions_stale()
