@@ -5,7 +5,9 @@ grace days) on a plan of $10.00 a month in advance plus $1.00 per call in arrear
 (rollover cap 2). A drawn list of operations then runs against it: grants by an allowed source (the API, kind
 ``promotional``), usage events, billing runs stepping a simulated clock (period ends, draft finalization,
 expiry, alerts and auto top-ups), payments, credit notes to the invoice and to the wallet, voids, finalize and
-recalculate, on any of the customer's invoices, with amounts that may be too large.
+recalculate, on any of the customer's invoices, with amounts that may be too large, and plan changes (to a
+$20.00 plan at once, an upgrade, or to a $5.00 plan, a downgrade scheduled for the period's end) whose credit
+notes refund unused fees to the invoice or the wallet and whose plan credits follow the money.
 
 After every step, with every figure exact (``Decimal``, rates that divide money evenly):
 
@@ -34,10 +36,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
+from catalog.models import Plan
 from core.auth import api_key_create
-from customers.models import Customer
+from core.errors import BillingError
+from customers.models import Customer, Subscription
 from invoicing.models import Invoice, Payment
-from invoicing.services import billing_run_execute
+from invoicing.services import billing_run_execute, subscription_change
 from tests.factories.catalog import PlanCreditGrantFactory, PlanVersionFactory, PriceFactory
 from tests.factories.customers import TaxRateFactory
 from tests.factories.metering import MeterFactory
@@ -67,6 +71,7 @@ operations = st.one_of(
     st.tuples(st.just("void"), st.integers(0, 9)),
     st.tuples(st.just("finalize"), st.integers(0, 9)),
     st.tuples(st.just("recalculate"), st.integers(0, 9)),
+    st.tuples(st.just("change"), st.sampled_from(["bigger", "smaller"]), st.integers(1, 20)),
 )
 customers = st.fixed_dictionaries(
     {
@@ -88,6 +93,11 @@ def plan(db):
     PriceFactory(plan_version=version, per_unit=True, meter=meter, unit_amount=Decimal("1"))
     PlanCreditGrantFactory(plan_version=version, credits=Decimal(5), rollover_cap=Decimal(2))
     TaxRateFactory(code="vat-20", percentage=Decimal("20"))
+    for name, fee in (("bigger", "20.00"), ("smaller", "5.00")):
+        other = PlanVersionFactory(published=True, number=1, plan__key=f"ms-{name}", plan__currency="USD")
+        PriceFactory(plan_version=other, amount=Decimal(fee))
+        PriceFactory(plan_version=other, per_unit=True, meter=meter, unit_amount=Decimal("1"))
+        PlanCreditGrantFactory(plan_version=other, credits=Decimal(8), rollover_cap=Decimal(2))
     return version.plan
 
 
@@ -168,7 +178,9 @@ def test_no_value_without_a_payment_or_a_grant(plan, setup, ops):
     for op in ops:
         invoices = list(Invoice.objects.filter(customer=customer).order_by("id"))
         target = (
-            invoices[op[1] % len(invoices)] if len(op) > 1 and invoices and op[0] not in ("grant", "events") else None
+            invoices[op[1] % len(invoices)]
+            if len(op) > 1 and invoices and op[0] not in ("grant", "events", "change")
+            else None
         )
         response = None
         if op[0] == "grant":
@@ -191,6 +203,19 @@ def test_no_value_without_a_payment_or_a_grant(plan, setup, ops):
             now = next(clock, now)
             summary = billing_run_execute(now=now, customer_external_id=external_id)
             assert not summary.failures, summary.failures
+        elif op[0] == "change":
+            # A plan change of the customer's active subscription op[2] days into its current period (the
+            # service the API and the admin call); refusals (ended, scheduled already, outside the period) are fine.
+            active = Subscription.objects.filter(customer=customer, status=Subscription.Status.ACTIVE).first()
+            if active is None:
+                continue
+            at = active.current_period_start + timedelta(days=op[2], hours=1)
+            if at >= active.current_period_end:
+                continue
+            try:
+                subscription_change(subscription=active, plan=Plan.objects.get(key=f"ms-{op[1]}"), now=at)
+            except BillingError:
+                pass
         elif target is None:
             continue
         elif op[0] == "pay":
