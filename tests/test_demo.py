@@ -248,6 +248,8 @@ def test_demo_command_prepares_the_login_and_one_live_key_without_serving(tmp_pa
     text = out.getvalue()
     second = text[len(first) :]
     assert "is ready" in text and "/admin/invoicing/invoice/" in text and "/admin/wallets/wallet/" in text
+    # The second wave's pages: the trial customer (Parcel Track) is loaded at every scale.
+    assert re.search(r"A trial: +http://\S+/admin/customers/customer/\d+/change/ +\(14 days on API Pro v2", text)
     user = get_user_model().objects.get(username="finance")
     assert user.is_staff and user.check_password("finance-demo")
     assert list(user.groups.values_list("name", flat=True)) == ["Finance admin"]

@@ -90,6 +90,24 @@ class Command(BaseCommand):
             note += f"; {revoked} earlier demo key{'s' if revoked > 1 else ''} revoked"
         return raw_key, note
 
+    @staticmethod
+    def _second_wave_pages(base: str) -> list[str]:
+        """Customer pages that show a coupon, a timezone, a negotiated price and a trial (each only when loaded)."""
+        from customers.models import Customer
+
+        pages = (
+            ("metricly", "A coupon:             ", "LAUNCH50, 50% off its first analytics invoice"),
+            ("podcast-lab", "A customer's timezone:", "America/Los_Angeles: periods at local midnight"),
+            ("byte-works", "A negotiated price:   ", "0.03 per standard request instead of 0.04"),
+            ("parcel-track", "A trial:              ", "14 days on API Pro v2, then the rest of the month"),
+        )
+        found = dict(Customer.objects.filter(external_id__in=[p[0] for p in pages]).values_list("external_id", "pk"))
+        return [
+            f"  {label} {base}{reverse('admin:customers_customer_change', args=[found[key]])}   ({why})"
+            for key, label, why in pages
+            if key in found
+        ]
+
     def _where_to_go(self, addr: str, raw_key: str, key_note: str = "") -> list[str]:
         from invoicing.models import Invoice
         from wallets.models import Wallet
@@ -116,6 +134,7 @@ class Command(BaseCommand):
         if draft is not None:
             url = reverse("admin:invoicing_invoice_change", args=[draft.pk])
             lines.append(f"  A draft to review:     {base}{url}   (finalize it from the admin)")
+        lines += self._second_wave_pages(base)
         lines += [
             f"  API docs:              {base}/api/docs/",
             f"  API key:               {raw_key}" + (f"   ({key_note})" if key_note else ""),
