@@ -5,10 +5,10 @@
         [--heavy 1000000] [--ingest 50000] [--repeat 50] [--resume]
 
 Events are generated server-side (``INSERT ... SELECT generate_series``, no Python loop) in chunks, each step's
-events in time order over the twelve monthly partitions from March 2025 to February 2026, and folded into the usage rollup after each
-chunk, as the after-ingest refresh keeps it in production. One customer (``bench-heavy``) holds ``--heavy``
-events in January 2026, the window read. At each step (events stored so far) the bench measures, beside
-same-run baselines:
+events in time order over the twelve monthly partitions from March 2025 to February 2026, by one thread while
+another folds them into the usage rollup as they arrive (as the after-ingest refresh keeps it in production).
+One customer (``bench-heavy``) holds ``--heavy`` events in January 2026, the window read. At each step (events
+stored so far) the bench measures, beside same-run baselines:
 
 * usage p50/p95 for an ordinary customer and for the heavy one (January 2026), and their entitlement checks;
 * usage of ``--customers`` customers at once;
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -89,6 +90,52 @@ def generate_heavy(count: int) -> None:
             """,
             [WINDOW[0], seconds, count],
         )
+
+
+def _generate_until(step: int, chunk: int, customers: int, failed: list) -> None:
+    """Generate ordinary events in chunks until ``step`` are stored (a thread with its own connection)."""
+    from django.db import connection
+
+    try:
+        base = stored_events()
+        while (stored := stored_events()) < step:
+            count = min(chunk, step - stored)
+            generate_chunk(first=stored + 1, count=count, base=base, step_count=step - base, customers=customers)
+    except BaseException as exc:  # reported by the main thread
+        failed.append(exc)
+    finally:
+        connection.close()
+
+
+def grow(*, step: int, chunk: int, customers: int) -> None:
+    """Grow the table to ``step`` events while folding them into the rollup as they arrive (a generating
+    thread and this one: the rollup refresh running beside ingestion, as in production), printing progress."""
+    from metering.models import MeterRollupState
+
+    start, t0 = stored_events(), time.perf_counter()
+    failed: list = []
+    thread = threading.Thread(target=_generate_until, args=(step, chunk, customers, failed))
+    thread.start()
+    last = 0.0
+    while thread.is_alive():
+        fold()
+        if time.perf_counter() - last > 30:
+            last = time.perf_counter()
+            folded = MeterRollupState.objects.order_by("last_event_id").values_list("last_event_id", flat=True).first()
+            stored = stored_events()
+            elapsed = last - t0
+            print(
+                f"  {elapsed:6,.0f} s: {stored:>13,} events stored ({(stored - start) / elapsed:,.0f}/s), "
+                f"folded up to {folded or 0:,}",
+                flush=True,
+            )
+        time.sleep(0.5)
+    thread.join()
+    if failed:
+        raise failed[0]
+    fold()
+    elapsed = time.perf_counter() - t0
+    print(f"  {stored_events():,} events stored and folded; this step took {elapsed:,.0f} s", flush=True)
 
 
 def fold() -> float:
@@ -203,20 +250,7 @@ def main() -> None:
     results = []
     try:
         for step in steps:
-            base = stored_events()
-            while (stored := stored_events()) < step:
-                count = min(args.chunk, step - stored)
-                t = time.perf_counter()
-                generate_chunk(
-                    first=stored + 1, count=count, base=base, step_count=step - base, customers=args.customers
-                )
-                gen = time.perf_counter() - t
-                folded = fold()
-                print(
-                    f"  {stored + count:>13,} events: generated {count:,} in {gen:,.0f} s ({count / gen:,.0f}/s), "
-                    f"folded in {folded:,.0f} s ({count / folded:,.0f}/s)",
-                    flush=True,
-                )
+            grow(step=step, chunk=args.chunk, customers=args.customers)
             from django.db import connection
 
             with connection.cursor() as cursor:
