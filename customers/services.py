@@ -28,6 +28,7 @@ from core.errors import Conflict, ValidationFailed
 from core.instants import instant_check
 from core.money import currency_allowed
 from core.outbox import record_event
+from core.rows import row_update
 
 from . import periods
 from .models import Customer, Subscription, TaxRate
@@ -481,8 +482,8 @@ def _advance_row(locked: Subscription, *, now: datetime, next_version: PlanVersi
         fields += ["price_overrides", "pending_price_overrides"]
     if history:
         locked.save(update_fields=fields)
-    else:
-        locked.save_without_historical_record(update_fields=fields)
+    else:  # no history row (see subscription_row_advance_locked): one UPDATE whose text is built once
+        row_update(locked, fields)
 
 
 # Plan changes (``invoicing.services.changes`` bills them): the rows only, inside the caller's transaction.

@@ -34,13 +34,13 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from django.db import connection, transaction
-from django.db.models.constants import OnConflict
 
 from catalog.pricing import quantize_minor
 from core.errors import Conflict, ValidationFailed
 from core.instants import OUT_OF_RANGE, instant_in_range
 from core.money import format_decimal, format_money
 from core.outbox import record_event
+from core.rows import row_insert_unless_conflict, rows_insert
 from customers.models import Customer
 from customers.periods import Period
 from wallets.credits import credits_to_money
@@ -54,7 +54,6 @@ from .context import TaxRates, tax_rates_of
 from .lines import REBUILT_REASONS, LineDraft, boundary_lines, lines_totals, tax_breakdown, version_for_period
 from .numbering import numbered_save
 from .period_close import period_close_terms_apply
-from .rows import rows_insert
 
 SEQUENCE_PREFIXES = {"invoice": "INV-", "credit_note": "CN-"}
 ZERO = Decimal("0")
@@ -217,21 +216,8 @@ def invoice_create_for_period(
 def _insert_unless_exists(invoice: Invoice) -> bool:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a new invoice; False when a unique constraint
     already holds its place (the boundary was billed). One statement where ``save()`` in a savepoint takes
-    three; built by Django's insert compiler (``QuerySet._insert``, the call ``Model.save`` itself makes,
-    with ``OnConflict.IGNORE`` as ``bulk_create(ignore_conflicts=True)`` passes it)."""
-    meta = Invoice._meta
-    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
-    returning = meta.db_returning_fields
-    rows = Invoice._base_manager._insert(
-        [invoice], fields=fields, returning_fields=returning, using=connection.alias, on_conflict=OnConflict.IGNORE
-    )
-    if not rows or rows[0] is None:
-        return False
-    for value, field in zip(rows[0], returning, strict=True):
-        setattr(invoice, field.attname, value)
-    invoice._state.adding = False
-    invoice._state.db = connection.alias
-    return True
+    three; its text is built once (``core.rows``), where the ORM's insert compiler built it for every invoice."""
+    return row_insert_unless_conflict(invoice)
 
 
 def invoice_finalize_prepare(*, invoice: Invoice, now: datetime, has_wallets: bool = True) -> None:

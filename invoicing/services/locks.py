@@ -25,6 +25,7 @@ from django.db import connection
 from django.db.models import Model
 
 from catalog.models import Plan, PlanVersion
+from core.prepared import prepared_cursor
 from customers.models import Customer, Subscription, TaxRate
 from wallets.models import Wallet
 
@@ -83,7 +84,7 @@ def _customer_sql() -> tuple[str, list[str]]:
 def _customer_lock(subscription_id: int, skip_locked: bool) -> tuple[Customer, bool, TaxRates, bool] | None:
     """``(customer, has_wallets, tax_rates, has_coupons)`` of the subscription's customer, locked ``FOR UPDATE``."""
     sql, names = _customer_sql()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # planned once per connection (core.prepared)
         cursor.execute(sql + " SKIP LOCKED" if skip_locked else sql, [subscription_id])
         row = cursor.fetchone()
     if row is None:
@@ -122,7 +123,7 @@ def _subscription_sql() -> tuple[str, tuple[list[str], list[str], list[str], lis
 def _subscription_lock(subscription_id: int) -> tuple[Subscription, int | None] | None:
     """The subscription locked ``FOR UPDATE`` with its plan and versions, and the next version's id."""
     sql, (s_names, p_names, v_names, pin_names) = _subscription_sql()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [PlanVersion.Status.PUBLISHED.value, subscription_id])
         row = cursor.fetchone()
     if row is None:

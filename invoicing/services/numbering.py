@@ -11,11 +11,12 @@ values keep all their digits), as ``number_next`` formats it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 from django.db import connection
-from django.db.models import Model
-from django.db.models.expressions import RawSQL
-from django.db.models.sql import UpdateQuery
+from django.db.models import Field, Model
+
+from core.prepared import prepared_cursor
 
 from ..models import NumberSequence
 
@@ -29,28 +30,36 @@ _NUMBER = (
 )
 
 
+@cache
+def _statement(model: type[Model], fields: tuple[str, ...]) -> tuple[str, tuple[Field, ...]]:
+    """The statement for ``model`` and ``fields`` (built once): the sequence's ``UPDATE`` in a ``WITH``, then the
+    row's, ``number`` read from it; the other fields' values and the primary key are its parameters."""
+    meta = model._meta
+    q = connection.ops.quote_name
+    valued = tuple(meta.get_field(name) for name in fields if name != "number")
+    sets = [f"{q(f.column)} = %s" for f in valued]
+    number_column = q(meta.get_field("number").column)
+    if "number" in fields:
+        sets.append(f"{number_column} = {_NUMBER}")
+    # No sequence row: nothing is updated (the number is never written empty); it is created and taken again.
+    return (
+        f"{_TAKE}UPDATE {q(meta.db_table)} SET {', '.join(sets)} WHERE {q(meta.pk.column)} = %s "
+        f"AND EXISTS (SELECT 1 FROM n) RETURNING {number_column}",
+        valued,
+    )
+
+
 def numbered_save(instance: Model, *, sequence: str, fields: Sequence[str], prefix: str) -> str:
     """Take the next number of ``sequence`` into ``instance.number`` and save ``fields`` (``number`` among
     them) in one ``UPDATE``; returns the number. Call inside a transaction: the sequence row stays locked until
     it ends, so a rollback gives the number back (no gaps, no duplicates). ``prefix``: the sequence's when its
-    row does not exist yet (created on first use, as ``number_next`` does)."""
-    model = type(instance)
-    meta = model._meta
-    values = []
-    for name in fields:
-        field = meta.get_field(name)
-        value = RawSQL(_NUMBER, ()) if name == "number" else field.pre_save(instance, False)
-        values.append((field, None, value))
-    query = UpdateQuery(model)
-    query.add_filter("pk", instance.pk)
-    query.add_update_fields(values)
-    sql, params = query.get_compiler(connection.alias).as_sql()
-    number_column = connection.ops.quote_name(meta.get_field("number").column)
-    # No sequence row: nothing is updated (the number is never written empty); it is created and taken again.
-    statement = f"{_TAKE}{sql} AND EXISTS (SELECT 1 FROM n) RETURNING {number_column}"
-    with connection.cursor() as cursor:
+    row does not exist yet (created on first use, as ``number_next`` does). The values written are the ones
+    ``save(update_fields=...)`` writes (each field's ``pre_save``, then ``get_db_prep_save``)."""
+    statement, valued = _statement(type(instance), tuple(fields))
+    params = [f.get_db_prep_save(f.pre_save(instance, False), connection) for f in valued]
+    with prepared_cursor() as cursor:  # planned once per connection (core.prepared)
         for _attempt in range(2):
-            cursor.execute(statement, [sequence, *params])
+            cursor.execute(statement, [sequence, *params, instance.pk])
             row = cursor.fetchone()
             if row is not None:
                 instance.number = row[0]
