@@ -87,6 +87,9 @@ class FeatureForm(forms.ModelForm):
         data = super().clean()
         errors = FieldErrors()
         services.feature_validate({name: data.get(name) for name in self.Meta.fields}, errors=errors)
+        if self.instance.pk is not None:
+            given = {name: data[name] for name in services.FEATURE_FIXED_ONCE_PUBLISHED if name in data}
+            services.feature_fixed_fields_check(feature=self.instance, data=given, errors=errors)
         errors_to_form(self, errors.items)
         return data
 
@@ -121,6 +124,9 @@ class PlanForm(forms.ModelForm):
         data = super().clean()
         errors = FieldErrors()
         services.plan_validate({name: data.get(name) for name in self.Meta.fields}, errors=errors)
+        if self.instance.pk is not None:
+            given = {name: data[name] for name in services.PLAN_FIXED_ONCE_PUBLISHED if name in data}
+            services.plan_fixed_fields_check(plan=self.instance, data=given, errors=errors)
         errors_to_form(self, errors.items)
         return data
 

@@ -449,6 +449,9 @@ def feature_update(*, feature: Feature, data: Mapping[str, Any]) -> Feature:
         "unit_name": locked.unit_name,
         "description": locked.description,
     }
+    errors = FieldErrors()
+    feature_fixed_fields_check(feature=locked, data=data, errors=errors)
+    errors.raise_if_any()
     values = feature_validate({**stored, **data})
     for name, value in values.items():
         setattr(locked, name, value)
@@ -497,6 +500,55 @@ def plan_create(*, key: str, name: str, currency: str, interval: str | None = No
     return plan_create_in_transaction(key=key, name=name, currency=currency, interval=interval, description=description)
 
 
+# What subscriptions and invoices already depend on (rule chosen, docs/billing-rules.md "Catalog edits"): a plan's
+# currency and interval once one of its versions is published (subscriptions bill in that currency, at that
+# period length, and their invoices show it); a feature's type and meter once a published version entitles it
+# (entitlement checks and usage windows read through them). Renaming and describing stay free.
+PLAN_FIXED_ONCE_PUBLISHED = ("currency", "interval")
+FEATURE_FIXED_ONCE_PUBLISHED = ("type", "meter")
+
+
+def _published_numbers(versions) -> str:
+    published = versions.filter(status=PlanVersion.Status.PUBLISHED).order_by("number")
+    numbers = list(published.values_list("number", flat=True))
+    return ", ".join(f"v{n}" for n in numbers[:5]) + (" and more" if len(numbers) > 5 else "")
+
+
+def plan_fixed_fields_check(*, plan: Plan, data: Mapping[str, Any], errors: FieldErrors) -> None:
+    """Add an error per field of :data:`PLAN_FIXED_ONCE_PUBLISHED` that ``data`` changes while ``plan`` has a
+    published version."""
+    changed = [name for name in PLAN_FIXED_ONCE_PUBLISHED if name in data and data[name] != getattr(plan, name)]
+    if not changed or plan.pk is None:
+        return
+    published = _published_numbers(PlanVersion.objects.filter(plan_id=plan.pk))
+    for name in changed if published else []:
+        errors.add(
+            name,
+            f"The {name} of plan '{plan.key}' cannot change: it has published versions ({published}) that "
+            f"subscriptions bill with. Create a new plan with the new {name} and move subscriptions to it.",
+        )
+
+
+def feature_fixed_fields_check(*, feature: Feature, data: Mapping[str, Any], errors: FieldErrors) -> None:
+    """Add an error per field of :data:`FEATURE_FIXED_ONCE_PUBLISHED` that ``data`` changes while a published
+    version entitles ``feature``."""
+    current = {"type": feature.type, "meter": feature.meter_id}
+    given = {name: getattr(data[name], "pk", data[name]) for name in FEATURE_FIXED_ONCE_PUBLISHED if name in data}
+    changed = [name for name, value in given.items() if value != current[name]]
+    if not changed or feature.pk is None:
+        return
+    versions = PlanVersion.objects.filter(entitlements__feature_id=feature.pk).distinct()
+    if not versions.filter(status=PlanVersion.Status.PUBLISHED).exists():
+        return
+    plans = sorted(set(versions.filter(status=PlanVersion.Status.PUBLISHED).values_list("plan__key", flat=True)))
+    for name in changed:
+        errors.add(
+            name,
+            f"The {name} of feature '{feature.key}' cannot change: published versions of {', '.join(plans[:5])} "
+            f"entitle it. Create a new feature and entitle it from a new version instead.",
+        )
+
+
 @transaction.atomic(savepoint=False)
 def plan_update(*, plan: Plan, data: Mapping[str, Any]) -> Plan:
     """Change the fields of ``plan`` present in ``data`` (PATCH); the result obeys :func:`plan_validate`.
@@ -506,6 +558,9 @@ def plan_update(*, plan: Plan, data: Mapping[str, Any]) -> Plan:
     _only(data, PLAN_FIELDS)
     locked = Plan.objects.select_for_update().get(pk=plan.pk)
     stored = {name: getattr(locked, name) for name in PLAN_FIELDS}
+    errors = FieldErrors()
+    plan_fixed_fields_check(plan=locked, data=data, errors=errors)
+    errors.raise_if_any()
     values = plan_validate({**stored, **data})
     for name, value in values.items():
         setattr(locked, name, value)
