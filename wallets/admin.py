@@ -15,7 +15,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import BigIntegerField, Case, OuterRef, Subquery, When
+from django.db.models import BigIntegerField, Case, OuterRef, Subquery, Sum, When
 from django.db.models.functions import Cast, Substr
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -27,7 +27,7 @@ from core.errors import BillingError
 from core.instants import validate_instant
 from core.money import format_decimal, format_money
 
-from .models import CreditGrant, LedgerEntry, LowBalanceAlert, Wallet
+from .models import CreditGrant, CreditHold, LedgerEntry, LowBalanceAlert, Wallet
 from .selectors import wallet_real_time_balance
 from .services import (
     MANUAL_KINDS,
@@ -183,7 +183,7 @@ def reference_column(user):
 
 class CreditGrantInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = CreditGrant
-    fields = ("kind", "name", "credits", "remaining", "priority", "effective_at", "expires_at", "status")
+    fields = ("kind", "name", "credits", "remaining", "held", "priority", "effective_at", "expires_at", "status")
     readonly_fields = fields
     extra = 0
     show_change_link = True
@@ -259,7 +259,13 @@ class WalletAdmin(admin.ModelAdmin):
     search_fields = ("name", "customer__external_id", "customer__name", "customer__email")
     list_select_related = ("customer",)
     autocomplete_fields = ("customer",)
-    readonly_fields = ("balance_display", "real_time_balance_display", "below_threshold", "created_at")
+    readonly_fields = (
+        "balance_display",
+        "held_display",
+        "real_time_balance_display",
+        "below_threshold",
+        "created_at",
+    )
     fields = (
         "customer",
         "name",
@@ -270,6 +276,7 @@ class WalletAdmin(admin.ModelAdmin):
         "auto_top_up_credits",
         "status",
         "balance_display",
+        "held_display",
         "real_time_balance_display",
         "below_threshold",
         "created_at",
@@ -301,6 +308,19 @@ class WalletAdmin(admin.ModelAdmin):
     @admin.display(description="Balance (credits)")
     def balance_display(self, obj):
         return format_decimal(obj.balance) if obj.pk else "—"
+
+    @admin.display(description="Held for draft invoices (credits)")
+    def held_display(self, obj):
+        """Credits reserved for draft invoices: still in the balance, spent when the draft is finalized, freed
+        when it is recalculated or voided (docs/billing-rules.md, Wallet credits)."""
+        if not obj.pk:
+            return "—"
+        holds = obj.holds.filter(status=CreditHold.Status.HELD)
+        total = holds.aggregate(total=Sum("credits"))["total"] or Decimal(0)
+        if not total:
+            return "0 (none held)"
+        drafts = holds.values("invoice_id").distinct().count()
+        return f"{format_decimal(total)} for {drafts} draft invoice{'s' if drafts != 1 else ''} (spent when finalized)"
 
     @admin.display(description="Real-time balance (credits)")
     def real_time_balance_display(self, obj):

@@ -220,3 +220,20 @@ def test_ledger_references_name_the_invoice_and_link_to_it(admin_client, client)
     for url in ("/admin/wallets/ledgerentry/", f"/admin/wallets/wallet/{wallet.pk}/change/"):
         html = client.get(url).content.decode()
         assert "INV-000012" in html and "/admin/invoicing/" not in html, url
+
+
+def test_the_wallet_page_shows_credits_held_for_drafts(admin_client):
+    """10 credits granted, 6 held for one draft invoice (as a draft with grace days holds them): the balance
+    stays 10, the page says 6 held for 1 draft invoice, and the grant's row shows its 6 held."""
+    from wallets.models import CreditGrant
+    from wallets.services.holds import holds_place_locked
+
+    wallet = WalletFactory()
+    with transaction.atomic():
+        grant(wallet, 10)
+        grants = list(CreditGrant.objects.select_for_update().filter(wallet=wallet))
+        assert holds_place_locked(wallet=wallet, grants=grants, credits=Decimal(6), invoice_id=4242) == Decimal(6)
+    page = admin_client.get(f"/admin/wallets/wallet/{wallet.pk}/change/").content.decode()
+    assert "Held for draft invoices" in page and "6 for 1 draft invoice (spent when finalized)" in page
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal(10)
