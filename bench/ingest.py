@@ -21,13 +21,17 @@ from datetime import UTC, datetime
 from bench.common import server_start, server_stop, setup_django
 
 
-def make_events(n: int, tag: str) -> list[dict]:
+def make_events(
+    n: int, tag: str, *, customer: str = "cust", customers: int = 500, month: str = "2026-01"
+) -> list[dict]:
+    """``n`` events ``<tag>-<i>`` for customers ``<customer>-0`` .. ``<customer>-<customers - 1>``, spread over the
+    first 28 days of ``month``."""
     return [
         {
             "event_id": f"{tag}-{i}",
-            "customer": f"cust-{i % 500}",
+            "customer": f"{customer}-{i % customers}",
             "event_name": "api_call",
-            "timestamp": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+            "timestamp": f"{month}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
             "properties": {"tokens": i % 1000, "model": "gpt-4o" if i % 2 else "o1"},
         }
         for i in range(n)
@@ -42,8 +46,9 @@ def truncate() -> None:
         cursor.execute("VACUUM ANALYZE metering_event")
 
 
-def copy_rate(events: list[dict]) -> float:
-    """Rows/s of COPY of the same rows (same columns, same table, same indexes)."""
+def copy_rate(events: list[dict], *, empty_first: bool = True) -> float:
+    """Rows/s of COPY of the same rows (same columns, same table, same indexes); into an emptied table unless
+    ``empty_first`` is False (the table as it is)."""
     from django.db import connection
 
     buf = io.StringIO()
@@ -53,7 +58,8 @@ def copy_rate(events: list[dict]) -> float:
             f"{e['customer']}\t{e['event_id']}\t{e['event_name']}\t{e['timestamp']}\t{props}\t2026-01-01T00:00:00Z\n"
         )
     data = buf.getvalue()
-    truncate()
+    if empty_first:
+        truncate()
     connection.ensure_connection()
     raw = connection.connection
     start = time.perf_counter()

@@ -23,7 +23,6 @@ keeps what an earlier run generated and goes on from the number of events stored
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import threading
 import time
@@ -148,40 +147,16 @@ def fold() -> float:
 
 def copy_rate(n: int, tag: str) -> float:
     """Rows/s of a raw COPY of ``n`` new events into the event table as it is (nothing truncated)."""
-    from django.db import connection
+    from bench.ingest import copy_rate as rate
 
-    buf = io.StringIO()
-    for e in ingest_events(n, tag):
-        buf.write(
-            f"{e['customer']}\t{e['event_id']}\t{e['event_name']}\t{e['timestamp']}\t"
-            f"{json.dumps(e['properties'])}\t2026-02-01T00:00:00Z\n"
-        )
-    connection.ensure_connection()
-    raw = connection.connection
-    start = time.perf_counter()
-    with raw.cursor() as cursor:
-        with cursor.copy(
-            "COPY metering_event (customer_external_id, event_id, event_name, timestamp, properties, received_at) "
-            "FROM STDIN"
-        ) as copy:
-            copy.write(buf.getvalue())
-    if not raw.autocommit:
-        raw.commit()
-    return n / (time.perf_counter() - start)
+    return rate(ingest_events(n, tag), empty_first=False)
 
 
 def ingest_events(n: int, tag: str) -> list[dict]:
     """New events for February 2026 (the month after the window read): what live ingestion would send."""
-    return [
-        {
-            "event_id": f"{tag}-{i}",
-            "customer": f"bench-{i % 1000}",
-            "event_name": "api_call",
-            "timestamp": f"2026-02-{1 + i % 27:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
-            "properties": {"tokens": i % 1000, "model": "gpt-4o" if i % 2 else "o1"},
-        }
-        for i in range(n)
-    ]
+    from bench.ingest import make_events
+
+    return make_events(n, tag, customer="bench", customers=1000, month="2026-02")
 
 
 def ingest_step(*, n: int, port: int, key: str) -> tuple[float, float, float]:
