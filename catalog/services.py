@@ -537,10 +537,10 @@ def feature_fixed_fields_check(*, feature: Feature, data: Mapping[str, Any], err
     changed = [name for name, value in given.items() if value != current[name]]
     if not changed or feature.pk is None:
         return
-    versions = PlanVersion.objects.filter(entitlements__feature_id=feature.pk).distinct()
-    if not versions.filter(status=PlanVersion.Status.PUBLISHED).exists():
+    published = PlanVersion.objects.filter(entitlements__feature_id=feature.pk, status=PlanVersion.Status.PUBLISHED)
+    plans = sorted(set(published.values_list("plan__key", flat=True)))
+    if not plans:
         return
-    plans = sorted(set(versions.filter(status=PlanVersion.Status.PUBLISHED).values_list("plan__key", flat=True)))
     for name in changed:
         errors.add(
             name,

@@ -7,8 +7,8 @@ writes one invoice, a few lines and one subscription row per transaction, that m
 time (``docs/metering.md``, the invoice run). Here the statement text is built once per model (and per set of
 fields), prepared on the server once per connection (``core.prepared``), and only the values are bound: each
 field's ``pre_save`` (``add`` for a new row), then ``get_db_prep_save``, the values ``save`` and ``bulk_create``
-write. No signal is sent: these are for services
-that own their rows' bookkeeping (history rows are written, or deliberately not, by the caller).
+write. No signal is sent: these are for services that own their rows' bookkeeping (history rows are written,
+or deliberately not, by the caller).
 """
 
 from __future__ import annotations
@@ -34,8 +34,13 @@ def _insert_shape(model: type[Model]) -> tuple[str, tuple[Field, ...]]:
     return f"INSERT INTO {_q(meta.db_table)} ({columns}) VALUES ", fields
 
 
-def _values(obj: Model, fields: Sequence[Field], *, add: bool) -> list:
+def field_values(obj: Model, fields: Sequence[Field], *, add: bool) -> list:
+    """The values ``save`` (``add=False``) or an insert (``add=True``) writes for ``fields`` of ``obj``."""
     return [f.get_db_prep_save(f.pre_save(obj, add), connection) for f in fields]
+
+
+def _row(n: int) -> str:
+    return "(" + ", ".join(["%s"] * n) + ")"
 
 
 def rows_insert(objs: Sequence[Model]) -> None:
@@ -44,8 +49,8 @@ def rows_insert(objs: Sequence[Model]) -> None:
     if not objs:
         return
     head, fields = _insert_shape(type(objs[0]))
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [value for obj in objs for value in _values(obj, fields, add=True)]
+    row = _row(len(fields))
+    params = [value for obj in objs for value in field_values(obj, fields, add=True)]
     with prepared_cursor() as cursor:
         cursor.execute(head + ", ".join([row] * len(objs)), params)
 
@@ -54,9 +59,8 @@ def rows_insert(objs: Sequence[Model]) -> None:
 def _insert_unless_conflict_sql(model: type[Model]) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
     head, fields = _insert_shape(model)
     returning = tuple(model._meta.db_returning_fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     columns = ", ".join(_q(f.column) for f in returning)
-    return f"{head}{row} ON CONFLICT DO NOTHING RETURNING {columns}", fields, returning
+    return f"{head}{_row(len(fields))} ON CONFLICT DO NOTHING RETURNING {columns}", fields, returning
 
 
 def row_insert_unless_conflict(obj: Model) -> bool:
@@ -65,7 +69,7 @@ def row_insert_unless_conflict(obj: Model) -> bool:
     model = type(obj)
     sql, fields, returning = _insert_unless_conflict_sql(model)
     with prepared_cursor() as cursor:
-        cursor.execute(sql, _values(obj, fields, add=True))
+        cursor.execute(sql, field_values(obj, fields, add=True))
         row = cursor.fetchone()
     if row is None:
         return False
@@ -89,4 +93,4 @@ def row_update(obj: Model, fields: Sequence[str]) -> None:
     by primary key. A field with ``auto_now`` among them is set to the current time, as ``save`` sets it."""
     sql, prepared = _update_sql(type(obj), tuple(fields))
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [*_values(obj, prepared, add=False), obj.pk])
+        cursor.execute(sql, [*field_values(obj, prepared, add=False), obj.pk])

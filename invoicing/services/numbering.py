@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import Field, Model
 
 from core.prepared import prepared_cursor
+from core.rows import field_values
 
 from ..models import NumberSequence
 
@@ -56,7 +57,7 @@ def numbered_save(instance: Model, *, sequence: str, fields: Sequence[str], pref
     row does not exist yet (created on first use, as ``number_next`` does). The values written are the ones
     ``save(update_fields=...)`` writes (each field's ``pre_save``, then ``get_db_prep_save``)."""
     statement, valued = _statement(type(instance), tuple(fields))
-    params = [f.get_db_prep_save(f.pre_save(instance, False), connection) for f in valued]
+    params = field_values(instance, valued, add=False)
     with prepared_cursor() as cursor:  # planned once per connection (core.prepared)
         for _attempt in range(2):
             cursor.execute(statement, [sequence, *params, instance.pk])
