@@ -138,7 +138,21 @@ def _wall(at: datetime, z: tzinfo) -> datetime:
 def _instant(wall: datetime, z: tzinfo) -> datetime:
     """The UTC instant of the naive local wall time ``wall`` in ``z`` (``fold=0`` unless ``wall`` says otherwise:
     a skipped wall time is the instant of the jump; a repeated one its first occurrence)."""
-    return wall.replace(tzinfo=z).astimezone(UTC)
+    at = wall.replace(tzinfo=z).astimezone(UTC)
+    if wall.fold or _wall(at, z) == wall:
+        return at
+    # Skipped by a jump: ``fold=0`` read it with the offset before the jump, which lands after the jump by as much
+    # as the wall time lies inside the gap. The jump itself is the first instant with the new offset, found
+    # between the two readings of the wall time (at most the gap apart) to the microsecond.
+    lo, hi = wall.replace(fold=1, tzinfo=z).astimezone(UTC), at
+    offset = at.astimezone(z).utcoffset()
+    while hi - lo > timedelta(microseconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(z).utcoffset() == offset:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 @dataclass(frozen=True, order=True)

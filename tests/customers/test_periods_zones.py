@@ -11,7 +11,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from customers.periods import (
@@ -199,6 +199,15 @@ def _starts_a_local_day(at: datetime, name: str) -> bool:
 
 @settings(max_examples=300, deadline=None)
 @given(billing=billings, interval=intervals, name=zones, anchor=instants, steps=st.integers(1, 14))
+# Found by this test: a monthly anchor at 01:00:00.000001 London falls on 31 March 2002 inside the spring jump
+# (01:00 -> 02:00); its boundary is the jump itself (01:00 UTC), not 1 microsecond after it.
+@example(
+    billing="anniversary",
+    interval="month",
+    name="Europe/London",
+    anchor=datetime(2001, 12, 31, 1, 0, 0, 1, tzinfo=UTC),
+    steps=4,
+)
 def test_periods_tile_time_in_every_zone(billing: str, interval: str, name: str, anchor: datetime, steps: int) -> None:
     """Walking the schedule: each period starts where the previous one ended (no gap, no overlap), is
     non-empty, is what period_containing returns for each of its instants, and is whole local days
